@@ -1,0 +1,76 @@
+"""The `harness` command: subcommands, and the exit-code contract CI relies on.
+
+Exit codes (as pytest and promptfoo use them): 0 all gates pass, 1 a gate failed,
+2 bad input or usage (one line naming the file, line or field; traceback only with
+``--debug``), 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from . import __version__
+from .errors import HarnessError
+
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+# Each module has `register(subparsers)`, which adds its subcommands and sets `func`
+# (args -> exit code) on them. One line here per module.
+COMMAND_MODULES = [
+    "harness.commands.eval_cmd",
+    "harness.commands.score_cmd",
+    "harness.commands.doctor_cmd",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise HarnessError(message, hint=f"see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="harness", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mlx-harness {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    argv = [a for a in argv if a != "--debug"]
+    from .blas import maybe_reexec_with_openblas
+
+    maybe_reexec_with_openblas()  # before mlx loads; returns only if no re-exec is needed
+    try:
+        args = build_parser().parse_args(argv)
+        if not getattr(args, "func", None):
+            build_parser().print_help()
+            return EXIT_BAD_INPUT
+        return int(args.func(args))
+    except HarnessError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"harness: error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in the harness, not the user's input
+        if debug:
+            traceback.print_exc()
+        print(f"harness: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

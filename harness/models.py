@@ -1,0 +1,177 @@
+"""Loading a base model once and its adapters on top, with fingerprints.
+
+Loading is mlx-lm's (``mlx_lm.utils.load``, ``tuner.utils.load_adapters``): the same code
+users run on real models. A fingerprint is a content hash of everything that changes what
+a model writes (weights, adapter, tokenizer, chat template), so caches and baselines can
+tell two models apart without trusting file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import HarnessError
+
+# Files of a model folder that change its outputs. Weights are matched by suffix.
+TOKENIZER_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+)
+ADAPTER_FILES = ("adapters.safetensors", "adapter_config.json")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
+    h = hashlib.sha256()
+    for f in sorted(files):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(b"\0" + _file_digest(f).encode() + b"\n")
+    h.update(extra.encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def base_fingerprint(path: Path, chat_template: str | None = None) -> str:
+    files = [p for p in path.iterdir() if p.is_file() and (
+        p.suffix == ".safetensors" or p.name in TOKENIZER_FILES)]
+    return _digest_files(files, path, extra=chat_template or "")
+
+
+def weights_fingerprint(path: Path) -> str:
+    """Hash of the weights alone (a baseline may pin these apart from the tokenizer)."""
+    return _digest_files(sorted(path.glob("*.safetensors")), path)
+
+
+def adapter_fingerprint(path: Path) -> str:
+    files = [path / n for n in ADAPTER_FILES if (path / n).exists()]
+    return _digest_files(files, path)
+
+
+def read_adapter_config(path: Path) -> dict:
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file() or not (path / "adapters.safetensors").is_file():
+        raise HarnessError(
+            "not an mlx-lm adapter folder (needs adapter_config.json and adapters.safetensors)",
+            path=path, hint="pass --adapter NAME=DIR with the folder `harness train` or mlx_lm.lora wrote",
+        )
+    try:
+        return json.loads(cfg.read_text())
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"invalid JSON: {exc.msg}", path=cfg, line=exc.lineno) from None
+
+
+@dataclass
+class Base:
+    """A loaded base model: the mlx-lm module, its tokenizer wrapper and identity."""
+
+    path: str
+    model: Any
+    tokenizer: Any
+    config: dict
+    fingerprint: str
+    weights_fingerprint: str
+    local: bool = True
+    active_adapter: str | None = field(default=None)
+
+
+def load_base(path_or_repo: str) -> Base:
+    """Load a base model once per run. A path that is not a folder goes to mlx-lm as a hub id."""
+    from mlx_lm.utils import load
+
+    local = Path(path_or_repo).expanduser()
+    if not local.exists() and (path_or_repo.startswith((".", "/", "~")) or path_or_repo.count("/") != 1):
+        raise HarnessError("model folder not found", path=path_or_repo,
+                           hint="pass --model with a local mlx-lm model folder or a hub id")
+    try:
+        model, tokenizer, config = load(str(local if local.exists() else path_or_repo),
+                                        return_config=True)
+    except FileNotFoundError as exc:
+        raise HarnessError(f"cannot load model: {exc}", path=path_or_repo) from None
+    except ValueError as exc:
+        raise HarnessError(f"cannot load model: {exc}", path=path_or_repo) from None
+    except Exception as exc:  # hub errors from huggingface_hub when offline, etc.
+        if not local.exists():
+            raise HarnessError(f"cannot fetch model from the hub: {type(exc).__name__}",
+                               path=path_or_repo,
+                               hint="the hub may be unreachable; download it first and pass the folder") from None
+        raise
+    root = local if local.exists() else Path(_resolved_hub_path(path_or_repo))
+    template = getattr(tokenizer, "chat_template", None)
+    return Base(
+        path=str(path_or_repo),
+        model=model,
+        tokenizer=tokenizer,
+        config=config,
+        fingerprint=base_fingerprint(root, template if isinstance(template, str) else None),
+        weights_fingerprint=weights_fingerprint(root),
+        local=local.exists(),
+    )
+
+
+def _resolved_hub_path(repo: str) -> str:
+    from mlx_lm.utils import hf_repo_to_path
+
+    return str(hf_repo_to_path(repo))
+
+
+def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_mismatch: bool) -> None:
+    """Refuse an adapter trained on another base, naming both bases.
+
+    Adapters written by ``harness train`` record ``base_fingerprint``; mlx-lm's record
+    none, and are checked by tensor shapes alone when they load.
+    """
+    recorded = config.get("base_fingerprint")
+    if recorded and recorded not in (base.fingerprint, base.weights_fingerprint) and not allow_mismatch:
+        trained_on = config.get("base_model", "an unnamed base")
+        raise HarnessError(
+            f"adapter was trained on {trained_on} ({recorded}), not on {base.path} "
+            f"({base.weights_fingerprint})",
+            path=adapter_path,
+            hint="evaluate it on its own base, or pass --allow-base-mismatch if the bases are compatible",
+        )
+
+
+@contextmanager
+def adapter_applied(base: Base, name: str, adapter_path: str | Path,
+                    allow_base_mismatch: bool = False) -> Iterator[str]:
+    """Put an adapter on the loaded base for the block; yields the adapter's fingerprint.
+
+    The base's own weights are shared, never copied, and the LoRA layers are removed
+    afterwards, so the next adapter starts from the same base.
+    """
+    from mlx_lm.tuner.utils import load_adapters, remove_lora_layers
+
+    path = Path(adapter_path)
+    config = read_adapter_config(path)
+    check_adapter_base(base, path, config, allow_base_mismatch)
+    try:
+        load_adapters(base.model, str(path))
+    except ValueError as exc:
+        remove_lora_layers(base.model)
+        first = str(exc).splitlines()[0]
+        raise HarnessError(f"adapter does not fit base {base.path}: {first}", path=path,
+                           hint="train the adapter on this base, or pass its own base with --model") from None
+    base.model.eval()
+    base.active_adapter = name
+    try:
+        yield adapter_fingerprint(path)
+    finally:
+        remove_lora_layers(base.model)
+        base.active_adapter = None

@@ -1,0 +1,41 @@
+"""Scorer registry: name in a suite's `scorers:` list -> scorer class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+
+from ..errors import HarnessError
+from .base import Item, Score, Scorer, Skipped
+from .exact_match import ExactMatch
+
+REGISTRY: dict[str, type[Scorer]] = {
+    ExactMatch.name: ExactMatch,
+}
+
+__all__ = ["REGISTRY", "Item", "Score", "Scorer", "Skipped", "make_scorer", "validate_scorer_options"]
+
+
+def scorer_class(name: str, *, path: Path | None = None, line: int | None = None,
+                 field: str | None = None) -> type[Scorer]:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise HarnessError(f"unknown scorer {name!r}", path=path, line=line, field=field,
+                           hint=f"known scorers: {', '.join(sorted(REGISTRY))}") from None
+
+
+def validate_scorer_options(spec, path: Path, line: int | None, suite_dir: Path | None = None) -> None:
+    cls = scorer_class(spec.name, path=path, line=line, field=spec.field)
+    errors = list(jsonschema.Draft202012Validator(cls.options_schema).iter_errors(spec.options))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = ".".join(str(p) for p in err.absolute_path)
+        raise HarnessError(err.message, path=path, line=line,
+                           field=spec.field + (f".{where}" if where else ""))
+    cls(spec.options, suite_dir).check(path, line, spec.field)
+
+
+def make_scorer(spec, suite_dir: Path | None) -> Scorer:
+    return scorer_class(spec.name)(spec.options, suite_dir)

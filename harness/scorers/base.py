@@ -1,0 +1,88 @@
+"""What a scorer is: per-item ``Score`` (value, passed, detail) from one ``Item``.
+
+A scorer is a class with a ``name``, a ``version`` (part of a baseline's fingerprint:
+bump it when a definition changes), an ``options_schema`` (JSON Schema, checked when the
+suite loads) and ``score(item)``. A new scorer is one module plus one registry line in
+``harness/scorers/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..suite import Case
+
+
+@dataclass
+class Score:
+    """One scorer's verdict on one item.
+
+    ``value`` is the item's number for the scorer's main metric (1/0 for pass/fail
+    scorers); ``passed`` is None where pass/fail does not apply (latency);
+    ``metrics`` are extra per-item numbers averaged into ``<scorer>.<key>`` metrics;
+    ``extra`` is shown in reports (a JSON class, an SQL error).
+    """
+
+    value: float | None
+    passed: bool | None
+    detail: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        out: dict[str, Any] = {"value": self.value, "passed": self.passed, "detail": self.detail}
+        if self.metrics:
+            out["metrics"] = self.metrics
+        if self.extra:
+            out["extra"] = self.extra
+        return out
+
+
+@dataclass
+class Item:
+    """What a scorer sees of one generated (or stored) completion."""
+
+    case: Case
+    output: str
+    finish_reason: str  # "stop" or "length"
+    stats: dict[str, Any] = field(default_factory=dict)  # token counts, timings
+    tokenizer: Any = None  # the model's tokenizer, None when scoring stored completions
+    suite_dir: Path | None = None
+
+
+@dataclass
+class Skipped:
+    """A scorer that could not run here (e.g. it needs a model): says why."""
+
+    reason: str
+
+
+class Scorer:
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    options_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False}
+    needs_model: ClassVar[bool] = False  # token_accuracy, latency: skipped by `harness score`
+    uses_cache: ClassVar[bool] = True  # latency must measure real generation
+
+    def __init__(self, options: dict, suite_dir: Path | None = None):
+        self.options = options
+        self.suite_dir = suite_dir
+
+    def check(self, path: Path, line: int | None, field: str) -> None:
+        """Deeper option checks at suite load (a schema file exists, a regex compiles).
+
+        Raise HarnessError(path=path, line=line, field=field) with the fix.
+        """
+
+    def score(self, item: Item) -> Score:
+        raise NotImplementedError
+
+    def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
+        """Score every item of one model. Override to batch (e.g. one forward pass)."""
+        return [self.score(item) for item in items]
+
+    def aggregate(self, scores: list[Score]) -> dict[str, dict]:
+        """Extra suite-level metrics beyond the defaults (p50/p95 latency, ...)."""
+        return {}

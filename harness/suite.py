@@ -1,0 +1,306 @@
+"""Suites: YAML files validated against ``schemas/suite.schema.json`` before any model loads.
+
+A suite is data (JSONL or inline cases), a Jinja prompt and target over one record,
+generation settings, scorers and gates. Every error names the file and the line (YAML
+line for the suite, JSONL line for a record) and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import HarnessError
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Everything that changes a generated output (part of the completion cache key)."""
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    batch_size: int = 32
+
+    def cache_key(self) -> dict:
+        key = {k: getattr(self, k) for k in ("max_tokens", "temperature", "top_p",
+                                              "repetition_penalty", "stop")}
+        key["stop"] = list(self.stop)
+        if self.temperature > 0:
+            key["seed"] = self.seed  # greedy output does not depend on the seed
+        return key
+
+
+@dataclass(frozen=True)
+class Case:
+    """One record of a suite, its prompt and target rendered."""
+
+    id: str
+    index: int
+    category: str | None
+    record: dict
+    prompt: str
+    target: str | None
+    source_line: int | None = None
+
+
+@dataclass
+class ScorerSpec:
+    name: str
+    options: dict
+    field: str  # e.g. "scorers[1].keywords", for error messages
+
+
+@dataclass
+class Suite:
+    name: str
+    description: str
+    path: Path
+    template: str
+    system: str | None
+    generation: GenerationConfig
+    scorers: list[ScorerSpec]
+    gates: dict[str, dict]
+    cases: list[Case]
+    fingerprint: str
+    data_fingerprint: str
+    integrity_samples: int = 2
+    integrity_max_tokens: int = 16
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return self.path.parent
+
+    def limited(self, limit: int | None) -> "Suite":
+        if limit is None or limit >= len(self.cases):
+            return self
+        import copy
+
+        clone = copy.copy(self)
+        clone.cases = self.cases[:limit]
+        return clone
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str) -> dict:
+    text = resources.files("harness.schemas").joinpath(name).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+_JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
+                                       autoescape=False)
+
+
+def render(template: str, record: dict, *, where: HarnessError) -> str:
+    """Render a Jinja template over one record in the sandbox; errors point at ``where``."""
+    try:
+        return _JINJA.from_string(template).render(**record)
+    except TemplateError as exc:
+        raise HarnessError(f"template error: {exc}", path=where.path, line=where.line,
+                           field=where.field,
+                           hint="the template may only use fields the record has") from None
+    except Exception as exc:  # e.g. IndexError from text.split(...)[1] on a bad record
+        raise HarnessError(f"template failed: {type(exc).__name__}: {exc}", path=where.path,
+                           line=where.line, field=where.field,
+                           hint="check that the record has the shape the template expects") from None
+
+
+def _node_line(root: yaml.Node | None, path: list) -> int | None:
+    """Line (1-based) of the YAML node at a JSON path, or of its nearest parent."""
+    node, line = root, (root.start_mark.line + 1 if root is not None else None)
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    node, line = value, key.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _field_name(path: list) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
+    return jsonschema.exceptions.best_match(errors)
+
+
+def validate_with_lines(obj: Any, schema: dict, path: Path, root: yaml.Node | None,
+                        base: list | None = None) -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(obj))
+    if not errors:
+        return
+    err = _best_error(errors)
+    full = list(base or []) + list(err.absolute_path)
+    message = err.message
+    if err.validator == "oneOf" and not err.absolute_path and isinstance(obj, dict):
+        message = ("give exactly one of `data` (a JSONL file) or `cases` (inline records)"
+                   if ("data" in obj) == ("cases" in obj) else err.message)
+    if err.validator == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        if allowed:
+            message += f"; allowed: {', '.join(allowed)}"
+    raise HarnessError(message, path=path, line=_node_line(root, full), field=_field_name(full))
+
+
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError("suite file not found", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"not UTF-8 text ({exc.reason})", path=path) from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise HarnessError(f"invalid YAML: {problem}", path=path,
+                           line=mark.line + 1 if mark else None,
+                           hint="fix the YAML syntax at that line") from None
+    return data, root
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line; a bad line names itself."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise HarnessError("data file not found", path=path,
+                           hint="`data:` is relative to the suite file") from None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
+                               line=number, hint="each line must be one JSON object") from None
+        if not isinstance(record, dict):
+            raise HarnessError(f"expected a JSON object, got {type(record).__name__}",
+                               path=path, line=number)
+        records.append((number, record))
+    if not records:
+        raise HarnessError("data file has no records", path=path)
+    return records
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Parse, validate and render a suite; raises HarnessError with file and line."""
+    from .scorers import validate_scorer_options
+
+    path = Path(path)
+    data, root = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise HarnessError("a suite must be a YAML mapping (name, prompt, scorers, ...)",
+                           path=path, line=1)
+    validate_with_lines(data, load_schema("suite.schema.json"), path, root)
+
+    scorers: list[ScorerSpec] = []
+    for i, entry in enumerate(data["scorers"]):
+        (name, options), = entry.items()
+        spec = ScorerSpec(name=name, options=dict(options or {}), field=f"scorers[{i}].{name}")
+        validate_scorer_options(spec, path, _node_line(root, ["scorers", i, name]), suite_dir=path.parent)
+        scorers.append(spec)
+
+    if "data" in data:
+        data_path = (path.parent / data["data"]).resolve()
+        rows = read_jsonl(data_path)
+        data_bytes = data_path.read_bytes()
+        where_path = data_path
+    else:
+        rows = [(None, rec) for rec in data["cases"]]
+        data_bytes = json.dumps(data["cases"], sort_keys=True).encode()
+        where_path = path
+
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for index, (line, record) in enumerate(rows):
+        line_no = line if line is not None else _node_line(root, ["cases", index])
+        case_id = str(record["id"]) if "id" in record else str((line - 1) if line else index)
+        if case_id in seen:
+            raise HarnessError(f"duplicate case id {case_id!r} (first at record {seen[case_id] + 1})",
+                               path=where_path, line=line_no, field="id",
+                               hint="give every case a unique `id`")
+        seen[case_id] = index
+        prompt = render(data["prompt"], record,
+                        where=HarnessError("", path=where_path, line=line_no, field="prompt"))
+        target = None
+        if "target" in data:
+            target = render(data["target"], record,
+                            where=HarnessError("", path=where_path, line=line_no, field="target"))
+        category = record.get("category")
+        cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
+                          record=record, prompt=prompt, target=target, source_line=line_no))
+
+    gen = dict(data.get("generation") or {})
+    if "stop" in gen:
+        gen["stop"] = tuple(gen["stop"])
+    integrity = data.get("integrity") or {}
+    suite_bytes = path.read_bytes()
+    return Suite(
+        name=data["name"],
+        description=data.get("description", ""),
+        path=path,
+        template=data.get("template", "chat"),
+        system=data.get("system"),
+        generation=GenerationConfig(**gen),
+        scorers=scorers,
+        gates=dict(data.get("gates") or {}),
+        cases=cases,
+        fingerprint=_digest(suite_bytes, data_bytes),
+        data_fingerprint=_digest(data_bytes),
+        integrity_samples=integrity.get("samples", 2),
+        integrity_max_tokens=integrity.get("max_tokens", 16),
+        raw=data,
+    )
+
+
+def find_suites(paths: list[str]) -> list[Path]:
+    """Suite files named on the command line; a folder means every *.yaml in it."""
+    found: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found.extend(sorted(list(path.glob("*.yaml")) + list(path.glob("*.yml"))))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise HarnessError("suite file or folder not found", path=p)
+    if not found:
+        raise HarnessError("no suite files (*.yaml) found", path=", ".join(paths))
+    return found
