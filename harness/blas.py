@@ -64,10 +64,12 @@ def blas_in_use() -> str:
             libs = {line.split()[-1] for line in fh if ".so" in line}
     except OSError:
         return "unknown (no /proc/self/maps; on macOS MLX uses Accelerate)"
+    # numpy ships its own (symbol-prefixed) OpenBLAS that MLX never calls: ignore it.
+    libs = {p for p in libs if "numpy.libs" not in p and "scipy" not in os.path.basename(p)}
     openblas = sorted(p for p in libs if "openblas" in os.path.basename(p))
     if openblas:
         return f"OpenBLAS ({openblas[0]})"
     reference = sorted(p for p in libs if os.path.basename(p).startswith("libblas"))
     if reference:
-        return f"reference BLAS ({reference[0]}): slow; apt-get install libopenblas0-pthread"
+        return f"reference BLAS ({reference[0]}): slow: install libopenblas0-pthread, or unset HARNESS_BLAS=reference"
     return "unknown"

@@ -161,8 +161,12 @@ def validate_with_lines(obj: Any, schema: dict, path: Path, root: yaml.Node | No
     if err.validator == "oneOf" and not err.absolute_path and isinstance(obj, dict):
         message = ("give exactly one of `data` (a JSONL file) or `cases` (inline records)"
                    if ("data" in obj) == ("cases" in obj) else err.message)
-    if err.validator == "additionalProperties":
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = sorted(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        if extra:
+            full = full + [extra[0]]  # point at the unexpected key itself
+            message = f"unknown field {extra[0]!r}"
         if allowed:
             message += f"; allowed: {', '.join(allowed)}"
     raise HarnessError(message, path=path, line=_node_line(root, full), field=_field_name(full))
@@ -181,6 +185,8 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != mark.line:
+            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
         raise HarnessError(f"invalid YAML: {problem}", path=path,
                            line=mark.line + 1 if mark else None,
                            hint="fix the YAML syntax at that line") from None

@@ -65,6 +65,8 @@ class Scorer:
     options_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False}
     needs_model: ClassVar[bool] = False  # token_accuracy, latency: skipped by `harness score`
     uses_cache: ClassVar[bool] = True  # latency must measure real generation
+    # Keys of `Score.metrics` (and of `aggregate`) where lower is better (seq_rep, seconds).
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, options: dict, suite_dir: Path | None = None):
         self.options = options

@@ -1,0 +1,55 @@
+"""`harness eval`: run suites against a base model and its adapters, gate, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a base model and its adapters on suites",
+                       description="Run suites against a base model and adapters; exit 0 when every gate passes, "
+                                   "1 when a gate fails, 2 on bad input, 3 on an internal error.")
+    p.add_argument("suites", nargs="*", default=["suites"], metavar="SUITE|DIR",
+                   help="suite YAML files or folders of them (default: suites/)")
+    p.add_argument("--model", required=True, help="base model: a local mlx-lm folder (or a hub id)")
+    p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
+                   help="an mlx-lm adapter folder to evaluate on the same items (repeatable)")
+    p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--out", type=Path, default=Path("reports/latest"), help="output folder (default reports/latest)")
+    p.add_argument("--limit", type=int, help="only the first N cases of each suite")
+    p.add_argument("--no-cache", action="store_true", help="generate everything; do not read or write the cache")
+    p.add_argument("--cache-dir", help="completion cache folder (default: user cache dir, or $HARNESS_CACHE_DIR)")
+    p.add_argument("--allow-fingerprint-mismatch", action="store_true",
+                   help="compare with a baseline even when its fingerprints differ")
+    p.add_argument("--allow-base-mismatch", action="store_true",
+                   help="load adapters recorded as trained on another (shape-compatible) base")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import HarnessError
+    from ..runner import finish, load_suites, parse_adapter_args, run_eval
+    from ..suite import find_suites
+
+    if args.limit is not None and args.limit < 1:
+        raise HarnessError("--limit must be at least 1", field="--limit")
+    paths = find_suites(args.suites)
+    adapters = parse_adapter_args(args.adapter)
+    baseline = None
+    if args.baseline:
+        from ..baseline import load_baseline
+
+        baseline = load_baseline(args.baseline)
+    results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
+                       cache_dir=args.cache_dir, baseline=baseline,
+                       allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
+                       allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]])
+    code = finish(results, load_suites(paths, args.limit), args.out, baseline)
+    print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
+    for suite in results["suites"]:
+        for gate in suite["gates"]:
+            if not gate["passed"]:
+                print(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}")
+    return code

@@ -1,0 +1,40 @@
+"""`harness score`: score stored completions without loading a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score stored completions (no model needed)",
+                       description='Score a JSONL file of {"id", "output", "finish_reason", "model"?} lines '
+                                   "against a suite; writes the same outputs as `harness eval`.")
+    p.add_argument("suite", help="suite YAML file")
+    p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
+    p.add_argument("--out", type=Path, default=Path("reports/score"), help="output folder")
+    p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runner import finish, run_score
+
+    results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]])
+    baseline = None
+    if args.baseline:
+        from ..baseline import load_baseline
+
+        baseline = load_baseline(args.baseline)
+    code = finish(results, [suite], args.out, baseline)
+    header = results["suites"][0]
+    for name, info in header["scorers"].items():
+        if info["skipped"]:
+            print(f"  skipped {name}: {info['skipped']}")
+    for model, res in header["models"].items():
+        summary = ", ".join(f"{k}={v['value']:.3f}" for k, v in res["metrics"].items()
+                            if v["value"] is not None and "." not in k)
+        print(f"  {model}: {summary}")
+    print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
+    return code

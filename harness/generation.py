@@ -1,0 +1,185 @@
+"""The generation engine: token-id prompts in, completions with timings out.
+
+Built on mlx-lm's ``BatchGenerator`` (continuous batching, per-sequence KV caches), the
+same machinery as ``mlx_lm.batch_generate``, so a suite of many prompts decodes together
+instead of one by one. On top of it the engine adds what an evaluation needs: stop
+strings matched on decoded text (robust to how a stop word tokenizes), a
+``finish_reason`` per item, token counts, time to first token and decode speed, and
+seeded sampling.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from .suite import GenerationConfig
+
+
+@dataclass
+class Completion:
+    """One generated answer and how it was produced."""
+
+    output: str
+    finish_reason: str  # "stop" (EOS or a stop string) or "length" (hit max_tokens)
+    prompt_tokens: int
+    output_tokens: int
+    output_token_ids: list[int] = field(default_factory=list)
+    stopped_by: str = "length"  # "eos", "stop_string" or "length"
+    ttft_s: float | None = None
+    decode_tps: float | None = None
+    prompt_tps: float | None = None
+    total_s: float | None = None
+    peak_memory_gb: float | None = None
+    cached: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Completion":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _sampler(config: GenerationConfig):
+    from mlx_lm.sample_utils import make_sampler
+
+    return make_sampler(temp=config.temperature, top_p=config.top_p if config.top_p < 1.0 else 0.0)
+
+
+def _logits_processors(config: GenerationConfig):
+    from mlx_lm.sample_utils import make_logits_processors
+
+    if not config.repetition_penalty:
+        return None
+    return make_logits_processors(repetition_penalty=config.repetition_penalty)
+
+
+class _Sequence:
+    """Book-keeping for one prompt while it decodes."""
+
+    __slots__ = ("index", "prompt_len", "tokens", "t_start", "t_first", "t_last", "stopped_by", "text")
+
+    def __init__(self, index: int, prompt_len: int, t_start: float):
+        self.index = index
+        self.prompt_len = prompt_len
+        self.tokens: list[int] = []
+        self.t_start = t_start
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.stopped_by: str | None = None
+        self.text: str | None = None
+
+
+def _stop_hit(tokenizer: Any, tokens: list[int], stop: tuple[str, ...], window: int) -> bool:
+    """Does a stop string end the decoded tail? Only the tail is decoded: O(1) per step."""
+    tail = tokenizer.decode(tokens[-window:])
+    return any(s in tail for s in stop)
+
+
+def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    cut = min((text.find(s) for s in stop if s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
+             progress: Callable[[int, int], None] | None = None) -> list[Completion]:
+    """Generate one completion per prompt (token ids), in the order given.
+
+    ``config.batch_size == 1`` decodes prompts one at a time, so that time to first token
+    and peak memory belong to one prompt (latency suites); otherwise prompts share
+    continuous batches and ``ttft_s`` includes waiting for the batch.
+    """
+    import mlx.core as mx
+
+    if not prompts:
+        return []
+    mx.random.seed(config.seed)
+    if config.batch_size == 1:
+        out = []
+        for i, p in enumerate(prompts):
+            mx.reset_peak_memory()
+            out.extend(_generate_batch(model, tokenizer, [p], config, batch_size=1))
+            if progress:
+                progress(i + 1, len(prompts))
+        return out
+    return _generate_batch(model, tokenizer, prompts, config, batch_size=config.batch_size,
+                           progress=progress)
+
+
+def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
+                    batch_size: int, progress: Callable[[int, int], None] | None = None
+                    ) -> list[Completion]:
+    import mlx.core as mx
+    from mlx_lm.generate import BatchGenerator
+
+    gen = BatchGenerator(
+        model,
+        stop_tokens=[[t] for t in tokenizer.eos_token_ids],
+        sampler=_sampler(config),
+        logits_processors=_logits_processors(config),
+        completion_batch_size=batch_size,
+        prefill_batch_size=min(8, batch_size),
+    )
+    stop = tuple(config.stop)
+    window = 4 * max((len(s) for s in stop), default=0) + 2
+    t0 = time.perf_counter()
+    try:
+        uids = gen.insert(prompts, [config.max_tokens] * len(prompts))
+        seqs = {uid: _Sequence(i, len(prompts[i]), t0) for i, uid in enumerate(uids)}
+        done = 0
+        while responses := gen.next_generated():
+            now = time.perf_counter()
+            finished = []
+            for r in responses:
+                seq = seqs[r.uid]
+                if seq.t_first is None:
+                    seq.t_first = now
+                seq.t_last = now
+                if r.finish_reason == "stop":  # an EOS token: not part of the text
+                    seq.stopped_by = "eos"
+                    finished.append(r.uid)
+                    continue
+                seq.tokens.append(r.token)
+                if stop and _stop_hit(tokenizer, seq.tokens, stop, window):
+                    seq.stopped_by = "stop_string"
+                    finished.append(r.uid)
+                elif r.finish_reason is not None:
+                    seq.stopped_by = "length"
+                    finished.append(r.uid)
+            live = [u for u in finished if seqs[u].stopped_by == "stop_string"]
+            if live:
+                gen.remove(live)  # the generator would otherwise keep decoding them
+            done += len(finished)
+            if progress and finished:
+                progress(done, len(prompts))
+            if done == len(prompts):
+                break
+    finally:
+        gen.close()
+    peak = mx.get_peak_memory() / 1e9
+    results = []
+    for uid in uids:
+        seq = seqs[uid]
+        text = tokenizer.decode(seq.tokens)
+        if seq.stopped_by == "stop_string":
+            text = _cut_at_stop(text, stop)
+        n = len(seq.tokens)
+        ttft = (seq.t_first - seq.t_start) if seq.t_first else None
+        decode_s = (seq.t_last - seq.t_first) if seq.t_first and seq.t_last else 0.0
+        results.append(Completion(
+            output=text,
+            finish_reason="length" if seq.stopped_by in (None, "length") else "stop",
+            prompt_tokens=seq.prompt_len,
+            output_tokens=n,
+            output_token_ids=list(seq.tokens),
+            stopped_by=seq.stopped_by or "length",
+            ttft_s=ttft,
+            decode_tps=((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
+            prompt_tps=(seq.prompt_len / ttft) if ttft else None,
+            total_s=(seq.t_last - seq.t_start) if seq.t_last else None,
+            peak_memory_gb=peak,
+        ))
+    return results

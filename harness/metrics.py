@@ -1,0 +1,72 @@
+"""From per-item scores to suite metrics with confidence intervals.
+
+A scorer ``X`` gives metric ``X``: the pass rate with a Wilson interval where items pass
+or fail, else the mean of its values with a seeded bootstrap interval. Each per-item
+number in ``Score.metrics`` gives ``X.<key>`` (mean, bootstrap). A scorer's own
+``aggregate`` adds suite-level metrics such as latency quantiles. The same is computed
+per category, so a suite can track its categories apart.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .scorers import Score, Scorer
+from .stats import bootstrap_mean_ci, wilson
+
+
+def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,
+           higher_is_better: bool = True) -> dict:
+    def clean(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    return {"value": clean(value), "ci_low": clean(low), "ci_high": clean(high), "n": int(n),
+            "kind": kind, "higher_is_better": higher_is_better}
+
+
+def proportion(passed: list[bool]) -> dict:
+    k, n = sum(passed), len(passed)
+    low, high = wilson(k, n) if n else (None, None)
+    return metric(k / n if n else None, low, high, n, "proportion")
+
+
+def mean(values: list[float], higher_is_better: bool = True) -> dict:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return metric(None, None, None, 0, "mean", higher_is_better)
+    low, high = bootstrap_mean_ci(vals, seed=0)
+    return metric(sum(vals) / len(vals), low, high, len(vals), "mean", higher_is_better)
+
+
+def scorer_metrics(scorer: Scorer, scores: list[Score]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    verdicts = [s.passed for s in scores if s.passed is not None]
+    if verdicts:
+        out[scorer.name] = proportion(verdicts)
+    elif any(s.value is not None for s in scores):
+        out[scorer.name] = mean([s.value for s in scores],
+                                higher_is_better=scorer.name not in scorer.lower_is_better)
+    keys = sorted({k for s in scores for k in s.metrics})
+    for key in keys:
+        out[f"{scorer.name}.{key}"] = mean([s.metrics.get(key) for s in scores],
+                                           higher_is_better=key not in scorer.lower_is_better)
+    out.update(scorer.aggregate(scores))
+    return out
+
+
+def suite_metrics(scorers: list[Scorer], scores: dict[str, list[Score]],
+                  categories: list[str | None]) -> tuple[dict, dict]:
+    """(metrics, per-category metrics) for one model on one suite."""
+    metrics: dict[str, dict] = {}
+    for scorer in scorers:
+        if scorer.name in scores:
+            metrics.update(scorer_metrics(scorer, scores[scorer.name]))
+    by_category: dict[str, dict] = {}
+    for cat in sorted({c for c in categories if c is not None}):
+        idx = [i for i, c in enumerate(categories) if c == cat]
+        cat_metrics: dict[str, dict] = {}
+        for scorer in scorers:
+            if scorer.name in scores:
+                cat_metrics.update(scorer_metrics(scorer, [scores[scorer.name][i] for i in idx]))
+        by_category[cat] = cat_metrics
+    return metrics, by_category

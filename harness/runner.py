@@ -1,0 +1,359 @@
+"""`harness eval` and `harness score` end to end: suites x models -> results -> exit code.
+
+    suites (validated) -> base loaded once -> per model (base, each adapter applied in
+    turn): per suite: prompts -> cache lookup -> batched generation -> integrity check
+    -> scorers -> metrics -> (all models done) gates -> results.json + reports
+
+Generation and scoring are separate steps: ``score_model`` works the same on completions
+generated now and on completions read from a file (``harness score``).
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import __version__, integrity
+from .atomic import write_json
+from .cache import CompletionCache, completion_key
+from .errors import HarnessError
+from .generation import Completion, generate
+from .metrics import suite_metrics
+from .models import Base, adapter_applied, base_fingerprint, load_base
+from .prompts import encode_prompt
+from .scorers import Item, Score, Scorer, make_scorer
+from .suite import GenerationConfig, Suite, load_suite
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    adapter_path: Path | None = None  # None: the base model itself
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def environment() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    env = {"python": platform.python_version(), "platform": platform.platform(),
+           "machine": platform.machine(), "harness": __version__}
+    for pkg in ("mlx", "mlx-lm"):
+        try:
+            env[pkg] = version(pkg)
+        except PackageNotFoundError:
+            env[pkg] = None
+    try:
+        import mlx.core as mx
+
+        env["device"] = str(mx.default_device())
+        from .blas import blas_in_use
+
+        env["blas"] = blas_in_use() if sys.platform.startswith("linux") else "Accelerate"
+    except Exception as exc:  # report, don't fail the run over diagnostics
+        env["device"] = f"unavailable ({type(exc).__name__})"
+    return env
+
+
+def parse_adapter_args(values: list[str]) -> list[ModelSpec]:
+    specs, seen = [], {"base"}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise HarnessError(f"--adapter {value!r} must be NAME=PATH", field="--adapter",
+                               hint="for example --adapter sql=fixtures/adapters/sql")
+        if name in seen:
+            raise HarnessError(f"model name {name!r} is used twice", field="--adapter",
+                               hint="give every adapter its own name (and not 'base')")
+        seen.add(name)
+        specs.append(ModelSpec(name, Path(path)))
+    return specs
+
+
+# --- scoring (shared by eval and score) -------------------------------------------
+
+def item_record(case, completion: Completion | dict) -> dict:
+    c = completion if isinstance(completion, dict) else completion.to_json()
+    return {
+        "id": case.id, "category": case.category, "prompt": case.prompt, "target": case.target,
+        "output": c["output"], "finish_reason": c["finish_reason"],
+        "prompt_tokens": c.get("prompt_tokens"), "output_tokens": c.get("output_tokens"),
+        "ttft_s": c.get("ttft_s"), "decode_tps": c.get("decode_tps"),
+        "cached": bool(c.get("cached", False)), "scores": {},
+    }
+
+
+def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fingerprint: str,
+                model: Base | None) -> tuple[dict, dict]:
+    """Score one model's completions (dicts as Completion.to_json) on one suite.
+
+    Returns (the results.json model object, {scorer: skip reason}).
+    """
+    tokenizer = model.tokenizer if model is not None else None
+    items = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
+                  tokenizer=tokenizer, suite_dir=suite.dir)
+             for case, c in zip(suite.cases, completions)]
+    scores: dict[str, list[Score]] = {}
+    skipped: dict[str, str] = {}
+    for scorer in scorers:
+        if scorer.needs_model and model is None:
+            skipped[scorer.name] = "needs a loaded model; stored completions were scored without one"
+            continue
+        if not scorer.uses_cache and any(c.get("cached") for c in completions):
+            skipped[scorer.name] = "measures live generation; these completions came from a cache or file"
+            continue
+        result = scorer.score_all(items, model)
+        if len(result) != len(items):
+            raise RuntimeError(f"scorer {scorer.name} returned {len(result)} scores for {len(items)} items")
+        scores[scorer.name] = result
+    records = [item_record(case, c) for case, c in zip(suite.cases, completions)]
+    for name, per_item in scores.items():
+        for record, score in zip(records, per_item):
+            record["scores"][name] = score.to_json()
+    metrics, categories = suite_metrics(scorers, scores, [case.category for case in suite.cases])
+    return {"fingerprint": fingerprint, "metrics": metrics, "categories": categories,
+            "items": records}, skipped
+
+
+def suite_header(suite: Suite, scorers: list[Scorer]) -> dict:
+    return {
+        "name": suite.name, "description": suite.description, "path": str(suite.path),
+        "fingerprint": suite.fingerprint, "data_fingerprint": suite.data_fingerprint,
+        "template": suite.template,
+        "scorers": {s.name: {"version": s.version, "options": s.options, "skipped": None}
+                    for s in scorers},
+        "generation": {k: getattr(suite.generation, k) for k in suite.generation.__dataclass_fields__},
+        "models": {}, "gates": [], "warnings": [],
+    }
+
+
+# --- generation --------------------------------------------------------------------
+
+def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str | None,
+                   cache: CompletionCache | None, live: bool) -> tuple[list[Completion], dict]:
+    """Completions for every case (cache first unless ``live``), and the integrity result."""
+    tokenizer = base.tokenizer
+    prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
+               for case in suite.cases]
+    gen_cfg = suite.generation
+    keys = [completion_key(fingerprint, adapter_fp, p, gen_cfg.cache_key(),
+                           cache.versions if cache else None) for p in prompts]
+    found = cache.get_many(keys) if (cache is not None and not live) else {}
+    todo = [i for i, k in enumerate(keys) if k not in found]
+    if todo and live:
+        generate(base.model, tokenizer, prompts[:1], GenerationConfig(max_tokens=4, batch_size=1))  # warm-up
+    t0 = time.perf_counter()
+    fresh = generate(base.model, tokenizer, [prompts[i] for i in todo], gen_cfg) if todo else []
+    elapsed = time.perf_counter() - t0
+    if cache is not None and fresh:
+        cache.put_many({keys[i]: c for i, c in zip(todo, fresh)})
+    by_index = dict(zip(todo, fresh))
+    completions = [by_index[i] if i in by_index else found[keys[i]] for i in range(len(keys))]
+    for i, c in enumerate(completions):
+        c.prompt_token_ids = prompts[i]  # type: ignore[attr-defined]  (for token-level scorers)
+    n_tokens = sum(c.output_tokens for c in fresh)
+    log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
+        + (f" ({n_tokens} tokens, {n_tokens / elapsed:.0f} tok/s)" if fresh and elapsed > 0 else ""))
+    return completions, check_integrity(suite, base, prompts)
+
+
+def check_integrity(suite: Suite, base: Base, prompts: list[list[int]]) -> dict:
+    idx = integrity.sample_indices(len(prompts), suite.integrity_samples)
+    if not idx:
+        return {"checked": 0, "passed": True, "detail": "integrity check disabled (samples: 0)"}
+    sample = [prompts[i] for i in idx]
+    greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
+    produced = generate(base.model, base.tokenizer, sample, greedy)
+    eos = next(iter(base.tokenizer.eos_token_ids), None)
+    tokens = [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else [])
+              for c in produced]
+    return integrity.check(base.model, base.tokenizer, sample, tokens, suite.integrity_max_tokens).to_json()
+
+
+def completion_dict(c: Completion) -> dict:
+    d = c.to_json()
+    d["prompt_token_ids"] = getattr(c, "prompt_token_ids", None)
+    return d
+
+
+# --- the run -----------------------------------------------------------------------
+
+def load_suites(paths: list[Path], limit: int | None) -> list[Suite]:
+    suites = [load_suite(p).limited(limit) for p in paths]
+    names = [s.name for s in suites]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise HarnessError(f"two suites are named {dupes[0]!r}", field="name",
+                           hint="suite names must be unique within a run")
+    return suites
+
+
+def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec], *,
+             limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
+             baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
+             allow_base_mismatch: bool = False, command: list[str] | None = None) -> dict:
+    suites = load_suites(suite_paths, limit)  # all input checked before any model loads
+    for spec in adapters:
+        if not spec.adapter_path.is_dir():
+            raise HarnessError("adapter folder not found", path=spec.adapter_path, field=f"--adapter {spec.name}")
+    log(f"loading {model_path}")
+    base = load_base(model_path)
+    cache = CompletionCache(cache_dir) if use_cache else None
+    scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
+    results = {
+        "harness_version": __version__, "verdict": "pass", "created": "",
+        "command": list(command or sys.argv), "environment": environment(),
+        "models": {"base": {"path": str(model_path), "adapter_path": None, "fingerprint": base.fingerprint,
+                            "weights_fingerprint": base.weights_fingerprint, "base_fingerprint": None,
+                            "training_log": None}},
+        "baseline": None, "warnings": [],
+        "suites": [suite_header(s, scorer_sets[s.name]) for s in suites],
+    }
+    for spec in adapters:
+        from .models import adapter_fingerprint, read_adapter_config
+
+        config = read_adapter_config(spec.adapter_path)
+        log_file = spec.adapter_path / "train_log.jsonl"
+        results["models"][spec.name] = {
+            "path": str(model_path), "adapter_path": str(spec.adapter_path),
+            "fingerprint": adapter_fingerprint(spec.adapter_path), "base_fingerprint": base.fingerprint,
+            "trained_on": config.get("base_fingerprint"),
+            "training_log": str(log_file) if log_file.is_file() else None,
+        }
+    if baseline is not None:
+        from .baseline import check_baseline
+
+        check_baseline(baseline, results, allow_fingerprint_mismatch)
+        results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
+
+    for spec in [ModelSpec("base")] + adapters:
+        log(f"[{spec.name}]")
+        if spec.adapter_path is None:
+            _eval_model(spec.name, suites, scorer_sets, base, None, cache, results)
+        else:
+            with adapter_applied(base, spec.name, spec.adapter_path, allow_base_mismatch) as adapter_fp:
+                _eval_model(spec.name, suites, scorer_sets, base, adapter_fp, cache, results)
+    if cache is not None:
+        cache.close()
+    return results
+
+
+def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, adapter_fp: str | None,
+                cache: CompletionCache | None, results: dict) -> None:
+    for suite, header in zip(suites, results["suites"]):
+        scorers = scorer_sets[suite.name]
+        live = any(not s.uses_cache for s in scorers)
+        completions, integrity_result = generate_suite(suite, base, base.fingerprint, adapter_fp, cache, live)
+        model_result, skipped = score_model(suite, scorers, [completion_dict(c) for c in completions],
+                                            adapter_fp or base.fingerprint, base)
+        model_result["integrity"] = integrity_result
+        header["models"][name] = model_result
+        for scorer_name, why in skipped.items():
+            header["scorers"][scorer_name]["skipped"] = why
+        if not integrity_result["passed"]:
+            log(f"  INTEGRITY FAILED: {integrity_result['detail']}")
+
+
+def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None) -> int:
+    """Gates, verdict, outputs (each written atomically); returns the exit code."""
+    from .baseline import baseline_suite
+    from .gates import evaluate_gates
+    from .reports import write_reports
+
+    failed = False
+    for suite, header in zip(suites, results["suites"]):
+        gates, warnings = evaluate_gates(suite, header, baseline_suite(baseline, suite.name) if baseline else None)
+        for name, model_result in header["models"].items():
+            check = model_result.get("integrity")
+            if check and not check["passed"]:
+                gates.append({"suite": suite.name, "model": name, "metric": "generation_integrity",
+                              "kind": "integrity", "passed": False, "reason": check["detail"], "details": {}})
+        header["gates"] = gates
+        header["warnings"] = warnings
+        failed |= any(not g["passed"] for g in gates)
+    results["verdict"] = "fail" if failed else "pass"
+    results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "results.json", results)
+    write_reports(results, out_dir)
+    return 1 if failed else 0
+
+
+def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
+    """Stored completions by model name, in the suite's case order (for `harness score`)."""
+    import json
+
+    if not path.is_file():
+        raise HarnessError("completions file not found", path=path)
+    by_model: dict[str, dict[str, dict]] = {}
+    ids = {c.id for c in suite.cases}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("output"), str):
+            raise HarnessError('each line needs {"id": ..., "output": "..."}', path=path, line=number)
+        reason = row.get("finish_reason", "stop")
+        if reason not in ("stop", "length"):
+            raise HarnessError(f"finish_reason must be 'stop' or 'length', got {reason!r}",
+                               path=path, line=number, field="finish_reason")
+        case_id, model = str(row["id"]), str(row.get("model", "base"))
+        if case_id not in ids:
+            raise HarnessError(f"id {case_id!r} is not a case of suite {suite.name}", path=path,
+                               line=number, field="id", hint="ids are the cases' `id`, else their 0-based index")
+        if case_id in by_model.setdefault(model, {}):
+            raise HarnessError(f"id {case_id!r} appears twice for model {model!r}", path=path, line=number)
+        by_model[model][case_id] = {"output": row["output"], "finish_reason": reason, "cached": True}
+    if "base" not in by_model:
+        raise HarnessError("no completions for model 'base'", path=path,
+                           hint="lines without `model` count as base")
+    out = {}
+    for model, rows in by_model.items():
+        missing = [c.id for c in suite.cases if c.id not in rows]
+        if missing:
+            raise HarnessError(f"model {model!r} has no completion for {len(missing)} case(s), "
+                               f"first {missing[0]!r}", path=path)
+        out[model] = [rows[c.id] for c in suite.cases]
+    return out
+
+
+def run_score(suite_path: Path, completions_path: Path, command: list[str] | None = None) -> tuple[dict, Suite]:
+    suite = load_suite(suite_path)
+    stored = read_completions(completions_path, suite)
+    scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
+    header = suite_header(suite, scorers)
+    fingerprint = "stored:" + base_fingerprint_of_file(completions_path)
+    for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
+        model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
+        header["models"][model] = model_result
+        for name, why in skipped.items():
+            header["scorers"][name]["skipped"] = why
+    results = {
+        "harness_version": __version__, "verdict": "pass", "created": "",
+        "command": list(command or sys.argv), "environment": environment(),
+        "models": {m: {"path": None, "adapter_path": None, "fingerprint": f"{fingerprint}:{m}",
+                       "base_fingerprint": None, "training_log": None, "completions": str(completions_path)}
+                   for m in stored},
+        "baseline": None, "warnings": [], "suites": [header],
+    }
+    return results, suite
+
+
+def base_fingerprint_of_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+__all__ = ["run_eval", "run_score", "finish", "parse_adapter_args", "load_suites", "ModelSpec",
+           "base_fingerprint", "environment"]

@@ -1,0 +1,92 @@
+"""Sessions: eval (the main job, offline, on the fixture model), tests, bench, fixtures.
+
+Each session builds its own virtualenv, so a new machine needs only `pip install nox`.
+On Debian/Ubuntu as root, the sessions that need them install the system packages
+too: OpenBLAS (MLX's CPU wheel links the slow reference BLAS; see harness/blas.py)
+and Chromium (the scorecard is checked in a real browser).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))
+from harness.blas import find_openblas, preload_env  # noqa: E402  (stdlib-only module)
+
+nox.options.sessions = ["eval"]
+nox.options.reuse_existing_virtualenvs = True
+
+FIXTURE_MODEL = "fixtures/model"
+FIXTURE_ADAPTERS = ROOT / "fixtures" / "adapters"
+
+
+def _apt_install(session: nox.Session, packages: dict[str, bool]) -> None:
+    """Install the missing Debian packages when we can (root, apt-get); else say what's missing."""
+    missing = [pkg for pkg, present in packages.items() if not present]
+    if not missing or not sys.platform.startswith("linux"):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
+                    external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn(f"not installed: {' '.join(missing)} (apt-get install them for speed/browser tests)")
+
+
+def _env() -> dict[str, str]:
+    env = preload_env({})
+    env.setdefault("HARNESS_CACHE_DIR", str(ROOT / ".nox" / "completion-cache"))
+    return env
+
+
+def _adapter_args() -> list[str]:
+    args = []
+    for name in ("sql", "domain"):
+        if (FIXTURE_ADAPTERS / name / "adapters.safetensors").is_file():
+            args += ["--adapter", f"{name}={FIXTURE_ADAPTERS / name}"]
+    return args
+
+
+@nox.session
+def eval(session: nox.Session) -> None:
+    """The main job: every shipped suite on the fixture base model and its adapters."""
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
+    session.install("-e", ".")
+    out = session.posargs[0] if session.posargs else "reports/latest"
+    session.run("harness", "eval", "suites", "--model", FIXTURE_MODEL, *_adapter_args(),
+                "--out", out, env=_env())
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (CI runs exactly this)."""
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None,
+                           "chromium": shutil.which("chromium") is not None})
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env=_env())
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory against mlx-lm, measured side by side in one run (prints ratios)."""
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
+    session.install("-e", ".[test]")
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        session.run("python", str(script), *session.posargs, env=_env())
+
+
+@nox.session
+def fixtures(session: nox.Session) -> None:
+    """Rebuild the fixture model (seeded) and check it is bit-for-bit the committed one."""
+    session.install("-e", ".[test]")
+    session.run("python", "fixtures/build_fixture_model.py", env=_env())
+    if (ROOT / "fixtures" / "train_fixture_adapters.py").is_file():
+        session.run("python", "fixtures/train_fixture_adapters.py", env=_env())
+    if (ROOT / ".git").exists():
+        session.run("git", "diff", "--stat", "--exit-code", "--", "fixtures/model", external=True)

@@ -1,0 +1,94 @@
+"""Bad suite input fails before any model loads, with one line naming file, line and field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.suite import load_suite
+from conftest import ROOT, run_harness
+
+GOOD = """\
+name: t
+prompt: "{{ q }}"
+target: "{{ a }}"
+scorers:
+  - exact_match: {}
+cases:
+  - {id: one, q: "Q1", a: "A1"}
+  - {q: "Q2", a: "A2", category: c}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_suite_renders_cases(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    assert [c.id for c in suite.cases] == ["one", "1"]
+    assert suite.cases[0].prompt == "Q1" and suite.cases[1].target == "A2"
+    assert suite.cases[1].category == "c" and suite.template == "chat"
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("name: t\nprompt: [unclosed\nscorers: []\n", 3, "flow sequence at line 2"),
+    (GOOD.replace("prompt:", "promt:"), 2, "promt"),
+    (GOOD.replace("  - exact_match: {}", "  - nonsense: {}"), 5, "unknown scorer"),
+    (GOOD.replace("  - exact_match: {}", "  - exact_match: {case_sensitive: 3}"), 5, "case_sensitive"),
+    (GOOD.replace("template: chat\n", "") + "template: html\n", 9, "template"),
+    (GOOD.replace('{q: "Q2"', '{id: one, q: "Q2"'), 8, "duplicate case id"),
+    (GOOD.replace('"{{ q }}"', '"{{ missing }}"'), 7, "missing"),
+])
+def test_bad_suite_names_file_and_line(tmp_path, text, line, words):
+    path = write(tmp_path, text)
+    with pytest.raises(HarnessError) as info:
+        load_suite(path)
+    message = info.value.one_line()
+    assert message.startswith(f"{path}:{line}"), message
+    assert words in message
+
+
+def test_data_file_errors_name_the_jsonl_line(tmp_path):
+    (tmp_path / "d.jsonl").write_text('{"q": "a", "a": "b"}\n{"q": "c", "a": \n')
+    path = write(tmp_path, GOOD.split("cases:")[0] + "data: d.jsonl\n")
+    with pytest.raises(HarnessError) as info:
+        load_suite(path)
+    assert info.value.one_line().startswith(f"{tmp_path / 'd.jsonl'}:2: invalid JSON")
+
+
+def test_data_and_cases_are_exclusive(tmp_path):
+    path = write(tmp_path, GOOD + "data: d.jsonl\n")
+    with pytest.raises(HarnessError, match="exactly one of `data`"):
+        load_suite(path)
+
+
+def test_jinja_is_sandboxed(tmp_path):
+    evil = GOOD.replace('"{{ q }}"', '"{{ q.__class__.__mro__[1].__subclasses__() }}"')
+    with pytest.raises(HarnessError, match="template"):
+        load_suite(write(tmp_path, evil))
+
+
+def test_cli_malformed_suite_exits_2_with_one_line(tmp_path):
+    path = write(tmp_path, "name: t\nprompt: \"{{ q }}\"\nscorers:\n  - exact_match: {}\ncases:\n  - {q: [1, 2}\n")
+    proc = run_harness("eval", str(path), "--model", str(ROOT / "fixtures" / "model"),
+                       "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert f"{path}:6" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_cli_usage_errors_exit_2(tmp_path):
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "model folder not found" in proc.stderr
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", "fixtures/model", "--adapter", "x")
+    assert proc.returncode == 2 and "NAME=PATH" in proc.stderr
+    proc = run_harness("frobnicate")
+    assert proc.returncode == 2
