@@ -26,31 +26,32 @@ class IntegrityResult:
         return {"checked": self.checked, "passed": self.passed, "detail": self.detail}
 
 
-def reference_greedy(model: Any, prompt_ids: list[int], steps: int, eos_ids: set[int]) -> list[tuple[int, Any]]:
-    """Greedy tokens by full recomputation; each with the step's logits (for tie checks)."""
+def reference_logits(model: Any, prompt_ids: list[int], tokens: list[int]) -> Any:
+    """Logits for each generated position, from the full context, with no KV cache.
+
+    Causal attention makes position t of one uncached forward pass over prompt + tokens
+    exactly the recomputation of the whole context at step t, so one pass checks every step.
+    """
     import mlx.core as mx
 
-    ids = list(prompt_ids)
-    out = []
-    for _ in range(steps):
-        logits = model(mx.array([ids]))[0, -1].astype(mx.float32)
-        token = int(mx.argmax(logits).item())
-        out.append((token, logits))
-        if token in eos_ids:
-            break
-        ids.append(token)
-    return out
+    sequence = list(prompt_ids) + list(tokens[:-1])
+    logits = model(mx.array([sequence]))[0, len(prompt_ids) - 1:].astype(mx.float32)
+    mx.eval(logits)
+    return logits
 
 
-def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int], eos_ids: set[int]) -> str | None:
+def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int]) -> str | None:
     """None if the engine's greedy tokens match the full-context reference, else why not."""
     if not engine_tokens:
         return None
-    reference = reference_greedy(model, prompt_ids, len(engine_tokens), eos_ids)
-    for step, ((ref_token, logits), got) in enumerate(zip(reference, engine_tokens)):
+    import mlx.core as mx
+
+    logits = reference_logits(model, prompt_ids, engine_tokens)
+    choices = mx.argmax(logits, axis=-1).tolist()
+    for step, (ref_token, got) in enumerate(zip(choices, engine_tokens)):
         if ref_token == got:
             continue
-        margin = float(logits[ref_token].item() - logits[got].item())
+        margin = float(logits[step, ref_token].item() - logits[step, got].item())
         if margin <= TIE_TOLERANCE:
             return None  # a near-tie: both continuations are correct greedy choices
         return (f"step {step}: cached decoding chose token {got}, full-context recomputation "
@@ -64,9 +65,8 @@ GreedyFn = Callable[[Any, Any, list[list[int]], int], list[list[int]]]
 def check(model: Any, tokenizer: Any, prompts: list[list[int]], engine_tokens: list[list[int]],
           max_tokens: int) -> IntegrityResult:
     """Compare the engine's greedy outputs (token ids, EOS appended where it stopped on one)."""
-    eos = set(tokenizer.eos_token_ids)
     for i, (prompt, tokens) in enumerate(zip(prompts, engine_tokens)):
-        problem = compare(model, prompt, tokens[:max_tokens], eos)
+        problem = compare(model, prompt, tokens[:max_tokens])
         if problem:
             return IntegrityResult(len(prompts), False,
                                    f"sample {i}: {problem}; the generation loop is dropping or corrupting context")

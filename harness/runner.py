@@ -143,8 +143,11 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
                for case in suite.cases]
     gen_cfg = suite.generation
-    keys = [completion_key(fingerprint, adapter_fp, p, gen_cfg.cache_key(),
-                           cache.versions if cache else None) for p in prompts]
+    if cache is not None:
+        gen_key = gen_cfg.cache_key()
+        keys = [completion_key(fingerprint, adapter_fp, p, gen_key, cache.versions) for p in prompts]
+    else:
+        keys = [str(i) for i in range(len(prompts))]
     found = cache.get_many(keys) if (cache is not None and not live) else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
     if todo and live:
@@ -161,16 +164,25 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     n_tokens = sum(c.output_tokens for c in fresh)
     log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
         + (f" ({n_tokens} tokens, {n_tokens / elapsed:.0f} tok/s)" if fresh and elapsed > 0 else ""))
-    return completions, check_integrity(suite, base, prompts)
+    if not fresh:
+        return completions, {"checked": 0, "passed": True,
+                             "detail": "all outputs from the cache (checked when they were generated)"}
+    return completions, check_integrity(suite, base, [prompts[i] for i in todo], fresh)
 
 
-def check_integrity(suite: Suite, base: Base, prompts: list[list[int]]) -> dict:
+def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion]) -> dict:
+    """Check a spread sample of this run's greedy outputs against full recomputation.
+
+    Greedy outputs are checked as generated; a sampling suite gets greedy re-runs of the sample.
+    """
     idx = integrity.sample_indices(len(prompts), suite.integrity_samples)
     if not idx:
         return {"checked": 0, "passed": True, "detail": "integrity check disabled (samples: 0)"}
     sample = [prompts[i] for i in idx]
-    greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
-    produced = generate(base.model, base.tokenizer, sample, greedy)
+    produced = [fresh[i] for i in idx]
+    if suite.generation.temperature > 0 or suite.generation.repetition_penalty:
+        greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
+        produced = generate(base.model, base.tokenizer, sample, greedy)
     eos = next(iter(base.tokenizer.eos_token_ids), None)
     tokens = [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else [])
               for c in produced]
