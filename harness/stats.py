@@ -13,12 +13,12 @@ binom_test_two_sided(k, n, p=0.5) -> p
     Exact two-sided binomial test (R's ``binom.test`` convention).
 paired_bootstrap_diff_ci(a, b, seed=0, n_boot=2000, level=0.95, stat="mean")
     Seeded paired bootstrap of stat(b) - stat(a) over items resampled jointly.
-newcombe_paired_diff_ci(n11, n10, n01, n00, z=1.96)
-    Newcombe's (1998, method 10) interval for a difference of paired proportions.
-min_detectable_drop(n, p, alpha=0.05, power=0.8) -> float
-    Approximate smallest drop in a paired pass rate detectable with n items.
-power_warning(n, margin, p=..., ...) -> str | None
-    Human warning when n items are too few to detect a drop of ``margin``.
+items_needed(margin, discordance, level=0.95, power=0.8) -> int
+smallest_margin(n, discordance, level=0.95, power=0.8) -> float
+expected_discordance(pass_rate) -> float
+power_warning(n, margin, pass_rate, level=0.95, power=0.8) -> str | None
+    Sample size for a paired non-inferiority gate on a pass rate, and the
+    warning when a suite has too few items to show its margin.
 quantile(values, q) -> float
     Linear-interpolation quantile (numpy's default), NaN for empty input.
 """
@@ -37,10 +37,12 @@ __all__ = [
     "binom_test_two_sided",
     "mcnemar_exact",
     "paired_bootstrap_diff_ci",
-    "newcombe_paired_diff_ci",
-    "min_detectable_drop",
+    "items_needed",
+    "smallest_margin",
+    "expected_discordance",
     "power_warning",
     "quantile",
+    "statistic_fn",
     "z_for_level",
 ]
 
@@ -161,7 +163,7 @@ def paired_bootstrap_diff_ci(
     if not pairs:
         return (math.nan, math.nan, math.nan)
     arr = np.asarray(pairs, dtype=float)
-    fn = _stat_fn(stat)
+    fn = statistic_fn(stat)
     point = float(fn(arr[:, 1]) - fn(arr[:, 0]))
     n = arr.shape[0]
     constant_diff = bool(np.all(arr[:, 1] - arr[:, 0] == arr[0, 1] - arr[0, 0]))
@@ -191,7 +193,8 @@ def _quantile_of(stat: str) -> float:
     raise ValueError(f"unknown statistic {stat!r} (use mean, median, p50, p90, p95, p99)")
 
 
-def _stat_fn(stat: str | Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+def statistic_fn(stat: str | Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float]:
+    """The statistic named "mean", "median" or "pNN" as a function of a 1-D array."""
     if callable(stat):
         return stat
     if stat == "mean":
@@ -200,84 +203,56 @@ def _stat_fn(stat: str | Callable[[np.ndarray], float]) -> Callable[[np.ndarray]
     return lambda x: float(np.quantile(x, q))
 
 
-def newcombe_paired_diff_ci(
-    n11: int, n10: int, n01: int, n00: int, z: float = 1.96
-) -> tuple[float, float, float]:
-    """Difference of paired proportions p2 - p1 with Newcombe's method 10 interval.
+def items_needed(margin: float, discordance: float, level: float = 0.95, power: float = 0.8) -> int:
+    """Paired items needed so that a candidate truly equal to its reference clears a
+    non-inferiority ``margin`` with probability ``power``.
 
-    Counts: n11 both pass, n10 first passes/second fails, n01 first fails/second
-    passes, n00 both fail. Returns (difference, low, high) of
-    (second pass rate) - (first pass rate) = (n01 - n10) / n.
+    Normal approximation for a paired difference of proportions whose variance is
+    ``discordance / n`` (``discordance``: expected share of items that flip either
+    way): n = (z_{1-alpha/2} + z_{power})^2 * discordance / margin^2, with alpha = 1 - level
+    matching the two-sided interval whose lower bound the gate checks.
     """
-    n = n11 + n10 + n01 + n00
-    if n == 0:
-        return (math.nan, math.nan, math.nan)
-    p1 = (n11 + n10) / n
-    p2 = (n11 + n01) / n
-    d = p2 - p1
-    l1, u1 = wilson(n11 + n10, n, z)
-    l2, u2 = wilson(n11 + n01, n, z)
-    # phi correlation correction (Newcombe 1998, method 10)
-    r1 = (n11 + n10) * (n01 + n00) * (n11 + n01) * (n10 + n00)
-    if r1 == 0:
-        phi = 0.0
-    else:
-        num = n11 * n00 - n10 * n01
-        if num > 0:
-            num = max(num - n / 2.0, 0.0)
-        phi = num / math.sqrt(r1)
-    dl2 = (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2
-    du2 = (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2
-    low = d - math.sqrt(max(dl2, 0.0))
-    high = d + math.sqrt(max(du2, 0.0))
-    return (d, max(-1.0, low), min(1.0, high))
+    if margin <= 0:
+        return math.inf  # type: ignore[return-value]
+    nd = NormalDist()
+    z = nd.inv_cdf(0.5 + level / 2.0) + nd.inv_cdf(power)
+    return math.ceil(z * z * discordance / (margin * margin))
 
 
-def min_detectable_drop(
-    n: int, p: float = 0.8, alpha: float = 0.05, power: float = 0.8, discordance: float | None = None
-) -> float:
-    """Approximate smallest drop in a paired pass rate that n items can detect.
-
-    Uses the normal approximation for a one-sided paired test of proportions:
-    delta = (z_{1-alpha} + z_{power}) * sqrt(psi / n), where psi, the share of
-    discordant pairs, is taken as 2 p (1 - p) (independent errors, conservative)
-    unless given. Returns 1.0 (nothing detectable) for n == 0.
-    """
+def smallest_margin(n: int, discordance: float, level: float = 0.95, power: float = 0.8) -> float:
+    """The smallest non-inferiority margin n paired items can show (inverse of items_needed)."""
     if n <= 0:
-        return 1.0
+        return math.inf
     nd = NormalDist()
-    za = nd.inv_cdf(1 - alpha)
-    zb = nd.inv_cdf(power)
-    psi = discordance if discordance is not None else max(2 * p * (1 - p), 0.02)
-    return min(1.0, (za + zb) * math.sqrt(psi / n))
+    z = nd.inv_cdf(0.5 + level / 2.0) + nd.inv_cdf(power)
+    return z * math.sqrt(discordance / n)
 
 
-def power_warning(
-    n: int,
-    margin: float,
-    p: float = 0.8,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    what: str = "",
-) -> str | None:
-    """Warn when n paired items cannot detect a drop of ``margin`` with the given power.
+def expected_discordance(pass_rate: float, floor: float = 0.05) -> float:
+    """Share of items expected to flip between two comparable models at this pass rate.
 
-    Returns a one-line message naming n, the margin, the minimum detectable
-    drop and roughly how many items would be needed; None when n is enough.
+    2 p (1 - p) is the share if the two models' errors were independent; it is
+    floored so that a reference passing (or failing) everything does not make any
+    suite look big enough.
     """
-    mdd = min_detectable_drop(n, p=p, alpha=alpha, power=power)
-    if margin <= 0 or mdd <= margin:
+    return max(2.0 * pass_rate * (1.0 - pass_rate), floor)
+
+
+def power_warning(n: int, margin: float, pass_rate: float, level: float = 0.95,
+                  power: float = 0.8) -> str | None:
+    """One line when n paired items are too few to show non-inferiority at ``margin``.
+
+    None when n is enough. The message names n, the margin, the smallest margin n
+    items can show, and about how many items the margin needs.
+    """
+    psi = expected_discordance(pass_rate)
+    need = items_needed(margin, psi, level, power)
+    if n >= need:
         return None
-    nd = NormalDist()
-    za, zb = nd.inv_cdf(1 - alpha), nd.inv_cdf(power)
-    psi = max(2 * p * (1 - p), 0.02)
-    need = math.ceil(((za + zb) ** 2) * psi / (margin ** 2))
-    prefix = f"{what}: " if what else ""
-    return (
-        f"{prefix}only {n} paired items; the smallest drop detectable at "
-        f"{int(power * 100)}% power is about {mdd:.3f}, larger than the margin "
-        f"{margin:.3f} (about {need} items needed)"
-    )
+    return (f"only {n} paired items: at a pass rate of {pass_rate:.2f}, an equally good model that "
+            f"changes some answers needs about {need} items to clear a margin of {margin:.3f} "
+            f"({power:.0%} power); {n} items can only show a margin of about "
+            f"{smallest_margin(n, psi, level, power):.3f}")
 
 
 def quantile(values: Sequence[float], q: float) -> float:

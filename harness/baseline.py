@@ -1,0 +1,270 @@
+"""Approved baselines: a small, committable summary of a passing run to gate against.
+
+A baseline file is results.json slimmed down (format ``mlx-harness-baseline/1``):
+
+- top level: ``format``, ``created`` (approval time), ``approved_from`` (the run
+  folder), ``run_created``, ``harness_version``, ``environment``, ``command``,
+  ``verdict``, ``models`` (name -> fingerprint, base_fingerprint, paths);
+- ``suites``: name, description, ``fingerprint`` (suite content), ``data_fingerprint``,
+  ``scorers`` (name -> version, options), ``generation``, ``template``, the gates as
+  they stood (model, metric, kind, passed), and per model its ``fingerprint``,
+  ``metrics``, ``categories`` and ``items``: ``{id, category, output_sha256, values}``
+  where ``values`` are the item's series (see ``harness.compare``: 1/0 per pass/fail
+  scorer, per-item scorer metrics, generation timings). That is enough to redo every
+  paired comparison item by item without the outputs themselves.
+
+What must match before a run is compared with a baseline, and why:
+
+- refused (unless ``--allow-fingerprint-mismatch``):
+  suite data hash (different items: pairs would not be the same questions),
+  suite content hash (prompt, target, template, generation settings or scorer
+  options changed, so outputs and scores mean something else),
+  scorer versions (a scorer's definition changed),
+  base model fingerprint (weights, tokenizer and chat template: a different base
+  changes every output, and adapters must sit on the base they were trained on);
+- reported as warnings: harness, mlx and mlx-lm versions (a release upgrade should
+  not block the gate, but numerics and generation may shift: look at the deltas);
+- not compared: the adapter's own hash. A new adapter is what a baseline gate is
+  for; the report shows both hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_json
+from .compare import item_values, output_digest
+from .errors import HarnessError
+
+FORMAT = "mlx-harness-baseline/1"
+DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
+
+__all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
+           "summarize_run", "fingerprint_differences", "read_json"]
+
+
+def read_json(path: str | Path, what: str = "file") -> dict:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HarnessError(f"{what} not found", path=p) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read {what}: {exc}", path=p) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"invalid JSON: {exc.msg}", path=p, line=exc.lineno) from None
+    if not isinstance(data, dict):
+        raise HarnessError(f"expected a JSON object in the {what}", path=p)
+    return data
+
+
+def load_baseline(path: str | Path) -> dict:
+    """Read and check a baseline file; HarnessError naming the file and field when bad."""
+    data = read_json(path, what="baseline file")
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        hint = ("this looks like a run's results.json; approve it first: harness baseline approve RUN_DIR"
+                if "suites" in data and fmt is None else f"expected format {FORMAT!r}")
+        raise HarnessError(f"not a baseline file (format {fmt!r})", path=path, field="format", hint=hint)
+    suites = data.get("suites")
+    if not isinstance(suites, list):
+        raise HarnessError("`suites` must be a list", path=path, field="suites")
+    for i, suite in enumerate(suites):
+        if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
+            raise HarnessError("each suite needs a `name`", path=path, field=f"suites[{i}]")
+        models = suite.get("models")
+        if not isinstance(models, dict):
+            raise HarnessError("`models` must be an object", path=path, field=f"suites[{i}].models")
+        for name, model in models.items():
+            if not isinstance(model, dict) or not isinstance(model.get("metrics"), dict) \
+                    or not isinstance(model.get("items"), list):
+                raise HarnessError("a model needs `metrics` and `items`", path=path,
+                                   field=f"suites[{i}].models.{name}")
+    data["_path"] = str(path)
+    return data
+
+
+def baseline_suite(baseline: dict | None, suite_name: str) -> dict | None:
+    """The named suite of a baseline, or None."""
+    for suite in (baseline or {}).get("suites", []):
+        if suite.get("name") == suite_name:
+            return suite
+    return None
+
+
+def _round(x: Any) -> Any:
+    return round(x, 6) if isinstance(x, float) else x
+
+
+def summarize_run(results: dict, source: str | None = None) -> dict:
+    """The baseline form of a results.json dict (see the module docstring)."""
+    suites = []
+    for suite in results.get("suites", []):
+        models = {}
+        for name, model in (suite.get("models") or {}).items():
+            items = []
+            for item in model.get("items") or []:
+                items.append({
+                    "id": str(item["id"]), "category": item.get("category"),
+                    "output_sha256": output_digest(item.get("output") or ""),
+                    "values": {k: _round(v) for k, v in sorted(item_values(item).items())},
+                })
+            models[name] = {"fingerprint": model.get("fingerprint"), "metrics": model.get("metrics") or {},
+                            "categories": model.get("categories") or {}, "items": items}
+        suites.append({
+            "name": suite["name"], "description": suite.get("description", ""),
+            "fingerprint": suite.get("fingerprint"), "data_fingerprint": suite.get("data_fingerprint"),
+            "template": suite.get("template"),
+            "scorers": {n: {"version": s.get("version"), "options": s.get("options")}
+                        for n, s in (suite.get("scorers") or {}).items()},
+            "generation": suite.get("generation"),
+            "gates": [{k: g.get(k) for k in ("model", "metric", "kind", "passed")} for g in suite.get("gates", [])],
+            "models": models,
+        })
+    keep = ("path", "adapter_path", "fingerprint", "weights_fingerprint", "base_fingerprint")
+    return {
+        "format": FORMAT,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "approved_from": source,
+        "run_created": results.get("created"),
+        "harness_version": results.get("harness_version"),
+        "environment": results.get("environment") or {},
+        "command": results.get("command") or [],
+        "verdict": results.get("verdict"),
+        "models": {n: {k: m.get(k) for k in keep if k in m} for n, m in (results.get("models") or {}).items()},
+        "suites": suites,
+    }
+
+
+def approve(run_dir: str | Path, to_file: str | Path = DEFAULT_BASELINE) -> Path:
+    """Write the baseline of a passing run (``RUN_DIR/results.json``) to ``to_file``, atomically.
+
+    A failing run cannot be approved: fix it, or change the policy, then rerun.
+    """
+    run = Path(run_dir)
+    results_path = run / "results.json" if run.is_dir() else run
+    results = read_json(results_path, what="results.json")
+    if "suites" not in results or "verdict" not in results:
+        raise HarnessError("not a results.json (no `suites`/`verdict`)", path=results_path)
+    if results["verdict"] != "pass":
+        failed = [f"{g['suite']}/{g['model']}/{g['metric']} ({g.get('kind')})"
+                  for s in results["suites"] for g in s.get("gates", []) if not g.get("passed")]
+        raise HarnessError(f"the run failed its gates and cannot be approved: {', '.join(failed[:5]) or 'verdict fail'}",
+                           path=results_path, field="verdict",
+                           hint="approve a run whose verdict is pass")
+    summary = summarize_run(results, source=str(run))
+    out = Path(to_file)
+    write_json(out, summary)
+    return out
+
+
+def _norm(x: Any) -> Any:
+    """JSON form (tuples as lists), so an in-memory run compares equal to a file."""
+    return json.loads(json.dumps(x, default=str))
+
+
+def _short(x: Any) -> str:
+    s = "none" if x is None else str(x)
+    return s if len(s) <= 24 else s[:24] + "…"
+
+
+def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
+    """Parts that differ between a reference (baseline or run A) and a run (or run B).
+
+    Both are results-like dicts (top level with ``models``, ``harness_version``,
+    ``environment``; ``suites`` with their fingerprints and scorers). Returns
+    ``[{suite, part, a, b, severity}]``, severity ``refuse`` (the comparison would be
+    meaningless), ``warn`` (versions) or ``info`` (expected, e.g. a new adapter).
+    Suites only present on one side are not differences.
+    """
+    out: list[dict] = []
+
+    def add(suite: str | None, part: str, a: Any, b: Any, severity: str) -> None:
+        out.append({"suite": suite, "part": part, "a": a, "b": b, "severity": severity})
+
+    ref_models, run_models = ref.get("models") or {}, run.get("models") or {}
+    rb, nb = (ref_models.get("base") or {}), (run_models.get("base") or {})
+    if rb.get("fingerprint") != nb.get("fingerprint") and rb and nb:
+        add(None, "base model fingerprint (weights, tokenizer, chat template)", rb.get("fingerprint"),
+            nb.get("fingerprint"), "refuse")
+    for name in sorted(set(ref_models) & set(run_models) - {"base"}):
+        if ref_models[name].get("fingerprint") != run_models[name].get("fingerprint"):
+            add(None, f"adapter {name} fingerprint", ref_models[name].get("fingerprint"),
+                run_models[name].get("fingerprint"), "info")
+    if ref.get("harness_version") != run.get("harness_version"):
+        add(None, "harness version", ref.get("harness_version"), run.get("harness_version"), "warn")
+    re_, ne = ref.get("environment") or {}, run.get("environment") or {}
+    for key in ("mlx", "mlx-lm"):
+        if re_.get(key) != ne.get(key) and (key in re_ or key in ne):
+            add(None, f"{key} version", re_.get(key), ne.get(key), "warn")
+
+    ref_suites = {s.get("name"): s for s in ref.get("suites") or []}
+    for suite in run.get("suites") or []:
+        name = suite.get("name")
+        old = ref_suites.get(name)
+        if old is None:
+            continue
+        content_differs = old.get("fingerprint") != suite.get("fingerprint")
+        if old.get("data_fingerprint") != suite.get("data_fingerprint"):
+            add(name, "data hash", old.get("data_fingerprint"), suite.get("data_fingerprint"), "refuse")
+        old_scorers, new_scorers = old.get("scorers") or {}, suite.get("scorers") or {}
+        for scorer in sorted(set(old_scorers) & set(new_scorers)):
+            ov, nv = old_scorers[scorer].get("version"), new_scorers[scorer].get("version")
+            if ov != nv:
+                add(name, f"scorer {scorer} version", ov, nv, "refuse")
+            if _norm(old_scorers[scorer].get("options")) != _norm(new_scorers[scorer].get("options")):
+                add(name, f"scorer {scorer} options", old_scorers[scorer].get("options"),
+                    new_scorers[scorer].get("options"), "refuse")
+        for scorer in sorted(set(new_scorers) - set(old_scorers)):
+            add(name, f"scorer {scorer} (new, not in the reference)", None, new_scorers[scorer].get("version"), "info")
+        for key in ("generation", "template"):
+            if key in old and key in suite and _norm(old[key]) != _norm(suite[key]):
+                add(name, f"{key} settings", old[key], suite[key], "refuse")
+        named = any(d["suite"] == name and d["severity"] == "refuse" for d in out)
+        if content_differs and not named:
+            add(name, "suite content hash (prompt, target, system or gates in the suite file)",
+                old.get("fingerprint"), suite.get("fingerprint"), "refuse")
+    return out
+
+
+def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool) -> list[str]:
+    """Refuse to gate against a baseline whose fingerprints differ where it matters.
+
+    ``results_like`` is the run's results dict before generation: results.json's shape
+    without items or metrics, i.e. top-level ``harness_version``, ``environment``,
+    ``models`` (name -> ``fingerprint``, ...) and ``suites`` (each with ``name``,
+    ``fingerprint``, ``data_fingerprint``, ``scorers`` {name: {version, options}},
+    ``generation``, ``template``). Raises HarnessError naming the first part that
+    differs (and how many more) unless ``allow_mismatch``; otherwise those become
+    warnings. Version differences are always warnings. Warnings are returned and also
+    appended to ``results_like["warnings"]`` when that list exists.
+    """
+    diffs = fingerprint_differences(baseline, results_like)
+    refuse = [d for d in diffs if d["severity"] == "refuse"]
+    path = baseline.get("_path")
+    if refuse and not allow_mismatch:
+        first = refuse[0]
+        where = f"suite {first['suite']}: " if first["suite"] else ""
+        more = f" (+{len(refuse) - 1} more difference(s))" if len(refuse) > 1 else ""
+        raise HarnessError(
+            f"baseline does not match this run: {where}{first['part']} differs "
+            f"(baseline {_short(first['a'])}, run {_short(first['b'])}){more}",
+            path=path,
+            hint="approve a new baseline from a run of this setup (harness baseline approve RUN_DIR), "
+                 "or pass --allow-fingerprint-mismatch to compare anyway")
+    warnings = []
+    for d in diffs:
+        if d["severity"] == "info":
+            continue
+        where = f"suite {d['suite']}: " if d["suite"] else ""
+        lead = "compared anyway although " if d["severity"] == "refuse" else ""
+        warnings.append(f"baseline: {lead}{where}{d['part']} differs "
+                        f"(baseline {_short(d['a'])}, run {_short(d['b'])})")
+    if isinstance(results_like.get("warnings"), list):
+        results_like["warnings"].extend(w for w in warnings if w not in results_like["warnings"])
+    return warnings

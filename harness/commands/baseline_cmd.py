@@ -1,0 +1,54 @@
+"""`harness baseline approve RUN_DIR [--to FILE]` and `harness compare RUN_A RUN_B`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("baseline", help="approved baselines to gate later runs against",
+                       description="Manage approved baselines (small, committable summaries of a passing run).")
+    bsub = p.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=type(p))
+    a = bsub.add_parser("approve", help="write a baseline file from a passing run",
+                        description="Write a baseline file (metrics, per-item pass/fail, fingerprints) from "
+                                    "RUN_DIR/results.json. Only a run whose verdict is pass can be approved.")
+    a.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run's output folder (or its results.json)")
+    a.add_argument("--to", type=Path, default=None, metavar="FILE",
+                   help="baseline file to write (default reports/baselines/baseline.json)")
+    a.set_defaults(func=run_approve)
+    p.set_defaults(func=lambda args: _usage(p))
+
+    c = sub.add_parser("compare", help="differences between two runs",
+                       description="Compare two runs (folders, results.json files or baseline files): "
+                                   "fingerprints, metric deltas with paired intervals, flipped items. "
+                                   "Prints them and writes compare.html.")
+    c.add_argument("run_a", metavar="RUN_A")
+    c.add_argument("run_b", metavar="RUN_B")
+    c.add_argument("--out", type=Path, default=None,
+                   help="folder for compare.html (default: reports/compare)")
+    c.set_defaults(func=run_compare)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    from ..baseline import DEFAULT_BASELINE, approve
+
+    path = approve(args.run_dir, args.to or DEFAULT_BASELINE)
+    print(f"approved {args.run_dir} -> {path} (commit it to gate later runs: harness eval ... --baseline {path})")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from ..compare import compare_runs, format_comparison, load_run
+    from ..reports import write_compare_report
+
+    cmp = compare_runs(load_run(args.run_a), load_run(args.run_b))
+    print(format_comparison(cmp))
+    path = write_compare_report(cmp, args.out or Path("reports/compare"))
+    print(f"\nreport: {path}")
+    return 0

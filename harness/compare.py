@@ -1,0 +1,317 @@
+"""Paired comparisons of metrics between two models on the same items.
+
+Everything that compares one model with another goes through here: the gates
+(adapter vs base, candidate vs approved baseline), the report's delta columns, and
+`harness compare RUN_A RUN_B`.
+
+Per-item numbers come in *series*, keyed like metrics:
+
+- ``X``       scorer X's verdict per item (1.0 pass / 0.0 fail), or its value when it
+              has no pass/fail;
+- ``X.key``   scorer X's per-item ``metrics[key]``;
+- ``@field``  an item field measured by generation (``ttft_s``, ``decode_tps``, ...).
+
+A metric resolves to a series and a statistic: ``X`` and ``X.key`` are means of their
+series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of the
+``latency.ttft_s`` series. Metrics that resolve are compared *paired* (items matched by
+id, seeded paired bootstrap, exact McNemar for pass/fail); metrics that do not (an
+aggregate-only number) fall back to the two reported intervals (MOVER, Newcombe's
+method of variance estimates recovery), which is unpaired and wider.
+
+Both results.json model entries (items with ``scores``) and baseline model entries
+(items with ``values``; see ``harness.baseline``) are read by ``model_view``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .stats import mcnemar_exact, paired_bootstrap_diff_ci, statistic_fn
+
+ITEM_FIELDS = ("ttft_s", "decode_tps", "prompt_tokens", "output_tokens")
+N_BOOT = 2000
+SEED = 0
+LEVEL = 0.95
+
+_SUFFIX = re.compile(r"^(?P<series>.+?)[._](?P<stat>p\d{1,2}(?:\.\d+)?|median|mean)$")
+
+
+@dataclass
+class ModelView:
+    """One model on one suite: its metrics and its per-item series."""
+
+    metrics: dict[str, dict]
+    series: dict[str, dict[str, float]] = field(default_factory=dict)  # series -> id -> value
+    categories: dict[str, str | None] = field(default_factory=dict)  # id -> category
+    outputs: dict[str, str] = field(default_factory=dict)  # id -> output digest
+
+
+def output_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def item_values(item: dict) -> dict[str, float]:
+    """The series values of one results.json item (see the module docstring)."""
+    out: dict[str, float] = {}
+    for scorer, score in (item.get("scores") or {}).items():
+        if score.get("passed") is not None:
+            out[scorer] = 1.0 if score["passed"] else 0.0
+        elif score.get("value") is not None:
+            out[scorer] = float(score["value"])
+        for key, value in (score.get("metrics") or {}).items():
+            if value is not None:
+                out[f"{scorer}.{key}"] = float(value)
+    for name in ITEM_FIELDS:
+        if item.get(name) is not None:
+            out[f"@{name}"] = float(item[name])
+    return out
+
+
+def model_view(model: dict) -> ModelView:
+    """A ModelView from a results.json or baseline model entry."""
+    view = ModelView(metrics=dict(model.get("metrics") or {}))
+    for item in model.get("items") or []:
+        item_id = str(item["id"])
+        values = item["values"] if "values" in item else item_values(item)
+        for name, value in values.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                view.series.setdefault(name, {})[item_id] = float(value)
+        view.categories[item_id] = item.get("category")
+        if "output_sha256" in item:
+            view.outputs[item_id] = item["output_sha256"]
+        elif isinstance(item.get("output"), str):
+            view.outputs[item_id] = output_digest(item["output"])
+    return view
+
+
+def resolve(metric: str, series: set[str] | dict) -> tuple[str, str] | None:
+    """(series, statistic) behind a metric name, or None when it has no per-item series."""
+    if metric in series:
+        return metric, "mean"
+    m = _SUFFIX.match(metric)
+    if m:
+        name, stat = m.group("series"), m.group("stat")
+        stat = "median" if stat == "p50" else stat
+        candidates = [name]
+        if "." in name:
+            candidates += [f"@{name.split('.', 1)[1]}", f"@{name.split('.', 1)[1]}_s"]
+        for candidate in candidates:
+            if candidate in series:
+                return candidate, stat
+    return None
+
+
+def is_binary(view: ModelView, metric: str) -> bool:
+    info = view.metrics.get(metric) or {}
+    if info.get("kind") == "proportion":
+        return True
+    values = view.series.get(metric)
+    return bool(values) and "." not in metric and all(v in (0.0, 1.0) for v in values.values()) \
+        and info.get("kind") in (None, "proportion")
+
+
+def higher_is_better(metric: str, *views: ModelView, default: bool = True) -> bool:
+    for view in views:
+        info = view.metrics.get(metric)
+        if info and "higher_is_better" in info:
+            return bool(info["higher_is_better"])
+    return default
+
+
+def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
+    """Candidate minus reference for one metric, with an interval and the flips.
+
+    Returns None when neither side can say anything about the metric. Keys:
+    ``diff``, ``ci_low``, ``ci_high`` (candidate - reference), ``ref_value``,
+    ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, and for
+    pass/fail metrics ``flipped_down`` (pass -> fail ids), ``flipped_up`` and
+    ``mcnemar_p``.
+    """
+    names = set(ref.series) & set(cand.series)
+    resolved = resolve(metric, names)
+    if resolved is not None:
+        series, stat = resolved
+        a_map, b_map = ref.series[series], cand.series[series]
+        ids = [i for i in a_map if i in b_map]
+        if ids:
+            a = [a_map[i] for i in ids]
+            b = [b_map[i] for i in ids]
+            diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat)
+            fn = statistic_fn(stat)  # the same statistic the interval used
+            out: dict[str, Any] = {
+                "diff": diff, "ci_low": low, "ci_high": high,
+                "ref_value": float(fn(_arr(a))), "cand_value": float(fn(_arr(b))),
+                "n": len(ids), "statistic": stat, "series": series,
+                "method": f"paired bootstrap ({N_BOOT} resamples, seed {SEED})",
+            }
+            if is_binary(ref, metric) or is_binary(cand, metric):
+                down = [i for i in ids if a_map[i] == 1.0 and b_map[i] == 0.0]
+                up = [i for i in ids if a_map[i] == 0.0 and b_map[i] == 1.0]
+                out.update(flipped_down=down, flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
+            return out
+    return _mover(ref.metrics.get(metric), cand.metrics.get(metric))
+
+
+def _arr(values: list[float]):
+    import numpy as np
+
+    return np.asarray(values, dtype=float)
+
+
+def _mover(ref: dict | None, cand: dict | None) -> dict | None:
+    """Unpaired interval of a difference from each side's own interval (MOVER)."""
+    if not ref or not cand or ref.get("value") is None or cand.get("value") is None:
+        return None
+    r, c = float(ref["value"]), float(cand["value"])
+    rl = r if ref.get("ci_low") is None else float(ref["ci_low"])
+    rh = r if ref.get("ci_high") is None else float(ref["ci_high"])
+    cl = c if cand.get("ci_low") is None else float(cand["ci_low"])
+    ch = c if cand.get("ci_high") is None else float(cand["ci_high"])
+    d = c - r
+    low = d - math.sqrt((c - cl) ** 2 + (rh - r) ** 2)
+    high = d + math.sqrt((ch - c) ** 2 + (r - rl) ** 2)
+    exact = all(ref.get(k) is not None and cand.get(k) is not None for k in ("ci_low", "ci_high"))
+    return {"diff": d, "ci_low": low, "ci_high": high, "ref_value": r, "cand_value": c,
+            "n": min(int(ref.get("n") or 0), int(cand.get("n") or 0)), "statistic": "reported",
+            "series": None,
+            "method": "unpaired, from the reported intervals (MOVER)" if exact
+            else "point estimates only (no interval reported)"}
+
+
+def suite_comparisons(suite_result: dict, baseline_suite: dict | None) -> dict:
+    """Every metric of every model against base (adapters) and the baseline's same-named model.
+
+    ``{model: {metric: {"vs_base": delta | None, "vs_baseline": delta | None}}}``,
+    deltas as ``paired_delta`` returns them. Stored in results.json as the suite's
+    ``comparisons`` so reports and summaries need not recompute them.
+    """
+    models = suite_result.get("models") or {}
+    views = {name: model_view(m) for name, m in models.items()}
+    base_view = views.get("base")
+    base_models = (baseline_suite or {}).get("models") or {}
+    baseline_views = {name: model_view(m) for name, m in base_models.items()}
+    out: dict[str, dict] = {}
+    for name, view in views.items():
+        per_metric: dict[str, dict] = {}
+        for metric in view.metrics:
+            vs_base = paired_delta(base_view, view, metric) if base_view is not None and name != "base" else None
+            ref = baseline_views.get(name)
+            vs_baseline = paired_delta(ref, view, metric) if ref is not None else None
+            per_metric[metric] = {"vs_base": vs_base, "vs_baseline": vs_baseline}
+        out[name] = per_metric
+    return out
+
+
+# --- `harness compare RUN_A RUN_B` ---------------------------------------------------
+
+def load_run(path: str | Path) -> dict:
+    """A run folder (its results.json), a results.json file, or a baseline file."""
+    from .baseline import load_baseline, read_json
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    data = read_json(p, what="run")
+    if data.get("format", "").startswith("mlx-harness-baseline"):
+        return load_baseline(p)
+    if "suites" not in data:
+        from .errors import HarnessError
+
+        raise HarnessError("not a results.json or baseline file (no `suites`)", path=p)
+    data["_path"] = str(p)
+    return data
+
+
+def compare_runs(a: dict, b: dict) -> dict:
+    """What changed from run A to run B: fingerprints, and per suite/model/metric deltas.
+
+    Models are matched by name and items by id. Returns
+    ``{"a", "b", "fingerprints": [differences], "only_in_a", "only_in_b",
+    "suites": [{name, fingerprints, models: {model: {metrics: {m: {a, b, delta}},
+    changed_outputs, flipped_down, flipped_up}}}]}``.
+    """
+    from .baseline import fingerprint_differences
+
+    a_suites = {s["name"]: s for s in a.get("suites", [])}
+    b_suites = {s["name"]: s for s in b.get("suites", [])}
+    out: dict[str, Any] = {
+        "a": a.get("_path"), "b": b.get("_path"),
+        "fingerprints": [d for d in fingerprint_differences(a, b) if d["suite"] is None],
+        "only_in_a": sorted(set(a_suites) - set(b_suites)),
+        "only_in_b": sorted(set(b_suites) - set(a_suites)),
+        "suites": [],
+    }
+    all_diffs = fingerprint_differences(a, b)
+    for name in [n for n in b_suites if n in a_suites]:
+        sa, sb = a_suites[name], b_suites[name]
+        entry: dict[str, Any] = {
+            "name": name,
+            "fingerprints": [d for d in all_diffs if d["suite"] == name],
+            "models": {},
+        }
+        for model in [m for m in sb.get("models", {}) if m in sa.get("models", {})]:
+            va, vb = model_view(sa["models"][model]), model_view(sb["models"][model])
+            metrics = {}
+            flipped_down: set[str] = set()
+            flipped_up: set[str] = set()
+            for metric in [m for m in vb.metrics if m in va.metrics]:
+                delta = paired_delta(va, vb, metric)
+                metrics[metric] = {"a": va.metrics[metric], "b": vb.metrics[metric], "delta": delta,
+                                   "higher_is_better": higher_is_better(metric, vb, va)}
+                if delta:
+                    flipped_down.update(delta.get("flipped_down", []))
+                    flipped_up.update(delta.get("flipped_up", []))
+            common = [i for i in vb.outputs if i in va.outputs]
+            entry["models"][model] = {
+                "metrics": metrics,
+                "changed_outputs": sorted(i for i in common if va.outputs[i] != vb.outputs[i]),
+                "compared_outputs": len(common),
+                "flipped_down": sorted(flipped_down), "flipped_up": sorted(flipped_up - flipped_down),
+            }
+        out["suites"].append(entry)
+    return out
+
+
+def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def format_comparison(cmp: dict) -> str:
+    """Plain-text report of ``compare_runs`` for the terminal."""
+    lines = [f"A: {cmp['a']}", f"B: {cmp['b']}"]
+    for d in cmp["fingerprints"]:
+        lines.append(f"differs: {d['part']}: {d['a']} -> {d['b']}")
+    if cmp["only_in_a"]:
+        lines.append("suites only in A: " + ", ".join(cmp["only_in_a"]))
+    if cmp["only_in_b"]:
+        lines.append("suites only in B: " + ", ".join(cmp["only_in_b"]))
+    for suite in cmp["suites"]:
+        lines.append("")
+        lines.append(f"suite {suite['name']}")
+        for d in suite["fingerprints"]:
+            lines.append(f"  differs: {d['part']}: {d['a']} -> {d['b']}")
+        for model, entry in suite["models"].items():
+            lines.append(f"  {model}: {len(entry['changed_outputs'])}/{entry['compared_outputs']} outputs changed"
+                         f", {len(entry['flipped_down'])} pass->fail, {len(entry['flipped_up'])} fail->pass")
+            for metric, m in entry["metrics"].items():
+                d = m["delta"] or {}
+                mark = ""
+                if d and d.get("ci_low") is not None:
+                    worse = d["ci_high"] < 0 if m["higher_is_better"] else d["ci_low"] > 0
+                    better = d["ci_low"] > 0 if m["higher_is_better"] else d["ci_high"] < 0
+                    mark = "  WORSE" if worse else ("  better" if better else "")
+                p = f", McNemar p={d['mcnemar_p']:.3g}" if "mcnemar_p" in d else ""
+                lines.append(f"    {metric:<32} {fmt(m['a'].get('value')):>8} -> {fmt(m['b'].get('value')):>8}"
+                             f"  Δ {fmt(d.get('diff'), signed=True)} [{fmt(d.get('ci_low'), signed=True)},"
+                             f" {fmt(d.get('ci_high'), signed=True)}]{p}{mark}")
+            if entry["flipped_down"]:
+                lines.append("    pass->fail: " + ", ".join(entry["flipped_down"][:20])
+                             + (" ..." if len(entry["flipped_down"]) > 20 else ""))
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""Gates: the suite's policy applied to its metrics, giving pass/fail verdicts with reasons.
+
+Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
+``schemas/suite.schema.json``):
+
+``min`` / ``max``
+    Absolute floor / ceiling on the candidate's point estimate (its interval is
+    shown in the reason).
+``max_drop_vs_base``
+    Non-inferiority margin against the base, in the metric's units: passes when the
+    bound of the paired interval of (candidate - base) on the worse side clears
+    -margin (the lower bound for higher-is-better metrics), never on the point estimate.
+``min_gain_vs_base``
+    Superiority: the better-side bound must be beyond +gain (0: significantly better).
+``max_drop_vs_baseline``
+    The same non-inferiority test against the approved baseline's model of the same name.
+``rel_tolerance_vs_base`` / ``rel_tolerance_vs_baseline``
+    A margin given as a fraction of the reference value (latency, memory: ``0.25``
+    allows 25% worse).
+``higher_is_better``
+    Direction; defaults to what the metric reports (latency and repetition: lower).
+``critical``
+    Item ids that must never flip from pass to fail (pass/fail metrics only), against
+    the base and against the baseline.
+
+*Candidates* are the adapters, or the base when the run has no adapter. The base is
+the reference, so base-only gates (``min``) apply to it only in a base-only run.
+
+Defaults, used when a suite has no ``gates:`` key at all (``gates: {}`` turns gating
+off): every pass/fail metric of every candidate gets ``max_drop_vs_base: 0.05`` and
+``max_drop_vs_baseline: 0.05``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, suite_comparisons)
+from .errors import HarnessError
+from .stats import power_warning
+
+DEFAULT_MARGIN = 0.05
+DEFAULT_POLICY = {"max_drop_vs_base": DEFAULT_MARGIN, "max_drop_vs_baseline": DEFAULT_MARGIN}
+_EPS = 1e-12
+
+__all__ = ["evaluate_gates", "policy", "validate_policy", "DEFAULT_MARGIN"]
+
+
+def validate_policy(suite) -> None:
+    """Check the policy against the suite itself: metrics come from its scorers, and
+    critical ids are its cases. Raises HarnessError naming the file, line and field.
+
+    (The shapes are already checked by the suite schema.)
+    """
+    gates = (suite.raw or {}).get("gates") or {}
+    scorer_names = {s.name for s in suite.scorers}
+    case_ids = {c.id for c in suite.cases}
+    for metric, options in gates.items():
+        scorer = metric.split(".", 1)[0]
+        if scorer not in scorer_names:
+            raise HarnessError(f"gate on {metric!r}, but the suite has no scorer {scorer!r}",
+                               path=suite.path, line=_line(suite.path, ["gates", metric]),
+                               field=f"gates.{metric}",
+                               hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
+        critical = (options or {}).get("critical")
+        if critical:
+            if "." in metric:
+                raise HarnessError("`critical` needs a pass/fail metric (a scorer's own name)",
+                                   path=suite.path, line=_line(suite.path, ["gates", metric, "critical"]),
+                                   field=f"gates.{metric}.critical")
+            unknown = [str(i) for i in critical if str(i) not in case_ids]
+            if unknown:
+                raise HarnessError(f"critical item {unknown[0]!r} is not a case of the suite",
+                                   path=suite.path, line=_line(suite.path, ["gates", metric, "critical"]),
+                                   field=f"gates.{metric}.critical",
+                                   hint="use the cases' `id` values")
+
+
+def _line(path: Path, keys: list) -> int | None:
+    from .suite import _node_line
+
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    return _node_line(root, keys)
+
+
+def policy(suite, suite_result: dict) -> dict[str, dict]:
+    """metric -> options, with the defaults filled in when the suite names no gates.
+
+    Each options dict gets ``_source``: ``"suite"`` or ``"default"``.
+    """
+    raw = suite.raw or {}
+    if "gates" in raw or suite.gates:
+        return {m: dict(opts or {}, _source="suite") for m, opts in (suite.gates or {}).items()}
+    out: dict[str, dict] = {}
+    for name, model in (suite_result.get("models") or {}).items():
+        for metric, info in (model.get("metrics") or {}).items():
+            if "." not in metric and info.get("kind") == "proportion":
+                out.setdefault(metric, dict(DEFAULT_POLICY, _source="default"))
+    return out
+
+
+def evaluate_gates(suite, suite_result: dict, baseline_suite: dict | None) -> tuple[list[dict], list[str]]:
+    """Apply the suite's policy to one suite's results.
+
+    ``suite_result`` is the suite entry of results.json (models with metrics and
+    items); ``baseline_suite`` the same suite in the approved baseline (see
+    ``harness.baseline.baseline_suite``) or None. Returns (gates, warnings); each gate
+    is ``{suite, model, metric, kind, passed, reason, details}``.
+
+    Also stores ``suite_result["comparisons"]`` (every metric's paired delta vs base
+    and vs baseline; see ``harness.compare.suite_comparisons``) for the reports.
+    """
+    models = suite_result.get("models") or {}
+    comparisons = _jsonable(suite_comparisons(suite_result, baseline_suite))
+    suite_result["comparisons"] = comparisons
+    views = {name: model_view(m) for name, m in models.items()}
+    baseline_views = {n: model_view(m) for n, m in ((baseline_suite or {}).get("models") or {}).items()}
+    candidates = [n for n in models if n != "base"] or [n for n in models if n == "base"]
+    skipped = {n: s.get("skipped") for n, s in (suite_result.get("scorers") or {}).items()
+               if isinstance(s, dict) and s.get("skipped")}
+    name = suite_result.get("name") or suite.name
+    gates: list[dict] = []
+    warnings: list[str] = []
+    powered: set[tuple[str, str]] = set()
+
+    def warn(text: str) -> None:
+        if text not in warnings:
+            warnings.append(text)
+
+    if baseline_suite is not None:
+        for cand in candidates:
+            if cand not in baseline_views:
+                warn(f"the baseline has no model {cand!r} (it has "
+                     f"{', '.join(sorted(baseline_views)) or 'none'}); {cand} is not gated against it")
+
+    for metric, opts in policy(suite, suite_result).items():
+        scorer = metric.split(".", 1)[0]
+        if scorer in skipped:
+            warn(f"gates on {metric} not checked: scorer {scorer} was skipped ({skipped[scorer]})")
+            continue
+        source = opts.get("_source", "suite")
+        for cand in candidates:
+            view = views[cand]
+            hib = opts.get("higher_is_better", higher_is_better(metric, view, default=True))
+
+            def gate(kind: str, passed: bool, reason: str, details: dict) -> None:
+                gates.append({"suite": name, "model": cand, "metric": metric, "kind": kind,
+                              "passed": bool(passed), "reason": reason,
+                              "details": _jsonable(dict(details, policy=source, higher_is_better=hib))})
+
+            if metric not in view.metrics or view.metrics[metric].get("value") is None:
+                if source == "suite":
+                    gate("missing", False, f"{metric}: the run produced no value for this gated metric "
+                         f"(metrics: {', '.join(sorted(view.metrics)) or 'none'})", {})
+                continue
+            info = view.metrics[metric]
+            for kind in ("min", "max"):
+                if kind in opts:
+                    gate(kind, *_bound_gate(metric, info, kind, float(opts[kind])))
+
+            refs: list[tuple[str, str, ModelView | None, str]] = []
+            if cand != "base":
+                refs.append(("base", "base", views.get("base"), "vs_base"))
+            if baseline_suite is not None:
+                refs.append(("baseline", f"baseline {cand}", baseline_views.get(cand), "vs_baseline"))
+            for ref_kind, ref_label, ref_view, key in refs:
+                if ref_view is None:
+                    continue
+                delta = comparisons.get(cand, {}).get(metric, {}).get(key)
+                suffix = f"vs_{ref_kind}"
+                wanted = [k for k in (f"max_drop_{suffix}", f"rel_tolerance_{suffix}", f"min_gain_{suffix}")
+                          if k in opts]
+                if wanted and delta is None:
+                    warn(f"{ref_label} has no {metric}; gates against it not checked")
+                    continue
+                for kind in wanted:
+                    gate(kind, *_delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib))
+                    if kind != f"min_gain_{suffix}" and is_binary(ref_view, metric) and (ref_kind, metric) not in powered:
+                        powered.add((ref_kind, metric))
+                        margin = _margin(kind, float(opts[kind]), delta, hib)
+                        text = power_warning(delta["n"], margin, delta["ref_value"]) if margin > 0 else None
+                        if text:
+                            warn(f"{metric} vs {ref_kind}: {text}")
+                if opts.get("critical") and delta is not None:
+                    gate(f"critical_{suffix}", *_critical_gate(metric, cand, ref_label, delta,
+                                                              [str(i) for i in opts["critical"]],
+                                                              ref_view, view))
+    return gates, warnings
+
+
+def _bound_gate(metric: str, info: dict, kind: str, limit: float) -> tuple[bool, str, dict]:
+    value = float(info["value"])
+    ci = _ci_text(info.get("ci_low"), info.get("ci_high"))
+    n = info.get("n")
+    if kind == "min":
+        passed = value >= limit - _EPS
+        verdict = f"at or above the floor {fmt(limit)}" if passed else f"below the floor {fmt(limit)}"
+    else:
+        passed = value <= limit + _EPS
+        verdict = f"at or below the ceiling {fmt(limit)}" if passed else f"above the ceiling {fmt(limit)}"
+    reason = f"{metric} = {fmt(value)} ({ci}n={n}), {verdict}"
+    return passed, reason, {"value": value, "ci_low": info.get("ci_low"), "ci_high": info.get("ci_high"),
+                            "n": n, "threshold": limit}
+
+
+def _margin(kind: str, value: float, delta: dict, hib: bool) -> float:
+    if kind.startswith("rel_tolerance"):
+        return value * abs(delta["ref_value"])
+    return value
+
+
+def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, value: float,
+                hib: bool) -> tuple[bool, str, dict]:
+    diff, low, high = delta["diff"], delta["ci_low"], delta["ci_high"]
+    paired = delta.get("series") is not None
+    head = (f"{metric}: {cand} - {ref_label} = {fmt(diff, signed=True)} "
+            f"(95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, "
+            f"{'paired, ' if paired else 'unpaired, '}n={delta['n']}; "
+            f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
+    details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",
+                                         "mcnemar_p", "flipped_down", "flipped_up", "statistic")
+               if k in delta}
+    if any(isinstance(x, float) and math.isnan(x) for x in (diff, low, high)):
+        return False, f"{head}: no interval could be computed", details
+    if kind.startswith("min_gain"):
+        gain = value
+        passed = (low > gain + _EPS) if hib else (high < -gain - _EPS)
+        bound_name = "lower" if hib else "upper"
+        target = f"{'+' if hib else '-'}{fmt(gain)}"
+        rule = f"required gain {fmt(gain)}: the {bound_name} bound is {'beyond' if passed else 'not beyond'} {target}"
+        details.update(margin=gain)
+    else:
+        margin = _margin(kind, value, delta, hib)
+        rel = f" ({value:.0%} of {fmt(delta['ref_value'])})" if kind.startswith("rel_tolerance") else ""
+        if hib:
+            passed = low >= -margin - _EPS
+            rule = (f"allowed drop {fmt(margin)}{rel}: the lower bound is "
+                    f"{'above' if passed else 'below'} -{fmt(margin)}")
+        else:
+            passed = high <= margin + _EPS
+            rule = (f"allowed increase {fmt(margin)}{rel}: the upper bound is "
+                    f"{'below' if passed else 'above'} +{fmt(margin)}")
+        details.update(margin=margin)
+    reason = f"{head}; {rule}"
+    if "flipped_down" in delta:
+        down, up = delta["flipped_down"], delta["flipped_up"]
+        reason += f"; {len(down)} flipped pass→fail"
+        if down:
+            reason += " (" + ", ".join(down[:8]) + (", …" if len(down) > 8 else "") + ")"
+        reason += f", {len(up)} fail→pass; McNemar p={delta['mcnemar_p']:.3g}"
+    return passed, reason, details
+
+
+def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical: list[str],
+                   ref: ModelView, view: ModelView) -> tuple[bool, str, dict]:
+    series_ref, series_cand = ref.series.get(metric, {}), view.series.get(metric, {})
+    checked = [i for i in critical if i in series_ref and i in series_cand]
+    missing = [i for i in critical if i not in checked]
+    down = [i for i in checked if series_ref[i] == 1.0 and series_cand[i] == 0.0]
+    if down:
+        reason = (f"{metric}: critical item(s) flipped pass→fail against {ref_label}: {', '.join(down)} "
+                  f"({len(checked)} critical items checked)")
+    else:
+        reason = f"{metric}: none of {len(checked)} critical items flipped pass→fail against {ref_label}"
+    if missing:
+        reason += f"; not in this run: {', '.join(missing)}"
+    return not down, reason, {"critical": critical, "checked": checked, "flipped_down": down,
+                              "missing": missing}
+
+
+def _ci_text(low: Any, high: Any) -> str:
+    if low is None or high is None:
+        return ""
+    return f"95% CI {fmt(low)}–{fmt(high)}, "
+
+
+def _jsonable(obj: Any) -> Any:
+    """NaN/inf to None so results.json stays strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

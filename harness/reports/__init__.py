@@ -1,0 +1,81 @@
+"""Reports of a run: `index.html` (scorecard), `junit.xml` (one test case per gate) and
+`summary.md` (for $GITHUB_STEP_SUMMARY or a PR comment), rendered from results.json
+with the Jinja templates in ``harness/templates/``. The runner writes results.json.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from ..atomic import write_text
+
+__all__ = ["write_reports", "render_html", "render_junit", "render_summary", "write_compare_report", "environment"]
+
+_XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: object) -> str:
+    """Escape for XML text and attributes, dropping characters XML 1.0 cannot carry."""
+    s = _XML_BAD.sub("\ufffd", str(value))
+    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+def md_cell(value: object) -> str:
+    """One line of Markdown table cell text, with no live HTML and no column breaks."""
+    s = " ".join(str(value).split())
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("|", "\\|").replace("`", "'")
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The report templates' Jinja environment: autoescape on for HTML (and SVG inside it)."""
+    env = Environment(loader=PackageLoader("harness", "templates"),
+                      autoescape=select_autoescape(enabled_extensions=("html", "html.j2", "htm", "svg"),
+                                                   default_for_string=True, default=False),
+                      undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+    env.filters["xml"] = xml_text
+    env.filters["md"] = md_cell
+    return env
+
+
+def render_html(results: dict) -> str:
+    from .html import context
+
+    return environment().get_template("index.html.j2").render(**context(results))
+
+
+def render_junit(results: dict) -> str:
+    from .junit import context
+
+    return environment().get_template("junit.xml.j2").render(**context(results))
+
+
+def render_summary(results: dict) -> str:
+    from .summary import context
+
+    return environment().get_template("summary.md.j2").render(**context(results))
+
+
+def write_reports(results: dict, out_dir: Path) -> None:
+    """Write index.html, junit.xml and summary.md into ``out_dir``, each atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "index.html", render_html(results))
+    write_text(out / "junit.xml", render_junit(results))
+    write_text(out / "summary.md", render_summary(results))
+
+
+def write_compare_report(comparison: dict, out_dir: Path) -> Path:
+    """Render `harness compare` as compare.html in ``out_dir``; returns its path."""
+    from .html import compare_context
+
+    out = Path(out_dir)
+    path = out / "compare.html"
+    write_text(path, environment().get_template("compare.html.j2").render(**compare_context(comparison)))
+    return path

@@ -1,0 +1,215 @@
+"""Inline SVG charts for the HTML report: no scripts, no network, print-friendly.
+
+Each function returns ``Markup`` (safe to put in an autoescaped template); every
+label that came from data is escaped here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from markupsafe import Markup, escape
+
+PALETTE = ["#6b7280", "#2563eb", "#d97706", "#059669", "#7c3aed", "#db2777", "#0891b2", "#65a30d"]
+FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\""
+
+
+def model_color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi]."""
+    if not math.isfinite(lo) or not math.isfinite(hi):
+        return [0.0, 1.0]
+    if hi <= lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / max(count, 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    start = math.floor(lo / step) * step
+    ticks = []
+    t = start
+    while t <= hi + step * 1e-9:
+        ticks.append(round(t, 10))
+        t += step
+    return ticks
+
+
+def _fmt_tick(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 1:
+        return f"{v:.3g}"
+    return f"{v:.2g}"
+
+
+def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(label)}" {FONT} font-size="12" class="chart">'
+            f"<title>{escape(label)}</title>")
+    return Markup(head + "".join(body) + "</svg>")
+
+
+def metric_bars(groups: Sequence[dict], models: Sequence[str], title: str = "Metrics with 95% intervals"
+                ) -> Markup:
+    """Horizontal bars per metric and model, with interval whiskers.
+
+    ``groups``: ``[{"metric": str, "proportion": bool, "values": {model: (value, low, high)}}]``.
+    Proportions share a 0–1 axis; other metrics get their own axis from 0 (or their minimum).
+    """
+    bar_h, gap, label_w, plot_w, value_w = 14, 10, 190, 380, 120
+    width = label_w + plot_w + value_w
+    legend_h = 22
+    rows = sum(len(models) for _ in groups)
+    height = legend_h + rows * bar_h + len(groups) * (gap + 16) + 10
+    body: list[str] = []
+    x0 = label_w
+    for i, model in enumerate(models):
+        lx = 4 + i * 130
+        body.append(f'<rect x="{lx}" y="4" width="12" height="12" fill="{model_color(i)}"/>'
+                    f'<text x="{lx + 16}" y="14">{escape(model)}</text>')
+    y = legend_h + 4
+    for group in groups:
+        vals = [v for v in group["values"].values() if v and v[0] is not None]
+        if group.get("proportion"):
+            lo, hi = 0.0, 1.0
+        else:
+            nums = [x for v in vals for x in v if x is not None and math.isfinite(x)]
+            lo = min([0.0] + nums)
+            hi = max(nums + [lo + 1e-9]) * 1.05 if nums else 1.0
+            if hi <= lo:
+                hi = lo + 1.0
+
+        def sx(v: float) -> float:
+            return x0 + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
+
+        body.append(f'<text x="4" y="{y + 11}" font-weight="600">{escape(group["metric"])}</text>')
+        body.append(f'<text x="{x0 + plot_w}" y="{y + 11}" text-anchor="end" fill="#6b7280" font-size="10">'
+                    f'{escape(_fmt_tick(lo))}–{escape(_fmt_tick(hi))}</text>')
+        y += 16
+        top = y
+        for i, model in enumerate(models):
+            v = group["values"].get(model)
+            if v and v[0] is not None:
+                value, low, high = v
+                body.append(f'<rect x="{x0}" y="{y + 1}" width="{max(sx(value) - x0, 0.5):.1f}" '
+                            f'height="{bar_h - 2}" fill="{model_color(i)}" fill-opacity="0.75">'
+                            f'<title>{escape(model)}: {escape(_fmt_tick(value))}</title></rect>')
+                if low is not None and high is not None:
+                    cy = y + bar_h / 2
+                    body.append(f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{cy}" y2="{cy}" '
+                                f'stroke="#111827" stroke-width="1.5"/>'
+                                f'<line x1="{sx(low):.1f}" x2="{sx(low):.1f}" y1="{cy - 4}" y2="{cy + 4}" '
+                                f'stroke="#111827"/><line x1="{sx(high):.1f}" x2="{sx(high):.1f}" '
+                                f'y1="{cy - 4}" y2="{cy + 4}" stroke="#111827"/>')
+                text = f"{value:.3f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else "")
+                body.append(f'<text x="{x0 + plot_w + 6}" y="{y + 11}" font-size="11">{escape(text)}</text>')
+            else:
+                body.append(f'<text x="{x0 + 4}" y="{y + 11}" fill="#6b7280" font-size="11">no value</text>')
+            body.append(f'<text x="{x0 - 6}" y="{y + 11}" text-anchor="end" font-size="11" fill="#374151">'
+                        f'{escape(model)}</text>')
+            y += bar_h
+        body.append(f'<line x1="{x0}" x2="{x0}" y1="{top}" y2="{y}" stroke="#9ca3af"/>')
+        y += gap
+    return _svg(width, int(y + 4), title, body)
+
+
+def line_chart(series: Sequence[dict], title: str, x_label: str, y_label: str,
+               width: int = 640, height: int = 260) -> Markup:
+    """Lines over a shared x axis: ``[{"label", "points": [(x, y)], "color", "dashed"}]``."""
+    left, right, top, bottom = 56, 150, 14, 40
+    pw, ph = width - left - right, height - top - bottom
+    pts = [(x, y) for s in series for x, y in s["points"] if math.isfinite(x) and math.isfinite(y)]
+    if not pts:
+        return _svg(width, 40, title, [f'<text x="4" y="20">{escape(title)}: no data</text>'])
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    xt, yt = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    x_lo, x_hi, y_lo, y_hi = xt[0], xt[-1], yt[0], yt[-1]
+
+    def sx(v: float) -> float:
+        return left + (v - x_lo) / ((x_hi - x_lo) or 1) * pw
+
+    def sy(v: float) -> float:
+        return top + ph - (v - y_lo) / ((y_hi - y_lo) or 1) * ph
+
+    body = [f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#d1d5db"/>']
+    for t in yt:
+        body.append(f'<line x1="{left}" x2="{left + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#f3f4f6"/>'
+                    f'<text x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end" font-size="10">'
+                    f'{escape(_fmt_tick(t))}</text>')
+    for t in xt:
+        body.append(f'<text x="{sx(t):.1f}" y="{top + ph + 14}" text-anchor="middle" font-size="10">'
+                    f'{escape(_fmt_tick(t))}</text>')
+    body.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">{escape(x_label)}</text>')
+    body.append(f'<text x="12" y="{top + ph / 2}" text-anchor="middle" '
+                f'transform="rotate(-90 12 {top + ph / 2})">{escape(y_label)}</text>')
+    for i, s in enumerate(series):
+        p = [(x, y) for x, y in s["points"] if math.isfinite(x) and math.isfinite(y)]
+        if not p:
+            continue
+        color = s.get("color", model_color(i))
+        dash = ' stroke-dasharray="5 3"' if s.get("dashed") else ""
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in p)
+        body.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="1.8"{dash}/>')
+        if len(p) <= 40:
+            body.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{color}"/>' for x, y in p)
+        ly = top + 12 + i * 18
+        body.append(f'<line x1="{left + pw + 10}" x2="{left + pw + 30}" y1="{ly - 4}" y2="{ly - 4}" '
+                    f'stroke="{color}" stroke-width="2"{dash}/>'
+                    f'<text x="{left + pw + 34}" y="{ly}">{escape(s["label"])}</text>')
+    return _svg(width, height, title, body)
+
+
+def distribution(groups: Sequence[dict], title: str, unit: str, width: int = 640) -> Markup:
+    """Box plot (quartiles, whiskers at min/max) with every value as a dot, per group.
+
+    ``groups``: ``[{"label", "values": [float], "color"}]``.
+    """
+    left, right, row_h = 130, 20, 34
+    vals = [v for g in groups for v in g["values"] if v is not None and math.isfinite(v)]
+    if not vals:
+        return _svg(width, 40, title, [f'<text x="4" y="20">{escape(title)}: no data</text>'])
+    ticks = nice_ticks(min(0.0, min(vals)), max(vals))
+    lo, hi = ticks[0], ticks[-1]
+    pw = width - left - right
+    height = 24 + len(groups) * row_h + 34
+
+    def sx(v: float) -> float:
+        return left + (v - lo) / ((hi - lo) or 1) * pw
+
+    body = [f'<text x="4" y="14" font-weight="600">{escape(title)}</text>']
+    axis_y = 24 + len(groups) * row_h
+    for t in ticks:
+        body.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="22" y2="{axis_y}" stroke="#f3f4f6"/>'
+                    f'<text x="{sx(t):.1f}" y="{axis_y + 14}" text-anchor="middle" font-size="10">'
+                    f'{escape(_fmt_tick(t))}</text>')
+    body.append(f'<text x="{left + pw / 2}" y="{axis_y + 30}" text-anchor="middle">{escape(unit)}</text>')
+    for i, g in enumerate(groups):
+        v = sorted(x for x in g["values"] if x is not None and math.isfinite(x))
+        cy = 24 + i * row_h + row_h / 2
+        color = g.get("color", model_color(i))
+        body.append(f'<text x="{left - 8}" y="{cy + 4}" text-anchor="end">{escape(g["label"])}</text>')
+        if not v:
+            body.append(f'<text x="{left}" y="{cy + 4}" fill="#6b7280">no data</text>')
+            continue
+        q1, med, q3 = (_q(v, q) for q in (0.25, 0.5, 0.75))
+        body.append(f'<line x1="{sx(v[0]):.1f}" x2="{sx(v[-1]):.1f}" y1="{cy}" y2="{cy}" stroke="{color}"/>'
+                    f'<rect x="{sx(q1):.1f}" y="{cy - 9}" width="{max(sx(q3) - sx(q1), 1):.1f}" height="18" '
+                    f'fill="{color}" fill-opacity="0.25" stroke="{color}"/>'
+                    f'<line x1="{sx(med):.1f}" x2="{sx(med):.1f}" y1="{cy - 9}" y2="{cy + 9}" '
+                    f'stroke="{color}" stroke-width="2.5"><title>{escape(g["label"])} median '
+                    f'{escape(_fmt_tick(med))} {escape(unit)}</title></line>')
+        for j, x in enumerate(v):
+            jitter = ((j * 37) % 11 - 5) * 1.2
+            body.append(f'<circle cx="{sx(x):.1f}" cy="{cy + jitter:.1f}" r="2" fill="{color}" fill-opacity="0.7"/>')
+    return _svg(width, height, title, body)
+
+
+def _q(sorted_values: list[float], q: float) -> float:
+    pos = (len(sorted_values) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -1,0 +1,64 @@
+"""`summary.md`: the verdict, the failed gates and a compact score table, short enough
+for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html)."""
+
+from __future__ import annotations
+
+from ..compare import fmt
+
+MAX_ROWS = 30
+
+
+def _cell(info: dict | None, delta: dict | None, hib: bool) -> str:
+    if not info or info.get("value") is None:
+        return "–"
+    text = fmt(info["value"])
+    if delta and delta.get("diff") is not None:
+        low, high = delta.get("ci_low"), delta.get("ci_high")
+        flag = ""
+        if low is not None and high is not None:
+            if (hib and high < 0) or (not hib and low > 0):
+                flag = " ▼"
+            elif (hib and low > 0) or (not hib and high < 0):
+                flag = " ▲"
+        text += f" (Δ {fmt(delta['diff'], signed=True)}{flag})"
+    return text
+
+
+def context(results: dict) -> dict:
+    models: list[str] = []
+    for suite in results.get("suites") or []:
+        for m in suite.get("models") or {}:
+            if m not in models:
+                models.append(m)
+    if "base" in models:
+        models.remove("base")
+        models.insert(0, "base")
+    rows = []
+    for suite in results.get("suites") or []:
+        gated = {g.get("metric") for g in suite.get("gates") or []}
+        comparisons = suite.get("comparisons") or {}
+        metrics: list[str] = []
+        for m in models:
+            for metric in ((suite.get("models") or {}).get(m) or {}).get("metrics") or {}:
+                if metric not in metrics and ("." not in metric or metric in gated):
+                    metrics.append(metric)
+        for metric in metrics:
+            cells = []
+            for m in models:
+                info = (((suite.get("models") or {}).get(m) or {}).get("metrics") or {}).get(metric)
+                hib = (info or {}).get("higher_is_better", True)
+                delta = ((comparisons.get(m) or {}).get(metric) or {}).get("vs_base") if m != "base" else None
+                cells.append(_cell(info, delta, hib))
+            rows.append({"suite": suite["name"], "metric": metric, "cells": cells})
+    gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
+    warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
+                                                        for w in s.get("warnings") or []]
+    baseline = results.get("baseline") or {}
+    return {
+        "verdict": results.get("verdict", "fail"), "created": results.get("created", ""),
+        "models": models, "suites": results.get("suites") or [],
+        "n_gates": len(gates), "n_failed": sum(1 for g in gates if not g.get("passed")),
+        "failed_gates": [g for g in gates if not g.get("passed")],
+        "score_rows": rows, "warnings": warnings, "max_rows": MAX_ROWS,
+        "baseline": baseline.get("path") if isinstance(baseline, dict) else None,
+    }
