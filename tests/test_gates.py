@@ -1,0 +1,179 @@
+"""Gates: A/A never fails, planted regressions fail with reasons that state the numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from factories import item, make_suite, model_result, suite_result
+from harness.baseline import summarize_run
+from harness.errors import HarnessError
+from harness.gates import evaluate_gates, validate_policy
+
+IDS = [f"q{i:02d}" for i in range(30)]
+
+
+def verdicts(failing: set[str] = frozenset()) -> dict[str, bool]:
+    return {i: i not in failing for i in IDS}
+
+
+def failed(gates):
+    return [g for g in gates if not g["passed"]]
+
+
+@pytest.mark.parametrize("gates", [None, {"exact_match": {"max_drop_vs_base": 0.0, "critical": ["q01"]}},
+                                   {"exact_match": {"max_drop_vs_base": 0.05, "min": 0.5}}])
+def test_a_a_never_fails(tmp_path, gates):
+    base = verdicts({"q03", "q07"})
+    sr = suite_result({"base": model_result(base), "ft": model_result(base, fingerprint="sha256:ft"),
+                       "ft2": model_result(base, fingerprint="sha256:ft")})
+    result, warnings = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    assert result and not failed(result)
+    assert {g["model"] for g in result} == {"ft", "ft2"}
+    drop = [g for g in result if g["kind"] == "max_drop_vs_base"]
+    assert drop[0]["details"]["diff"] == 0.0 and drop[0]["details"]["flipped_down"] == []
+    assert "0 flipped pass→fail" in drop[0]["reason"]
+
+
+def test_base_alone_against_itself_as_baseline(tmp_path):
+    run = {"suites": [suite_result({"base": model_result(verdicts({"q05"}))})]}
+    baseline = summarize_run(run)["suites"][0]
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS), run["suites"][0], baseline)
+    assert [g["kind"] for g in result] == ["max_drop_vs_baseline"] and not failed(result)
+
+
+def test_planted_regression_fails_with_numbers(tmp_path):
+    base = verdicts({"q29"})
+    ft = verdicts({"q01", "q02", "q03", "q04", "q05", "q06"})
+    sr = suite_result({"base": model_result(base), "ft": model_result(ft)})
+    result, warnings = evaluate_gates(make_suite(tmp_path, IDS), sr, None)
+    (gate,) = failed(result)
+    assert (gate["model"], gate["metric"], gate["kind"]) == ("ft", "exact_match", "max_drop_vs_base")
+    reason = gate["reason"]
+    # point estimate, interval, margin, flipped items, McNemar
+    assert "ft - base = -0.167" in reason
+    assert "95% CI" in reason and "allowed drop 0.050" in reason
+    assert "6 flipped pass→fail (q01, q02, q03, q04, q05, q06), 1 fail→pass" in reason
+    assert "McNemar p=0.125" in reason  # binom.test(1, 7)$p.value = 0.125
+    d = gate["details"]
+    assert d["ci_low"] < -0.05 and d["ci_low"] <= d["diff"] <= d["ci_high"]
+    assert d["policy"] == "default" and d["n"] == 30
+    assert any("paired items" in w for w in warnings)  # 30 items cannot show a 0.05 margin
+
+
+def test_improvement_only_passes_and_superiority_gate(tmp_path):
+    base = verdicts({"q01", "q02", "q03", "q04", "q05", "q06", "q07", "q08"})
+    ft = verdicts()
+    sr = suite_result({"base": model_result(base), "ft": model_result(ft)})
+    gates = {"exact_match": {"max_drop_vs_base": 0.0, "min_gain_vs_base": 0.0}}
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    assert not failed(result)
+    gain = [g for g in result if g["kind"] == "min_gain_vs_base"][0]
+    assert "lower bound is beyond +0.000" in gain["reason"]
+    # A/A is not "better"
+    sr = suite_result({"base": model_result(base), "ft": model_result(base)})
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    assert [g["kind"] for g in failed(result)] == ["min_gain_vs_base"]
+
+
+def test_min_floor_and_empty_policy(tmp_path):
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:20])))})
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, {"exact_match": {"min": 0.5}}), sr, None)
+    (gate,) = result
+    assert not gate["passed"] and gate["kind"] == "min"
+    assert gate["reason"].startswith("exact_match = 0.333 (95% CI 0.192–0.512, n=30), below the floor 0.500")
+    # `gates: {}` switches gating off; no key at all means defaults
+    assert evaluate_gates(make_suite(tmp_path, IDS, {}), sr, None)[0] == []
+
+
+def test_critical_item_flip_fails_even_when_margin_allows(tmp_path):
+    base, ft = verdicts(), verdicts({"q07"})
+    sr = suite_result({"base": model_result(base), "ft": model_result(ft)})
+    gates = {"exact_match": {"max_drop_vs_base": 0.5, "critical": ["q07", "q08"]}}
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    (gate,) = failed(result)
+    assert gate["kind"] == "critical_vs_base"
+    assert "critical item(s) flipped pass→fail against base: q07 (2 critical items checked)" in gate["reason"]
+
+
+def _timed(ids, seconds, seq_rep):
+    items = [item(i, True, metrics={"seconds": s, "seq_rep_4": r}) for i, s, r in zip(ids, seconds, seq_rep)]
+    res = model_result(items)
+    # an aggregate-only quantile metric, as a latency scorer reports it
+    res["metrics"]["exact_match.seconds_p95"] = {"value": sorted(seconds)[int(0.95 * (len(seconds) - 1))],
+                                                  "ci_low": None, "ci_high": None, "n": len(seconds),
+                                                  "kind": "quantile", "higher_is_better": False}
+    res["metrics"]["exact_match.seconds"]["higher_is_better"] = False
+    return res
+
+
+def test_lower_is_better_metrics_and_relative_tolerance(tmp_path):
+    n = len(IDS)
+    base = _timed(IDS, [1.0 + 0.01 * k for k in range(n)], [0.02] * n)
+    slow = _timed(IDS, [2.0 + 0.01 * k for k in range(n)], [0.40] * n)
+    same = _timed(IDS, [1.0 + 0.01 * k for k in range(n)], [0.02] * n)
+    gates = {"exact_match.seq_rep_4": {"max_drop_vs_base": 0.05},
+             "exact_match.seconds_p95": {"rel_tolerance_vs_base": 0.25},
+             "exact_match.seconds": {"max": 1.5}}
+    suite = make_suite(tmp_path, IDS, gates)
+    result, _ = evaluate_gates(suite, suite_result({"base": base, "ft": slow}), None)
+    by_kind = {(g["metric"], g["kind"]): g for g in result}
+    rep = by_kind[("exact_match.seq_rep_4", "max_drop_vs_base")]
+    assert not rep["passed"] and "allowed increase 0.050: the upper bound is above +0.050" in rep["reason"]
+    lat = by_kind[("exact_match.seconds_p95", "rel_tolerance_vs_base")]
+    assert not lat["passed"] and "(25% of 1.276)" in lat["reason"] and "paired" in lat["reason"]
+    assert lat["details"]["statistic"] == "p95"
+    assert not by_kind[("exact_match.seconds", "max")]["passed"]
+    result, _ = evaluate_gates(suite, suite_result({"base": base, "ft": same}), None)
+    assert not failed(result)
+
+
+def test_baseline_regression_named_against_baseline(tmp_path):
+    approved = {"suites": [suite_result({"base": model_result(verdicts({"q00"})),
+                                         "ft": model_result(verdicts())})]}
+    baseline = summarize_run(approved)["suites"][0]
+    # new ft: as good as base, but worse than the approved ft
+    now = suite_result({"base": model_result(verdicts({"q00"})),
+                        "ft": model_result(verdicts({"q00", "q10", "q11", "q12", "q13"}))})
+    gates = {"exact_match": {"max_drop_vs_baseline": 0.05}}
+    result, warnings = evaluate_gates(make_suite(tmp_path, IDS, gates), now, baseline)
+    (gate,) = result
+    assert not gate["passed"] and gate["kind"] == "max_drop_vs_baseline"
+    assert "ft - baseline ft = -0.167" in gate["reason"]
+    assert "(q00, q10, q11, q12, q13)" in gate["reason"]
+    assert now["comparisons"]["ft"]["exact_match"]["vs_baseline"]["flipped_down"] == ["q00", "q10", "q11", "q12", "q13"]
+
+
+def test_baseline_without_the_model_warns(tmp_path):
+    baseline = summarize_run({"suites": [suite_result({"base": model_result(verdicts())})]})["suites"][0]
+    now = suite_result({"base": model_result(verdicts()), "v2": model_result(verdicts())})
+    result, warnings = evaluate_gates(make_suite(tmp_path, IDS), now, baseline)
+    assert not failed(result)
+    assert any("baseline has no model 'v2'" in w for w in warnings)
+
+
+def test_missing_metric_fails_and_skipped_scorer_warns(tmp_path):
+    suite = make_suite(tmp_path, IDS, {"exact_match.accuracy": {"min": 0.5}})
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
+    (gate,) = evaluate_gates(suite, sr, None)[0]
+    assert gate["kind"] == "missing" and not gate["passed"]
+    sr["scorers"]["exact_match"]["skipped"] = "needs a loaded model"
+    gates, warnings = evaluate_gates(suite, sr, None)
+    assert gates == [] and "skipped (needs a loaded model)" in warnings[0]
+
+
+def test_policy_validated_against_the_suite(tmp_path):
+    with pytest.raises(HarnessError) as err:
+        validate_policy(make_suite(tmp_path, IDS, {"sql_exact": {"min": 0.5}}))
+    assert "no scorer 'sql_exact'" in str(err.value) and "smoke.yaml" in str(err.value)
+    assert err.value.line is not None
+    with pytest.raises(HarnessError, match="critical item 'nope'"):
+        validate_policy(make_suite(tmp_path, IDS, {"exact_match": {"critical": ["nope"]}}))
+    validate_policy(make_suite(tmp_path, IDS, {"exact_match": {"critical": ["q01"], "min": 0.1}}))
+
+
+def test_suite_schema_rejects_unknown_gate_option(tmp_path):
+    with pytest.raises(HarnessError) as err:
+        make_suite(tmp_path, IDS, {"exact_match": {"max_drop": 0.05}})
+    assert "max_drop" in str(err.value) and "gates.exact_match" in str(err.value)
+    with pytest.raises(HarnessError):
+        make_suite(tmp_path, IDS, {"exact_match": {"max_drop_vs_base": -0.1}})
