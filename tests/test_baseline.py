@@ -1,0 +1,172 @@
+"""Baselines: approve -> gate against -> compare, and refusals that name the part that differs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from factories import make_suite, model_result, results, suite_result
+from harness.atomic import write_json
+from harness.baseline import (approve, baseline_suite, check_baseline, fingerprint_differences, load_baseline)
+from harness.compare import compare_runs, format_comparison, load_run
+from harness.errors import HarnessError
+from harness.gates import evaluate_gates
+
+ROOT = Path(__file__).resolve().parents[1]
+IDS = [f"q{i:02d}" for i in range(20)]
+
+
+def run(ft_failing=(), base_failing=("q19",)) -> dict:
+    base = {i: i not in base_failing for i in IDS}
+    ft = {i: i not in ft_failing for i in IDS}
+    return results([suite_result({"base": model_result(base, fingerprint="sha256:base"),
+                                  "ft": model_result(ft, fingerprint="sha256:ft")})])
+
+
+def write_run(tmp_path: Path, name: str, res: dict, suite=None, baseline=None) -> Path:
+    """Gate a run as the runner would, and write its results.json into a run folder."""
+    suite = suite or make_suite(tmp_path, IDS)
+    for s in res["suites"]:
+        s["gates"], s["warnings"] = evaluate_gates(suite, s, baseline_suite(baseline, s["name"]) if baseline else None)
+    res["verdict"] = "fail" if any(not g["passed"] for s in res["suites"] for g in s["gates"]) else "pass"
+    out = tmp_path / name
+    write_json(out / "results.json", res)
+    return out
+
+
+def test_approve_writes_small_baseline_with_fingerprints(tmp_path):
+    run_dir = write_run(tmp_path, "run1", run())
+    path = approve(run_dir, tmp_path / "baselines" / "b.json")
+    data = json.loads(path.read_text())
+    assert data["format"] == "mlx-harness-baseline/1" and data["approved_from"] == str(run_dir)
+    assert data["models"]["base"]["fingerprint"] == "sha256:base"
+    suite = data["suites"][0]
+    assert suite["fingerprint"] and suite["data_fingerprint"] and suite["scorers"]["exact_match"]["version"] == "1"
+    first = suite["models"]["base"]["items"][0]
+    assert set(first) == {"id", "category", "output_sha256", "values"} and first["values"]["exact_match"] == 1.0
+    assert all("output" not in it and "prompt" not in it for it in suite["models"]["base"]["items"])
+    loaded = load_baseline(path)
+    assert loaded["_path"] == str(path) and baseline_suite(loaded, "smoke") is not None
+    assert baseline_suite(loaded, "other") is None
+
+
+def test_approve_refuses_a_failing_run(tmp_path):
+    run_dir = write_run(tmp_path, "bad", run(ft_failing=("q01", "q02", "q03", "q04")))
+    with pytest.raises(HarnessError, match="cannot be approved: smoke/ft/exact_match"):
+        approve(run_dir, tmp_path / "b.json")
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_load_baseline_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "mlx-harness-baseline/1",\n "suites": [}')
+    with pytest.raises(HarnessError) as err:
+        load_baseline(bad)
+    assert err.value.path == str(bad) and err.value.line == 2
+    run_dir = write_run(tmp_path, "run1", run())
+    with pytest.raises(HarnessError, match="approve it first"):
+        load_baseline(run_dir / "results.json")
+    with pytest.raises(HarnessError, match="not found"):
+        load_baseline(tmp_path / "missing.json")
+
+
+def _header(res: dict) -> dict:
+    """What the runner knows before generating: results without items/metrics."""
+    out = copy.deepcopy(res)
+    for s in out["suites"]:
+        s["models"] = {}
+    return out
+
+
+@pytest.mark.parametrize("change, part", [
+    (lambda r: r["suites"][0].update(data_fingerprint="sha256:other"), "suite smoke: data hash differs"),
+    (lambda r: r["suites"][0].update(fingerprint="sha256:edited"), "suite smoke: suite content hash"),
+    (lambda r: r["suites"][0]["scorers"]["exact_match"].update(version="2"), "scorer exact_match version differs"),
+    (lambda r: r["suites"][0]["generation"].update(max_tokens=64), "generation settings differs"),
+    (lambda r: r["models"]["base"].update(fingerprint="sha256:otherbase"), "base model fingerprint"),
+])
+def test_mismatch_refused_naming_the_part(tmp_path, change, part):
+    baseline = load_baseline(approve(write_run(tmp_path, "run1", run()), tmp_path / "b.json"))
+    now = _header(run())
+    check_baseline(baseline, now, allow_mismatch=False)  # same setup: fine
+    change(now)
+    with pytest.raises(HarnessError) as err:
+        check_baseline(baseline, now, allow_mismatch=False)
+    assert part in str(err.value) and "--allow-fingerprint-mismatch" in str(err.value)
+    now["warnings"] = []
+    warnings = check_baseline(baseline, now, allow_mismatch=True)
+    assert warnings and now["warnings"] == warnings and "compared anyway" in warnings[0]
+
+
+def test_versions_warn_and_new_adapter_is_expected(tmp_path):
+    baseline = load_baseline(approve(write_run(tmp_path, "run1", run()), tmp_path / "b.json"))
+    now = _header(run())
+    now["models"]["ft"]["fingerprint"] = "sha256:retrained"
+    now["environment"]["mlx"] = "0.30.0"
+    now["harness_version"] = "0.2.0"
+    warnings = check_baseline(baseline, now, allow_mismatch=False)
+    assert any("mlx version differs" in w for w in warnings)
+    assert any("harness version differs" in w for w in warnings)
+    assert not any("adapter" in w for w in warnings)
+    parts = {d["part"]: d["severity"] for d in fingerprint_differences(baseline, now)}
+    assert parts["adapter ft fingerprint"] == "info"
+    # tuples in memory (the runner's generation settings) equal lists in the file
+    now["suites"][0]["generation"]["stop"] = ("\n",)
+    check_baseline(baseline, now, allow_mismatch=False)
+
+
+def test_round_trip_approve_gate_compare(tmp_path):
+    run1 = write_run(tmp_path, "run1", run())
+    baseline = load_baseline(approve(run1, tmp_path / "baselines" / "baseline.json"))
+    suite = make_suite(tmp_path, IDS, {"exact_match": {"max_drop_vs_base": 0.05, "max_drop_vs_baseline": 0.05}})
+
+    same = run()
+    check_baseline(baseline, _header(same), allow_mismatch=False)
+    run2 = write_run(tmp_path, "run2", same, suite=suite, baseline=baseline)
+    res2 = json.loads((run2 / "results.json").read_text())
+    assert res2["verdict"] == "pass"
+    kinds = {g["kind"] for g in res2["suites"][0]["gates"]}
+    assert kinds == {"max_drop_vs_base", "max_drop_vs_baseline"}
+
+    worse = run(ft_failing=("q19", "q03", "q04", "q05", "q06"))
+    run3 = write_run(tmp_path, "run3", worse, suite=suite, baseline=baseline)
+    res3 = json.loads((run3 / "results.json").read_text())
+    assert res3["verdict"] == "fail"
+    vs_baseline = [g for g in res3["suites"][0]["gates"] if g["kind"] == "max_drop_vs_baseline"][0]
+    assert not vs_baseline["passed"] and "(q03, q04, q05, q06, q19)" in vs_baseline["reason"]
+
+    cmp = compare_runs(load_run(run1), load_run(run3))
+    ft = cmp["suites"][0]["models"]["ft"]
+    assert ft["flipped_down"] == ["q03", "q04", "q05", "q06", "q19"] and ft["flipped_up"] == []
+    assert ft["changed_outputs"] == ["q03", "q04", "q05", "q06", "q19"]
+    assert ft["metrics"]["exact_match"]["delta"]["diff"] == pytest.approx(-0.25)
+    text = format_comparison(cmp)
+    assert "pass->fail: q03, q04, q05, q06, q19" in text and "WORSE" not in text.split("base:")[1].split("ft:")[0]
+    # the baseline file compares like a run
+    cmp_b = compare_runs(load_run(tmp_path / "baselines" / "baseline.json"), load_run(run3))
+    assert cmp_b["suites"][0]["models"]["ft"]["flipped_down"] == ["q03", "q04", "q05", "q06", "q19"]
+
+
+def test_cli_approve_and_compare(tmp_path):
+    run1 = write_run(tmp_path, "run1", run())
+    run3 = write_run(tmp_path, "run3", run(ft_failing=("q19", "q01")))
+    to = tmp_path / "bl" / "x.json"
+    cmd = [sys.executable, "-m", "harness.cli"]
+    done = subprocess.run(cmd + ["baseline", "approve", str(run1), "--to", str(to)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert to.is_file() and str(to) in done.stdout
+    done = subprocess.run(cmd + ["baseline", "approve", str(run3), "--to", str(to)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and "cannot be approved" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run(cmd + ["compare", str(run1), str(run3), "--out", str(tmp_path / "cmp")],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pass->fail: q01" in done.stdout
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "q01" in html and "<script" not in html
