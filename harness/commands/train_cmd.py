@@ -1,0 +1,105 @@
+"""`harness train`, `harness lint-data` and `harness fuse`: the trainer's commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a LoRA adapter (writes an mlx-lm adapter folder)",
+        description="Train a LoRA adapter from a YAML config. Any config key can be overridden "
+                    "as `--key value` (nested: --lora_parameters.rank 4). For data-parallel "
+                    "training run it under `mlx.launch -n N --backend ring`.")
+    p.add_argument("config", metavar="CONFIG.yaml", help="training config (see harness/train/config.py)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in adapter_path from its last checkpoint")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key value",
+                   help="config overrides")
+    p.set_defaults(func=run_train)
+
+    p = sub.add_parser(
+        "lint-data", help="check training data before training",
+        description="Check train/valid/test.jsonl for what ruins fine-tunes; one line per "
+                    "problem; exit 1 when there are errors.")
+    p.add_argument("data", metavar="DIR", help="folder with train.jsonl, valid.jsonl (and test.jsonl)")
+    p.add_argument("--schema", type=Path, help="JSON Schema every answer must be valid JSON for")
+    p.add_argument("--config", type=Path,
+                   help="a training config: encode rows with its model, template, system and "
+                        "max_seq_length, as `harness train` will")
+    p.add_argument("--model", help="base model folder whose tokenizer encodes the rows "
+                                   "(token checks: length, EOS); overrides the config's")
+    p.add_argument("--max-seq-length", type=int, help="longest row in tokens (default: the config's, or 2048)")
+    p.set_defaults(func=run_lint)
+
+    p = sub.add_parser(
+        "fuse", help="merge an adapter into a copy of its base model",
+        description="Write a model folder whose weights are the base's plus the adapter's "
+                    "low-rank update; it loads with mlx_lm.load like any model.")
+    p.add_argument("--model", required=True, help="the base model folder the adapter was trained on")
+    p.add_argument("--adapter", required=True, type=Path, help="the adapter folder")
+    p.add_argument("--out", required=True, type=Path, help="new folder for the fused model")
+    p.add_argument("--allow-base-mismatch", action="store_true",
+                   help="fuse onto a shape-compatible base other than the adapter's own")
+    p.set_defaults(func=run_fuse)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..train import load_config, parse_overrides, train
+
+    rest = list(args.overrides)
+    resume = args.resume or "--resume" in rest
+    rest = [a for a in rest if a != "--resume"]
+    cfg = load_config(args.config, parse_overrides(rest))
+    result = train(cfg, resume=resume)
+    if result.final_val_loss is not None:
+        print(f"adapter written to {result.adapter_path} after {result.steps} steps: "
+              f"val loss {result.first_val_loss:.4f} -> {result.final_val_loss:.4f}")
+    return 0
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from ..errors import HarnessError
+    from ..train import load_config
+    from ..train.lint import lint_data
+
+    schema = None
+    if args.schema is not None:
+        try:
+            schema = json.loads(args.schema.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise HarnessError("schema file not found", path=args.schema) from None
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"invalid JSON: {exc.msg}", path=args.schema, line=exc.lineno) from None
+    template, system, max_len, model = "auto", None, 2048, args.model
+    if args.config is not None:
+        cfg = load_config(args.config)
+        template, system, max_len, model = cfg.template, cfg.system, cfg.max_seq_length, model or cfg.model
+    if args.max_seq_length is not None:
+        max_len = args.max_seq_length
+    tokenizer = None
+    if model:
+        from mlx_lm.utils import load_tokenizer
+
+        if not Path(model).is_dir():
+            raise HarnessError("model folder not found", path=model, field="--model")
+        tokenizer = load_tokenizer(Path(model))
+    report = lint_data(args.data, schema=schema, tokenizer=tokenizer, template=template,
+                       system=system, max_seq_length=max_len)
+    for problem in report.problems:
+        print(problem)
+    checked = "" if tokenizer is not None else " (token checks skipped: pass --model or --config)"
+    print(f"{report.rows} rows: {report.errors} errors, {report.warnings} warnings{checked}",
+          file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    from ..train.fuse import fuse
+
+    out = fuse(args.model, args.adapter, args.out, args.allow_base_mismatch)
+    print(f"fused model written to {out}")
+    return 0

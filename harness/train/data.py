@@ -1,0 +1,219 @@
+"""Training data: JSONL splits, their format checked on every row, encoded once.
+
+Three row formats, as mlx-lm reads them:
+
+- ``text``: ``{"text": ...}``, a whole document, trained on every token;
+- ``completions``: ``{"prompt": ..., "completion": ...}``;
+- ``chat``: ``{"messages": [{"role": ..., "content": ...}, ...]}`` ending with the
+  assistant's answer.
+
+Prompts and answers are encoded by :mod:`harness.prompts`, the same code ``harness eval``
+renders prompts with, so an adapter sees at training exactly the layout it is evaluated
+on. The format is detected per row and must be the same in every row and every split;
+mlx-lm looks at the first row only, so a mixed file trains on garbage without a word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import HarnessError
+from ..prompts import encode_completion, encode_example, has_chat_template
+
+SPLITS = ("train", "valid", "test")
+FORMAT_KEYS = {"text": ("text",), "completions": ("prompt", "completion"), "chat": ("messages",)}
+
+
+@dataclass
+class Example:
+    """One encoded row: tokens, and how many of them are prompt (not trained on)."""
+
+    ids: list[int]
+    prompt_len: int
+    line: int
+
+
+@dataclass
+class Split:
+    name: str
+    path: Path
+    examples: list[Example]
+    sha256: str
+    truncated: int = 0
+
+
+def row_format(row: Any) -> str | None:
+    """The format a row is written in, or None when it matches none (or several)."""
+    if not isinstance(row, dict):
+        return None
+    found = [name for name, keys in FORMAT_KEYS.items() if all(k in row for k in keys)]
+    return found[0] if len(found) == 1 else None
+
+
+def read_rows(path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed JSON) for every non-blank line; bad JSON names its line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
+                                   line=number, hint="each line must be one JSON object") from None
+    return rows
+
+
+def check_row(row: Any, fmt: str, path: Path, line: int) -> None:
+    """Types of the fields the format needs; raises with the file, line and field."""
+    def bad(field: str, message: str) -> HarnessError:
+        return HarnessError(message, path=path, line=line, field=field)
+
+    if fmt in ("text", "completions"):
+        for key in FORMAT_KEYS[fmt]:
+            if not isinstance(row[key], str):
+                raise bad(key, f"expected a string, got {type(row[key]).__name__}")
+        return
+    messages = row["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise bad("messages", "expected a non-empty list of {role, content} messages")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(
+                m.get("content"), str):
+            raise bad(f"messages[{i}]", "each message needs string `role` and `content`")
+    if messages[-1]["role"] != "assistant":
+        raise bad(f"messages[{len(messages) - 1}].role",
+                  f"the last message must be the assistant's answer, got {messages[-1]['role']!r}")
+
+
+def detect_format(rows_by_split: dict[str, tuple[Path, list]], wanted: str) -> str:
+    """The one format of every row in every split (``wanted`` unless it is ``auto``)."""
+    fmt = None if wanted == "auto" else wanted
+    first_at = None
+    for path, rows in rows_by_split.values():
+        for line, row in rows:
+            found = row_format(row)
+            if found is None:
+                keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+                raise HarnessError(
+                    f"row matches no format (keys: {keys})", path=path, line=line,
+                    hint="each row needs `text`, or `prompt` + `completion`, or `messages`")
+            if fmt is None:
+                fmt, first_at = found, f"{path}:{line}"
+            elif found != fmt:
+                origin = f"the config's format: {wanted}" if first_at is None else f"{first_at} is {fmt}"
+                raise HarnessError(f"row is `{found}` but {origin}", path=path, line=line,
+                                   hint="use one format in every row of train, valid and test")
+            check_row(row, found, path, line)
+    assert fmt is not None
+    return fmt
+
+
+def resolve_template(template: str, fmt: str, tokenizer: Any) -> str:
+    if fmt == "text":
+        return "raw"  # a document has no prompt to template
+    if template == "auto":
+        return "chat" if has_chat_template(tokenizer) else "raw"
+    if fmt == "chat" and template == "raw":
+        raise HarnessError("`messages` rows need the chat template", field="template",
+                           hint="use template: chat, or write prompt/completion rows for raw prompts")
+    return template
+
+
+def encode_row(tokenizer: Any, row: dict, fmt: str, template: str, system: str | None,
+               mask_prompt: bool) -> tuple[list[int], int]:
+    """(ids, prompt_len): the tokens trained on, and how many leading ones are not targets."""
+    if fmt == "text":
+        ids = list(tokenizer.encode(row["text"]))
+        if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
+            ids.append(tokenizer.eos_token_id)
+        return ids, 0
+    if fmt == "completions":
+        ids, prompt_len = encode_example(tokenizer, row["prompt"], row["completion"], template, system)
+    else:
+        messages = row["messages"]
+        history, answer = messages[:-1], messages[-1]["content"]
+        if len(history) <= 2 and [m["role"] for m in history] in (["user"], ["system", "user"]):
+            # Single turn: the very encoder `harness eval` uses.
+            sys_msg = history[0]["content"] if len(history) == 2 else system
+            ids, prompt_len = encode_example(tokenizer, history[-1]["content"], answer, template, sys_msg)
+        else:
+            if system and history[0]["role"] != "system":
+                history = [{"role": "system", "content": system}, *history]
+            prompt = tokenizer.apply_chat_template(history, add_generation_prompt=True, tokenize=True)
+            if isinstance(prompt, dict):
+                prompt = prompt["input_ids"]
+            prompt = list(prompt)
+            ids, prompt_len = prompt + encode_completion(tokenizer, answer), len(prompt)
+    return ids, (prompt_len if mask_prompt else 0)
+
+
+def file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
+                system: str | None, mask_prompt: bool | None, max_seq_length: int,
+                ) -> tuple[dict[str, Split], str, str, bool]:
+    """Read and encode every split. Returns (splits, format, template, mask_prompt)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise HarnessError("data folder not found", path=root,
+                           hint="`data:` is a folder with train.jsonl and valid.jsonl")
+    raw: dict[str, tuple[Path, list]] = {}
+    for name in SPLITS:
+        path = root / f"{name}.jsonl"
+        if path.is_file():
+            raw[name] = (path, read_rows(path))
+        elif name != "test":
+            raise HarnessError(f"{name}.jsonl not found", path=root,
+                               hint="the data folder needs train.jsonl and valid.jsonl")
+        if name in raw and not raw[name][1]:
+            raise HarnessError("file has no rows", path=path)
+    fmt = detect_format(raw, fmt)
+    template = resolve_template(template, fmt, tokenizer)
+    if mask_prompt is None:
+        mask_prompt = fmt != "text"
+    elif mask_prompt and fmt == "text":
+        raise HarnessError("`text` rows have no prompt to mask", field="mask_prompt",
+                           hint="set mask_prompt: false, or write prompt/completion rows")
+    splits = {}
+    for name, (path, rows) in raw.items():
+        examples, truncated, empty = [], 0, 0
+        for line, row in rows:
+            ids, prompt_len = encode_row(tokenizer, row, fmt, template, system, mask_prompt)
+            if len(ids) > max_seq_length:
+                ids, truncated = ids[:max_seq_length], truncated + 1
+            if len(ids) - max(prompt_len, 1) < 1:
+                empty += 1  # nothing left to train on after truncation
+                continue
+            examples.append(Example(ids=ids, prompt_len=prompt_len, line=line))
+        if truncated:
+            print(f"harness train: warning: {truncated} rows of {path} are longer than "
+                  f"max_seq_length={max_seq_length} and were truncated "
+                  f"(see `harness lint-data`)", file=sys.stderr)
+        if empty:
+            print(f"harness train: warning: {empty} rows of {path} have no target tokens "
+                  f"within max_seq_length={max_seq_length} and were skipped", file=sys.stderr)
+        if not examples:
+            raise HarnessError("no trainable rows", path=path,
+                               hint="raise max_seq_length or shorten the prompts")
+        splits[name] = Split(name=name, path=path, examples=examples, sha256=file_digest(path),
+                             truncated=truncated)
+    return splits, fmt, template, mask_prompt
+
+
+def fixed_subset(examples: list[Example], rows: int, seed: int) -> list[Example]:
+    """The validation rows: all of them, or the same seeded subset at every evaluation."""
+    if rows == -1 or rows >= len(examples):
+        return examples
+    keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=rows, replace=False))
+    return [examples[i] for i in keep]

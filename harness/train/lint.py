@@ -1,0 +1,288 @@
+"""``harness lint-data``: find what ruins a fine-tune before any training runs.
+
+Every problem is one line ``file:line: error|warning: message`` and the scan goes on past
+it, so one run lists them all. Errors (exit 1): a row in another format than the rest
+or than the other splits, a prompt field (``Input:``) that one split has and another has
+not, answers that are not valid JSON (or fail ``--schema``) where answers are JSON, a
+missing end-of-sequence, rows longer than ``max_seq_length``, duplicates, train/valid
+overlap, empty answers. With a tokenizer (``--model`` or ``--config``) rows are encoded
+exactly as ``harness train`` encodes them, so lengths and EOS are the trainer's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import HarnessError
+from .data import FORMAT_KEYS, SPLITS, check_row, encode_row, resolve_template, row_format
+
+# A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
+LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
+# An end marker typed into the text, e.g. "</s>", "<|end|>", "<|endoftext|>".
+END_MARKER = re.compile(r"(<\|?/?[A-Za-z_]{1,20}\|?>)\s*$")
+MAJORITY = 0.9  # share of rows that makes a label or an end marker "the rule"
+
+
+@dataclass
+class Problem:
+    path: Path
+    line: int | None
+    level: str  # "error" | "warning"
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.level}: {self.message}"
+
+
+@dataclass
+class Row:
+    split: str
+    path: Path
+    line: int
+    record: dict
+    fmt: str
+    prompt: str
+    answer: str | None  # None for text rows: a document has no separate answer
+
+    @property
+    def key(self) -> str:
+        return json.dumps({k: self.record[k] for k in FORMAT_KEYS[self.fmt]}, sort_keys=True)
+
+
+@dataclass
+class LintReport:
+    problems: list[Problem] = field(default_factory=list)
+    rows: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(p.level == "error" for p in self.problems)
+
+    @property
+    def warnings(self) -> int:
+        return sum(p.level == "warning" for p in self.problems)
+
+    def add(self, row_or_path: Row | Path, level: str, message: str) -> None:
+        if isinstance(row_or_path, Row):
+            self.problems.append(Problem(row_or_path.path, row_or_path.line, level, message))
+        else:
+            self.problems.append(Problem(row_or_path, None, level, message))
+
+
+def _prompt_answer(record: dict, fmt: str) -> tuple[str, str | None]:
+    if fmt == "text":
+        return record["text"], None
+    if fmt == "completions":
+        return record["prompt"], record["completion"]
+    msgs = record["messages"]
+    return "\n".join(m["content"] for m in msgs[:-1]), msgs[-1]["content"]
+
+
+def _read(path: Path, split: str, report: LintReport) -> list[Row]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for number, text in enumerate(fh, start=1):
+            if not text.strip():
+                continue
+            report.rows += 1
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                report.problems.append(Problem(path, number, "error", f"invalid JSON: {exc.msg}"))
+                continue
+            fmt = row_format(record)
+            if fmt is None:
+                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+                report.problems.append(Problem(
+                    path, number, "error",
+                    f"row matches no format (keys: {keys}); needs `text`, `prompt` + `completion`, or `messages`"))
+                continue
+            try:
+                check_row(record, fmt, path, number)
+            except HarnessError as exc:
+                report.problems.append(Problem(path, number, "error",
+                                               f"[{exc.field}] {exc.message}" if exc.field else exc.message))
+                continue
+            prompt, answer = _prompt_answer(record, fmt)
+            rows.append(Row(split, path, number, record, fmt, prompt, answer))
+    return rows
+
+
+def _check_formats(splits: dict[str, list[Row]], report: LintReport) -> None:
+    majority = {}
+    for name, rows in splits.items():
+        if not rows:
+            continue
+        counts = Counter(r.fmt for r in rows)
+        fmt, n = counts.most_common(1)[0]
+        majority[name] = fmt
+        for r in rows:
+            if r.fmt != fmt:
+                report.add(r, "error", f"row is `{r.fmt}` but {n} other rows of {r.path.name} are `{fmt}`")
+    train_fmt = majority.get("train")
+    for name, fmt in majority.items():
+        if train_fmt and fmt != train_fmt:
+            first = splits[name][0]
+            report.add(first, "error", f"{first.path.name} is `{fmt}` but train.jsonl is `{train_fmt}`")
+
+
+def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
+    """Prompt fields (``Label:`` at a line start) that differ between rows or splits."""
+    labels = {name: [set(LABEL.findall(r.prompt)) for r in rows] for name, rows in splits.items()}
+    common = {}
+    for name, sets in labels.items():
+        counts = Counter(label for s in sets for label in s)
+        common[name] = {label for label, n in counts.items() if n >= MAJORITY * len(sets)}
+        for row, s in zip(splits[name], sets):
+            missing = sorted(common[name] - s)
+            if missing and len(sets) >= 5:
+                report.add(row, "error", f"prompt lacks the field(s) {', '.join(m + ':' for m in missing)} "
+                                         f"that {MAJORITY:.0%}+ of the rows of {row.path.name} have")
+    names = list(labels)
+    for a in names:
+        for b in names:
+            if a == b or not labels[b]:
+                continue
+            present_b = {label for s in labels[b] for label in s}
+            for label in sorted(common[a] - present_b):
+                first = splits[a][0]
+                report.add(first.path, "error",
+                           f"prompt field `{label}:` is in {MAJORITY:.0%}+ of the rows of {first.path.name} "
+                           f"but in no row of {b}.jsonl (the splits are formatted differently)")
+
+
+def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport) -> None:
+    import jsonschema
+
+    answered = [r for rows in splits.values() for r in rows if r.answer is not None]
+    for r in answered:
+        if not r.answer.strip():
+            report.add(r, "error", "empty answer (the model learns to say nothing)")
+
+    def parse(text: str) -> tuple[bool, Any]:
+        try:
+            return True, json.loads(text)
+        except json.JSONDecodeError as exc:
+            return False, exc
+
+    parsed = {id(r): parse(r.answer) for r in answered if r.answer.strip()}
+    structured = sum(ok and isinstance(v, (dict, list)) for ok, v in parsed.values())
+    json_answers = schema is not None or (parsed and structured >= 0.5 * len(parsed))
+    if not json_answers:
+        return
+    validator = None
+    if schema is not None:
+        validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    for r in answered:
+        if id(r) not in parsed:
+            continue
+        ok, value = parsed[id(r)]
+        if not ok:
+            why = "" if schema is not None else f" ({structured} of {len(parsed)} answers are JSON)"
+            report.add(r, "error", f"answer is not valid JSON: {value.msg} at column {value.colno}{why}")
+        elif validator is not None:
+            err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            if err is not None:
+                where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+                report.add(r, "error", f"answer fails the schema at {where}: {err.message}")
+
+
+def _check_duplicates(splits: dict[str, list[Row]], report: LintReport) -> None:
+    for rows in splits.values():
+        seen: dict[str, Row] = {}
+        prompts: dict[str, Row] = {}
+        for r in rows:
+            if r.key in seen:
+                report.add(r, "error", f"duplicate of line {seen[r.key].line}")
+                continue
+            seen[r.key] = r
+            if r.answer is not None:
+                first = prompts.setdefault(r.prompt, r)
+                if first is not r and first.answer != r.answer:
+                    report.add(r, "warning", f"same prompt as line {first.line} with another answer")
+    train = splits.get("train", [])
+    by_key = {r.key: r for r in train}
+    by_prompt = {r.prompt: r for r in train if r.answer is not None}
+    for name in ("valid", "test"):
+        for r in splits.get(name, []):
+            hit = by_key.get(r.key) or (by_prompt.get(r.prompt) if r.answer is not None else None)
+            if hit is not None:
+                what = "row" if hit.key == r.key else "prompt"
+                report.add(r, "error", f"{what} also in train.jsonl:{hit.line} "
+                                       f"(validation would measure memorisation)")
+
+
+def _check_end_markers(splits: dict[str, list[Row]], report: LintReport) -> None:
+    """Rows missing the end marker (``</s>``, ``<|end|>``) that the others end with."""
+    for rows in splits.values():
+        ends = [END_MARKER.search(r.answer if r.answer is not None else r.prompt) for r in rows]
+        counts = Counter(m.group(1) for m in ends if m)
+        if not counts:
+            continue
+        marker, n = counts.most_common(1)[0]
+        if n < MAJORITY * len(rows):
+            continue
+        for r, m in zip(rows, ends):
+            if not m or m.group(1) != marker:
+                report.add(r, "error", f"missing end-of-sequence: {n} other rows end with `{marker}`, this one does not")
+
+
+def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, system: str | None,
+                  max_seq_length: int, report: LintReport) -> None:
+    """Encode as the trainer does: too-long rows, and EOS where the model must learn to stop."""
+    eos = tokenizer.eos_token_id
+    fmts = {r.fmt for rows in splits.values() for r in rows}
+    if eos is None:
+        first = next(r for rows in splits.values() for r in rows)
+        report.add(first.path, "error", "the tokenizer has no EOS token: the model cannot learn to stop")
+        return
+    for rows in splits.values():
+        for r in rows:
+            if len(fmts) > 1 and r.fmt != Counter(x.fmt for x in rows).most_common(1)[0][0]:
+                continue
+            try:
+                tmpl = resolve_template(template, r.fmt, tokenizer)
+                ids, prompt_len = encode_row(tokenizer, r.record, r.fmt, tmpl, system, True)
+            except HarnessError as exc:
+                report.add(r, "error", exc.message)
+                continue
+            answer = ids[prompt_len:-1]
+            if eos in answer:
+                report.add(r, "error", "the answer contains the EOS token before its end "
+                                       "(the model learns to stop early)")
+            if len(ids) > max_seq_length:
+                report.add(r, "error", f"{len(ids)} tokens, longer than max_seq_length={max_seq_length}: "
+                                       f"the trainer truncates it and its end-of-sequence is lost")
+
+
+def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
+              template: str = "auto", system: str | None = None,
+              max_seq_length: int = 2048) -> LintReport:
+    root = Path(folder)
+    if not root.is_dir():
+        raise HarnessError("data folder not found", path=root,
+                           hint="pass the folder with train.jsonl and valid.jsonl")
+    report = LintReport()
+    splits: dict[str, list[Row]] = {}
+    for name in SPLITS:
+        path = root / f"{name}.jsonl"
+        if path.is_file():
+            splits[name] = _read(path, name, report)
+        elif name != "test":
+            report.add(path, "error", f"{name}.jsonl not found")
+    _check_formats(splits, report)
+    _check_labels(splits, report)
+    _check_answers(splits, schema, report)
+    _check_duplicates(splits, report)
+    _check_end_markers(splits, report)
+    if tokenizer is not None and any(splits.values()):
+        _check_tokens(splits, tokenizer, template, system, max_seq_length, report)
+    report.problems.sort(key=lambda p: (str(p.path), p.line or 0))
+    return report

@@ -1,0 +1,100 @@
+"""``train_log.jsonl`` in the adapter folder, and the progress lines on stderr.
+
+One JSON object per line, read by the reports for loss curves. Every record has ``step``
+(optimizer updates done) and some of:
+
+- ``train_loss`` (token-weighted mean over the steps since the last report), ``lr``,
+  ``tokens_per_s`` (trained target tokens per second of training, all ranks),
+  ``trained_tokens`` (cumulative), ``peak_memory_gb``;
+- ``val_loss`` (token-weighted mean over the fixed validation rows; step 0 is the base);
+- ``test_loss`` (once, after the last step, when the data has ``test.jsonl``).
+
+The file is rewritten atomically at every report, so a killed run leaves a whole file,
+and ``--resume`` keeps the records up to its checkpoint's step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from ..atomic import write_text
+
+LOG_NAME = "train_log.jsonl"
+
+
+class TrainLog:
+    def __init__(self, folder: Path, enabled: bool = True):
+        self.path = folder / LOG_NAME
+        self.records: list[dict] = []
+        self.enabled = enabled  # rank 0 writes; other ranks only keep records
+
+    def load_until(self, step: int) -> None:
+        """Keep the records of an earlier run up to ``step`` (resume)."""
+        self.records = []
+        if self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                rec = json.loads(line)
+                if rec["step"] <= step:
+                    self.records.append(rec)
+
+    def add(self, step: int, **values: float) -> None:
+        clean = {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v)
+                 for k, v in values.items()}
+        if self.records and self.records[-1]["step"] == step:
+            self.records[-1].update(clean)
+        else:
+            self.records.append({"step": step, **clean})
+
+    def flush(self) -> None:
+        if self.enabled:
+            text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records)
+            write_text(self.path, text)
+
+
+def progress_line(total: int, rec: dict) -> str:
+    parts = [f"step {rec['step']:>{len(str(total))}}/{total}"]
+    if "train_loss" in rec:
+        parts.append(f"loss {rec['train_loss']:.4f}")
+    if "val_loss" in rec:
+        parts.append(f"val {rec['val_loss']:.4f}")
+    if "lr" in rec:
+        parts.append(f"lr {rec['lr']:.2e}")
+    if "tokens_per_s" in rec:
+        parts.append(f"{rec['tokens_per_s']:,.0f} tok/s")
+    if "peak_memory_gb" in rec:
+        parts.append(f"peak {rec['peak_memory_gb']:.3f} GB")
+    return "  ".join(parts)
+
+
+class Progress:
+    """A bar redrawn in place on a terminal; one line per report otherwise."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total = total
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr.isatty()
+        self.last = ""
+
+    def tick(self, step: int) -> None:
+        if self.tty:
+            filled = int(30 * step / self.total)
+            bar = "#" * filled + "-" * (30 - filled)
+            sys.stderr.write(f"\r[{bar}] {step}/{self.total}  {self.last}\x1b[K")
+            sys.stderr.flush()
+
+    def report(self, rec: dict) -> None:
+        if not self.enabled:
+            return
+        self.last = progress_line(self.total, rec)
+        if self.tty:
+            sys.stderr.write("\r\x1b[K")
+        print(self.last, file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            if self.tty:
+                sys.stderr.write("\r\x1b[K")
+            print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,281 @@
+"""The LoRA training loop: frozen base, LoRA trainable, compiled step, exact resume.
+
+The loss is the sum of token cross-entropies over the mask, and gradients are divided by
+the number of real target tokens of the whole optimizer step (all micro-batches, all
+ranks) just before the update. So gradient accumulation and data parallelism give the
+same update as one big batch, not an average of per-batch means weighted wrongly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Iterator
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+from mlx.utils import tree_flatten, tree_map, tree_map_with_path
+
+from ..errors import HarnessError
+from ..models import Base, load_base
+from .adapter import adapter_config, adapter_weights, apply_lora, write_adapter
+from .batching import Batch, TrainStream, eval_batches
+from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
+from .config import TrainConfig
+from .data import fixed_subset, load_splits
+from .log import LOG_NAME, Progress, TrainLog
+
+OPTIMIZERS = {"adamw": optim.AdamW, "adam": optim.Adam, "sgd": optim.SGD}
+
+
+class TrainingDiverged(HarnessError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    adapter_path: Path
+    steps: int
+    first_val_loss: float | None  # at step 0: the base with zero-initialised LoRA
+    final_val_loss: float | None
+    log: list[dict]
+    base: Base  # the loaded base with the trained LoRA layers still on (Python API)
+
+
+def masked_loss(model: nn.Module, inputs: mx.array, targets: mx.array,
+                mask: mx.array) -> tuple[mx.array, mx.array]:
+    """(sum of cross-entropy over masked targets, number of masked targets)."""
+    logits = model(inputs)
+    ce = nn.losses.cross_entropy(logits, targets) * mask
+    return ce.astype(mx.float32).sum(), mask.sum()
+
+
+def build_optimizer(cfg: TrainConfig) -> optim.Optimizer:
+    from mlx_lm.tuner.utils import build_schedule
+
+    lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
+    try:
+        return OPTIMIZERS[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config)
+    except TypeError as exc:
+        raise HarnessError(f"invalid option for {cfg.optimizer}: {exc}",
+                           field="optimizer_config") from None
+
+
+@contextmanager
+def checkpointed_blocks(model: nn.Module, enabled: bool) -> Iterator[None]:
+    """Recompute each block's activations in the backward pass (less memory, more time).
+
+    mlx-lm patches the block class for good; here the patch is undone after training,
+    so a model evaluated later in the same process runs the plain forward.
+    """
+    if not enabled:
+        yield
+        return
+    cls = type(model.layers[0])
+    original = cls.__call__
+
+    def checkpointed(block, *args, **kwargs):
+        def inner(params, *args, **kwargs):
+            block.update(params)
+            return original(block, *args, **kwargs)
+
+        return mx.checkpoint(inner)(block.trainable_parameters(), *args, **kwargs)
+
+    cls.__call__ = checkpointed
+    try:
+        yield
+    finally:
+        cls.__call__ = original
+
+
+def _arrays(batch: Batch) -> tuple[mx.array, mx.array, mx.array]:
+    return mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.mask)
+
+
+def evaluate(model: nn.Module, batches: list[Batch], world: mx.distributed.Group) -> float:
+    """Token-weighted mean loss over every row of ``batches`` (summed over ranks)."""
+    total, count = mx.array(0.0), mx.array(0.0)
+    for batch in batches:
+        loss, n = masked_loss(model, *_arrays(batch))
+        total, count = total + loss, count + n
+        mx.eval(total, count)
+    if world.size() > 1:
+        total = mx.distributed.all_sum(total, stream=mx.cpu)
+        count = mx.distributed.all_sum(count, stream=mx.cpu)
+    return (total / count).item()
+
+
+def _check_finite(value: float, what: str, step: int, folder: Path, last_saved: int) -> None:
+    if math.isfinite(value):
+        return
+    kept = (f"the last good checkpoint (step {last_saved}) is kept in {folder}"
+            if last_saved else "no checkpoint was saved yet")
+    raise TrainingDiverged(
+        f"{what} became {value} at step {step}; training stopped and {kept}",
+        hint="lower learning_rate (or add warmup via lr_schedule), check the data with "
+             "`harness lint-data`, then rerun or --resume")
+
+
+def restore_optimizer(optimizer: optim.Optimizer, saved: dict[str, mx.array], model: nn.Module,
+                      folder: Path) -> None:
+    """Put a checkpoint's flat optimizer state into the freshly initialised tree."""
+    fresh = dict(tree_flatten(optimizer.state))
+    if set(fresh) != set(saved) or any(fresh[k].shape != saved[k].shape for k in fresh):
+        raise HarnessError("the checkpoint's optimizer state does not fit this run's LoRA layers",
+                           path=folder / CHECKPOINTS, hint="resume with the config it was made with")
+    optimizer.state = tree_map_with_path(lambda path, _: saved[path], optimizer.state)
+    optimizer.init(model.trainable_parameters())  # keeps every restored entry
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainResult:
+    """Train a LoRA adapter as ``cfg`` says and write it to ``cfg.adapter_path``."""
+    world = mx.distributed.init()
+    rank, size = world.rank(), world.size()
+    if cfg.batch_size % size:
+        raise HarnessError(f"batch_size {cfg.batch_size} does not split over {size} processes",
+                           field="batch_size", hint=f"use a multiple of {size}")
+    out = Path(cfg.adapter_path).expanduser()
+    if not resume and ((out / CHECKPOINTS).exists() or (out / LOG_NAME).exists()):
+        raise HarnessError("the adapter folder already holds a training run", path=out,
+                           hint="pass --resume to continue it, or choose another adapter_path")
+
+    base = load_base(cfg.model)
+    model = base.model
+    splits, fmt, template, mask_prompt = load_splits(
+        cfg.data, cfg.format, cfg.template, base.tokenizer, cfg.system, cfg.mask_prompt,
+        cfg.max_seq_length)
+    train_rows = splits["train"].examples
+    if len(train_rows) < cfg.batch_size:
+        raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
+                           f"batch_size={cfg.batch_size}", path=splits["train"].path,
+                           hint="lower batch_size")
+    data_info = {"format": fmt, "template": template, "mask_prompt": mask_prompt,
+                 "hashes": {name: s.sha256 for name, s in splits.items()}}
+
+    lora = apply_lora(model, cfg)
+    optimizer = build_optimizer(cfg)
+    optimizer.init(model.trainable_parameters())
+    state = RunState(config_hash=cfg.identity_hash(), data_hashes=data_info["hashes"])
+    log = TrainLog(out, enabled=rank == 0)
+    if resume:
+        weights, opt_state, saved = load_checkpoint(out)
+        if saved.config_hash != state.config_hash or saved.data_hashes != state.data_hashes:
+            what = "training data" if saved.data_hashes != state.data_hashes else "config"
+            raise HarnessError(f"the checkpoint was made with another {what}", path=out,
+                               hint="resume with the same config and data (only steps and the "
+                                    "report/eval/save intervals may change)")
+        model.load_weights(list(weights.items()), strict=False)
+        restore_optimizer(optimizer, opt_state, model, out)
+        state = saved
+        log.load_until(state.step)
+
+    stream = TrainStream(train_rows, cfg.batch_size, cfg.seed, cfg.pad_multiple, rank, size)
+    val_rows = fixed_subset(splits["valid"].examples, cfg.val_rows, cfg.seed)
+    val_batches = eval_batches(val_rows, cfg.val_batch_size or cfg.batch_size, cfg.pad_multiple,
+                               rank, size)
+
+    loss_and_grad = nn.value_and_grad(model, masked_loss)
+    compiled_state = [model.state, optimizer.state, mx.random.state]
+    compiled = partial(mx.compile, inputs=compiled_state, outputs=compiled_state)
+
+    def grads_of(inputs, targets, mask):
+        (loss, ntok), grads = loss_and_grad(model, inputs, targets, mask)
+        return grads, loss, ntok
+
+    def accumulate(inputs, targets, mask, grads, loss, ntok):
+        g, l, n = grads_of(inputs, targets, mask)
+        return tree_map(mx.add, g, grads), l + loss, n + ntok
+
+    def apply(grads, loss, ntok):
+        if size > 1:
+            grads = nn.utils.average_gradients(grads)  # mean over ranks of token sums
+            loss = mx.distributed.all_sum(loss)
+            ntok = mx.distributed.all_sum(ntok)
+        per_rank_tokens = ntok / size
+        optimizer.update(model, tree_map(lambda g: g / per_rank_tokens, grads))
+        return loss, ntok
+
+    step_once = compiled(lambda inputs, targets, mask: apply(*grads_of(inputs, targets, mask)))
+    first_c, accumulate_c, apply_c = compiled(grads_of), compiled(accumulate), compiled(apply)
+
+    progress = Progress(cfg.steps, enabled=rank == 0 and not quiet)
+    last_saved = state.step if resume else 0
+
+    def save() -> None:
+        if rank == 0:
+            weights = adapter_weights(model)
+            save_checkpoint(out, weights, optimizer.state, state)
+            write_adapter(out, weights, adapter_config(cfg, lora, base, data_info, state.step))
+
+    with checkpointed_blocks(model, cfg.grad_checkpoint):
+        if state.step == 0:
+            model.eval()
+            val = evaluate(model, val_batches, world)
+            log.add(0, val_loss=val)
+            log.flush()
+            progress.report(log.records[-1])
+        model.train()
+        window_time, window_steps = 0.0, 0
+        for step in range(state.step + 1, cfg.steps + 1):
+            tic = time.perf_counter()
+            mx.random.seed(step_seed(cfg.seed, step))
+            if cfg.grad_accumulation_steps == 1:
+                loss, ntok = step_once(*_arrays(stream.batch(state.position)))
+                state.position += 1
+            else:
+                grads, loss, ntok = first_c(*_arrays(stream.batch(state.position)))
+                for _ in range(cfg.grad_accumulation_steps - 1):
+                    state.position += 1
+                    grads, loss, ntok = accumulate_c(*_arrays(stream.batch(state.position)),
+                                                     grads, loss, ntok)
+                state.position += 1
+                loss, ntok = apply_c(grads, loss, ntok)
+            mx.eval(compiled_state, loss, ntok)
+            loss_sum, tokens = loss.item(), int(ntok.item())
+            window_time += time.perf_counter() - tic
+            window_steps += 1
+            _check_finite(loss_sum, "the training loss", step, out, last_saved)
+            state.step = step
+            state.window_loss += loss_sum
+            state.window_tokens += tokens
+            state.trained_tokens += tokens
+            progress.tick(step)
+
+            last = step == cfg.steps
+            if step % cfg.report_every == 0 or last:
+                log.add(step, train_loss=state.window_loss / state.window_tokens,
+                        lr=float(optimizer.learning_rate.item()),
+                        tokens_per_s=state.window_tokens / window_time if window_time else 0.0,
+                        trained_tokens=state.trained_tokens,
+                        peak_memory_gb=mx.get_peak_memory() / 1e9)
+                state.window_loss, state.window_tokens = 0.0, 0
+                window_time, window_steps = 0.0, 0
+            if step % cfg.eval_every == 0 or last:
+                model.eval()
+                val = evaluate(model, val_batches, world)
+                model.train()
+                _check_finite(val, "the validation loss", step, out, last_saved)
+                log.add(step, val_loss=val)
+            if log.records and log.records[-1]["step"] == step:
+                log.flush()
+                progress.report(log.records[-1])
+            if step % cfg.save_every == 0 or last:
+                save()
+                last_saved = step
+
+        if "test" in splits and state.step == cfg.steps:
+            model.eval()
+            test_batches = eval_batches(splits["test"].examples, cfg.val_batch_size or cfg.batch_size,
+                                        cfg.pad_multiple, rank, size)
+            log.add(state.step, test_loss=evaluate(model, test_batches, world))
+            log.flush()
+            progress.report(log.records[-1])
+
+    vals = [r["val_loss"] for r in log.records if "val_loss" in r]
+    return TrainResult(adapter_path=out, steps=state.step, first_val_loss=vals[0] if vals else None,
+                       final_val_loss=vals[-1] if vals else None, log=list(log.records), base=base)
