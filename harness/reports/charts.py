@@ -29,11 +29,9 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.floor(lo / step) * step
-    ticks = []
-    t = start
-    while t <= hi + step * 1e-9:
-        ticks.append(round(t, 10))
-        t += step
+    ticks = [round(start, 10)]
+    while ticks[-1] < hi - step * 1e-9:
+        ticks.append(round(ticks[-1] + step, 10))
     return ticks
 
 
@@ -61,7 +59,7 @@ def metric_bars(groups: Sequence[dict], models: Sequence[str], title: str = "Met
     ``groups``: ``[{"metric": str, "proportion": bool, "values": {model: (value, low, high)}}]``.
     Proportions share a 0–1 axis; other metrics get their own axis from 0 (or their minimum).
     """
-    bar_h, gap, label_w, plot_w, value_w = 14, 10, 190, 380, 120
+    bar_h, gap, label_w, plot_w, value_w = 16, 10, 200, 560, 160
     width = label_w + plot_w + value_w
     legend_h = 22
     rows = sum(len(models) for _ in groups)

@@ -236,7 +236,7 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str]) -> 
         "fingerprint": suite.get("fingerprint"), "data_fingerprint": suite.get("data_fingerprint"),
         "scorers": [{"name": n, "version": s.get("version"), "options": _json(s.get("options") or {}),
                      "skipped": s.get("skipped")} for n, s in (suite.get("scorers") or {}).items()],
-        "generation": _json(suite.get("generation") or {}), "template": suite.get("template"),
+        "generation": json.dumps(suite.get("generation") or {}, ensure_ascii=False, default=str), "template": suite.get("template"),
         "models": names, "model_fingerprints": {m: models[m].get("fingerprint") for m in names},
         "items_count": {m: len(models[m].get("items") or []) for m in names}, "cached": cached,
         "rows": rows, "other_gates": other_gates, "bars": bars,

@@ -1,0 +1,175 @@
+"""Reports: index.html (escaped, self-contained, renders in Chromium), junit.xml, summary.md."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from factories import item, make_suite, model_result, results, suite_result
+from harness.gates import evaluate_gates
+from harness.reports import render_html, render_junit, render_summary, write_reports
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "reports" / "test-artifacts"
+IDS = [f"q{i:02d}" for i in range(16)]
+EVIL = '<script>document.title="PWNED";document.body.innerHTML="PWNED"</script><img src=x onerror="document.title=\'PWNED\'">'
+TITLE = "mlx-harness: FAIL · smoke · sql"
+
+
+def build(tmp_path: Path, training_log: bool = True) -> dict:
+    """A failing run with a regressing adapter, hostile output, categories, latency and a training log."""
+    cats = ["architecture", "debugging", "operations", "deployment"]
+
+    def model(failing: set[str], slow: float, hostile: bool) -> dict:
+        items = []
+        for k, i in enumerate(IDS):
+            passed = i not in failing
+            out = EVIL if (hostile and not passed) else None
+            items.append(item(i, passed, out, category=cats[k % 4], ttft_s=0.05 + slow + 0.004 * k,
+                              decode_tps=120 - 30 * slow - k, prompt=f"Question {i} | with <b>markup</b>?",
+                              metrics={"seq_rep_4": 0.02 + slow}))
+        return model_result(items)
+
+    smoke = suite_result({"base": model({"q15"}, 0.0, False), "ft": model({"q01", "q02", "q03", "q15"}, 0.2, True)})
+    sql_items_base = [item(i, True, "SELECT 1", scorer="sql_execution") for i in IDS[:6]]
+    sql_items_ft = [item(i, i != "q02", "SELECT 1" if i != "q02" else "SELECT * FROM nope", scorer="sql_execution",
+                         extra={"error": "no such table: nope"} if i == "q02" else None) for i in IDS[:6]]
+    sql = suite_result({"base": model_result(sql_items_base), "ft": model_result(sql_items_ft)}, name="sql")
+    suite = make_suite(tmp_path, IDS)
+    for s in (smoke, sql):
+        s["gates"], s["warnings"] = evaluate_gates(suite if s is smoke else _sql_suite(tmp_path), s, None)
+    res = results([smoke, sql])
+    res["verdict"] = "fail"
+    if training_log:
+        log = tmp_path / "adapter" / "train_log.jsonl"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"step": s, "train_loss": 3.0 * 0.97 ** s, "lr": 1e-4, "tokens_per_s": 900.0, "peak_memory_gb": 0.4}
+                for s in range(0, 100, 5)]
+        for r in rows[::4]:
+            r["val_loss"] = r["train_loss"] + 0.15
+        log.write_text("\n".join(json.dumps(r) for r in rows) + "\nnot json\n")
+        res["models"]["ft"]["training_log"] = str(log)
+    res["command"] = ["harness", "eval", "suites/smoke.yaml", "--adapter", "ft=adapters/ft dir"]
+    return res
+
+
+def _sql_suite(tmp_path):
+    return make_suite(tmp_path, IDS[:6], name="sql")  # gates come from the results, not the scorer
+
+
+def test_html_escapes_model_output_and_is_self_contained(tmp_path):
+    html = render_html(build(tmp_path))
+    assert "<script" not in html.lower() and "onerror=\"" not in html
+    assert "&lt;script&gt;document.title=&#34;PWNED&#34;" in html
+    assert "&lt;b&gt;markup&lt;/b&gt;" in html
+    assert "Content-Security-Policy" in html
+    # nothing fetched: no external URLs except the SVG namespace
+    urls = set(re.findall(r"https?://[^\s\"'<>]+", html))
+    assert urls <= {"http://www.w3.org/2000/svg"}
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", html)
+    # the pieces a person looks for
+    for text in ("FAIL", "Failed gates", "max_drop_vs_base", "3 pass→fail", "By category", "architecture",
+                 "no such table: nope", "training and validation loss", "Time to first token",
+                 "sha256:base", "ft=adapters/ft dir", "mlx-lm"):
+        assert text in html, text
+    assert html.count("<svg") >= 4
+
+
+def test_junit_one_case_per_gate_with_reason(tmp_path):
+    res = build(tmp_path)
+    res["suites"][0]["gates"][0]["reason"] += " \x00\x1b bad control chars & <tags>"
+    root = ET.fromstring(render_junit(res).encode())
+    cases = root.findall(".//testcase")
+    gates = [g for s in res["suites"] for g in s["gates"]]
+    assert len(cases) == len(gates)
+    failures = root.findall(".//testcase/failure")
+    failed = [g for g in gates if not g["passed"]]
+    assert len(failures) == len(failed) == int(root.get("failures"))
+    assert failures[0].get("message").startswith(failed[0]["reason"].split(" \x00")[0])
+    assert "& <tags>" in failures[0].get("message")
+    assert cases[0].get("classname") == "smoke.ft" and cases[0].get("name") == "exact_match max_drop_vs_base"
+
+
+def test_junit_suite_without_gates_is_skipped_not_empty(tmp_path):
+    res = results([suite_result({"base": model_result({"a": True})})])
+    root = ET.fromstring(render_junit(res).encode())
+    (case,) = root.findall(".//testcase")
+    assert case.find("skipped") is not None and root.get("failures") == "0"
+
+
+def test_summary_is_short_and_safe(tmp_path):
+    res = build(tmp_path)
+    res["suites"][0]["gates"][0]["reason"] += " a|b <img src=x>"
+    md = render_summary(res)
+    assert md.startswith("## ❌ mlx-harness: FAIL")
+    assert "### Failed gates" in md and "a\\|b &lt;img src=x&gt;" in md
+    assert "| smoke | `exact_match` | 0.938 | 0.750 (Δ -0.188" in md
+    assert len(md) < 6000 and "<img" not in md
+
+
+def test_write_reports_atomic_and_pass_banner(tmp_path):
+    same = model_result({i: True for i in IDS})
+    sr = suite_result({"base": same, "ft": same})
+    sr["gates"], sr["warnings"] = evaluate_gates(make_suite(tmp_path, IDS), sr, None)
+    res = results([sr])
+    out = tmp_path / "out"
+    write_reports(res, out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "summary.md"]
+    html = (out / "index.html").read_text()
+    assert 'class="banner pass"' in html and "0 of 1 gate failed" in html
+    assert "No item changed its pass/fail verdict" in html
+
+
+def test_missing_training_log_is_a_note_not_a_crash(tmp_path):
+    res = build(tmp_path, training_log=False)
+    res["models"]["ft"]["training_log"] = str(tmp_path / "nope.jsonl")
+    assert "training log not readable" in render_html(res)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--hide-scrollbars", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs headless Chromium (Debian's chromium)")
+def test_report_in_headless_chromium(tmp_path):
+    out = tmp_path / "run"
+    write_reports(build(tmp_path), out)
+    page = out / "index.html"
+
+    # 1. loads with no console messages (errors, CSP violations) and scripts in outputs stay text
+    done = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    dom = done.stdout
+    assert f"<title>{TITLE}</title>" in dom and "PWNED</title>" not in dom
+    assert "&lt;script&gt;document.title=\"PWNED\"" in dom
+    assert "<img src=\"x\"" not in dom
+
+    # 2. escaping alone holds, even without the Content-Security-Policy
+    bare = out / "no-csp.html"
+    bare.write_text(re.sub(r"<meta http-equiv=\"Content-Security-Policy\"[^>]*>", "", page.read_text()))
+    dom = _chromium(tmp_path, "--dump-dom", bare.as_uri()).stdout
+    assert f"<title>{TITLE}</title>" in dom and "PWNED</title>" not in dom and "<img src=\"x\"" not in dom
+
+    # 3. a screenshot kept as a test artifact (look at it: reports/test-artifacts/report.png)
+    shot = tmp_path / "report.png"
+    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 20_000, done.stderr[-2000:]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report.png")
+    shutil.copy(page, ARTIFACTS / "report.html")
