@@ -1,0 +1,166 @@
+"""Text normalisers shared by the scorers.
+
+Every normaliser here is idempotent (normalising twice changes nothing) and total (it
+never raises on any string); ``tests/test_scorers_normalize.py`` checks both with
+hypothesis, because a scorer that crashes or flips on a re-normalised answer is a
+scorer whose numbers cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_FENCE = re.compile(r"\A\s*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S)
+
+
+def _fixpoint(fn, text: str, limit: int = 8) -> str:
+    """Apply ``fn`` until the text stops changing.
+
+    NFKC and case folding do not commute for a handful of code points (a fold can
+    produce a character that NFKC rewrites again), so one pass is not always stable.
+    """
+    for _ in range(limit):
+        new = fn(text)
+        if new == text:
+            return new
+        text = new
+    return text
+
+
+def fold(text: str) -> str:
+    """NFKC and casefold, to a fixpoint: the comparison form of free text."""
+    return _fixpoint(lambda t: unicodedata.normalize("NFKC", t).casefold(), text)
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum()
+
+
+def normalize_text(text: str) -> str:
+    """The keyword-matching form: NFKC, casefold, punctuation to space, one space between words.
+
+    Anything that is not a letter or digit separates words (so ``PLAT_DEBUG`` and
+    ``plat-debug`` both become ``plat debug``); matching phrases on this form with a
+    space on either side is matching on word boundaries.
+    """
+    def one_pass(t: str) -> str:
+        t = fold(t)
+        t = "".join(ch if _is_word_char(ch) else " " for ch in t)
+        return " ".join(t.split())
+
+    return _fixpoint(one_pass, text)
+
+
+def contains_phrase(normalized_text: str, normalized_phrase: str) -> bool:
+    """Whole-word phrase match on normalised text: ``cat`` is not in ``concatenate``."""
+    if not normalized_phrase:
+        return False
+    return f" {normalized_phrase} " in f" {normalized_text} "
+
+
+def strip_code_fence(text: str) -> tuple[str, str | None]:
+    """(inside, language) when the whole text is one markdown code fence, else (text, None).
+
+    Nested fences are peeled one at a time until none is left.
+    """
+    lang = None
+    while True:
+        m = _FENCE.match(text)
+        if not m:
+            return text, lang
+        text, lang = m.group(2), m.group(1) or (lang or "")
+
+
+# --- SQL -------------------------------------------------------------------------------------
+
+_SQL_PUNCT = set("(),;=<>!+-*/%|.&~^:[]{}?@$#`\\")
+
+
+def strip_sql(text: str) -> str:
+    """A predicted query without a surrounding fence, whitespace and trailing ``;``."""
+    def one_pass(t: str) -> str:
+        t, _ = strip_code_fence(t)
+        return t.strip().rstrip(";").strip()
+
+    return _fixpoint(one_pass, text)
+
+
+def _read_literal(text: str, i: int) -> tuple[str, int, bool]:
+    """Read a quoted literal starting at ``text[i]`` (a quote): (content, next index, closed).
+
+    ``''`` inside a literal is an escaped quote. A quote followed by a letter, digit or
+    another quote character does not close the literal: WikiSQL writes values such as
+    ``'St. John's'`` and ``'"Ambush"'`` without escaping.
+    """
+    quote = text[i]
+    j = i + 1
+    out = []
+    n = len(text)
+    while j < n:
+        ch = text[j]
+        if ch == quote:
+            nxt = text[j + 1] if j + 1 < n else ""
+            if nxt == quote:
+                out.append(quote)
+                j += 2
+                continue
+            if nxt == "" or not (nxt.isalnum() or nxt in "'\""):
+                return "".join(out), j + 1, True
+        out.append(ch)
+        j += 1
+    return "".join(out), n, False
+
+
+def sql_tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens of a query: ``lit`` (content byte-exact), ``punct`` or ``word``.
+
+    Words are case-folded; literal contents are not. Single- and double-quoted strings
+    are both literals; backticks and brackets are punctuation around identifiers.
+    """
+    tokens: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch in "'\"":
+            content, i, closed = _read_literal(text, i)
+            tokens.append(("lit" if closed else "open_lit", content))
+        elif ch in _SQL_PUNCT or not (ch.isalnum() or ch == "_"):
+            tokens.append(("punct", ch))
+            i += 1
+        else:
+            j = i
+            while j < n and not text[j].isspace() and text[j] not in "'\"" and (
+                text[j].isalnum() or text[j] == "_"):
+                j += 1
+            tokens.append(("word", fold(text[i:j])))
+            i = j
+    return tokens
+
+
+def _render_literal(content: str, closed: bool) -> str:
+    body = "'" + content.replace("'", "''")
+    return body + "'" if closed else body
+
+
+def normalize_sql(text: str) -> str:
+    """The comparison form of a query for ``sql_exact``.
+
+    Strips a fence, whitespace and trailing ``;``; keeps string literals byte-exact
+    (re-quoted with single quotes); case-folds everything else; one space between
+    words and none around punctuation.
+    """
+    def one_pass(t: str) -> str:
+        parts: list[str] = []
+        prev_kind = None
+        for kind, tok in sql_tokens(strip_sql(t)):
+            piece = _render_literal(tok, kind == "lit") if kind in ("lit", "open_lit") else tok
+            if parts and kind != "punct" and prev_kind not in (None, "punct"):
+                parts.append(" ")
+            parts.append(piece)
+            prev_kind = kind
+        return "".join(parts)
+
+    return _fixpoint(one_pass, text)

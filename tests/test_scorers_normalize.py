@@ -1,0 +1,76 @@
+"""The shared normalisers: hand-checked forms, and (hypothesis) idempotent and total."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.scorers.normalize import (contains_phrase, fold, normalize_sql, normalize_text,
+                                       sql_tokens, strip_code_fence, strip_sql)
+
+# Text that exercises the awkward parts: quotes, fences, semicolons, Unicode that NFKC
+# and casefold rewrite (ligatures, fullwidth, sharp s, Kelvin sign, combining marks).
+_AWKWARD = st.sampled_from(list("'\"`;()[],.=<>-_ \n\t") + ["```", "```sql\n", "\n```", "''",
+                                                            "ß", "ﬁ", "Ｋ", "K", "İ", "ǅ", "½",
+                                                            "\u0301", "\u00a0", "ẞ", "ﬀ"])
+TEXT = st.one_of(st.text(), st.lists(st.one_of(_AWKWARD, st.text(max_size=3))).map("".join))
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_normalize_text_is_idempotent_and_total(text):
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert "  " not in once and once == once.strip()
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_fold_is_idempotent(text):
+    assert fold(fold(text)) == fold(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT)
+def test_normalize_sql_is_idempotent_and_total(text):
+    once = normalize_sql(text)
+    assert normalize_sql(once) == once
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXT)
+def test_strip_sql_is_idempotent(text):
+    assert strip_sql(strip_sql(text)) == strip_sql(text)
+
+
+def test_normalize_text_examples():
+    assert normalize_text("  Port 8443, on the GATEWAY!  ") == "port 8443 on the gateway"
+    assert normalize_text("PLAT_DEBUG=1") == "plat debug 1"
+    assert normalize_text("Ｆｕｌｌｗｉｄｔｈ") == "fullwidth"  # NFKC
+    assert normalize_text("Straße") == "strasse"  # casefold, not lower
+
+
+def test_whole_word_matching():
+    assert not contains_phrase(normalize_text("use concatenate here"), "cat")
+    assert contains_phrase(normalize_text("the cat sat"), "cat")
+    assert contains_phrase(normalize_text("Cat."), "cat")
+    assert contains_phrase(normalize_text("port 8443 open"), "port 8443")
+    assert not contains_phrase(normalize_text("port 84430"), "port 8443")
+    assert not contains_phrase("anything", "")
+
+
+def test_strip_code_fence():
+    assert strip_code_fence("```sql\nSELECT 1\n```") == ("SELECT 1", "sql")
+    assert strip_code_fence("```\n{}\n```\n") == ("{}", "")
+    assert strip_code_fence("text ```sql\nx\n```") == ("text ```sql\nx\n```", None)
+
+
+def test_sql_literals_keep_bytes_and_the_rest_folds():
+    assert normalize_sql("SELECT Name FROM t WHERE x = 'Abc'") == "select name from t where x='Abc'"
+    assert normalize_sql("select name from T where X='Abc' ;") == "select name from t where x='Abc'"
+    assert normalize_sql('SELECT a FROM t WHERE b = "Abc"') == "select a from t where b='Abc'"
+    assert normalize_sql("```sql\nSELECT  a\nFROM t;\n```") == "select a from t"
+    # WikiSQL's unescaped quotes stay inside the literal
+    assert sql_tokens("x = 'St. John's'")[-1] == ("lit", "St. John's")
+    assert sql_tokens("x = '\"Don't Stop Believin'\"'")[-1] == ("lit", "\"Don't Stop Believin'\"")
+    assert sql_tokens("x = 'it''s'")[-1] == ("lit", "it's")
