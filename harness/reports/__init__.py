@@ -25,6 +25,15 @@ def xml_text(value: object) -> str:
             .replace('"', "&quot;").replace("'", "&apos;"))
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def visible(value: object) -> str:
+    """Control characters as their Unicode control pictures (U+2400..), so an output made
+    of them is not shown as blank (newlines and tabs stay)."""
+    return _CONTROL.sub(lambda m: "\u2421" if m.group() == "\x7f" else chr(0x2400 + ord(m.group())), str(value))
+
+
 def md_cell(value: object) -> str:
     """One line of Markdown table cell text, with no live HTML and no column breaks."""
     s = " ".join(str(value).split())
@@ -41,6 +50,7 @@ def environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
     env.filters["xml"] = xml_text
     env.filters["md"] = md_cell
+    env.filters["visible"] = visible
     return env
 
 
