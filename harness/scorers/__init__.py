@@ -9,9 +9,17 @@ import jsonschema
 from ..errors import HarnessError
 from .base import Item, Score, Scorer, Skipped
 from .exact_match import ExactMatch
+from .keywords import Keywords
+from .sql_exact import SqlExact
+from .sql_execution import SqlExecution
+from .sql_logical_form import SqlLogicalForm
 
 REGISTRY: dict[str, type[Scorer]] = {
     ExactMatch.name: ExactMatch,
+    Keywords.name: Keywords,
+    SqlExact.name: SqlExact,
+    SqlExecution.name: SqlExecution,
+    SqlLogicalForm.name: SqlLogicalForm,
 }
 
 __all__ = ["REGISTRY", "Item", "Score", "Scorer", "Skipped", "make_scorer", "validate_scorer_options"]

@@ -1,0 +1,348 @@
+"""WikiSQL's query notation: a column-aware parser and a translator to SQLite.
+
+WikiSQL writes queries in its own notation, not SQL: column names are unquoted and may
+hold spaces, slashes, parentheses and even ``, ``; aggregates take no parentheses;
+values are quoted without escaping (``'St. John's'``)::
+
+    SELECT COUNT Fleet Series (Quantity) FROM 1-10007452-3 WHERE Fuel Propulsion = 'CNG' AND Pick < 243.0
+
+No tokenizer can split that without knowing the columns, so the parser takes the
+table's column list (the ``columns:`` line of the prompt) and matches column names
+longest first, backtracking where a value's closing quote is ambiguous. It also accepts
+the usual variations of a model's answer: any keyword case, ``COUNT(col)``, quoted
+identifiers, ``''``-escaped quotes, and a ``;`` at the end.
+
+``sql_logical_form`` compares two parses; ``sql_execution`` translates them to
+parameterised SQLite over a table it builds from the same column list.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator
+
+from .normalize import fold
+
+AGGREGATES = ("COUNT", "MAX", "MIN", "SUM", "AVG")
+_OPS = (">=", "<=", "!=", "<>", "==", "=", ">", "<")
+_CANONICAL_OP = {"==": "=", "<>": "!="}
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_WS = re.compile(r"\s+")
+_IDENT_QUOTES = {'"': '"', "`": "`", "[": "]"}
+# How many ``, ``-separated fragments of the columns line one column name may span
+# ("Age (years, days)" spans two); the data has none longer than three.
+MAX_FRAGMENTS = 3
+
+
+class ParseError(ValueError):
+    """The text is not a query in WikiSQL notation over this table."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A WikiSQL table as its prompt gives it: an id and the raw ``columns:`` line."""
+
+    id: str
+    fragments: tuple[str, ...]  # the columns line split at ", " (a name may span several)
+
+    def candidates(self) -> list[tuple[str, tuple[int, int]]]:
+        """(name, fragment range) of every possible column, longest name first.
+
+        A name that occurs twice (in any case) belongs to its first range.
+        """
+        seen: dict[str, tuple[int, int]] = {}
+        for start in range(len(self.fragments)):
+            for end in range(start + 1, min(start + MAX_FRAGMENTS, len(self.fragments)) + 1):
+                name = ", ".join(self.fragments[start:end])
+                seen.setdefault(fold(name), (start, end))
+        out = [(", ".join(self.fragments[a:b]), (a, b)) for (a, b) in seen.values()]
+        return sorted(out, key=lambda c: (-len(c[0]), c[1]))
+
+    def name(self, span: tuple[int, int]) -> str:
+        return ", ".join(self.fragments[span[0]:span[1]])
+
+
+def table_from_prompt(text: str) -> Table | None:
+    """The table of a WikiSQL prompt (``table: <id>`` and ``columns: a, b`` lines), or None."""
+    table_id = columns = None
+    for line in text.splitlines():
+        if line.startswith("table:") and table_id is None:
+            table_id = line[len("table:"):].strip()
+        elif line.startswith("columns:") and columns is None:
+            columns = line[len("columns:"):].strip()
+    if not table_id or not columns:
+        return None
+    return Table(id=table_id, fragments=tuple(f.strip() for f in columns.split(", ")))
+
+
+@dataclass(frozen=True)
+class Condition:
+    column: tuple[int, int]  # fragment range
+    op: str  # one of = != > < >= <=
+    text: str  # the value as written, unquoted
+    quoted: bool
+
+    @property
+    def value(self) -> float | str:
+        """The value to compare: a number where the text is one, else the text."""
+        return as_number(self.text)
+
+    def key(self) -> tuple:
+        """Identity for the logical form: numbers by value, text case-insensitively."""
+        v = self.value
+        return (self.column, self.op, ("num", v) if isinstance(v, float) else ("str", fold(v)))
+
+
+@dataclass(frozen=True)
+class Query:
+    agg: str  # "" or one of AGGREGATES
+    column: tuple[int, int]
+    table: str
+    conditions: tuple[Condition, ...]
+
+    def logical_form(self) -> tuple:
+        return (self.agg, self.column, frozenset(c.key() for c in self.conditions))
+
+
+def as_number(text: str) -> float | str:
+    stripped = text.strip()
+    if _NUMBER.fullmatch(stripped):
+        return float(stripped)
+    return text
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+class _Parser:
+    """Backtracking recursive descent; each rule yields (result, next position)."""
+
+    def __init__(self, text: str, table: Table):
+        self.s = text
+        self.folded = text.casefold()
+        self.table = table
+        self.cands = [(fold(name), name, span) for name, span in table.candidates()]
+
+    def ws(self, i: int, required: bool = True) -> Iterator[int]:
+        m = _WS.match(self.s, i)
+        if m:
+            yield m.end()
+        elif not required:
+            yield i
+
+    def keyword(self, i: int, word: str) -> Iterator[int]:
+        end = i + len(word)
+        if self.s[i:end].upper() == word and (end == len(self.s) or not self.s[end].isalnum()):
+            yield end
+
+    def column(self, i: int) -> Iterator[tuple[tuple[int, int], int]]:
+        opener = self.s[i:i + 1]
+        if opener in _IDENT_QUOTES:
+            closer = _IDENT_QUOTES[opener]
+            for span, j in self._bare_column(i + 1):
+                if self.s[j:j + 1] == closer:
+                    yield span, j + 1
+        yield from self._bare_column(i)
+
+    def _bare_column(self, i: int) -> Iterator[tuple[tuple[int, int], int]]:
+        for folded_name, name, span in self.cands:
+            end = i + len(name)
+            if fold(self.s[i:end]) == folded_name:
+                yield span, end
+
+    def select(self, i: int) -> Iterator[tuple[tuple[str, tuple[int, int]], int]]:
+        for agg in AGGREGATES:
+            for j in self.keyword(i, agg):
+                for k in self.ws(j, required=False):
+                    if self.s[k:k + 1] == "(":
+                        for k2 in self.ws(k + 1, required=False):
+                            for span, m in self.column(k2):
+                                for m2 in self.ws(m, required=False):
+                                    if self.s[m2:m2 + 1] == ")":
+                                        yield (agg, span), m2 + 1
+                    if k > j:
+                        for span, m in self.column(k):
+                            yield (agg, span), m
+        for span, m in self.column(i):
+            yield ("", span), m
+
+    def table_name(self, i: int) -> Iterator[tuple[str, int]]:
+        opener = self.s[i:i + 1]
+        if opener in _IDENT_QUOTES:
+            end = self.s.find(_IDENT_QUOTES[opener], i + 1)
+            if end > i:
+                yield self.s[i + 1:end], end + 1
+            return
+        if self.folded.startswith(self.table.id.casefold(), i):
+            yield self.s[i:i + len(self.table.id)], i + len(self.table.id)
+            return
+        m = re.compile(r"[^\s;]+").match(self.s, i)
+        if m:
+            yield m.group(), m.end()
+
+    def op(self, i: int) -> Iterator[tuple[str, int]]:
+        for op in _OPS:
+            if self.s.startswith(op, i):
+                yield _CANONICAL_OP.get(op, op), i + len(op)
+                return
+
+    def value(self, i: int) -> Iterator[tuple[tuple[str, bool], int]]:
+        quote = self.s[i:i + 1]
+        if quote in ("'", '"'):
+            k = self.s.find(quote, i + 1)
+            while k != -1:
+                content = self.s[i + 1:k]
+                if self.s[k + 1:k + 2] == quote:  # '' : an escaped quote, or an empty value
+                    yield (content.replace(quote * 2, quote), True), k + 1
+                    k = self.s.find(quote, k + 2)
+                    continue
+                yield (content.replace(quote * 2, quote), True), k + 1
+                k = self.s.find(quote, k + 1)
+            return
+        # A bare value (a number, or an unquoted word) runs to an AND or to the end.
+        for m in re.finditer(r"\s+AND\s+|\s*;?\s*$", self.s[i:], re.IGNORECASE):
+            text = self.s[i:i + m.start()]
+            if text:
+                yield (text, False), i + m.start()
+
+    def condition(self, i: int) -> Iterator[tuple[Condition, int]]:
+        for span, j in self.column(i):
+            for j2 in self.ws(j, required=False):
+                for op, k in self.op(j2):
+                    for k2 in self.ws(k, required=False):
+                        for (text, quoted), m in self.value(k2):
+                            yield Condition(span, op, text, quoted), m
+
+    def conditions(self, i: int) -> Iterator[tuple[tuple[Condition, ...], int]]:
+        for cond, j in self.condition(i):
+            yield (cond,), j
+            for j2 in self.ws(j):
+                for k in self.keyword(j2, "AND"):
+                    for k2 in self.ws(k):
+                        for rest, m in self.conditions(k2):
+                            yield (cond,) + rest, m
+
+    def end(self, i: int) -> bool:
+        return self.s[i:].strip().rstrip(";").strip() == ""
+
+    def query(self) -> Query:
+        start = len(self.s) - len(self.s.lstrip())
+        for i in self.keyword(start, "SELECT"):
+            for i2 in self.ws(i):
+                for (agg, span), j in self.select(i2):
+                    for j2 in self.ws(j):
+                        for k in self.keyword(j2, "FROM"):
+                            for k2 in self.ws(k):
+                                for table, m in self.table_name(k2):
+                                    if self.end(m):
+                                        return Query(agg, span, table, ())
+                                    for m2 in self.ws(m):
+                                        for w in self.keyword(m2, "WHERE"):
+                                            for w2 in self.ws(w):
+                                                for conds, e in self.conditions(w2):
+                                                    if self.end(e):
+                                                        return Query(agg, span, table, conds)
+        raise ParseError(_diagnose(self.s, self.table))
+
+
+def _diagnose(text: str, table: Table) -> str:
+    """Why a query does not parse, for the score's detail."""
+    m = re.match(r"\s*SELECT\s+(?:(?:COUNT|MAX|MIN|SUM|AVG)\b\s*\(?\s*)?(.*?)\s*\)?\s+FROM\s",
+                 text, re.IGNORECASE | re.S)
+    if not re.match(r"\s*SELECT\b", text, re.IGNORECASE):
+        return "does not start with SELECT"
+    if not m:
+        return "no `SELECT <column> FROM <table>` in it"
+    if fold(m.group(1).strip('"`[]')) not in {fold(n) for n, _ in table.candidates()}:
+        return f"selects {m.group(1)!r}, which is not a column of table {table.id}"
+    return "its WHERE clause is not `<column> <op> <value> [AND ...]` over the table's columns"
+
+
+def parse(text: str, table: Table) -> Query:
+    """Parse a query in WikiSQL notation (or close to it) against the table's columns."""
+    return _Parser(text, table).query()
+
+
+# --- translation to SQLite -----------------------------------------------------------------------
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_columns(table: Table, gold: Query) -> list[tuple[tuple[int, int], str]]:
+    """The table's real columns, in order: (fragment range, unique name).
+
+    Fragments are joined where a parenthesis spans the ``, `` ("Age (years, days)") and
+    where the gold query names a joined range ("Extroverted, Task-Oriented"). Names are
+    made unique case-insensitively (SQLite identifiers ignore case); a later duplicate
+    gets a ``#2`` suffix, as the first is the one every query means.
+    """
+    joined = {span[0]: span for span in [gold.column] + [c.column for c in gold.conditions]
+              if span[1] - span[0] > 1}
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(table.fragments):
+        span = joined.get(i) or _paren_unit(table.fragments, i)
+        spans.append(span)
+        i = span[1]
+    used: set[str] = set()
+    out = []
+    for span in spans:
+        name = table.name(span) or "column"
+        base, n = name, 2
+        while fold(name) in used:
+            name, n = f"{base} #{n}", n + 1
+        used.add(fold(name))
+        out.append((span, name))
+    return out
+
+
+def _paren_unit(fragments: tuple[str, ...], i: int) -> tuple[int, int]:
+    """The fragments from ``i`` that close the parentheses opened in fragment ``i``."""
+    depth, j = 0, i
+    while j < len(fragments) and j < i + MAX_FRAGMENTS:
+        depth += fragments[j].count("(") - fragments[j].count(")")
+        j += 1
+        if depth <= 0:
+            return (i, j)
+    return (i, i + 1)
+
+
+class TranslateError(ValueError):
+    """A parsed query names a column the built table does not have."""
+
+
+def to_sqlite(query: Query, table: Table, columns: dict[tuple[int, int], str],
+              normalizer: str = "wn") -> tuple[str, list]:
+    """Parameterised SQLite for a parsed query.
+
+    Comparisons go through ``normalizer`` (registered on the connection) on both sides,
+    as WikiSQL's own executor lower-cases text and compares numbers as numbers.
+    """
+    def col(span: tuple[int, int]) -> str:
+        if span not in columns:
+            raise TranslateError(f"{table.name(span)!r} is not a column of table {table.id}")
+        return quote_ident(columns[span])
+
+    select = col(query.column)
+    if query.agg:
+        select = f"{query.agg}({select})"
+    sql = f"SELECT {select} FROM {quote_ident(query.table)}"
+    params: list = []
+    if query.conditions:
+        parts = []
+        for c in query.conditions:
+            parts.append(f"{normalizer}({col(c.column)}) {c.op} {normalizer}(?)")
+            params.append(c.text)
+        sql += " WHERE " + " AND ".join(parts)
+    return sql, params
+
+
+def comparable(value):
+    """The form both sides of a WikiSQL comparison take: numbers as floats, text folded."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    number = as_number(str(value))
+    return number if isinstance(number, float) else fold(str(value).strip())

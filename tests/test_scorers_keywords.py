@@ -1,0 +1,88 @@
+"""keywords: concepts with synonyms on word boundaries, modes, forbidden phrases, bad cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.scorers import REGISTRY, Item
+from harness.suite import Case
+
+CONCEPTS = [["gateway", "api gateway"], ["8443", "port 8443"], [{"regex": r"tls|https"}]]
+
+
+def item(output: str, concepts=CONCEPTS, forbidden=None, line: int | None = 7) -> Item:
+    record = {"question": "q", "concepts": concepts}
+    if forbidden is not None:
+        record["forbidden"] = forbidden
+    case = Case(id="k1", index=0, category="architecture", record=record, prompt="q", target=None,
+                source_line=line)
+    return Item(case=case, output=output, finish_reason="stop")
+
+
+def score(output: str, options: dict | None = None, **kw):
+    return REGISTRY["keywords"](options or {}).score(item(output, **kw))
+
+
+def test_all_concepts_matched_after_normalisation():
+    s = score("The API-Gateway listens on PORT 8443 (TLS only).")
+    assert (s.value, s.passed) == (1.0, True)
+    assert s.metrics == {"all": 1.0, "any": 1.0, "fraction": 1.0, "forbidden": 0.0}
+    assert s.detail.startswith("matched 3/3")
+
+
+def test_missing_concept_is_named_in_the_detail():
+    s = score("The gateway serves HTTPS.")
+    assert (s.value, s.passed) == (0.0, False)
+    assert s.metrics["fraction"] == pytest.approx(2 / 3)
+    assert "missing: 8443 | port 8443" in s.detail
+    assert s.extra["missing"] == ["8443 | port 8443"]
+
+
+def test_word_boundaries_cat_not_in_concatenate():
+    assert score("we concatenate strings", concepts=[["cat"]]).passed is False
+    assert score("the cat, sat", concepts=[["cat"]]).passed is True
+    # a regex alternative gets word boundaries too
+    assert score("concatenate", concepts=[[{"regex": "cat"}]]).passed is False
+    assert score("8443x", concepts=[["8443"]]).passed is False
+
+
+def test_modes_any_and_fraction_threshold():
+    out = "the gateway"  # 1 of 3
+    assert score(out, {"mode": "any"}).passed is True
+    assert score(out, {"mode": "all"}).passed is False
+    frac = score(out, {"mode": "fraction", "threshold": 0.3})
+    assert frac.passed is True and frac.value == pytest.approx(1 / 3)
+    frac = score(out, {"mode": "fraction", "threshold": 0.5})
+    assert frac.passed is False and "below threshold 0.5" in frac.detail
+    assert score("nothing relevant", {"mode": "any"}).passed is False
+
+
+def test_forbidden_phrase_fails_the_item():
+    s = score("gateway on port 8443 over tls, or port 8080", forbidden=["8080"])
+    assert (s.value, s.passed) == (0.0, False)
+    assert s.metrics["forbidden"] == 1.0 and s.metrics["all"] == 1.0
+    assert "forbidden found: 8080" in s.detail
+    # suite-wide forbidden phrases from the options
+    s = score("gateway 8443 tls as an AI model", {"forbidden": ["as an ai"]})
+    assert s.passed is False
+    assert score("gateway 8443 tls", {"forbidden": ["as an ai"]}).passed is True
+
+
+def test_a_bad_case_is_one_clear_error_with_line_and_field():
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["keywords"]({}).score_all([item("x", concepts=[["ok"], [{"regex": "("}]])])
+    assert err.value.line == 7 and err.value.field == "concepts[1][0].regex"
+    assert "invalid regular expression" in err.value.message
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["keywords"]({}).score(item("x", concepts=[["ok"], []]))
+    assert err.value.field == "concepts[1]"
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["keywords"]({}).score(item("x", concepts="gateway"))
+    assert "expected a list of concepts" in err.value.message
+
+
+def test_options_checked_at_load(tmp_path):
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["keywords"]({"forbidden": ["!!!"]}).check(tmp_path / "s.yaml", 3, "scorers[0].keywords")
+    assert err.value.field == "scorers[0].keywords.forbidden[0]" and err.value.line == 3

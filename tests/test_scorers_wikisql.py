@@ -1,0 +1,144 @@
+"""The WikiSQL parser and translator on every row of the project's WikiSQL sample
+(100 valid + 1000 train): each gold query parses, executes, and matches itself under
+sql_execution and sql_logical_form; and its near misses (another aggregate, literal,
+column, or a dropped condition) do not."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.scorers import REGISTRY, Item
+from harness.scorers import wikisql
+from harness.suite import Case
+
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "wikisql"
+
+
+def _rows() -> list[tuple[str, str]]:
+    rows = []
+    for name in ("valid.jsonl", "train.jsonl"):
+        for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+            prompt, gold = json.loads(line)["text"].split("\nA: ")
+            rows.append((prompt + "\nA: ", gold))
+    return rows
+
+
+ROWS = _rows()
+
+
+def _item(prompt: str, gold: str, output: str) -> Item:
+    return Item(case=Case(id="w", index=0, category=None, record={}, prompt=prompt, target=gold),
+                output=output, finish_reason="stop")
+
+
+def test_the_sample_is_all_there():
+    assert len(ROWS) == 1100
+
+
+def test_every_gold_query_parses_executes_and_matches_itself():
+    execution, logical = REGISTRY["sql_execution"]({}), REGISTRY["sql_logical_form"]({})
+    failures = []
+    for prompt, gold in ROWS:
+        table = wikisql.table_from_prompt(prompt)
+        query = wikisql.parse(gold, table)  # raises on any row that does not parse
+        assert query.table == table.id
+        s = execution.score(_item(prompt, gold, gold))
+        if s.value != 1.0 or "weak" in s.detail or "note" in s.extra:
+            failures.append((gold, s.detail))
+        if logical.score(_item(prompt, gold, gold)).value != 1.0:
+            failures.append((gold, "logical form differs from itself"))
+    assert failures == []
+
+
+def _render(q: wikisql.Query, t: wikisql.Table) -> str:
+    sql = f"SELECT {q.agg + ' ' if q.agg else ''}{t.name(q.column)} FROM {q.table}"
+    if q.conditions:
+        sql += " WHERE " + " AND ".join(
+            f"{t.name(c.column)} {c.op} " + (f"'{c.text}'" if c.quoted else c.text) for c in q.conditions)
+    return sql
+
+
+def test_near_misses_of_every_gold_query_score_0():
+    rng = random.Random(0)
+    execution, logical = REGISTRY["sql_execution"]({}), REGISTRY["sql_logical_form"]({})
+    other_agg = {"": "COUNT", "COUNT": "", "MAX": "MIN", "MIN": "MAX", "SUM": "AVG", "AVG": "SUM"}
+    wrongly_equal = []
+    count_ties = 0
+    for prompt, gold in ROWS:
+        t = wikisql.table_from_prompt(prompt)
+        q = wikisql.parse(gold, t)
+        singles = [span for _, span in t.candidates() if span[1] - span[0] == 1]
+        mutants = {"aggregate": wikisql.Query(other_agg[q.agg], q.column, q.table, q.conditions)}
+        others = [s for s in singles if s != q.column and t.name(s) != t.name(q.column)]
+        if others:
+            mutants["select column"] = wikisql.Query(q.agg, rng.choice(others), q.table, q.conditions)
+        if q.conditions:
+            c, rest = q.conditions[0], q.conditions[1:]
+            mutants["literal"] = wikisql.Query(q.agg, q.column, q.table,
+                                               (wikisql.Condition(c.column, c.op, "9" + c.text, c.quoted),) + rest)
+            mutants["dropped condition"] = wikisql.Query(q.agg, q.column, q.table, rest)
+            cond_cols = [s for s in singles if s != c.column and t.name(s) != t.name(c.column)]
+            mutants["condition column"] = wikisql.Query(
+                q.agg, q.column, q.table, (wikisql.Condition(rng.choice(cond_cols), c.op, c.text, c.quoted),) + rest)
+        for kind, mutant in mutants.items():
+            out = _render(mutant, t)
+            assert logical.score(_item(prompt, gold, out)).value == 0.0, (kind, gold, out)
+            if execution.score(_item(prompt, gold, out)).value != 0.0:
+                # COUNT of another column that is never NULL in the matching rows returns the
+                # same number: execution accuracy cannot tell these apart; logical form does.
+                if kind == "select column" and q.agg == "COUNT":
+                    count_ties += 1
+                else:
+                    wrongly_equal.append((kind, gold, out))
+    assert wrongly_equal == []
+    assert count_ties < 60
+
+
+def test_column_names_with_commas_parentheses_and_duplicates():
+    t = wikisql.Table("1-1", ("Name", "Age (years", "days)", "Power", "continuous", "Power", "takeoff",
+                              "Extroverted", "Task-Oriented"))
+    q = wikisql.parse("SELECT MAX Age (years, days) FROM 1-1 WHERE Power, takeoff = '1,200 hp' "
+                      "AND Extroverted, Task-Oriented = 'x'", t)
+    assert q.agg == "MAX" and t.name(q.column) == "Age (years, days)"
+    assert [(t.name(c.column), c.text) for c in q.conditions] == [("Power, takeoff", "1,200 hp"),
+                                                                  ("Extroverted, Task-Oriented", "x")]
+    # Parentheses join fragments by themselves; other joins come from the gold query.
+    names = [name for _, name in wikisql.table_columns(t, q)]
+    assert names == ["Name", "Age (years, days)", "Power", "continuous", "Power, takeoff",
+                     "Extroverted, Task-Oriented"]
+    plain = wikisql.parse("SELECT Name FROM 1-1", t)
+    assert [name for _, name in wikisql.table_columns(t, plain)] == [
+        "Name", "Age (years, days)", "Power", "continuous", "Power #2", "takeoff", "Extroverted",
+        "Task-Oriented"]
+
+
+def test_model_style_variants_parse_to_the_same_logical_form():
+    t = wikisql.Table("1-10007452-3", ("Order Year", "Fleet Series (Quantity)", "Fuel Propulsion", "Pick"))
+    gold = wikisql.parse("SELECT COUNT Fleet Series (Quantity) FROM 1-10007452-3 "
+                         "WHERE Fuel Propulsion = 'CNG' AND Pick < 243.0", t)
+    for variant in [
+        "select count(Fleet Series (Quantity)) from 1-10007452-3 where fuel propulsion = 'cng' and pick < 243",
+        'SELECT COUNT("Fleet Series (Quantity)") FROM "1-10007452-3" WHERE "Pick" < 243.0 AND "Fuel Propulsion" = \'CNG\';',
+        "SELECT COUNT [Fleet Series (Quantity)] FROM 1-10007452-3 WHERE Fuel Propulsion = \"CNG\" AND Pick < '243'",
+    ]:
+        assert wikisql.parse(variant, t).logical_form() == gold.logical_form(), variant
+
+
+@pytest.mark.parametrize("text", ["", "SELECT", "SELECT Nope FROM 1-1", "DROP TABLE x",
+                                  "SELECT Pick FROM 1-1 WHERE", "SELECT Pick FROM 1-1 WHERE Pick ~ 3"])
+def test_unparseable_queries_raise_parse_error(text):
+    t = wikisql.Table("1-1", ("Pick", "Name"))
+    with pytest.raises(wikisql.ParseError):
+        wikisql.parse(text, t)
+
+
+def test_values_with_unescaped_quotes_and_and():
+    t = wikisql.Table("1-1", ("Player", "Title"))
+    q = wikisql.parse("SELECT Player FROM 1-1 WHERE Title = 'Rock AND Roll' AND Player = 'O'Bryant'", t)
+    assert [c.text for c in q.conditions] == ["Rock AND Roll", "O'Bryant"]
+    q = wikisql.parse("SELECT Player FROM 1-1 WHERE Player = 'O''Bryant'", t)
+    assert q.conditions[0].text == "O'Bryant"
