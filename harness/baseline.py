@@ -97,10 +97,6 @@ def baseline_suite(baseline: dict | None, suite_name: str) -> dict | None:
     return None
 
 
-def _round(x: Any) -> Any:
-    return round(x, 6) if isinstance(x, float) else x
-
-
 def summarize_run(results: dict, source: str | None = None) -> dict:
     """The baseline form of a results.json dict (see the module docstring)."""
     suites = []
@@ -112,7 +108,7 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
                 items.append({
                     "id": str(item["id"]), "category": item.get("category"),
                     "output_sha256": output_digest(item.get("output") or ""),
-                    "values": {k: _round(v) for k, v in sorted(item_values(item).items())},
+                    "values": dict(sorted(item_values(item).items())),  # exact: A/A must stay A/A
                 })
             models[name] = {"fingerprint": model.get("fingerprint"), "metrics": model.get("metrics") or {},
                             "categories": model.get("categories") or {}, "items": items}

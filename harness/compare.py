@@ -217,7 +217,7 @@ def load_run(path: str | Path) -> dict:
     if p.is_dir():
         p = p / "results.json"
     data = read_json(p, what="run")
-    if data.get("format", "").startswith("mlx-harness-baseline"):
+    if str(data.get("format") or "").startswith("mlx-harness-baseline"):
         return load_baseline(p)
     if "suites" not in data:
         from .errors import HarnessError

@@ -26,6 +26,7 @@ quantile(values, q) -> float
 from __future__ import annotations
 
 import math
+import sys
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Callable, Iterable, Sequence
@@ -221,8 +222,8 @@ def items_needed(margin: float, discordance: float, level: float = 0.95, power: 
     way): n = (z_{1-alpha/2} + z_{power})^2 * discordance / margin^2, with alpha = 1 - level
     matching the two-sided interval whose lower bound the gate checks.
     """
-    if margin <= 0:
-        return math.inf  # type: ignore[return-value]
+    if margin < 1e-9:  # no number of items shows a zero margin
+        return sys.maxsize
     nd = NormalDist()
     z = nd.inv_cdf(0.5 + level / 2.0) + nd.inv_cdf(power)
     return math.ceil(z * z * discordance / (margin * margin))
@@ -254,6 +255,8 @@ def power_warning(n: int, margin: float, pass_rate: float, level: float = 0.95,
     None when n is enough. The message names n, the margin, the smallest margin n
     items can show, and about how many items the margin needs.
     """
+    if margin < 1e-9:
+        return None  # a zero margin is a deliberate "no item may get worse"
     psi = expected_discordance(pass_rate)
     need = items_needed(margin, psi, level, power)
     if n >= need:

@@ -177,3 +177,24 @@ def test_suite_schema_rejects_unknown_gate_option(tmp_path):
     assert "max_drop" in str(err.value) and "gates.exact_match" in str(err.value)
     with pytest.raises(HarnessError):
         make_suite(tmp_path, IDS, {"exact_match": {"max_drop_vs_base": -0.1}})
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(passes=st.lists(st.booleans(), min_size=1, max_size=60),
+       seconds=st.lists(st.floats(0.001, 10.0), min_size=60, max_size=60),
+       margin=st.floats(0.0, 0.5))
+def test_a_a_property(tmp_path, passes, seconds, margin):
+    """Whatever the data and margins, identical outputs never fail a comparative gate."""
+    ids = [f"i{k}" for k in range(len(passes))]
+    items = [item(i, p, metrics={"seconds": s}) for i, p, s in zip(ids, passes, seconds)]
+    model = model_result(items)
+    sr = suite_result({"base": model, "a": model, "b": model})
+    baseline = summarize_run({"suites": [suite_result({"base": model, "a": model, "b": model})]})["suites"][0]
+    gates = {"exact_match": {"max_drop_vs_base": margin, "max_drop_vs_baseline": margin, "critical": ids[:2]},
+             "exact_match.seconds": {"rel_tolerance_vs_base": margin, "max_drop_vs_baseline": margin}}
+    result, _ = evaluate_gates(make_suite(tmp_path, ids, gates), sr, baseline)
+    assert len(result) == 2 * 6 and not failed(result)

@@ -9,10 +9,14 @@ import jsonschema
 from ..errors import HarnessError
 from .base import Item, Score, Scorer, Skipped
 from .exact_match import ExactMatch
+from .json_schema import JsonSchema
 from .keywords import Keywords
+from .latency import Latency
+from .repetition import Repetition
 from .sql_exact import SqlExact
 from .sql_execution import SqlExecution
 from .sql_logical_form import SqlLogicalForm
+from .token_accuracy import TokenAccuracy
 
 REGISTRY: dict[str, type[Scorer]] = {
     ExactMatch.name: ExactMatch,
@@ -20,6 +24,10 @@ REGISTRY: dict[str, type[Scorer]] = {
     SqlExact.name: SqlExact,
     SqlExecution.name: SqlExecution,
     SqlLogicalForm.name: SqlLogicalForm,
+    JsonSchema.name: JsonSchema,
+    Repetition.name: Repetition,
+    Latency.name: Latency,
+    TokenAccuracy.name: TokenAccuracy,
 }
 
 __all__ = ["REGISTRY", "Item", "Score", "Scorer", "Skipped", "make_scorer", "validate_scorer_options"]

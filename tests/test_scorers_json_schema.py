@@ -1,0 +1,124 @@
+"""json_schema: every output class, strict vs lenient compliance, format checking, the best
+error as detail, the schema from a file relative to the suite, and bad schemas at load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.scorers import REGISTRY, Item
+from harness.scorers.json_schema import classify
+from harness.suite import Case
+
+SCHEMA = {
+    "type": "object",
+    "required": ["name", "score"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "score": {"type": "integer", "minimum": 0, "maximum": 10},
+        "reviewed_on": {"type": "string", "format": "date"},
+    },
+}
+GOOD = '{"name": "dunes", "score": 7}'
+
+
+def score(output: str, finish_reason: str = "stop", schema=SCHEMA, suite_dir=None):
+    case = Case(id="j", index=0, category=None, record={}, prompt="p", target=None)
+    scorer = REGISTRY["json_schema"]({"schema": schema}, suite_dir)
+    return scorer, scorer.score(Item(case=case, output=output, finish_reason=finish_reason))
+
+
+CLASS_CASES = [
+    # (output, finish_reason, class, strict, lenient)
+    (GOOD, "stop", "ok", 1.0, 1.0),
+    ("\n  " + GOOD + "\n", "stop", "ok", 1.0, 1.0),
+    ("```json\n" + GOOD + "\n```", "stop", "fenced", 0.0, 1.0),
+    ("Here is the critique:\n" + GOOD, "stop", "prefix_text", 0.0, 1.0),
+    ("Sure! ```json\n" + GOOD + "\n``` Hope it helps.", "stop", "prefix_text", 0.0, 1.0),
+    (GOOD + "\nLet me know if you need more.", "stop", "trailing_text", 0.0, 1.0),
+    (GOOD + GOOD, "stop", "trailing_text", 0.0, 1.0),
+    ('{"name": "dunes", "sco', "length", "truncated", 0.0, 0.0),
+    ('{"name": "dunes", "score": 7', "stop", "truncated", 0.0, 0.0),
+    ('Result: {"name": "du', "stop", "truncated", 0.0, 0.0),
+    ("I cannot produce JSON for this.", "length", "truncated", 0.0, 0.0),
+    ("I cannot produce JSON for this.", "stop", "invalid", 0.0, 0.0),
+    ("{name: 'dunes', score: 7}", "stop", "invalid", 0.0, 0.0),
+    ('{"name": "dunes", "score": NaN}', "stop", "invalid", 0.0, 0.0),
+    ("", "stop", "invalid", 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("output,finish,cls,strict,lenient", CLASS_CASES)
+def test_every_class(output, finish, cls, strict, lenient):
+    _, s = score(output, finish)
+    assert s.extra["json_class"] == cls
+    assert (s.value, s.passed) == (strict, bool(strict))
+    assert s.metrics["lenient"] == lenient
+    assert s.detail.startswith(cls + ":")
+
+
+def test_all_classes_are_covered_by_the_cases():
+    assert {c[2] for c in CLASS_CASES} == {"ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid"}
+
+
+def test_schema_violations_give_the_best_error_with_its_path():
+    _, s = score('{"name": "dunes", "score": 11}')
+    assert s.extra["json_class"] == "ok" and s.value == 0.0 and s.metrics["lenient"] == 0.0
+    assert "$.score" in s.detail and "greater than the maximum of 10" in s.detail
+    _, s = score('{"name": "dunes"}')
+    assert "'score' is a required property" in s.detail
+    _, s = score('```json\n{"name": "dunes", "score": 3, "extra": 1}\n```')
+    assert s.extra["json_class"] == "fenced" and "Additional properties" in s.detail
+
+
+def test_formats_are_checked():
+    _, s = score('{"name": "a", "score": 1, "reviewed_on": "2024-02-30"}')
+    assert s.value == 0.0 and "is not a 'date'" in s.detail
+    _, s = score('{"name": "a", "score": 1, "reviewed_on": "2024-02-29"}')
+    assert s.value == 1.0
+
+
+def test_class_shares_in_aggregate():
+    scorer = REGISTRY["json_schema"]({"schema": SCHEMA})
+    scores = [score(o, f)[1] for o, f, *_ in CLASS_CASES]
+    agg = scorer.aggregate(scores)
+    assert agg["json_schema.class.ok"]["value"] == pytest.approx(2 / len(CLASS_CASES))
+    assert agg["json_schema.class.ok"]["higher_is_better"] is True
+    assert agg["json_schema.class.truncated"]["higher_is_better"] is False
+    assert sum(agg[f"json_schema.class.{c}"]["value"] for c in
+               ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")) == pytest.approx(1.0)
+    low, high = agg["json_schema.class.ok"]["ci_low"], agg["json_schema.class.ok"]["ci_high"]
+    assert 0 <= low < 2 / len(CLASS_CASES) < high <= 1
+
+
+def test_classify_is_total_on_odd_text():
+    for text in ["[", "]", "{{{{", '"', "```", "```json\n", "\\", "{\"a\": \"\\", "[1, 2]", "42"]:
+        cls, _, _ = classify(text, "stop")
+        assert cls in ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")
+    assert classify("42", "stop")[0] == "ok"  # a scalar is JSON; the schema decides
+
+
+def test_schema_from_a_file_relative_to_the_suite(tmp_path):
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "s.json").write_text(json.dumps(SCHEMA))
+    scorer, s = score(GOOD, schema="schemas/s.json", suite_dir=tmp_path)
+    scorer.check(tmp_path / "suite.yaml", 5, "scorers[0].json_schema")
+    assert s.value == 1.0
+
+
+def test_missing_or_bad_schema_is_one_clear_error_at_load(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["json_schema"]({"schema": "nope.json"}, tmp_path).check(suite, 5, "scorers[0].json_schema")
+    assert err.value.line == 5 and err.value.field == "scorers[0].json_schema.schema"
+    assert "not found" in err.value.message
+    (tmp_path / "broken.json").write_text('{"type": "object",\n "properties": }')
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["json_schema"]({"schema": "broken.json"}, tmp_path).check(suite, 5, "scorers[0].json_schema")
+    assert err.value.path.endswith("broken.json") and err.value.line == 2
+    with pytest.raises(HarnessError) as err:
+        REGISTRY["json_schema"]({"schema": {"type": "objekt"}}, tmp_path).check(suite, 5, "scorers[0].json_schema")
+    assert "not a valid Draft 2020-12 schema" in err.value.message
