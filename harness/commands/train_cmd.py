@@ -55,7 +55,7 @@ def run_train(args: argparse.Namespace) -> int:
     rest = [a for a in rest if a != "--resume"]
     cfg = load_config(args.config, parse_overrides(rest))
     result = train(cfg, resume=resume)
-    if result.final_val_loss is not None:
+    if result.rank == 0 and result.final_val_loss is not None:
         print(f"adapter written to {result.adapter_path} after {result.steps} steps: "
               f"val loss {result.first_val_loss:.4f} -> {result.final_val_loss:.4f}")
     return 0

@@ -45,6 +45,7 @@ class TrainResult:
     final_val_loss: float | None
     log: list[dict]
     base: Base  # the loaded base with the trained LoRA layers still on (Python API)
+    rank: int = 0  # this process's rank under mlx.launch (rank 0 wrote the files)
 
 
 def masked_loss(model: nn.Module, inputs: mx.array, targets: mx.array,
@@ -236,10 +237,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
                 state.position += 1
                 loss, ntok = apply_c(grads, loss, ntok)
             mx.eval(compiled_state, loss, ntok)
-            loss_sum, tokens = loss.item(), int(ntok.item())
+            loss_sum = loss.item()
             window_time += time.perf_counter() - tic
             window_steps += 1
             _check_finite(loss_sum, "the training loss", step, out, last_saved)
+            tokens = int(ntok.item())
             state.step = step
             state.window_loss += loss_sum
             state.window_tokens += tokens
@@ -278,4 +280,5 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
 
     vals = [r["val_loss"] for r in log.records if "val_loss" in r]
     return TrainResult(adapter_path=out, steps=state.step, first_val_loss=vals[0] if vals else None,
-                       final_val_loss=vals[-1] if vals else None, log=list(log.records), base=base)
+                       final_val_loss=vals[-1] if vals else None, log=list(log.records), base=base,
+                       rank=rank)

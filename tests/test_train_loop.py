@@ -1,0 +1,155 @@
+"""The training loop on the fixture model and on stories260K: it learns, it touches only
+LoRA weights, it stops on NaN keeping the last good checkpoint, it refuses unsafe reuse."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import mlx.core as mx
+import numpy as np
+import pytest
+from mlx.utils import tree_flatten
+
+from harness.errors import HarnessError
+from harness.train import TrainingDiverged, config_from_dict, train
+from harness.train.batching import TrainStream
+from harness.train.checkpoint import latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "fixtures" / "model"
+WIKISQL = ROOT / "fixtures" / "data" / "wikisql"
+STORIES = ROOT.parent / "shared" / "models" / "stories260K"
+
+
+def sql_data(folder: Path, train_rows: int = 128, valid_rows: int = 32) -> Path:
+    """WikiSQL as prompt/completion rows: the prompt up to `A: `, the SQL as the answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train_rows), ("valid", valid_rows)):
+        lines = (WIKISQL / f"{split}.jsonl").read_text().splitlines()[:n]
+        rows = []
+        for line in lines:
+            text = json.loads(line)["text"]
+            prompt, answer = text.split("\nA: ", 1)
+            rows.append(json.dumps({"prompt": prompt + "\nA: ", "completion": answer}))
+        (folder / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def config(tmp: Path, **kw):
+    return config_from_dict(dict(model=str(MODEL), data=str(sql_data(tmp / "data")), adapter_path=str(tmp / "adapter"),
+                                 num_layers=-1, batch_size=8, steps=40, learning_rate=2e-3, report_every=10,
+                                 eval_every=20, save_every=20) | kw)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("loop")
+    return train(config(tmp), quiet=True)
+
+
+def test_short_training_lowers_validation_loss(trained):
+    assert trained.steps == 40
+    # Measured 7.51 -> 6.25 nats per answer token (random-weight base, 40 steps of 8 rows).
+    assert trained.final_val_loss < trained.first_val_loss - 1.0
+    log = [json.loads(line) for line in (trained.adapter_path / "train_log.jsonl").read_text().splitlines()]
+    assert log == trained.log
+    assert [r["step"] for r in log] == [0, 10, 20, 30, 40]
+    assert {"train_loss", "val_loss", "lr", "tokens_per_s", "peak_memory_gb", "trained_tokens"} <= set(log[-1])
+    assert all(math.isfinite(r["train_loss"]) and r["tokens_per_s"] > 0 for r in log[1:])
+
+
+def test_base_weights_bitwise_unchanged_only_lora_trained(trained, fixture_base):
+    params = dict(tree_flatten(trained.base.model.parameters()))
+    base = dict(tree_flatten(fixture_base.model.parameters()))
+    lora = {k: v for k, v in params.items() if k.endswith((".lora_a", ".lora_b"))}
+    frozen = {k.replace(".linear.", "."): v for k, v in params.items() if k not in lora}
+    assert frozen.keys() == base.keys()
+    for name, value in base.items():
+        assert mx.array_equal(frozen[name], value).item(), f"{name} changed"
+    trainable = dict(tree_flatten(trained.base.model.trainable_parameters()))
+    assert trainable.keys() == lora.keys() and len(lora) == 2 * 7 * 2  # 7 linears x 2 blocks, a and b
+    assert all(mx.abs(v).max().item() > 0 for k, v in lora.items() if k.endswith("lora_b"))  # b starts at 0
+    saved = mx.load(str(trained.adapter_path / "adapters.safetensors"))
+    assert saved.keys() == lora.keys()
+    assert all(mx.array_equal(saved[k], lora[k]).item() for k in lora)
+
+
+def test_adapter_config_records_provenance(trained, fixture_base):
+    cfg = json.loads((trained.adapter_path / "adapter_config.json").read_text())
+    assert cfg["fine_tune_type"] == "lora" and cfg["num_layers"] == 2
+    assert cfg["lora_parameters"]["keys"] == sorted(cfg["lora_parameters"]["keys"]) and \
+        "self_attn.q_proj" in cfg["lora_parameters"]["keys"]
+    assert cfg["base_fingerprint"] == fixture_base.fingerprint
+    assert cfg["base_model"] == str(MODEL)
+    assert cfg["prompt_format"] == {"template": "chat", "system": None}
+    assert cfg["data_format"] == "completions" and cfg["mask_prompt"] is True
+    assert set(cfg["data_hashes"]) == {"train", "valid"}
+    assert cfg["harness_version"]
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    original = TrainStream.batch
+
+    def poisoned(self, position):
+        batch = original(self, position)
+        if position == 6:  # step 7
+            batch.mask[0, 0] = np.nan
+        return batch
+
+    monkeypatch.setattr(TrainStream, "batch", poisoned)
+    cfg = config(tmp_path, steps=20, save_every=5, report_every=5, eval_every=100, val_rows=8)
+    with pytest.raises(TrainingDiverged) as exc:
+        train(cfg, quiet=True)
+    text = exc.value.one_line()
+    assert "nan at step 7" in text and "step 5" in text and "lower learning_rate" in text
+    assert latest_checkpoint(Path(cfg.adapter_path)).name == "step-0000005"
+    ckpt = mx.load(str(latest_checkpoint(Path(cfg.adapter_path)) / "adapters.safetensors"))
+    top = mx.load(str(Path(cfg.adapter_path) / "adapters.safetensors"))
+    assert all(mx.array_equal(ckpt[k], top[k]).item() and not mx.isnan(top[k]).any().item() for k in top)
+    assert json.loads((Path(cfg.adapter_path) / "adapter_config.json").read_text())["steps"] == 5
+    log = (Path(cfg.adapter_path) / "train_log.jsonl").read_text()
+    assert "NaN" not in log and max(json.loads(x)["step"] for x in log.splitlines()) == 5
+
+
+def test_refuses_to_overwrite_a_run_or_resume_another_config(trained):
+    folder = trained.adapter_path
+    data = str(folder.parent / "data")
+    again = config_from_dict(dict(model=str(MODEL), data=data, adapter_path=str(folder), steps=50))
+    with pytest.raises(HarnessError, match="already holds a training run"):
+        train(again, quiet=True)
+    other = config_from_dict(dict(model=str(MODEL), data=data, adapter_path=str(folder), steps=50,
+                                  num_layers=-1, batch_size=8, learning_rate=1e-3))
+    with pytest.raises(HarnessError, match="another config"):
+        train(other, resume=True, quiet=True)
+
+
+def test_grad_checkpoint_same_losses_and_patch_undone(tmp_path):
+    plain = train(config(tmp_path / "a", steps=4, report_every=1, eval_every=4, val_rows=8), quiet=True)
+    layer_call = type(plain.base.model.layers[0]).__call__
+    ckpt = train(config(tmp_path / "b", steps=4, report_every=1, eval_every=4, val_rows=8, grad_checkpoint=True),
+                 quiet=True)
+    assert type(ckpt.base.model.layers[0]).__call__ is layer_call
+    for a, b in zip(plain.log, ckpt.log):
+        for key in ("train_loss", "val_loss"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-5)
+
+
+def test_stories260k_raw_prompts(tmp_path):
+    stories = [("Once upon a time, there was a little girl named Lily.", " She liked to play in the park."),
+               ("Tom had a big red ball.", " He threw it to his dog and the dog ran fast."),
+               ("One day, a cat saw a bird.", " The cat wanted to be friends with the bird."),
+               ("Sue went to the shop with her mom.", " They bought milk and bread.")]
+    data = tmp_path / "data"
+    data.mkdir()
+    for split, reps in (("train", 8), ("valid", 1)):
+        (data / f"{split}.jsonl").write_text("".join(
+            json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in stories * reps))
+    result = train(config_from_dict(dict(model=str(STORIES), data=str(data), adapter_path=str(tmp_path / "ad"),
+                                         steps=16, batch_size=4, learning_rate=1e-4, eval_every=16,
+                                         save_every=16, report_every=8)), quiet=True)
+    cfg = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
+    assert cfg["prompt_format"]["template"] == "raw"  # no chat template: raw prompts, BOS added
+    assert result.final_val_loss < result.first_val_loss - 1.0  # measured 2.97 -> 0.45
