@@ -114,7 +114,9 @@ def _read(path: Path, split: str, report: LintReport) -> list[Row]:
     return rows
 
 
-def _check_formats(splits: dict[str, list[Row]], report: LintReport) -> None:
+def _check_formats(splits: dict[str, list[Row]], report: LintReport) -> dict[str, list[Row]]:
+    """Flag rows in another format than their file's and files in another than train's;
+    returns the rows in train's format, which the other checks look at."""
     majority = {}
     for name, rows in splits.items():
         if not rows:
@@ -125,11 +127,12 @@ def _check_formats(splits: dict[str, list[Row]], report: LintReport) -> None:
         for r in rows:
             if r.fmt != fmt:
                 report.add(r, "error", f"row is `{r.fmt}` but {n} other rows of {r.path.name} are `{fmt}`")
-    train_fmt = majority.get("train")
+    main = majority.get("train")
     for name, fmt in majority.items():
-        if train_fmt and fmt != train_fmt:
+        if main and fmt != main:
             first = splits[name][0]
-            report.add(first, "error", f"{first.path.name} is `{fmt}` but train.jsonl is `{train_fmt}`")
+            report.add(first, "error", f"{first.path.name} is `{fmt}` but train.jsonl is `{main}`")
+    return {name: [r for r in rows if r.fmt == (main or majority.get(name))] for name, rows in splits.items()}
 
 
 def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
@@ -144,17 +147,17 @@ def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
             if missing and len(sets) >= 5:
                 report.add(row, "error", f"prompt lacks the field(s) {', '.join(m + ':' for m in missing)} "
                                          f"that {MAJORITY:.0%}+ of the rows of {row.path.name} have")
-    names = list(labels)
-    for a in names:
-        for b in names:
-            if a == b or not labels[b]:
+    for a in labels:
+        for b in labels:
+            if a == b or not splits[b]:
                 continue
-            present_b = {label for s in labels[b] for label in s}
-            for label in sorted(common[a] - present_b):
-                first = splits[a][0]
-                report.add(first.path, "error",
-                           f"prompt field `{label}:` is in {MAJORITY:.0%}+ of the rows of {first.path.name} "
-                           f"but in no row of {b}.jsonl (the splits are formatted differently)")
+            for label in sorted(common[a]):
+                lacking = [row for row, s in zip(splits[b], labels[b]) if label not in s]
+                if len(lacking) > len(splits[b]) / 2:
+                    report.add(lacking[0], "error",
+                               f"prompt field `{label}:` is missing in {len(lacking)} of {len(splits[b])} rows "
+                               f"of {b}.jsonl (first here) but {MAJORITY:.0%}+ of {a}.jsonl rows have it: "
+                               f"the splits are formatted differently")
 
 
 def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport) -> None:
@@ -277,7 +280,7 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
             splits[name] = _read(path, name, report)
         elif name != "test":
             report.add(path, "error", f"{name}.jsonl not found")
-    _check_formats(splits, report)
+    splits = _check_formats(splits, report)
     _check_labels(splits, report)
     _check_answers(splits, schema, report)
     _check_duplicates(splits, report)

@@ -1,0 +1,112 @@
+"""`harness lint-data` on deliberately broken data: one line per problem, file:line, exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURE_MODEL, run_harness
+
+from harness.train.lint import lint_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def row(topic: str, answer: str, field: str = "Input") -> dict:
+    return {"prompt": f"Task: describe {topic}\n{field}: {topic} facts", "completion": answer}
+
+
+GOOD = [row(t, json.dumps({"name": t, "size": i})) for i, t in enumerate(
+    ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "peach"])]
+
+
+def write(folder: Path, name: str, rows: list) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+
+
+@pytest.fixture
+def broken(tmp_path) -> Path:
+    data = tmp_path / "data"
+    write(data, "train", GOOD + [
+        {"text": "a stray document"},                           # 9: another format
+        row("melon", '{"name": "melon", "size": '),             # 10: invalid JSON answer
+        row("grape", ""),                                       # 11: empty answer
+        GOOD[0],                                                # 12: duplicate of line 1
+        row("lemon", '{"name": "lemon", "size": "big"}'),      # 13: schema failure (size must be int)
+        row("mango", '{"name": "mango", "size": 3}<|end|>'),   # 14: EOS inside the answer
+        row("cherry " * 40, '{"name": "cherry", "size": 1}'),  # 15: too long for 64 tokens
+        "{not json",                                            # 16: invalid JSON line
+    ])
+    write(data, "valid", [
+        row("apple", json.dumps({"name": "apple", "size": 0})),          # 1: also in train
+        row("berry", '{"name": "berry", "size": 9}', field="Context"),  # 2, 3: no Input: field
+        row("olive", '{"name": "olive", "size": 8}', field="Context"),
+    ])
+    return data
+
+
+SCHEMA = {"type": "object", "required": ["name", "size"],
+          "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}}
+
+
+def test_every_problem_is_one_line_with_file_and_line(broken):
+    from mlx_lm.utils import load_tokenizer
+
+    report = lint_data(broken, schema=SCHEMA, tokenizer=load_tokenizer(FIXTURE_MODEL), max_seq_length=64)
+    found: dict[tuple, str] = {}
+    for p in report.problems:
+        found[(Path(p.path).name, p.line)] = found.get((Path(p.path).name, p.line), "") + p.message + " | "
+    expected = {
+        ("train.jsonl", 9): "`text` but",
+        ("train.jsonl", 10): "not valid JSON",
+        ("train.jsonl", 11): "empty answer",
+        ("train.jsonl", 12): "duplicate of line 1",
+        ("train.jsonl", 13): "fails the schema at size",
+        ("train.jsonl", 14): "EOS token before its end",
+        ("train.jsonl", 15): "longer than max_seq_length=64",
+        ("train.jsonl", 16): "invalid JSON",
+        ("valid.jsonl", 1): "also in train.jsonl:1",
+        ("valid.jsonl", 2): "prompt field `Input:` is missing in 2 of 3 rows",
+    }
+    for where, text in expected.items():
+        assert where in found, f"missing {where}: {text}; got {sorted(found, key=str)}"
+        assert text in found[where], (where, found[where])
+    assert all("\n" not in str(p) for p in report.problems)
+
+
+def test_json_answers_are_detected_without_a_schema(broken):
+    report = lint_data(broken)
+    messages = {(Path(p.path).name, p.line): p.message for p in report.problems}
+    assert "not valid JSON" in messages[("train.jsonl", 10)] and "answers are JSON" in messages[("train.jsonl", 10)]
+    assert ("train.jsonl", 13) not in messages  # valid JSON; only --schema checks the shape
+
+
+def test_missing_end_marker(tmp_path):
+    data = tmp_path / "data"
+    write(data, "train", [{"text": f"story {i} ends here</s>"} for i in range(9)] + [{"text": "story 9 ends here"}])
+    write(data, "valid", [{"text": "another story</s>"}])
+    report = lint_data(data)
+    assert [(Path(p.path).name, p.line) for p in report.problems] == [("train.jsonl", 10)]
+    assert "missing end-of-sequence" in report.problems[0].message and "</s>" in report.problems[0].message
+
+
+def test_cli_exit_codes(broken, tmp_path):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(SCHEMA))
+    done = run_harness("lint-data", str(broken), "--schema", str(schema), "--model", str(FIXTURE_MODEL),
+                       "--max-seq-length", "64")
+    assert done.returncode == 1
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) >= 10
+    assert all(": error: " in line or ": warning: " in line for line in lines)
+    assert f"{broken / 'train.jsonl'}:12: error: duplicate of line 1" in lines
+    clean = tmp_path / "clean"
+    write(clean, "train", GOOD)
+    write(clean, "valid", [row("quince", json.dumps({"name": "quince", "size": 2}))])
+    done = run_harness("lint-data", str(clean), "--schema", str(schema))
+    assert done.returncode == 0, done.stdout
+    assert "0 errors" in done.stderr
+    missing = run_harness("lint-data", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
