@@ -136,11 +136,18 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    """Headless Chromium; its GPU process runs in-process (a separate one can fail to start
+    in containers under load), and a crash at start-up is retried once."""
+    for _attempt in range(2):
+        profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--in-process-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
+               "--enable-logging=stderr", "--v=0", *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+        if done.returncode >= 0:
+            break
+    return done
 
 
 @pytest.mark.browser
