@@ -64,6 +64,11 @@ def test_all_classes_are_covered_by_the_cases():
     assert {c[2] for c in CLASS_CASES} == {"ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid"}
 
 
+def test_truncation_details_say_whether_json_had_begun():
+    assert score('{"name": "du', "length")[1].detail.endswith("cut off (generation hit max_tokens)")
+    assert "before any JSON began" in score("Let me think about this photo", "length")[1].detail
+
+
 def test_schema_violations_give_the_best_error_with_its_path():
     _, s = score('{"name": "dunes", "score": 11}')
     assert s.extra["json_class"] == "ok" and s.value == 0.0 and s.metrics["lenient"] == 0.0

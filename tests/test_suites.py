@@ -103,7 +103,9 @@ def test_sql_gold_queries_pass_every_sql_scorer():
     assert len(suite.cases) == 100 and suite.template == "raw"
     assert all(c.prompt.endswith("\nA: ") and "\ncolumns: " in c.prompt for c in suite.cases)
     items = _items(suite, [c.target for c in suite.cases])
-    for spec in suite.scorers:
+    sql_specs = [spec for spec in suite.scorers if spec.name.startswith("sql_")]
+    assert {spec.name for spec in sql_specs} == {"sql_exact", "sql_logical_form", "sql_execution"}
+    for spec in sql_specs:
         scores = make_scorer(spec, suite.dir).score_all(items)
         assert all(s.passed for s in scores), (spec.name, [s.detail for s in scores if not s.passed][:3])
 

@@ -170,7 +170,9 @@ class JsonSchema(Scorer):
         if not found:
             reason = _CLASS_TEXT[cls] if item.output.strip() else "the output is empty"
             if cls == "truncated" and item.finish_reason == "length":
-                reason += " (generation hit max_tokens)"
+                reason = ("generation hit max_tokens before any JSON began"
+                          if "{" not in item.output and "[" not in item.output
+                          else reason + " (generation hit max_tokens)")
             return Score(0.0, False, f"{cls}: {reason}",
                          metrics={"lenient": 0.0, "parsed": 0.0}, extra=extra)
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
