@@ -277,8 +277,10 @@ def load_suite(path: str | Path) -> Suite:
     if "stop" in gen:
         gen["stop"] = tuple(gen["stop"])
     integrity = data.get("integrity") or {}
-    suite_bytes = path.read_bytes()
-    return Suite(
+    # Gates and prose are policy, not content: changing a margin must not invalidate a baseline.
+    content = {k: v for k, v in data.items() if k not in ("gates", "description")}
+    suite_bytes = json.dumps(content, sort_keys=True, default=str).encode()
+    suite = Suite(
         name=data["name"],
         description=data.get("description", ""),
         path=path,
@@ -294,6 +296,10 @@ def load_suite(path: str | Path) -> Suite:
         integrity_max_tokens=integrity.get("max_tokens", 16),
         raw=data,
     )
+    from .gates import validate_policy  # gates name metrics of this suite's scorers and its case ids
+
+    validate_policy(suite)
+    return suite
 
 
 def find_suites(paths: list[str]) -> list[Path]:

@@ -42,3 +42,25 @@ def run_harness(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: 
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def make_random_adapter(model_path: Path, out: Path, seed: int = 0, scale: float = 1.0) -> Path:
+    """An mlx-lm-format LoRA adapter with random (non-zero) weights, for plumbing tests."""
+    import json
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load
+
+    model, _ = load(str(model_path))
+    params = {"rank": 4, "scale": 10.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]}
+    linear_to_lora_layers(model, 2, params)
+    mx.random.seed(seed)
+    weights = {k: mx.random.normal(v.shape) * scale for k, v in tree_flatten(model.trainable_parameters())
+               if k.endswith(("lora_a", "lora_b"))}
+    out.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out / "adapters.safetensors"), weights)
+    (out / "adapter_config.json").write_text(json.dumps(
+        {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}))
+    return out

@@ -1,0 +1,50 @@
+"""The completion cache: re-runs are served from it, --no-cache bypasses it, and an
+adapter never shares an entry with the base."""
+
+from __future__ import annotations
+
+from harness.cache import CompletionCache, completion_key
+from harness.runner import ModelSpec, run_eval
+from conftest import FIXTURE_MODEL, ROOT, make_random_adapter
+
+SMOKE = ROOT / "suites" / "smoke.yaml"
+
+
+def outputs(results, model="base"):
+    return [(i["output"], i["cached"]) for i in results["suites"][0]["models"][model]["items"]]
+
+
+def test_rerun_is_served_from_cache(cache_dir):
+    first = run_eval([SMOKE], str(FIXTURE_MODEL), [], cache_dir=str(cache_dir))
+    second = run_eval([SMOKE], str(FIXTURE_MODEL), [], cache_dir=str(cache_dir))
+    assert not any(c for _, c in outputs(first)) and all(c for _, c in outputs(second))
+    assert [o for o, _ in outputs(first)] == [o for o, _ in outputs(second)]
+    assert len(CompletionCache(cache_dir)) == len(first["suites"][0]["models"]["base"]["items"])
+
+
+def test_no_cache_generates_everything(cache_dir):
+    run_eval([SMOKE], str(FIXTURE_MODEL), [], cache_dir=str(cache_dir))
+    again = run_eval([SMOKE], str(FIXTURE_MODEL), [], use_cache=False, cache_dir=str(cache_dir))
+    assert not any(c for _, c in outputs(again))
+
+
+def test_adapter_never_shares_entries_with_base(tmp_path, cache_dir):
+    adapter = make_random_adapter(FIXTURE_MODEL, tmp_path / "adapter")
+    results = run_eval([SMOKE], str(FIXTURE_MODEL), [ModelSpec("a", adapter)], cache_dir=str(cache_dir))
+    base_out, adapter_out = outputs(results), outputs(results, "a")
+    assert not any(c for _, c in adapter_out)  # base entries were written first, yet not reused
+    assert [o for o, _ in base_out] != [o for o, _ in adapter_out]
+    assert len(CompletionCache(cache_dir)) == 2 * len(base_out)
+    fps = results["models"]
+    assert fps["a"]["fingerprint"] != fps["base"]["fingerprint"]
+
+
+def test_key_depends_on_every_part():
+    versions = {"mlx": "1", "mlx-lm": "1"}
+    ref = completion_key("m", None, [1, 2], {"max_tokens": 8}, versions)
+    assert ref == completion_key("m", None, [1, 2], {"max_tokens": 8}, versions)
+    assert ref != completion_key("m2", None, [1, 2], {"max_tokens": 8}, versions)
+    assert ref != completion_key("m", "a", [1, 2], {"max_tokens": 8}, versions)
+    assert ref != completion_key("m", None, [1, 3], {"max_tokens": 8}, versions)
+    assert ref != completion_key("m", None, [1, 2], {"max_tokens": 9}, versions)
+    assert ref != completion_key("m", None, [1, 2], {"max_tokens": 8}, {"mlx": "2", "mlx-lm": "1"})

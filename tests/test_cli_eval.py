@@ -1,0 +1,100 @@
+"""`harness eval` and `harness score` end to end through the real command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import jsonschema
+
+from harness.suite import load_schema
+from conftest import FIXTURE_MODEL, ROOT, make_random_adapter, run_harness
+
+OUTPUTS = ("results.json", "index.html", "junit.xml", "summary.md")
+
+
+def test_eval_writes_every_output_and_exits_0(tmp_path):
+    adapter = make_random_adapter(FIXTURE_MODEL, tmp_path / "adapter", scale=0.01)
+    out = tmp_path / "out"
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL),
+                       "--adapter", f"tiny={adapter}", "--out", str(out),
+                       env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    jsonschema.Draft202012Validator(load_schema("results.schema.json")).validate(results)
+    suite = results["suites"][0]
+    assert results["verdict"] == "pass" and suite["name"] == "smoke"
+    assert set(suite["models"]) == {"base", "tiny"}
+    base = suite["models"]["base"]
+    assert len(base["items"]) == 6 and base["integrity"]["passed"]
+    assert {"value", "ci_low", "ci_high", "n"} <= set(base["metrics"]["exact_match"])
+    assert base["items"][0]["scores"]["exact_match"]["passed"] in (True, False)
+    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_failed_gate_exits_1(tmp_path):
+    suite = (ROOT / "suites" / "smoke.yaml").read_text() + "gates:\n  exact_match: {min: 0.9}\n"
+    path = tmp_path / "gated.yaml"
+    path.write_text(suite)
+    out = tmp_path / "out"
+    proc = run_harness("eval", str(path), "--model", str(FIXTURE_MODEL), "--out", str(out), "--no-cache")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["verdict"] == "fail"
+    failed = [g for g in results["suites"][0]["gates"] if not g["passed"]]
+    assert failed and failed[0]["metric"] == "exact_match"
+    assert "exact_match" in (out / "junit.xml").read_text()
+
+
+def test_score_stored_completions_without_a_model(tmp_path):
+    rows = [{"id": "add-1", "output": "4"}, {"id": "add-2", "output": "15"}, {"id": "mul-1", "output": "13"},
+            {"id": "cap-1", "output": "paris"}, {"id": "col-1", "output": "Blue"},
+            {"id": "day-1", "output": "seven", "finish_reason": "length"}]
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out"
+    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    items = {i["id"]: i for i in results["suites"][0]["models"]["base"]["items"]}
+    assert [items[k]["scores"]["exact_match"]["passed"] for k in ("add-1", "mul-1", "cap-1", "day-1")] == \
+        [True, False, True, False]
+    assert items["day-1"]["finish_reason"] == "length"
+    assert results["suites"][0]["models"]["base"]["metrics"]["exact_match"]["value"] == 4 / 6
+
+
+def test_score_rejects_unknown_id_with_line(tmp_path):
+    completions = tmp_path / "c.jsonl"
+    completions.write_text('{"id": "add-1", "output": "4"}\n{"id": "nope", "output": "x"}\n')
+    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert f"{completions}:2" in proc.stderr and "nope" in proc.stderr
+
+
+def test_wrong_shape_adapter_refused_in_one_line(tmp_path):
+    stories = ROOT.parent / "shared" / "models" / "stories260K"
+    adapter = make_random_adapter(stories, tmp_path / "stories-adapter")
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--adapter", f"x={adapter}",
+                       "--out", str(tmp_path / "out"), "--no-cache")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("harness: error")]
+    assert len(errors) == 1 and "does not fit base" in errors[0] and str(adapter) in errors[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_on_third_party_raw_model(tmp_path):
+    suite = tmp_path / "stories.yaml"
+    suite.write_text(
+        "name: stories\nprompt: '{{ start }}'\ntarget: '{{ end }}'\ntemplate: raw\n"
+        "generation: {max_tokens: 12, stop: ['.']}\nscorers:\n  - exact_match: {}\n"
+        "cases:\n  - {start: 'Once upon a time', end: ', there was a little girl named Lily'}\n"
+        "  - {start: 'Tom had a red ball', end: 'x'}\n")
+    out = tmp_path / "out"
+    proc = run_harness("eval", str(suite), "--model", str(ROOT.parent / "shared" / "models" / "stories260K"),
+                       "--out", str(out), "--no-cache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    items = json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"]
+    assert items[0]["scores"]["exact_match"]["passed"] is True
+    assert items[0]["finish_reason"] == "stop"
