@@ -50,6 +50,14 @@ UNEQUAL_VARIANTS = [
 ]
 
 
+def test_wikisql_gives_the_table_so_the_from_name_is_not_judged():
+    other = GOLD.replace("FROM 1-10015132-11", "FROM table")
+    s = run("sql_execution", other)
+    assert s.value == 1.0 and "FROM names 'table'" in s.extra["note"]
+    assert run("sql_logical_form", other).value == 1.0
+    assert run("sql_exact", other).value == 0.0
+
+
 @pytest.mark.parametrize("output", EQUAL_VARIANTS)
 @pytest.mark.parametrize("scorer", ["sql_exact", "sql_execution", "sql_logical_form"])
 def test_equal_variants_score_1(scorer, output):

@@ -18,7 +18,9 @@ Two kinds of case:
 
 - WikiSQL (the default): the prompt's ``table:`` and ``columns:`` lines give the table;
   gold and prediction are parsed with the column-aware parser (``wikisql.py``) and
-  translated to SQLite. A prediction that is not in WikiSQL notation runs as SQLite SQL.
+  translated to SQLite over the case's table (WikiSQL gives the table, so a prediction's
+  FROM name is noted, not judged). A prediction that is not in WikiSQL notation runs as
+  SQLite SQL, as written.
 - plain SQLite: ``schema_field`` names a record field with the ``CREATE TABLE`` (and
   optionally ``INSERT``) statements; gold and prediction run as written. Empty tables
   are seeded from the gold query's literals.
@@ -362,6 +364,8 @@ class SqlExecution(Scorer):
         conn = wikisql_database(table, gold, columns)
         gold_sql, gold_params = wikisql.to_sqlite(gold, table, by_span)
         pred_sql, pred_params = pred_text, []
+        if pred is not None and pred.table.casefold() != table.id.casefold():
+            note = f"FROM names {pred.table!r}; ran on the case's table {table.id} (WikiSQL gives the table)"
         if pred is not None:
             try:
                 pred_sql, pred_params = wikisql.to_sqlite(pred, table, by_span)

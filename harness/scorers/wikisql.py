@@ -314,10 +314,12 @@ class TranslateError(ValueError):
 
 def to_sqlite(query: Query, table: Table, columns: dict[tuple[int, int], str],
               normalizer: str = "wn") -> tuple[str, list]:
-    """Parameterised SQLite for a parsed query.
+    """Parameterised SQLite for a parsed query, over the case's table.
 
-    Comparisons go through ``normalizer`` (registered on the connection) on both sides,
-    as WikiSQL's own executor lower-cases text and compares numbers as numbers.
+    As in WikiSQL's own evaluation, the table is given by the case, not predicted: the
+    query's FROM name is not used. Comparisons go through ``normalizer`` (registered on
+    the connection) on both sides, as WikiSQL's executor lower-cases text and compares
+    numbers as numbers.
     """
     def col(span: tuple[int, int]) -> str:
         if span not in columns:
@@ -327,7 +329,7 @@ def to_sqlite(query: Query, table: Table, columns: dict[tuple[int, int], str],
     select = col(query.column)
     if query.agg:
         select = f"{query.agg}({select})"
-    sql = f"SELECT {select} FROM {quote_ident(query.table)}"
+    sql = f"SELECT {select} FROM {quote_ident(table.id)}"
     params: list = []
     if query.conditions:
         parts = []
