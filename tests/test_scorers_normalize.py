@@ -37,6 +37,14 @@ def test_normalize_sql_is_idempotent_and_total(text):
     assert normalize_sql(once) == once
 
 
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.lists(TEXT, max_size=3))
+def test_normalize_sql_with_identifiers_is_idempotent(text, names):
+    identifiers = frozenset(fold(n) for n in names) | {"school/club team", "#", "a b"}
+    once = normalize_sql(text, identifiers)
+    assert normalize_sql(once, identifiers) == once
+
+
 @settings(max_examples=200, deadline=None)
 @given(TEXT)
 def test_strip_sql_is_idempotent(text):
@@ -70,6 +78,13 @@ def test_sql_literals_keep_bytes_and_the_rest_folds():
     assert normalize_sql("select name from T where X='Abc' ;") == "select name from t where x='Abc'"
     assert normalize_sql('SELECT a FROM t WHERE b = "Abc"') == "select a from t where b='Abc'"
     assert normalize_sql("```sql\nSELECT  a\nFROM t;\n```") == "select a from t"
+    # identifier quotes: backticks and brackets always go, double quotes around known names
+    names = frozenset({"school/club team", "position"})
+    plain = normalize_sql("SELECT Position FROM t WHERE School/Club Team = 'X'", names)
+    assert normalize_sql('SELECT "Position" FROM t WHERE "School/Club Team" = \'X\'', names) == plain
+    assert normalize_sql("SELECT `Position` FROM t WHERE [School/Club Team] = 'X'", names) == plain
+    assert normalize_sql('SELECT Position FROM t WHERE School/Club Team = "X"', names) == plain
+    assert normalize_sql("SELECT Position FROM t WHERE School/Club Team = 'x'", names) != plain
     # WikiSQL's unescaped quotes stay inside the literal
     assert sql_tokens("x = 'St. John's'")[-1] == ("lit", "St. John's")
     assert sql_tokens("x = '\"Don't Stop Believin'\"'")[-1] == ("lit", "\"Don't Stop Believin'\"")

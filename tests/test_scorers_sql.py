@@ -39,6 +39,7 @@ EQUAL_VARIANTS = [
     "SELECT   Position\nFROM 1-10015132-11   WHERE School/Club Team='Butler CC (KS)' ;",
     'SELECT Position FROM 1-10015132-11 WHERE School/Club Team = "Butler CC (KS)"',
     "```sql\nSELECT Position FROM 1-10015132-11 WHERE School/Club Team = 'Butler CC (KS)';\n```",
+    'SELECT "Position" FROM "1-10015132-11" WHERE "School/Club Team" = \'Butler CC (KS)\'',
 ]
 # A different literal, column, aggregate or table.
 UNEQUAL_VARIANTS = [

@@ -113,10 +113,10 @@ def _read_literal(text: str, i: int) -> tuple[str, int, bool]:
 
 
 def sql_tokens(text: str) -> list[tuple[str, str]]:
-    """(kind, text) tokens of a query: ``lit`` (content byte-exact), ``punct`` or ``word``.
+    """(kind, text) tokens of a query: ``lit`` / ``dq`` (a single- / double-quoted string,
+    content byte-exact), ``open_lit`` (unterminated), ``punct`` or ``word`` (case-folded).
 
-    Words are case-folded; literal contents are not. Single- and double-quoted strings
-    are both literals; backticks and brackets are punctuation around identifiers.
+    Backticks and brackets are punctuation (they quote identifiers).
     """
     tokens: list[tuple[str, str]] = []
     i, n = 0, len(text)
@@ -125,8 +125,9 @@ def sql_tokens(text: str) -> list[tuple[str, str]]:
         if ch.isspace():
             i += 1
         elif ch in "'\"":
+            kind = "lit" if ch == "'" else "dq"
             content, i, closed = _read_literal(text, i)
-            tokens.append(("lit" if closed else "open_lit", content))
+            tokens.append((kind if closed else "open_lit", content))
         elif ch in _SQL_PUNCT or not (ch.isalnum() or ch == "_"):
             tokens.append(("punct", ch))
             i += 1
@@ -145,18 +146,30 @@ def _render_literal(content: str, closed: bool) -> str:
     return body + "'" if closed else body
 
 
-def normalize_sql(text: str) -> str:
+def normalize_sql(text: str, identifiers: frozenset[str] = frozenset()) -> str:
     """The comparison form of a query for ``sql_exact``.
 
     Strips a fence, whitespace and trailing ``;``; keeps string literals byte-exact
     (re-quoted with single quotes); case-folds everything else; one space between
-    words and none around punctuation.
+    words and none around punctuation. Identifier quotes go: backticks and brackets
+    always, double quotes around a known identifier (``identifiers``, folded), so
+    ``"School/Club Team"`` compares equal to ``School/Club Team`` while ``"Butler"``
+    stays the literal ``'Butler'``.
     """
     def one_pass(t: str) -> str:
+        tokens: list[tuple[str, str]] = []
+        for kind, tok in sql_tokens(strip_sql(t)):
+            if kind == "punct" and tok in "`[]":
+                continue
+            if kind == "dq" and fold(tok) in identifiers:
+                tokens += [x for x in sql_tokens(tok) if x[0] in ("word", "punct") and x[1] not in "`[]"]
+                continue
+            tokens.append((kind, tok))
         parts: list[str] = []
         prev_kind = None
-        for kind, tok in sql_tokens(strip_sql(t)):
-            piece = _render_literal(tok, kind == "lit") if kind in ("lit", "open_lit") else tok
+        for kind, tok in tokens:
+            literal = kind in ("lit", "dq", "open_lit")
+            piece = _render_literal(tok, kind != "open_lit") if literal else tok
             if parts and kind != "punct" and prev_kind not in (None, "punct"):
                 parts.append(" ")
             parts.append(piece)

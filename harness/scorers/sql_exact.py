@@ -3,15 +3,17 @@
 Strict on meaning-bearing text (string literals compare byte for byte), lenient on
 layout: a ``sql`` fence, surrounding whitespace, a trailing ``;``, keyword and
 identifier case, and spacing (also around punctuation) are ignored; a literal may be
-single- or double-quoted. Equivalent queries written differently (``COUNT(*)`` for
+single- or double-quoted, and an identifier quoted (backticks, brackets, or double
+quotes around a column or table name of the WikiSQL prompt). Equivalent queries written differently (``COUNT(*)`` for
 ``COUNT col``, reordered conditions) do not match here; ``sql_execution`` and
 ``sql_logical_form`` judge those.
 """
 
 from __future__ import annotations
 
+from . import wikisql
 from .base import Item, Score, Scorer
-from .normalize import normalize_sql
+from .normalize import fold, normalize_sql
 
 
 class SqlExact(Scorer):
@@ -21,7 +23,9 @@ class SqlExact(Scorer):
     def score(self, item: Item) -> Score:
         if item.case.target is None:
             return Score(None, None, "the suite gives no target (gold query) for this case")
-        gold, pred = normalize_sql(item.case.target), normalize_sql(item.output)
+        table = wikisql.table_from_prompt(item.case.prompt)
+        names = frozenset(fold(n) for n, _ in table.candidates()) | {fold(table.id)} if table else frozenset()
+        gold, pred = normalize_sql(item.case.target, names), normalize_sql(item.output, names)
         if gold == pred:
             return Score(1.0, True, "matches the gold query after normalisation")
         return Score(0.0, False, f"differs from the gold query at {_first_difference(gold, pred)}",

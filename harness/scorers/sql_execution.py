@@ -243,7 +243,7 @@ def _gold_literals(sql: str) -> list[Any]:
     out: list[Any] = []
     tokens = sql_tokens(sql)
     for i, (kind, tok) in enumerate(tokens):
-        if kind == "lit":
+        if kind in ("lit", "dq"):
             out.append(tok)
         elif kind == "word" and isinstance(wikisql.as_number(tok), float):
             negative = i > 0 and tokens[i - 1] == ("punct", "-")
