@@ -6,7 +6,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.scorers import REGISTRY, Item
-from harness.suite import Case
+from harness.suite import Case, load_suite
 
 CONCEPTS = [["gateway", "api gateway"], ["8443", "port 8443"], [{"regex": r"tls|https"}]]
 
@@ -69,14 +69,39 @@ def test_forbidden_phrase_fails_the_item():
     assert score("gateway 8443 tls", {"forbidden": ["as an ai"]}).passed is True
 
 
-def test_a_bad_case_is_one_clear_error_with_line_and_field():
+SUITE = """name: kw
+prompt: "{{ question }}"
+scorers:
+  - keywords: {}
+"""
+
+
+def test_a_bad_case_fails_the_suite_load_naming_file_line_and_field(tmp_path):
+    data = tmp_path / "qa.jsonl"
+    data.write_text('{"question": "a", "concepts": [["ok"]]}\n'
+                    '{"question": "b", "concepts": [["ok"], [{"regex": "("}]]}\n')
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE + "data: qa.jsonl\n")
+    with pytest.raises(HarnessError) as err:
+        load_suite(suite)
+    assert (err.value.path, err.value.line, err.value.field) == (str(data), 2, "concepts[1][0].regex")
+    assert "invalid regular expression" in err.value.message
+
+    suite.write_text(SUITE + "cases:\n  - {question: a, concepts: [[ok]]}\n  - {question: b, concepts: [[ok], []]}\n")
+    with pytest.raises(HarnessError) as err:
+        load_suite(suite)
+    assert (err.value.path, err.value.line, err.value.field) == (str(suite), 7, "concepts[1]")
+
+    suite.write_text(SUITE + "cases:\n  - {question: a}\n")
+    with pytest.raises(HarnessError) as err:
+        load_suite(suite)
+    assert err.value.field == "concepts" and "no `concepts` field" in err.value.message
+
+
+def test_a_bad_case_built_in_code_is_one_clear_error():
     with pytest.raises(HarnessError) as err:
         REGISTRY["keywords"]({}).score_all([item("x", concepts=[["ok"], [{"regex": "("}]])])
-    assert err.value.line == 7 and err.value.field == "concepts[1][0].regex"
-    assert "invalid regular expression" in err.value.message
-    with pytest.raises(HarnessError) as err:
-        REGISTRY["keywords"]({}).score(item("x", concepts=[["ok"], []]))
-    assert err.value.field == "concepts[1]"
+    assert err.value.field == "concepts[1][0].regex" and "(line 7)" in err.value.message
     with pytest.raises(HarnessError) as err:
         REGISTRY["keywords"]({}).score(item("x", concepts="gateway"))
     assert "expected a list of concepts" in err.value.message

@@ -218,3 +218,16 @@ def test_missing_schema_is_a_clear_error():
     with pytest.raises(HarnessError) as err:
         run("sql_execution", GOLD, prompt="Q: no table here")
     assert "table:" in err.value.message and err.value.field == "prompt"
+
+
+def test_plain_sqlite_suite_without_the_schema_field_fails_at_load(tmp_path):
+    from harness.suite import load_suite
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('name: s\nprompt: "{{ q }}"\ntarget: "{{ sql }}"\n'
+                     'scorers:\n  - sql_execution: {schema_field: context}\n'
+                     'cases:\n  - {q: a, sql: SELECT 1, context: "CREATE TABLE t (a)"}\n'
+                     '  - {q: b, sql: SELECT 1}\n')
+    with pytest.raises(HarnessError) as err:
+        load_suite(suite)
+    assert (err.value.line, err.value.field) == (8, "context")

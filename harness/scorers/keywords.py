@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import HarnessError
 from .base import Item, Score, Scorer
 from .normalize import contains_phrase, fold, normalize_text
+from .records import suite_records
 
 
 class ConceptError(ValueError):
@@ -108,27 +109,35 @@ class Keywords(Scorer):
     }
 
     def check(self, path, line, field) -> None:
+        """The options, then every case's concepts: a bad one fails the load, with its line."""
         try:
             parse_phrases(self.options.get("forbidden", []), "forbidden")
         except ConceptError as exc:
             raise HarnessError(exc.message, path=path, line=line, field=f"{field}.{exc.field}",
                                hint=exc.hint) from None
+        for where, record_line, record in suite_records(path):
+            try:
+                self._parse_record(record)
+            except ConceptError as exc:
+                raise HarnessError(exc.message, path=where, line=record_line, field=exc.field,
+                                   hint=exc.hint) from None
 
-    def _case_lists(self, item: Item) -> tuple[list[list[Alternative]], list[Alternative]]:
-        record = item.case.record
+    def _parse_record(self, record: dict) -> tuple[list[list[Alternative]], list[Alternative]]:
         cf = self.options.get("concepts_field", "concepts")
         ff = self.options.get("forbidden_field", "forbidden")
+        if cf not in record:
+            raise ConceptError(cf, f"the case has no `{cf}` field",
+                               f"give every case a `{cf}` list, or set concepts_field")
+        return (parse_concepts(record[cf], cf),
+                parse_phrases(record.get(ff) or [], ff)
+                + parse_phrases(self.options.get("forbidden", []), "forbidden"))
+
+    def _case_lists(self, item: Item) -> tuple[list[list[Alternative]], list[Alternative]]:
         try:
-            if cf not in record:
-                raise ConceptError(cf, f"the case has no `{cf}` field",
-                                   f"give every case a `{cf}` list, or set concepts_field")
-            concepts = parse_concepts(record[cf], cf)
-            forbidden = (parse_phrases(record.get(ff) or [], ff)
-                         + parse_phrases(self.options.get("forbidden", []), "forbidden"))
-        except ConceptError as exc:
-            raise HarnessError(f"case {item.case.id!r}: {exc.message}", line=item.case.source_line,
+            return self._parse_record(item.case.record)
+        except ConceptError as exc:  # a case built in code, not loaded from a suite file
+            raise HarnessError(f"case {item.case.id!r} (line {item.case.source_line}): {exc.message}",
                                field=exc.field, hint=exc.hint) from None
-        return concepts, forbidden
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
         parsed = [self._case_lists(item) for item in items]  # a bad case fails before any score

@@ -39,6 +39,7 @@ from ..errors import HarnessError
 from . import wikisql
 from .base import Item, Score, Scorer
 from .normalize import sql_tokens, strip_sql
+from .records import suite_records
 
 MAX_ROWS = 10_000
 MAX_STRING = 1_000_000  # bytes of one string or blob a query may build
@@ -304,6 +305,16 @@ class SqlExecution(Scorer):
                                             "SQLite cases); without it, WikiSQL prompts"},
         },
     }
+
+    def check(self, path, line, field) -> None:
+        """With ``schema_field``, every case must carry its setup SQL there."""
+        name = self.options.get("schema_field")
+        if name is None:
+            return
+        for where, record_line, record in suite_records(path):
+            if not isinstance(record.get(name), str) or not record[name].strip():
+                raise HarnessError(f"no SQL in field `{name}`", path=where, line=record_line,
+                                   field=name, hint="give each case its CREATE TABLE statements there")
 
     def score(self, item: Item) -> Score:
         if item.case.target is None:
