@@ -142,3 +142,15 @@ def test_values_with_unescaped_quotes_and_and():
     assert [c.text for c in q.conditions] == ["Rock AND Roll", "O'Bryant"]
     q = wikisql.parse("SELECT Player FROM 1-1 WHERE Player = 'O''Bryant'", t)
     assert q.conditions[0].text == "O'Bryant"
+
+
+def test_a_looping_prediction_parses_in_linear_time():
+    import time
+
+    t = wikisql.Table("1-1", ("Player", "No."))
+    loop = "SELECT Player FROM 1-1 WHERE " + " AND ".join(["Player = 'a'"] * 200)
+    start = time.monotonic()
+    assert len(wikisql.parse(loop, t).conditions) == 200
+    with pytest.raises(wikisql.ParseError):
+        wikisql.parse(loop + " AND Player = 'a", t)  # cut off by max_tokens
+    assert time.monotonic() - start < 2.0  # plain backtracking took seconds at 18 conditions

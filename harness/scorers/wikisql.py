@@ -122,6 +122,7 @@ class _Parser:
         self.folded = text.casefold()
         self.table = table
         self.cands = [(fold(name), name, span) for name, span in table.candidates()]
+        self._memo: dict[int, tuple[Condition, ...] | None] = {}
 
     def ws(self, i: int, required: bool = True) -> Iterator[int]:
         m = _WS.match(self.s, i)
@@ -213,14 +214,25 @@ class _Parser:
                         for (text, quoted), m in self.value(k2):
                             yield Condition(span, op, text, quoted), m
 
-    def conditions(self, i: int) -> Iterator[tuple[tuple[Condition, ...], int]]:
+    def conditions_to_end(self, i: int) -> tuple[Condition, ...] | None:
+        """The first ``cond AND cond ...`` from ``i`` that runs to the end of the text.
+
+        Memoised by position: a looping model's ``a = 'x' AND a = 'x' AND ...`` offers a
+        closing quote at every later quote, and plain backtracking goes exponential.
+        """
+        if i in self._memo:
+            return self._memo[i]
+        self._memo[i] = None
         for cond, j in self.condition(i):
-            yield (cond,), j
-            for j2 in self.ws(j):
-                for k in self.keyword(j2, "AND"):
-                    for k2 in self.ws(k):
-                        for rest, m in self.conditions(k2):
-                            yield (cond,) + rest, m
+            if self.end(j):
+                self._memo[i] = (cond,)
+                break
+            rest = next((self.conditions_to_end(k2) for j2 in self.ws(j) for k in self.keyword(j2, "AND")
+                         for k2 in self.ws(k)), None)
+            if rest:
+                self._memo[i] = (cond,) + rest
+                break
+        return self._memo[i]
 
     def end(self, i: int) -> bool:
         return self.s[i:].strip().rstrip(";").strip() == ""
@@ -239,9 +251,9 @@ class _Parser:
                                     for m2 in self.ws(m):
                                         for w in self.keyword(m2, "WHERE"):
                                             for w2 in self.ws(w):
-                                                for conds, e in self.conditions(w2):
-                                                    if self.end(e):
-                                                        return Query(agg, span, table, conds)
+                                                conds = self.conditions_to_end(w2)
+                                                if conds:
+                                                    return Query(agg, span, table, conds)
         raise ParseError(_diagnose(self.s, self.table))
 
 
