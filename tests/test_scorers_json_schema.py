@@ -36,6 +36,8 @@ CLASS_CASES = [
     (GOOD, "stop", "ok", 1.0, 1.0),
     ("\n  " + GOOD + "\n", "stop", "ok", 1.0, 1.0),
     ("```json\n" + GOOD + "\n```", "stop", "fenced", 0.0, 1.0),
+    ("```" + GOOD + "```", "stop", "fenced", 0.0, 1.0),
+    ("```json\n" + GOOD + "\n```\nHope this helps.", "stop", "trailing_text", 0.0, 1.0),
     ("Here is the critique:\n" + GOOD, "stop", "prefix_text", 0.0, 1.0),
     ("Sure! ```json\n" + GOOD + "\n``` Hope it helps.", "stop", "prefix_text", 0.0, 1.0),
     (GOOD + "\nLet me know if you need more.", "stop", "trailing_text", 0.0, 1.0),
@@ -90,13 +92,14 @@ def test_class_shares_in_aggregate():
     scorer = REGISTRY["json_schema"]({"schema": SCHEMA})
     scores = [score(o, f)[1] for o, f, *_ in CLASS_CASES]
     agg = scorer.aggregate(scores)
-    assert agg["json_schema.class.ok"]["value"] == pytest.approx(2 / len(CLASS_CASES))
+    n_ok = sum(c[2] == "ok" for c in CLASS_CASES)
+    assert agg["json_schema.class.ok"]["value"] == pytest.approx(n_ok / len(CLASS_CASES))
     assert agg["json_schema.class.ok"]["higher_is_better"] is True
     assert agg["json_schema.class.truncated"]["higher_is_better"] is False
     assert sum(agg[f"json_schema.class.{c}"]["value"] for c in
                ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")) == pytest.approx(1.0)
     low, high = agg["json_schema.class.ok"]["ci_low"], agg["json_schema.class.ok"]["ci_high"]
-    assert 0 <= low < 2 / len(CLASS_CASES) < high <= 1
+    assert 0 <= low < n_ok / len(CLASS_CASES) < high <= 1
 
 
 def test_classify_is_total_on_odd_text():

@@ -4,8 +4,8 @@ Each output gets a class, because "not valid" hides what went wrong and what to 
 
 - ``ok``: the whole output (up to surrounding whitespace) is one JSON value;
 - ``fenced``: the whole output is one markdown code fence around JSON;
-- ``prefix_text``: JSON with prose before it (and maybe after);
-- ``trailing_text``: JSON followed by prose;
+- ``prefix_text``: JSON with prose before it (and maybe after), fenced or not;
+- ``trailing_text``: JSON followed by prose, fenced or not;
 - ``truncated``: no complete JSON value, and generation hit ``max_tokens`` or the output
   ends inside a string, object or array;
 - ``invalid``: anything else.
@@ -23,6 +23,7 @@ The schema is given inline (``schema: {...}``) or as a path relative to the suit
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from .normalize import strip_code_fence
 
 CLASSES = ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")
 _MAX_STARTS = 64  # opening brackets tried when looking for JSON inside prose
+_OPEN_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+.-]*[ \t]*\r?\n?[ \t]*\Z")
+_CLOSE_FENCE = re.compile(r"\s*```")
 
 
 def _no_constants(name: str) -> Any:
@@ -101,7 +104,16 @@ def classify(output: str, finish_reason: str) -> tuple[str, Any, bool]:
             value, end = _DECODER.raw_decode(text, i)
         except ValueError:
             continue
-        return ("prefix_text" if text[:i].strip() else "trailing_text"), value, True
+        # Fence markers around the JSON are not text: prose outside them is.
+        before, after, fenced = text[:i], text[end:], False
+        opening = _OPEN_FENCE.search(before)
+        if opening:
+            before, fenced = before[:opening.start()], True
+            closing = _CLOSE_FENCE.match(after)
+            after = after[closing.end():] if closing else after
+        if before.strip():
+            return "prefix_text", value, True
+        return ("trailing_text" if after.strip() or not fenced else "fenced"), value, True
     if finish_reason == "length" or _ends_inside_value(text):
         return "truncated", None, False
     return "invalid", None, False
