@@ -10,7 +10,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.prompts import encode_completion, encode_example
-from harness.train.batching import TrainStream, epoch_order, eval_batches, make_batch
+from harness.train.batching import TrainStream, epoch_order, eval_batches, make_batch, split_rows
 from harness.train.data import Example, fixed_subset, load_splits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,3 +195,14 @@ def test_validation_set_is_fixed_and_complete():
     assert fixed_subset(examples, 4, 7) == fixed_subset(examples, 4, 7)
     batches = eval_batches(examples, 3, pad_multiple=1)
     assert sum(b.ntokens for b in batches) == sum(len(e.ids) - 1 for e in examples)
+
+
+def test_split_rows_keeps_every_target_once():
+    examples = [Example(ids=list(range(1, n + 1)), prompt_len=2, line=i) for i, n in enumerate([30, 31, 29, 9])]
+    whole = make_batch(examples, pad_multiple=8)
+    pieces = split_rows(whole, 64, pad_multiple=8)
+    assert [p.inputs.shape for p in pieces] == [(2, 32), (2, 32)]
+    assert sum(p.ntokens for p in pieces) == whole.ntokens
+    assert split_rows(whole, None, 8) == [whole] and split_rows(whole, 10_000, 8) == [whole]
+    assert [p.inputs.shape[0] for p in split_rows(whole, 1, 8)] == [1, 1, 1, 1]  # one row at least
+    assert split_rows(whole, 1, 8)[3].inputs.shape == (1, 8)  # re-padded to its own length

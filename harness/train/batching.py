@@ -26,6 +26,7 @@ class Batch:
     targets: np.ndarray  # (rows, T) int32
     mask: np.ndarray  # (rows, T) float32: 1 where the target is trained on
     ntokens: int  # mask.sum(): real target tokens
+    lengths: np.ndarray  # (rows,) real input length of each row
 
 
 def epoch_order(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -56,7 +57,26 @@ def make_batch(examples: list[Example], pad_multiple: int) -> Batch:
         targets[row, :n] = e.ids[1:]
         # Target t is token t + 1: trained when it is past the prompt.
         mask[row, max(e.prompt_len, 1) - 1:n] = 1.0
-    return Batch(inputs, targets, mask, int(mask.sum()))
+    return Batch(inputs, targets, mask, int(mask.sum()), np.array([len(e.ids) - 1 for e in examples]))
+
+
+def split_rows(batch: Batch, max_tokens: int | None, pad_multiple: int) -> list[Batch]:
+    """Slices of a batch's rows, each at most ``max_tokens`` padded tokens (one row at least).
+
+    The loss is a token sum normalised once per optimizer step, so the slices' summed
+    gradients are the whole batch's: the update is the same and the peak memory (which
+    a single long-tail batch sets) is lower.
+    """
+    rows, width = batch.inputs.shape
+    if max_tokens is None or rows * width <= max_tokens:
+        return [batch]
+    per = max(1, max_tokens // width)
+    out = []
+    for i in range(0, rows, per):
+        n = -(-int(batch.lengths[i:i + per].max()) // pad_multiple) * pad_multiple
+        out.append(Batch(batch.inputs[i:i + per, :n], batch.targets[i:i + per, :n], batch.mask[i:i + per, :n],
+                         int(batch.mask[i:i + per].sum()), batch.lengths[i:i + per]))
+    return out
 
 
 @dataclass

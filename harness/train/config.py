@@ -72,11 +72,17 @@ class TrainConfig:
     val_rows: int = -1
     val_batch_size: int | None = None
     pad_multiple: int = 8  # pad batch length to a multiple (fewer compiled shapes)
+    # Run a batch larger than this many padded tokens as row slices, one after another:
+    # the same update, less peak memory on long-tail batches. None: whole batches.
+    max_batch_tokens: int | None = None
 
     def identity(self) -> dict:
-        """Settings that must match for ``--resume`` to continue the same run."""
+        """Settings that must match for ``--resume`` to continue the same run: all but the
+        run length, the intervals, and the knobs that trade memory for time (so a run that
+        ran out of memory can resume with ``--max_batch_tokens``)."""
         d = dataclasses.asdict(self)
-        for k in ("steps", "report_every", "eval_every", "save_every", "adapter_path"):
+        for k in ("steps", "report_every", "eval_every", "save_every", "adapter_path", "grad_checkpoint",
+                  "max_batch_tokens"):
             d.pop(k)
         return d
 
@@ -182,8 +188,9 @@ def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None) -> None:
     for name in positive:
         if getattr(cfg, name) < 1:
             raise bad(name, f"must be at least 1, got {getattr(cfg, name)}")
-    if cfg.val_batch_size is not None and cfg.val_batch_size < 1:
-        raise bad("val_batch_size", "must be at least 1")
+    for name in ("val_batch_size", "max_batch_tokens"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            raise bad(name, "must be at least 1")
     if cfg.val_rows == 0 or cfg.val_rows < -1:
         raise bad("val_rows", f"must be -1 (all) or a positive count, got {cfg.val_rows}")
     if cfg.num_layers == 0 or cfg.num_layers < -1:

@@ -24,7 +24,7 @@ from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 from ..errors import HarnessError
 from ..models import Base, load_base
 from .adapter import adapter_config, adapter_weights, apply_lora, write_adapter
-from .batching import Batch, TrainStream, eval_batches
+from .batching import Batch, TrainStream, eval_batches, split_rows
 from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
 from .config import TrainConfig
 from .data import fixed_subset, load_splits
@@ -221,25 +221,24 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
             log.flush()
             progress.report(log.records[-1])
         model.train()
-        window_time, window_steps = 0.0, 0
+        window_time = 0.0
         for step in range(state.step + 1, cfg.steps + 1):
             tic = time.perf_counter()
             mx.random.seed(step_seed(cfg.seed, step))
-            if cfg.grad_accumulation_steps == 1:
-                loss, ntok = step_once(*_arrays(stream.batch(state.position)))
-                state.position += 1
+            pieces = [piece for _ in range(cfg.grad_accumulation_steps)
+                      for piece in split_rows(stream.batch(state.position + _), cfg.max_batch_tokens,
+                                              cfg.pad_multiple)]
+            state.position += cfg.grad_accumulation_steps
+            if len(pieces) == 1:
+                loss, ntok = step_once(*_arrays(pieces[0]))
             else:
-                grads, loss, ntok = first_c(*_arrays(stream.batch(state.position)))
-                for _ in range(cfg.grad_accumulation_steps - 1):
-                    state.position += 1
-                    grads, loss, ntok = accumulate_c(*_arrays(stream.batch(state.position)),
-                                                     grads, loss, ntok)
-                state.position += 1
+                grads, loss, ntok = first_c(*_arrays(pieces[0]))
+                for piece in pieces[1:]:
+                    grads, loss, ntok = accumulate_c(*_arrays(piece), grads, loss, ntok)
                 loss, ntok = apply_c(grads, loss, ntok)
             mx.eval(compiled_state, loss, ntok)
             loss_sum = loss.item()
             window_time += time.perf_counter() - tic
-            window_steps += 1
             _check_finite(loss_sum, "the training loss", step, out, last_saved)
             tokens = int(ntok.item())
             state.step = step
@@ -256,7 +255,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
                         trained_tokens=state.trained_tokens,
                         peak_memory_gb=mx.get_peak_memory() / 1e9)
                 state.window_loss, state.window_tokens = 0.0, 0
-                window_time, window_steps = 0.0, 0
+                window_time = 0.0
             if step % cfg.eval_every == 0 or last:
                 model.eval()
                 val = evaluate(model, val_batches, world)
