@@ -117,7 +117,7 @@ def test_refuses_to_overwrite_a_run_or_resume_another_config(trained):
     folder = trained.adapter_path
     data = str(folder.parent / "data")
     again = config_from_dict(dict(model=str(MODEL), data=data, adapter_path=str(folder), steps=50))
-    with pytest.raises(HarnessError, match="already holds a training run"):
+    with pytest.raises(HarnessError, match="already holds an adapter or a training run"):
         train(again, quiet=True)
     other = config_from_dict(dict(model=str(MODEL), data=data, adapter_path=str(folder), steps=50,
                                   num_layers=-1, batch_size=8, learning_rate=1e-3))

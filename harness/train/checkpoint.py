@@ -7,7 +7,7 @@ Here a checkpoint holds everything the next step depends on:
 - ``adapters.safetensors``: the LoRA weights;
 - ``optimizer.safetensors``: the optimizer state, flattened (moments, step, lr);
 - ``state.json``: step, data position (micro-batches consumed; the order is a function of
-  seed and epoch), the loss/token sums of the open report window, and the identity of
+  seed and epoch), the loss/token/time sums of the open report window, and the identity of
   config and data, which must match to resume. The RNG needs no state of its own: it is
   reseeded from (seed, step) before every step.
 
@@ -41,6 +41,7 @@ class RunState:
     trained_tokens: int = 0
     window_loss: float = 0.0  # sum of token losses since the last report
     window_tokens: int = 0
+    window_seconds: float = 0.0
     config_hash: str = ""
     data_hashes: dict = field(default_factory=dict)
 

@@ -23,7 +23,7 @@ from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 
 from ..errors import HarnessError
 from ..models import Base, load_base
-from .adapter import adapter_config, adapter_weights, apply_lora, write_adapter
+from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
 from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
 from .config import TrainConfig
@@ -141,8 +141,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
         raise HarnessError(f"batch_size {cfg.batch_size} does not split over {size} processes",
                            field="batch_size", hint=f"use a multiple of {size}")
     out = Path(cfg.adapter_path).expanduser()
-    if not resume and ((out / CHECKPOINTS).exists() or (out / LOG_NAME).exists()):
-        raise HarnessError("the adapter folder already holds a training run", path=out,
+    if not resume and any((out / name).exists() for name in (CHECKPOINTS, LOG_NAME, ADAPTER_WEIGHTS)):
+        raise HarnessError("the adapter folder already holds an adapter or a training run", path=out,
                            hint="pass --resume to continue it, or choose another adapter_path")
 
     base = load_base(cfg.model)
@@ -221,12 +221,11 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
             log.flush()
             progress.report(log.records[-1])
         model.train()
-        window_time = 0.0
         for step in range(state.step + 1, cfg.steps + 1):
             tic = time.perf_counter()
             mx.random.seed(step_seed(cfg.seed, step))
-            pieces = [piece for _ in range(cfg.grad_accumulation_steps)
-                      for piece in split_rows(stream.batch(state.position + _), cfg.max_batch_tokens,
+            pieces = [piece for k in range(cfg.grad_accumulation_steps)
+                      for piece in split_rows(stream.batch(state.position + k), cfg.max_batch_tokens,
                                               cfg.pad_multiple)]
             state.position += cfg.grad_accumulation_steps
             if len(pieces) == 1:
@@ -238,7 +237,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
                 loss, ntok = apply_c(grads, loss, ntok)
             mx.eval(compiled_state, loss, ntok)
             loss_sum = loss.item()
-            window_time += time.perf_counter() - tic
+            state.window_seconds += time.perf_counter() - tic
             _check_finite(loss_sum, "the training loss", step, out, last_saved)
             tokens = int(ntok.item())
             state.step = step
@@ -251,11 +250,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
             if step % cfg.report_every == 0 or last:
                 log.add(step, train_loss=state.window_loss / state.window_tokens,
                         lr=float(optimizer.learning_rate.item()),
-                        tokens_per_s=state.window_tokens / window_time if window_time else 0.0,
+                        tokens_per_s=state.window_tokens / state.window_seconds,
                         trained_tokens=state.trained_tokens,
                         peak_memory_gb=mx.get_peak_memory() / 1e9)
-                state.window_loss, state.window_tokens = 0.0, 0
-                window_time = 0.0
+                state.window_loss, state.window_tokens, state.window_seconds = 0.0, 0, 0.0
             if step % cfg.eval_every == 0 or last:
                 model.eval()
                 val = evaluate(model, val_batches, world)
