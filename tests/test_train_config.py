@@ -65,3 +65,10 @@ def test_identity_ignores_run_length_only():
     a = config_from_dict({"model": "m", "data": "d", "steps": 10})
     assert a.identity_hash() == config_from_dict({"model": "m", "data": "d", "steps": 99}).identity_hash()
     assert a.identity_hash() != config_from_dict({"model": "m", "data": "d", "seed": 1}).identity_hash()
+
+
+def test_shipped_example_config_loads():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "fixtures" / "train_configs" / "wikisql.yaml")
+    assert cfg.steps == 250 and cfg.lr_schedule["name"] == "cosine_decay"
