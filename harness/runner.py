@@ -239,6 +239,12 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
             "trained_on": config.get("base_fingerprint"),
             "training_log": str(log_file) if log_file.is_file() else None,
         }
+        trained = (config.get("prompt_format") or {}).get("template")
+        for suite, header in zip(suites, results["suites"]):
+            if trained and trained != suite.template:
+                header["warnings"].append(
+                    f"adapter {spec.name} was trained with the {trained!r} prompt format, but suite "
+                    f"{suite.name} uses {suite.template!r}: its scores there say little about the adapter")
     if baseline is not None:
         from .baseline import check_baseline
 
@@ -288,7 +294,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
                 gates.append({"suite": suite.name, "model": name, "metric": "generation_integrity",
                               "kind": "integrity", "passed": False, "reason": check["detail"], "details": {}})
         header["gates"] = gates
-        header["warnings"] = warnings
+        header["warnings"] = list(header.get("warnings") or []) + warnings
         failed |= any(not g["passed"] for g in gates)
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

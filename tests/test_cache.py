@@ -48,3 +48,11 @@ def test_key_depends_on_every_part():
     assert ref != completion_key("m", None, [1, 3], {"max_tokens": 8}, versions)
     assert ref != completion_key("m", None, [1, 2], {"max_tokens": 9}, versions)
     assert ref != completion_key("m", None, [1, 2], {"max_tokens": 8}, {"mlx": "2", "mlx-lm": "1"})
+
+
+def test_prompt_format_mismatch_is_warned(cache_dir):
+    adapter = ROOT / "fixtures" / "adapters" / "domain"  # trained with the chat template
+    results = run_eval([ROOT / "suites" / "sql.yaml"], str(FIXTURE_MODEL), [ModelSpec("domain", adapter)],
+                       limit=2, cache_dir=str(cache_dir))
+    warnings = results["suites"][0]["warnings"]
+    assert any("trained with the 'chat' prompt format" in w and "'raw'" in w for w in warnings), warnings
