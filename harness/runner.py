@@ -24,7 +24,7 @@ from .cache import CompletionCache, completion_key
 from .errors import HarnessError
 from .generation import Completion, generate
 from .metrics import suite_metrics
-from .models import Base, adapter_applied, base_fingerprint, load_base
+from .models import Base, adapter_applied, load_base
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import GenerationConfig, Suite, load_suite
@@ -350,7 +350,7 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
     stored = read_completions(completions_path, suite)
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
     header = suite_header(suite, scorers)
-    fingerprint = "stored:" + base_fingerprint_of_file(completions_path)
+    fingerprint = "stored:" + _file_digest(completions_path)
     for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
         model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
         header["models"][model] = model_result
@@ -367,11 +367,12 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
     return results, suite
 
 
-def base_fingerprint_of_file(path: Path) -> str:
+def _file_digest(path: Path) -> str:
+    """Identity of a completions file: stored outputs have no model fingerprint of their own."""
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 __all__ = ["run_eval", "run_score", "finish", "parse_adapter_args", "load_suites", "ModelSpec",
-           "base_fingerprint", "environment"]
+           "environment"]
