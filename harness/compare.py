@@ -277,6 +277,20 @@ def compare_runs(a: dict, b: dict) -> dict:
     return out
 
 
+def direction(delta: dict | None, hib: bool) -> str:
+    """'better' or 'worse' when the delta's interval excludes zero, else '' (no call)."""
+    if not delta:
+        return ""
+    low, high = delta.get("ci_low"), delta.get("ci_high")
+    if low is None or high is None:
+        return ""
+    if (hib and high < 0) or (not hib and low > 0):
+        return "worse"
+    if (hib and low > 0) or (not hib and high < 0):
+        return "better"
+    return ""
+
+
 def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"

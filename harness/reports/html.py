@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..compare import fmt, suite_comparisons
+from ..compare import direction, fmt, suite_comparisons
 from . import charts
 
 MAX_FLIPS_SHOWN = 40
@@ -29,12 +29,7 @@ def _delta_cell(delta: dict | None, hib: bool) -> dict | None:
     if not delta or delta.get("diff") is None:
         return None
     low, high = delta.get("ci_low"), delta.get("ci_high")
-    cls = ""
-    if low is not None and high is not None:
-        if (hib and high < 0) or (not hib and low > 0):
-            cls = "worse"
-        elif (hib and low > 0) or (not hib and high < 0):
-            cls = "better"
+    cls = direction(delta, hib)
     text = fmt(delta["diff"], signed=True)
     ci = f"[{fmt(low, signed=True)}, {fmt(high, signed=True)}]" if low is not None and high is not None else ""
     extra = []

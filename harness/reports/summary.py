@@ -3,7 +3,7 @@ for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html).
 
 from __future__ import annotations
 
-from ..compare import fmt
+from ..compare import direction, fmt
 
 MAX_ROWS = 30
 
@@ -13,13 +13,7 @@ def _cell(info: dict | None, delta: dict | None, hib: bool) -> str:
         return "–"
     text = fmt(info["value"])
     if delta and delta.get("diff") is not None:
-        low, high = delta.get("ci_low"), delta.get("ci_high")
-        flag = ""
-        if low is not None and high is not None:
-            if (hib and high < 0) or (not hib and low > 0):
-                flag = " ▼"
-            elif (hib and low > 0) or (not hib and high < 0):
-                flag = " ▲"
+        flag = {"worse": " ▼", "better": " ▲"}.get(direction(delta, hib), "")
         text += f" (Δ {fmt(delta['diff'], signed=True)}{flag})"
     return text
 

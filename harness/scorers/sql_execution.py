@@ -355,14 +355,10 @@ class SqlExecution(Scorer):
                      metrics={"executed": 1.0}, extra=extra)
 
     def _wikisql_case(self, item: Item, pred_text: str):
-        table = wikisql.table_from_prompt(item.case.prompt)
-        if table is None:
-            raise HarnessError(
-                f"case {item.case.id!r}: the prompt has no WikiSQL `table:` and `columns:` lines",
-                line=item.case.source_line, field="prompt",
-                hint="put them in the prompt, or set sql_execution's schema_field for plain SQLite cases")
         try:
-            gold = wikisql.parse(item.case.target, table)
+            table, gold = wikisql.case_table_and_gold(
+                item.case,
+                hint="put them in the prompt, or set sql_execution's schema_field for plain SQLite cases")
         except wikisql.ParseError as exc:
             return Score(None, None, f"the gold query does not parse ({exc}); fix the case")
         note = None

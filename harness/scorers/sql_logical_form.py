@@ -12,7 +12,6 @@ the same rows on the test table, and unlike exact match, it does not care about 
 
 from __future__ import annotations
 
-from ..errors import HarnessError
 from . import wikisql
 from .base import Item, Score, Scorer
 from .normalize import strip_sql
@@ -25,14 +24,9 @@ class SqlLogicalForm(Scorer):
     def score(self, item: Item) -> Score:
         if item.case.target is None:
             return Score(None, None, "the suite gives no target (gold query) for this case")
-        table = wikisql.table_from_prompt(item.case.prompt)
-        if table is None:
-            raise HarnessError(
-                f"case {item.case.id!r}: the prompt has no WikiSQL `table:` and `columns:` lines",
-                line=item.case.source_line, field="prompt",
-                hint="sql_logical_form scores WikiSQL cases only")
         try:
-            gold = wikisql.parse(item.case.target, table)
+            table, gold = wikisql.case_table_and_gold(item.case,
+                                                      hint="sql_logical_form scores WikiSQL cases only")
         except wikisql.ParseError as exc:
             return Score(None, None, f"the gold query does not parse ({exc}); fix the case")
         try:

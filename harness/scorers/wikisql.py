@@ -277,6 +277,22 @@ def parse(text: str, table: Table) -> Query:
 
 # --- translation to SQLite -----------------------------------------------------------------------
 
+def case_table_and_gold(case, hint: str) -> tuple[Table, Query]:
+    """The table named by a case's prompt and its parsed gold query.
+
+    A prompt without WikiSQL `table:`/`columns:` lines is bad suite input (HarnessError
+    naming the case); a gold query that does not parse raises ParseError for the scorer to
+    report on that item.
+    """
+    from ..errors import HarnessError
+
+    table = table_from_prompt(case.prompt)
+    if table is None:
+        raise HarnessError(f"case {case.id!r}: the prompt has no WikiSQL `table:` and `columns:` lines",
+                           line=case.source_line, field="prompt", hint=hint)
+    return table, parse(case.target, table)
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
