@@ -2,7 +2,7 @@
 
 The ``mlx[cpu]`` wheel links the reference BLAS. Preloading Debian's OpenBLAS
 (``libopenblas0-pthread``) made a 2048 float32 matmul ~55x and a LoRA run ~6x faster on
-this project's machines, with identical losses (``../shared/DESIGN.md``). The symbols
+this project's machines, with identical losses (``nox -s bench`` measures it). The symbols
 must be interposed before ``libmlx.so`` loads, so ``harness`` re-executes itself once with
 ``LD_PRELOAD`` when OpenBLAS is installed and MLX is not yet imported.
 ``HARNESS_BLAS=reference`` turns this off; ``harness doctor`` shows what is in use.

@@ -74,7 +74,7 @@ def test_score_rejects_unknown_id_with_line(tmp_path):
 
 
 def test_wrong_shape_adapter_refused_in_one_line(tmp_path):
-    stories = ROOT.parent / "shared" / "models" / "stories260K"
+    stories = ROOT / "fixtures" / "stories260K"
     adapter = make_random_adapter(stories, tmp_path / "stories-adapter")
     proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--adapter", f"x={adapter}",
                        "--out", str(tmp_path / "out"), "--no-cache")
@@ -92,7 +92,7 @@ def test_eval_on_third_party_raw_model(tmp_path):
         "cases:\n  - {start: 'Once upon a time', end: ', there was a little girl named Lily'}\n"
         "  - {start: 'Tom had a red ball', end: 'x'}\n")
     out = tmp_path / "out"
-    proc = run_harness("eval", str(suite), "--model", str(ROOT.parent / "shared" / "models" / "stories260K"),
+    proc = run_harness("eval", str(suite), "--model", str(ROOT / "fixtures" / "stories260K"),
                        "--out", str(out), "--no-cache")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     items = json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"]

@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 import mlx.core as mx
+import pytest
 import yaml
 
 from harness.blas import preload_env
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
 COMPARED = ("step", "train_loss", "val_loss", "lr", "trained_tokens")
 
 
@@ -54,4 +56,8 @@ def test_two_processes_match_one(tmp_path):
     w1 = mx.load(str(tmp_path / "one" / "adapters.safetensors"))
     w2 = mx.load(str(tmp_path / "two" / "adapters.safetensors"))
     for key in w1:
-        assert mx.allclose(w1[key], w2[key], rtol=1e-3, atol=1e-5).item(), key
+        # Ring all-reduce sums in another order; Adam's g/sqrt(v) magnifies those last-bit
+        # differences where a gradient is near zero, so compare at the weights' own scale
+        # (|w| ~ 0.05): a wrong average (or a rank's gradient dropped) moves them by ~1e-2.
+        assert mx.allclose(w1[key], w2[key], rtol=1e-3, atol=1e-4).item(), (
+            key, mx.abs(w1[key] - w2[key]).max().item())

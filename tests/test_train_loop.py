@@ -20,7 +20,7 @@ from harness.train.checkpoint import latest_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "fixtures" / "model"
 WIKISQL = ROOT / "fixtures" / "data" / "wikisql"
-STORIES = ROOT.parent / "shared" / "models" / "stories260K"
+STORIES = ROOT / "fixtures" / "stories260K"
 
 
 def sql_data(folder: Path, train_rows: int = 128, valid_rows: int = 32) -> Path:

@@ -12,9 +12,12 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
+import pytest
 import yaml
 
 from harness.blas import preload_env
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKISQL = ROOT / "fixtures" / "data" / "wikisql"

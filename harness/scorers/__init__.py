@@ -7,7 +7,7 @@ from pathlib import Path
 import jsonschema
 
 from ..errors import HarnessError
-from .base import Item, Score, Scorer, Skipped
+from .base import Item, Score, Scorer
 from .exact_match import ExactMatch
 from .json_schema import JsonSchema
 from .keywords import Keywords
@@ -30,7 +30,7 @@ REGISTRY: dict[str, type[Scorer]] = {
     TokenAccuracy.name: TokenAccuracy,
 }
 
-__all__ = ["REGISTRY", "Item", "Score", "Scorer", "Skipped", "make_scorer", "validate_scorer_options"]
+__all__ = ["REGISTRY", "Item", "Score", "Scorer", "make_scorer", "validate_scorer_options"]
 
 
 def scorer_class(name: str, *, path: Path | None = None, line: int | None = None,

@@ -52,13 +52,6 @@ class Item:
     suite_dir: Path | None = None
 
 
-@dataclass
-class Skipped:
-    """A scorer that could not run here (e.g. it needs a model): says why."""
-
-    reason: str
-
-
 class Scorer:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
