@@ -110,3 +110,9 @@ def test_cli_exit_codes(broken, tmp_path):
     assert "0 errors" in done.stderr
     missing = run_harness("lint-data", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_shipped_wikisql_sample_is_clean():
+    """The sample the README trains on must pass its own linter (it once had a duplicate row)."""
+    report = lint_data(ROOT / "fixtures" / "data" / "wikisql")
+    assert [p for p in report.problems if p.level == "error"] == []
