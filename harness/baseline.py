@@ -38,6 +38,7 @@ from typing import Any
 from .atomic import write_json
 from .compare import item_values, output_digest
 from .errors import HarnessError
+from .validation import BASELINE_SCHEMA, check_input, check_output
 
 FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
@@ -71,6 +72,7 @@ def load_baseline(path: str | Path) -> dict:
         hint = ("this looks like a run's results.json; approve it first: harness baseline approve RUN_DIR"
                 if "suites" in data and fmt is None else f"expected format {FORMAT!r}")
         raise HarnessError(f"not a baseline file (format {fmt!r})", path=path, field="format", hint=hint)
+    check_input(data, BASELINE_SCHEMA, path, "baseline file")
     suites = data.get("suites")
     if not isinstance(suites, list):
         raise HarnessError("`suites` must be a list", path=path, field="suites")
@@ -155,6 +157,7 @@ def approve(run_dir: str | Path, to_file: str | Path = DEFAULT_BASELINE) -> Path
                            hint="approve a run whose verdict is pass")
     summary = summarize_run(results, source=str(run))
     out = Path(to_file)
+    check_output(summary, BASELINE_SCHEMA, out)
     write_json(out, summary)
     return out
 

@@ -14,6 +14,10 @@ import math
 from .scorers import Score, Scorer
 from .stats import bootstrap_mean_ci, wilson
 
+# How a metric's value and interval were computed (results.json `kind`; the schema's enum
+# in schemas/results.schema.json must list exactly these, a test checks it).
+KINDS = ("proportion", "mean", "pooled", "quantile", "max")
+
 
 def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,
            higher_is_better: bool = True) -> dict:

@@ -28,6 +28,7 @@ from .models import Base, adapter_applied, load_base
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import GenerationConfig, Suite, load_suite
+from .validation import RESULTS_SCHEMA, check_output
 
 
 @dataclass
@@ -298,6 +299,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
         failed |= any(not g["passed"] for g in gates)
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    check_output(results, RESULTS_SCHEMA, out_dir / "results.json")  # before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "results.json", results)
     write_reports(results, out_dir)

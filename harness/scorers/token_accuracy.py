@@ -92,7 +92,7 @@ class TokenAccuracy(Scorer):
         boot = np.exp(np.minimum(pairs[idx, 0].sum(axis=1) / pairs[idx, 1].sum(axis=1), 700.0))
         low, high = np.quantile(boot, [0.025, 0.975])
         return {f"{self.name}.perplexity": {"value": value, "ci_low": float(low), "ci_high": float(high),
-                                            "n": len(pairs), "kind": "perplexity",
+                                            "n": len(pairs), "kind": "pooled",
                                             "higher_is_better": False}}
 
 
