@@ -60,6 +60,9 @@ def environment() -> dict:
         env["blas"] = blas_in_use() if sys.platform.startswith("linux") else "Accelerate"
     except Exception as exc:  # report, don't fail the run over diagnostics
         env["device"] = f"unavailable ({type(exc).__name__})"
+    from .history import git_commit
+
+    env.setdefault("git_commit", git_commit())  # for `harness history` trends by commit
     return env
 
 

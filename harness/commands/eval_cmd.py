@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare with a baseline even when its fingerprints differ")
     p.add_argument("--allow-base-mismatch", action="store_true",
                    help="load adapters recorded as trained on another (shape-compatible) base")
+    p.add_argument("--history", action="append", default=[], type=Path, metavar="DIR",
+                   help="earlier runs (folders with results.json): draw each gated metric's trend in the "
+                        "scorecard (repeatable)")
     p.set_defaults(func=run)
 
 
@@ -42,10 +45,19 @@ def run(args: argparse.Namespace) -> int:
         from ..baseline import load_baseline
 
         baseline = load_baseline(args.baseline)
+    history = None
+    if args.history:
+        from ..history import load
+
+        history = load(args.history)  # bad history input fails before the model loads
     results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
                        cache_dir=args.cache_dir, baseline=baseline,
                        allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
                        allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]])
+    if history is not None:
+        from ..history import past_series
+
+        results["history"] = past_series(history, results)
     code = finish(results, load_suites(paths, args.limit), args.out, baseline)
     print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
     for suite in results["suites"]:

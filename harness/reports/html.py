@@ -15,6 +15,7 @@ from typing import Any
 
 from ..compare import direction, fmt, suite_comparisons
 from . import charts
+from .trends import trend_view
 
 MAX_FLIPS_SHOWN = 40
 MAX_CHART_METRICS = 16
@@ -273,6 +274,7 @@ def context(results: dict) -> dict:
         "n_gates": len(all_gates), "n_failed": sum(1 for g in all_gates if not g.get("passed")),
         "suites": suites,
         "training": training_charts(results),
+        "trends": trend_view(results),
         "colors": colors,
     }
 

@@ -1,0 +1,113 @@
+"""Run history (`harness.history.load`, `harness history`), per-item export, and trends in the scorecard."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import FIXTURE_MODEL, ROOT, run_harness
+
+ADAPTER = ["--adapter", f"sql={ROOT / 'fixtures' / 'adapters' / 'sql'}"]
+from factories import model_result, results, suite_result
+from harness.errors import HarnessError
+from harness.history import find_runs, items_table, load
+
+
+def _write_run(folder, created, verdicts_base, verdicts_ft, commit="abc123", gate_passed=True):
+    run = results([suite_result({"base": model_result(verdicts_base), "ft": model_result(verdicts_ft)})])
+    run["created"] = created
+    run["environment"]["git_commit"] = commit
+    run["suites"][0]["gates"] = [{"suite": "smoke", "model": "ft", "metric": "exact_match", "kind": "min",
+                                  "passed": gate_passed, "reason": "r", "details": {}}]
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(run))
+    return folder
+
+
+def test_load_one_row_per_run_suite_model_metric(tmp_path):
+    _write_run(tmp_path / "runs" / "b", "2025-02-01T00:00:00+00:00", {"a": True, "b": False},
+               {"a": True, "b": True}, commit="c2", gate_passed=True)
+    _write_run(tmp_path / "runs" / "a", "2025-01-01T00:00:00+00:00", {"a": True, "b": False},
+               {"a": False, "b": False}, commit="c1", gate_passed=False)
+    df = load([tmp_path / "runs"])
+    assert len(df) == 4  # 2 runs x 2 models x 1 metric
+    assert list(df["commit"]) == ["c1", "c1", "c2", "c2"]  # oldest run first, whatever the folder names
+    ft = df[(df.model == "ft") & (df.metric == "exact_match")]
+    assert list(ft["value"]) == [0.0, 1.0]
+    assert list(ft["gate_passed"]) == [False, True] and ft["gated"].all()
+    assert not df[df.model == "base"]["gated"].any()
+    assert (df["n"] == 2).all() and (df["ci_low"] <= df["value"]).all() and (df["value"] <= df["ci_high"]).all()
+    assert str(df["created"].dtype).startswith("datetime64")
+
+
+def test_load_rejects_bad_input(tmp_path):
+    with pytest.raises(HarnessError, match="no such file"):
+        load([tmp_path / "missing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError, match="no results.json"):
+        load([tmp_path / "empty"])
+    bad = tmp_path / "bad" / "results.json"
+    bad.parent.mkdir()
+    bad.write_text("{\n  not json")
+    with pytest.raises(HarnessError, match="invalid JSON") as err:
+        load([bad.parent])
+    assert err.value.line == 2
+    bad.write_text('{"suites": 3}')
+    with pytest.raises(HarnessError, match="not a harness results.json"):
+        load([bad])
+
+
+def test_items_table_quotes_formulas_and_has_each_scorer(tmp_path):
+    run = results([suite_result({"base": model_result({"q1": True, "q2": False}, output="=HYPERLINK(1)")})])
+    df = items_table(run)
+    assert list(df.columns) == ["suite", "id", "model", "category", "output", "finish_reason", "target",
+                                "exact_match.value", "exact_match.passed"]
+    assert list(df["output"]) == ["'=HYPERLINK(1)", "'=HYPERLINK(1)"]
+    assert list(df["exact_match.passed"]) == [True, False]
+    assert items_table(run, spreadsheet_safe=False)["output"][0] == "=HYPERLINK(1)"
+
+
+def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    runs = tmp_path / "runs"
+    for name in ("r1", "r2"):
+        proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--out", str(runs / name),
+                           *ADAPTER, env=env)
+        assert proc.returncode == 0, proc.stderr
+    recorded = json.loads((runs / "r1" / "results.json").read_text())["environment"]
+    assert "git_commit" in recorded  # None outside a git checkout, the commit inside one
+
+    csv = tmp_path / "history.csv"
+    proc = run_harness("history", str(runs), "--csv", str(csv), env=env)
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_csv(csv)
+    assert {"suite", "model", "metric", "value", "ci_low", "ci_high", "n", "created", "commit"} <= set(df.columns)
+    assert set(df["run"].map(lambda p: p.split("/")[-2])) == {"r1", "r2"}
+    assert set(df["suite"]) == {"smoke"} and "exact_match" in set(df["metric"])
+
+    proc = run_harness("history", str(runs), "--parquet", str(tmp_path / "h.parquet"), env=env)
+    try:
+        import pyarrow  # noqa: F401
+        assert proc.returncode == 0 and pd.read_parquet(tmp_path / "h.parquet").shape == df.shape
+    except ImportError:
+        assert proc.returncode == 2 and "pip install pyarrow" in proc.stderr
+        assert not (tmp_path / "h.parquet").exists()
+
+    export = tmp_path / "items.csv"
+    proc = run_harness("export", str(runs / "r2"), "--csv", str(export), env=env)
+    assert proc.returncode == 0, proc.stderr
+    items = pd.read_csv(export, keep_default_na=False)
+    assert len(items) == 12 and set(items["id"]) == {"add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1"}
+    assert {"output", "exact_match.value", "exact_match.passed"} <= set(items.columns)
+
+    out = tmp_path / "r3"
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--out", str(out),
+                       "--history", str(runs), *ADAPTER, env=env)
+    assert proc.returncode == 0, proc.stderr
+    page = (out / "index.html").read_text()
+    assert '<section id="trends">' in page and page.count('class="trend"') == 1  # sql's gate; base has none
+    assert "3</td>" in page  # two earlier runs + this one
+    res = json.loads((out / "results.json").read_text())
+    assert res["history"]["runs"] == 2 and len(res["history"]["series"][0]["points"]) == 2
