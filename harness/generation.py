@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .suite import GenerationConfig
+
+if TYPE_CHECKING:
+    from .prefix import SharedPrefixes
 
 
 @dataclass
@@ -85,12 +88,18 @@ def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
 
 
 def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
-             progress: Callable[[int, int], None] | None = None) -> list[Completion]:
+             progress: Callable[[int, int], None] | None = None,
+             prefixes: "SharedPrefixes | bool | None" = True) -> list[Completion]:
     """Generate one completion per prompt (token ids), in the order given.
 
     ``config.batch_size == 1`` decodes prompts one at a time, so that time to first token
     and peak memory belong to one prompt (latency suites); otherwise prompts share
     continuous batches and ``ttft_s`` includes waiting for the batch.
+
+    ``prefixes``: shared prompt prefixes are prefilled once and copied into each row
+    (``harness.prefix``); pass a ``SharedPrefixes`` built for these prompts to reuse its
+    caches afterwards (the integrity check does), or False to prefill every row in full.
+    One-at-a-time decoding never shares, so a latency item's numbers are its own.
     """
     import mlx.core as mx
 
@@ -105,13 +114,17 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: Gener
             if progress:
                 progress(i + 1, len(prompts))
         return out
+    if prefixes is True:
+        from .prefix import SharedPrefixes
+
+        prefixes = SharedPrefixes(model, prompts)
     return _generate_batch(model, tokenizer, prompts, config, batch_size=config.batch_size,
-                           progress=progress)
+                           progress=progress, prefixes=prefixes or None)
 
 
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
-                    batch_size: int, progress: Callable[[int, int], None] | None = None
-                    ) -> list[Completion]:
+                    batch_size: int, progress: Callable[[int, int], None] | None = None,
+                    prefixes: "SharedPrefixes | None" = None) -> list[Completion]:
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
 
@@ -127,7 +140,13 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
     window = 4 * max((len(s) for s in stop), default=0) + 2
     t0 = time.perf_counter()
     try:
-        uids = gen.insert(prompts, [config.max_tokens] * len(prompts))
+        if prefixes is not None:  # each row starts from a copy of its shared prefix's cache
+            cut = [prefixes.length(i) for i in range(len(prompts))]
+            uids = gen.insert([p[n:] for p, n in zip(prompts, cut)], [config.max_tokens] * len(prompts),
+                              caches=[prefixes.cache(i) for i in range(len(prompts))],
+                              all_tokens=[list(p[:n]) for p, n in zip(prompts, cut)])
+        else:
+            uids = gen.insert(prompts, [config.max_tokens] * len(prompts))
         seqs = {uid: _Sequence(i, len(prompts[i]), t0) for i, uid in enumerate(uids)}
         done = 0
         while responses := gen.next_generated():

@@ -11,7 +11,10 @@ round differently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .prefix import SharedPrefixes
 
 TIE_TOLERANCE = 1e-3
 
@@ -26,27 +29,33 @@ class IntegrityResult:
         return {"checked": self.checked, "passed": self.passed, "detail": self.detail}
 
 
-def reference_logits(model: Any, prompt_ids: list[int], tokens: list[int]) -> Any:
+def reference_logits(model: Any, prompt_ids: list[int], tokens: list[int],
+                     prefix: tuple[int, list] | None = None) -> Any:
     """Logits for each generated position, from the full context, with no KV cache.
 
     Causal attention makes position t of one uncached forward pass over prompt + tokens
     exactly the recomputation of the whole context at step t, so one pass checks every step.
+    ``prefix`` = (n, cache): start from a copy of the first n prompt tokens' shared-prefix
+    cache (computed once, outside the engine's batches) and recompute everything after it.
     """
     import mlx.core as mx
 
     sequence = list(prompt_ids) + list(tokens[:-1])
-    logits = model(mx.array([sequence]))[0, len(prompt_ids) - 1:].astype(mx.float32)
+    start, cache = prefix if prefix else (0, None)
+    logits = model(mx.array([sequence[start:]]), cache=cache)[0, len(prompt_ids) - 1 - start:]
+    logits = logits.astype(mx.float32)
     mx.eval(logits)
     return logits
 
 
-def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int]) -> str | None:
+def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int],
+            prefix: tuple[int, list] | None = None) -> str | None:
     """None if the engine's greedy tokens match the full-context reference, else why not."""
     if not engine_tokens:
         return None
     import mlx.core as mx
 
-    logits = reference_logits(model, prompt_ids, engine_tokens)
+    logits = reference_logits(model, prompt_ids, engine_tokens, prefix)
     choices = mx.argmax(logits, axis=-1).tolist()
     for step, (ref_token, got) in enumerate(zip(choices, engine_tokens)):
         if ref_token == got:
@@ -63,10 +72,23 @@ GreedyFn = Callable[[Any, Any, list[list[int]], int], list[list[int]]]
 
 
 def check(model: Any, tokenizer: Any, prompts: list[list[int]], engine_tokens: list[list[int]],
-          max_tokens: int) -> IntegrityResult:
-    """Compare the engine's greedy outputs (token ids, EOS appended where it stopped on one)."""
+          max_tokens: int, prefixes: "SharedPrefixes | None" = None) -> IntegrityResult:
+    """Compare the engine's greedy outputs (token ids, EOS appended where it stopped on one).
+
+    With the engine's ``prefixes`` (for these prompts), the first item under each shared
+    prefix is recomputed in full, which checks that prefix's cache itself; the others
+    start from a copy of it, so a long shared system prompt is not recomputed for every
+    sampled item.
+    """
+    seen: set[int] = set()
     for i, (prompt, tokens) in enumerate(zip(prompts, engine_tokens)):
-        problem = compare(model, prompt, tokens[:max_tokens])
+        prefix = None
+        shared = prefixes.length(i) if prefixes is not None else 0
+        if shared in seen:
+            prefix = (shared, prefixes.cache(i))
+        elif shared:
+            seen.add(shared)
+        problem = compare(model, prompt, tokens[:max_tokens], prefix)
         if problem:
             return IntegrityResult(len(prompts), False,
                                    f"sample {i}: {problem}; the generation loop is dropping or corrupting context")

@@ -25,6 +25,7 @@ from .errors import HarnessError
 from .generation import Completion, generate
 from .metrics import suite_metrics
 from .models import Base, adapter_applied, load_base
+from .prefix import SharedPrefixes
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import GenerationConfig, Suite, load_suite
@@ -157,7 +158,10 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     if todo and live:
         generate(base.model, tokenizer, prompts[:1], GenerationConfig(max_tokens=4, batch_size=1))  # warm-up
     t0 = time.perf_counter()
-    fresh = generate(base.model, tokenizer, [prompts[i] for i in todo], gen_cfg) if todo else []
+    todo_prompts = [prompts[i] for i in todo]
+    prefixes = SharedPrefixes(base.model, todo_prompts) if todo and gen_cfg.batch_size > 1 else None
+    fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg,
+                     prefixes=prefixes if prefixes is not None else False) if todo else []
     elapsed = time.perf_counter() - t0
     if cache is not None and fresh:
         cache.put_many({keys[i]: c for i, c in zip(todo, fresh)})
@@ -166,15 +170,18 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     for i, c in enumerate(completions):
         c.prompt_token_ids = prompts[i]  # type: ignore[attr-defined]  (for token-level scorers)
     n_tokens = sum(c.output_tokens for c in fresh)
+    shared = (f", shared prefixes saved {prefixes.saved_tokens - prefixes.prefilled_tokens} of "
+              f"{sum(len(p) for p in todo_prompts)} prompt tokens" if prefixes and prefixes.saved_tokens else "")
     log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
-        + (f" ({n_tokens} tokens, {n_tokens / elapsed:.0f} tok/s)" if fresh and elapsed > 0 else ""))
+        + (f" ({n_tokens} tokens, {n_tokens / elapsed:.0f} tok/s{shared})" if fresh and elapsed > 0 else ""))
     if not fresh:
         return completions, {"checked": 0, "passed": True,
                              "detail": "all outputs from the cache (checked when they were generated)"}
-    return completions, check_integrity(suite, base, [prompts[i] for i in todo], fresh)
+    return completions, check_integrity(suite, base, todo_prompts, fresh, prefixes)
 
 
-def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion]) -> dict:
+def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion],
+                    prefixes: SharedPrefixes | None = None) -> dict:
     """Check a spread sample of this run's greedy outputs against full recomputation.
 
     Greedy outputs are checked as generated; a sampling suite gets greedy re-runs of the sample.
@@ -184,13 +191,16 @@ def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: l
         return {"checked": 0, "passed": True, "detail": "integrity check disabled (samples: 0)"}
     sample = [prompts[i] for i in idx]
     produced = [fresh[i] for i in idx]
+    sample_prefixes = prefixes.subset(idx) if prefixes is not None else None
     if suite.generation.temperature > 0 or suite.generation.repetition_penalty:
         greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
-        produced = generate(base.model, base.tokenizer, sample, greedy)
+        produced = generate(base.model, base.tokenizer, sample, greedy,
+                            prefixes=sample_prefixes if sample_prefixes is not None else False)
     eos = next(iter(base.tokenizer.eos_token_ids), None)
     tokens = [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else [])
               for c in produced]
-    return integrity.check(base.model, base.tokenizer, sample, tokens, suite.integrity_max_tokens).to_json()
+    return integrity.check(base.model, base.tokenizer, sample, tokens, suite.integrity_max_tokens,
+                           sample_prefixes).to_json()
 
 
 def completion_dict(c: Completion) -> dict:
