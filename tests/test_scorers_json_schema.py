@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.scorers import REGISTRY, Item
-from harness.scorers.json_schema import classify
+from harness.scorers.json_schema import CLASSES, classify
 from harness.suite import Case
 
 SCHEMA = {
@@ -43,13 +43,20 @@ CLASS_CASES = [
     (GOOD + "\nLet me know if you need more.", "stop", "trailing_text", 0.0, 1.0),
     (GOOD + GOOD, "stop", "trailing_text", 0.0, 1.0),
     ('{"name": "dunes", "sco', "length", "truncated", 0.0, 0.0),
-    ('{"name": "dunes", "score": 7', "stop", "truncated", 0.0, 0.0),
-    ('Result: {"name": "du', "stop", "truncated", 0.0, 0.0),
-    ("I cannot produce JSON for this.", "length", "truncated", 0.0, 0.0),
-    ("I cannot produce JSON for this.", "stop", "invalid", 0.0, 0.0),
+    ('{"name": "dunes", "score": 7', "length", "truncated", 0.0, 0.0),
+    # unfinished, but generation stopped on its own: not a max_tokens problem
+    ('{"name": "dunes", "score": 7', "stop", "cut_off", 0.0, 0.0),
+    ('Result: {"name": "du', "stop", "cut_off", 0.0, 0.0),
+    # never began a JSON value: prose, whatever the finish reason
+    ("I cannot produce JSON for this.", "length", "prose", 0.0, 0.0),
+    ("I cannot produce JSON for this.", "stop", "prose", 0.0, 0.0),
     ("{name: 'dunes', score: 7}", "stop", "invalid", 0.0, 0.0),
-    ('{"name": "dunes", "score": NaN}', "stop", "invalid", 0.0, 0.0),
-    ("", "stop", "invalid", 0.0, 0.0),
+    ('{"name": "dunes", "score": 7,}', "stop", "invalid", 0.0, 0.0),  # trailing comma
+    ('{"name": "du\tnes", "score": 7}', "stop", "invalid", 0.0, 0.0),  # raw tab in a string
+    ('{"name": "dunes", "score": [7}', "stop", "invalid", 0.0, 0.0),  # mismatched brackets
+    ('{"name": "dunes", "score": NaN}', "stop", "non_standard_number", 0.0, 0.0),
+    ('{"name": "dunes", "score": -Infinity, "x": {"a": 1}}', "stop", "non_standard_number", 0.0, 0.0),
+    ("", "stop", "empty", 0.0, 0.0),
 ]
 
 
@@ -63,12 +70,29 @@ def test_every_class(output, finish, cls, strict, lenient):
 
 
 def test_all_classes_are_covered_by_the_cases():
-    assert {c[2] for c in CLASS_CASES} == {"ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid"}
+    assert {c[2] for c in CLASS_CASES} == set(CLASSES)
 
 
-def test_truncation_details_say_whether_json_had_begun():
-    assert score('{"name": "du', "length")[1].detail.endswith("cut off (generation hit max_tokens)")
-    assert "before any JSON began" in score("Let me think about this photo", "length")[1].detail
+def test_truncation_advice_only_where_json_had_begun_and_hit_max_tokens():
+    assert "raise max_tokens" in score('{"name": "du', "length")[1].detail
+    for output, finish in [("Let me think about this photo", "length"), ('{"name": "du', "stop")]:
+        detail = score(output, finish)[1].detail
+        assert "max_tokens" not in detail.replace("not at max_tokens", ""), detail
+    assert "no JSON value began" in score("Let me think about this photo", "length")[1].detail
+    assert "stop strings" in score('{"name": "du', "stop")[1].detail
+
+
+def test_nan_and_infinity_are_refused_although_python_json_accepts_them():
+    text = '{"name": "dunes", "score": NaN}'
+    assert json.loads(text)["score"] != json.loads(text)["score"]  # Python's json: accepted
+    _, s = score(text)
+    assert s.extra["json_class"] == "non_standard_number" and s.metrics["lenient"] == 0.0
+    assert "RFC 8259" in s.detail
+
+
+def test_a_value_nested_in_broken_json_is_not_taken_for_the_answer():
+    assert classify('{"a": NaN, "b": {"name": "x", "score": 1}}', "stop")[0] == "non_standard_number"
+    assert classify('{"a": 1,, "b": {"name": "x", "score": 1}}', "stop")[0] == "invalid"
 
 
 def test_schema_violations_give_the_best_error_with_its_path():
@@ -96,8 +120,7 @@ def test_class_shares_in_aggregate():
     assert agg["json_schema.class.ok"]["value"] == pytest.approx(n_ok / len(CLASS_CASES))
     assert agg["json_schema.class.ok"]["higher_is_better"] is True
     assert agg["json_schema.class.truncated"]["higher_is_better"] is False
-    assert sum(agg[f"json_schema.class.{c}"]["value"] for c in
-               ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")) == pytest.approx(1.0)
+    assert sum(agg[f"json_schema.class.{c}"]["value"] for c in CLASSES) == pytest.approx(1.0)
     low, high = agg["json_schema.class.ok"]["ci_low"], agg["json_schema.class.ok"]["ci_high"]
     assert 0 <= low < n_ok / len(CLASS_CASES) < high <= 1
 
@@ -105,7 +128,7 @@ def test_class_shares_in_aggregate():
 def test_classify_is_total_on_odd_text():
     for text in ["[", "]", "{{{{", '"', "```", "```json\n", "\\", "{\"a\": \"\\", "[1, 2]", "42"]:
         cls, _, _ = classify(text, "stop")
-        assert cls in ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")
+        assert cls in CLASSES
     assert classify("42", "stop")[0] == "ok"  # a scalar is JSON; the schema decides
 
 

@@ -1,21 +1,47 @@
 """Structured output: is the answer JSON, in what form, and does it follow the schema?
 
-Each output gets a class, because "not valid" hides what went wrong and what to fix:
+Each output gets a class that names what happened, because "not valid" hides what went
+wrong and what to fix:
 
 - ``ok``: the whole output (up to surrounding whitespace) is one JSON value;
 - ``fenced``: the whole output is one markdown code fence around JSON;
-- ``prefix_text``: JSON with prose before it (and maybe after), fenced or not;
-- ``trailing_text``: JSON followed by prose, fenced or not;
-- ``truncated``: no complete JSON value, and generation hit ``max_tokens`` or the output
-  ends inside a string, object or array;
-- ``invalid``: anything else.
+- ``prefix_text``: a complete JSON value with prose before it (and maybe after), fenced
+  or not;
+- ``trailing_text``: a complete JSON value followed by prose (or by a second value);
+- ``truncated``: a JSON value began (a ``{`` or ``[``) and is unfinished at the end of
+  the output, and generation hit ``max_tokens``: raise ``max_tokens`` or ask for less;
+- ``cut_off``: a JSON value began and is unfinished, but generation *stopped* (EOS or a
+  stop string): not a length problem; look at the suite's ``stop`` strings or at what
+  the model emits mid-value;
+- ``non_standard_number``: JSON except for ``NaN``, ``Infinity`` or ``-Infinity``;
+- ``invalid``: a JSON value began and its brackets close, but it is not JSON: a trailing
+  comma, a raw tab or newline inside a string, single quotes, unquoted keys, comments,
+  mismatched brackets (the decoder's message is the detail);
+- ``prose``: no JSON value ever began (no ``{`` or ``[`` in the output), whatever the
+  finish reason: the model answered in words, and more tokens would not help;
+- ``empty``: nothing but whitespace.
 
-The JSON found (the first complete object or array, for the lenient classes) is then
-validated with the Draft 2020-12 validator, formats checked, and the best error message
-(``jsonschema.exceptions.best_match``) becomes the detail. Strict compliance (class
-``ok`` and valid: the main value) and lenient compliance (JSON extracted from any
-class and valid: ``json_schema.lenient``) are both reported: a fine-tune that starts
-wrapping its JSON in prose shows as a strict drop with the lenient rate unchanged.
+**NaN and Infinity are rejected.** RFC 8259 has no such numbers (``NaN``, ``Infinity``,
+``-Infinity`` are not JSON values), and most parsers outside Python refuse them.
+Python's ``json`` module accepts them by default, so this scorer parses with
+``parse_constant`` set to refuse them; an output that would parse with them is classed
+``non_standard_number`` and fails both strict and lenient compliance.
+
+How the class is found: the whole output is tried as one JSON value, then as one fence.
+Otherwise each ``{`` or ``[`` (up to 64, never one inside a span already looked at) is
+followed, string-aware, to its matching bracket. The first span that decodes as JSON is
+the value found (``prefix_text``/``trailing_text``/``fenced`` by what surrounds it). A
+value nested inside a broken one is never taken for the answer (``{"a": NaN, "b":
+{"c": 1}}`` is ``non_standard_number``, not ``prefix_text``). With no value found: a
+span still open at the end is ``truncated``/``cut_off``; else a broken span is
+``non_standard_number`` or ``invalid``; else the output is ``prose``.
+
+The JSON found is then validated with the Draft 2020-12 validator, formats checked, and
+the best error message (``jsonschema.exceptions.best_match``) becomes the detail. Strict
+compliance (class ``ok`` and valid: the main value) and lenient compliance (JSON from a
+lenient class, ``fenced``, ``prefix_text`` or ``trailing_text``, and valid:
+``json_schema.lenient``) are both reported: a fine-tune that starts wrapping its JSON in
+prose shows as a strict drop with the lenient rate unchanged.
 
 The schema is given inline (``schema: {...}``) or as a path relative to the suite file.
 """
@@ -24,6 +50,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,33 +62,40 @@ from ..stats import wilson
 from .base import Item, Score, Scorer
 from .normalize import strip_code_fence
 
-CLASSES = ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "invalid")
+CLASSES = ("ok", "fenced", "prefix_text", "trailing_text", "truncated", "cut_off",
+           "non_standard_number", "invalid", "prose", "empty")
+FOUND = ("ok", "fenced", "prefix_text", "trailing_text")  # classes where a JSON value was found
 _MAX_STARTS = 64  # opening brackets tried when looking for JSON inside prose
 _OPEN_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+.-]*[ \t]*\r?\n?[ \t]*\Z")
 _CLOSE_FENCE = re.compile(r"\s*```")
+_CLOSERS = {"{": "}", "[": "]"}
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # strict: no NaN/Infinity, no raw control chars
+_PYTHON_DECODER = json.JSONDecoder()  # what Python's json accepts (NaN, Infinity)
 
 
-def _loads(text: str) -> Any:
-    value, end = _DECODER.raw_decode(text)
+def _loads(text: str, decoder: json.JSONDecoder = _DECODER) -> Any:
+    value, end = decoder.raw_decode(text)
     if text[end:].strip():
         raise ValueError("extra data")
     return value
 
 
-def _ends_inside_value(text: str) -> bool:
-    """Whether the text, from its first ``{`` or ``[``, stops inside a string or container."""
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    if not starts:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for ch in text[min(starts):]:
+def _span_end(text: str, start: int) -> tuple[int, bool]:
+    """(end, closed) of the bracketed span opening at ``text[start]`` (``{`` or ``[``).
+
+    String-aware (``"`` strings with backslash escapes). ``closed`` is False when the
+    text ends inside the span (an unfinished value). A closing bracket that does not
+    match ends the span there (closed, and broken).
+    """
+    stack, in_string, escaped = [], False, False
+    for i in range(start, len(text)):
+        ch = text[i]
         if in_string:
             if escaped:
                 escaped = False
@@ -71,52 +105,94 @@ def _ends_inside_value(text: str) -> bool:
                 in_string = False
         elif ch == '"':
             in_string = True
-        elif ch in "{[":
-            depth += 1
+        elif ch in _CLOSERS:
+            stack.append(_CLOSERS[ch])
         elif ch in "}]":
-            depth -= 1
-    return in_string or depth > 0
+            if not stack or stack.pop() != ch:
+                return i + 1, True
+            if not stack:
+                return i + 1, True
+    return len(text), False
 
 
-def classify(output: str, finish_reason: str) -> tuple[str, Any, bool]:
-    """(class, the JSON value found or None, whether a value was found)."""
+@dataclass
+class Classified:
+    cls: str
+    value: Any = None
+    found: bool = False
+    why: str = ""  # the decoder's message for invalid / non_standard_number
+
+
+def _position_class(text: str, i: int, end: int) -> str:
+    """ok/fenced/prefix_text/trailing_text for a value found at text[i:end]."""
+    before, after, fenced = text[:i], text[end:], False
+    opening = _OPEN_FENCE.search(before)  # fence markers around the JSON are not prose
+    if opening:
+        before, fenced = before[:opening.start()], True
+        closing = _CLOSE_FENCE.match(after)
+        after = after[closing.end():] if closing else after
+    if before.strip():
+        return "prefix_text"
+    if after.strip() or not fenced:
+        return "trailing_text"
+    return "fenced"
+
+
+def classify_output(output: str, finish_reason: str) -> Classified:
+    """The class of an output (see the module docstring) and the JSON value found, if any."""
     text = output.strip()
     if not text:
-        return ("truncated" if finish_reason == "length" else "invalid"), None, False
+        return Classified("empty")
     try:
-        return "ok", _loads(text), True
+        return Classified("ok", _loads(text), True)
     except ValueError:
         pass
     inner, lang = strip_code_fence(text)
     if lang is not None:
         try:
-            return "fenced", _loads(inner.strip()), True
+            return Classified("fenced", _loads(inner.strip()), True)
         except ValueError:
             pass
-    tried = 0
-    for i, ch in enumerate(text):
-        if ch not in "{[":
+    unfinished = False
+    broken: list[tuple[str, str]] = []  # (class, why) of spans that close but are not JSON
+    i, tried = 0, 0
+    while i < len(text) and tried < _MAX_STARTS:
+        if text[i] not in _CLOSERS:
+            i += 1
             continue
         tried += 1
-        if tried > _MAX_STARTS:
-            break
+        end, closed = _span_end(text, i)
+        if not closed:
+            unfinished = True
+            break  # everything after lies inside this value
+        span = text[i:end]
         try:
-            value, end = _DECODER.raw_decode(text, i)
+            return Classified(_position_class(text, i, end), _loads(span), True)
+        except json.JSONDecodeError as exc:
+            why = f"{exc.msg} (character {exc.pos} of the value)"
+        except ValueError as exc:  # NaN/Infinity (our parse_constant) or extra data
+            why = str(exc)
+        try:
+            _loads(span, _PYTHON_DECODER)
+            broken.append(("non_standard_number", why))
         except ValueError:
-            continue
-        # Fence markers around the JSON are not text: prose outside them is.
-        before, after, fenced = text[:i], text[end:], False
-        opening = _OPEN_FENCE.search(before)
-        if opening:
-            before, fenced = before[:opening.start()], True
-            closing = _CLOSE_FENCE.match(after)
-            after = after[closing.end():] if closing else after
-        if before.strip():
-            return "prefix_text", value, True
-        return ("trailing_text" if after.strip() or not fenced else "fenced"), value, True
-    if finish_reason == "length" or _ends_inside_value(text):
-        return "truncated", None, False
-    return "invalid", None, False
+            broken.append(("invalid", why))
+        i = end  # never look inside a broken span for a nested value
+    if unfinished:
+        return Classified("truncated" if finish_reason == "length" else "cut_off")
+    for cls in ("non_standard_number", "invalid"):
+        for kind, why in broken:
+            if kind == cls:
+                return Classified(cls, why=why)
+    if tried == 0:
+        return Classified("prose")
+    return Classified("invalid", why="no JSON value found")
+
+
+def classify(output: str, finish_reason: str) -> tuple[str, Any, bool]:
+    """(class, the JSON value found or None, whether a value was found)."""
+    c = classify_output(output, finish_reason)
+    return c.cls, c.value, c.found
 
 
 _CLASS_TEXT = {
@@ -124,14 +200,19 @@ _CLASS_TEXT = {
     "fenced": "JSON inside a code fence",
     "prefix_text": "JSON with text before it",
     "trailing_text": "JSON with text after it",
-    "truncated": "the JSON is cut off",
-    "invalid": "no valid JSON object or array found",
+    "truncated": "the JSON value is unfinished: generation hit max_tokens (raise max_tokens, or ask for less)",
+    "cut_off": "the JSON value is unfinished although generation stopped (EOS or a stop string), "
+               "not at max_tokens: check the suite's stop strings",
+    "non_standard_number": "NaN or Infinity is not JSON (RFC 8259), though Python's json accepts it",
+    "invalid": "not JSON",
+    "prose": "no JSON value began (no { or [): the model answered in prose",
+    "empty": "the output is empty",
 }
 
 
 class JsonSchema(Scorer):
     name = "json_schema"
-    version = "1"
+    version = "2"  # 2: classes cut_off, non_standard_number, prose, empty
     options_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -177,14 +258,11 @@ class JsonSchema(Scorer):
             self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
     def score(self, item: Item) -> Score:
-        cls, value, found = classify(item.output, item.finish_reason)
+        c = classify_output(item.output, item.finish_reason)
+        cls, value = c.cls, c.value
         extra: dict[str, Any] = {"json_class": cls}
-        if not found:
-            reason = _CLASS_TEXT[cls] if item.output.strip() else "the output is empty"
-            if cls == "truncated" and item.finish_reason == "length":
-                reason = ("generation hit max_tokens before any JSON began"
-                          if "{" not in item.output and "[" not in item.output
-                          else reason + " (generation hit max_tokens)")
+        if not c.found:
+            reason = _CLASS_TEXT[cls] + (f" ({c.why})" if c.why else "")
             return Score(0.0, False, f"{cls}: {reason}",
                          metrics={"lenient": 0.0, "parsed": 0.0}, extra=extra)
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(value))
