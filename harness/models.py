@@ -71,10 +71,9 @@ def read_adapter_config(path: Path) -> dict:
             "not an mlx-lm adapter folder (needs adapter_config.json and adapters.safetensors)",
             path=path, hint="pass --adapter NAME=DIR with the folder `harness train` or mlx_lm.lora wrote",
         )
-    try:
-        return json.loads(cfg.read_text())
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"invalid JSON: {exc.msg}", path=cfg, line=exc.lineno) from None
+    from .preflight import read_json_object
+
+    return read_json_object(cfg, "adapter_config.json")
 
 
 @dataclass
@@ -95,25 +94,28 @@ def load_base(path_or_repo: str) -> Base:
     """Load a base model once per run. A path that is not a folder goes to mlx-lm as a hub id."""
     from mlx_lm.utils import load
 
+    from .preflight import check_chat_template, check_model_folder
+
     local = Path(path_or_repo).expanduser()
     if not local.exists() and (path_or_repo.startswith((".", "/", "~")) or path_or_repo.count("/") != 1):
         raise HarnessError("model folder not found", path=path_or_repo,
                            hint="pass --model with a local mlx-lm model folder or a hub id")
+    if local.exists():
+        check_model_folder(local)  # config.json and weight headers, before mlx-lm reads them
     try:
         model, tokenizer, config = load(str(local if local.exists() else path_or_repo),
                                         return_config=True)
-    except FileNotFoundError as exc:
-        raise HarnessError(f"cannot load model: {exc}", path=path_or_repo) from None
-    except ValueError as exc:
-        raise HarnessError(f"cannot load model: {exc}", path=path_or_repo) from None
-    except Exception as exc:  # hub errors from huggingface_hub when offline, etc.
+    except Exception as exc:  # the folder's content (or the hub) is at fault, not the harness
         if not local.exists():
             raise HarnessError(f"cannot fetch model from the hub: {type(exc).__name__}",
                                path=path_or_repo,
                                hint="the hub may be unreachable; download it first and pass the folder") from None
-        raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        raise HarnessError(f"cannot load model: {type(exc).__name__}: {first}", path=path_or_repo,
+                           hint="the model folder is incomplete or corrupt") from None
     root = local if local.exists() else Path(_resolved_hub_path(path_or_repo))
     template = getattr(tokenizer, "chat_template", None)
+    check_chat_template(root, template)
     return Base(
         path=str(path_or_repo),
         model=model,
@@ -158,15 +160,18 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     """
     from mlx_lm.tuner.utils import load_adapters, remove_lora_layers
 
+    from .preflight import check_adapter
+
     path = Path(adapter_path)
-    config = read_adapter_config(path)
+    config = check_adapter(path, base.config)
     check_adapter_base(base, path, config, allow_base_mismatch)
     try:
         load_adapters(base.model, str(path))
-    except ValueError as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         remove_lora_layers(base.model)
-        first = str(exc).splitlines()[0]
-        raise HarnessError(f"adapter does not fit base {base.path}: {first}", path=path,
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else (lines or [type(exc).__name__])[0]
+        raise HarnessError(f"adapter does not fit base {base.path}: {first[:300]}", path=path,
                            hint="train the adapter on this base, or pass its own base with --model") from None
     base.model.eval()
     base.active_adapter = name
@@ -175,3 +180,11 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     finally:
         remove_lora_layers(base.model)
         base.active_adapter = None
+
+
+def check_adapter_fits(base: Base, name: str, adapter_path: str | Path,
+                       allow_base_mismatch: bool = False) -> None:
+    """Put an adapter on the base and take it off again, generating nothing: an adapter
+    of another base size (harness or mlx-lm) is refused before any model generates."""
+    with adapter_applied(base, name, adapter_path, allow_base_mismatch):
+        pass

@@ -24,7 +24,7 @@ from .cache import CompletionCache, completion_key
 from .errors import HarnessError
 from .generation import Completion, generate
 from .metrics import suite_metrics
-from .models import Base, adapter_applied, load_base
+from .models import Base, adapter_applied, check_adapter_fits, load_base
 from .prefix import SharedPrefixes
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
@@ -226,11 +226,17 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
              baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
              allow_base_mismatch: bool = False, command: list[str] | None = None) -> dict:
     suites = load_suites(suite_paths, limit)  # all input checked before any model loads
+    from .preflight import check_adapter, check_model_folder
+
+    model_config = check_model_folder(model_path) if Path(model_path).expanduser().is_dir() else None
     for spec in adapters:
         if not spec.adapter_path.is_dir():
             raise HarnessError("adapter folder not found", path=spec.adapter_path, field=f"--adapter {spec.name}")
+        check_adapter(spec.adapter_path, model_config)  # config, rank, finite weights, block count
     log(f"loading {model_path}")
     base = load_base(model_path)
+    for spec in adapters:  # shapes against the loaded base, before anything generates
+        check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
     cache = CompletionCache(cache_dir) if use_cache else None
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..preflight import out_dir_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("baseline", help="approved baselines to gate later runs against",
@@ -25,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Prints them and writes compare.html.")
     c.add_argument("run_a", metavar="RUN_A")
     c.add_argument("run_b", metavar="RUN_B")
-    c.add_argument("--out", type=Path, default=None,
+    c.add_argument("--out", type=out_dir_arg, default=None,
                    help="folder for compare.html (default: reports/compare)")
     c.set_defaults(func=run_compare)
 
@@ -37,7 +39,9 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def run_approve(args: argparse.Namespace) -> int:
     from ..baseline import DEFAULT_BASELINE, approve
+    from ..preflight import check_out_file
 
+    check_out_file(args.to or DEFAULT_BASELINE, "--to")
     path = approve(args.run_dir, args.to or DEFAULT_BASELINE)
     print(f"approved {args.run_dir} -> {path} (commit it to gate later runs: harness eval ... --baseline {path})")
     return 0
@@ -45,8 +49,10 @@ def run_approve(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     from ..compare import compare_runs, format_comparison, load_run
+    from ..preflight import check_out_dir
     from ..reports import write_compare_report
 
+    check_out_dir(args.out or Path("reports/compare"))
     cmp = compare_runs(load_run(args.run_a), load_run(args.run_b))
     print(format_comparison(cmp))
     path = write_compare_report(cmp, args.out or Path("reports/compare"))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..preflight import out_dir_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a base model and its adapters on suites",
@@ -17,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
                    help="an mlx-lm adapter folder to evaluate on the same items (repeatable)")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
-    p.add_argument("--out", type=Path, default=Path("reports/latest"), help="output folder (default reports/latest)")
+    p.add_argument("--out", type=out_dir_arg, default=Path("reports/latest"),
+                   help="output folder (default reports/latest)")
     p.add_argument("--limit", type=int, help="only the first N cases of each suite")
     p.add_argument("--no-cache", action="store_true", help="generate everything; do not read or write the cache")
     p.add_argument("--cache-dir", help="completion cache folder (default: user cache dir, or $HARNESS_CACHE_DIR)")
@@ -38,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise HarnessError("--limit must be at least 1", field="--limit")
+    from ..preflight import check_out_dir
+
+    check_out_dir(args.out)  # before any suite, model or generation
     paths = find_suites(args.suites)
     adapters = parse_adapter_args(args.adapter)
     baseline = None

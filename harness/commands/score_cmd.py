@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..preflight import out_dir_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score stored completions (no model needed)",
@@ -13,14 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "against a suite; writes the same outputs as `harness eval`.")
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
-    p.add_argument("--out", type=Path, default=Path("reports/score"), help="output folder")
+    p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..preflight import check_out_dir
     from ..runner import finish, run_score
 
+    check_out_dir(args.out)
     results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]])
     baseline = None
     if args.baseline:

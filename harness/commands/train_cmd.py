@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..preflight import out_dir_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "low-rank update; it loads with mlx_lm.load like any model.")
     p.add_argument("--model", required=True, help="the base model folder the adapter was trained on")
     p.add_argument("--adapter", required=True, type=Path, help="the adapter folder")
-    p.add_argument("--out", required=True, type=Path, help="new folder for the fused model")
+    p.add_argument("--out", required=True, type=out_dir_arg, help="new folder for the fused model")
     p.add_argument("--allow-base-mismatch", action="store_true",
                    help="fuse onto a shape-compatible base other than the adapter's own")
     p.set_defaults(func=run_fuse)

@@ -47,7 +47,10 @@ def apply_lora(model: nn.Module, cfg: TrainConfig) -> dict:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     depth = len(model.layers)
-    num_layers = depth if cfg.num_layers == -1 else min(cfg.num_layers, depth)
+    if cfg.num_layers > depth:  # mlx-lm clamps silently; a count the model lacks is a mistake
+        raise HarnessError(f"num_layers is {cfg.num_layers} but the model has {depth} blocks",
+                           field="num_layers", hint=f"use -1 (all) or a count up to {depth}")
+    num_layers = depth if cfg.num_layers == -1 else cfg.num_layers
     lp = cfg.lora_parameters
     params = {"rank": lp.rank, "scale": lp.scale, "dropout": lp.dropout,
               "keys": lora_keys(model, num_layers, lp.keys)}

@@ -71,7 +71,15 @@ def latest_checkpoint(folder: Path) -> Path | None:
     pointer = folder / CHECKPOINTS / LATEST
     if not pointer.is_file():
         return None
-    return folder / CHECKPOINTS / json.loads(pointer.read_text())["checkpoint"]
+    try:
+        name = json.loads(pointer.read_text(encoding="utf-8"))["checkpoint"]
+    except (ValueError, KeyError, TypeError, OSError):
+        raise HarnessError("checkpoint pointer is corrupt", path=pointer,
+                           hint="restart training without --resume, or restore the folder") from None
+    if not isinstance(name, str) or "/" in name or name.startswith("."):
+        raise HarnessError(f"checkpoint pointer names {name!r}", path=pointer, field="checkpoint",
+                           hint="restart training without --resume")
+    return folder / CHECKPOINTS / name
 
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, mx.array], dict, RunState]:
@@ -80,7 +88,12 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, mx.array], dict, RunState]:
     if ckpt is None:
         raise HarnessError("no checkpoint to resume from", path=folder / CHECKPOINTS,
                            hint="run without --resume to start training")
-    weights = mx.load(str(ckpt / "adapters.safetensors"))
-    optimizer_state = mx.load(str(ckpt / "optimizer.safetensors"))
-    state = RunState(**json.loads((ckpt / "state.json").read_text()))
+    try:
+        weights = mx.load(str(ckpt / "adapters.safetensors"))
+        optimizer_state = mx.load(str(ckpt / "optimizer.safetensors"))
+        state = RunState(**json.loads((ckpt / "state.json").read_text(encoding="utf-8")))
+    except (RuntimeError, ValueError, TypeError, OSError) as exc:  # truncated, missing, not JSON
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise HarnessError(f"checkpoint is corrupt: {first}", path=ckpt,
+                           hint="restart training without --resume, or restore the folder") from None
     return weights, optimizer_state, state

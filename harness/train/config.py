@@ -261,10 +261,16 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     root = None
     where = str(path) if path is not None else None
     if path is not None:
+        if Path(path).is_dir():
+            raise HarnessError("training config is a folder", path=path, hint="pass the config's YAML file")
         try:
             text = Path(path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise HarnessError("training config not found", path=path) from None
+        except UnicodeDecodeError:
+            raise HarnessError("training config is not UTF-8 text", path=path) from None
+        except OSError as exc:
+            raise HarnessError(f"cannot read training config: {exc.strerror}", path=path) from None
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(text) or {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlx.utils import tree_unflatten
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_unflatten
 
 from ..errors import HarnessError
 from ..models import adapter_applied, load_base
@@ -19,7 +20,9 @@ def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
          allow_base_mismatch: bool = False) -> Path:
     from mlx_lm.utils import save
 
-    out = Path(out)
+    from ..preflight import check_out_dir
+
+    out = check_out_dir(out)
     if out.exists() and any(out.iterdir()):
         raise HarnessError("output folder is not empty", path=out, hint="choose a new --out folder")
     base = load_base(model_path)
@@ -29,6 +32,11 @@ def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
     with adapter_applied(base, "fuse", adapter_path, allow_base_mismatch) as adapter_fp:
         fused = [(name, m.fuse()) for name, m in base.model.named_modules() if hasattr(m, "fuse")]
         base.model.update_modules(tree_unflatten(fused))
+    bad = [name for name, w in tree_flatten(base.model.parameters())
+           if mx.issubdtype(w.dtype, mx.floating) and not bool(mx.all(mx.isfinite(w)).item())]
+    if bad:  # never write a NaN model (a finite adapter on a finite base cannot get here)
+        raise HarnessError(f"the fused weight {bad[0]} has NaN or infinite values; nothing written",
+                           path=adapter_path, hint="check the base and the adapter weights")
     config = dict(base.config)
     config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
                                "base_fingerprint": base.fingerprint}

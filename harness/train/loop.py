@@ -140,7 +140,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
     if cfg.batch_size % size:
         raise HarnessError(f"batch_size {cfg.batch_size} does not split over {size} processes",
                            field="batch_size", hint=f"use a multiple of {size}")
-    out = Path(cfg.adapter_path).expanduser()
+    from ..preflight import check_out_dir
+
+    out = check_out_dir(Path(cfg.adapter_path).expanduser(), field="adapter_path")
     if not resume and any((out / name).exists() for name in (CHECKPOINTS, LOG_NAME, ADAPTER_WEIGHTS)):
         raise HarnessError("the adapter folder already holds an adapter or a training run", path=out,
                            hint="pass --resume to continue it, or choose another adapter_path")

@@ -1,0 +1,58 @@
+"""Helpers for the bad-input tests: run the CLI in-process, make broken adapters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_MODEL = ROOT / "fixtures" / "model"
+
+
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`harness ARGS` in this process: (exit code, stdout, stderr)."""
+    from harness.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_bad_input(code: int, err: str, *needles: str) -> None:
+    """Exit 2, at most three lines on stderr, no traceback, and the line names what it should."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, f"exit {code}, stderr: {err}"
+    assert "Traceback" not in err and "internal error" not in err, err
+    errors = [line for line in lines if line.startswith("harness: error:")]
+    assert len(errors) == 1 and len(lines) <= 3, err
+    for needle in needles:
+        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
+
+
+def lora_adapter(out: Path, *, hidden: int = 64, intermediate: int = 128, layers: int = 2,
+                 num_layers: int = 2, rank: int = 4, kv_heads: int = 2, head_dim: int = 16,
+                 heads: int = 4, fill: float | None = None, seed: int = 0,
+                 keys: tuple[str, ...] = ("self_attn.q_proj", "self_attn.v_proj")) -> Path:
+    """A random mlx-lm LoRA adapter for a llama of the given size (no base file needed)."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models.llama import Model, ModelArgs
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    args = ModelArgs(model_type="llama", hidden_size=hidden, num_hidden_layers=layers,
+                     intermediate_size=intermediate, num_attention_heads=heads, rms_norm_eps=1e-5,
+                     vocab_size=1024, num_key_value_heads=kv_heads, head_dim=head_dim,
+                     tie_word_embeddings=True)
+    model = Model(args)
+    params = {"rank": rank, "scale": 10.0, "dropout": 0.0, "keys": list(keys)}
+    model.freeze()
+    linear_to_lora_layers(model, num_layers, params)
+    mx.random.seed(seed)
+    weights = {k: (mx.full(v.shape, fill) if fill is not None else mx.random.normal(v.shape) * 0.01)
+               for k, v in tree_flatten(model.trainable_parameters())}
+    out.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(out / "adapters.safetensors"), weights)
+    (out / "adapter_config.json").write_text(json.dumps(
+        {"fine_tune_type": "lora", "num_layers": num_layers, "lora_parameters": params}))
+    return out
