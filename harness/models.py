@@ -163,7 +163,7 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     from .preflight import check_adapter
 
     path = Path(adapter_path)
-    config = check_adapter(path, base.config)
+    config = check_adapter(path, base.config, base.path)
     check_adapter_base(base, path, config, allow_base_mismatch)
     try:
         load_adapters(base.model, str(path))

@@ -261,7 +261,7 @@ def check_adapter_weights(path: Path, config: dict) -> None:
                                     "earlier checkpoint")
 
 
-def check_adapter_depth(path: Path, config: dict, model_config: dict) -> None:
+def check_adapter_depth(path: Path, config: dict, model_config: dict, base: str = "the base") -> None:
     """An adapter's tensors name blocks the base has (from config.json, before loading)."""
     depth = num_blocks(model_config)
     if depth is None:
@@ -271,12 +271,13 @@ def check_adapter_depth(path: Path, config: dict, model_config: dict) -> None:
 
     blocks = sorted({int(m.group(1)) for name in header for m in [re.search(r"\blayers\.(\d+)\.", name)] if m})
     if blocks and blocks[-1] >= depth:
-        raise HarnessError(f"adapter has weights for block {blocks[-1]}, but the base has {depth} blocks",
+        raise HarnessError(f"adapter does not fit base {base}: it has weights for block {blocks[-1]}, "
+                           f"the base has {depth} blocks",
                            path=path, field="num_layers",
                            hint="this adapter was trained on a base of another size: pass its own base with --model")
 
 
-def check_adapter(path: str | Path, model_config: dict | None = None) -> dict:
+def check_adapter(path: str | Path, model_config: dict | None = None, base: str = "the base") -> dict:
     """Everything about an adapter folder that can be checked without loading a model;
     returns its adapter_config.json."""
     from .models import read_adapter_config
@@ -286,7 +287,7 @@ def check_adapter(path: str | Path, model_config: dict | None = None) -> dict:
     check_adapter_config(path, config)
     check_adapter_weights(path, config)
     if model_config is not None:
-        check_adapter_depth(path, config, model_config)
+        check_adapter_depth(path, config, model_config, base)
     return config
 
 

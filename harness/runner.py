@@ -232,7 +232,7 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
     for spec in adapters:
         if not spec.adapter_path.is_dir():
             raise HarnessError("adapter folder not found", path=spec.adapter_path, field=f"--adapter {spec.name}")
-        check_adapter(spec.adapter_path, model_config)  # config, rank, finite weights, block count
+        check_adapter(spec.adapter_path, model_config, str(model_path))  # config, rank, finite weights, block count
     log(f"loading {model_path}")
     base = load_base(model_path)
     for spec in adapters:  # shapes against the loaded base, before anything generates

@@ -138,3 +138,25 @@ def test_unwritable_out_is_refused_before_anything_runs(tmp_path, capsys, monkey
     finally:
         os.chmod(tmp_path / "ro", 0o755)
     shutil.rmtree(tmp_path / "ro")
+
+
+def test_train_num_layers_beyond_the_model_is_refused(tmp_path):
+    from harness.errors import HarnessError
+    from harness.models import load_base
+    from harness.train.adapter import apply_lora
+    from harness.train.config import config_from_dict
+
+    base = load_base(str(FIXTURE_MODEL))
+    cfg = config_from_dict({"model": str(FIXTURE_MODEL), "data": str(tmp_path), "num_layers": 100})
+    with pytest.raises(HarnessError, match="num_layers is 100 but the model has 2 blocks"):
+        apply_lora(base.model, cfg)
+    default = config_from_dict({"model": str(FIXTURE_MODEL), "data": str(tmp_path)})  # mlx-lm's 16: "up to"
+    assert apply_lora(load_base(str(FIXTURE_MODEL)).model, default)["num_layers"] == 2
+
+
+def test_train_config_that_is_a_folder_or_binary(tmp_path, capsys):
+    code, _, err = cli(capsys, "train", str(tmp_path))
+    assert_bad_input(code, err, "is a folder")
+    (tmp_path / "c.yaml").write_bytes(b"model: \xff\xfe\n")
+    code, _, err = cli(capsys, "train", str(tmp_path / "c.yaml"))
+    assert_bad_input(code, err, "UTF-8")

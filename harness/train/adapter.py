@@ -47,10 +47,12 @@ def apply_lora(model: nn.Module, cfg: TrainConfig) -> dict:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     depth = len(model.layers)
-    if cfg.num_layers > depth:  # mlx-lm clamps silently; a count the model lacks is a mistake
+    # mlx-lm clamps silently. Its default (16) means "up to 16"; any other count the model
+    # lacks (num_layers: 100 on a 2-block model) is a mistake worth stopping for.
+    if cfg.num_layers > depth and cfg.num_layers != TrainConfig.num_layers:
         raise HarnessError(f"num_layers is {cfg.num_layers} but the model has {depth} blocks",
                            field="num_layers", hint=f"use -1 (all) or a count up to {depth}")
-    num_layers = depth if cfg.num_layers == -1 else cfg.num_layers
+    num_layers = depth if cfg.num_layers == -1 else min(cfg.num_layers, depth)
     lp = cfg.lora_parameters
     params = {"rank": lp.rank, "scale": lp.scale, "dropout": lp.dropout,
               "keys": lora_keys(model, num_layers, lp.keys)}
