@@ -125,8 +125,33 @@ def test_logical_form_details_say_what_differs():
     assert s.detail == "aggregate MAX, expected COUNT"
     s = run("sql_logical_form", "SELECT Nope FROM 1-10015132-11", GOLD2)
     assert s.value == 0.0 and "does not parse" in s.detail and "'Nope'" in s.detail
-    # numbers compare as numbers: 20 = '20' = 20.0
-    assert run("sql_logical_form", GOLD2.replace("> 20", "> '20.0'"), GOLD2).value == 1.0
+
+
+
+def test_logical_form_compares_values_as_strings_like_wikisql_numbers_only_as_an_option():
+    # WikiSQL's lib/query.py compares str(value).lower(): '20.0' is not 20, '20' is.
+    as_float = GOLD2.replace("> 20", "> '20.0'")
+    s = run("sql_logical_form", as_float, GOLD2)
+    assert s.value == 0.0 and "missing condition No. > 20" in s.detail
+    assert run("sql_logical_form", GOLD2.replace("> 20", "> '20'"), GOLD2).value == 1.0
+    assert run("sql_logical_form", as_float, GOLD2, options={"numbers_by_value": True}).value == 1.0
+
+
+def test_logical_form_ordered_option():
+    swapped = "SELECT COUNT Player FROM 1-10015132-11 WHERE No. > 20 AND Position = 'Guard'"
+    assert run("sql_logical_form", swapped, GOLD2).value == 1.0
+    s = run("sql_logical_form", swapped, GOLD2, options={"ordered": True})
+    assert s.value == 0.0 and "order" in s.detail
+
+
+def test_execution_compares_text_columns_as_text_and_real_columns_as_numbers():
+    # No. is text in GOLD (quoted '3', compared with =): '3.0' is another string.
+    gold = "SELECT Player FROM 1-10015132-11 WHERE No. = '3'"
+    assert run("sql_execution", "SELECT Player FROM 1-10015132-11 WHERE No. = 3", gold).value == 1.0
+    assert run("sql_execution", "SELECT Player FROM 1-10015132-11 WHERE No. = '3.0'", gold).value == 0.0
+    assert run("sql_execution", "SELECT Player FROM 1-10015132-11 WHERE No. = '03'", gold).value == 0.0
+    # No. is real in GOLD2 (No. > 20): '20.0' and 20 are the same number.
+    assert run("sql_execution", GOLD2.replace("> 20", "> '20.0'"), GOLD2).value == 1.0
 
 
 # --- the sandbox -------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ Two kinds of case:
   gold and prediction are parsed with the column-aware parser (``wikisql.py``) and
   translated to SQLite over the case's table (WikiSQL gives the table, so a prediction's
   FROM name is noted, not judged). A prediction that is not in WikiSQL notation runs as
-  SQLite SQL, as written.
+  SQLite SQL, as written. Columns are typed as WikiSQL types them, ``real`` or ``text``,
+  read off the gold query (``wikisql.numeric_columns``: compared with ``<``/``>``, an
+  unquoted number, or MAX/MIN/SUM/AVG make a column real). A condition on a real column
+  compares numbers (``'20'`` = ``20.0``, as WikiSQL's ``lib/dbengine.py`` converts
+  values for real columns); on a text column it compares text, case-insensitively as
+  WikiSQL's executor lower-cases values, and never as numbers (``'2.0'`` is not ``'2'``).
 - plain SQLite: ``schema_field`` names a record field with the ``CREATE TABLE`` (and
   optionally ``INSERT``) statements; gold and prediction run as written. Empty tables
   are seeded from the gold query's literals.
@@ -60,7 +65,8 @@ def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
 
 def new_connection() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.create_function("wn", 1, wikisql.comparable, deterministic=True)
+    conn.create_function("wn", 1, wikisql.as_real, deterministic=True)
+    conn.create_function("wt", 1, wikisql.as_text, deterministic=True)
     return conn
 
 
@@ -155,10 +161,7 @@ def seed_wikisql_rows(columns: list[tuple[tuple[int, int], str]], gold: wikisql.
     """Rows that separate the gold query from its near misses (see the module docstring)."""
     rng = random.Random(seed)
     spans = [span for span, _ in columns]
-    numeric = {c.column for c in gold.conditions
-               if c.op in (">", "<", ">=", "<=") or (not c.quoted and isinstance(c.value, float))}
-    if gold.agg in ("MAX", "MIN", "SUM", "AVG"):
-        numeric.add(gold.column)
+    numeric = wikisql.numeric_columns(gold)
 
     def distractor(span: tuple[int, int], row: int) -> Any:
         if span in numeric:
@@ -225,11 +228,14 @@ def seed_wikisql_rows(columns: list[tuple[tuple[int, int], str]], gold: wikisql.
 
 def wikisql_database(table: wikisql.Table, gold: wikisql.Query,
                      columns: list[tuple[tuple[int, int], str]]) -> sqlite3.Connection:
-    """The case's table, seeded; text compares case-insensitively, as in WikiSQL's executor."""
+    """The case's table, seeded: ``real`` columns (``wikisql.numeric_columns``) typed REAL,
+    the others TEXT, compared case-insensitively, as in WikiSQL's executor."""
     conn = new_connection()
     names = [name for _, name in columns]
+    numeric = wikisql.numeric_columns(gold)
+    types = [" REAL" if span in numeric else " TEXT COLLATE NOCASE" for span, _ in columns]
     conn.execute(f"CREATE TABLE {wikisql.quote_ident(table.id)} "
-                 f"({', '.join(wikisql.quote_ident(n) + ' COLLATE NOCASE' for n in names)})")
+                 f"({', '.join(wikisql.quote_ident(n) + t for n, t in zip(names, types))})")
     seed = int.from_bytes(hashlib.sha256(f"{table.id}\0{gold}".encode()).digest()[:8], "big")
     conn.executemany(
         f"INSERT INTO {wikisql.quote_ident(table.id)} VALUES ({', '.join('?' * len(names))})",
@@ -293,7 +299,7 @@ def _generic_row(info: list[tuple], literals: list[Any], rng: random.Random, n: 
 
 class SqlExecution(Scorer):
     name = "sql_execution"
-    version = "1"
+    version = "2"  # 2: text-typed columns compare as text (no numeric coercion)
     options_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -369,13 +375,14 @@ class SqlExecution(Scorer):
         columns = wikisql.table_columns(table, gold)
         by_span = dict(columns)
         conn = wikisql_database(table, gold, columns)
-        gold_sql, gold_params = wikisql.to_sqlite(gold, table, by_span)
+        numeric = wikisql.numeric_columns(gold)
+        gold_sql, gold_params = wikisql.to_sqlite(gold, table, by_span, numeric)
         pred_sql, pred_params = pred_text, []
         if pred is not None and pred.table.casefold() != table.id.casefold():
             note = f"FROM names {pred.table!r}; ran on the case's table {table.id} (WikiSQL gives the table)"
         if pred is not None:
             try:
-                pred_sql, pred_params = wikisql.to_sqlite(pred, table, by_span)
+                pred_sql, pred_params = wikisql.to_sqlite(pred, table, by_span, numeric)
             except wikisql.TranslateError as exc:
                 conn.close()
                 return Score(0.0, False, f"prediction failed: {exc}", metrics={"executed": 0.0},

@@ -1,10 +1,38 @@
-"""WikiSQL's logical-form accuracy: the same query, up to the order of its conditions.
+"""WikiSQL's logical-form accuracy, as WikiSQL's own evaluation computes it.
 
-As in WikiSQL's own evaluation (``Query.__eq__``): the same aggregate, the same select
-column, and the same set of (column, operator, value) conditions, values compared
-case-insensitively. Columns are compared by position in the table, after parsing both
-queries with the column-aware parser of ``wikisql.py``; a value that is a number in both
-queries compares as a number (``6`` equals ``'6'`` and ``6.0``).
+The reference is ``lib/query.py`` of github.com/salesforce/WikiSQL (``Query.__eq__``, used
+by ``evaluate.py`` for ``lf_accuracy``): two queries are equal when they have the same
+select column, the same aggregate, and the same *set* of conditions ``(column, operator,
+str(value).lower())`` (a list, in order, with ``--ordered``). Values are compared as
+lower-cased **strings**: ``'2.0'`` does not equal gold ``'2'``, ``'1,200'`` does not
+equal ``'1200'``. That is what this scorer does by default.
+
+Options:
+
+- ``numbers_by_value: true`` (not WikiSQL's): a value that is a number in both queries
+  compares as a number (``2`` = ``'2'`` = ``2.0``), and text is NFKC-casefolded rather
+  than lower-cased. Report it beside the official number, not instead of it.
+- ``ordered: true``: conditions must come in the gold's order (WikiSQL's ``--ordered``).
+
+Deliberate differences from the official code, all forced by scoring *text*:
+
+1. The official evaluation compares structured predictions (column indices, operator
+   indices, a value). Here both queries are text in WikiSQL's notation, parsed with the
+   column-aware parser of ``wikisql.py`` against the prompt's ``columns:`` line. The
+   parser accepts what a model writes for the same structure: any keyword case,
+   ``COUNT(col)``, quoted identifiers, ``''``-escaped quotes, a trailing ``;``, a code
+   fence, ``==`` for ``=``. Column names match case-insensitively (the official
+   ``Query.from_sequence`` lower-cases headers too). A prediction that does not parse
+   scores 0 (officially, a prediction that fails to convert is wrong too).
+2. Operators: WikiSQL has ``=``, ``>``, ``<``. The parser also reads ``>=``, ``<=``,
+   ``!=``/``<>``; such a condition never equals a WikiSQL gold condition.
+3. A column name that occurs twice in a table means its first occurrence (text cannot
+   say which; the official comparison uses indices).
+4. The ``FROM`` name is not compared: WikiSQL gives the table (its ``Query`` has none).
+5. A quoted value is compared as written between the quotes (inner spaces kept); a bare
+   value runs to ``AND`` or the end, its outer spaces dropped. Quoting itself does not
+   matter (``No. = 3`` equals ``No. = '3'``: both are the string ``3``, as
+   ``str(3) == '3'`` officially).
 
 Unlike execution accuracy, it does not credit a different query that happens to return
 the same rows on the test table, and unlike exact match, it does not care about layout.
@@ -19,7 +47,18 @@ from .normalize import strip_sql
 
 class SqlLogicalForm(Scorer):
     name = "sql_logical_form"
-    version = "1"
+    version = "2"  # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py
+    options_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "numbers_by_value": {"type": "boolean", "default": False,
+                                 "description": "not WikiSQL's: numeric values compare as numbers "
+                                                "(2 = '2.0'), text casefolded"},
+            "ordered": {"type": "boolean", "default": False,
+                        "description": "conditions must be in the gold's order (WikiSQL --ordered)"},
+        },
+    }
 
     def score(self, item: Item) -> Score:
         if item.case.target is None:
@@ -33,26 +72,33 @@ class SqlLogicalForm(Scorer):
             pred = wikisql.parse(strip_sql(item.output), table)
         except wikisql.ParseError as exc:
             return Score(0.0, False, f"prediction does not parse: {exc}")
-        differences = _differences(gold, pred, table)
+        differences = _differences(gold, pred, table, self.options.get("numbers_by_value", False),
+                                   self.options.get("ordered", False))
         if not differences:
             return Score(1.0, True, "same aggregate, column and conditions as the gold query")
         return Score(0.0, False, "; ".join(differences))
 
 
-def _differences(gold: wikisql.Query, pred: wikisql.Query, table: wikisql.Table) -> list[str]:
+def _differences(gold: wikisql.Query, pred: wikisql.Query, table: wikisql.Table,
+                 numbers_by_value: bool = False, ordered: bool = False) -> list[str]:
     out = []
     if gold.agg != pred.agg:
         out.append(f"aggregate {pred.agg or 'none'}, expected {gold.agg or 'none'}")
     if gold.column != pred.column:
         out.append(f"selects {table.name(pred.column)!r}, expected {table.name(gold.column)!r}")
-    g = {c.key(): c for c in gold.conditions}
-    p = {c.key(): c for c in pred.conditions}
+    g = {c.key(numbers_by_value): c for c in gold.conditions}
+    p = {c.key(numbers_by_value): c for c in pred.conditions}
     missing = [_show(g[k], table) for k in g if k not in p]
     extra = [_show(p[k], table) for k in p if k not in g]
     if missing:
         out.append("missing condition " + " AND ".join(missing))
     if extra:
         out.append("unexpected condition " + " AND ".join(extra))
+    if not missing and not extra and ordered:
+        gold_keys = [c.key(numbers_by_value) for c in gold.conditions]
+        pred_keys = [c.key(numbers_by_value) for c in pred.conditions]
+        if gold_keys != pred_keys:
+            out.append("conditions in another order than the gold's (ordered: true)")
     return out
 
 

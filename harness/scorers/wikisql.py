@@ -88,8 +88,16 @@ class Condition:
         """The value to compare: a number where the text is one, else the text."""
         return as_number(self.text)
 
-    def key(self) -> tuple:
-        """Identity for the logical form: numbers by value, text case-insensitively."""
+    def key(self, numbers_by_value: bool = False) -> tuple:
+        """Identity for the logical form.
+
+        By default WikiSQL's own (``lib/query.py``, ``Query.__eq__``): the value's text,
+        lower-cased (``str(value).lower()``), so ``'2.0'`` is not ``'2'``. With
+        ``numbers_by_value``, a value that is a number compares as a number (``2`` =
+        ``'2'`` = ``2.0``) and text is NFKC-casefolded.
+        """
+        if not numbers_by_value:
+            return (self.column, self.op, self.text.lower())
         v = self.value
         return (self.column, self.op, ("num", v) if isinstance(v, float) else ("str", fold(v)))
 
@@ -101,8 +109,8 @@ class Query:
     table: str
     conditions: tuple[Condition, ...]
 
-    def logical_form(self) -> tuple:
-        return (self.agg, self.column, frozenset(c.key() for c in self.conditions))
+    def logical_form(self, numbers_by_value: bool = False) -> tuple:
+        return (self.agg, self.column, frozenset(c.key(numbers_by_value) for c in self.conditions))
 
 
 def as_number(text: str) -> float | str:
@@ -340,14 +348,30 @@ class TranslateError(ValueError):
     """A parsed query names a column the built table does not have."""
 
 
+def numeric_columns(gold: Query) -> set[tuple[int, int]]:
+    """The columns the gold query treats as numbers (WikiSQL's ``real`` columns).
+
+    WikiSQL's tables type each column ``text`` or ``real``; a prompt gives only the
+    names, so the type is read off the gold query: a column is real when the gold compares
+    it with ``<``/``>`` (or ``<=``/``>=``), gives it an unquoted number, or takes its
+    MAX/MIN/SUM/AVG. Every other column is text.
+    """
+    numeric = {c.column for c in gold.conditions
+               if c.op in (">", "<", ">=", "<=") or (not c.quoted and isinstance(c.value, float))}
+    if gold.agg in ("MAX", "MIN", "SUM", "AVG"):
+        numeric.add(gold.column)
+    return numeric
+
+
 def to_sqlite(query: Query, table: Table, columns: dict[tuple[int, int], str],
-              normalizer: str = "wn") -> tuple[str, list]:
+              numeric: set[tuple[int, int]] = frozenset()) -> tuple[str, list]:
     """Parameterised SQLite for a parsed query, over the case's table.
 
     As in WikiSQL's own evaluation, the table is given by the case, not predicted: the
-    query's FROM name is not used. Comparisons go through ``normalizer`` (registered on
-    the connection) on both sides, as WikiSQL's executor lower-cases text and compares
-    numbers as numbers.
+    query's FROM name is not used. A condition on a ``numeric`` column compares through
+    ``wn`` (the value as a number, as WikiSQL's ``lib/dbengine.py`` converts values for
+    ``real`` columns); on any other column through ``wt`` (text, case-insensitive, never
+    turned into a number: ``'2.0'`` is not ``'2'`` in a text column).
     """
     def col(span: tuple[int, int]) -> str:
         if span not in columns:
@@ -362,17 +386,40 @@ def to_sqlite(query: Query, table: Table, columns: dict[tuple[int, int], str],
     if query.conditions:
         parts = []
         for c in query.conditions:
-            parts.append(f"{normalizer}({col(c.column)}) {c.op} {normalizer}(?)")
+            fn = "wn" if c.column in numeric else "wt"
+            parts.append(f"{fn}({col(c.column)}) {c.op} {fn}(?)")
             params.append(c.text)
         sql += " WHERE " + " AND ".join(parts)
     return sql, params
 
 
-def comparable(value):
-    """The form both sides of a WikiSQL comparison take: numbers as floats, text folded."""
+_FIRST_NUMBER = re.compile(r"[-+]?\d*\.\d+|\d+")  # WikiSQL's num_re (lib/dbengine.py)
+
+
+def as_real(value):
+    """A value compared in a ``real`` column: a float, or None when it holds no number.
+
+    Like WikiSQL's executor: numbers stay numbers; text is read as a number (thousands
+    separators allowed, as babel's ``parse_decimal`` reads ``1,200``), else its first
+    number is taken (``'12 km'`` -> 12.0).
+    """
     if value is None or isinstance(value, bytes):
-        return value
+        return None
     if isinstance(value, (int, float)):
         return float(value)
-    number = as_number(str(value))
-    return number if isinstance(number, float) else fold(str(value).strip())
+    text = str(value).strip()
+    number = as_number(text.replace(",", "")) if re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", text) \
+        else as_number(text)
+    if isinstance(number, float):
+        return number
+    m = _FIRST_NUMBER.search(text)
+    return float(m.group()) if m else None
+
+
+def as_text(value):
+    """A value compared in a ``text`` column: its text, case-folded; never a number."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a number stored in a text column reads as WikiSQL writes it
+    return fold(str(value))
