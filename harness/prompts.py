@@ -74,3 +74,33 @@ def encode_example(
     """(ids, prompt_length) of one training example: prompt tokens, then answer + EOS."""
     prompt_ids = encode_prompt(tokenizer, prompt, template, system)
     return prompt_ids + encode_completion(tokenizer, completion), len(prompt_ids)
+
+
+# Characters that mark a prompt's *layout* (field labels, headers, tags, line breaks), as
+# opposed to its words. A prefix/suffix that every prompt shares is a wrapper only up to
+# the last of these: "### Question:\nWhat is" -> "### Question:\n", "What is the " -> "".
+LAYOUT_MARKS = frozenset(":#[]<>|\n{}")
+
+
+def _common_prefix(texts: list[str]) -> str:
+    import os
+
+    return os.path.commonprefix(texts) if texts else ""
+
+
+def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
+    """(prefix, suffix) of layout that every prompt shares: the raw wrapper around the
+    question ("Q: ...\\nA: " gives ("Q: ", "\\nA: ")). Shared words are not a wrapper:
+    each side is cut back to its outermost layout mark (see ``LAYOUT_MARKS``)."""
+    if len(prompts) < 2:
+        return "", ""
+    prefix = _common_prefix(prompts)
+    cut = max((i for i, ch in enumerate(prefix) if ch in LAYOUT_MARKS), default=-1)
+    prefix = prefix[:cut + 1] if cut >= 0 else ""
+    while prefix and len(prefix) < min(map(len, prompts)) and all(
+            p[len(prefix)] in " \t" for p in prompts):
+        prefix += prompts[0][len(prefix)]  # keep the spaces after a mark: "Q: "
+    suffix = _common_prefix([p[::-1] for p in prompts])[::-1]
+    cut = min((i for i, ch in enumerate(suffix) if ch in LAYOUT_MARKS), default=-1)
+    suffix = suffix[cut:] if cut >= 0 else ""
+    return prefix, suffix

@@ -116,3 +116,48 @@ def test_shipped_wikisql_sample_is_clean():
     """The sample the README trains on must pass its own linter (it once had a duplicate row)."""
     report = lint_data(ROOT / "fixtures" / "data" / "wikisql")
     assert [p for p in report.problems if p.level == "error"] == []
+
+
+def drifted(folder: Path, n_train: int = 12, n_valid: int = 6) -> Path:
+    """Train prompts wrapped in `### Question:` ... `\\n### Answer:\\n`; valid prompts bare."""
+    topics = ["apple", "pear", "plum", "fig", "kiwi", "lime", "date", "peach", "melon", "grape",
+              "lemon", "mango", "olive", "quince", "berry", "cherry", "guava", "papaya"]
+    write(folder, "train", [{"prompt": f"### Question:\nwhat colour is a {t}?\n### Answer:\n",
+                             "completion": f"{t} colour"} for t in topics[:n_train]])
+    write(folder, "valid", [{"prompt": f"what colour is a {t}?", "completion": f"{t} colour"}
+                            for t in topics[n_train:n_train + n_valid]])
+    return folder
+
+
+def test_prompt_wrapper_in_one_split_only_is_an_error(tmp_path):
+    report = lint_data(drifted(tmp_path / "data"))
+    msgs = [(Path(p.path).name, p.line, p.level, p.message) for p in report.problems]
+    starts = [m for m in msgs if "does not start with '### Question:\\n'" in m[3]]
+    ends = [m for m in msgs if "does not end with '\\n### Answer:\\n'" in m[3]]
+    assert starts and starts[0][:3] == ("valid.jsonl", 1, "error"), msgs
+    assert ends and "6 of 6 rows of valid.jsonl" in ends[0][3], msgs
+    # the same wrapper everywhere is no drift; shared *words* are no wrapper
+    same = tmp_path / "same"
+    write(same, "train", [{"prompt": f"Q: what is {t}?\nA: ", "completion": t} for t in "abcdef"])
+    write(same, "valid", [{"prompt": f"Q: how big is {t}?\nA: ", "completion": t} for t in "ghij"])
+    assert not [p for p in lint_data(same).problems if "formatted differently" in p.message]
+    words = tmp_path / "words"
+    write(words, "train", [{"prompt": f"What is the {t}", "completion": t} for t in "abcdef"])
+    write(words, "valid", [{"prompt": f"How big is {t}", "completion": t} for t in "ghij"])
+    assert not lint_data(words).problems
+
+
+def test_train_refuses_lint_errors_unless_allowed(tmp_path):
+    data = drifted(tmp_path / "data")
+    args = ["train", str(ROOT / "fixtures" / "train_configs" / "wikisql.yaml"), "--data", str(data),
+            "--model", str(FIXTURE_MODEL), "--steps", "2", "--batch_size", "2", "--eval_every", "2",
+            "--report_every", "1", "--save_every", "2", "--val_rows", "-1"]
+    done = run_harness(*args, "--adapter_path", str(tmp_path / "refused"))
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert f"{data / 'valid.jsonl'}:1" in line and "lint error" in line and "formatted differently" in line
+    assert "--allow-lint-errors" in line
+    assert not (tmp_path / "refused").exists()
+    done = run_harness(*args, "--adapter_path", str(tmp_path / "allowed"), "--allow-lint-errors")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "allowed" / "adapters.safetensors").is_file()

@@ -160,6 +160,32 @@ def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
                                f"the splits are formatted differently")
 
 
+def _check_wrappers(splits: dict[str, list[Row]], report: LintReport) -> None:
+    """A prompt wrapper (a shared layout prefix or suffix such as ``### Question:\n`` or
+    ``\nA: ``) that every row of one split has and most rows of another lack: the model
+    would be validated (and later evaluated) on a layout it was not trained on."""
+    from ..prompts import prompt_wrapper
+
+    splits = {name: [r for r in rows if r.answer is not None] for name, rows in splits.items()}
+    wrappers = {name: prompt_wrapper([r.prompt for r in rows]) for name, rows in splits.items()}
+    for a, (prefix, suffix) in wrappers.items():
+        for b, rows in splits.items():
+            if a == b or not rows:
+                continue
+            for side, affix, has in (("start with", prefix, str.startswith), ("end with", suffix, str.endswith)):
+                if not affix.strip():
+                    continue
+                lacking = [r for r in rows if not has(r.prompt, affix)]
+                if len(lacking) > len(rows) / 2:
+                    first = lacking[0]
+                    got = first.prompt[:len(affix) + 8] if side == "start with" else first.prompt[-len(affix) - 8:]
+                    report.add(first, "error",
+                               f"prompt does not {side} {affix!r} as all {len(splits[a])} rows of {a}.jsonl do "
+                               f"({len(lacking)} of {len(rows)} rows of {b}.jsonl lack it; this one "
+                               f"{'starts' if side == 'start with' else 'ends'} {got!r}): "
+                               f"the splits are formatted differently")
+
+
 def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport) -> None:
     import jsonschema
 
@@ -282,6 +308,7 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
             report.add(path, "error", f"{name}.jsonl not found")
     splits = _check_formats(splits, report)
     _check_labels(splits, report)
+    _check_wrappers(splits, report)
     _check_answers(splits, schema, report)
     _check_duplicates(splits, report)
     _check_end_markers(splits, report)

@@ -133,8 +133,32 @@ def restore_optimizer(optimizer: optim.Optimizer, saved: dict[str, mx.array], mo
     optimizer.init(model.trainable_parameters())  # keeps every restored entry
 
 
-def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainResult:
-    """Train a LoRA adapter as ``cfg`` says and write it to ``cfg.adapter_path``."""
+def refuse_lint_errors(cfg: TrainConfig, tokenizer, template: str) -> None:
+    """``harness lint-data`` on the training data, as the trainer will encode it; its first
+    error stops training (exit 2) unless ``allow_lint_errors``. Warnings are printed."""
+    import sys
+
+    from .lint import lint_data
+
+    report = lint_data(cfg.data, tokenizer=tokenizer, template=template, system=cfg.system,
+                       max_seq_length=cfg.max_seq_length)
+    errors = [p for p in report.problems if p.level == "error"]
+    if not errors:
+        return
+    first = errors[0]
+    raise HarnessError(
+        f"the training data has {len(errors)} lint error(s); first: {first.message}",
+        path=first.path, line=first.line,
+        hint=f"run `harness lint-data {cfg.data}` to list them, fix the data, "
+             f"or pass --allow-lint-errors to train anyway")
+
+
+def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
+          allow_lint_errors: bool = False) -> TrainResult:
+    """Train a LoRA adapter as ``cfg`` says and write it to ``cfg.adapter_path``.
+
+    The data is linted first (``harness lint-data``): an error refuses the run unless
+    ``allow_lint_errors``."""
     world = mx.distributed.init()
     rank, size = world.rank(), world.size()
     if cfg.batch_size % size:
@@ -152,6 +176,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False) -> TrainR
     splits, fmt, template, mask_prompt = load_splits(
         cfg.data, cfg.format, cfg.template, base.tokenizer, cfg.system, cfg.mask_prompt,
         cfg.max_seq_length)
+    if not allow_lint_errors:
+        refuse_lint_errors(cfg, base.tokenizer, template)
     train_rows = splits["train"].examples
     if len(train_rows) < cfg.batch_size:
         raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
