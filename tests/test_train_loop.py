@@ -157,7 +157,8 @@ def test_stories260k_raw_prompts(tmp_path):
             json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in stories * reps))
     result = train(config_from_dict(dict(model=str(STORIES), data=str(data), adapter_path=str(tmp_path / "ad"),
                                          steps=16, batch_size=4, learning_rate=1e-4, eval_every=16,
-                                         save_every=16, report_every=8)), quiet=True)
+                                         save_every=16, report_every=8)), quiet=True,
+                   allow_lint_errors=True)  # repeated rows on purpose: it must memorise them
     cfg = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
     assert cfg["prompt_format"]["template"] == "raw"  # no chat template: raw prompts, BOS added
     assert result.final_val_loss < result.first_val_loss - 1.0  # measured 2.97 -> 0.45
