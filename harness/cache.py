@@ -85,3 +85,40 @@ class CompletionCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+WRITE_EVERY = 64  # items per transaction at most
+WRITE_SECONDS = 1.0  # and at least one commit a second while items finish
+
+
+class WriteBehind:
+    """Commits completions as they finish, a batch per transaction.
+
+    A batch is committed when ``every`` items are waiting or ``seconds`` have passed since
+    the last commit (so a slow suite still lands item by item and a fast one does not pay a
+    transaction per item); ``flush`` commits the rest. A run killed mid-suite then resumes
+    from everything committed so far.
+    """
+
+    def __init__(self, cache: CompletionCache, every: int | None = None, seconds: float | None = None):
+        import time
+
+        self._clock = time.monotonic
+        self.cache = cache
+        self.every = WRITE_EVERY if every is None else every
+        self.seconds = WRITE_SECONDS if seconds is None else seconds
+        self.pending: dict[str, Completion] = {}
+        self.written = 0
+        self._last = self._clock()
+
+    def add(self, key: str, completion: Completion) -> None:
+        self.pending[key] = completion
+        if len(self.pending) >= self.every or self._clock() - self._last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.cache.put_many(self.pending)
+            self.written += len(self.pending)
+            self.pending = {}
+        self._last = self._clock()

@@ -87,9 +87,14 @@ def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
+Progress = Callable[[int, int, int], None]  # (items done, items in all, tokens generated so far)
+OnItem = Callable[[int, Completion], None]  # (prompt index, its finished completion)
+
+
 def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
-             progress: Callable[[int, int], None] | None = None,
-             prefixes: "SharedPrefixes | bool | None" = True) -> list[Completion]:
+             progress: Progress | None = None,
+             prefixes: "SharedPrefixes | bool | None" = True,
+             on_item: OnItem | None = None) -> list[Completion]:
     """Generate one completion per prompt (token ids), in the order given.
 
     ``config.batch_size == 1`` decodes prompts one at a time, so that time to first token
@@ -100,6 +105,10 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: Gener
     (``harness.prefix``); pass a ``SharedPrefixes`` built for these prompts to reuse its
     caches afterwards (the integrity check does), or False to prefill every row in full.
     One-at-a-time decoding never shares, so a latency item's numbers are its own.
+
+    ``on_item(i, completion)`` is called as each item finishes (the completion cache
+    commits them then, so a killed run resumes item by item); ``progress`` after every
+    decoding step.
     """
     import mlx.core as mx
 
@@ -107,24 +116,52 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: Gener
         return []
     mx.random.seed(config.seed)
     if config.batch_size == 1:
-        out = []
+        out: list[Completion] = []
+        tokens = 0
         for i, p in enumerate(prompts):
             mx.reset_peak_memory()
-            out.extend(_generate_batch(model, tokenizer, [p], config, batch_size=1))
+            done = _generate_batch(model, tokenizer, [p], config, batch_size=1)[0]
+            out.append(done)
+            tokens += done.output_tokens
+            if on_item:
+                on_item(i, done)
             if progress:
-                progress(i + 1, len(prompts))
+                progress(i + 1, len(prompts), tokens)
         return out
     if prefixes is True:
         from .prefix import SharedPrefixes
 
         prefixes = SharedPrefixes(model, prompts)
     return _generate_batch(model, tokenizer, prompts, config, batch_size=config.batch_size,
-                           progress=progress, prefixes=prefixes or None)
+                           progress=progress, prefixes=prefixes or None, on_item=on_item)
+
+
+def _completion(tokenizer: Any, seq: _Sequence, stop: tuple[str, ...], peak_gb: float) -> Completion:
+    text = tokenizer.decode(seq.tokens)
+    if seq.stopped_by == "stop_string":
+        text = _cut_at_stop(text, stop)
+    n = len(seq.tokens)
+    ttft = (seq.t_first - seq.t_start) if seq.t_first else None
+    decode_s = (seq.t_last - seq.t_first) if seq.t_first and seq.t_last else 0.0
+    return Completion(
+        output=text,
+        finish_reason="length" if seq.stopped_by in (None, "length") else "stop",
+        prompt_tokens=seq.prompt_len,
+        output_tokens=n,
+        output_token_ids=list(seq.tokens),
+        stopped_by=seq.stopped_by or "length",
+        ttft_s=ttft,
+        decode_tps=((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
+        prompt_tps=(seq.prompt_len / ttft) if ttft else None,
+        total_s=(seq.t_last - seq.t_start) if seq.t_last else None,
+        peak_memory_gb=peak_gb,
+    )
 
 
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
-                    batch_size: int, progress: Callable[[int, int], None] | None = None,
-                    prefixes: "SharedPrefixes | None" = None) -> list[Completion]:
+                    batch_size: int, progress: Progress | None = None,
+                    prefixes: "SharedPrefixes | None" = None, on_item: OnItem | None = None
+                    ) -> list[Completion]:
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
 
@@ -138,6 +175,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
     )
     stop = tuple(config.stop)
     window = 4 * max((len(s) for s in stop), default=0) + 2
+    results: list[Completion | None] = [None] * len(prompts)
     t0 = time.perf_counter()
     try:
         if prefixes is not None:  # each row starts from a copy of its shared prefix's cache
@@ -148,7 +186,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
         else:
             uids = gen.insert(prompts, [config.max_tokens] * len(prompts))
         seqs = {uid: _Sequence(i, len(prompts[i]), t0) for i, uid in enumerate(uids)}
-        done = 0
+        done = tokens = 0
         while responses := gen.next_generated():
             now = time.perf_counter()
             finished = []
@@ -162,6 +200,7 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
                     finished.append(r.uid)
                     continue
                 seq.tokens.append(r.token)
+                tokens += 1
                 if stop and _stop_hit(tokenizer, seq.tokens, stop, window):
                     seq.stopped_by = "stop_string"
                     finished.append(r.uid)
@@ -171,34 +210,20 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
             live = [u for u in finished if seqs[u].stopped_by == "stop_string"]
             if live:
                 gen.remove(live)  # the generator would otherwise keep decoding them
+            if finished:
+                peak = mx.get_peak_memory() / 1e9
+                for uid in finished:
+                    seq = seqs[uid]
+                    results[seq.index] = _completion(tokenizer, seq, stop, peak)
+                    if on_item:
+                        on_item(seq.index, results[seq.index])
             done += len(finished)
-            if progress and finished:
-                progress(done, len(prompts))
+            if progress:
+                progress(done, len(prompts), tokens)
             if done == len(prompts):
                 break
     finally:
         gen.close()
-    peak = mx.get_peak_memory() / 1e9
-    results = []
-    for uid in uids:
-        seq = seqs[uid]
-        text = tokenizer.decode(seq.tokens)
-        if seq.stopped_by == "stop_string":
-            text = _cut_at_stop(text, stop)
-        n = len(seq.tokens)
-        ttft = (seq.t_first - seq.t_start) if seq.t_first else None
-        decode_s = (seq.t_last - seq.t_first) if seq.t_first and seq.t_last else 0.0
-        results.append(Completion(
-            output=text,
-            finish_reason="length" if seq.stopped_by in (None, "length") else "stop",
-            prompt_tokens=seq.prompt_len,
-            output_tokens=n,
-            output_token_ids=list(seq.tokens),
-            stopped_by=seq.stopped_by or "length",
-            ttft_s=ttft,
-            decode_tps=((n - 1) / decode_s) if n > 1 and decode_s > 0 else None,
-            prompt_tps=(seq.prompt_len / ttft) if ttft else None,
-            total_s=(seq.t_last - seq.t_start) if seq.t_last else None,
-            peak_memory_gb=peak,
-        ))
-    return results
+    if any(c is None for c in results):
+        raise RuntimeError("mlx-lm's BatchGenerator stopped before every prompt finished")
+    return results  # type: ignore[return-value]

@@ -20,9 +20,9 @@ from typing import Any
 
 from . import __version__, integrity
 from .atomic import write_json
-from .cache import CompletionCache, completion_key
+from .cache import CompletionCache, WriteBehind, completion_key
 from .errors import HarnessError
-from .generation import Completion, generate
+from .generation import Completion, Progress, generate
 from .metrics import suite_metrics
 from .models import Base, adapter_applied, check_adapter_fits, load_base
 from .prefix import SharedPrefixes
@@ -142,8 +142,13 @@ def suite_header(suite: Suite, scorers: list[Scorer]) -> dict:
 # --- generation --------------------------------------------------------------------
 
 def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str | None,
-                   cache: CompletionCache | None, live: bool) -> tuple[list[Completion], dict]:
-    """Completions for every case (cache first unless ``live``), and the integrity result."""
+                   cache: CompletionCache | None, live: bool,
+                   progress: Progress | None = None) -> tuple[list[Completion], dict]:
+    """Completions for every case (cache first unless ``live``), and the integrity result.
+
+    New completions are committed to the cache as they finish (``WriteBehind``), so a run
+    killed mid-suite takes everything finished so far from the cache when re-run.
+    """
     tokenizer = base.tokenizer
     prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
                for case in suite.cases]
@@ -160,11 +165,16 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     t0 = time.perf_counter()
     todo_prompts = [prompts[i] for i in todo]
     prefixes = SharedPrefixes(base.model, todo_prompts) if todo and gen_cfg.batch_size > 1 else None
-    fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg,
-                     prefixes=prefixes if prefixes is not None else False) if todo else []
+    writer = WriteBehind(cache) if cache is not None else None
+    try:
+        fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg, progress=progress,
+                         prefixes=prefixes if prefixes is not None else False,
+                         on_item=(lambda j, c: writer.add(keys[todo[j]], c)) if writer else None
+                         ) if todo else []
+    finally:  # an interrupted run keeps what it finished
+        if writer is not None:
+            writer.flush()
     elapsed = time.perf_counter() - t0
-    if cache is not None and fresh:
-        cache.put_many({keys[i]: c for i, c in zip(todo, fresh)})
     by_index = dict(zip(todo, fresh))
     completions = [by_index[i] if i in by_index else found[keys[i]] for i in range(len(keys))]
     for i, c in enumerate(completions):
