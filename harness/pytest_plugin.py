@@ -1,0 +1,240 @@
+"""pytest plugin (entry point ``pytest11``): gate a model or adapter from your own test suite.
+
+Two ways in:
+
+- the ``harness_run`` fixture runs an eval in-process and returns a :class:`HarnessResult`
+  (``.passed``, ``.failed_gates``, ``.metric(suite, model, name)``, ``.results``)::
+
+      def test_release(harness_run):
+          run = harness_run("suites/sql.yaml", "models/base", adapters={"v2": "adapters/v2"})
+          assert run.passed, run.failed_gates
+          assert run.metric("sql", "v2", "sql_execution") >= 0.4
+
+- ``pytest --harness-suites suites/ --harness-model models/base --harness-adapter v2=adapters/v2``
+  runs the eval while pytest collects and adds one test item per gate, so ``-k``,
+  ``-x``, ``--junitxml`` and IDEs work on gates; a failed gate fails with its reason.
+
+Nothing heavy is imported until an eval runs, so installing the package costs other
+test suites nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pytest
+
+__all__ = ["HarnessResult", "run_harness_eval"]
+
+
+class HarnessResult:
+    """One eval's outcome: the parsed ``results.json`` and ways into it."""
+
+    def __init__(self, results: dict, out: Path, exit_code: int):
+        self.results = results
+        self.out = Path(out)
+        self.exit_code = exit_code
+
+    @property
+    def gates(self) -> list[dict]:
+        return [g for s in self.results["suites"] for g in s.get("gates") or []]
+
+    @property
+    def failed_gates(self) -> list[dict]:
+        return [g for g in self.gates if not g.get("passed")]
+
+    @property
+    def passed(self) -> bool:
+        return self.results.get("verdict") == "pass" and not self.failed_gates
+
+    def metric(self, suite: str, model: str, name: str) -> float:
+        """The value of metric ``name`` of ``model`` on ``suite``; KeyError names what exists."""
+        by_name = {s["name"]: s for s in self.results["suites"]}
+        if suite not in by_name:
+            raise KeyError(f"no suite {suite!r} in this run (suites: {', '.join(sorted(by_name))})")
+        models = by_name[suite].get("models") or {}
+        if model not in models:
+            raise KeyError(f"no model {model!r} on suite {suite!r} (models: {', '.join(models)})")
+        metrics = models[model].get("metrics") or {}
+        if name not in metrics:
+            raise KeyError(f"no metric {name!r} for {suite}/{model} (metrics: {', '.join(sorted(metrics))})")
+        value = metrics[name].get("value")
+        return float("nan") if value is None else float(value)
+
+    def __repr__(self) -> str:
+        return (f"HarnessResult(verdict={self.results.get('verdict')!r}, gates={len(self.gates)}, "
+                f"failed={len(self.failed_gates)}, out={str(self.out)!r})")
+
+
+def _adapter_specs(adapters: Mapping[str, Any] | Iterable[str] | None):
+    from .runner import parse_adapter_args
+
+    if adapters is None:
+        return []
+    if isinstance(adapters, Mapping):
+        values = [f"{name}={path}" for name, path in adapters.items()]
+    else:
+        values = [str(a) for a in adapters]
+    return parse_adapter_args(values)
+
+
+def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Path, adapters=None,
+                     baseline: str | Path | None = None, out: str | Path | None = None,
+                     limit: int | None = None, *, use_cache: bool = True) -> HarnessResult:
+    """What ``harness eval`` does, in-process: returns the result instead of an exit code."""
+    import json
+    import tempfile
+
+    from .runner import finish, load_suites, run_eval
+    from .suite import find_suites
+
+    if isinstance(suites, (str, Path)):
+        suites = [suites]
+    paths = find_suites([str(s) for s in suites])
+    specs = _adapter_specs(adapters)
+    base_doc = None
+    if baseline is not None:
+        from .baseline import load_baseline
+
+        base_doc = load_baseline(Path(baseline))
+    out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="harness-run-"))
+    results = run_eval(paths, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
+                       command=["pytest", "harness_run", *map(str, paths), "--model", str(model)])
+    code = finish(results, load_suites(paths, limit), out_dir, base_doc)
+    return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code)
+
+
+# --- options ---------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlx-harness", "mlx-harness: evaluation gates as tests")
+    group.addoption("--harness-suites", nargs="+", metavar="PATH", default=None,
+                    help="suite YAML files or folders: run them and collect one test per gate")
+    group.addoption("--harness-model", metavar="PATH", default=None, help="base model folder (or hub id)")
+    group.addoption("--harness-adapter", action="append", default=[], metavar="NAME=PATH",
+                    help="an adapter to evaluate beside the base (repeatable)")
+    group.addoption("--harness-baseline", metavar="PATH", default=None, help="approved baseline to gate against")
+    group.addoption("--harness-out", metavar="DIR", default=None,
+                    help="report folder of the gate run (default: a new temporary folder)")
+    group.addoption("--harness-limit", type=int, default=None, metavar="N", help="only the first N cases per suite")
+
+
+# --- the fixture -----------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def harness_run(pytestconfig: pytest.Config):
+    """``harness_run(suites, model, adapters=None, baseline=None, out=None, limit=None)`` ->
+    :class:`HarnessResult`. Omitted ``suites``/``model``/``adapters``/``baseline`` come from
+    ``--harness-*`` options. Identical calls in one session run once."""
+    from .errors import HarnessError
+
+    memo: dict[tuple, HarnessResult] = {}
+
+    def run(suites=None, model=None, adapters=None, baseline=None, out=None, limit=None) -> HarnessResult:
+        suites = suites if suites is not None else pytestconfig.getoption("harness_suites")
+        model = model if model is not None else pytestconfig.getoption("harness_model")
+        if adapters is None and pytestconfig.getoption("harness_adapter"):
+            adapters = pytestconfig.getoption("harness_adapter")
+        baseline = baseline if baseline is not None else pytestconfig.getoption("harness_baseline")
+        if not suites or not model:
+            pytest.fail("harness_run needs suites and a model (arguments, or --harness-suites and "
+                        "--harness-model)", pytrace=False)
+        key = (repr(suites), str(model), repr(adapters), str(baseline), str(out), limit)
+        if key not in memo:
+            try:
+                memo[key] = run_harness_eval(suites, model, adapters, baseline, out, limit)
+            except HarnessError as exc:
+                pytest.fail(f"harness: {exc.one_line()}", pytrace=False)
+        return memo[key]
+
+    return run
+
+
+# --- gates as collected items ------------------------------------------------------------
+
+class GateFailed(Exception):
+    """A gate did not pass; the message is the gate's reason."""
+
+
+class GateItem(pytest.Item):
+    def __init__(self, *, gate: dict, suite_path: str | None, **kwargs):
+        super().__init__(**kwargs)
+        self.gate = gate
+        self.suite_path = suite_path
+        self.add_marker("harness_gate")
+
+    def runtest(self) -> None:
+        if not self.gate.get("passed"):
+            g = self.gate
+            raise GateFailed(f"{g.get('suite')} / {g.get('model')} / {g.get('metric')} ({g.get('kind')}): "
+                             f"{g.get('reason')}")
+
+    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+        if isinstance(excinfo.value, GateFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.suite_path or "harness", None, f"gate {self.name}"
+
+
+class GateRun(pytest.Collector):
+    """The parent node of one suite's gate items: node ids read ``suites/sql.yaml::sql/v2/metric/kind``."""
+
+    def collect(self):  # items are made by pytest_collection_modifyitems
+        return []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "harness_gate: a gate of an mlx-harness eval (--harness-suites)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply to gates too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    suites = config.getoption("harness_suites")
+    if not suites:
+        return
+    from .errors import HarnessError
+
+    model = config.getoption("harness_model")
+    if not model:
+        raise pytest.UsageError("--harness-suites needs --harness-model PATH")
+    try:
+        result = run_harness_eval(suites, model, config.getoption("harness_adapter"),
+                                  config.getoption("harness_baseline"), config.getoption("harness_out"),
+                                  config.getoption("harness_limit"))
+    except HarnessError as exc:
+        raise pytest.UsageError(f"harness: {exc.one_line()}") from None
+    config.stash[_RESULT_KEY] = result
+    seen: dict[str, int] = {}
+    for suite in result.results["suites"]:
+        path = Path(suite.get("path") or suite["name"]).resolve()
+        try:
+            nodeid = path.relative_to(config.rootpath).as_posix()
+        except ValueError:
+            nodeid = path.as_posix()
+        parent = GateRun.from_parent(session, name=path.name, path=path, nodeid=nodeid)
+        made = []
+        for gate in suite.get("gates") or []:
+            name = f"{gate.get('suite')}/{gate.get('model')}/{gate.get('metric')}/{gate.get('kind')}"
+            seen[name] = seen.get(name, 0) + 1
+            if seen[name] > 1:
+                name = f"{name}#{seen[name]}"
+            made.append(GateItem.from_parent(parent, name=name, gate=gate, suite_path=str(path)))
+        # counted in "collected N items" like any collected file
+        session.ihook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, made))
+        items.extend(made)
+    if not any(s.get("gates") for s in result.results["suites"]):
+        print(f"harness: the run had no gates (report in {result.out})", file=sys.stderr)
+
+
+_RESULT_KEY = pytest.StashKey[HarnessResult]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    result = config.stash.get(_RESULT_KEY, None)
+    if result is not None:
+        terminalreporter.write_line(f"harness: {len(result.gates)} gate(s), {len(result.failed_gates)} failed; "
+                                    f"report in {result.out / 'index.html'}")

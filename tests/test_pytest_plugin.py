@@ -1,0 +1,124 @@
+"""The pytest plugin: the `harness_run` fixture and gates collected as pytest items,
+exercised in a user's scratch folder with pytester."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import FIXTURE_MODEL, ROOT
+
+pytest_plugins = ("pytester",)
+
+# pytester's in-process runs drop the modules they imported afterwards; numpy and mlx cannot be
+# imported twice in one process, so everything an eval touches is imported here first.
+import harness.baseline, harness.gates, harness.pytest_plugin, harness.reports.html, harness.runner  # noqa: E401,E402,F401
+import mlx.core, mlx_lm  # noqa: E401,E402,F401
+
+SMOKE = ROOT / "suites" / "smoke.yaml"
+SQL_ADAPTER = ROOT / "fixtures" / "adapters" / "sql"
+PLUGIN = ("-p", "harness.pytest_plugin")
+
+
+@pytest.fixture
+def scratch(pytester, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    return pytester
+
+
+def _failing_suite(folder, name="smoke"):
+    """smoke with a gate no adapter on the fixture reaches (exact_match is 0 there) and one it does."""
+    path = folder / f"{name}.yaml"
+    text = SMOKE.read_text().replace("name: smoke", f"name: {name}")
+    path.write_text(text + "gates:\n  exact_match: {min: 0.9, max_drop_vs_base: 0.05}\n")
+    return path
+
+
+def test_fixture_in_a_user_test_file(scratch):
+    gated = _failing_suite(scratch.path)
+    scratch.makepyfile(test_release=f"""
+        import math
+
+        def test_adapter_passes(harness_run):
+            run = harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r}, adapters={{"sql": {str(SQL_ADAPTER)!r}}})
+            assert run.passed and run.failed_gates == []
+            assert run.results["suites"][0]["name"] == "smoke"
+            assert set(run.results["suites"][0]["models"]) == {{"base", "sql"}}
+            assert 0.0 <= run.metric("smoke", "sql", "exact_match") <= 1.0
+            assert (run.out / "index.html").is_file()
+
+        def test_a_failed_gate_shows(harness_run):
+            run = harness_run([{str(gated)!r}], {str(FIXTURE_MODEL)!r}, limit=3)
+            assert not run.passed
+            assert [g["metric"] for g in run.failed_gates] == ["exact_match"]
+            assert "0.9" in run.failed_gates[0]["reason"]
+            try:
+                run.metric("smoke", "nobody", "exact_match")
+            except KeyError as exc:
+                assert "base" in str(exc)
+            else:
+                raise AssertionError("unknown model should raise KeyError")
+    """)
+    result = scratch.runpytest(*PLUGIN)
+    result.assert_outcomes(passed=2)
+
+
+def test_gates_are_collected_items(scratch):
+    args = (*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+            "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-out", str(scratch.path / "report"))
+    collected = scratch.runpytest(*args, "--collect-only", "-q")
+    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in collected.stdout.str()
+    result = scratch.runpytest(*args, "-v")
+    result.assert_outcomes(passed=1)
+    assert (scratch.path / "report" / "results.json").is_file()
+
+
+def test_failed_gate_is_a_failure_with_its_reason_and_junit_k_x_apply(scratch):
+    gated, other = _failing_suite(scratch.path), _failing_suite(scratch.path, "smoke2")
+    junit = scratch.path / "junit.xml"
+    args = (*PLUGIN, "--harness-suites", str(gated), str(other), "--harness-model", str(FIXTURE_MODEL),
+            "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", "3")
+    result = scratch.runpytest(*args, f"--junitxml={junit}")
+    result.assert_outcomes(failed=2, passed=2)  # per suite: sql's min fails, its drop vs base passes
+    result.stdout.fnmatch_lines(["*collected 4 items*",
+                                 "*smoke / sql / exact_match (min): exact_match = 0.000*below the floor 0.900*"])
+    failures = {c.get("name"): c.find("failure") for c in ET.parse(junit).getroot().iter("testcase")}
+    assert set(failures) == {f"{s}/sql/exact_match/{k}" for s in ("smoke", "smoke2")
+                             for k in ("min", "max_drop_vs_base")}
+    failed = failures["smoke/sql/exact_match/min"]
+    assert failed is not None and "below the floor 0.900" in failed.get("message")
+    assert failures["smoke/sql/exact_match/max_drop_vs_base"] is None
+
+    only = scratch.runpytest(*args, "-k", "smoke2 and min")
+    only.assert_outcomes(failed=1, deselected=3)
+    first = scratch.runpytest(*args, "-x")
+    assert first.parseoutcomes()["failed"] == 1  # stopped at the first failed gate of two
+
+
+def test_bad_suite_is_a_usage_error(scratch):
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(scratch.path / "nope.yaml"),
+                               "--harness-model", str(FIXTURE_MODEL))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*harness:*nope.yaml*"])
+
+
+def test_entry_point_loads_the_plugin_when_installed(tmp_path):
+    """pip-install the project (no deps, offline) and run plain `pytest --harness-*` in a scratch folder:
+    the pytest11 entry point, not -p, brings the plugin in."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(ROOT)], check=True, capture_output=True,
+                   timeout=300)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(target), HARNESS_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+                           "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+                           "--harness-adapter", f"sql={SQL_ADAPTER}"], cwd=scratch, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in proc.stdout
