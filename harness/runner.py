@@ -269,6 +269,10 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
             "trained_on": config.get("base_fingerprint"),
             "training_log": str(log_file) if log_file.is_file() else None,
         }
+        from .train.log import read_warnings
+
+        for text in read_warnings(log_file):
+            results["warnings"].append(f"adapter {spec.name}: its training log warns: {text}")
         trained = (config.get("prompt_format") or {}).get("template")
         for suite, header in zip(suites, results["suites"]):
             if trained and trained != suite.template:

@@ -162,3 +162,35 @@ def test_stories260k_raw_prompts(tmp_path):
     cfg = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
     assert cfg["prompt_format"]["template"] == "raw"  # no chat template: raw prompts, BOS added
     assert result.final_val_loss < result.first_val_loss - 1.0  # measured 2.97 -> 0.45
+
+
+def test_training_that_did_not_train_is_warned_logged_and_shown(tmp_path, capsys):
+    """lr 1e-12 (val loss never moves), warmup longer than the run, many passes over few rows:
+    a warning at train time, a record in train_log.jsonl, a warning in the eval report."""
+    from conftest import run_harness
+
+    cfg = config(tmp_path, steps=6, learning_rate=1e-12, eval_every=3, save_every=6, report_every=3,
+                 lr_schedule={"name": "cosine_decay", "arguments": [1e-12, 6], "warmup": 10})
+    cfg.data = str(sql_data(tmp_path / "few", train_rows=1 * 8, valid_rows=8))
+    result = train(cfg)
+    err = capsys.readouterr().err
+    assert "warmup is 10 steps but the run has 6" in err
+    assert "pass over the 8 training rows 6 times" not in err  # 6 passes: not memorising
+    assert "validation loss did not move in 6 steps" in err
+    log = [json.loads(line) for line in (result.adapter_path / "train_log.jsonl").read_text().splitlines()]
+    warned = [w for r in log for w in r.get("warnings", [])]
+    assert len(warned) == 2 and "did not train" in warned[-1]
+    many = train(config_from_dict(dict(model=str(MODEL), data=cfg.data, adapter_path=str(tmp_path / "many"),
+                                       steps=32, batch_size=8, learning_rate=1e-3, eval_every=32,
+                                       save_every=32, report_every=32)), quiet=True)
+    assert any("pass over the 8 training rows 32 times" in w
+               for r in many.log for w in r.get("warnings", []))
+    out = tmp_path / "report"
+    done = run_harness("eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(MODEL),
+                       "--adapter", f"stalled={result.adapter_path}", "--out", str(out), "--no-cache")
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert any(w.startswith("adapter stalled: its training log warns: validation loss did not move")
+               for w in results["warnings"])
+    assert "validation loss did not move" in (out / "summary.md").read_text()
+    assert "validation loss did not move" in (out / "index.html").read_text()

@@ -7,7 +7,10 @@ One JSON object per line, read by the reports for loss curves. Every record has 
   ``tokens_per_s`` (trained target tokens per second of training, all ranks),
   ``trained_tokens`` (cumulative), ``peak_memory_gb``;
 - ``val_loss`` (token-weighted mean over the fixed validation rows; step 0 is the base);
-- ``test_loss`` (once, after the last step, when the data has ``test.jsonl``).
+- ``test_loss`` (once, after the last step, when the data has ``test.jsonl``);
+- ``warnings``: signs that the run did not train (a validation loss that never moved,
+  warmup longer than the run, many passes over few rows); ``harness eval`` shows them
+  beside the adapter's scores.
 
 The file is rewritten atomically at every report, so a killed run leaves a whole file,
 and ``--resume`` keeps the records up to its checkpoint's step.
@@ -48,10 +51,38 @@ class TrainLog:
         else:
             self.records.append({"step": step, **clean})
 
+    def warn(self, step: int, text: str) -> None:
+        """Record a warning at ``step`` (kept in the log) and print it."""
+        if self.records and self.records[-1]["step"] == step:
+            rec = self.records[-1]
+        else:
+            rec = {"step": step}
+            self.records.append(rec)
+        rec.setdefault("warnings", []).append(text)
+        if self.enabled:
+            print(f"harness train: warning: {text}", file=sys.stderr, flush=True)
+
     def flush(self) -> None:
         if self.enabled:
             text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in self.records)
             write_text(self.path, text)
+
+
+def read_warnings(path: Path) -> list[str]:
+    """The warnings a training log records (empty when it has none or cannot be read)."""
+    out: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("warnings"), list):
+            out.extend(str(w) for w in rec["warnings"])
+    return out
 
 
 def progress_line(total: int, rec: dict) -> str:

@@ -33,6 +33,37 @@ from .log import LOG_NAME, Progress, TrainLog
 OPTIMIZERS = {"adamw": optim.AdamW, "adam": optim.Adam, "sgd": optim.SGD}
 
 
+# A run that passes over each training row more often than this memorises its rows.
+MAX_EPOCHS = 30
+# A validation loss that moved less than this fraction did not train.
+MIN_VAL_CHANGE = 0.005
+
+
+def setup_warnings(cfg: TrainConfig, train_rows: int) -> list[str]:
+    """Signs before the first step that this run will not train as meant."""
+    out = []
+    warmup = int((cfg.lr_schedule or {}).get("warmup") or 0)
+    if warmup >= cfg.steps:
+        out.append(f"lr_schedule.warmup is {warmup} steps but the run has {cfg.steps}: the learning "
+                   f"rate never reaches its peak (shorten warmup or train longer)")
+    epochs = cfg.steps * cfg.batch_size * cfg.grad_accumulation_steps / max(train_rows, 1)
+    if epochs > MAX_EPOCHS:
+        out.append(f"{cfg.steps} steps of {cfg.batch_size * cfg.grad_accumulation_steps} rows pass over "
+                   f"the {train_rows} training rows {epochs:.0f} times (more than {MAX_EPOCHS}): the "
+                   f"adapter memorises them (add rows or train fewer steps)")
+    return out
+
+
+def stalled_warning(first: float | None, last: float | None, steps: int, lr: str) -> str | None:
+    """The validation loss never moved: the run trained nothing (learning rate far too low)."""
+    if first is None or last is None or steps == 0:
+        return None
+    if abs(last - first) < MIN_VAL_CHANGE * max(abs(first), 1e-9):
+        return (f"validation loss did not move in {steps} steps ({first:.4f} -> {last:.4f}, "
+                f"less than {MIN_VAL_CHANGE:.1%}): the adapter did not train (learning rate {lr}?)")
+    return None
+
+
 class TrainingDiverged(HarnessError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -246,6 +277,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             model.eval()
             val = evaluate(model, val_batches, world)
             log.add(0, val_loss=val)
+            for text in setup_warnings(cfg, len(train_rows)):
+                log.warn(0, text)
             log.flush()
             progress.report(log.records[-1])
         model.train()
@@ -288,6 +321,13 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
                 model.train()
                 _check_finite(val, "the validation loss", step, out, last_saved)
                 log.add(step, val_loss=val)
+                if last:
+                    vals = [r["val_loss"] for r in log.records if "val_loss" in r]
+                    lr = (f"{cfg.lr_schedule.get('name')} peaking at {cfg.lr_schedule['arguments'][0]}"
+                          if cfg.lr_schedule else f"{cfg.learning_rate:g}")
+                    text = stalled_warning(vals[0], vals[-1], step, lr)
+                    if text:
+                        log.warn(step, text)
             if log.records and log.records[-1]["step"] == step:
                 log.flush()
                 progress.report(log.records[-1])
