@@ -35,11 +35,19 @@ __all__ = ["REGISTRY", "Item", "Score", "Scorer", "make_scorer", "validate_score
 
 def scorer_class(name: str, *, path: Path | None = None, line: int | None = None,
                  field: str | None = None) -> type[Scorer]:
-    try:
+    if name in REGISTRY:
         return REGISTRY[name]
-    except KeyError:
+    from .plugins import load_plugin, plugin_names  # packages' `mlx_harness.scorers` entry points
+
+    try:
+        cls = load_plugin(name)
+    except HarnessError as exc:
+        raise HarnessError(f"{exc.message} [{exc.field}]", path=path, line=line, field=field,
+                           hint=exc.hint) from None
+    if cls is None:
         raise HarnessError(f"unknown scorer {name!r}", path=path, line=line, field=field,
-                           hint=f"known scorers: {', '.join(sorted(REGISTRY))}") from None
+                           hint=f"known scorers: {', '.join(sorted(REGISTRY) + plugin_names())}")
+    return cls
 
 
 def validate_scorer_options(spec, path: Path, line: int | None, suite_dir: Path | None = None) -> None:
