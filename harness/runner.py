@@ -26,6 +26,7 @@ from .generation import Completion, Progress, generate
 from .metrics import suite_metrics
 from .models import Base, adapter_applied, check_adapter_fits, load_base
 from .prefix import SharedPrefixes
+from .progress import Progress as LiveProgress
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import GenerationConfig, Suite, load_suite
@@ -143,7 +144,8 @@ def suite_header(suite: Suite, scorers: list[Scorer]) -> dict:
 
 def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str | None,
                    cache: CompletionCache | None, live: bool,
-                   progress: Progress | None = None) -> tuple[list[Completion], dict]:
+                   progress: Progress | None = None, show_progress: bool = False
+                   ) -> tuple[list[Completion], dict]:
     """Completions for every case (cache first unless ``live``), and the integrity result.
 
     New completions are committed to the cache as they finish (``WriteBehind``), so a run
@@ -166,12 +168,21 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     todo_prompts = [prompts[i] for i in todo]
     prefixes = SharedPrefixes(base.model, todo_prompts) if todo and gen_cfg.batch_size > 1 else None
     writer = WriteBehind(cache) if cache is not None else None
+    bar = LiveProgress(len(todo), label=f"  {suite.name}", enabled=show_progress,
+                       max_tokens=gen_cfg.max_tokens)
+
+    def report(done: int, total: int, tokens: int) -> None:
+        bar.update(done, tokens)
+        if progress is not None:
+            progress(done, total, tokens)
+
     try:
-        fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg, progress=progress,
+        fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg, progress=report,
                          prefixes=prefixes if prefixes is not None else False,
                          on_item=(lambda j, c: writer.add(keys[todo[j]], c)) if writer else None
                          ) if todo else []
     finally:  # an interrupted run keeps what it finished
+        bar.close()
         if writer is not None:
             writer.flush()
     elapsed = time.perf_counter() - t0
@@ -234,7 +245,8 @@ def load_suites(paths: list[Path], limit: int | None) -> list[Suite]:
 def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec], *,
              limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
              baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
-             allow_base_mismatch: bool = False, command: list[str] | None = None) -> dict:
+             allow_base_mismatch: bool = False, command: list[str] | None = None,
+             quiet: bool = False) -> dict:
     suites = load_suites(suite_paths, limit)  # all input checked before any model loads
     from .preflight import check_adapter, check_model_folder
 
@@ -288,21 +300,22 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
     for spec in [ModelSpec("base")] + adapters:
         log(f"[{spec.name}]")
         if spec.adapter_path is None:
-            _eval_model(spec.name, suites, scorer_sets, base, None, cache, results)
+            _eval_model(spec.name, suites, scorer_sets, base, None, cache, results, quiet)
         else:
             with adapter_applied(base, spec.name, spec.adapter_path, allow_base_mismatch) as adapter_fp:
-                _eval_model(spec.name, suites, scorer_sets, base, adapter_fp, cache, results)
+                _eval_model(spec.name, suites, scorer_sets, base, adapter_fp, cache, results, quiet)
     if cache is not None:
         cache.close()
     return results
 
 
 def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, adapter_fp: str | None,
-                cache: CompletionCache | None, results: dict) -> None:
+                cache: CompletionCache | None, results: dict, quiet: bool = False) -> None:
     for suite, header in zip(suites, results["suites"]):
         scorers = scorer_sets[suite.name]
         live = any(not s.uses_cache for s in scorers)
-        completions, integrity_result = generate_suite(suite, base, base.fingerprint, adapter_fp, cache, live)
+        completions, integrity_result = generate_suite(suite, base, base.fingerprint, adapter_fp, cache, live,
+                                                       show_progress=not quiet)
         model_result, skipped = score_model(suite, scorers, [completion_dict(c) for c in completions],
                                             adapter_fp or base.fingerprint, base)
         model_result["integrity"] = integrity_result

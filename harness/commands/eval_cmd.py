@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--history", action="append", default=[], type=Path, metavar="DIR",
                    help="earlier runs (folders with results.json): draw each gated metric's trend in the "
                         "scorecard (repeatable)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live progress on stderr (items done, tokens/s, ETA)")
     p.set_defaults(func=run)
 
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
                        cache_dir=args.cache_dir, baseline=baseline,
                        allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
-                       allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]])
+                       allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]],
+                       quiet=args.quiet)
     if history is not None:
         from ..history import past_series
 

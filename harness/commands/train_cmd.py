@@ -22,6 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-lint-errors", action="store_true",
                    help="train even when `harness lint-data` finds errors in the data "
                         "(by default the first error stops training, exit 2)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no live progress on stderr (steps, tokens/s, ETA; the log file is still written)")
     p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key value",
                    help="config overrides")
     p.set_defaults(func=run_train)
@@ -58,9 +60,10 @@ def run_train(args: argparse.Namespace) -> int:
     rest = list(args.overrides)
     resume = args.resume or "--resume" in rest
     allow_lint = args.allow_lint_errors or "--allow-lint-errors" in rest
-    rest = [a for a in rest if a not in ("--resume", "--allow-lint-errors")]
+    quiet = args.quiet or "--quiet" in rest
+    rest = [a for a in rest if a not in ("--resume", "--allow-lint-errors", "--quiet")]
     cfg = load_config(args.config, parse_overrides(rest))
-    result = train(cfg, resume=resume, allow_lint_errors=allow_lint)
+    result = train(cfg, resume=resume, allow_lint_errors=allow_lint, quiet=quiet)
     if result.rank == 0 and result.final_val_loss is not None:
         print(f"adapter written to {result.adapter_path} after {result.steps} steps: "
               f"val loss {result.first_val_loss:.4f} -> {result.final_val_loss:.4f}")

@@ -101,20 +101,30 @@ def progress_line(total: int, rec: dict) -> str:
 
 
 class Progress:
-    """A bar redrawn in place on a terminal; one line per report otherwise."""
+    """A bar redrawn in place on a terminal (steps, tokens/s, ETA); when stderr is not a
+    terminal, one line per report plus a plain progress line every few seconds
+    (``harness.progress``)."""
 
-    def __init__(self, total: int, enabled: bool):
+    def __init__(self, total: int, enabled: bool, initial: int = 0):
+        from ..progress import Progress as LiveProgress
+
         self.total = total
         self.enabled = enabled
-        self.tty = enabled and sys.stderr.isatty()
+        self.live = LiveProgress(total, "train", "steps", enabled=enabled, initial=initial)
+        self.tty = self.live.tty
         self.last = ""
+        self.tokens = 0
 
-    def tick(self, step: int) -> None:
+    def tick(self, step: int, tokens: int = 0) -> None:
+        self.tokens += tokens
         if self.tty:
+            self.live.done, self.live.tokens = step, self.tokens
             filled = int(30 * step / self.total)
             bar = "#" * filled + "-" * (30 - filled)
-            sys.stderr.write(f"\r[{bar}] {step}/{self.total}  {self.last}\x1b[K")
+            sys.stderr.write(f"\r[{bar}] {self.live.line()}  {self.last}\x1b[K")
             sys.stderr.flush()
+        else:
+            self.live.update(step, self.tokens)
 
     def report(self, rec: dict) -> None:
         if not self.enabled:

@@ -263,7 +263,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     step_once = compiled(lambda inputs, targets, mask: apply(*grads_of(inputs, targets, mask)))
     first_c, accumulate_c, apply_c = compiled(grads_of), compiled(accumulate), compiled(apply)
 
-    progress = Progress(cfg.steps, enabled=rank == 0 and not quiet)
+    progress = Progress(cfg.steps, enabled=rank == 0 and not quiet, initial=state.step)
     last_saved = state.step if resume else 0
 
     def save() -> None:
@@ -305,7 +305,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             state.window_loss += loss_sum
             state.window_tokens += tokens
             state.trained_tokens += tokens
-            progress.tick(step)
+            progress.tick(step, tokens)
 
             last = step == cfg.steps
             if step % cfg.report_every == 0 or last:
