@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "harness.commands.doctor_cmd",
     "harness.commands.train_cmd",
     "harness.commands.baseline_cmd",
+    "harness.commands.check_generator_cmd",
     "harness.commands.history_cmd",
 ]
 

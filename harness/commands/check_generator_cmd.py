@@ -1,0 +1,83 @@
+"""`harness check-generator`: a user's generation loop against the engine and a full recompute."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "check-generator", help="check your own generation loop against the reference engine",
+        description="Compare the greedy tokens of your generation loop with the harness engine's "
+                    "and with a full recomputation of the context at every step. A token the full "
+                    "context would not choose (beyond a near-tie) is a failed gate: exit 1. Give "
+                    "the loop as --generator MODULE:FUNCTION (called as FUNCTION(model, tokenizer, "
+                    "prompt_ids, max_tokens) -> token ids, with the model loaded here), or what it "
+                    'produced as --completions FILE.jsonl ({"prompt_token_ids": [...], '
+                    '"output_token_ids": [...]} per line).')
+    p.add_argument("--model", required=True, help="base model folder (or hub id)")
+    p.add_argument("--adapter", type=Path, help="adapter folder to put on the base for the check")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--generator", help="MODULE:FUNCTION or FILE.py:FUNCTION (your loop)")
+    src.add_argument("--completions", type=Path, help="JSONL of prompt_token_ids and output_token_ids")
+    p.add_argument("--suite", type=Path, help="with --generator: take prompts from this suite "
+                                              "(rendered as `harness eval` renders them)")
+    p.add_argument("--prompt", action="append", default=[], help="with --generator: a prompt text (repeatable)")
+    p.add_argument("--template", choices=("chat", "raw"), default="raw",
+                   help="how --prompt texts are encoded (default raw)")
+    p.add_argument("--limit", type=int, default=8, help="prompts taken from --suite (default 8)")
+    p.add_argument("--max-tokens", type=int, default=32, help="tokens compared per prompt (default 32)")
+    p.add_argument("--out", type=Path, help="write the full report (JSON) here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..atomic import write_json
+    from ..errors import HarnessError
+    from ..generator_check import check_generator, compare_outputs, load_callable, read_outputs
+    from ..models import adapter_applied, load_base
+    from ..prompts import encode_prompt
+
+    if args.max_tokens < 1:
+        raise HarnessError("--max-tokens must be at least 1", field="--max-tokens")
+    if args.generator:
+        fn = load_callable(args.generator)
+        if not args.suite and not args.prompt:
+            raise HarnessError("--generator needs prompts: --suite FILE or --prompt TEXT",
+                               field="--generator")
+        suite = None
+        if args.suite:
+            from ..suite import load_suite
+
+            suite = load_suite(args.suite).limited(args.limit)
+    else:
+        stored_prompts, outputs = read_outputs(args.completions)
+    base = load_base(args.model)
+    if args.generator:
+        prompts = [encode_prompt(base.tokenizer, t, args.template) for t in args.prompt]
+        if suite is not None:
+            prompts += [encode_prompt(base.tokenizer, c.prompt, suite.template, suite.system)
+                        for c in suite.cases]
+
+        def check():
+            return check_generator(lambda ids, n: fn(base.model, base.tokenizer, ids, n), base,
+                                   prompts, max_tokens=args.max_tokens)
+    else:
+        def check():
+            return compare_outputs(base, stored_prompts, outputs, args.max_tokens)
+    if args.adapter is not None:
+        with adapter_applied(base, "checked", args.adapter):
+            report = check()
+    else:
+        report = check()
+    for item in report.items:
+        where = "matches" if item.first_engine_difference is None else \
+            f"leaves the engine at step {item.first_engine_difference}"
+        verdict = f"MISMATCH: {item.problem}" if item.problem else "ok"
+        print(f"  prompt {item.index} ({item.prompt_tokens} tokens): {len(item.tokens)} tokens, {where}; {verdict}")
+    if args.out:
+        write_json(args.out, report.to_json())
+    print(("PASS: " if report.passed else "FAIL: ") + report.detail, file=sys.stderr)
+    return 0 if report.passed else 1

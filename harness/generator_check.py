@@ -1,0 +1,220 @@
+"""Check a user's own generation loop against the reference engine (`harness check-generator`).
+
+A hand-written decoding loop that loses the prompt's context (feeding the newest token
+without its KV cache, a stale cache, an off-by-one position) writes fluent text that
+ignores the prompt, and nothing downstream notices. Give this module the loop (a
+callable) or what it produced (a JSONL file of token ids) and it compares the loop's
+greedy tokens with
+
+1. the harness's engine decoding the same prompt greedily (``generation.generate``), and
+2. a full recomputation of the context at every step (``integrity.compare``: one
+   uncached forward pass; near-ties within ``integrity.TIE_TOLERANCE`` are allowed).
+
+The verdict follows the recomputation: a token the full context would not choose is a
+mismatch (a failed gate, exit 1). Where the loop and the engine part ways on a near-tie
+both are right, and the report says so.
+
+Python::
+
+    from harness.generator_check import check_generator
+    report = check_generator(my_generate, model="path/to/model", prompts=["Q: ...\\nA: "])
+    assert report.passed, report.detail
+
+``my_generate(prompt_ids, max_tokens) -> generated ids`` (greedy, EOS included or not).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import integrity
+from .errors import HarnessError
+
+Generator = Callable[[list[int], int], Sequence[int]]
+
+
+@dataclass
+class ItemCheck:
+    index: int
+    prompt_tokens: int
+    tokens: list[int]  # the user's, cut at EOS and max_tokens
+    engine_tokens: list[int]
+    first_engine_difference: int | None  # step where the user's tokens leave the engine's
+    problem: str | None  # the recomputation's objection, or None
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "prompt_tokens": self.prompt_tokens, "tokens": self.tokens,
+                "engine_tokens": self.engine_tokens,
+                "first_engine_difference": self.first_engine_difference, "problem": self.problem}
+
+
+@dataclass
+class GeneratorReport:
+    passed: bool
+    detail: str
+    items: list[ItemCheck] = field(default_factory=list)
+    max_tokens: int = 0
+
+    @property
+    def mismatches(self) -> int:
+        return sum(1 for i in self.items if i.problem)
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "detail": self.detail, "max_tokens": self.max_tokens,
+                "checked": len(self.items), "mismatches": self.mismatches,
+                "items": [i.to_json() for i in self.items]}
+
+
+def _cut(tokens: Sequence[int], eos: set[int], max_tokens: int) -> list[int]:
+    out: list[int] = []
+    for t in list(tokens)[:max_tokens]:
+        out.append(int(t))
+        if int(t) in eos:
+            break
+    return out
+
+
+def _engine(base: Any, prompts: list[list[int]], max_tokens: int) -> list[list[int]]:
+    from .generation import generate
+    from .suite import GenerationConfig
+
+    eos = next(iter(base.tokenizer.eos_token_ids), None)
+    done = generate(base.model, base.tokenizer, prompts,
+                    GenerationConfig(max_tokens=max_tokens, temperature=0.0, batch_size=max(2, len(prompts))))
+    return [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else []) for c in done]
+
+
+def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[int]],
+                    max_tokens: int) -> GeneratorReport:
+    """Check stored greedy outputs (token ids) for ``prompts`` on the loaded ``base``."""
+    eos = set(base.tokenizer.eos_token_ids)
+    vocab = int((base.config or {}).get("vocab_size") or 0)
+    for i, ids in enumerate([*prompts, *outputs]):
+        bad_id = next((t for t in ids if not 0 <= int(t) < vocab), None) if vocab else None
+        if bad_id is not None:
+            which = f"prompt {i}" if i < len(prompts) else f"output {i - len(prompts)}"
+            raise HarnessError(f"{which} has token id {bad_id}, outside the model's vocabulary (0..{vocab - 1})",
+                               hint="check the generator against the model and tokenizer it uses")
+    engine = _engine(base, prompts, max_tokens)
+    items = []
+    for i, (prompt, produced, ref) in enumerate(zip(prompts, outputs, engine)):
+        tokens = _cut(produced, eos, max_tokens)
+        diff = next((k for k, (a, b) in enumerate(zip(tokens, ref)) if a != b), None)
+        if diff is None and len(tokens) != len(ref) and min(len(tokens), len(ref)) < max_tokens:
+            diff = min(len(tokens), len(ref))
+        if not tokens:
+            problem = None if (ref and ref[0] in eos) or not ref else (
+                "the generator returned no tokens; the engine continues with token "
+                f"{ref[0]}")
+        else:
+            problem = integrity.compare(base.model, prompt, tokens)
+        items.append(ItemCheck(i, len(prompt), tokens, ref, diff, problem))
+    bad = [it for it in items if it.problem]
+    if bad:
+        first = bad[0]
+        detail = (f"{len(bad)} of {len(items)} prompts: the generator's greedy tokens disagree with "
+                  f"full-context recomputation (prompt {first.index}: {first.problem}); "
+                  f"the loop is dropping or corrupting context")
+    else:
+        ties = sum(1 for it in items if it.first_engine_difference is not None)
+        detail = (f"{len(items)} prompts, up to {max_tokens} tokens each: the generator matches full "
+                  f"recomputation" + (f" ({ties} part from the engine on near-ties)" if ties else
+                                      " and the engine token for token"))
+    return GeneratorReport(passed=not bad, detail=detail, items=items, max_tokens=max_tokens)
+
+
+def check_generator(generator: Generator, model: str | Any, prompts: Sequence[str | Sequence[int]],
+                    max_tokens: int = 32, template: str = "raw", system: str | None = None,
+                    adapter: str | Path | None = None) -> GeneratorReport:
+    """Run ``generator(prompt_ids, max_tokens)`` on each prompt and check what it wrote.
+
+    ``model`` is a model folder (loaded with mlx-lm) or a loaded ``harness.models.Base``;
+    ``prompts`` are texts (encoded with ``template``/``system`` as ``harness eval`` does)
+    or token-id lists; ``adapter`` puts an adapter on the base for the check.
+    """
+    from .models import Base, adapter_applied, load_base
+    from .prompts import encode_prompt
+
+    base = model if isinstance(model, Base) else load_base(str(model))
+    ids = [list(p) if not isinstance(p, str) else encode_prompt(base.tokenizer, p, template, system)
+           for p in prompts]
+    if not ids:
+        raise HarnessError("no prompts to check", field="prompts")
+
+    def run() -> GeneratorReport:
+        outputs = [generator(list(p), max_tokens) for p in ids]
+        return compare_outputs(base, ids, outputs, max_tokens)
+
+    if adapter is None:
+        return run()
+    with adapter_applied(base, "checked", adapter):
+        return run()
+
+
+def load_callable(spec: str) -> Callable:
+    """``module:function`` or ``path/to/file.py:function`` (the user's own code)."""
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name:
+        raise HarnessError(f"--generator {spec!r} must be MODULE:FUNCTION or FILE.py:FUNCTION",
+                           field="--generator")
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise HarnessError("generator file not found", path=path, field="--generator")
+        module_spec = importlib.util.spec_from_file_location(f"_harness_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        import os
+        import sys
+
+        if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would see them
+            sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise HarnessError(f"cannot import {target!r}: {exc}", field="--generator") from None
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise HarnessError(f"{target} has no function {name!r}", field="--generator")
+    if len(inspect.signature(fn).parameters) != 4:
+        raise HarnessError(f"{spec} must take (model, tokenizer, prompt_ids, max_tokens)",
+                           field="--generator", hint="return the generated token ids (greedy)")
+    return fn
+
+
+def read_outputs(path: Path) -> tuple[list[list[int]], list[list[int]]]:
+    """(prompt ids, output ids) from JSONL lines ``{"prompt_token_ids": [...], "output_token_ids": [...]}``."""
+    if not path.is_file():
+        raise HarnessError("completions file not found", path=path)
+    prompts, outputs = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+        for key in ("prompt_token_ids", "output_token_ids"):
+            value = row.get(key) if isinstance(row, dict) else None
+            if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool)
+                                                      for t in value):
+                raise HarnessError(f"`{key}` must be a list of token ids", path=path, line=number,
+                                   field=key, hint="store the ids your generator saw and wrote")
+        if not row["prompt_token_ids"]:
+            raise HarnessError("`prompt_token_ids` is empty", path=path, line=number, field="prompt_token_ids")
+        prompts.append(row["prompt_token_ids"])
+        outputs.append(row["output_token_ids"])
+    if not prompts:
+        raise HarnessError("the completions file has no rows", path=path)
+    return prompts, outputs
+
+
+__all__ = ["check_generator", "compare_outputs", "GeneratorReport", "ItemCheck", "load_callable",
+           "read_outputs"]

@@ -1,0 +1,72 @@
+"""`harness check-generator` and its Python API: a right loop passes, a context-losing loop
+fails (exit 1), stored token ids are checked the same way, bad input is exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import FIXTURE_MODEL, ROOT, run_harness
+
+from harness.generator_check import check_generator, load_callable
+
+USER_LOOPS = str(ROOT / "catalog" / "user_generators.py")
+cached_loop = load_callable(USER_LOOPS + ":cached_loop")
+lost_context_loop = load_callable(USER_LOOPS + ":lost_context_loop")
+
+PROMPTS = ["What port does the gateway use?", "SELECT name FROM people WHERE id = 3"]
+
+
+def test_python_api(fixture_base):
+    base = fixture_base
+    good = check_generator(lambda ids, n: cached_loop(base.model, base.tokenizer, ids, n), base,
+                           PROMPTS, max_tokens=16, template="chat")
+    assert good.passed, good.detail
+    assert [i.first_engine_difference for i in good.items] == [None, None]
+    bad = check_generator(lambda ids, n: lost_context_loop(base.model, base.tokenizer, ids, n), base,
+                          PROMPTS, max_tokens=16, template="chat")
+    assert not bad.passed and bad.mismatches >= 1
+    assert "full-context recomputation" in bad.detail
+    assert any(i.first_engine_difference is not None for i in bad.items)
+
+
+def test_cli_callable_and_stored_tokens(tmp_path, fixture_base):
+    common = ["check-generator", "--model", str(FIXTURE_MODEL), "--suite", str(ROOT / "suites" / "smoke.yaml"),
+              "--limit", "3", "--max-tokens", "12"]
+    good = run_harness(*common, "--generator", "catalog.user_generators:cached_loop")
+    assert good.returncode == 0, good.stderr
+    assert "PASS" in good.stderr and good.stdout.count(" ok") == 3
+    report = tmp_path / "report.json"
+    bad = run_harness(*common, "--generator", str(ROOT / "catalog" / "user_generators.py") + ":lost_context_loop",
+                      "--out", str(report))
+    assert bad.returncode == 1, bad.stderr
+    assert "MISMATCH" in bad.stdout and "FAIL" in bad.stderr
+    assert json.loads(report.read_text())["mismatches"] >= 1
+    # the same loop's output stored as token ids
+    base = fixture_base
+    from harness.prompts import encode_prompt
+
+    rows = []
+    for text in PROMPTS:
+        ids = encode_prompt(base.tokenizer, text, "chat")
+        rows.append({"prompt_token_ids": ids, "output_token_ids": lost_context_loop(base.model, base.tokenizer, ids, 12)})
+    stored = tmp_path / "outputs.jsonl"
+    stored.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--completions", str(stored),
+                       "--max-tokens", "12")
+    assert done.returncode == 1, done.stderr
+    rows[0]["output_token_ids"] = [10 ** 7]
+    stored.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--completions", str(stored))
+    assert done.returncode == 2 and "outside the model's vocabulary" in done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--generator", "nomodule_xyz:fn", "--prompt", "hi"], "cannot import"),
+    (["--generator", "catalog.user_generators:cached_loop"], "needs prompts"),
+    (["--generator", "catalog.user_generators"], "MODULE:FUNCTION"),
+])
+def test_cli_bad_input_is_exit_2(args, message):
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
