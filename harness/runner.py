@@ -354,19 +354,14 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
 
 def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     """Stored completions by model name, in the suite's case order (for `harness score`)."""
-    import json
-
     if not path.is_file():
         raise HarnessError("completions file not found", path=path)
     by_model: dict[str, dict[str, dict]] = {}
     ids = {c.id for c in suite.cases}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+    from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
+
+    for number, line in jsonl_lines(path, "completions file"):
+        row = parse_json_line(line, path, number)
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("output"), str):
             raise HarnessError('each line needs {"id": ..., "output": "..."}', path=path, line=number)
         reason = row.get("finish_reason", "stop")

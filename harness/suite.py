@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import yaml
@@ -193,22 +196,95 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
+# `data:` may name only a regular file inside the suite's folder or its repository,
+# unless the command runs with --allow-outside-data (what a suite reads ends up in the
+# report, and in CI the report is an artifact).
+_ALLOW_OUTSIDE_DATA: ContextVar[bool] = ContextVar("allow_outside_data", default=False)
+
+
+@contextmanager
+def outside_data_allowed(allowed: bool = True) -> Iterator[None]:
+    token = _ALLOW_OUTSIDE_DATA.set(allowed)
+    try:
+        yield
+    finally:
+        _ALLOW_OUTSIDE_DATA.reset(token)
+
+
+def _repository_of(folder: Path) -> Path | None:
+    for parent in (folder, *folder.parents):
+        if (parent / ".git").exists():
+            return parent
+    return None
+
+
+def resolve_data_path(suite_path: Path, value: str) -> Path:
+    """The file a suite's ``data:`` names: a regular file, inside the suite's folder or its
+    repository (symlinks resolved first) unless outside data is allowed."""
+    suite_dir = Path(suite_path).resolve().parent
+    target = (suite_dir / value).resolve()
+    if not _ALLOW_OUTSIDE_DATA.get():
+        roots = [suite_dir] + [r for r in [_repository_of(suite_dir)] if r is not None]
+        if not any(target.is_relative_to(root) for root in roots):
+            raise HarnessError(f"data file {value!r} is outside the suite's folder and repository",
+                               path=suite_path, field="data",
+                               hint="copy the data beside the suite, or pass --allow-outside-data")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        raise HarnessError("data file not found", path=target, field="data",
+                           hint="`data:` is relative to the suite file") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read the data file: {exc.strerror}", path=target, field="data") from None
+    if not stat.S_ISREG(mode):
+        raise HarnessError("data file is not a regular file (a folder, FIFO or device)", path=target,
+                           field="data", hint="`data:` must name a JSONL file")
+    return target
+
+
+def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of a UTF-8 JSONL file.
+
+    Lines end at ``\n`` only: JSON strings may hold a raw U+2028 or U+0085, which
+    ``str.splitlines`` would split on. A UTF-8 BOM is accepted, as in YAML.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise HarnessError(f"{what} not found", path=path) from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=path) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise HarnessError(f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=path, line=line,
+                           hint=f"save the {what} as UTF-8") from None
+    return [(number, line.rstrip("\r")) for number, line in enumerate(text.split("\n"), start=1)
+            if line.strip()]
+
+
+def parse_json_line(line: str, path: Path, number: int) -> Any:
+    """One JSONL line, bounded in depth and size; errors name the file and line."""
+    from . import bounded
+
+    try:
+        return bounded.loads(line, what="the line")
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
+                           line=number, hint="each line must be one JSON object") from None
+    except (bounded.TooMuchWork, RecursionError) as exc:
+        raise HarnessError(f"{exc or 'JSON nested too deeply'}", path=path, line=number,
+                           hint="each line must be one JSON object of reasonable size") from None
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) for every non-blank line; a bad line names itself."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise HarnessError("data file not found", path=path,
-                           hint="`data:` is relative to the suite file") from None
     records = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
-                               line=number, hint="each line must be one JSON object") from None
+    for number, line in jsonl_lines(path):
+        record = parse_json_line(line, path, number)
         if not isinstance(record, dict):
             raise HarnessError(f"expected a JSON object, got {type(record).__name__}",
                                path=path, line=number)
@@ -244,7 +320,7 @@ def load_suite(path: str | Path) -> Suite:
         scorers.append(spec)
 
     if "data" in data:
-        data_path = (path.parent / data["data"]).resolve()
+        data_path = resolve_data_path(path, data["data"])
         rows = read_jsonl(data_path)
         data_bytes = data_path.read_bytes()
         where_path = data_path

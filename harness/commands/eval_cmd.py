@@ -33,10 +33,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "scorecard (repeatable)")
     p.add_argument("--quiet", action="store_true",
                    help="no live progress on stderr (items done, tokens/s, ETA)")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="let a suite's `data:` name a file outside its folder and repository")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..suite import outside_data_allowed
+
+    with outside_data_allowed(args.allow_outside_data):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..errors import HarnessError
     from ..runner import finish, load_suites, parse_adapter_args, run_eval
     from ..suite import find_suites

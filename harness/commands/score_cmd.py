@@ -17,10 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="let a suite's `data:` name a file outside its folder and repository")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..suite import outside_data_allowed
+
+    with outside_data_allowed(args.allow_outside_data):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..preflight import check_out_dir
     from ..runner import finish, run_score
 

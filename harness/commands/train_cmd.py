@@ -83,6 +83,18 @@ def run_lint(args: argparse.Namespace) -> int:
             raise HarnessError("schema file not found", path=args.schema) from None
         except json.JSONDecodeError as exc:
             raise HarnessError(f"invalid JSON: {exc.msg}", path=args.schema, line=exc.lineno) from None
+        except (OSError, UnicodeDecodeError, RecursionError) as exc:
+            raise HarnessError(f"cannot read the schema: {type(exc).__name__}", path=args.schema) from None
+        import jsonschema
+
+        from ..scorers.schema_sandbox import check_refs
+
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise HarnessError(f"not a valid Draft 2020-12 schema: {exc.message}", path=args.schema,
+                               field="--schema") from None
+        check_refs(schema, args.schema, args.schema.parent, path=args.schema, line=None, field="--schema")
     template, system, max_len, model = "auto", None, 2048, args.model
     if args.config is not None:
         cfg = load_config(args.config)
@@ -97,7 +109,7 @@ def run_lint(args: argparse.Namespace) -> int:
             raise HarnessError("model folder not found", path=model, field="--model")
         tokenizer = load_tokenizer(Path(model))
     report = lint_data(args.data, schema=schema, tokenizer=tokenizer, template=template,
-                       system=system, max_seq_length=max_len)
+                       system=system, max_seq_length=max_len, schema_file=args.schema)
     for problem in report.problems:
         print(problem)
     checked = "" if tokenizer is not None else " (token checks skipped: pass --model or --config)"

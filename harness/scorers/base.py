@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ..suite import Case
 
@@ -76,7 +76,22 @@ class Scorer:
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
         """Score every item of one model. Override to batch (e.g. one forward pass)."""
-        return [self.score(item) for item in items]
+        return [self.bounded(self.score, item) for item in items]
+
+    @staticmethod
+    def bounded(score: Callable[[Item], Score], item: Item) -> Score:
+        """``score(item)``, or 0 with the reason when the item needs unbounded work (a regex
+        that backtracks without end, JSON nested too deeply): one item never kills a run."""
+        from ..bounded import TooMuchWork, item_budget
+
+        try:
+            with item_budget():
+                return score(item)
+        except TooMuchWork as exc:
+            return Score(0.0, False, f"not scored: {exc}", extra={"too_much_work": str(exc)})
+        except RecursionError:
+            why = "the output is nested too deeply to check"
+            return Score(0.0, False, f"not scored: {why}", extra={"too_much_work": why})
 
     def aggregate(self, scores: list[Score]) -> dict[str, dict]:
         """Extra suite-level metrics beyond the defaults (p50/p95 latency, ...)."""

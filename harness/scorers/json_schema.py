@@ -57,6 +57,7 @@ from typing import Any
 
 import jsonschema
 
+from .. import bounded
 from ..errors import HarnessError
 from ..stats import wilson
 from .base import Item, Score, Scorer
@@ -227,15 +228,22 @@ class JsonSchema(Scorer):
         where = f"{field}.schema"
         spec = self.options["schema"]
         if isinstance(spec, str):
-            file = (self.suite_dir or Path(".")) / spec
+            file = self._schema_file
+            suite_dir = (self.suite_dir or Path(".")).resolve()
             if not file.is_file():
                 raise HarnessError(f"schema file {spec!r} not found", path=path, line=line,
                                    field=where, hint="the path is relative to the suite file")
+            if not file.resolve().is_relative_to(suite_dir):
+                raise HarnessError(f"schema file {spec!r} is outside the suite's folder", path=path,
+                                   line=line, field=where, hint="put the schema beside the suite file")
             try:
-                json.loads(file.read_text(encoding="utf-8"))
+                bounded.loads(file.read_text(encoding="utf-8"), what=str(file))
             except json.JSONDecodeError as exc:
                 raise HarnessError(f"invalid JSON: {exc.msg}", path=file, line=exc.lineno,
                                    hint="the schema file must be one JSON document") from None
+            except (UnicodeDecodeError, bounded.TooMuchWork) as exc:
+                raise HarnessError(f"not a usable schema file: {exc}", path=file,
+                                   hint="the schema file must be one UTF-8 JSON document") from None
             path, line, where = file, None, None
         try:
             jsonschema.Draft202012Validator.check_schema(self.schema)
@@ -244,20 +252,34 @@ class JsonSchema(Scorer):
             raise HarnessError(f"not a valid Draft 2020-12 schema: {exc.message}"
                                + (f" (at {at})" if at else ""), path=path, line=line,
                                field=where, hint="fix the schema") from None
+        except RecursionError:
+            raise HarnessError("the schema is nested too deeply", path=path, line=line, field=where) from None
+        from .schema_sandbox import check_refs
+
+        check_refs(self.schema, self._schema_file if isinstance(spec, str) else None,
+                   self.suite_dir or Path("."), path=path, line=line, field=where)
+
+    @property
+    def _schema_file(self) -> Path:
+        return (self.suite_dir or Path(".")) / self.options["schema"]
 
     @cached_property
     def schema(self) -> Any:
         spec = self.options["schema"]
         if isinstance(spec, str):
-            return json.loads(((self.suite_dir or Path(".")) / spec).read_text(encoding="utf-8"))
+            return json.loads(self._schema_file.read_text(encoding="utf-8"))
         return spec
 
     @cached_property
-    def validator(self) -> jsonschema.Draft202012Validator:
-        return jsonschema.Draft202012Validator(
-            self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    def validator(self) -> jsonschema.Validator:
+        """Draft 2020-12, with $refs confined to the suite's folder and time-limited regexes."""
+        from .schema_sandbox import make_validator
+
+        file = self._schema_file if isinstance(self.options["schema"], str) else None
+        return make_validator(self.schema, file, self.suite_dir or Path("."))
 
     def score(self, item: Item) -> Score:
+        bounded.check_json_text(item.output, "the output")  # too deep/large: 0 with the reason
         c = classify_output(item.output, item.finish_reason)
         cls, value = c.cls, c.value
         extra: dict[str, Any] = {"json_class": cls}

@@ -15,10 +15,12 @@ A case record looks like::
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+
+from .. import bounded
 from ..errors import HarnessError
 from .base import Item, Score, Scorer
 from .normalize import contains_phrase, fold, normalize_text
@@ -37,11 +39,11 @@ class ConceptError(ValueError):
 class Alternative:
     label: str  # as written in the case, for details
     phrase: str | None = None  # normalised phrase
-    regex: re.Pattern | None = None
+    regex: Any = None  # a compiled ``regex`` pattern, searched with a time limit
 
     def found_in(self, normalized: str, folded: str) -> bool:
         if self.regex is not None:
-            return self.regex.search(folded) is not None
+            return bounded.search(self.regex, folded) is not None
         return contains_phrase(normalized, self.phrase or "")
 
 
@@ -54,8 +56,8 @@ def _alternative(value: Any, where: str) -> Alternative:
         return Alternative(label=value, phrase=phrase)
     if isinstance(value, dict) and set(value) == {"regex"} and isinstance(value["regex"], str):
         try:
-            pattern = re.compile(rf"(?<!\w)(?:{value['regex']})(?!\w)", re.IGNORECASE)
-        except re.error as exc:
+            pattern = bounded.compile_regex(rf"(?<!\w)(?:{value['regex']})(?!\w)", regex.IGNORECASE)
+        except regex.error as exc:
             raise ConceptError(f"{where}.regex", f"invalid regular expression: {exc}",
                                "fix the pattern (Python `re` syntax)") from None
         return Alternative(label=f"/{value['regex']}/", regex=pattern)
@@ -141,7 +143,7 @@ class Keywords(Scorer):
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
         parsed = [self._case_lists(item) for item in items]  # a bad case fails before any score
-        return [self._score(item, *p) for item, p in zip(items, parsed)]
+        return [self.bounded(lambda it, p=p: self._score(it, *p), item) for item, p in zip(items, parsed)]
 
     def score(self, item: Item) -> Score:
         return self._score(item, *self._case_lists(item))

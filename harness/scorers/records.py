@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ..suite import _node_line, read_jsonl
+from ..suite import _node_line, read_jsonl, resolve_data_path
 
 
 def suite_records(suite_path: Path) -> list[tuple[Path, int | None, dict]]:
@@ -22,7 +22,7 @@ def suite_records(suite_path: Path) -> list[tuple[Path, int | None, dict]]:
     text = Path(suite_path).read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
     if "data" in data:
-        data_path = (Path(suite_path).parent / data["data"]).resolve()
+        data_path = resolve_data_path(Path(suite_path), data["data"])
         return [(data_path, line, record) for line, record in read_jsonl(data_path)]
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     return [(Path(suite_path), _node_line(root, ["cases", i]), record)

@@ -63,6 +63,42 @@ def _authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
     return sqlite3.SQLITE_OK
 
 
+# Suite setup SQL builds tables, so it may write, but never reach outside its in-memory
+# database: no ATTACH (which creates files), PRAGMA or extension loading; time-limited.
+_SETUP_DENIED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_PRAGMA}
+SETUP_TIMEOUT_S = 5.0
+
+
+def _setup_authorizer(action: int, arg1, arg2, db_name, trigger) -> int:
+    if action in _SETUP_DENIED:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def run_setup(conn: sqlite3.Connection, setup: str, timeout_s: float = SETUP_TIMEOUT_S) -> None:
+    """A suite's setup script under the setup authorizer, a size limit and a timeout."""
+    deadline = time.monotonic() + timeout_s
+    if hasattr(conn, "setlimit"):
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_STRING)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.set_authorizer(_setup_authorizer)
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_STEPS)
+    try:
+        conn.executescript(setup)
+    except sqlite3.Error as exc:
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"timed out after {timeout_s:g} s") from None
+        if "not authorized" in str(exc):
+            raise sqlite3.OperationalError("not authorized: setup SQL may create and fill tables, "
+                                           "not ATTACH, PRAGMA or load extensions") from None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+        conn.set_authorizer(None)
+
+
 def new_connection() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.create_function("wn", 1, wikisql.as_real, deterministic=True)
@@ -261,7 +297,11 @@ def _gold_literals(sql: str) -> list[Any]:
 def sqlite_database(setup: str, gold_sql: str) -> sqlite3.Connection:
     """Run a case's setup SQL; seed its tables from the gold literals if it left them empty."""
     conn = new_connection()
-    conn.executescript(setup)
+    try:
+        run_setup(conn, setup)
+    except BaseException:
+        conn.close()
+        raise
     tables = [r[0] for r in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
     if all(conn.execute(f"SELECT COUNT(*) FROM {wikisql.quote_ident(t)}").fetchone()[0] == 0
@@ -321,6 +361,14 @@ class SqlExecution(Scorer):
             if not isinstance(record.get(name), str) or not record[name].strip():
                 raise HarnessError(f"no SQL in field `{name}`", path=where, line=record_line,
                                    field=name, hint="give each case its CREATE TABLE statements there")
+            conn = new_connection()  # run it now, sandboxed: a bad setup fails before any model loads
+            try:
+                run_setup(conn, record[name])
+            except (sqlite3.Error, sqlite3.Warning) as exc:
+                raise HarnessError(f"the setup SQL fails: {exc}", path=where, line=record_line, field=name,
+                                   hint="the field must run in SQLite as a script") from None
+            finally:
+                conn.close()
 
     def score(self, item: Item) -> Score:
         if item.case.target is None:
@@ -399,7 +447,7 @@ class SqlExecution(Scorer):
         gold_sql = strip_sql(item.case.target)
         try:
             conn = sqlite_database(setup, gold_sql)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, sqlite3.Warning) as exc:
             raise HarnessError(f"case {item.case.id!r}: the setup SQL fails: {exc}",
                                line=item.case.source_line, field=field,
                                hint="the field must run in SQLite as a script") from None

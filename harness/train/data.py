@@ -59,17 +59,9 @@ def row_format(row: Any) -> str | None:
 
 def read_rows(path: Path) -> list[tuple[int, Any]]:
     """(line number, parsed JSON) for every non-blank line; bad JSON names its line."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
-                                   line=number, hint="each line must be one JSON object") from None
-    return rows
+    from ..suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
+
+    return [(number, parse_json_line(line, path, number)) for number, line in jsonl_lines(path)]
 
 
 def check_row(row: Any, fmt: str, path: Path, line: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bounded import TooMuchWork
 from ..errors import HarnessError
 from .data import FORMAT_KEYS, SPLITS, check_row, encode_row, resolve_template, row_format
 
@@ -85,32 +86,31 @@ def _prompt_answer(record: dict, fmt: str) -> tuple[str, str | None]:
 
 
 def _read(path: Path, split: str, report: LintReport) -> list[Row]:
+    from ..suite import jsonl_lines, parse_json_line
+
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for number, text in enumerate(fh, start=1):
-            if not text.strip():
-                continue
-            report.rows += 1
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                report.problems.append(Problem(path, number, "error", f"invalid JSON: {exc.msg}"))
-                continue
-            fmt = row_format(record)
-            if fmt is None:
-                keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-                report.problems.append(Problem(
-                    path, number, "error",
-                    f"row matches no format (keys: {keys}); needs `text`, `prompt` + `completion`, or `messages`"))
-                continue
-            try:
-                check_row(record, fmt, path, number)
-            except HarnessError as exc:
-                report.problems.append(Problem(path, number, "error",
-                                               f"[{exc.field}] {exc.message}" if exc.field else exc.message))
-                continue
-            prompt, answer = _prompt_answer(record, fmt)
-            rows.append(Row(split, path, number, record, fmt, prompt, answer))
+    for number, text in jsonl_lines(path):
+        report.rows += 1
+        try:
+            record = parse_json_line(text, path, number)
+        except HarnessError as exc:
+            report.problems.append(Problem(path, number, "error", exc.message))
+            continue
+        fmt = row_format(record)
+        if fmt is None:
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            report.problems.append(Problem(
+                path, number, "error",
+                f"row matches no format (keys: {keys}); needs `text`, `prompt` + `completion`, or `messages`"))
+            continue
+        try:
+            check_row(record, fmt, path, number)
+        except HarnessError as exc:
+            report.problems.append(Problem(path, number, "error",
+                                           f"[{exc.field}] {exc.message}" if exc.field else exc.message))
+            continue
+        prompt, answer = _prompt_answer(record, fmt)
+        rows.append(Row(split, path, number, record, fmt, prompt, answer))
     return rows
 
 
@@ -186,7 +186,8 @@ def _check_wrappers(splits: dict[str, list[Row]], report: LintReport) -> None:
                                f"the splits are formatted differently")
 
 
-def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport) -> None:
+def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport,
+                   schema_file: Path | None = None) -> None:
     import jsonschema
 
     answered = [r for rows in splits.values() for r in rows if r.answer is not None]
@@ -207,8 +208,9 @@ def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: Li
         return
     validator = None
     if schema is not None:
-        validator = jsonschema.Draft202012Validator(
-            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        from ..scorers.schema_sandbox import make_validator  # $refs only beside the schema file
+
+        validator = make_validator(schema, schema_file, schema_file.parent if schema_file else Path("."))
     for r in answered:
         if id(r) not in parsed:
             continue
@@ -217,7 +219,11 @@ def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: Li
             why = "" if schema is not None else f" ({structured} of {len(parsed)} answers are JSON)"
             report.add(r, "error", f"answer is not valid JSON: {value.msg} at column {value.colno}{why}")
         elif validator is not None:
-            err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            try:
+                err = jsonschema.exceptions.best_match(validator.iter_errors(value))
+            except TooMuchWork as exc:
+                report.add(r, "error", f"answer not checked against the schema: {exc}")
+                continue
             if err is not None:
                 where = "/".join(str(p) for p in err.absolute_path) or "(root)"
                 report.add(r, "error", f"answer fails the schema at {where}: {err.message}")
@@ -293,7 +299,7 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
 
 def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
               template: str = "auto", system: str | None = None,
-              max_seq_length: int = 2048) -> LintReport:
+              max_seq_length: int = 2048, schema_file: Path | None = None) -> LintReport:
     root = Path(folder)
     if not root.is_dir():
         raise HarnessError("data folder not found", path=root,
@@ -309,7 +315,7 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
     splits = _check_formats(splits, report)
     _check_labels(splits, report)
     _check_wrappers(splits, report)
-    _check_answers(splits, schema, report)
+    _check_answers(splits, schema, report, schema_file)
     _check_duplicates(splits, report)
     _check_end_markers(splits, report)
     if tokenizer is not None and any(splits.values()):

@@ -1,0 +1,110 @@
+"""Bounded work on untrusted text: one pathological item scores 0, never hangs the run.
+
+- Regular expressions from suites (a schema's ``pattern``, a keywords ``regex``) run
+  with the ``regex`` package and a time limit per search (``REGEX_TIMEOUT_S``):
+  catastrophic backtracking on 34 characters used to run past 120 s.
+- JSON from outputs and data files is parsed only when its nesting depth is at most
+  ``MAX_JSON_DEPTH`` and its size at most ``MAX_JSON_CHARS`` (1,000 nested ``[`` raised
+  RecursionError deep in validation and killed the run).
+
+``TooMuchWork`` is what a scorer raises on such an item; ``Scorer.score_all`` turns it
+into a score of 0 whose detail says why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
+
+import regex
+
+REGEX_TIMEOUT_S = 0.25  # one search (the regex package may overshoot it a few times over)
+ITEM_BUDGET_S = 2.0  # all the searches of one item's scoring together
+MAX_JSON_DEPTH = 128
+MAX_JSON_CHARS = 10_000_000
+
+
+class TooMuchWork(Exception):
+    """An item needed more than the bounded work (a regex ran out of time, JSON too deep)."""
+
+
+def compile_regex(pattern: str, flags: int = 0) -> regex.Pattern:
+    """Compile with the ``regex`` package (``regex.error`` on bad syntax, a subclass of ValueError)."""
+    return regex.compile(pattern, flags | regex.VERSION0)
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("bounded_deadline", default=None)
+
+
+@contextmanager
+def item_budget(seconds: float = ITEM_BUDGET_S) -> Iterator[None]:
+    """All ``search`` calls inside share ``seconds`` (one item's scoring)."""
+    token = _DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def search(pattern: regex.Pattern | str, text: str, timeout: float | None = None) -> Any:
+    """``pattern.search(text)`` within ``timeout`` seconds (and the item's budget), else ``TooMuchWork``."""
+    compiled = compile_regex(pattern) if isinstance(pattern, str) else pattern
+    limit = REGEX_TIMEOUT_S if timeout is None else timeout
+    deadline = _DEADLINE.get()
+    if deadline is not None:
+        limit = min(limit, deadline - time.monotonic())
+    shown = compiled.pattern if len(compiled.pattern) <= 60 else compiled.pattern[:57] + "..."
+    if limit <= 0:
+        raise TooMuchWork(f"regular expressions used up this item's {ITEM_BUDGET_S:g} s "
+                          f"(last: /{shown}/)")
+    try:
+        return compiled.search(text, timeout=limit)
+    except TimeoutError:
+        raise TooMuchWork(f"the regular expression /{shown}/ took more than "
+                          f"{limit:.2g} s on this output (catastrophic backtracking)") from None
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """Deepest bracket nesting of JSON text (string-aware), stopping once past ``limit``."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def check_json_text(text: str, what: str = "the JSON") -> None:
+    """``TooMuchWork`` when text is too large or nested too deeply to parse safely."""
+    if len(text) > MAX_JSON_CHARS:
+        raise TooMuchWork(f"{what} is {len(text):,} characters, more than {MAX_JSON_CHARS:,}")
+    if ("[" in text or "{" in text) and json_depth(text) > MAX_JSON_DEPTH:
+        raise TooMuchWork(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+
+
+def loads(text: str, what: str = "the JSON", **kwargs: Any) -> Any:
+    """``json.loads`` after ``check_json_text``."""
+    check_json_text(text, what)
+    return json.loads(text, **kwargs)
+
+
+__all__ = ["REGEX_TIMEOUT_S", "ITEM_BUDGET_S", "item_budget", "MAX_JSON_DEPTH", "MAX_JSON_CHARS", "TooMuchWork", "compile_regex",
+           "search", "json_depth", "check_json_text", "loads"]
