@@ -115,12 +115,17 @@ def is_binary(view: ModelView, metric: str) -> bool:
         and info.get("kind") in (None, "proportion")
 
 
-def higher_is_better(metric: str, *views: ModelView, default: bool = True) -> bool:
+def higher_is_better(metric: str, *views: ModelView, default: bool | None = None) -> bool:
+    """The direction a run recorded for the metric, else ``harness.metrics.higher_is_better``."""
     for view in views:
         info = view.metrics.get(metric)
         if info and "higher_is_better" in info:
             return bool(info["higher_is_better"])
-    return default
+    if default is not None:
+        return default
+    from .metrics import higher_is_better as defined
+
+    return defined(metric)
 
 
 def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:

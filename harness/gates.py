@@ -18,7 +18,8 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
     A margin given as a fraction of the reference value (latency, memory: ``0.25``
     allows 25% worse).
 ``higher_is_better``
-    Direction; defaults to what the metric reports (latency and repetition: lower).
+    Direction; defaults to what the metric reports, i.e. ``harness.metrics.higher_is_better``
+    (``repetition``, the share not collapsed: higher; ``repetition.seq_rep``, latency: lower).
 ``critical``
     Item ids that must never flip from pass to fail (pass/fail metrics only), against
     the base and against the baseline.
@@ -148,7 +149,7 @@ def evaluate_gates(suite, suite_result: dict, baseline_suite: dict | None) -> tu
         source = opts.get("_source", "suite")
         for cand in candidates:
             view = views[cand]
-            hib = opts.get("higher_is_better", higher_is_better(metric, view, default=True))
+            hib = opts.get("higher_is_better", higher_is_better(metric, view))
 
             def gate(kind: str, passed: bool, reason: str, details: dict) -> None:
                 gates.append({"suite": name, "model": cand, "metric": metric, "kind": kind,

@@ -19,6 +19,22 @@ from .stats import bootstrap_mean_ci, wilson
 KINDS = ("proportion", "mean", "pooled", "quantile", "max")
 
 
+def higher_is_better(metric_name: str) -> bool:
+    """Whether a larger value of this metric is better: THE one place a direction comes from.
+
+    The scorer named by the metric's first part decides (``Scorer.higher_is_better``,
+    from its ``lower_is_better`` keys). results.json records it per metric, and the
+    reports, the gates and docs/scorers.md (checked by a test) all follow it. A metric of
+    no known scorer is higher-is-better.
+    """
+    from .scorers import REGISTRY
+
+    for name in sorted(REGISTRY, key=len, reverse=True):  # longest scorer name first
+        if metric_name == name or metric_name.startswith(name + "."):
+            return REGISTRY[name].higher_is_better(metric_name)
+    return True
+
+
 def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,
            higher_is_better: bool = True) -> dict:
     def clean(x):
@@ -48,13 +64,13 @@ def scorer_metrics(scorer: Scorer, scores: list[Score]) -> dict[str, dict]:
     if verdicts:
         out[scorer.name] = proportion(verdicts)
     elif any(s.value is not None for s in scores):
-        out[scorer.name] = mean([s.value for s in scores],
-                                higher_is_better=scorer.name not in scorer.lower_is_better)
+        out[scorer.name] = mean([s.value for s in scores])
     keys = sorted({k for s in scores for k in s.metrics})
     for key in keys:
-        out[f"{scorer.name}.{key}"] = mean([s.metrics.get(key) for s in scores],
-                                           higher_is_better=key not in scorer.lower_is_better)
+        out[f"{scorer.name}.{key}"] = mean([s.metrics.get(key) for s in scores])
     out.update(scorer.aggregate(scores))
+    for name, m in out.items():  # every direction from the one place
+        m["higher_is_better"] = scorer.higher_is_better(name)
     return out
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from harness.errors import HarnessError
+from harness.metrics import scorer_metrics
 from harness.scorers import REGISTRY, Item
 from harness.scorers.json_schema import CLASSES, classify
 from harness.suite import Case
@@ -115,11 +116,12 @@ def test_formats_are_checked():
 def test_class_shares_in_aggregate():
     scorer = REGISTRY["json_schema"]({"schema": SCHEMA})
     scores = [score(o, f)[1] for o, f, *_ in CLASS_CASES]
-    agg = scorer.aggregate(scores)
+    agg = scorer_metrics(scorer, scores)  # aggregates with their directions
     n_ok = sum(c[2] == "ok" for c in CLASS_CASES)
     assert agg["json_schema.class.ok"]["value"] == pytest.approx(n_ok / len(CLASS_CASES))
     assert agg["json_schema.class.ok"]["higher_is_better"] is True
     assert agg["json_schema.class.truncated"]["higher_is_better"] is False
+    assert agg["json_schema.lenient"]["higher_is_better"] is True
     assert sum(agg[f"json_schema.class.{c}"]["value"] for c in CLASSES) == pytest.approx(1.0)
     low, high = agg["json_schema.class.ok"]["ci_low"], agg["json_schema.class.ok"]["ci_high"]
     assert 0 <= low < n_ok / len(CLASS_CASES) < high <= 1

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from harness.metrics import scorer_metrics
 from harness.scorers import REGISTRY, Item
 from harness.scorers.latency import quantile_ci
 from harness.suite import Case
@@ -43,13 +44,15 @@ def test_aggregate_quantiles():
     scores = [scorer.score(item({**STATS, "total_s": float(t), "decode_tps": 100.0 + t,
                                  "peak_memory_gb": t / 100}))
               for t in range(1, 101)]
-    agg = scorer.aggregate(scores)
+    agg = scorer_metrics(scorer, scores)  # aggregates with their directions
     p50, p95 = agg["latency.total_s.p50"], agg["latency.total_s.p95"]
     assert p50["value"] == pytest.approx(50.5) and p95["value"] == pytest.approx(95.05)
     assert p50["kind"] == "quantile" and p50["higher_is_better"] is False and p50["n"] == 100
     assert p50["ci_low"] < 50.5 < p50["ci_high"]
     assert agg["latency.decode_tps.p50"]["higher_is_better"] is True
     assert agg["latency.peak_memory_gb.max"]["value"] == 1.0
+    assert agg["latency.peak_memory_gb.max"]["higher_is_better"] is False
+    assert agg["latency"]["higher_is_better"] is False and agg["latency.prompt_tps"]["higher_is_better"] is True
     assert {"latency.ttft_s.p50", "latency.prompt_tps.p95"} <= set(agg)
 
 

@@ -1,80 +1,101 @@
-"""repetition: seq-rep-n, distinct-n and loop detection on hand-checked outputs, in words
-and in the fixture model's tokens."""
+"""repetition: character seq-rep and loop detection on hand-checked outputs, the same with
+or without a tokenizer, sub-word loops and text without spaces."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.scorers import REGISTRY, Item
-from harness.scorers.repetition import distinct, seq_rep, trailing_loop, word_tokens
+from harness.scorers.repetition import normalize, seq_rep, trailing_loop
 from harness.suite import Case
 
 ORDINARY = ("The gateway service listens on port 8443 and forwards each request to the ledger, "
             "which stores balances in Postgres. Health checks run every fifteen seconds.")
 
 
-def score(output: str, tokenizer=None, options=None, stats=None):
+def score(output: str, tokenizer=None, options=None, stats=None, finish="length"):
     case = Case(id="r", index=0, category=None, record={}, prompt="p", target=None)
     return REGISTRY["repetition"](options or {}).score(
-        Item(case=case, output=output, finish_reason="length", stats=stats or {}, tokenizer=tokenizer))
+        Item(case=case, output=output, finish_reason=finish, stats=stats or {}, tokenizer=tokenizer))
 
 
-def test_the_success_loop_is_flagged_in_words():
+def test_the_success_loop_is_flagged():
     s = score("success " * 30)
     assert (s.value, s.passed) == (0.0, False)
     assert s.metrics["loop"] == 1.0
-    assert s.detail.startswith("loops: a block of 1 word repeated 30 times")
-    assert s.metrics["seq_rep_4"] == pytest.approx(1 - 1 / 27)
+    assert s.detail.startswith("loops: a block of 8 characters")
+    assert s.metrics["seq_rep"] > 0.9
 
 
 def test_an_ordinary_answer_is_not_flagged():
     s = score(ORDINARY)
     assert (s.value, s.passed) == (1.0, True)
-    assert s.metrics["loop"] == 0.0 and s.metrics["seq_rep_4"] == 0.0
+    assert s.metrics["loop"] == 0.0 and s.metrics["seq_rep"] == 0.0
     assert s.detail.startswith("no loop")
 
 
-def test_with_the_model_tokenizer(fixture_base):
+@pytest.mark.parametrize("output", [
+    "The answer is hel" + "hel" * 40,  # a loop inside a word
+    "我们今天去公园" + "你好" * 30,  # Chinese has no spaces
+    "x = [" + "0," * 40,  # code without spaces
+    "ありがとうございます。" * 8,  # a Japanese sentence over and over
+])
+def test_sub_word_loops_and_text_without_spaces_are_loops(output):
+    s = score(output)
+    assert s.passed is False and s.metrics["loop"] == 1.0, s.detail
+
+
+@pytest.mark.parametrize("output", [
+    "这是一个普通的句子，没有任何重复的内容，只是描述了一个简单的事实。",
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
+    "hahaha, that is funny",
+    "no no no, that is wrong",
+])
+def test_varied_text_without_spaces_and_short_stutters_pass(output):
+    s = score(output)
+    assert s.passed is True and s.metrics["loop"] == 0.0, s.detail
+
+
+def test_same_with_and_without_a_tokenizer(fixture_base):
+    """eval (tokenizer loaded, token ids recorded) and score (neither) give one number."""
     tok = fixture_base.tokenizer
-    looped = score("success " * 30, tokenizer=tok)
-    assert looped.passed is False and looped.metrics["loop"] == 1.0
-    assert looped.extra["unit"] == "model tokens"
-    assert score(ORDINARY, tokenizer=tok).passed is True
-    # recorded generated ids are used as they are (EOS dropped)
-    ids = tok.encode(("yes no " * 10).strip(), add_special_tokens=False) + [tok.eos_token_id]
-    s = score("ignored", tokenizer=tok, stats={"output_token_ids": ids})
-    assert s.extra["tokens"] == len(ids) - 1 and s.metrics["loop"] == 1.0
+    for text in ["success " * 30, ORDINARY, "helhelhel" * 5]:
+        ids = tok.encode(text, add_special_tokens=False)
+        a = score(text)
+        b = score(text, tokenizer=tok, stats={"output_token_ids": ids})
+        assert (a.value, a.metrics, a.detail) == (b.value, b.metrics, b.detail)
 
 
 def test_a_repeated_sentence_cut_mid_way_is_a_loop():
     out = "I will check the logs. " * 6 + "I will che"
     s = score(out)
-    assert s.metrics["loop"] == 1.0 and "a block of 6 words" in s.detail
+    assert s.metrics["loop"] == 1.0 and "a block of 23 characters" in s.detail
 
 
-def test_short_stutter_is_not_a_loop_but_heavy_repetition_fails():
-    assert score("no no no, that is wrong").metrics["loop"] == 0.0
-    s = score("a b c d a b c d a b c d x y")  # repeated 4-grams, not at the end
-    assert s.metrics["loop"] == 0.0
-    assert s.metrics["seq_rep_4"] == pytest.approx(1 - 6 / 11)
-    assert s.passed is True
-    assert score("a b c d a b c d a b c d x y", options={"max_seq_rep": 0.3}).passed is False
+def test_heavy_repetition_not_at_the_end_fails_on_seq_rep():
+    text = "the build failed because the cache was stale. " * 5 + "Then I fixed it by hand today."
+    s = score(text)
+    assert s.metrics["loop"] == 0.0  # the end is not periodic
+    assert s.metrics["seq_rep"] > 0.5 and s.passed is False
+    assert s.detail.startswith("repetitive:")
+    assert score(text, options={"max_seq_rep": 0.9}).passed is True
 
 
 def test_measures():
-    toks = word_tokens("the cat the cat the dog")
-    assert toks == ["the", "cat", "the", "cat", "the", "dog"]
-    assert seq_rep(toks, 2) == pytest.approx(1 - 3 / 5)
-    assert distinct(toks, 1) == pytest.approx(3 / 6)
-    assert distinct(toks, 2) == pytest.approx(3 / 5)
-    assert seq_rep(["a"], 4) == 0.0 and distinct([], 2) == 1.0
-    assert trailing_loop(list("xyzababab"), 8, 3, 6) == (2, 3.0)
-    assert trailing_loop(list("xyzabab"), 8, 3, 6) is None
-    assert trailing_loop(list("xyzababababQ"), 8, 3, 6) == (2, 4.0)  # a final fragment
+    assert normalize("  Hello\n\tWORLD  ") == "hello world"
+    assert normalize("ＡＢＣ") == "abc"  # NFKC: full-width letters
+    assert seq_rep("abcabc", 3) == pytest.approx(1 - 3 / 4)
+    assert seq_rep("ab", 4) == 0.0
+    assert trailing_loop("xyzababab", 8, 3, 6) == (2, 3.0)
+    assert trailing_loop("xyzabab", 8, 3, 6) is None
+    assert trailing_loop("xyzababababQ", 8, 3, 6) == (2, 4.0)  # a final fragment
 
 
-def test_n_option_names_the_metric_and_lower_is_better():
-    scorer = REGISTRY["repetition"]({"n": 2})
-    assert "seq_rep_2" in scorer.lower_is_better and "loop" in scorer.lower_is_better
-    s = score("the cat the cat", options={"n": 2})
-    assert "seq_rep_2" in s.metrics
+def test_directions_and_the_old_option_is_refused_at_load():
+    from harness.errors import HarnessError
+    from harness.scorers import validate_scorer_options
+    from harness.suite import ScorerSpec
+
+    assert REGISTRY["repetition"].lower_is_better == {"seq_rep", "loop"}
+    with pytest.raises(HarnessError, match="'n' was unexpected"):
+        validate_scorer_options(ScorerSpec("repetition", {"n": 4}, "scorers[0].repetition"), None, 3)

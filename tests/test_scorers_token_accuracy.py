@@ -10,6 +10,7 @@ import mlx.core as mx
 import numpy as np
 import pytest
 
+from harness.metrics import scorer_metrics
 from harness.prompts import encode_completion, encode_prompt
 from harness.scorers import REGISTRY, Item
 from harness.suite import Case
@@ -50,10 +51,22 @@ def test_matches_direct_computation_and_batching_does_not_matter(fixture_base):
         alone = scorer.score_all([item], fixture_base)[0]
         assert alone.metrics["nll"] == pytest.approx(s.metrics["nll"], rel=1e-4)
         assert s.passed is None and "target tokens predicted" in s.detail
-    agg = scorer.aggregate(together)["token_accuracy.perplexity"]
-    total = sum(s.extra["nll_sum"] for s in together) / sum(s.extra["target_tokens"] for s in together)
+    metrics = scorer_metrics(scorer, together)
+    agg = metrics["token_accuracy.perplexity"]
+    tokens = sum(s.extra["target_tokens"] for s in together)
+    total = sum(s.extra["nll_sum"] for s in together) / tokens
     assert agg["value"] == pytest.approx(math.exp(total))
     assert agg["ci_low"] <= agg["value"] <= agg["ci_high"] and agg["higher_is_better"] is False
+    # pooled over tokens: exp(nll) is the perplexity, accuracy is hits / tokens
+    nll = metrics["token_accuracy.nll"]
+    assert math.exp(nll["value"]) == pytest.approx(agg["value"], rel=1e-12)
+    assert math.exp(nll["ci_low"]) == pytest.approx(agg["ci_low"], rel=1e-12)
+    assert metrics["token_accuracy"]["value"] == pytest.approx(sum(s.extra["hits"] for s in together) / tokens)
+    assert {m["kind"] for m in (agg, nll, metrics["token_accuracy"])} == {"pooled"}
+    assert metrics["token_accuracy"]["higher_is_better"] is True and nll["higher_is_better"] is False
+    # the items differ in length, so the pooled values are not the means of item values
+    mean_nll = sum(s.metrics["nll"] for s in together) / len(together)
+    assert nll["value"] != pytest.approx(mean_nll, rel=1e-6)
 
 
 def test_the_models_own_greedy_continuation_is_predicted(fixture_base):

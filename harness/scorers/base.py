@@ -58,8 +58,20 @@ class Scorer:
     options_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False}
     needs_model: ClassVar[bool] = False  # token_accuracy, latency: skipped by `harness score`
     uses_cache: ClassVar[bool] = True  # latency must measure real generation
-    # Keys of `Score.metrics` (and of `aggregate`) where lower is better (seq_rep, seconds).
+    # Keys of `Score.metrics` (and of `aggregate`, without the scorer's name) where lower is
+    # better (seq_rep, seconds); the scorer's own name when its main metric is. Read only
+    # through `higher_is_better`, the one place a metric's direction comes from.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def higher_is_better(cls, metric: str) -> bool:
+        """The direction of one of this scorer's metrics (``name`` or ``name.key``).
+
+        ``harness.metrics.higher_is_better`` resolves any metric name through this; it is
+        what results.json, the reports, the gates and docs/scorers.md all use.
+        """
+        key = metric[len(cls.name) + 1:] if metric.startswith(cls.name + ".") else metric
+        return key not in cls.lower_is_better
 
     def __init__(self, options: dict, suite_dir: Path | None = None):
         self.options = options

@@ -224,6 +224,9 @@ class JsonSchema(Scorer):
         },
     }
 
+    # every class share but ``class.ok`` is lower-is-better
+    lower_is_better = frozenset(f"class.{c}" for c in CLASSES if c != "ok")
+
     def check(self, path, line, field) -> None:
         where = f"{field}.schema"
         spec = self.options["schema"]
@@ -313,6 +316,5 @@ class JsonSchema(Scorer):
             k = classes.count(cls)
             low, high = wilson(k, n)
             out[f"{self.name}.class.{cls}"] = {"value": k / n, "ci_low": low, "ci_high": high,
-                                               "n": n, "kind": "proportion",
-                                               "higher_is_better": cls == "ok"}
+                                               "n": n, "kind": "proportion"}
         return out

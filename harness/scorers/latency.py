@@ -21,7 +21,6 @@ from ..stats import quantile
 from .base import Item, Score, Scorer
 
 TIMINGS = ("ttft_s", "prompt_tps", "decode_tps", "total_s")
-_HIGHER_IS_BETTER = {"prompt_tps", "decode_tps"}
 
 
 def _binom_cdf(n: int, p: float) -> list[float]:
@@ -59,6 +58,14 @@ class Latency(Scorer):
     uses_cache = False
     lower_is_better = frozenset({"latency", "ttft_s", "total_s", "peak_memory_gb"})
 
+    @classmethod
+    def higher_is_better(cls, metric: str) -> bool:
+        """``latency.ttft_s.p95`` and ``latency.peak_memory_gb.max`` go the way of their timing."""
+        for suffix in (".p50", ".p95", ".max"):
+            if metric.endswith(suffix):
+                metric = metric[: -len(suffix)]
+        return super().higher_is_better(metric)
+
     def score(self, item: Item) -> Score:
         s = item.stats
         metrics = {k: float(s[k]) for k in TIMINGS + ("peak_memory_gb",) if s.get(k) is not None}
@@ -85,10 +92,10 @@ class Latency(Scorer):
                 low, high = quantile_ci(values, q)
                 out[f"{self.name}.{key}.p{round(q * 100)}"] = {
                     "value": quantile(values, q), "ci_low": low, "ci_high": high, "n": len(values),
-                    "kind": "quantile", "higher_is_better": key in _HIGHER_IS_BETTER}
+                    "kind": "quantile"}
         memory = [s.metrics["peak_memory_gb"] for s in scores if "peak_memory_gb" in s.metrics]
         if memory:
             out[f"{self.name}.peak_memory_gb.max"] = {
                 "value": max(memory), "ci_low": None, "ci_high": None, "n": len(memory),
-                "kind": "max", "higher_is_better": False}
+                "kind": "max"}
         return out

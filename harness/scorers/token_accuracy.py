@@ -8,10 +8,12 @@ probability it gives it. This is the number training curves show; it sits beside
 generation metrics of the same suite because a model can predict the next token well
 under teacher forcing and still collapse into a loop when it feeds on its own output.
 
-Per item: the value is the share of target tokens predicted (argmax) and ``nll`` the
-mean negative log-likelihood per target token. Per suite (``aggregate``): the
-token-weighted perplexity, exp(total NLL / target tokens), with a seeded bootstrap
-interval over items.
+Per item (kept in results.json's items): the value is the share of the item's target
+tokens predicted (argmax) and ``nll`` its mean negative log-likelihood per target token.
+Per suite (``aggregate``), everything is pooled over target tokens: ``token_accuracy``
+= hits / tokens, ``token_accuracy.nll`` = total NLL / tokens and
+``token_accuracy.perplexity`` = exp(``nll``), each with a seeded bootstrap interval over
+items (kind ``pooled``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ BOOTSTRAP_SAMPLES = 1000
 
 class TokenAccuracy(Scorer):
     name = "token_accuracy"
-    version = "1"
+    version = "2"  # 2: token_accuracy and nll pooled over tokens (were means of item means)
     needs_model = True
     lower_is_better = frozenset({"nll", "perplexity"})
 
@@ -82,24 +84,44 @@ class TokenAccuracy(Scorer):
         return scores  # type: ignore[return-value]
 
     def aggregate(self, scores: list[Score]) -> dict[str, dict]:
-        pairs = np.array([(s.extra["nll_sum"], s.extra["target_tokens"]) for s in scores
-                          if "nll_sum" in s.extra], dtype=np.float64)
-        if not len(pairs):
+        """Suite metrics pooled over target tokens, not averaged over items.
+
+        ``token_accuracy`` = predicted target tokens / target tokens, ``.nll`` = total NLL /
+        target tokens, ``.perplexity`` = exp(``.nll``) (so the three agree by definition;
+        a mean of per-item means would weight a 3-token answer like a 300-token one).
+        Intervals: one seeded bootstrap over items (the unit that was sampled) of the
+        same ratios; the perplexity bounds are exp of the nll bounds.
+        """
+        rows = np.array([(s.extra["hits"], s.extra["nll_sum"], s.extra["target_tokens"]) for s in scores
+                         if "nll_sum" in s.extra and "hits" in s.extra], dtype=np.float64)
+        if not len(rows):
             return {}
-        value = math.exp(min(pairs[:, 0].sum() / pairs[:, 1].sum(), 700.0))
+        n = len(rows)
+        tokens = rows[:, 2].sum()
+        accuracy, nll = rows[:, 0].sum() / tokens, rows[:, 1].sum() / tokens
         rng = np.random.default_rng(0)
-        idx = rng.integers(0, len(pairs), size=(BOOTSTRAP_SAMPLES, len(pairs)))
-        boot = np.exp(np.minimum(pairs[idx, 0].sum(axis=1) / pairs[idx, 1].sum(axis=1), 700.0))
-        low, high = np.quantile(boot, [0.025, 0.975])
-        return {f"{self.name}.perplexity": {"value": value, "ci_low": float(low), "ci_high": float(high),
-                                            "n": len(pairs), "kind": "pooled",
-                                            "higher_is_better": False}}
+        idx = rng.integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
+        boot_tokens = rows[idx, 2].sum(axis=1)
+        acc_low, acc_high = np.quantile(rows[idx, 0].sum(axis=1) / boot_tokens, [0.025, 0.975])
+        nll_low, nll_high = np.quantile(rows[idx, 1].sum(axis=1) / boot_tokens, [0.025, 0.975])
+
+        def pooled(value: float, low: float, high: float) -> dict:
+            return {"value": float(value), "ci_low": float(low), "ci_high": float(high), "n": n,
+                    "kind": "pooled"}
+
+        return {self.name: pooled(accuracy, acc_low, acc_high),
+                f"{self.name}.nll": pooled(nll, nll_low, nll_high),
+                f"{self.name}.perplexity": pooled(_exp(nll), _exp(nll_low), _exp(nll_high))}
+
+
+def _exp(x: float) -> float:
+    return math.exp(min(x, 700.0))
 
 
 def _score(hits: int, n: int, nll_sum: float) -> Score:
     mean_nll = nll_sum / n
     return Score(hits / n, None,
                  f"{hits}/{n} target tokens predicted under teacher forcing; "
-                 f"perplexity {math.exp(min(mean_nll, 700)):.2f}",
+                 f"perplexity {_exp(mean_nll):.2f}",
                  metrics={"nll": mean_nll},
-                 extra={"target_tokens": n, "nll_sum": nll_sum})
+                 extra={"target_tokens": n, "nll_sum": nll_sum, "hits": hits})

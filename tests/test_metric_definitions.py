@@ -1,0 +1,87 @@
+"""One definition per metric: directions from one place (and docs/scorers.md agrees),
+repetition identical in `harness eval` and `harness score`, token metrics pooled so that
+exp(nll) is the perplexity."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from harness.metrics import higher_is_better, scorer_metrics
+from harness.scorers import REGISTRY
+from harness.validation import RESULTS_SCHEMA, _validator
+from conftest import FIXTURE_MODEL, ROOT, run_harness
+from test_validation import _scores_of
+
+ROW = re.compile(r"^\| `([a-z_0-9.]+)` \| (\w+) \| (higher|lower) \|", re.M)
+
+
+def documented() -> dict[str, tuple[str, bool]]:
+    text = (ROOT / "docs" / "scorers.md").read_text(encoding="utf-8")
+    return {name: (kind, better == "higher") for name, kind, better in ROW.findall(text)}
+
+
+def emitted() -> dict[str, tuple[str, bool]]:
+    out = {"sql_exact": ("proportion", True), "sql_logical_form": ("proportion", True),
+           "sql_execution": ("proportion", True), "sql_execution.executed": ("mean", True)}
+    for name in REGISTRY:
+        if name.startswith("sql_"):
+            continue
+        scorer = REGISTRY[name]({"schema": {"type": "object"}} if name == "json_schema" else {})
+        for metric, m in scorer_metrics(scorer, _scores_of(name)).items():
+            out[metric] = (m["kind"], m["higher_is_better"])
+    return out
+
+
+def test_the_docs_table_lists_every_metric_with_the_code_s_kind_and_direction():
+    docs, code = documented(), emitted()
+    assert len(docs) > 30
+    assert set(docs) == set(code), set(docs) ^ set(code)
+    for name, (kind, hib) in code.items():
+        assert docs[name] == (kind, hib), name
+        assert higher_is_better(name) is hib, name  # the one place, as results.json records it
+
+
+def test_directions_of_the_metrics_that_were_contradictory():
+    assert higher_is_better("repetition") is True  # share of items that did not collapse
+    assert higher_is_better("repetition.seq_rep") is False and higher_is_better("repetition.loop") is False
+    assert higher_is_better("token_accuracy.nll") is False and higher_is_better("latency.ttft_s.p95") is False
+    assert higher_is_better("latency.decode_tps.p50") is True
+    gating = (ROOT / "docs" / "ci-gating.md").read_text(encoding="utf-8")
+    assert "repetition: lower" not in gating
+
+
+def test_eval_and_score_agree_on_repetition_and_token_metrics_are_pooled(tmp_path):
+    out = tmp_path / "eval"
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_harness("eval", "suites/repetition.yaml", "suites/sql.yaml",
+                       "--model", str(FIXTURE_MODEL), "--out", str(out), env=env)
+    assert proc.returncode in (0, 1), proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert not list(_validator(RESULTS_SCHEMA).iter_errors(results))
+    suites = {s["name"]: s for s in results["suites"]}
+
+    metrics = suites["sql"]["models"]["base"]["metrics"]
+    nll, ppl = metrics["token_accuracy.nll"], metrics["token_accuracy.perplexity"]
+    assert math.exp(nll["value"]) == pytest.approx(ppl["value"], rel=1e-12)
+    assert math.exp(nll["ci_high"]) == pytest.approx(ppl["ci_high"], rel=1e-12)
+    items = suites["sql"]["models"]["base"]["items"]
+    assert all("token_accuracy" in i["scores"] for i in items)  # per-item values stay
+
+    rep = suites["repetition"]["models"]["base"]
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i["id"], "output": i["output"],
+                                               "finish_reason": i["finish_reason"]}) + "\n"
+                                   for i in rep["items"]))
+    proc = run_harness("score", "suites/repetition.yaml", "--completions", str(completions),
+                       "--out", str(tmp_path / "score"))
+    assert proc.returncode in (0, 1), proc.stderr
+    scored = json.loads((tmp_path / "score" / "results.json").read_text())["suites"][0]["models"]["base"]
+    assert [i["id"] for i in scored["items"]] == [i["id"] for i in rep["items"]]
+    for a, b in zip(rep["items"], scored["items"]):
+        assert a["scores"]["repetition"] == b["scores"]["repetition"]
+    for name in ("repetition", "repetition.seq_rep", "repetition.loop"):
+        assert rep["metrics"][name] == scored["metrics"][name]
