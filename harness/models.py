@@ -8,6 +8,7 @@ tell two models apart without trusting file names.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from contextlib import contextmanager
@@ -133,21 +134,71 @@ def _resolved_hub_path(repo: str) -> str:
     return str(hf_repo_to_path(repo))
 
 
-def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_mismatch: bool) -> None:
-    """Refuse an adapter trained on another base, naming both bases.
+def _recorded_base_folder(name: str) -> Path | None:
+    """The local folder of a base an adapter names (a path, or a hub id already in the
+    local cache), or None. Nothing is downloaded."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return local
+    if name.count("/") == 1 and not name.startswith((".", "/", "~")):
+        try:
+            from huggingface_hub import snapshot_download
 
-    Adapters written by ``harness train`` record ``base_fingerprint``; mlx-lm's record
-    none, and are checked by tensor shapes alone when they load.
+            found = Path(snapshot_download(name, local_files_only=True))
+            return found if found.is_dir() else None
+        except Exception:  # not in the local cache (or no hub library): unresolved
+            return None
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_weights_fingerprint(folder: str, mtime: float) -> str:
+    return weights_fingerprint(Path(folder))
+
+
+def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_mismatch: bool) -> list[str]:
+    """Refuse an adapter trained on a base with other weights (same shapes or not), naming
+    both; returns warnings where the base cannot be checked.
+
+    ``harness train`` records ``base_fingerprint``: it must match. mlx-lm's adapters record
+    the ``model`` they were trained from: when that folder (or hub id in the local cache)
+    is here, its weights' fingerprint must match; otherwise, or when nothing is recorded,
+    a warning says the base was checked by tensor shapes only.
     """
-    recorded = config.get("base_fingerprint")
-    if recorded and recorded not in (base.fingerprint, base.weights_fingerprint) and not allow_mismatch:
-        trained_on = config.get("base_model", "an unnamed base")
+    def refuse(trained_on: str, recorded: str) -> None:
+        if allow_mismatch:
+            return
         raise HarnessError(
             f"adapter was trained on {trained_on} ({recorded}), not on {base.path} "
-            f"({base.weights_fingerprint})",
+            f"({base.weights_fingerprint}): same shapes, other weights",
             path=adapter_path,
             hint="evaluate it on its own base, or pass --allow-base-mismatch if the bases are compatible",
         )
+
+    recorded = config.get("base_fingerprint")
+    if recorded:
+        if recorded not in (base.fingerprint, base.weights_fingerprint):
+            refuse(config.get("base_model") or config.get("model") or "an unnamed base", recorded)
+        return []
+    name = config.get("model") or config.get("base_model")
+    if not isinstance(name, str) or not name:
+        return [f"adapter {adapter_path} records no base model (no base_fingerprint, no `model`): "
+                f"only its tensor shapes were checked against {base.path}"]
+    folder = _recorded_base_folder(name)
+    if folder is None:
+        same_name = name == base.path or Path(name).name == Path(base.path).name
+        if same_name:
+            return []
+        return [f"adapter {adapter_path} was trained on {name!r}, which is not here to compare "
+                f"with {base.path}: only tensor shapes were checked (names differ)"]
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return [f"adapter {adapter_path} names base {name!r}, whose folder has no weights: "
+                f"only tensor shapes were checked"]
+    fingerprint = _folder_weights_fingerprint(str(folder.resolve()), max(w.stat().st_mtime for w in weights))
+    if fingerprint != base.weights_fingerprint:
+        refuse(f"{name} (mlx-lm `model`)", fingerprint)
+    return []
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from .cache import CompletionCache, WriteBehind, completion_key
 from .errors import HarnessError
 from .generation import Completion, Progress, generate
 from .metrics import suite_metrics
-from .models import Base, adapter_applied, check_adapter_fits, load_base
+from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, load_base, read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
 from .prompts import encode_prompt
@@ -257,7 +257,10 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
         check_adapter(spec.adapter_path, model_config, str(model_path))  # config, rank, finite weights, block count
     log(f"loading {model_path}")
     base = load_base(model_path)
-    for spec in adapters:  # shapes against the loaded base, before anything generates
+    base_warnings = []
+    for spec in adapters:  # weights and shapes against the loaded base, before anything generates
+        base_warnings += check_adapter_base(base, spec.adapter_path, read_adapter_config(spec.adapter_path),
+                                            allow_base_mismatch)
         check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
     cache = CompletionCache(cache_dir) if use_cache else None
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
@@ -267,11 +270,11 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
         "models": {"base": {"path": str(model_path), "adapter_path": None, "fingerprint": base.fingerprint,
                             "weights_fingerprint": base.weights_fingerprint, "base_fingerprint": None,
                             "training_log": None}},
-        "baseline": None, "warnings": [],
+        "baseline": None, "warnings": base_warnings,
         "suites": [suite_header(s, scorer_sets[s.name]) for s in suites],
     }
     for spec in adapters:
-        from .models import adapter_fingerprint, read_adapter_config
+        from .models import adapter_fingerprint
 
         config = read_adapter_config(spec.adapter_path)
         log_file = spec.adapter_path / "train_log.jsonl"
