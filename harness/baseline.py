@@ -11,7 +11,9 @@ A baseline file is results.json slimmed down (format ``mlx-harness-baseline/1``)
   ``metrics``, ``categories`` and ``items``: ``{id, category, output_sha256, values}``
   where ``values`` are the item's series (see ``harness.compare``: 1/0 per pass/fail
   scorer, per-item scorer metrics, generation timings). That is enough to redo every
-  paired comparison item by item without the outputs themselves.
+  paired comparison item by item. Each model also keeps ``outputs_z``: its outputs as
+  ``{id: output}`` JSON, zlib-compressed, base64 (``pack_outputs``), so a report can
+  show what the approved model said next to what the candidate says now.
 
 What must match before a run is compared with a baseline, and why:
 
@@ -30,7 +32,9 @@ What must match before a run is compared with a baseline, and why:
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,79 @@ FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
 
 __all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
-           "summarize_run", "fingerprint_differences", "read_json"]
+           "summarize_run", "fingerprint_differences", "read_json", "pack_outputs", "unpack_outputs",
+           "baseline_outputs"]
+MAX_WORSE_KEPT = 20
+
+
+def pack_outputs(outputs: dict[str, str]) -> str:
+    """``{id: output}`` as zlib-compressed JSON in base64 (how a baseline keeps its outputs)."""
+    raw = json.dumps(outputs, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return base64.b64encode(zlib.compress(raw, 9)).decode("ascii")
+
+
+def unpack_outputs(blob: str | None) -> dict[str, str]:
+    """Inverse of ``pack_outputs``; {} for a missing or unreadable blob (older baselines)."""
+    if not blob or not isinstance(blob, str):
+        return {}
+    try:
+        data = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)).decode("utf-8"))
+    except (ValueError, zlib.error, UnicodeDecodeError):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
+    """What the report needs of the baseline for one suite: per candidate model, the items
+    that flipped against it (any pass/fail metric) and, for each failed vs-baseline gate
+    on a non-pass/fail metric, the items that got worse the most: ``{model: {id:
+    {output, output_sha256, passed: {scorer: bool}, values}}}`` (``output`` None when the
+    baseline was approved without outputs)."""
+    if not baseline_suite:
+        return {}
+    out: dict[str, dict] = {}
+    comparisons = suite_result.get("comparisons") or {}
+    failed = [g for g in suite_result.get("gates") or [] if not g.get("passed")
+              and str(g.get("kind", "")).endswith("vs_baseline")]
+    for model, ref in (baseline_suite.get("models") or {}).items():
+        if model not in (suite_result.get("models") or {}):
+            continue
+        ids: list[str] = []
+        for comp in (comparisons.get(model) or {}).values():
+            d = (comp or {}).get("vs_baseline") or {}
+            for i in list(d.get("flipped_down") or []) + list(d.get("flipped_up") or []):
+                if str(i) not in ids:
+                    ids.append(str(i))
+        ref_items = {str(i["id"]): i for i in ref.get("items") or []}
+        cand_items = {str(i["id"]): i for i in (suite_result["models"][model].get("items") or [])}
+        for g in failed:
+            details = g.get("details") or {}
+            if g.get("model") != model or details.get("flipped_down"):
+                continue
+            metric, hib = g.get("metric"), details.get("higher_is_better", True)
+            worse = []
+            for i, item in cand_items.items():
+                a = ((ref_items.get(i) or {}).get("values") or {}).get(metric)
+                b = item_values(item).get(metric)
+                if a is not None and b is not None and ((b < a) if hib else (b > a)):
+                    worse.append((-abs(b - a), i))
+            ids += [i for _, i in sorted(worse)[:MAX_WORSE_KEPT] if i not in ids]
+        if not ids:
+            continue
+        texts = unpack_outputs(ref.get("outputs_z"))
+        pass_fail = {k for k, info in (ref.get("metrics") or {}).items()
+                     if "." not in k and (info or {}).get("kind") == "proportion"}
+        entry = {}
+        for i in ids:
+            item = ref_items.get(i)
+            if item is None:
+                continue
+            values = item.get("values") or {}
+            entry[i] = {"output": texts.get(i), "output_sha256": item.get("output_sha256"),
+                        "passed": {k: v == 1.0 for k, v in values.items() if k in pass_fail},
+                        "values": values}
+        out[model] = entry
+    return out
 
 
 def read_json(path: str | Path, what: str = "file") -> dict:
@@ -113,7 +189,9 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
                     "values": dict(sorted(item_values(item).items())),  # exact: A/A must stay A/A
                 })
             models[name] = {"fingerprint": model.get("fingerprint"), "metrics": model.get("metrics") or {},
-                            "categories": model.get("categories") or {}, "items": items}
+                            "categories": model.get("categories") or {}, "items": items,
+                            "outputs_z": pack_outputs({str(i["id"]): i.get("output") or ""
+                                                       for i in model.get("items") or []})}
         suites.append({
             "name": suite["name"], "description": suite.get("description", ""),
             "fingerprint": suite.get("fingerprint"), "data_fingerprint": suite.get("data_fingerprint"),

@@ -331,19 +331,22 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
 
 def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None) -> int:
     """Gates, verdict, outputs (each written atomically); returns the exit code."""
-    from .baseline import baseline_suite
+    from .baseline import baseline_outputs, baseline_suite
     from .gates import evaluate_gates
     from .reports import write_reports
 
     failed = False
     for suite, header in zip(suites, results["suites"]):
-        gates, warnings = evaluate_gates(suite, header, baseline_suite(baseline, suite.name) if baseline else None)
+        reference = baseline_suite(baseline, suite.name) if baseline else None
+        gates, warnings = evaluate_gates(suite, header, reference)
         for name, model_result in header["models"].items():
             check = model_result.get("integrity")
             if check and not check["passed"]:
                 gates.append({"suite": suite.name, "model": name, "metric": "generation_integrity",
                               "kind": "integrity", "passed": False, "reason": check["detail"], "details": {}})
         header["gates"] = gates
+        if reference is not None:  # what the report shows of the baseline's outputs
+            header["baseline_outputs"] = baseline_outputs(reference, header)
         header["warnings"] = list(header.get("warnings") or []) + warnings
         failed |= any(not g["passed"] for g in gates)
     results["verdict"] = "fail" if failed else "pass"

@@ -53,8 +53,9 @@ def run_compare(args: argparse.Namespace) -> int:
     from ..reports import write_compare_report
 
     check_out_dir(args.out or Path("reports/compare"))
-    cmp = compare_runs(load_run(args.run_a), load_run(args.run_b))
+    a, b = load_run(args.run_a), load_run(args.run_b)
+    cmp = compare_runs(a, b)
     print(format_comparison(cmp))
-    path = write_compare_report(cmp, args.out or Path("reports/compare"))
+    path = write_compare_report(cmp, args.out or Path("reports/compare"), runs=(a, b))
     print(f"\nreport: {path}")
     return 0

@@ -81,11 +81,13 @@ def write_reports(results: dict, out_dir: Path) -> None:
     write_text(out / "summary.md", render_summary(results))
 
 
-def write_compare_report(comparison: dict, out_dir: Path) -> Path:
-    """Render `harness compare` as compare.html in ``out_dir``; returns its path."""
+def write_compare_report(comparison: dict, out_dir: Path, runs: tuple[dict, dict] | None = None) -> Path:
+    """Render `harness compare` as compare.html in ``out_dir``; returns its path. With the
+    two runs (``runs``), the changed outputs are shown side by side."""
     from .html import compare_context
 
     out = Path(out_dir)
     path = out / "compare.html"
-    write_text(path, environment().get_template("compare.html.j2").render(**compare_context(comparison)))
+    a, b = runs or (None, None)
+    write_text(path, environment().get_template("compare.html.j2").render(**compare_context(comparison, a, b)))
     return path

@@ -47,77 +47,131 @@ def _fmt_tick(v: float) -> str:
 
 def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-            f'height="{height}" role="img" aria-label="{escape(label)}" {FONT} font-size="12" class="chart">'
+            f'height="{height}" preserveAspectRatio="xMinYMin meet" role="img" aria-label="{escape(label)}" {FONT} font-size="12" class="chart">'
             f"<title>{escape(label)}</title>")
     return Markup(head + "".join(body) + "</svg>")
 
 
-def metric_bars(groups: Sequence[dict], models: Sequence[str], title: str = "Metrics with 95% intervals"
-                ) -> Markup:
-    """Horizontal bars per metric and model, with interval whiskers.
+CHAR_W = 6.8  # average width of a 12px system-ui character, for sizing label columns
 
-    ``groups``: ``[{"metric": str, "proportion": bool, "values": {model: (value, low, high)}}]``.
-    Proportions share a 0–1 axis; other metrics get their own axis from 0 (or their minimum).
+
+def _text_w(text: str, size: float = 12) -> float:
+    return len(text) * CHAR_W * size / 12
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    if a == b:
+        b = a + 1
+    return [10.0 ** k for k in range(a, b + 1)]
+
+
+def bar_chart(title: str, rows: Sequence[dict], models: Sequence[str], colors: dict[str, str],
+              scale: str = "unit", width: int = 1160) -> Markup:
+    """Horizontal bars, one group per metric, one bar per model, all on ONE axis.
+
+    ``rows``: ``[{"label": metric, "values": {model: (value, low, high)}}]``. ``scale``:
+    ``"unit"`` (0 to 1, for proportions and other 0-1 scores), ``"log"`` (perplexity:
+    powers of ten) or ``"linear"`` (0 to the largest value). Labels get the room they
+    need (nothing is clipped); the SVG scales to the page width (CSS ``width: 100%``).
     """
-    bar_h, gap, label_w, plot_w, value_w = 16, 10, 200, 560, 160
-    width = label_w + plot_w + value_w
-    legend_h = 22
-    rows = sum(len(models) for _ in groups)
-    height = legend_h + rows * bar_h + len(groups) * (gap + 16) + 10
-    body: list[str] = []
+    bar_h, gap, group_head = 16, 12, 18
+    labels = [str(r["label"]) for r in rows] + list(models)
+    label_w = max(_text_w(t, 11) for t in labels) + 16 if labels else 100
+    value_texts = []
+    nums: list[float] = []
+    for r in rows:
+        for m in models:
+            v = r["values"].get(m)
+            if v and v[0] is not None and math.isfinite(v[0]):
+                value_texts.append(_value_text(*v))
+                nums += [x for x in v if x is not None and math.isfinite(x)]
+    value_w = max([_text_w(t, 11) for t in value_texts] + [60]) + 12
+    plot_w = max(width - label_w - value_w, 200)
+    if scale == "unit":
+        ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
+    elif scale == "log":
+        pos = [x for x in nums if x > 0]
+        ticks = _log_ticks(min(pos), max(pos)) if pos else [1.0, 10.0]
+    else:
+        ticks = nice_ticks(min([0.0] + nums), max(nums + [1e-12])) if nums else [0.0, 1.0]
+        if ticks[-1] <= ticks[0]:
+            ticks = [ticks[0], ticks[0] + 1]
+    lo, hi = ticks[0], ticks[-1]
     x0 = label_w
-    for i, model in enumerate(models):
-        lx = 4 + i * 130
-        body.append(f'<rect x="{lx}" y="4" width="12" height="12" fill="{model_color(i)}"/>'
-                    f'<text x="{lx + 16}" y="14">{escape(model)}</text>')
-    y = legend_h + 4
-    for group in groups:
-        vals = [v for v in group["values"].values() if v and v[0] is not None]
-        if group.get("proportion"):
-            lo, hi = 0.0, 1.0
+
+    def sx(v: float) -> float:
+        if scale == "log":
+            v = max(v, lo)
+            frac = (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
         else:
-            nums = [x for v in vals for x in v if x is not None and math.isfinite(x)]
-            lo = min([0.0] + nums)
-            hi = max(nums + [lo + 1e-9]) * 1.05 if nums else 1.0
-            if hi <= lo:
-                hi = lo + 1.0
+            frac = (v - lo) / (hi - lo)
+        return x0 + min(max(frac, 0.0), 1.0) * plot_w
 
-        def sx(v: float) -> float:
-            return x0 + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
-
-        body.append(f'<text x="4" y="{y + 11}" font-weight="600">{escape(group["metric"])}</text>')
-        body.append(f'<text x="{x0 + plot_w}" y="{y + 11}" text-anchor="end" fill="#6b7280" font-size="10">'
-                    f'{escape(_fmt_tick(lo))}–{escape(_fmt_tick(hi))}</text>')
-        y += 16
-        top = y
-        for i, model in enumerate(models):
-            v = group["values"].get(model)
-            if v and v[0] is not None:
+    body: list[str] = []
+    legend_x = 4.0
+    for m in models:
+        body.append(f'<rect x="{legend_x:.0f}" y="4" width="12" height="12" fill="{colors.get(m, "#6b7280")}"/>'
+                    f'<text x="{legend_x + 16:.0f}" y="14">{escape(m)}</text>')
+        legend_x += _text_w(m) + 34
+    axis_note = {"unit": "axis 0–1, shared by every metric in this chart",
+                 "log": "log scale, shared by every metric in this chart",
+                 "linear": "one axis for this chart"}.get(scale, "")
+    body.append(f'<text x="{width - 4}" y="14" text-anchor="end" fill="#6b7280" font-size="11">'
+                f'{escape(axis_note)}</text>')
+    top = 26
+    y = top + 16
+    for r in rows:
+        body.append(f'<text x="4" y="{y + 12}" font-weight="600" font-size="11">{escape(r["label"])}</text>')
+        y += group_head
+        for m in models:
+            v = r["values"].get(m)
+            color = colors.get(m, "#6b7280")
+            body.append(f'<text x="{x0 - 6}" y="{y + 12}" text-anchor="end" font-size="11" fill="#374151">'
+                        f'{escape(m)}</text>')
+            if v and v[0] is not None and math.isfinite(v[0]):
                 value, low, high = v
-                body.append(f'<rect x="{x0}" y="{y + 1}" width="{max(sx(value) - x0, 0.5):.1f}" '
-                            f'height="{bar_h - 2}" fill="{model_color(i)}" fill-opacity="0.75">'
-                            f'<title>{escape(model)}: {escape(_fmt_tick(value))}</title></rect>')
-                if low is not None and high is not None:
+                body.append(f'<rect x="{x0}" y="{y + 2}" width="{max(sx(value) - x0, 1.0):.1f}" '
+                            f'height="{bar_h - 4}" fill="{color}" fill-opacity="0.8">'
+                            f'<title>{escape(m)} {escape(r["label"])}: {escape(_value_text(*v))}</title></rect>')
+                if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
                     cy = y + bar_h / 2
-                    body.append(f'<line x1="{sx(low):.1f}" x2="{sx(high):.1f}" y1="{cy}" y2="{cy}" '
-                                f'stroke="#111827" stroke-width="1.5"/>'
-                                f'<line x1="{sx(low):.1f}" x2="{sx(low):.1f}" y1="{cy - 4}" y2="{cy + 4}" '
-                                f'stroke="#111827"/><line x1="{sx(high):.1f}" x2="{sx(high):.1f}" '
+                    a, b = sx(low), sx(high)
+                    body.append(f'<line x1="{a:.1f}" x2="{b:.1f}" y1="{cy}" y2="{cy}" stroke="#111827" '
+                                f'stroke-width="1.4"/><line x1="{a:.1f}" x2="{a:.1f}" y1="{cy - 4}" '
+                                f'y2="{cy + 4}" stroke="#111827"/><line x1="{b:.1f}" x2="{b:.1f}" '
                                 f'y1="{cy - 4}" y2="{cy + 4}" stroke="#111827"/>')
-                text = f"{value:.3f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else "")
-                body.append(f'<text x="{x0 + plot_w + 6}" y="{y + 11}" font-size="11">{escape(text)}</text>')
+                body.append(f'<text x="{x0 + plot_w + 8}" y="{y + 12}" font-size="11">'
+                            f'{escape(_value_text(*v))}</text>')
             else:
-                body.append(f'<text x="{x0 + 4}" y="{y + 11}" fill="#6b7280" font-size="11">no value</text>')
-            body.append(f'<text x="{x0 - 6}" y="{y + 11}" text-anchor="end" font-size="11" fill="#374151">'
-                        f'{escape(model)}</text>')
+                body.append(f'<text x="{x0 + 4}" y="{y + 12}" fill="#6b7280" font-size="11">no value</text>')
             y += bar_h
-        body.append(f'<line x1="{x0}" x2="{x0}" y1="{top}" y2="{y}" stroke="#9ca3af"/>')
         y += gap
-    return _svg(width, int(y + 4), title, body)
+    # axis: grid lines and tick labels at the bottom, the same for every group
+    grid = []
+    for t in ticks:
+        x = sx(t)
+        grid.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + 14}" y2="{y - gap + 2}" stroke="#e5e7eb"/>'
+                    f'<text x="{x:.1f}" y="{y + 8}" text-anchor="middle" font-size="10" fill="#374151">'
+                    f'{escape(_fmt_tick(t))}</text>')
+    return _svg(width, int(y + 16), title, grid + body)
+
+
+def _value_text(value: float, low: float | None = None, high: float | None = None) -> str:
+    text = _fmt_value(value)
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
+        text += f" [{_fmt_value(low)}, {_fmt_value(high)}]"
+    return text
+
+
+def _fmt_value(v: float) -> str:
+    if v != 0 and (abs(v) >= 1000 or abs(v) < 0.001):
+        return f"{v:.4g}"
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.1f}"
 
 
 def line_chart(series: Sequence[dict], title: str, x_label: str, y_label: str,
-               width: int = 640, height: int = 260) -> Markup:
+               width: int = 1160, height: int = 300) -> Markup:
     """Lines over a shared x axis: ``[{"label", "points": [(x, y)], "color", "dashed"}]``."""
     left, right, top, bottom = 56, 150, 14, 40
     pw, ph = width - left - right, height - top - bottom
@@ -162,12 +216,13 @@ def line_chart(series: Sequence[dict], title: str, x_label: str, y_label: str,
     return _svg(width, height, title, body)
 
 
-def distribution(groups: Sequence[dict], title: str, unit: str, width: int = 640) -> Markup:
+def distribution(groups: Sequence[dict], title: str, unit: str, width: int = 1160) -> Markup:
     """Box plot (quartiles, whiskers at min/max) with every value as a dot, per group.
 
     ``groups``: ``[{"label", "values": [float], "color"}]``.
     """
-    left, right, row_h = 130, 20, 34
+    left = max([_text_w(str(g["label"])) for g in groups] + [60]) + 20
+    right, row_h = 20, 34
     vals = [v for g in groups for v in g["values"] if v is not None and math.isfinite(v)]
     if not vals:
         return _svg(width, 40, title, [f'<text x="4" y="20">{escape(title)}: no data</text>'])

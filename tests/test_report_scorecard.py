@@ -1,0 +1,155 @@
+"""The scorecard's content: overview first, every item that failed any gate with both
+outputs (the baseline's too), grouped warnings, vacuous floors, honest counts, charts on
+shared axes, compare.html with the changed outputs. (The browser test is
+test_report_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+
+from factories import item, make_suite, model_result, results, suite_result
+from harness.baseline import baseline_outputs, baseline_suite, pack_outputs, summarize_run, unpack_outputs
+from harness.gates import evaluate_gates
+from harness.reports import charts, render_html
+from harness.reports.html import compare_context
+from harness.reports.items import diff_markup
+
+IDS = [f"q{i:02d}" for i in range(20)]
+WEAK = {"q01", "q02", "q03", "q04", "q05"}  # base fails these; the approved adapter passed them
+GATES = {"exact_match": {"min": 0.0, "max_drop_vs_base": 0.05, "max_drop_vs_baseline": 0.05, "critical": ["q01"]}}
+
+
+def _model(failing: set[str], says: str) -> dict:
+    return model_result([item(i, i not in failing, f"{says} {i}" if i not in failing else f"{says} wrong {i}",
+                              category="ops" if i < "q10" else "arch") for i in IDS])
+
+
+def failing_run(tmp_path) -> dict:
+    """Base weak on WEAK; the approved adapter passed them; the candidate fails them again:
+    nothing flips against base, five items flip against the baseline (one critical)."""
+    suite = make_suite(tmp_path, IDS, gates=GATES)
+    approved = results([suite_result({"base": _model(WEAK, "base"), "ft": _model(set(), "approved")})])
+    s = approved["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    approved["verdict"] = "pass"
+    baseline = summarize_run(approved)
+    run = results([suite_result({"base": _model(WEAK, "base"), "ft": _model(WEAK, "candidate")})])
+    s = run["suites"][0]
+    ref = baseline_suite(baseline, "smoke")
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, ref)
+    s["baseline_outputs"] = baseline_outputs(ref, s)
+    s["warnings"] += ["adapter ft was trained with the 'chat' prompt format, but suite smoke uses 'raw'",
+                      "adapter ft2 was trained with the 'chat' prompt format, but suite smoke uses 'raw'"]
+    run["verdict"] = "fail"
+    run["baseline"] = {"path": "reports/baselines/v1.json", "created": "2025-01-01T00:00:00+00:00"}
+    return run
+
+
+def section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}"')
+    return html[start:html.index("</section>", start)]
+
+
+def test_every_item_that_failed_a_gate_is_shown_with_the_baseline_text(tmp_path):
+    run = failing_run(tmp_path)
+    failed = {g["kind"] for g in run["suites"][0]["gates"] if not g["passed"]}
+    assert failed == {"max_drop_vs_baseline", "critical_vs_baseline"}
+    html = render_html(run)
+    part = section(html, "failed-items")
+    for i in sorted(WEAK):
+        # the candidate's output and the approved one, not a hash
+        assert f"approved {i}" in part or f"<del>approved</del> {i}" in part, i
+        assert re.search(rf"candidate.*wrong.*{i}", part), i
+    assert "gate: exact_match max_drop_vs_baseline; exact_match critical_vs_baseline" in part  # q01
+    assert part.count('<details class="card') == len(WEAK)  # q01 (also critical) is shown once
+    assert 'href="#item-' in part  # ... and linked the second time
+    # the item table links the flipped items to their cards
+    table = section(html, "items")
+    assert "↓ vs baseline" in table and table.count("<tr>") == 1 + 2 * len(IDS)  # header + rows
+
+
+def test_overview_comes_first_with_main_metric_delta_and_baseline_value(tmp_path):
+    html = render_html(failing_run(tmp_path))
+    assert html.index('id="overview"') < html.index('id="failed"') < html.index('id="items"')
+    overview = section(html, "overview")
+    assert "exact_match" in overview and "✗ 2 of 5 gates failed" in overview
+    assert "Δ vs baseline" in overview and "baseline 1.000" in overview  # the baseline's own value
+
+
+def test_warnings_are_grouped_and_collapsed(tmp_path):
+    html = render_html(failing_run(tmp_path))
+    part = section(html, "warnings")
+    assert part.count("<details") == 1 and "<details open" not in part
+    assert re.search(r"\d+ warnings</strong>:\s*2 prompt format", part)
+
+
+def test_a_vacuous_floor_earns_no_badge(tmp_path):
+    html = render_html(failing_run(tmp_path))
+    assert "✓ min" not in html
+    assert "floor 0.0 (vacuous) min" in html
+
+
+def test_flips_that_failed_no_gate_are_counted_honestly(tmp_path):
+    suite = make_suite(tmp_path, IDS, gates={})
+    run = results([suite_result({"base": _model(set(IDS), "base"), "ft": _model(set(), "ft")})])
+    s = run["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    html = render_html(run)
+    assert "20 fail→pass" in html and "0 pass→fail" not in html
+    assert "10 of 20 shown here; all 20 are in the" in html
+
+
+def test_baseline_keeps_its_outputs_compressed(tmp_path):
+    outputs = {i: "SELECT name FROM employees WHERE id = 1 " * 5 for i in IDS}
+    blob = pack_outputs(outputs)
+    assert unpack_outputs(blob) == outputs
+    assert len(blob) < sum(len(v) for v in outputs.values()) / 5
+    assert unpack_outputs("not base64!") == {} and unpack_outputs(None) == {}
+    run = failing_run(tmp_path)
+    baseline = summarize_run(run)
+    texts = unpack_outputs(baseline["suites"][0]["models"]["ft"]["outputs_z"])
+    assert texts["q01"] == "candidate wrong q01"
+
+
+def test_diff_marks_changed_words_and_escapes():
+    left, right = diff_markup("port 7301 <b>", "port 8443 <b>")
+    assert str(left) == "port <del>7301</del> &lt;b&gt;"
+    assert str(right) == "port <ins>8443</ins> &lt;b&gt;"
+
+
+def test_charts_share_one_axis_per_kind_and_keep_their_labels():
+    long = "json_schema.class.trailing_text_after_the_object"
+    svg = str(charts.bar_chart("t", [{"label": long, "values": {"base": (0.344, 0.2, 0.5)}},
+                                     {"label": "b", "values": {"base": (0.344, 0.2, 0.5)}}],
+                               ["base"], {"base": "#000"}, scale="unit"))
+    bars = r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)" height="12" fill="#000" fill-opacity'
+    widths = [float(w) for _, w in re.findall(bars, svg)]
+    assert len(widths) == 2 and widths[0] == widths[1]  # the same 0.344 is the same length
+    x0 = float(re.search(bars, svg).group(1))
+    assert x0 >= len("base") * 6  # the model labels fit left of the bars
+    assert 'width="1160"' in svg and ">1<" in svg and ">0<" in svg
+    log = str(charts.bar_chart("p", [{"label": "token_accuracy.perplexity",
+                                      "values": {"base": (1854.9, 1700.0, 1900.0), "ft": (6.66, 6.2, 7.1)}}],
+                               ["base", "ft"], {"base": "#000", "ft": "#111"}, scale="log"))
+    for tick in (">1<", ">10<", ">100<", ">1000<", ">10000<"):
+        assert tick in log, tick
+    assert "1855 [1700, 1900]" in log and "6.660 [6.200, 7.100]" in log
+
+
+def test_compare_shows_changed_outputs_side_by_side(tmp_path):
+    from harness.compare import compare_runs
+
+    a = failing_run(tmp_path)
+    b = failing_run(tmp_path)
+    for it in b["suites"][0]["models"]["ft"]["items"][:3]:
+        it["output"] = it["output"] + " and more"
+    a["_path"], b["_path"] = "a/results.json", "b/results.json"
+    ctx = compare_context(compare_runs(a, b), a, b)
+    (model,) = [m for m in ctx["suites"][0]["models"] if m["name"] == "ft"]
+    assert len(model["changed"]) == 3 and model["texts"] == 3
+    assert "<ins> and more</ins>" in str(model["changed"][0]["right"])
+    from harness.reports import environment
+
+    html = environment().get_template("compare.html.j2").render(**ctx)
+    assert "3 of 20 outputs changed" in html and "0 pass→fail" not in html
+    assert "<ins> and more</ins>" in html
