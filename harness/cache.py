@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
+import time
 from pathlib import Path
 from typing import Iterable
 
@@ -47,44 +49,204 @@ def completion_key(model_fingerprint: str, adapter_fingerprint: str | None,
     return hashlib.sha256(blob).hexdigest()
 
 
+_CORRUPT_CODES = {getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)}
+_COLUMNS = {"key", "value", "created"}
+
+
+def _warn(message: str) -> None:
+    from .errors import printable
+
+    print(f"harness: warning: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc).lower()
+    return code in _CORRUPT_CODES or "malformed" in text or "not a database" in text
+
+
+class CacheSchemaError(sqlite3.DatabaseError):
+    """The file is an SQLite database, but not a completion cache."""
+
+
 class CompletionCache:
-    """A key -> completion store; safe for concurrent runs (WAL, one transaction per batch)."""
+    """A key -> completion store; safe for concurrent runs (WAL, one transaction per batch).
+
+    A cache is never fatal: a corrupt, truncated or foreign database is moved aside (named
+    in a warning) and a fresh one started; a database that cannot be written (read-only
+    file or folder) is bypassed with a warning, and the run generates everything.
+    """
 
     def __init__(self, directory: str | Path | None = None):
         self.path = Path(directory or default_cache_dir()) / "completions.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-            " created REAL DEFAULT (unixepoch('subsec')))")
-        self._db.commit()
         self.versions = _versions()
+        self._db: sqlite3.Connection | None = None
+        self.disabled: str | None = None  # why the cache is bypassed, if it is
+        self._open(retry=True)
+
+    # --- opening and recovering ----------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+                " created REAL DEFAULT (unixepoch('subsec')))")
+            db.commit()
+            columns = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+            if not {"key", "value"} <= columns:
+                raise CacheSchemaError(f"table `completions` has columns {sorted(columns)}, "
+                                       f"not {sorted(_COLUMNS)}")
+            db.execute("SELECT key, value FROM completions LIMIT 1").fetchall()
+            db.execute("BEGIN IMMEDIATE")  # can we write? (a read-only file or mount says no here)
+            try:
+                db.execute("INSERT OR REPLACE INTO completions (key, value) VALUES ('', '')")
+            finally:
+                db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open(self, retry: bool) -> None:
+        try:
+            self._db = self._connect()
+        except CacheSchemaError as exc:
+            self._recover(f"is not a completion cache ({exc})", retry)
+        except (sqlite3.Error, OSError) as exc:
+            if isinstance(exc, sqlite3.Error) and _is_corrupt(exc):
+                self._recover(f"is corrupt ({exc})", retry)
+            else:
+                self._bypass(f"cannot be opened for writing ({exc})")
+
+    def _recover(self, why: str, retry: bool) -> None:
+        """Move the database (and its WAL files) aside and start a fresh one."""
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            self._db = None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.broken-{stamp}-{os.getpid()}")
+        try:
+            os.replace(self.path, aside)
+            for suffix in ("-wal", "-shm"):
+                extra = Path(str(self.path) + suffix)
+                if extra.exists():
+                    os.replace(extra, Path(str(aside) + suffix))
+        except OSError as exc:
+            self._bypass(f"{why}, and cannot be moved aside ({exc.strerror})")
+            return
+        _warn(f"completion cache {self.path} {why}: moved aside to {aside.name}; starting a fresh cache")
+        if retry:
+            self._open(retry=False)
+        else:
+            self._bypass(f"{why}, again after starting fresh")
+
+    def _bypass(self, why: str) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = None
+        self.disabled = why
+        _warn(f"completion cache {self.path} {why}: running without the cache "
+              f"(`harness cache clear`, or --cache-dir elsewhere)")
+
+    def _failed(self, exc: sqlite3.Error) -> None:
+        """A database error while running: corrupt -> moved aside and fresh; else bypassed."""
+        if _is_corrupt(exc):
+            self._recover(f"is corrupt ({exc})", retry=True)
+        elif "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            _warn(f"completion cache {self.path} is busy ({exc}); these items are not cached")
+        else:
+            self._bypass(f"failed ({exc})")
+
+    # --- use -------------------------------------------------------------------------
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
         keys = list(keys)
         found: dict[str, Completion] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            rows = self._db.execute(
-                f"SELECT key, value FROM completions WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            for key, value in rows:
-                c = Completion.from_json(json.loads(value))
-                c.cached = True
-                found[key] = c
+        if self._db is None:
+            return found
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, value FROM completions WHERE key IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall()
+                for key, value in rows:
+                    try:
+                        c = Completion.from_json(json.loads(value))
+                    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+                        continue  # an unreadable entry is a miss: it is generated again
+                    c.cached = True
+                    found[key] = c
+        except sqlite3.Error as exc:
+            self._failed(exc)
+            return {}
         return found
 
     def put_many(self, entries: dict[str, Completion]) -> None:
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
-                [(k, json.dumps(c.to_json() | {"cached": False})) for k, c in entries.items()])
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
+                    [(k, json.dumps(c.to_json() | {"cached": False})) for k, c in entries.items()])
+        except sqlite3.Error as exc:
+            self._failed(exc)
 
     def __len__(self) -> int:
+        if self._db is None:
+            return 0
         return self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def check_cache(directory: str | Path | None = None) -> tuple[bool, str]:
+    """(healthy, one line) about the cache database, without changing it (for `doctor`)."""
+    path = Path(directory or default_cache_dir()) / "completions.sqlite"
+    if not path.exists():
+        return True, f"{path} (empty: no database yet)"
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                return False, f"{path}: corrupt ({verdict}); run `harness cache clear`"
+            columns = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+            if not {"key", "value"} <= columns:
+                return False, f"{path}: not a completion cache; run `harness cache clear`"
+            n = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return False, f"{path}: unreadable ({exc}); run `harness cache clear`"
+    if not os.access(path.parent, os.W_OK) or not os.access(path, os.W_OK):
+        return False, f"{path}: {n} entries, read-only (runs will bypass it)"
+    return True, f"{path}: {n} entries, ok"
+
+
+def clear_cache(directory: str | Path | None = None) -> list[Path]:
+    """Delete the cache database and the databases moved aside; returns what was removed."""
+    folder = Path(directory or default_cache_dir())
+    removed = []
+    if folder.is_dir():
+        for f in sorted(folder.glob("completions.sqlite*")):
+            if f.is_file() or f.is_symlink():
+                f.unlink()
+                removed.append(f)
+    return removed
 
 
 WRITE_EVERY = 64  # items per transaction at most

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "harness.commands.eval_cmd",
     "harness.commands.score_cmd",
     "harness.commands.doctor_cmd",
+    "harness.commands.cache_cmd",
     "harness.commands.train_cmd",
     "harness.commands.baseline_cmd",
     "harness.commands.check_generator_cmd",

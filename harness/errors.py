@@ -5,7 +5,21 @@ Anything else that escapes is a bug in the harness (exit 3).
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
+
+
+def printable(text: object) -> str:
+    """Text from outside (model names, ids, outputs, paths) made safe for a terminal line:
+    control characters (ESC, NUL, newlines, C1, bidi overrides) become visible escapes."""
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in "\u200d":
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 class HarnessError(Exception):
@@ -36,4 +50,4 @@ class HarnessError(Exception):
         text = f"{where}: {self.message}" if where else self.message
         if self.hint:
             text += f" ({self.hint})"
-        return text
+        return printable(text)

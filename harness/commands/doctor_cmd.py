@@ -6,7 +6,10 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="show versions, MLX device, BLAS and cache location")
+    p = sub.add_parser("doctor", help="show versions, MLX device, BLAS and the cache's health",
+                       description="Show versions, the MLX device, the BLAS in use and whether the completion "
+                                   "cache is healthy; exits 1 when the cache is corrupt or read-only.")
+    p.add_argument("--cache-dir", help="cache folder (default: user cache dir, or $HARNESS_CACHE_DIR)")
     p.set_defaults(func=run)
 
 
@@ -14,7 +17,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..blas import find_openblas
-    from ..cache import default_cache_dir
+    from ..cache import check_cache, default_cache_dir
+    from ..errors import printable
     from ..runner import environment
 
     env = environment()
@@ -25,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
         lib = find_openblas()
         rows.append(("openblas", lib or "not installed: apt-get install libopenblas0-pthread "
                                         "(about 6x faster training on CPU)"))
-    rows.append(("cache", str(default_cache_dir())))
+    healthy, cache_line = check_cache(getattr(args, "cache_dir", None) or default_cache_dir())
+    rows.append(("cache", cache_line))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key:<{width}}  {value}")
-    return 0
+        print(f"{key:<{width}}  {printable(value)}")
+    return 0 if healthy else 1
