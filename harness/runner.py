@@ -344,6 +344,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
             if check and not check["passed"]:
                 gates.append({"suite": suite.name, "model": name, "metric": "generation_integrity",
                               "kind": "integrity", "passed": False, "reason": check["detail"], "details": {}})
+        gates.extend(header.pop("extra_gates", None) or [])  # a backend's own gates (endpoint requests, parity)
         header["gates"] = gates
         if reference is not None:  # what the report shows of the baseline's outputs
             header["baseline_outputs"] = baseline_outputs(reference, header)

@@ -35,6 +35,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no live progress on stderr (items done, tokens/s, ETA)")
     p.add_argument("--allow-outside-data", action="store_true",
                    help="let a suite's `data:` name a file outside its folder and repository")
+    ep = p.add_argument_group("served models (an OpenAI-compatible endpoint instead of a local model)")
+    ep.add_argument("--endpoint", metavar="URL",
+                    help="evaluate the model served at URL (mlx_lm.server, LM Studio, vLLM, llama.cpp); "
+                         "--model is then the name the server knows it by")
+    ep.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    ep.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    ep.add_argument("--retries", type=int, default=2,
+                    help="retries of a request after connection errors, timeouts, 429 and 5xx (default 2)")
+    ep.add_argument("--parity", action="store_true",
+                    help="compare the endpoint's greedy outputs on a sample with the local engine's on the same "
+                         "weights (fails the endpoint_parity gate when they differ)")
+    ep.add_argument("--parity-samples", type=int, default=8, help="items per suite and model for --parity (default 8)")
+    ep.add_argument("--parity-model", metavar="PATH", help="local folder of the served weights (default: --model)")
     p.set_defaults(func=run)
 
 
@@ -67,11 +80,25 @@ def _run(args: argparse.Namespace) -> int:
         from ..history import load
 
         history = load(args.history)  # bad history input fails before the model loads
-    results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
-                       cache_dir=args.cache_dir, baseline=baseline,
-                       allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
-                       allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]],
-                       quiet=args.quiet)
+    if args.endpoint:
+        from ..backends.openai import EndpointConfig, run_endpoint_eval
+
+        config = EndpointConfig(args.endpoint, args.model, concurrency=args.concurrency, timeout=args.timeout,
+                                retries=args.retries)
+        results = run_endpoint_eval(paths, config, adapters, limit=args.limit, use_cache=not args.no_cache,
+                                    cache_dir=args.cache_dir, baseline=baseline,
+                                    allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
+                                    parity=args.parity, parity_samples=args.parity_samples,
+                                    parity_model=args.parity_model, command=["harness", *sys.argv[1:]])
+    elif args.parity:
+        raise HarnessError("--parity compares an endpoint with the local engine", field="--parity",
+                           hint="add --endpoint URL")
+    else:
+        results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
+                           cache_dir=args.cache_dir, baseline=baseline,
+                           allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
+                           allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]],
+                           quiet=args.quiet)
     if history is not None:
         from ..history import past_series
 

@@ -1,0 +1,382 @@
+"""An OpenAI-compatible endpoint as the model: ``harness eval SUITES --endpoint URL --model NAME``.
+
+Served models (``mlx_lm.server``, LM Studio, vLLM, llama.cpp) are evaluated through
+``/v1/chat/completions`` for ``template: chat`` suites (the suite's messages; the server
+applies its chat template) and ``/v1/completions`` for ``template: raw`` suites (the
+rendered prompt text). Everything after generation (scorers, metrics, gates, reports) is
+the local path's.
+
+- Bounded: at most ``concurrency`` requests in flight, each with a socket ``timeout``;
+  connection errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential
+  backoff. A request that still fails is reported on its item (``error``), scored as an
+  empty output, and fails the ``endpoint_requests`` gate: a run never hangs on a server.
+- ``--adapter NAME=PATH`` sends ``"adapters": PATH`` per request, as ``mlx_lm.server``
+  takes it (the path is the server's; with mlx_lm.server, ``--model`` must name the model
+  path, not ``default_model``, or the server ignores per-request adapters).
+- The cache key holds the endpoint's model identity: URL, model name, what ``/v1/models``
+  says of it, and the weights' fingerprint when NAME is a local folder.
+- ``--parity`` generates a spread sample of items with the local engine on the same
+  weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
+  truncates or drops context fails the ``endpoint_parity`` gate.
+
+HTTP is the standard library's ``urllib``: no client dependency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import HarnessError
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class EndpointConfig:
+    url: str
+    model: str
+    concurrency: int = 4
+    timeout: float = 60.0
+    retries: int = 2
+    backoff: float = 0.5
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        url = self.url.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise HarnessError(f"--endpoint {self.url!r} is not an http(s) URL", field="--endpoint",
+                               hint="for example --endpoint http://127.0.0.1:8080")
+        if url.endswith("/v1"):
+            url = url[:-3]
+        self.url = url
+        if self.concurrency < 1:
+            raise HarnessError("--concurrency must be at least 1", field="--concurrency")
+        if self.timeout <= 0:
+            raise HarnessError("--timeout must be positive", field="--timeout")
+        if self.retries < 0:
+            raise HarnessError("--retries must be 0 or more", field="--retries")
+        if self.api_key is None:
+            self.api_key = os.environ.get("HARNESS_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+
+class RequestFailed(Exception):
+    def __init__(self, message: str, retryable: bool):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class EndpointClient:
+    def __init__(self, config: EndpointConfig):
+        self.config = config
+
+    def _post_once(self, path: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.config.api_key:
+            headers["Authorization"] = f"Bearer {self.config.api_key}"
+        req = urllib.request.Request(self.config.url + path, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
+                raw = resp.read(8 << 20)  # bounded: 8 MiB is far beyond any completion
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(500).decode("utf-8", "replace").strip()
+            raise RequestFailed(f"HTTP {exc.code}: {detail[:200]}", exc.code in RETRY_STATUS) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RequestFailed(f"{type(reason).__name__}: {reason}", True) from None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise RequestFailed(f"response is not JSON: {raw[:120]!r}", False) from None
+
+    def post(self, path: str, body: dict) -> dict:
+        """POST with retries and exponential backoff; raises RequestFailed after the last try."""
+        attempt = 0
+        while True:
+            try:
+                return self._post_once(path, body)
+            except RequestFailed as exc:
+                if not exc.retryable or attempt >= self.config.retries:
+                    if attempt:
+                        raise RequestFailed(f"{exc} (after {attempt + 1} attempts)", False) from None
+                    raise
+                time.sleep(self.config.backoff * (2 ** attempt))
+                attempt += 1
+
+    def models_listing(self) -> dict | None:
+        """What GET /v1/models says of our model (None when it says nothing or fails)."""
+        req = urllib.request.Request(self.config.url + "/v1/models", headers={"Accept": "application/json"})
+        if self.config.api_key:
+            req.add_header("Authorization", f"Bearer {self.config.api_key}")
+        try:
+            with urllib.request.urlopen(req, timeout=min(self.config.timeout, 10)) as resp:
+                data = json.loads(resp.read(1 << 20))
+        except Exception:
+            return None
+        for entry in (data or {}).get("data") or []:
+            if isinstance(entry, dict) and entry.get("id") == self.config.model:
+                return {k: entry.get(k) for k in ("id", "owned_by", "created") if k in entry}
+        return None
+
+
+def model_identity(client: EndpointClient) -> tuple[str, dict]:
+    """(fingerprint, identity) of the endpoint's model, for the cache key and results.json."""
+    from ..models import base_fingerprint
+
+    identity: dict = {"endpoint": client.config.url, "model": client.config.model,
+                      "served": client.models_listing(), "local_fingerprint": None}
+    local = Path(client.config.model)
+    if local.is_dir():
+        try:
+            identity["local_fingerprint"] = base_fingerprint(local)
+        except OSError:
+            pass
+    blob = json.dumps(identity, sort_keys=True).encode()
+    return "endpoint:" + hashlib.sha256(blob).hexdigest()[:32], identity
+
+
+def request_body(suite, case, config: EndpointConfig, adapter_path: str | None, greedy: bool = False) -> tuple[str, dict]:
+    """(path, JSON body) of one case: chat suites send messages, raw suites the prompt text."""
+    from ..prompts import messages_for
+
+    gen = suite.generation
+    body: dict = {"model": config.model, "max_tokens": gen.max_tokens,
+                  "temperature": 0.0 if greedy else gen.temperature, "stream": False}
+    if not greedy and gen.top_p < 1.0:
+        body["top_p"] = gen.top_p
+    if gen.stop:
+        body["stop"] = list(gen.stop)
+    if not greedy and gen.temperature > 0:
+        body["seed"] = gen.seed
+    if gen.repetition_penalty and not greedy:
+        body["repetition_penalty"] = gen.repetition_penalty
+    if adapter_path:
+        body["adapters"] = adapter_path
+    if suite.template == "chat":
+        body["messages"] = messages_for(case.prompt, suite.system)
+        return "/v1/chat/completions", body
+    body["prompt"] = f"{suite.system}\n\n{case.prompt}" if suite.system else case.prompt
+    return "/v1/completions", body
+
+
+def _prompt_key(suite, case) -> list:
+    """What the endpoint is sent for a case (the cache key's prompt part)."""
+    from ..prompts import messages_for
+
+    if suite.template == "chat":
+        return ["chat", messages_for(case.prompt, suite.system)]
+    return ["raw", f"{suite.system}\n\n{case.prompt}" if suite.system else case.prompt]
+
+
+def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float) -> dict:
+    from ..generation import _cut_at_stop
+
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise RequestFailed(f"response has no choices: {json.dumps(response)[:160]}", False)
+    choice = choices[0]
+    text = choice.get("text")
+    if text is None:
+        text = (choice.get("message") or {}).get("content")
+    text = text if isinstance(text, str) else ""
+    cut = _cut_at_stop(text, stop) if stop else text  # some servers return the stop string
+    reason = choice.get("finish_reason")
+    finish = "length" if reason == "length" else "stop"
+    usage = response.get("usage") or {}
+    n_out = usage.get("completion_tokens")
+    return {"output": cut, "finish_reason": "stop" if cut != text else finish,
+            "prompt_tokens": usage.get("prompt_tokens") or 0, "output_tokens": n_out or 0,
+            "output_token_ids": [], "stopped_by": "stop_string" if cut != text else
+            ("length" if finish == "length" else "eos"),
+            "ttft_s": None, "decode_tps": None, "prompt_tps": None, "total_s": elapsed,
+            "peak_memory_gb": None, "cached": False}
+
+
+def _failed(message: str) -> dict:
+    return {"output": "", "finish_reason": "length", "prompt_tokens": 0, "output_tokens": 0,
+            "output_token_ids": [], "stopped_by": "length", "ttft_s": None, "decode_tps": None,
+            "prompt_tps": None, "total_s": None, "peak_memory_gb": None, "cached": False, "error": message}
+
+
+def generate_via_endpoint(client: EndpointClient, suite, cases, adapter_path: str | None,
+                          greedy: bool = False) -> list[dict]:
+    """One completion dict per case, in order; failures carry ``error`` (never raises on HTTP)."""
+    def one(case) -> dict:
+        path, body = request_body(suite, case, client.config, adapter_path, greedy)
+        t0 = time.perf_counter()
+        try:
+            return _completion_from(client.post(path, body), tuple(suite.generation.stop),
+                                    time.perf_counter() - t0)
+        except RequestFailed as exc:
+            return _failed(str(exc))
+
+    with ThreadPoolExecutor(max_workers=client.config.concurrency) as pool:
+        return list(pool.map(one, cases))
+
+
+# --- the run ------------------------------------------------------------------------
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_endpoint_eval(suite_paths: list[Path], config: EndpointConfig, adapters: list, *,
+                      limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
+                      baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
+                      parity: bool = False, parity_samples: int = 8, parity_model: str | None = None,
+                      parity_min: float = 0.9, command: list[str] | None = None) -> dict:
+    """``run_eval`` with an endpoint as the model: the same results.json shape."""
+    from .. import __version__
+    from ..cache import CompletionCache, completion_key
+    from ..generation import Completion
+    from ..models import adapter_fingerprint
+    from ..runner import environment, load_suites, score_model, suite_header
+    from ..scorers import make_scorer
+
+    suites = load_suites(suite_paths, limit)
+    local_model = parity_model or config.model
+    if parity and not Path(local_model).is_dir():
+        raise HarnessError(f"--parity needs the endpoint's weights locally; {local_model!r} is not a folder",
+                           field="--parity", hint="pass --parity-model PATH (the folder the server loaded)")
+    for spec in adapters:
+        if parity and not spec.adapter_path.is_dir():
+            raise HarnessError("adapter folder not found (--parity applies it locally)", path=spec.adapter_path,
+                               field=f"--adapter {spec.name}")
+    client = EndpointClient(config)
+    fingerprint, identity = model_identity(client)
+    _log(f"endpoint {config.url} model {config.model}")
+    cache = CompletionCache(cache_dir) if use_cache else None
+    scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
+    results = {
+        "harness_version": __version__, "verdict": "pass", "created": "",
+        "command": list(command or sys.argv), "environment": environment() | {"endpoint": identity},
+        "models": {"base": {"path": config.model, "adapter_path": None, "fingerprint": fingerprint,
+                            "base_fingerprint": None, "training_log": None, "endpoint": config.url}},
+        "baseline": None, "warnings": [],
+        "suites": [suite_header(s, scorer_sets[s.name]) for s in suites],
+    }
+    adapter_fps: dict[str, str] = {}
+    for spec in adapters:
+        path = spec.adapter_path
+        adapter_fps[spec.name] = adapter_fingerprint(path) if path.is_dir() else f"path:{path}"
+        results["models"][spec.name] = {"path": config.model, "adapter_path": str(path),
+                                        "fingerprint": f"{fingerprint}+{adapter_fps[spec.name]}",
+                                        "base_fingerprint": fingerprint, "training_log": None,
+                                        "endpoint": config.url}
+    if baseline is not None:
+        from ..baseline import check_baseline
+
+        check_baseline(baseline, results, allow_fingerprint_mismatch)
+        results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
+
+    endpoint_outputs: dict[tuple[str, str], list[dict]] = {}
+    for name, adapter_path in [("base", None)] + [(s.name, str(s.adapter_path)) for s in adapters]:
+        _log(f"[{name}]")
+        adapter_fp = adapter_fps.get(name)
+        for suite, header in zip(suites, results["suites"]):
+            scorers = scorer_sets[suite.name]
+            live = any(not s.uses_cache for s in scorers)
+            keys = [completion_key(fingerprint, adapter_fp, _prompt_key(suite, c), suite.generation.cache_key(),
+                                   cache.versions) for c in suite.cases] if cache is not None else []
+            found = cache.get_many(keys) if cache is not None and not live else {}
+            todo = [i for i in range(len(suite.cases)) if not keys or keys[i] not in found]
+            t0 = time.perf_counter()
+            fresh = generate_via_endpoint(client, suite, [suite.cases[i] for i in todo], adapter_path)
+            elapsed = time.perf_counter() - t0
+            if cache is not None:
+                ok = {keys[i]: Completion.from_json(c) for i, c in zip(todo, fresh) if not c.get("error")}
+                if ok:
+                    cache.put_many(ok)
+            by_index = dict(zip(todo, fresh))
+            completions = [by_index[i] if i in by_index else found[keys[i]].to_json()
+                           for i in range(len(suite.cases))]
+            errors = [(suite.cases[i].id, c["error"]) for i, c in enumerate(completions) if c.get("error")]
+            _log(f"  {suite.name}: {len(completions)} items, {len(found)} from cache, {len(fresh)} requested "
+                 f"in {elapsed:.1f}s" + (f", {len(errors)} FAILED" if errors else ""))
+            model_result, skipped = score_model(suite, scorers, completions, results["models"][name]["fingerprint"],
+                                                None)
+            for record, c in zip(model_result["items"], completions):
+                if c.get("error"):
+                    record["error"] = c["error"]
+            model_result["integrity"] = {"checked": 0, "passed": True,
+                                         "detail": "served outputs: checked against the local engine only with --parity"}
+            header["models"][name] = model_result
+            for scorer_name, why in skipped.items():
+                header["scorers"][scorer_name]["skipped"] = (
+                    "needs the model itself (logits, timings); an endpoint returns text only")
+            gates = header.setdefault("extra_gates", [])
+            gates.append({"suite": suite.name, "model": name, "metric": "endpoint_requests", "kind": "endpoint",
+                          "passed": not errors,
+                          "reason": (f"all {len(completions)} requests answered" if not errors else
+                                     f"{len(errors)} of {len(completions)} requests failed after retries; first: "
+                                     f"{errors[0][0]}: {errors[0][1]}"),
+                          "details": {"failed": [i for i, _ in errors][:50], "policy": "endpoint"}})
+            if parity:
+                endpoint_outputs[(name, suite.name)] = completions
+    if cache is not None:
+        cache.close()
+    if parity:
+        _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, parity_samples, parity_min)
+    return results
+
+
+def _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, samples, minimum) -> None:
+    """Greedy outputs of the endpoint vs the local engine on a spread sample of each suite."""
+    from ..generation import generate
+    from ..integrity import sample_indices
+    from ..models import adapter_applied, load_base
+    from ..prompts import encode_prompt
+    from ..suite import GenerationConfig
+
+    _log(f"parity: loading {local_model} locally")
+    base = load_base(local_model)
+    specs = [("base", None)] + [(s.name, s.adapter_path) for s in adapters]
+    for name, path in specs:
+        def check() -> None:
+            for suite, header in zip(suites, results["suites"]):
+                idx = sample_indices(len(suite.cases), samples)
+                cases = [suite.cases[i] for i in idx]
+                if suite.generation.temperature == 0 and not suite.generation.repetition_penalty:
+                    served = [endpoint_outputs[(name, suite.name)][i] for i in idx]
+                else:
+                    served = generate_via_endpoint(client, suite, cases, None if path is None else str(path),
+                                                   greedy=True)
+                gen = suite.generation
+                cfg = GenerationConfig(max_tokens=gen.max_tokens, stop=tuple(gen.stop), batch_size=max(2, len(cases)))
+                prompts = [encode_prompt(base.tokenizer, c.prompt, suite.template, suite.system) for c in cases]
+                local = generate(base.model, base.tokenizer, prompts, cfg)
+                # leading/trailing whitespace differs by detokenizer (servers strip the first space)
+                same = [s.get("error") is None and s["output"].strip() == loc.output.strip()
+                        for s, loc in zip(served, local)]
+                n_same = sum(same)
+                mismatched = [c.id for c, ok in zip(cases, same) if not ok]
+                passed = bool(cases) and n_same / len(cases) >= minimum
+                first = ""
+                if mismatched:
+                    j = same.index(False)
+                    first = (f"; first {cases[j].id}: endpoint {served[j]['output'][:60]!r} vs local "
+                             f"{local[j].output[:60]!r}")
+                header.setdefault("extra_gates", []).append({
+                    "suite": suite.name, "model": name, "metric": "endpoint_parity", "kind": "parity",
+                    "passed": passed,
+                    "reason": (f"endpoint matches the local engine on {n_same} of {len(cases)} sampled items "
+                               f"(greedy; at least {minimum:.0%} required){first}"),
+                    "details": {"matched": n_same, "n": len(cases), "mismatched": mismatched, "policy": "parity"}})
+                header["models"][name]["integrity"] = {
+                    "checked": len(cases), "passed": True,
+                    "detail": f"parity with the local engine: {n_same}/{len(cases)} identical greedy outputs"}
+
+        if path is None:
+            check()
+        else:
+            with adapter_applied(base, name, path, False):
+                check()

@@ -1,0 +1,179 @@
+"""`harness eval --endpoint`: a REAL mlx_lm.server on 127.0.0.1 serving the fixture model (no mocks).
+
+Outputs must match the local engine's; a server that drops context fails the parity gate; a server
+that is down or hangs is reported per item within the timeout, never hung on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import FIXTURE_MODEL, ROOT, run_harness
+
+SQL_ADAPTER = ROOT / "fixtures" / "adapters" / "sql"
+SUITES = [str(ROOT / "suites" / "smoke.yaml"), str(ROOT / "suites" / "sql.yaml")]  # chat and raw
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlx_server():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mlx_lm", "server", "--model", str(FIXTURE_MODEL),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if json.loads(r.read()).get("status") == "ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, f"mlx_lm.server exited: {proc.stderr.read()[-2000:]}"
+            assert time.monotonic() < deadline, "mlx_lm.server did not come up in 90 s"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A faulty server in front of the real one: 'truncate' keeps only the end of every prompt
+    (a server that drops context); 'hang' never answers in time."""
+
+    upstream = ""
+    mode = "truncate"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.mode == "hang":
+            time.sleep(5)
+            return
+        if "prompt" in body:
+            body["prompt"] = body["prompt"][-12:]
+        for m in body.get("messages") or []:
+            m["content"] = m["content"][-6:]
+        req = urllib.request.Request(self.upstream + self.path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            data = r.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def faulty(mlx_server):
+    servers = []
+
+    def start(mode: str) -> str:
+        handler = type("Handler", (_Proxy,), {"upstream": mlx_server, "mode": mode})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _outputs(out) -> dict:
+    res = json.loads((out / "results.json").read_text())
+    return {(s["name"], m, i["id"]): i for s in res["suites"] for m, r in s["models"].items() for i in r["items"]}
+
+
+def test_endpoint_matches_the_local_engine(mlx_server, tmp_path):
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    common = [*SUITES, "--limit", "12", "--adapter", f"sql={SQL_ADAPTER}"]
+    served, local = tmp_path / "served", tmp_path / "local"
+    proc = run_harness("eval", *common, "--endpoint", mlx_server, "--model", str(FIXTURE_MODEL),
+                       "--out", str(served), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_harness("eval", *common, "--model", str(FIXTURE_MODEL), "--out", str(local), env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = _outputs(served), _outputs(local)
+    assert set(a) == set(b) and len(a) == 2 * (6 + 12)  # smoke (chat) and sql (raw), base and the adapter
+    same = sum(a[k]["output"].strip() == b[k]["output"].strip() for k in a)
+    assert same / len(a) >= 0.9, f"only {same} of {len(a)} served outputs match the local engine"
+    # the adapter was applied per request: its outputs differ from the base's on the same items
+    differ = sum(a[("sql", "sql", i)]["output"] != a[("sql", "base", i)]["output"]
+                 for (_, _, i) in [k for k in a if k[:2] == ("sql", "base")])
+    assert differ >= 6
+    res = json.loads((served / "results.json").read_text())
+    gates = {(g["suite"], g["model"], g["metric"]): g for s in res["suites"] for g in s["gates"]}
+    assert gates[("sql", "sql", "endpoint_requests")]["passed"]
+    assert res["environment"]["endpoint"]["local_fingerprint"].startswith("sha256:")
+    token_acc = res["suites"][1]["scorers"].get("token_accuracy")
+    assert token_acc is None or "endpoint" in token_acc["skipped"]
+
+    # served again: from the cache; under another model identity: not
+    proc = run_harness("eval", SUITES[0], "--endpoint", mlx_server, "--model", str(FIXTURE_MODEL),
+                       "--out", str(tmp_path / "again"), env=env)
+    assert "6 from cache, 0 requested" in proc.stderr, proc.stderr
+    proc = run_harness("eval", SUITES[0], "--endpoint", mlx_server, "--model", "default_model",
+                       "--out", str(tmp_path / "other"), env=env)
+    assert "0 from cache, 6 requested" in proc.stderr, proc.stderr
+
+
+def test_parity_fails_a_server_that_drops_context(mlx_server, faulty, tmp_path):
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    args = [SUITES[1], "--limit", "8", "--model", str(FIXTURE_MODEL), "--parity", "--parity-samples", "8"]
+    good = run_harness("eval", *args, "--endpoint", mlx_server, "--out", str(tmp_path / "good"), env=env)
+    assert good.returncode == 0, good.stdout + good.stderr
+    bad = run_harness("eval", *args, "--endpoint", faulty("truncate"), "--out", str(tmp_path / "bad"), env=env)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAILED sql / base / endpoint_parity: endpoint matches the local engine on" in bad.stdout
+    res = json.loads((tmp_path / "bad" / "results.json").read_text())
+    parity = [g for g in res["suites"][0]["gates"] if g["metric"] == "endpoint_parity"][0]
+    assert not parity["passed"] and parity["details"]["matched"] < 7
+
+
+def test_down_or_hanging_server_is_reported_per_item_not_hung_on(faulty, tmp_path):
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    for name, url in (("down", f"http://127.0.0.1:{_free_port()}"), ("hang", faulty("hang"))):
+        t0 = time.monotonic()
+        proc = run_harness("eval", SUITES[0], "--endpoint", url, "--model", "m", "--timeout", "0.5",
+                           "--retries", "1", "--out", str(tmp_path / name), env=env)
+        assert time.monotonic() - t0 < 60
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        res = json.loads((tmp_path / name / "results.json").read_text())
+        items = res["suites"][0]["models"]["base"]["items"]
+        assert len(items) == 6 and all("after 2 attempts" in i["error"] for i in items)
+        assert "endpoint_requests" in proc.stdout
+
+
+def test_bad_endpoint_arguments_exit_2(tmp_path):
+    proc = run_harness("eval", SUITES[0], "--endpoint", "localhost:8080", "--model", "m", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "--endpoint" in proc.stderr
+    proc = run_harness("eval", SUITES[0], "--model", str(FIXTURE_MODEL), "--parity", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "--endpoint" in proc.stderr
