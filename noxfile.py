@@ -1,4 +1,4 @@
-"""Sessions: eval (the main job, offline, on the fixture model), tests, bench, fixtures.
+"""Sessions: eval (the main job, offline, on the fixture model), tests, calibration, bench, fixtures.
 
 Each session builds its own virtualenv, so a new machine needs only `pip install nox`.
 On Debian/Ubuntu as root, the sessions that need them install the system packages
@@ -70,6 +70,14 @@ def tests(session: nox.Session) -> None:
                            "chromium": shutil.which("chromium") is not None})
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs, env=_env())
+
+
+@nox.session
+def calibration(session: nox.Session) -> None:
+    """Seeded simulation through the real gate code: false passes at the margin, A/A, power
+    (the table in docs/ci-gating.md). Exits 1 when a target is missed."""
+    session.install("-e", ".")
+    session.run("python", "-m", "harness.calibration", *session.posargs, env=_env())
 
 
 @nox.session

@@ -14,7 +14,10 @@ Per-item numbers come in *series*, keyed like metrics:
 A metric resolves to a series and a statistic: ``X`` and ``X.key`` are means of their
 series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of the
 ``latency.ttft_s`` series. Metrics that resolve are compared *paired* (items matched by
-id, seeded paired bootstrap, exact McNemar for pass/fail); metrics that do not (an
+id): pass/fail metrics by Tango's score interval for paired proportions (with the flips
+and the exact McNemar p), everything else by a seeded paired BCa bootstrap; items of one
+cluster (a suite's ``cluster:`` field) count through the design effect or are resampled
+together (see docs/ci-gating.md). Metrics that do not resolve (an
 aggregate-only number) fall back to the two reported intervals (MOVER, Newcombe's
 method of variance estimates recovery), which is unpaired and wider.
 
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .stats import mcnemar_exact, paired_bootstrap_diff_ci, statistic_fn
+from .stats import design_effect, mcnemar_exact, paired_bootstrap_diff_ci, statistic_fn, tango_paired_ci
 
 ITEM_FIELDS = ("ttft_s", "decode_tps", "prompt_tokens", "output_tokens")
 N_BOOT = 2000
@@ -49,6 +52,7 @@ class ModelView:
     series: dict[str, dict[str, float]] = field(default_factory=dict)  # series -> id -> value
     categories: dict[str, str | None] = field(default_factory=dict)  # id -> category
     outputs: dict[str, str] = field(default_factory=dict)  # id -> output digest
+    clusters: dict[str, str] = field(default_factory=dict)  # id -> cluster label (suite `cluster:`)
 
 
 def output_digest(text: str) -> str:
@@ -82,6 +86,8 @@ def model_view(model: dict) -> ModelView:
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 view.series.setdefault(name, {})[item_id] = float(value)
         view.categories[item_id] = item.get("category")
+        if item.get("cluster") is not None:
+            view.clusters[item_id] = str(item["cluster"])
         if "output_sha256" in item:
             view.outputs[item_id] = item["output_sha256"]
         elif isinstance(item.get("output"), str):
@@ -146,20 +152,44 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
         if ids:
             a = [a_map[i] for i in ids]
             b = [b_map[i] for i in ids]
-            diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat)
-            fn = statistic_fn(stat)  # the same statistic the interval used
+            labels = ref.clusters or cand.clusters
+            clusters = [labels.get(i, f"item:{i}") for i in ids] if labels else None
+            fn = statistic_fn(stat)
+            binary = (stat == "mean" and (is_binary(ref, metric) or is_binary(cand, metric))
+                      and all(x in (0.0, 1.0) for x in a) and all(y in (0.0, 1.0) for y in b))
+            deff = design_effect([y - x for x, y in zip(a, b)], clusters) if stat == "mean" else 1.0
             out: dict[str, Any] = {
-                "diff": diff, "ci_low": low, "ci_high": high,
                 "ref_value": float(fn(_arr(a))), "cand_value": float(fn(_arr(b))),
                 "n": len(ids), "statistic": stat, "series": series,
-                "method": f"paired bootstrap ({N_BOOT} resamples, seed {SEED})",
             }
-            if is_binary(ref, metric) or is_binary(cand, metric):
+            if clusters is not None:
+                out.update(clusters=len(set(clusters)), design_effect=deff, n_eff=len(ids) / deff)
+            if binary:
                 down = [i for i in ids if a_map[i] == 1.0 and b_map[i] == 0.0]
                 up = [i for i in ids if a_map[i] == 0.0 and b_map[i] == 1.0]
-                out.update(flipped_down=down, flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
+                diff = (len(up) - len(down)) / len(ids)
+                if not down and not up and _same_outputs(ref, cand, ids):
+                    low = high = 0.0
+                    method = f"identical outputs on all {len(ids)} paired items"
+                else:
+                    low, high = tango_paired_ci(len(down) / deff, len(up) / deff, len(ids) / deff, LEVEL)
+                    method = "Tango score interval (paired)" + (
+                        f", counts / design effect {deff:.2f}" if clusters is not None else "")
+                out.update(diff=diff, ci_low=low, ci_high=high, method=method, flipped_down=down,
+                           flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
+                return out
+            diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat,
+                                                       clusters=clusters)
+            out.update(diff=diff, ci_low=low, ci_high=high,
+                       method=f"paired BCa bootstrap ({N_BOOT} resamples of "
+                              f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
             return out
     return _mover(ref.metrics.get(metric), cand.metrics.get(metric))
+
+
+def _same_outputs(ref: ModelView, cand: ModelView, ids: list[str]) -> bool:
+    """Both sides have an output for every paired item and they are byte-identical."""
+    return all(i in ref.outputs and i in cand.outputs and ref.outputs[i] == cand.outputs[i] for i in ids)
 
 
 def _arr(values: list[float]):
