@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"q{i:02d}" for i in range(20)]
 
 
-def run(ft_failing=(), base_failing=("q19",)) -> dict:
+def run(ft_failing=(), base_failing=()) -> dict:
+    # By default ft gives the base's outputs (A/A: it passes on 20 items). One extra pass
+    # alone would not: Tango's interval for 1 gain in 20 items reaches below -0.05.
     base = {i: i not in base_failing for i in IDS}
     ft = {i: i not in ft_failing for i in IDS}
     return results([suite_result({"base": model_result(base, fingerprint="sha256:base"),
