@@ -41,6 +41,7 @@ CLASS_CASES = [
     ("```json\n" + GOOD + "\n```\nHope this helps.", "stop", "trailing_text", 0.0, 1.0),
     ("Here is the critique:\n" + GOOD, "stop", "prefix_text", 0.0, 1.0),
     ("Sure! ```json\n" + GOOD + "\n``` Hope it helps.", "stop", "prefix_text", 0.0, 1.0),
+    ("Scores (see [notes below): " + GOOD, "stop", "prefix_text", 0.0, 1.0),  # an unclosed prose bracket
     (GOOD + "\nLet me know if you need more.", "stop", "trailing_text", 0.0, 1.0),
     (GOOD + GOOD, "stop", "trailing_text", 0.0, 1.0),
     ('{"name": "dunes", "sco', "length", "truncated", 0.0, 0.0),

@@ -29,7 +29,8 @@ Python's ``json`` module accepts them by default, so this scorer parses with
 
 How the class is found: the whole output is tried as one JSON value, then as one fence.
 Otherwise each ``{`` or ``[`` (up to 64, never one inside a span already looked at) is
-followed, string-aware, to its matching bracket. The first span that decodes as JSON is
+followed, string-aware, to its matching bracket; an unclosed one that cannot begin JSON
+(``see [1`` in prose: not followed by a key, a value or its closing bracket) is prose. The first span that decodes as JSON is
 the value found (``prefix_text``/``trailing_text``/``fenced`` by what surrounds it). A
 value nested inside a broken one is never taken for the answer (``{"a": NaN, "b":
 {"c": 1}}`` is ``non_standard_number``, not ``prefix_text``). With no value found: a
@@ -116,6 +117,21 @@ def _span_end(text: str, start: int) -> tuple[int, bool]:
     return len(text), False
 
 
+_VALUE_START = {"{": '"}', "[": '{["-0123456789]'}
+_LITERAL = re.compile(r"(?:true|false|null)(?![A-Za-z0-9_])")
+
+
+def _begins_value(text: str, i: int) -> bool:
+    """Whether the unclosed bracket at ``i`` can begin JSON: what follows it (after
+    whitespace) is a key, a value or the closing bracket, or nothing (cut right there)."""
+    rest = text[i + 1:].lstrip()
+    if not rest or rest[0] in _VALUE_START[text[i]]:
+        return True
+    if text[i] != "[":
+        return False
+    return bool(_LITERAL.match(rest)) or any(w.startswith(rest) for w in ("true", "false", "null"))
+
+
 @dataclass
 class Classified:
     cls: str
@@ -164,8 +180,11 @@ def classify_output(output: str, finish_reason: str) -> Classified:
         tried += 1
         end, closed = _span_end(text, i)
         if not closed:
-            unfinished = True
-            break  # everything after lies inside this value
+            if _begins_value(text, i):
+                unfinished = True
+                break  # everything after lies inside this value
+            i += 1  # a bracket of prose ("see [1"), not the start of a JSON value
+            continue
         span = text[i:end]
         try:
             return Classified(_position_class(text, i, end), _loads(span), True)
@@ -185,9 +204,7 @@ def classify_output(output: str, finish_reason: str) -> Classified:
         for kind, why in broken:
             if kind == cls:
                 return Classified(cls, why=why)
-    if tried == 0:
-        return Classified("prose")
-    return Classified("invalid", why="no JSON value found")
+    return Classified("prose")
 
 
 def classify(output: str, finish_reason: str) -> tuple[str, Any, bool]:
