@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, integrity
-from .atomic import write_json
 from .cache import CompletionCache, WriteBehind, completion_key
 from .errors import HarnessError
 from .generation import Completion, Progress, generate
@@ -353,9 +352,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_output(results, RESULTS_SCHEMA, out_dir / "results.json")  # before anything is written
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "results.json", results)
-    write_reports(results, out_dir)
+    write_reports(results, out_dir)  # results.json and the reports as one set (atomic.write_folder)
     return 1 if failed else 0
 
 

@@ -176,24 +176,13 @@ def validate_with_lines(obj: Any, schema: dict, path: Path, root: yaml.Node | No
 
 
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError("suite file not found", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"not UTF-8 text ({exc.reason})", path=path) from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != mark.line:
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise HarnessError(f"invalid YAML: {problem}", path=path,
-                           line=mark.line + 1 if mark else None,
-                           hint="fix the YAML syntax at that line") from None
-    return data, root
+    """The suite's data and node tree: aliases, depth, duplicate keys and non-finite
+    numbers bounded or refused (``harness/yamlsafe.py``)."""
+    from . import yamlsafe
+
+    if not path.exists():
+        raise HarnessError("suite file not found", path=path)
+    return yamlsafe.read(path, "suite file")
 
 
 # `data:` may name only a regular file inside the suite's folder or its repository,
@@ -315,6 +304,10 @@ def load_suite(path: str | Path) -> Suite:
     scorers: list[ScorerSpec] = []
     for i, entry in enumerate(data["scorers"]):
         (name, options), = entry.items()
+        if any(s.name == name for s in scorers):  # two would write the same metrics
+            raise HarnessError(f"scorer {name!r} is listed twice", path=path,
+                               line=_node_line(root, ["scorers", i]), field=f"scorers[{i}]",
+                               hint="list each scorer once; put its options in one entry")
         spec = ScorerSpec(name=name, options=dict(options or {}), field=f"scorers[{i}].{name}")
         validate_scorer_options(spec, path, _node_line(root, ["scorers", i, name]), suite_dir=path.parent)
         scorers.append(spec)

@@ -126,7 +126,7 @@ def test_write_reports_atomic_and_pass_banner(tmp_path):
     res = results([sr])
     out = tmp_path / "out"
     write_reports(res, out)
-    assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "summary.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "junit.xml", "results.json", "summary.md"]
     html = (out / "index.html").read_text()
     assert 'class="banner pass"' in html and "0 of 1 gate failed" in html
     assert "No item changed its pass/fail verdict" in html

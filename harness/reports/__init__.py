@@ -13,7 +13,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from ..atomic import write_text
 
-__all__ = ["write_reports", "render_html", "render_junit", "render_summary", "write_compare_report", "environment"]
+__all__ = ["write_reports", "render_reports", "render_html", "render_junit", "render_summary", "write_compare_report", "environment"]
 
 _XML_BAD = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
@@ -72,13 +72,18 @@ def render_summary(results: dict) -> str:
     return environment().get_template("summary.md.j2").render(**context(results))
 
 
+def render_reports(results: dict) -> dict[str, str]:
+    """index.html, junit.xml and summary.md of a run, rendered (nothing written)."""
+    return {"index.html": render_html(results), "junit.xml": render_junit(results),
+            "summary.md": render_summary(results)}
+
+
 def write_reports(results: dict, out_dir: Path) -> None:
-    """Write index.html, junit.xml and summary.md into ``out_dir``, each atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "index.html", render_html(results))
-    write_text(out / "junit.xml", render_junit(results))
-    write_text(out / "summary.md", render_summary(results))
+    """Write results.json, index.html, junit.xml and summary.md into ``out_dir`` as one
+    set: every file is rendered first, then the set replaces the old one at once."""
+    from ..atomic import json_text, write_folder
+
+    write_folder(out_dir, {"results.json": json_text(results), **render_reports(results)})
 
 
 def write_compare_report(comparison: dict, out_dir: Path, runs: tuple[dict, dict] | None = None) -> Path:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from ..suite import _node_line, read_jsonl, resolve_data_path
 
 
@@ -19,11 +17,12 @@ def suite_records(suite_path: Path) -> list[tuple[Path, int | None, dict]]:
 
     The suite file itself has already been read and validated by ``load_suite``.
     """
-    text = Path(suite_path).read_text(encoding="utf-8")
-    data = yaml.safe_load(text) or {}
+    from .. import yamlsafe
+
+    data, root = yamlsafe.read(suite_path, "suite file")
+    data = data or {}
     if "data" in data:
         data_path = resolve_data_path(Path(suite_path), data["data"])
         return [(data_path, line, record) for line, record in read_jsonl(data_path)]
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
     return [(Path(suite_path), _node_line(root, ["cases", i]), record)
             for i, record in enumerate(data.get("cases") or []) if isinstance(record, dict)]

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,17 @@ def _coerce(value: Any, annotation: str, where: dict) -> Any:
             return value
         raise HarnessError(f"expected an integer, got {value!r}", **where)
     if base == "float":
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-            return float(value)
-        except (TypeError, ValueError):
-            pass
-        raise HarnessError(f"expected a number, got {value!r}", **where)
+            number = float(value)
+        else:
+            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        if number is not None and math.isfinite(number):
+            return number
+        raise HarnessError(f"expected a finite number, got {value!r}", **where)
     if base == "str":
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -271,13 +276,10 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise HarnessError("training config is not UTF-8 text", path=path) from None
         except OSError as exc:
             raise HarnessError(f"cannot read training config: {exc.strerror}", path=path) from None
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text) or {}
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise HarnessError(f"invalid YAML: {exc.problem or 'syntax error'}", path=path,
-                               line=mark.line + 1 if mark else None) from None
+        from .. import yamlsafe  # aliases, depth, duplicate keys, .nan/.inf refused with their line
+
+        data, root = yamlsafe.load(text, path)
+        data = data if data is not None else {}
         if not isinstance(data, dict):
             raise HarnessError("a training config must be a YAML mapping", path=path, line=1)
     if overrides:
