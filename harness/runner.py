@@ -20,6 +20,7 @@ from typing import Any
 
 from . import __version__, integrity
 from .cache import CompletionCache, WriteBehind, completion_key
+from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
 from .errors import HarnessError
 from .generation import Completion, Progress, generate
 from .metrics import suite_metrics
@@ -39,7 +40,8 @@ class ModelSpec:
 
 
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    if rank_and_size()[0] == 0:  # under mlx.launch only rank 0 speaks
+        print(message, file=sys.stderr, flush=True)
 
 
 def environment() -> dict:
@@ -52,6 +54,7 @@ def environment() -> dict:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
             env[pkg] = None
+    env["world_size"] = rank_and_size()[1]
     try:
         import mlx.core as mx
 
@@ -149,7 +152,10 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
 
     New completions are committed to the cache as they finish (``WriteBehind``), so a run
     killed mid-suite takes everything finished so far from the cache when re-run.
+    Under ``mlx.launch`` (``harness.distributed``) rank 0 decides what to generate, every
+    rank generates its round-robin share, and all ranks get every completion back.
     """
+    rank, size = rank_and_size()
     tokenizer = base.tokenizer
     prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
                for case in suite.cases]
@@ -161,13 +167,19 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
         keys = [str(i) for i in range(len(prompts))]
     found = cache.get_many(keys) if (cache is not None and not live) else {}
     todo = [i for i, k in enumerate(keys) if k not in found]
+    if size > 1:
+        todo = broadcast_json(todo)  # rank 0's cache decides
+        found = {keys[i]: found.get(keys[i]) for i in range(len(keys)) if i not in set(todo)}
     if todo and live:
         generate(base.model, tokenizer, prompts[:1], GenerationConfig(max_tokens=4, batch_size=1))  # warm-up
     t0 = time.perf_counter()
     todo_prompts = [prompts[i] for i in todo]
-    prefixes = SharedPrefixes(base.model, todo_prompts) if todo and gen_cfg.batch_size > 1 else None
+    mine = shard(len(todo), rank, size)
+    my_prompts = [todo_prompts[j] for j in mine]
+    prefixes = SharedPrefixes(base.model, my_prompts) if my_prompts and gen_cfg.batch_size > 1 else None
     writer = WriteBehind(cache) if cache is not None else None
-    bar = LiveProgress(len(todo), label=f"  {suite.name}", enabled=show_progress,
+    label = f"  {suite.name}" + (f" (rank {rank} of {size})" if size > 1 else "")
+    bar = LiveProgress(len(mine), label=label, enabled=show_progress and rank == 0,
                        max_tokens=gen_cfg.max_tokens)
 
     def report(done: int, total: int, tokens: int) -> None:
@@ -176,51 +188,82 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
             progress(done, total, tokens)
 
     try:
-        fresh = generate(base.model, tokenizer, todo_prompts, gen_cfg, progress=report,
+        fresh = generate(base.model, tokenizer, my_prompts, gen_cfg, progress=report,
                          prefixes=prefixes if prefixes is not None else False,
-                         on_item=(lambda j, c: writer.add(keys[todo[j]], c)) if writer else None
-                         ) if todo else []
+                         on_item=(lambda k, c: writer.add(keys[todo[mine[k]]], c)) if writer else None
+                         ) if my_prompts else []
     finally:  # an interrupted run keeps what it finished
         bar.close()
         if writer is not None:
+            writer.flush()
+    if size > 1:  # every rank gets every completion, in item order
+        shares = all_gather_json([c.to_json() for c in fresh])
+        shares[rank] = fresh
+        shares = [[c if isinstance(c, Completion) else Completion.from_json(c) for c in share]
+                  for share in shares]
+        fresh = unshard(shares, len(todo))
+        if writer is not None:
+            for j, c in enumerate(fresh):
+                if j % size != rank:
+                    writer.add(keys[todo[j]], c)
             writer.flush()
     elapsed = time.perf_counter() - t0
     by_index = dict(zip(todo, fresh))
     completions = [by_index[i] if i in by_index else found[keys[i]] for i in range(len(keys))]
     for i, c in enumerate(completions):
-        c.prompt_token_ids = prompts[i]  # type: ignore[attr-defined]  (for token-level scorers)
+        if c is not None:  # None: a cached item on a rank other than 0 (only rank 0 reads the cache)
+            c.prompt_token_ids = prompts[i]  # type: ignore[attr-defined]  (for token-level scorers)
     n_tokens = sum(c.output_tokens for c in fresh)
-    shared = (f", shared prefixes saved {prefixes.saved_tokens - prefixes.prefilled_tokens} of "
-              f"{sum(len(p) for p in todo_prompts)} prompt tokens" if prefixes and prefixes.saved_tokens else "")
+    extra = []
+    if prefixes and prefixes.saved_tokens:
+        extra.append(f"shared prefixes saved {prefixes.saved_tokens - prefixes.prefilled_tokens} of "
+                     f"{sum(len(p) for p in my_prompts)} prompt tokens" + (" on rank 0" if size > 1 else ""))
+    if size > 1:
+        extra.append(f"{size} processes")
     log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
-        + (f" ({n_tokens} tokens, {n_tokens / elapsed:.0f} tok/s{shared})" if fresh and elapsed > 0 else ""))
+        + (f" ({', '.join([f'{n_tokens} tokens', f'{n_tokens / elapsed:.0f} tok/s', *extra])})"
+           if fresh and elapsed > 0 else ""))
     if not fresh:
         return completions, {"checked": 0, "passed": True,
                              "detail": "all outputs from the cache (checked when they were generated)"}
-    return completions, check_integrity(suite, base, todo_prompts, fresh, prefixes)
+    return completions, check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size)
 
 
 def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion],
-                    prefixes: SharedPrefixes | None = None) -> dict:
+                    prefixes: SharedPrefixes | None = None, rank: int = 0, size: int = 1) -> dict:
     """Check a spread sample of this run's greedy outputs against full recomputation.
 
-    Greedy outputs are checked as generated; a sampling suite gets greedy re-runs of the sample.
+    Greedy outputs are checked as generated; a sampling suite gets greedy re-runs of the
+    sample. With several processes each sampled item is checked on the rank that generated
+    it (``prefixes`` are that rank's), and the results are combined.
     """
     idx = integrity.sample_indices(len(prompts), suite.integrity_samples)
     if not idx:
         return {"checked": 0, "passed": True, "detail": "integrity check disabled (samples: 0)"}
-    sample = [prompts[i] for i in idx]
-    produced = [fresh[i] for i in idx]
-    sample_prefixes = prefixes.subset(idx) if prefixes is not None else None
-    if suite.generation.temperature > 0 or suite.generation.repetition_penalty:
-        greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
-        produced = generate(base.model, base.tokenizer, sample, greedy,
-                            prefixes=sample_prefixes if sample_prefixes is not None else False)
-    eos = next(iter(base.tokenizer.eos_token_ids), None)
-    tokens = [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else [])
-              for c in produced]
-    return integrity.check(base.model, base.tokenizer, sample, tokens, suite.integrity_max_tokens,
-                           sample_prefixes).to_json()
+    idx = [j for j in idx if j % size == rank]
+    result = {"checked": 0, "passed": True, "detail": ""}
+    if idx:
+        sample = [prompts[i] for i in idx]
+        produced = [fresh[i] for i in idx]
+        sample_prefixes = prefixes.subset([j // size for j in idx]) if prefixes is not None else None
+        if suite.generation.temperature > 0 or suite.generation.repetition_penalty:
+            greedy = GenerationConfig(max_tokens=suite.integrity_max_tokens, batch_size=max(2, len(sample)))
+            produced = generate(base.model, base.tokenizer, sample, greedy,
+                                prefixes=sample_prefixes if sample_prefixes is not None else False)
+        eos = next(iter(base.tokenizer.eos_token_ids), None)
+        tokens = [c.output_token_ids + ([eos] if c.stopped_by == "eos" and eos is not None else [])
+                  for c in produced]
+        result = integrity.check(base.model, base.tokenizer, sample, tokens, suite.integrity_max_tokens,
+                                 sample_prefixes).to_json()
+    if size == 1:
+        return result
+    results = all_gather_json(result)
+    failed = [(r, res) for r, res in enumerate(results) if not res["passed"]]
+    checked = sum(res["checked"] for res in results)
+    if failed:
+        return {"checked": checked, "passed": False, "detail": f"rank {failed[0][0]}: {failed[0][1]['detail']}"}
+    return {"checked": checked, "passed": True,
+            "detail": f"{checked} prompts on {size} processes: cached greedy decoding matches full recomputation"}
 
 
 def completion_dict(c: Completion) -> dict:
@@ -261,7 +304,7 @@ def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec]
         base_warnings += check_adapter_base(base, spec.adapter_path, read_adapter_config(spec.adapter_path),
                                             allow_base_mismatch)
         check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
-    cache = CompletionCache(cache_dir) if use_cache else None
+    cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = {
         "harness_version": __version__, "verdict": "pass", "created": "",
@@ -318,6 +361,8 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
         live = any(not s.uses_cache for s in scorers)
         completions, integrity_result = generate_suite(suite, base, base.fingerprint, adapter_fp, cache, live,
                                                        show_progress=not quiet)
+        if rank_and_size()[0] != 0:
+            continue  # under mlx.launch, rank 0 scores and reports
         model_result, skipped = score_model(suite, scorers, [completion_dict(c) for c in completions],
                                             adapter_fp or base.fingerprint, base)
         model_result["integrity"] = integrity_result

@@ -99,6 +99,10 @@ def _run(args: argparse.Namespace) -> int:
                            allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
                            allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]],
                            quiet=args.quiet)
+    from ..distributed import rank_and_size
+
+    if rank_and_size()[0] != 0:
+        return 0  # under mlx.launch, rank 0 gates and writes the reports
     if history is not None:
         from ..history import past_series
 

@@ -1,0 +1,60 @@
+"""Evaluation across processes: `mlx.launch -n 2 --backend ring` on localhost gives the
+outputs of one process, rank 0 writes the cache and the reports, and results.json says
+world_size 2."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.blas import preload_env
+from harness.cache import CompletionCache
+from harness.distributed import shard, unshard
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_shards_cover_every_item_once_and_unshard_restores_order():
+    for n, size in ((7, 2), (3, 4), (0, 2), (10, 3)):
+        shares = [shard(n, r, size) for r in range(size)]
+        assert sorted(j for s in shares for j in s) == list(range(n))
+        assert unshard(shares, n) == list(range(n))
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path):
+    suites = [str(ROOT / "suites" / "sql.yaml"), str(ROOT / "suites" / "json_schema.yaml")]
+    common = ["-m", "harness.cli", "eval", *suites, "--model", str(ROOT / "fixtures" / "model"),
+              "--limit", "9", "--quiet"]
+    launch = Path(sys.executable).with_name("mlx.launch")
+    two = subprocess.run([str(launch), "-n", "2", "--backend", "ring", "-p", str(free_port()), "--",
+                          sys.executable, *common, "--out", str(tmp_path / "two"),
+                          "--cache-dir", str(tmp_path / "cache")],
+                         capture_output=True, text=True, env=preload_env(), timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("PASS: report in") == 1  # rank 0 reports
+    assert two.stderr.count("sql: 9 items, 0 from cache, 9 generated") == 1
+    one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one"), "--no-cache"],
+                         capture_output=True, text=True, env=preload_env(), timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+
+    r1 = json.loads((tmp_path / "one" / "results.json").read_text())
+    r2 = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert r1["environment"]["world_size"] == 1 and r2["environment"]["world_size"] == 2
+    for s1, s2 in zip(r1["suites"], r2["suites"]):
+        m1, m2 = s1["models"]["base"], s2["models"]["base"]
+        assert [i["output"] for i in m1["items"]] == [i["output"] for i in m2["items"]], s1["name"]
+        assert m1["metrics"] == m2["metrics"]
+        assert m2["integrity"]["passed"] and m2["integrity"]["checked"] == m1["integrity"]["checked"] == 2
+    assert len(CompletionCache(tmp_path / "cache")) == 18  # rank 0 cached every rank's items
