@@ -45,7 +45,9 @@ def main() -> None:
     from harness.cache import CompletionCache
     from harness.models import load_base
     from harness.runner import generate_suite
-    from harness.suite import Case, GenerationConfig, Suite
+    from harness.case import Case
+    from harness.generation import GenerationConfig
+    from harness.suite import Suite
 
     base = load_base(str(ROOT / "fixtures" / "model"))
     questions = [f"Question {i}: which service listens on port {8000 + i} and why?" for i in range(args.prompts)]

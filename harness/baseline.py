@@ -42,13 +42,14 @@ from typing import Any
 from .atomic import write_json
 from .compare import item_values, output_digest
 from .errors import HarnessError
+from .files import read_json
 from .validation import BASELINE_SCHEMA, check_input, check_output
 
 FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
 
 __all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
-           "summarize_run", "fingerprint_differences", "read_json", "pack_outputs", "unpack_outputs",
+           "summarize_run", "fingerprint_differences", "pack_outputs", "unpack_outputs",
            "baseline_outputs"]
 MAX_WORSE_KEPT = 20
 
@@ -121,23 +122,6 @@ def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
                         "values": values}
         out[model] = entry
     return out
-
-
-def read_json(path: str | Path, what: str = "file") -> dict:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError(f"{what} not found", path=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"cannot read {what}: {exc}", path=p) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"invalid JSON: {exc.msg}", path=p, line=exc.lineno) from None
-    if not isinstance(data, dict):
-        raise HarnessError(f"expected a JSON object in the {what}", path=p)
-    return data
 
 
 def load_baseline(path: str | Path) -> dict:

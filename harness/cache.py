@@ -198,7 +198,7 @@ class CompletionCache:
             with self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
-                    [(k, json.dumps(c.to_json() | {"cached": False})) for k, c in entries.items()])
+                    [(k, json.dumps(c.to_json() | {"cached": False, "prompt_token_ids": None})) for k, c in entries.items()])
         except sqlite3.Error as exc:
             self._failed(exc)
 

@@ -35,23 +35,25 @@ off): every pass/fail metric of every candidate gets ``max_drop_vs_base: 0.05`` 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 
 from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, suite_comparisons)
 from .errors import HarnessError
 from .stats import power_warning
+from .yamlpos import node_line
+
+if TYPE_CHECKING:  # typing only: suites import gates, never the reverse
+    from .suite import Suite
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_POLICY = {"max_drop_vs_base": DEFAULT_MARGIN, "max_drop_vs_baseline": DEFAULT_MARGIN}
 _EPS = 1e-12
 
-__all__ = ["evaluate_gates", "policy", "validate_policy", "DEFAULT_MARGIN"]
+__all__ = ["evaluate_gates", "comparisons_for", "policy", "validate_policy", "DEFAULT_MARGIN"]
 
 
-def validate_policy(suite) -> None:
+def validate_policy(suite: Suite) -> None:
     """Check the policy against the suite itself: metrics come from its scorers, and
     critical ids are its cases. Raises HarnessError naming the file, line and field.
 
@@ -64,34 +66,24 @@ def validate_policy(suite) -> None:
         scorer = metric.split(".", 1)[0]
         if scorer not in scorer_names:
             raise HarnessError(f"gate on {metric!r}, but the suite has no scorer {scorer!r}",
-                               path=suite.path, line=_line(suite.path, ["gates", metric]),
+                               path=suite.path, line=node_line(suite.root, ["gates", metric]),
                                field=f"gates.{metric}",
                                hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
         critical = (options or {}).get("critical")
         if critical:
             if "." in metric:
                 raise HarnessError("`critical` needs a pass/fail metric (a scorer's own name)",
-                                   path=suite.path, line=_line(suite.path, ["gates", metric, "critical"]),
+                                   path=suite.path, line=node_line(suite.root, ["gates", metric, "critical"]),
                                    field=f"gates.{metric}.critical")
             unknown = [str(i) for i in critical if str(i) not in case_ids]
             if unknown:
                 raise HarnessError(f"critical item {unknown[0]!r} is not a case of the suite",
-                                   path=suite.path, line=_line(suite.path, ["gates", metric, "critical"]),
+                                   path=suite.path, line=node_line(suite.root, ["gates", metric, "critical"]),
                                    field=f"gates.{metric}.critical",
                                    hint="use the cases' `id` values")
 
 
-def _line(path: Path, keys: list) -> int | None:
-    from .suite import _node_line
-
-    try:
-        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
-        return None
-    return _node_line(root, keys)
-
-
-def policy(suite, suite_result: dict) -> dict[str, dict]:
+def policy(suite: Suite, suite_result: dict) -> dict[str, dict]:
     """metric -> options, with the defaults filled in when the suite names no gates.
 
     Each options dict gets ``_source``: ``"suite"`` or ``"default"``.
@@ -107,7 +99,13 @@ def policy(suite, suite_result: dict) -> dict[str, dict]:
     return out
 
 
-def evaluate_gates(suite, suite_result: dict, baseline_suite: dict | None) -> tuple[list[dict], list[str]]:
+def comparisons_for(suite_result: dict, baseline_suite: dict | None) -> dict:
+    """Every metric's paired delta vs base and vs baseline (JSON-ready), for gates and reports."""
+    return _jsonable(suite_comparisons(suite_result, baseline_suite))
+
+
+def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None,
+                   comparisons: dict | None = None) -> tuple[list[dict], list[str]]:
     """Apply the suite's policy to one suite's results.
 
     ``suite_result`` is the suite entry of results.json (models with metrics and
@@ -115,12 +113,12 @@ def evaluate_gates(suite, suite_result: dict, baseline_suite: dict | None) -> tu
     ``harness.baseline.baseline_suite``) or None. Returns (gates, warnings); each gate
     is ``{suite, model, metric, kind, passed, reason, details}``.
 
-    Also stores ``suite_result["comparisons"]`` (every metric's paired delta vs base
-    and vs baseline; see ``harness.compare.suite_comparisons``) for the reports.
+    ``comparisons`` is ``comparisons_for(suite_result, baseline_suite)`` when the caller
+    already has it (the runner stores it for the reports); nothing is written here.
     """
     models = suite_result.get("models") or {}
-    comparisons = _jsonable(suite_comparisons(suite_result, baseline_suite))
-    suite_result["comparisons"] = comparisons
+    if comparisons is None:
+        comparisons = comparisons_for(suite_result, baseline_suite)
     views = {name: model_view(m) for name, m in models.items()}
     baseline_views = {n: model_view(m) for n, m in ((baseline_suite or {}).get("models") or {}).items()}
     candidates = [n for n in models if n != "base"] or [n for n in models if n == "base"]

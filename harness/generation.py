@@ -14,7 +14,28 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .suite import GenerationConfig
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Everything that changes a generated output (part of the completion cache key).
+
+    Owned by the engine; a suite's ``generation:`` mapping is read into it."""
+
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    batch_size: int = 32
+
+    def cache_key(self) -> dict:
+        key = {k: getattr(self, k) for k in ("max_tokens", "temperature", "top_p",
+                                              "repetition_penalty", "stop")}
+        key["stop"] = list(self.stop)
+        if self.temperature > 0:
+            key["seed"] = self.seed  # greedy output does not depend on the seed
+        return key
 
 if TYPE_CHECKING:
     from .prefix import SharedPrefixes
@@ -36,6 +57,9 @@ class Completion:
     total_s: float | None = None
     peak_memory_gb: float | None = None
     cached: bool = False
+    # The prompt it answered (token ids), for token-level scorers; not stored in the cache,
+    # whose key already is the prompt.
+    prompt_token_ids: list[int] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,7 +106,7 @@ def _stop_hit(tokenizer: Any, tokens: list[int], stop: tuple[str, ...], window: 
     return any(s in tail for s in stop)
 
 
-def _cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
     cut = min((text.find(s) for s in stop if s in text), default=-1)
     return text[:cut] if cut >= 0 else text
 
@@ -139,7 +163,7 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: Gener
 def _completion(tokenizer: Any, seq: _Sequence, stop: tuple[str, ...], peak_gb: float) -> Completion:
     text = tokenizer.decode(seq.tokens)
     if seq.stopped_by == "stop_string":
-        text = _cut_at_stop(text, stop)
+        text = cut_at_stop(text, stop)
     n = len(seq.tokens)
     ttft = (seq.t_first - seq.t_start) if seq.t_first else None
     decode_s = (seq.t_last - seq.t_first) if seq.t_first and seq.t_last else 0.0

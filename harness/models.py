@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import HarnessError
+from .files import file_digest
 
 # Files of a model folder that change its outputs. Weights are matched by suffix.
 TOKENIZER_FILES = (
@@ -32,19 +32,11 @@ TOKENIZER_FILES = (
 ADAPTER_FILES = ("adapters.safetensors", "adapter_config.json")
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     h = hashlib.sha256()
     for f in sorted(files):
         h.update(f.relative_to(root).as_posix().encode())
-        h.update(b"\0" + _file_digest(f).encode() + b"\n")
+        h.update(b"\0" + file_digest(f).encode() + b"\n")
     h.update(extra.encode())
     return "sha256:" + h.hexdigest()[:32]
 
@@ -63,18 +55,6 @@ def weights_fingerprint(path: Path) -> str:
 def adapter_fingerprint(path: Path) -> str:
     files = [path / n for n in ADAPTER_FILES if (path / n).exists()]
     return _digest_files(files, path)
-
-
-def read_adapter_config(path: Path) -> dict:
-    cfg = path / "adapter_config.json"
-    if not cfg.is_file() or not (path / "adapters.safetensors").is_file():
-        raise HarnessError(
-            "not an mlx-lm adapter folder (needs adapter_config.json and adapters.safetensors)",
-            path=path, hint="pass --adapter NAME=DIR with the folder `harness train` or mlx_lm.lora wrote",
-        )
-    from .preflight import read_json_object
-
-    return read_json_object(cfg, "adapter_config.json")
 
 
 @dataclass

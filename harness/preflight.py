@@ -277,11 +277,20 @@ def check_adapter_depth(path: Path, config: dict, model_config: dict, base: str 
                            hint="this adapter was trained on a base of another size: pass its own base with --model")
 
 
+def read_adapter_config(path: Path) -> dict:
+    """adapter_config.json of an mlx-lm adapter folder (both files must be there)."""
+    cfg = path / "adapter_config.json"
+    if not cfg.is_file() or not (path / "adapters.safetensors").is_file():
+        raise HarnessError(
+            "not an mlx-lm adapter folder (needs adapter_config.json and adapters.safetensors)",
+            path=path, hint="pass --adapter NAME=DIR with the folder `harness train` or mlx_lm.lora wrote",
+        )
+    return read_json_object(cfg, "adapter_config.json")
+
+
 def check_adapter(path: str | Path, model_config: dict | None = None, base: str = "the base") -> dict:
     """Everything about an adapter folder that can be checked without loading a model;
     returns its adapter_config.json."""
-    from .models import read_adapter_config
-
     path = Path(path)
     config = read_adapter_config(path)
     check_adapter_config(path, config)
@@ -293,4 +302,4 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
 
 __all__ = ["out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header", "read_json_object",
            "num_blocks", "check_model_folder", "check_chat_template", "check_adapter_config",
-           "check_adapter_weights", "check_adapter_depth", "check_adapter"]
+           "check_adapter_weights", "check_adapter_depth", "check_adapter", "read_adapter_config"]

@@ -16,20 +16,21 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from . import __version__, integrity
 from .cache import CompletionCache, WriteBehind, completion_key
 from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
 from .errors import HarnessError
-from .generation import Completion, Progress, generate
+from .files import file_digest
+from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import suite_metrics
-from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, load_base, read_adapter_config
+from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, load_base
+from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
 from .prompts import encode_prompt
 from .scorers import Item, Score, Scorer, make_scorer
-from .suite import GenerationConfig, Suite, load_suite
+from .suite import Suite, load_suite
 from .validation import RESULTS_SCHEMA, check_output
 
 
@@ -212,7 +213,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     completions = [by_index[i] if i in by_index else found[keys[i]] for i in range(len(keys))]
     for i, c in enumerate(completions):
         if c is not None:  # None: a cached item on a rank other than 0 (only rank 0 reads the cache)
-            c.prompt_token_ids = prompts[i]  # type: ignore[attr-defined]  (for token-level scorers)
+            c.prompt_token_ids = prompts[i]  # for token-level scorers
     n_tokens = sum(c.output_tokens for c in fresh)
     extra = []
     if prefixes and prefixes.saved_tokens:
@@ -266,12 +267,6 @@ def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: l
             "detail": f"{checked} prompts on {size} processes: cached greedy decoding matches full recomputation"}
 
 
-def completion_dict(c: Completion) -> dict:
-    d = c.to_json()
-    d["prompt_token_ids"] = getattr(c, "prompt_token_ids", None)
-    return d
-
-
 # --- the run -----------------------------------------------------------------------
 
 def load_suites(paths: list[Path], limit: int | None) -> list[Suite]:
@@ -284,12 +279,17 @@ def load_suites(paths: list[Path], limit: int | None) -> list[Suite]:
     return suites
 
 
-def run_eval(suite_paths: list[Path], model_path: str, adapters: list[ModelSpec], *,
+def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[ModelSpec], *,
              limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
              baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
              allow_base_mismatch: bool = False, command: list[str] | None = None,
              quiet: bool = False) -> dict:
-    suites = load_suites(suite_paths, limit)  # all input checked before any model loads
+    """Every suite on the base and each adapter; returns results.json (before gates).
+
+    ``suites`` are loaded suites (gate them with the same objects: ``finish``), or paths.
+    """
+    if not all(isinstance(s, Suite) for s in suites):
+        suites = load_suites(list(suites), limit)  # all input checked before any model loads
     from .preflight import check_adapter, check_model_folder
 
     model_config = check_model_folder(model_path) if Path(model_path).expanduser().is_dir() else None
@@ -363,7 +363,7 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
                                                        show_progress=not quiet)
         if rank_and_size()[0] != 0:
             continue  # under mlx.launch, rank 0 scores and reports
-        model_result, skipped = score_model(suite, scorers, [completion_dict(c) for c in completions],
+        model_result, skipped = score_model(suite, scorers, [c.to_json() for c in completions],
                                             adapter_fp or base.fingerprint, base)
         model_result["integrity"] = integrity_result
         header["models"][name] = model_result
@@ -376,13 +376,14 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
 def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None) -> int:
     """Gates, verdict, outputs (each written atomically); returns the exit code."""
     from .baseline import baseline_outputs, baseline_suite
-    from .gates import evaluate_gates
+    from .gates import comparisons_for, evaluate_gates
     from .reports import write_reports
 
     failed = False
     for suite, header in zip(suites, results["suites"]):
         reference = baseline_suite(baseline, suite.name) if baseline else None
-        gates, warnings = evaluate_gates(suite, header, reference)
+        header["comparisons"] = comparisons_for(header, reference)
+        gates, warnings = evaluate_gates(suite, header, reference, header["comparisons"])
         for name, model_result in header["models"].items():
             check = model_result.get("integrity")
             if check and not check["passed"]:
@@ -442,7 +443,7 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
     stored = read_completions(completions_path, suite)
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
     header = suite_header(suite, scorers)
-    fingerprint = "stored:" + _file_digest(completions_path)
+    fingerprint = "stored:" + file_digest(completions_path)[:16]  # stored outputs: no model of their own
     for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
         model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
         header["models"][model] = model_result
@@ -457,13 +458,6 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
         "baseline": None, "warnings": [], "suites": [header],
     }
     return results, suite
-
-
-def _file_digest(path: Path) -> str:
-    """Identity of a completions file: stored outputs have no model fingerprint of their own."""
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 __all__ = ["run_eval", "run_score", "finish", "parse_adapter_args", "load_suites", "ModelSpec",

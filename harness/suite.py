@@ -18,46 +18,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-import jsonschema
 import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .case import Case
 from .errors import HarnessError
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Everything that changes a generated output (part of the completion cache key)."""
-
-    max_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    repetition_penalty: float | None = None
-    stop: tuple[str, ...] = ()
-    seed: int = 0
-    batch_size: int = 32
-
-    def cache_key(self) -> dict:
-        key = {k: getattr(self, k) for k in ("max_tokens", "temperature", "top_p",
-                                              "repetition_penalty", "stop")}
-        key["stop"] = list(self.stop)
-        if self.temperature > 0:
-            key["seed"] = self.seed  # greedy output does not depend on the seed
-        return key
-
-
-@dataclass(frozen=True)
-class Case:
-    """One record of a suite, its prompt and target rendered."""
-
-    id: str
-    index: int
-    category: str | None
-    record: dict
-    prompt: str
-    target: str | None
-    source_line: int | None = None
+from .gates import validate_policy
+from .generation import GenerationConfig
+from .scorers import validate_scorer_options
+from .yamlpos import node_line, validate_with_lines
 
 
 @dataclass
@@ -83,6 +53,7 @@ class Suite:
     integrity_samples: int = 2
     integrity_max_tokens: int = 16
     raw: dict = field(default_factory=dict)
+    root: yaml.Node | None = field(default=None, repr=False, compare=False)  # for line numbers
 
     @property
     def dir(self) -> Path:
@@ -120,59 +91,6 @@ def render(template: str, record: dict, *, where: HarnessError) -> str:
         raise HarnessError(f"template failed: {type(exc).__name__}: {exc}", path=where.path,
                            line=where.line, field=where.field,
                            hint="check that the record has the shape the template expects") from None
-
-
-def _node_line(root: yaml.Node | None, path: list) -> int | None:
-    """Line (1-based) of the YAML node at a JSON path, or of its nearest parent."""
-    node, line = root, (root.start_mark.line + 1 if root is not None else None)
-    for part in path:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    node, line = value, key.start_mark.line + 1
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
-def _field_name(path: list) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _best_error(errors: list[jsonschema.ValidationError]) -> jsonschema.ValidationError:
-    return jsonschema.exceptions.best_match(errors)
-
-
-def validate_with_lines(obj: Any, schema: dict, path: Path, root: yaml.Node | None,
-                        base: list | None = None) -> None:
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = list(validator.iter_errors(obj))
-    if not errors:
-        return
-    err = _best_error(errors)
-    full = list(base or []) + list(err.absolute_path)
-    message = err.message
-    if err.validator == "oneOf" and not err.absolute_path and isinstance(obj, dict):
-        message = ("give exactly one of `data` (a JSONL file) or `cases` (inline records)"
-                   if ("data" in obj) == ("cases" in obj) else err.message)
-    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = [k for k in err.instance if k not in allowed]
-        if extra:
-            full = full + [extra[0]]  # point at the unexpected key itself
-            message = f"unknown field {extra[0]!r}"
-        if allowed:
-            message += f"; allowed: {', '.join(allowed)}"
-    raise HarnessError(message, path=path, line=_node_line(root, full), field=_field_name(full))
 
 
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -292,25 +210,12 @@ def _digest(*parts: bytes) -> str:
 
 def load_suite(path: str | Path) -> Suite:
     """Parse, validate and render a suite; raises HarnessError with file and line."""
-    from .scorers import validate_scorer_options
-
     path = Path(path)
     data, root = _read_yaml(path)
     if not isinstance(data, dict):
         raise HarnessError("a suite must be a YAML mapping (name, prompt, scorers, ...)",
                            path=path, line=1)
     validate_with_lines(data, load_schema("suite.schema.json"), path, root)
-
-    scorers: list[ScorerSpec] = []
-    for i, entry in enumerate(data["scorers"]):
-        (name, options), = entry.items()
-        if any(s.name == name for s in scorers):  # two would write the same metrics
-            raise HarnessError(f"scorer {name!r} is listed twice", path=path,
-                               line=_node_line(root, ["scorers", i]), field=f"scorers[{i}]",
-                               hint="list each scorer once; put its options in one entry")
-        spec = ScorerSpec(name=name, options=dict(options or {}), field=f"scorers[{i}].{name}")
-        validate_scorer_options(spec, path, _node_line(root, ["scorers", i, name]), suite_dir=path.parent)
-        scorers.append(spec)
 
     if "data" in data:
         data_path = resolve_data_path(path, data["data"])
@@ -325,7 +230,7 @@ def load_suite(path: str | Path) -> Suite:
     cases: list[Case] = []
     seen: dict[str, int] = {}
     for index, (line, record) in enumerate(rows):
-        line_no = line if line is not None else _node_line(root, ["cases", index])
+        line_no = line if line is not None else node_line(root, ["cases", index])
         case_id = str(record["id"]) if "id" in record else str((line - 1) if line else index)
         if case_id in seen:
             raise HarnessError(f"duplicate case id {case_id!r} (first at record {seen[case_id] + 1})",
@@ -340,7 +245,20 @@ def load_suite(path: str | Path) -> Suite:
                             where=HarnessError("", path=where_path, line=line_no, field="target"))
         category = record.get("category")
         cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
-                          record=record, prompt=prompt, target=target, source_line=line_no))
+                          record=record, prompt=prompt, target=target, source_line=line_no,
+                          source=where_path))
+
+    scorers: list[ScorerSpec] = []
+    for i, entry in enumerate(data["scorers"]):
+        (name, options), = entry.items()
+        if any(s.name == name for s in scorers):  # two would write the same metrics
+            raise HarnessError(f"scorer {name!r} is listed twice", path=path,
+                               line=node_line(root, ["scorers", i]), field=f"scorers[{i}]",
+                               hint="list each scorer once; put its options in one entry")
+        spec = ScorerSpec(name=name, options=dict(options or {}), field=f"scorers[{i}].{name}")
+        validate_scorer_options(spec, path, node_line(root, ["scorers", i, name]), cases,
+                                suite_dir=path.parent)
+        scorers.append(spec)
 
     gen = dict(data.get("generation") or {})
     if "stop" in gen:
@@ -364,10 +282,9 @@ def load_suite(path: str | Path) -> Suite:
         integrity_samples=integrity.get("samples", 2),
         integrity_max_tokens=integrity.get("max_tokens", 16),
         raw=data,
+        root=root,
     )
-    from .gates import validate_policy  # gates name metrics of this suite's scorers and its case ids
-
-    validate_policy(suite)
+    validate_policy(suite)  # gates name metrics of this suite's scorers and its case ids
     return suite
 
 

@@ -13,9 +13,9 @@ import pytest
 from factories import make_suite, model_result, results, suite_result
 from harness.atomic import write_json
 from harness.baseline import (approve, baseline_suite, check_baseline, fingerprint_differences, load_baseline)
-from harness.compare import compare_runs, format_comparison, load_run
+from harness.runs import compare_runs, format_comparison, load_run
 from harness.errors import HarnessError
-from harness.gates import evaluate_gates
+from harness.gates import comparisons_for, evaluate_gates
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"q{i:02d}" for i in range(20)]
@@ -34,7 +34,9 @@ def write_run(tmp_path: Path, name: str, res: dict, suite=None, baseline=None) -
     """Gate a run as the runner would, and write its results.json into a run folder."""
     suite = suite or make_suite(tmp_path, IDS)
     for s in res["suites"]:
-        s["gates"], s["warnings"] = evaluate_gates(suite, s, baseline_suite(baseline, s["name"]) if baseline else None)
+        reference = baseline_suite(baseline, s["name"]) if baseline else None
+        s["comparisons"] = comparisons_for(s, reference)
+        s["gates"], s["warnings"] = evaluate_gates(suite, s, reference, s["comparisons"])
     res["verdict"] = "fail" if any(not g["passed"] for s in res["suites"] for g in s["gates"]) else "pass"
     out = tmp_path / name
     write_json(out / "results.json", res)

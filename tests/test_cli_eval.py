@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import jsonschema
 
@@ -35,9 +34,12 @@ def test_eval_writes_every_output_and_exits_0(tmp_path):
 
 
 def test_failed_gate_exits_1(tmp_path):
-    suite = (ROOT / "suites" / "smoke.yaml").read_text() + "gates:\n  exact_match: {min: 0.9}\n"
+    import yaml
+
+    suite = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    suite["gates"] = {"exact_match": {"min": 0.9}}  # the fixture model cannot reach it
     path = tmp_path / "gated.yaml"
-    path.write_text(suite)
+    path.write_text(yaml.safe_dump(suite))
     out = tmp_path / "out"
     proc = run_harness("eval", str(path), "--model", str(FIXTURE_MODEL), "--out", str(out), "--no-cache")
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -7,7 +7,7 @@ import pytest
 from factories import item, make_suite, model_result, suite_result
 from harness.baseline import summarize_run
 from harness.errors import HarnessError
-from harness.gates import evaluate_gates, validate_policy
+from harness.gates import comparisons_for, evaluate_gates, validate_policy
 
 IDS = [f"q{i:02d}" for i in range(30)]
 
@@ -140,7 +140,9 @@ def test_baseline_regression_named_against_baseline(tmp_path):
     assert not gate["passed"] and gate["kind"] == "max_drop_vs_baseline"
     assert "ft - baseline ft = -0.167" in gate["reason"]
     assert "(q00, q10, q11, q12, q13)" in gate["reason"]
-    assert now["comparisons"]["ft"]["exact_match"]["vs_baseline"]["flipped_down"] == ["q00", "q10", "q11", "q12", "q13"]
+    assert "comparisons" not in now  # gates read results, they do not write them
+    assert (comparisons_for(now, baseline)["ft"]["exact_match"]["vs_baseline"]["flipped_down"]
+            == ["q00", "q10", "q11", "q12", "q13"])
 
 
 def test_baseline_without_the_model_warns(tmp_path):

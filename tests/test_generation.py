@@ -7,7 +7,7 @@ import pytest
 
 from harness.generation import generate
 from harness.prompts import encode_prompt
-from harness.suite import GenerationConfig
+from harness.generation import GenerationConfig
 
 
 def chat_prompts(base, n):

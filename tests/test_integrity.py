@@ -8,7 +8,7 @@ import pytest
 from harness import integrity
 from harness.generation import generate
 from harness.prompts import encode_prompt
-from harness.suite import GenerationConfig
+from harness.generation import GenerationConfig
 
 
 def engine_greedy(model, tokenizer, prompts, max_tokens):

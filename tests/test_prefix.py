@@ -7,7 +7,7 @@ from harness import integrity
 from harness.generation import generate
 from harness.prefix import SharedPrefixes, plan
 from harness.prompts import encode_prompt
-from harness.suite import GenerationConfig
+from harness.generation import GenerationConfig
 
 SYSTEM = "You are a careful assistant for the platform team. Answer in one short sentence. " * 5
 

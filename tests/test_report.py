@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from factories import item, make_suite, model_result, results, suite_result
-from harness.gates import evaluate_gates
+from harness.gates import comparisons_for, evaluate_gates
 from harness.reports import render_html, render_junit, render_summary, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,7 @@ def build(tmp_path: Path, training_log: bool = True) -> dict:
     sql = suite_result({"base": model_result(sql_items_base), "ft": model_result(sql_items_ft)}, name="sql")
     suite = make_suite(tmp_path, IDS)
     for s in (smoke, sql):
+        s["comparisons"] = comparisons_for(s, None)  # as the runner stores them for the reports
         s["gates"], s["warnings"] = evaluate_gates(suite if s is smoke else _sql_suite(tmp_path), s, None)
     res = results([smoke, sql])
     res["verdict"] = "fail"
@@ -122,6 +123,7 @@ def test_summary_is_short_and_safe(tmp_path):
 def test_write_reports_atomic_and_pass_banner(tmp_path):
     same = model_result({i: True for i in IDS})
     sr = suite_result({"base": same, "ft": same})
+    sr["comparisons"] = comparisons_for(sr, None)
     sr["gates"], sr["warnings"] = evaluate_gates(make_suite(tmp_path, IDS), sr, None)
     res = results([sr])
     out = tmp_path / "out"

@@ -11,7 +11,7 @@ from harness.errors import HarnessError
 from harness.metrics import scorer_metrics
 from harness.scorers import REGISTRY, Item
 from harness.scorers.json_schema import CLASSES, classify
-from harness.suite import Case
+from harness.case import Case
 
 SCHEMA = {
     "type": "object",

@@ -6,7 +6,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.scorers import REGISTRY, Item
-from harness.suite import Case, load_suite
+from harness.case import Case
+from harness.suite import load_suite
 
 CONCEPTS = [["gateway", "api gateway"], ["8443", "port 8443"], [{"regex": r"tls|https"}]]
 

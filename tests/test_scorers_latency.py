@@ -10,7 +10,7 @@ import pytest
 from harness.metrics import scorer_metrics
 from harness.scorers import REGISTRY, Item
 from harness.scorers.latency import quantile_ci
-from harness.suite import Case
+from harness.case import Case
 
 STATS = {"prompt_tokens": 40, "output_tokens": 16, "ttft_s": 0.05, "prompt_tps": 800.0,
          "decode_tps": 120.0, "total_s": 0.18, "peak_memory_gb": 0.3}

@@ -7,7 +7,7 @@ import pytest
 
 from harness.scorers import REGISTRY, Item
 from harness.scorers.repetition import normalize, seq_rep, trailing_loop
-from harness.suite import Case
+from harness.case import Case
 
 ORDINARY = ("The gateway service listens on port 8443 and forwards each request to the ledger, "
             "which stores balances in Postgres. Health checks run every fifteen seconds.")

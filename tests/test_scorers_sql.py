@@ -12,7 +12,7 @@ from harness.errors import HarnessError
 from harness.scorers import REGISTRY, Item
 from harness.scorers import wikisql
 from harness.scorers.sql_execution import QueryFailed, run_query, same_result, wikisql_database
-from harness.suite import Case
+from harness.case import Case
 
 PROMPT = ("table: 1-10015132-11\n"
           "columns: Player, No., Nationality, Position, Years in Toronto, School/Club Team\n"

@@ -13,7 +13,7 @@ import pytest
 from harness.metrics import scorer_metrics
 from harness.prompts import encode_completion, encode_prompt
 from harness.scorers import REGISTRY, Item
-from harness.suite import Case
+from harness.case import Case
 
 PROMPTS = [("What port does the gateway use?", "The gateway listens on port 8443."),
            ("hi", "hello"),

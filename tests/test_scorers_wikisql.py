@@ -13,7 +13,7 @@ import pytest
 
 from harness.scorers import REGISTRY, Item
 from harness.scorers import wikisql
-from harness.suite import Case
+from harness.case import Case
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "data" / "wikisql"
 

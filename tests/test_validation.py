@@ -13,7 +13,7 @@ import pytest
 
 from harness.metrics import KINDS, scorer_metrics
 from harness.scorers import REGISTRY, Item, Score
-from harness.suite import Case
+from harness.case import Case
 from harness.validation import (BASELINE_SCHEMA, RESULTS_SCHEMA, OutputSchemaError, _validator,
                                 check_output, load_schema)
 from conftest import ROOT, run_harness

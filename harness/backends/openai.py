@@ -178,7 +178,7 @@ def _prompt_key(suite, case) -> list:
 
 
 def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float) -> dict:
-    from ..generation import _cut_at_stop
+    from ..generation import cut_at_stop
 
     choices = response.get("choices") if isinstance(response, dict) else None
     if not choices or not isinstance(choices[0], dict):
@@ -188,7 +188,7 @@ def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float) -> d
     if text is None:
         text = (choice.get("message") or {}).get("content")
     text = text if isinstance(text, str) else ""
-    cut = _cut_at_stop(text, stop) if stop else text  # some servers return the stop string
+    cut = cut_at_stop(text, stop) if stop else text  # some servers return the stop string
     reason = choice.get("finish_reason")
     finish = "length" if reason == "length" else "stop"
     usage = response.get("usage") or {}
@@ -229,7 +229,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_endpoint_eval(suite_paths: list[Path], config: EndpointConfig, adapters: list, *,
+def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                       limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
                       baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
                       parity: bool = False, parity_samples: int = 8, parity_model: str | None = None,
@@ -241,8 +241,10 @@ def run_endpoint_eval(suite_paths: list[Path], config: EndpointConfig, adapters:
     from ..models import adapter_fingerprint
     from ..runner import environment, load_suites, score_model, suite_header
     from ..scorers import make_scorer
+    from ..suite import Suite
 
-    suites = load_suites(suite_paths, limit)
+    if not all(isinstance(s, Suite) for s in suites):
+        suites = load_suites(list(suites), limit)  # paths: loaded here
     local_model = parity_model or config.model
     if parity and not Path(local_model).is_dir():
         raise HarnessError(f"--parity needs the endpoint's weights locally; {local_model!r} is not a folder",

@@ -48,8 +48,8 @@ def run_approve(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from ..compare import compare_runs, format_comparison, load_run
     from ..preflight import check_out_dir
+    from ..runs import compare_runs, format_comparison, load_run
     from ..reports import write_compare_report
 
     check_out_dir(args.out or Path("reports/compare"))

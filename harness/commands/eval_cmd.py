@@ -80,12 +80,13 @@ def _run(args: argparse.Namespace) -> int:
         from ..history import load
 
         history = load(args.history)  # bad history input fails before the model loads
+    suites = load_suites(paths, args.limit)  # loaded once: what is evaluated is what is gated
     if args.endpoint:
         from ..backends.openai import EndpointConfig, run_endpoint_eval
 
         config = EndpointConfig(args.endpoint, args.model, concurrency=args.concurrency, timeout=args.timeout,
                                 retries=args.retries)
-        results = run_endpoint_eval(paths, config, adapters, limit=args.limit, use_cache=not args.no_cache,
+        results = run_endpoint_eval(suites, config, adapters, limit=args.limit, use_cache=not args.no_cache,
                                     cache_dir=args.cache_dir, baseline=baseline,
                                     allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
                                     parity=args.parity, parity_samples=args.parity_samples,
@@ -94,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
         raise HarnessError("--parity compares an endpoint with the local engine", field="--parity",
                            hint="add --endpoint URL")
     else:
-        results = run_eval(paths, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
+        results = run_eval(suites, args.model, adapters, limit=args.limit, use_cache=not args.no_cache,
                            cache_dir=args.cache_dir, baseline=baseline,
                            allow_fingerprint_mismatch=args.allow_fingerprint_mismatch,
                            allow_base_mismatch=args.allow_base_mismatch, command=["harness", *sys.argv[1:]],
@@ -107,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..history import past_series
 
         results["history"] = past_series(history, results)
-    code = finish(results, load_suites(paths, args.limit), args.out, baseline)
+    code = finish(results, suites, args.out, baseline)
     print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
     for suite in results["suites"]:
         for gate in suite["gates"]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import jsonschema
 
+from ..case import Case
 from ..errors import HarnessError
 from .base import Item, Score, Scorer
 from .exact_match import ExactMatch
@@ -17,6 +19,9 @@ from .sql_exact import SqlExact
 from .sql_execution import SqlExecution
 from .sql_logical_form import SqlLogicalForm
 from .token_accuracy import TokenAccuracy
+
+if TYPE_CHECKING:  # typing only: suites import scorers, never the reverse
+    from ..suite import ScorerSpec
 
 REGISTRY: dict[str, type[Scorer]] = {
     ExactMatch.name: ExactMatch,
@@ -50,7 +55,9 @@ def scorer_class(name: str, *, path: Path | None = None, line: int | None = None
     return cls
 
 
-def validate_scorer_options(spec, path: Path, line: int | None, suite_dir: Path | None = None) -> None:
+def validate_scorer_options(spec: "ScorerSpec", path: Path, line: int | None, cases: Sequence[Case] = (),
+                            suite_dir: Path | None = None) -> None:
+    """Options against the scorer's schema, then its deeper checks of the options and cases."""
     cls = scorer_class(spec.name, path=path, line=line, field=spec.field)
     errors = list(jsonschema.Draft202012Validator(cls.options_schema).iter_errors(spec.options))
     if errors:
@@ -58,8 +65,8 @@ def validate_scorer_options(spec, path: Path, line: int | None, suite_dir: Path 
         where = ".".join(str(p) for p in err.absolute_path)
         raise HarnessError(err.message, path=path, line=line,
                            field=spec.field + (f".{where}" if where else ""))
-    cls(spec.options, suite_dir).check(path, line, spec.field)
+    cls(spec.options, suite_dir).check(path, line, spec.field, cases)
 
 
-def make_scorer(spec, suite_dir: Path | None) -> Scorer:
+def make_scorer(spec: "ScorerSpec", suite_dir: Path | None) -> Scorer:
     return scorer_class(spec.name)(spec.options, suite_dir)

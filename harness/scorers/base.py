@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
-from ..suite import Case
+from ..case import Case
 
 
 @dataclass
@@ -77,8 +77,9 @@ class Scorer:
         self.options = options
         self.suite_dir = suite_dir
 
-    def check(self, path: Path, line: int | None, field: str) -> None:
-        """Deeper option checks at suite load (a schema file exists, a regex compiles).
+    def check(self, path: Path, line: int | None, field: str, cases: Sequence[Case] = ()) -> None:
+        """Deeper checks at suite load, before any model loads: the options (a schema file
+        exists, a regex compiles) and the cases' own data (``case.source``/``source_line``).
 
         Raise HarnessError(path=path, line=line, field=field) with the fix.
         """

@@ -244,7 +244,7 @@ class JsonSchema(Scorer):
     # every class share but ``class.ok`` is lower-is-better
     lower_is_better = frozenset(f"class.{c}" for c in CLASSES if c != "ok")
 
-    def check(self, path, line, field) -> None:
+    def check(self, path, line, field, cases=()) -> None:
         where = f"{field}.schema"
         spec = self.options["schema"]
         if isinstance(spec, str):

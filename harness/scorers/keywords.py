@@ -24,7 +24,6 @@ from .. import bounded
 from ..errors import HarnessError
 from .base import Item, Score, Scorer
 from .normalize import contains_phrase, fold, normalize_text
-from .records import suite_records
 
 
 class ConceptError(ValueError):
@@ -110,18 +109,18 @@ class Keywords(Scorer):
         },
     }
 
-    def check(self, path, line, field) -> None:
+    def check(self, path, line, field, cases=()) -> None:
         """The options, then every case's concepts: a bad one fails the load, with its line."""
         try:
             parse_phrases(self.options.get("forbidden", []), "forbidden")
         except ConceptError as exc:
             raise HarnessError(exc.message, path=path, line=line, field=f"{field}.{exc.field}",
                                hint=exc.hint) from None
-        for where, record_line, record in suite_records(path):
+        for case in cases:
             try:
-                self._parse_record(record)
+                self._parse_record(case.record)
             except ConceptError as exc:
-                raise HarnessError(exc.message, path=where, line=record_line, field=exc.field,
+                raise HarnessError(exc.message, path=case.source, line=case.source_line, field=exc.field,
                                    hint=exc.hint) from None
 
     def _parse_record(self, record: dict) -> tuple[list[list[Alternative]], list[Alternative]]:

@@ -44,7 +44,6 @@ from ..errors import HarnessError
 from . import wikisql
 from .base import Item, Score, Scorer
 from .normalize import sql_tokens, strip_sql
-from .records import suite_records
 
 MAX_ROWS = 10_000
 MAX_STRING = 1_000_000  # bytes of one string or blob a query may build
@@ -352,20 +351,20 @@ class SqlExecution(Scorer):
         },
     }
 
-    def check(self, path, line, field) -> None:
+    def check(self, path, line, field, cases=()) -> None:
         """With ``schema_field``, every case must carry its setup SQL there."""
         name = self.options.get("schema_field")
         if name is None:
             return
-        for where, record_line, record in suite_records(path):
-            if not isinstance(record.get(name), str) or not record[name].strip():
-                raise HarnessError(f"no SQL in field `{name}`", path=where, line=record_line,
+        for case in cases:
+            if not isinstance(case.record.get(name), str) or not case.record[name].strip():
+                raise HarnessError(f"no SQL in field `{name}`", path=case.source, line=case.source_line,
                                    field=name, hint="give each case its CREATE TABLE statements there")
             conn = new_connection()  # run it now, sandboxed: a bad setup fails before any model loads
             try:
-                run_setup(conn, record[name])
+                run_setup(conn, case.record[name])
             except (sqlite3.Error, sqlite3.Warning) as exc:
-                raise HarnessError(f"the setup SQL fails: {exc}", path=where, line=record_line, field=name,
+                raise HarnessError(f"the setup SQL fails: {exc}", path=case.source, line=case.source_line, field=name,
                                    hint="the field must run in SQLite as a script") from None
             finally:
                 conn.close()

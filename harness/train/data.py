@@ -15,7 +15,6 @@ mlx-lm looks at the first row only, so a mixed file trains on garbage without a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HarnessError
+from ..files import file_digest
 from ..prompts import encode_completion, encode_example, has_chat_template
 
 SPLITS = ("train", "valid", "test")
@@ -148,8 +148,6 @@ def encode_row(tokenizer: Any, row: dict, fmt: str, template: str, system: str |
     return ids, (prompt_len if mask_prompt else 0)
 
 
-def file_digest(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
@@ -198,7 +196,7 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         if not examples:
             raise HarnessError("no trainable rows", path=path,
                                hint="raise max_seq_length or shorten the prompts")
-        splits[name] = Split(name=name, path=path, examples=examples, sha256=file_digest(path),
+        splits[name] = Split(name=name, path=path, examples=examples, sha256="sha256:" + file_digest(path),
                              truncated=truncated)
     return splits, fmt, template, mask_prompt
 
