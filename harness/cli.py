@@ -13,7 +13,7 @@ import sys
 import traceback
 
 from . import __version__
-from .errors import HarnessError
+from .errors import HarnessError, RunFailed
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().print_help()
             return EXIT_BAD_INPUT
         return int(args.func(args))
+    except RunFailed as exc:  # the run failed its own check: like a failed gate
+        if debug:
+            traceback.print_exc()
+        print(f"harness: failed: {exc.one_line()}", file=sys.stderr)
+        return EXIT_GATE_FAILED
     except HarnessError as exc:
         if debug:
             traceback.print_exc()

@@ -1,5 +1,7 @@
-"""Errors a user can fix. The CLI turns them into one line and exit code 2.
+"""Errors the CLI turns into one line and an exit code that means one thing.
 
+``HarnessError``: bad input a user can fix (exit 2). ``RunFailed``: the input was fine but
+the run failed its own check, as a failed gate does (exit 1): a diverging training run.
 Anything else that escapes is a bug in the harness (exit 3).
 """
 
@@ -51,3 +53,8 @@ class HarnessError(Exception):
         if self.hint:
             text += f" ({self.hint})"
         return printable(text)
+
+
+class RunFailed(HarnessError):
+    """The run failed its own check (exit 1, like a failed gate), not the user's input:
+    training whose loss became NaN or infinite. Says where and what to do, in one line."""

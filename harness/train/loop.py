@@ -21,7 +21,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 
-from ..errors import HarnessError
+from ..errors import HarnessError, RunFailed
 from ..models import Base, load_base
 from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
@@ -64,8 +64,8 @@ def stalled_warning(first: float | None, last: float | None, steps: int, lr: str
     return None
 
 
-class TrainingDiverged(HarnessError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+class TrainingDiverged(RunFailed):
+    """The loss became NaN or infinite; the last good checkpoint is kept (exit 1)."""
 
 
 @dataclass
