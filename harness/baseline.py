@@ -169,6 +169,7 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
             for item in model.get("items") or []:
                 items.append({
                     "id": str(item["id"]), "category": item.get("category"),
+                    **({"cluster": item["cluster"]} if item.get("cluster") is not None else {}),
                     "output_sha256": output_digest(item.get("output") or ""),
                     "values": dict(sorted(item_values(item).items())),  # exact: A/A must stay A/A
                 })

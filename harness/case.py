@@ -22,3 +22,4 @@ class Case:
     target: str | None
     source_line: int | None = None
     source: Path | None = None  # the JSONL data file, or the suite file for inline cases
+    cluster: str | None = None  # the record's value of the suite's `cluster:` field

@@ -156,7 +156,7 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
             fn = statistic_fn(stat)
             binary = (stat == "mean" and (is_binary(ref, metric) or is_binary(cand, metric))
                       and all(x in (0.0, 1.0) for x in a) and all(y in (0.0, 1.0) for y in b))
-            deff = design_effect([y - x for x, y in zip(a, b)], clusters) if stat == "mean" else 1.0
+            deff = _design_effect(a, b, clusters) if stat == "mean" else 1.0
             out: dict[str, Any] = {
                 "ref_value": float(fn(_arr(a))), "cand_value": float(fn(_arr(b))),
                 "n": len(ids), "statistic": stat, "series": series,
@@ -184,6 +184,22 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                               f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
             return out
     return _mover(ref.metrics.get(metric), cand.metrics.get(metric))
+
+
+def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:
+    """Design effect of the paired mean difference. When no item differs its clustering
+    cannot be estimated from the differences: then the reference's (or candidate's) own
+    values stand in, and when nothing varies at all every cluster counts as one item
+    (n / clusters), the assumption that cannot pass a clustered regression unseen."""
+    if clusters is None:
+        return 1.0
+    diffs = [y - x for x, y in zip(a, b)]
+    if any(diffs):
+        return design_effect(diffs, clusters)
+    for values in (a, b):
+        if len(set(values)) > 1:
+            return design_effect(values, clusters)
+    return max(1.0, len(clusters) / len(set(clusters)))
 
 
 def _same_outputs(ref: ModelView, cand: ModelView, ids: list[str]) -> bool:

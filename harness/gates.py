@@ -184,7 +184,12 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     if kind != f"min_gain_{suffix}" and is_binary(ref_view, metric) and (ref_kind, metric) not in powered:
                         powered.add((ref_kind, metric))
                         margin = _margin(kind, float(opts[kind]), delta, hib)
-                        text = power_warning(delta["n"], margin, delta["ref_value"]) if margin > 0 else None
+                        # clustered suites: the effective item count (n / design effect)
+                        n_eff = int(delta.get("n_eff") or delta["n"])
+                        text = power_warning(n_eff, margin, delta["ref_value"]) if margin > 0 else None
+                        if text and n_eff < delta["n"]:
+                            text = (f"{text} (clustered: {delta['n']} items in {delta.get('clusters')} clusters, "
+                                    f"design effect {delta['design_effect']:.2f})")
                         if text:
                             warn(f"{metric} vs {ref_kind}: {text}")
                 if opts.get("critical") and delta is not None:
@@ -221,10 +226,12 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
     paired = delta.get("series") is not None
     head = (f"{metric}: {cand} - {ref_label} = {fmt(diff, signed=True)} "
             f"(95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, "
-            f"{'paired, ' if paired else 'unpaired, '}n={delta['n']}; "
+            f"{'paired, ' if paired else 'unpaired, '}n={delta['n']}"
+            f"{_cluster_text(delta)}; "
             f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
     details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",
-                                         "mcnemar_p", "flipped_down", "flipped_up", "statistic")
+                                         "mcnemar_p", "flipped_down", "flipped_up", "statistic",
+                                         "clusters", "design_effect", "n_eff")
                if k in delta}
     if any(isinstance(x, float) and math.isnan(x) for x in (diff, low, high)):
         return False, f"{head}: no interval could be computed", details
@@ -272,6 +279,13 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
         reason += f"; not in this run: {', '.join(missing)}"
     return not down, reason, {"critical": critical, "checked": checked, "flipped_down": down,
                               "missing": missing}
+
+
+def _cluster_text(delta: dict) -> str:
+    if delta.get("design_effect") is None:
+        return ""
+    return (f" in {delta.get('clusters')} clusters, design effect {delta['design_effect']:.2f}, "
+            f"effective n={delta.get('n_eff', delta['n']):.0f}")
 
 
 def _ci_text(low: Any, high: Any) -> str:

@@ -90,3 +90,45 @@ def suite_metrics(scorers: list[Scorer], scores: dict[str, list[Score]],
                 cat_metrics.update(scorer_metrics(scorer, [scores[scorer.name][i] for i in idx]))
         by_category[cat] = cat_metrics
     return metrics, by_category
+
+
+def cluster_adjust(metrics: dict[str, dict], scores: dict[str, list[Score]],
+                   clusters: list[str | None]) -> dict[str, dict]:
+    """Cluster-robust intervals for a clustered suite (the suite's ``cluster:`` field).
+
+    Items of one cluster (questions about one table) are not independent, so a pass rate's
+    Wilson interval uses the effective count n / design effect (Rao & Scott 1992) and a
+    mean's interval resamples whole clusters (BCa). Each adjusted metric gets
+    ``design_effect``. Pooled, quantile and max metrics keep their intervals.
+    """
+    from .stats import design_effect, paired_bootstrap_diff_ci
+
+    out = dict(metrics)
+    for name, info in metrics.items():
+        scorer, _, key = name.partition(".")
+        per_item = scores.get(scorer)
+        if per_item is None or info.get("value") is None or len(per_item) != len(clusters):
+            continue
+        if info.get("kind") == "proportion" and not key:
+            pairs = [(1.0 if s.passed else 0.0, c) for s, c in zip(per_item, clusters) if s.passed is not None]
+        elif info.get("kind") == "mean":
+            raw = [(s.value if not key else s.metrics.get(key)) for s in per_item]
+            pairs = [(float(v), c) for v, c in zip(raw, clusters)
+                     if v is not None and not math.isnan(float(v))]
+        else:
+            continue
+        if len(pairs) < 2:
+            continue
+        values = [v for v, _ in pairs]
+        labels = [c if c is not None else f"item:{i}" for i, (_, c) in enumerate(pairs)]
+        deff = design_effect(values, labels)
+        adjusted = dict(info, design_effect=deff)
+        if info["kind"] == "proportion":
+            n = len(values)
+            low, high = wilson(sum(values) / deff, n / deff)
+        else:
+            _, low, high = paired_bootstrap_diff_ci([0.0] * len(values), values, clusters=labels)
+        adjusted["ci_low"] = None if math.isnan(low) else float(low)
+        adjusted["ci_high"] = None if math.isnan(high) else float(high)
+        out[name] = adjusted
+    return out

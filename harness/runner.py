@@ -23,7 +23,7 @@ from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, 
 from .errors import HarnessError
 from .files import file_digest
 from .generation import Completion, GenerationConfig, Progress, generate
-from .metrics import suite_metrics
+from .metrics import cluster_adjust, suite_metrics
 from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, load_base
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
@@ -96,6 +96,7 @@ def item_record(case, completion: Completion | dict) -> dict:
         "prompt_tokens": c.get("prompt_tokens"), "output_tokens": c.get("output_tokens"),
         "ttft_s": c.get("ttft_s"), "decode_tps": c.get("decode_tps"),
         "cached": bool(c.get("cached", False)), "scores": {},
+        **({"cluster": case.cluster} if getattr(case, "cluster", None) is not None else {}),
     }
 
 
@@ -127,6 +128,8 @@ def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fi
         for record, score in zip(records, per_item):
             record["scores"][name] = score.to_json()
     metrics, categories = suite_metrics(scorers, scores, [case.category for case in suite.cases])
+    if getattr(suite, "cluster", None):
+        metrics = cluster_adjust(metrics, scores, [case.cluster for case in suite.cases])
     return {"fingerprint": fingerprint, "metrics": metrics, "categories": categories,
             "items": records}, skipped
 

@@ -54,6 +54,7 @@ class Suite:
     integrity_max_tokens: int = 16
     raw: dict = field(default_factory=dict)
     root: yaml.Node | None = field(default=None, repr=False, compare=False)  # for line numbers
+    cluster: str | None = None  # record field naming each item's cluster (`cluster:`)
 
     @property
     def dir(self) -> Path:
@@ -244,9 +245,18 @@ def load_suite(path: str | Path) -> Suite:
             target = render(data["target"], record,
                             where=HarnessError("", path=where_path, line=line_no, field="target"))
         category = record.get("category")
+        cluster = None
+        if data.get("cluster"):
+            value = record.get(data["cluster"])
+            if value is None or isinstance(value, (dict, list)):
+                raise HarnessError(f"record has no usable cluster field {data['cluster']!r} "
+                                   f"({'missing' if value is None else type(value).__name__})",
+                                   path=where_path, line=line_no, field=data["cluster"],
+                                   hint="every record needs a string or number in the field `cluster:` names")
+            cluster = str(value)
         cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
                           record=record, prompt=prompt, target=target, source_line=line_no,
-                          source=where_path))
+                          source=where_path, cluster=cluster))
 
     scorers: list[ScorerSpec] = []
     for i, entry in enumerate(data["scorers"]):
@@ -283,6 +293,7 @@ def load_suite(path: str | Path) -> Suite:
         integrity_max_tokens=integrity.get("max_tokens", 16),
         raw=data,
         root=root,
+        cluster=data.get("cluster"),
     )
     validate_policy(suite)  # gates name metrics of this suite's scorers and its case ids
     return suite
