@@ -31,10 +31,12 @@ def scratch(pytester, tmp_path, monkeypatch):
 
 
 def _failing_suite(folder, name="smoke"):
-    """smoke with a gate no adapter on the fixture reaches (exact_match is 0 there) and one it does."""
+    """smoke with a gate no adapter on the fixture reaches (exact_match is 0 there) and one it does
+    (a drop margin of 1.0: a few items cannot show a tighter one, see docs/ci-gating.md)."""
     path = folder / f"{name}.yaml"
     text = SMOKE.read_text().replace("name: smoke", f"name: {name}")
-    path.write_text(text + "gates:\n  exact_match: {min: 0.9, max_drop_vs_base: 0.05}\n")
+    assert "  exact_match: {min: 0.0}\n" in text
+    path.write_text(text.replace("  exact_match: {min: 0.0}\n", "  exact_match: {min: 0.9, max_drop_vs_base: 1.0}\n"))
     return path
 
 
@@ -71,7 +73,7 @@ def test_gates_are_collected_items(scratch):
     args = (*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
             "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-out", str(scratch.path / "report"))
     collected = scratch.runpytest(*args, "--collect-only", "-q")
-    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in collected.stdout.str()
+    assert "smoke.yaml::smoke/sql/exact_match/min" in collected.stdout.str()
     result = scratch.runpytest(*args, "-v")
     result.assert_outcomes(passed=1)
     assert (scratch.path / "report" / "results.json").is_file()
@@ -121,4 +123,4 @@ def test_entry_point_loads_the_plugin_when_installed(tmp_path):
                            "--harness-adapter", f"sql={SQL_ADAPTER}"], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in proc.stdout
+    assert "smoke.yaml::smoke/sql/exact_match/min" in proc.stdout
