@@ -66,7 +66,9 @@ def test_gate_uses_the_design_effect_and_says_so(tmp_path):
     assert not gate["passed"]  # independent items would have passed: iid lower bound above -0.10
     assert iid_low > -0.10
     assert any("effective" in w or "clustered" in w for w in warnings) or d["n_eff"] > 1000
-    comp = sr["comparisons"]["ft"]["exact_match"]["vs_base"]
+    from harness.gates import comparisons_for
+
+    comp = comparisons_for(sr, None)["ft"]["exact_match"]["vs_base"]
     assert comp["design_effect"] == d["design_effect"]
 
 
