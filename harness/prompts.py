@@ -104,3 +104,48 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
     cut = min((i for i, ch in enumerate(suffix) if ch in LAYOUT_MARKS), default=-1)
     suffix = suffix[cut:] if cut >= 0 else ""
     return prefix, suffix
+
+
+PLACEHOLDER = "\x00PROMPT\x00"
+
+
+def rendered_format(tokenizer: Any, template: str, system: str | None) -> str | None:
+    """The text around a prompt once it is rendered (chat template or raw, with the system
+    message), with ``{prompt}`` where the prompt goes; None when it cannot be rendered."""
+    try:
+        ids = encode_prompt(tokenizer, PLACEHOLDER, template, system)  # type: ignore[arg-type]
+        text = tokenizer.decode(ids)
+    except Exception:
+        return None
+    return text.replace(PLACEHOLDER, "{prompt}") if PLACEHOLDER in text else None
+
+
+def prompt_format(tokenizer: Any, template: str, system: str | None, prompts: list[str]) -> dict:
+    """What an adapter records about the prompts it was trained on, and what a suite is
+    compared with: template, system message, the rendered layout, and the raw wrapper
+    (layout prefix/suffix every prompt shares, see ``prompt_wrapper``)."""
+    prefix, suffix = prompt_wrapper(prompts)
+    return {"template": template, "system": system, "rendered": rendered_format(tokenizer, template, system),
+            "prefix": prefix, "suffix": suffix}
+
+
+def format_differences(trained: dict, evaluated: dict) -> list[str]:
+    """How the evaluation's prompt format differs from the training's (empty: the same).
+    Fields the training side does not record are not compared."""
+    out = []
+    if trained.get("template") and trained["template"] != evaluated.get("template"):
+        out.append(f"trained with the {trained['template']!r} prompt format, evaluated with "
+                   f"{evaluated.get('template')!r}")
+    if "system" in trained and (trained.get("system") or None) != (evaluated.get("system") or None):
+        out.append(f"system message {trained.get('system')!r} at training, {evaluated.get('system')!r} here")
+    if (not out and trained.get("rendered") and evaluated.get("rendered")
+            and trained["rendered"] != evaluated["rendered"]):
+        out.append(f"rendered layout {trained['rendered']!r} at training, {evaluated['rendered']!r} here")
+    for side, check in (("prefix", str.startswith), ("suffix", str.endswith)):
+        if side not in trained:
+            continue
+        a, b = trained.get(side) or "", evaluated.get(side) or ""
+        # one wrapper extending the other is the same layout seen on other data
+        if (a.strip() or b.strip()) and not (check(a, b) and b.strip() or check(b, a) and a.strip()):
+            out.append(f"prompt {side} {a!r} at training, {b!r} here")
+    return out

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from . import __version__, integrity
 from .cache import CompletionCache, WriteBehind, completion_key
+from .checks import (adapter_prompt_format, format_warning, logit_effect, no_effect_warning, probe_logits,
+                     suite_checks, suite_prompt_format)
 from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
 from .errors import HarnessError
 from .files import file_digest
@@ -28,7 +30,7 @@ from .models import Base, adapter_applied, check_adapter_base, check_adapter_fit
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
-from .prompts import encode_prompt
+from .prompts import encode_prompt, format_differences
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import Suite, load_suite
 from .validation import RESULTS_SCHEMA, check_output
@@ -333,25 +335,38 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
 
         for text in read_warnings(log_file):
             results["warnings"].append(f"adapter {spec.name}: its training log warns: {text}")
-        trained = (config.get("prompt_format") or {}).get("template")
+        trained = adapter_prompt_format(config, base.tokenizer)
+        results["models"][spec.name]["prompt_format"] = trained
+        results["models"][spec.name]["prompt_format_differences"] = {
+            suite.name: format_differences(trained, suite_prompt_format(suite, base.tokenizer))
+            for suite in suites} if trained else {}
         for suite, header in zip(suites, results["suites"]):
-            if trained and trained != suite.template:
-                header["warnings"].append(
-                    f"adapter {spec.name} was trained with the {trained!r} prompt format, but suite "
-                    f"{suite.name} uses {suite.template!r}: its scores there say little about the adapter")
+            diffs = results["models"][spec.name]["prompt_format_differences"].get(suite.name)
+            if diffs:
+                header["warnings"].append(format_warning(spec.name, suite.name, diffs))
     if baseline is not None:
         from .baseline import check_baseline
 
         check_baseline(baseline, results, allow_fingerprint_mismatch)
         results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
 
+    probe = next((encode_prompt(base.tokenizer, s.cases[0].prompt, s.template, s.system)
+                  for s in suites if s.cases), None)
+    base_logits = probe_logits(base, probe) if probe and adapters else None
     for spec in [ModelSpec("base")] + adapters:
         log(f"[{spec.name}]")
         if spec.adapter_path is None:
             _eval_model(spec.name, suites, scorer_sets, base, None, cache, results, quiet)
         else:
             with adapter_applied(base, spec.name, spec.adapter_path, allow_base_mismatch) as adapter_fp:
+                if base_logits is not None:
+                    effect = logit_effect(base, probe, base_logits)
+                    results["models"][spec.name]["logit_effect"] = effect
                 _eval_model(spec.name, suites, scorer_sets, base, adapter_fp, cache, results, quiet)
+            text = no_effect_warning(spec.name, results["models"][spec.name].get("logit_effect"),
+                                     results["suites"])
+            if text:
+                results["warnings"].append(text)
     if cache is not None:
         cache.close()
     return results
@@ -393,10 +408,12 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
                 gates.append({"suite": suite.name, "model": name, "metric": "generation_integrity",
                               "kind": "integrity", "passed": False, "reason": check["detail"], "details": {}})
         gates.extend(header.pop("extra_gates", None) or [])  # a backend's own gates (endpoint requests, parity)
+        extra_gates, extra_warnings = suite_checks(suite, header, results.get("models") or {})
+        gates += extra_gates
         header["gates"] = gates
         if reference is not None:  # what the report shows of the baseline's outputs
             header["baseline_outputs"] = baseline_outputs(reference, header)
-        header["warnings"] = list(header.get("warnings") or []) + warnings
+        header["warnings"] = list(header.get("warnings") or []) + warnings + extra_warnings
         failed |= any(not g["passed"] for g in gates)
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -83,7 +83,7 @@ def adapter_config(cfg: TrainConfig, lora: dict, base: Any, data: dict, steps_do
         "base_model": base.path,
         "base_fingerprint": base.fingerprint,
         "base_weights_fingerprint": base.weights_fingerprint,
-        "prompt_format": {"template": data["template"], "system": cfg.system},
+        "prompt_format": data.get("prompt_format") or {"template": data["template"], "system": cfg.system},
         "data_format": data["format"],
         "mask_prompt": data["mask_prompt"],
         "data_hashes": data["hashes"],

@@ -207,3 +207,19 @@ def fixed_subset(examples: list[Example], rows: int, seed: int) -> list[Example]
         return examples
     keep = np.sort(np.random.default_rng(seed).choice(len(examples), size=rows, replace=False))
     return [examples[i] for i in keep]
+
+
+def row_prompts(path: Path, fmt: str) -> tuple[list[str], str | None]:
+    """The user prompts of a split's rows (empty for ``text``) and the system message every
+    chat row shares (None when they do not all carry the same one)."""
+    prompts, systems = [], set()
+    for _, row in read_rows(path):
+        if fmt == "completions":
+            prompts.append(row["prompt"])
+        elif fmt == "chat":
+            msgs = row["messages"]
+            users = [m["content"] for m in msgs[:-1] if m.get("role") == "user"]
+            if users:
+                prompts.append(users[-1])
+            systems.add(msgs[0]["content"] if msgs and msgs[0].get("role") == "system" else None)
+    return prompts, (systems.pop() if len(systems) == 1 else None)

@@ -214,7 +214,15 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
         raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
                            f"batch_size={cfg.batch_size}", path=splits["train"].path,
                            hint="lower batch_size")
-    data_info = {"format": fmt, "template": template, "mask_prompt": mask_prompt,
+    from ..prompts import prompt_format
+    from .data import row_prompts
+
+    prompts, row_system = row_prompts(splits["train"].path, fmt)
+    trained_format = prompt_format(base.tokenizer, template, cfg.system or row_system, prompts)
+    if fmt == "text":  # documents: no prompt, so no wrapper to record
+        trained_format = {k: v for k, v in trained_format.items() if k not in ("prefix", "suffix")}
+    data_info = {"prompt_format": trained_format,
+                 "format": fmt, "template": template, "mask_prompt": mask_prompt,
                  "hashes": {name: s.sha256 for name, s in splits.items()}}
 
     lora = apply_lora(model, cfg)
