@@ -83,7 +83,10 @@ def test_adapter_config_records_provenance(trained, fixture_base):
         "self_attn.q_proj" in cfg["lora_parameters"]["keys"]
     assert cfg["base_fingerprint"] == fixture_base.fingerprint
     assert cfg["base_model"] == str(MODEL)
-    assert cfg["prompt_format"] == {"template": "chat", "system": None}
+    fmt = cfg["prompt_format"]
+    assert {k: fmt[k] for k in ("template", "system")} == {"template": "chat", "system": None}
+    # the layout around every training prompt, as rendered, and the raw wrapper they share
+    assert fmt["rendered"].count("{prompt}") == 1 and (fmt["prefix"], fmt["suffix"]) == ("table: ", "\nA: ")
     assert cfg["data_format"] == "completions" and cfg["mask_prompt"] is True
     assert set(cfg["data_hashes"]) == {"train", "valid"}
     assert cfg["harness_version"]
