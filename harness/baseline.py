@@ -52,6 +52,7 @@ __all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "che
            "summarize_run", "fingerprint_differences", "pack_outputs", "unpack_outputs",
            "baseline_outputs"]
 MAX_WORSE_KEPT = 20
+MAX_UNPACKED = 256 << 20  # bytes of a baseline's packed outputs once inflated
 
 
 def pack_outputs(outputs: dict[str, str]) -> str:
@@ -65,8 +66,12 @@ def unpack_outputs(blob: str | None) -> dict[str, str]:
     if not blob or not isinstance(blob, str):
         return {}
     try:
-        data = json.loads(zlib.decompress(base64.b64decode(blob, validate=True)).decode("utf-8"))
-    except (ValueError, zlib.error, UnicodeDecodeError):
+        inflater = zlib.decompressobj()
+        raw = inflater.decompress(base64.b64decode(blob, validate=True), MAX_UNPACKED)
+        if inflater.unconsumed_tail:  # a zip bomb, or outputs beyond any real suite's
+            return {}
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, zlib.error, UnicodeDecodeError, RecursionError):
         return {}
     return {str(k): v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 

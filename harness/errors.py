@@ -11,6 +11,11 @@ import unicodedata
 from pathlib import Path
 
 
+def terminal(text: object) -> str:
+    """``printable`` for multi-line output: newlines and tabs kept, every other control escaped."""
+    return "\n".join(printable(line).replace("\\x09", "\t") for line in str(text).split("\n"))
+
+
 def printable(text: object) -> str:
     """Text from outside (model names, ids, outputs, paths) made safe for a terminal line:
     control characters (ESC, NUL, newlines, C1, bidi overrides) become visible escapes."""

@@ -30,6 +30,8 @@ def read_json(path: str | Path, what: str = "file") -> dict:
         raise HarnessError(f"invalid JSON: {exc.msg}", path=p, line=exc.lineno) from None
     except RecursionError:
         raise HarnessError("JSON nested too deeply", path=p) from None
+    except ValueError as exc:  # e.g. a 5,000-digit number
+        raise HarnessError(f"unreadable JSON: {exc}", path=p) from None
     if not isinstance(data, dict):
         raise HarnessError(f"expected a JSON object in the {what}", path=p)
     return data

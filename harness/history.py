@@ -44,7 +44,7 @@ def read_results(path: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno,
                            hint="pass results.json files that harness eval or score wrote") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise HarnessError(f"cannot read: {exc}", path=path) from None
     if not isinstance(data, dict) or not isinstance(data.get("suites"), list):
         raise HarnessError("not a harness results.json (no `suites` list)", path=path, field="suites")

@@ -135,8 +135,8 @@ def read_json_object(path: Path, what: str) -> dict:
         raise HarnessError("not UTF-8 text", path=path, hint=f"{path.name} must be a UTF-8 JSON file") from None
     except json.JSONDecodeError as exc:
         raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
-    except RecursionError:
-        raise HarnessError("JSON nested too deeply", path=path) from None
+    except (RecursionError, ValueError) as exc:
+        raise HarnessError(f"unreadable JSON: {type(exc).__name__}", path=path) from None
     except OSError as exc:
         raise HarnessError(f"cannot read: {exc.strerror}", path=path) from None
     if not isinstance(data, dict):

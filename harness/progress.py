@@ -74,7 +74,9 @@ class Progress:
             parts.append(f"  ETA {_duration(elapsed * (1 - frac) / frac)}")
         else:
             parts.append("  ETA --")
-        return "".join(parts)
+        from .errors import printable  # suite and model names come from files
+
+        return printable("".join(parts))
 
     def update(self, done: int, tokens: int | None = None) -> None:
         self.done = done

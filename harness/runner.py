@@ -44,7 +44,9 @@ class ModelSpec:
 
 def log(message: str) -> None:
     if rank_and_size()[0] == 0:  # under mlx.launch only rank 0 speaks
-        print(message, file=sys.stderr, flush=True)
+        from .errors import terminal  # suite, model and item names come from files: no raw escapes
+
+        print(terminal(message), file=sys.stderr, flush=True)
 
 
 def environment() -> dict:

@@ -186,6 +186,9 @@ def parse_json_line(line: str, path: Path, number: int) -> Any:
     except (bounded.TooMuchWork, RecursionError) as exc:
         raise HarnessError(f"{exc or 'JSON nested too deeply'}", path=path, line=number,
                            hint="each line must be one JSON object of reasonable size") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise HarnessError(f"invalid JSON: {exc}", path=path, line=number,
+                           hint="each line must be one JSON object") from None
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import terminal
 from ..preflight import out_dir_arg
 
 
@@ -43,7 +44,7 @@ def run_approve(args: argparse.Namespace) -> int:
 
     check_out_file(args.to or DEFAULT_BASELINE, "--to")
     path = approve(args.run_dir, args.to or DEFAULT_BASELINE)
-    print(f"approved {args.run_dir} -> {path} (commit it to gate later runs: harness eval ... --baseline {path})")
+    print(terminal(f"approved {args.run_dir} -> {path} (commit it to gate later runs: harness eval ... --baseline {path})"))
     return 0
 
 
@@ -55,7 +56,7 @@ def run_compare(args: argparse.Namespace) -> int:
     check_out_dir(args.out or Path("reports/compare"))
     a, b = load_run(args.run_a), load_run(args.run_b)
     cmp = compare_runs(a, b)
-    print(format_comparison(cmp))
+    print(terminal(format_comparison(cmp)))
     path = write_compare_report(cmp, args.out or Path("reports/compare"), runs=(a, b))
     print(f"\nreport: {path}")
     return 0

@@ -109,9 +109,11 @@ def _run(args: argparse.Namespace) -> int:
 
         results["history"] = past_series(history, results)
     code = finish(results, suites, args.out, baseline)
-    print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
+    from ..errors import printable
+
+    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}"))
     for suite in results["suites"]:
         for gate in suite["gates"]:
             if not gate["passed"]:
-                print(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}")
+                print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
     return code

@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..errors import printable
     from ..preflight import check_out_dir
     from ..runner import finish, run_score
 
@@ -44,10 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     header = results["suites"][0]
     for name, info in header["scorers"].items():
         if info["skipped"]:
-            print(f"  skipped {name}: {info['skipped']}")
+            print(printable(f"  skipped {name}: {info['skipped']}"))
     for model, res in header["models"].items():
         summary = ", ".join(f"{k}={v['value']:.3f}" for k, v in res["metrics"].items()
                             if v["value"] is not None and "." not in k)
-        print(f"  {model}: {summary}")
-    print(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}")
+        print(printable(f"  {model}: {summary}"))
+    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}"))
     return code

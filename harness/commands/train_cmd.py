@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import terminal
 from ..preflight import out_dir_arg
 
 
@@ -111,7 +112,7 @@ def run_lint(args: argparse.Namespace) -> int:
     report = lint_data(args.data, schema=schema, tokenizer=tokenizer, template=template,
                        system=system, max_seq_length=max_len, schema_file=args.schema)
     for problem in report.problems:
-        print(problem)
+        print(terminal(problem))  # problems quote the data
     checked = "" if tokenizer is not None else " (token checks skipped: pass --model or --config)"
     print(f"{report.rows} rows: {report.errors} errors, {report.warnings} warnings{checked}",
           file=sys.stderr)

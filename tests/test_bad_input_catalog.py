@@ -1,0 +1,420 @@
+"""The bad-input catalog (issue 10 item 7): well over 100 broken or hostile inputs across
+every subcommand. Each must exit 2 with one `harness: error:` line (at most three lines
+on stderr), no traceback, no "internal error", and write nothing.
+
+Cases run in-process through ``harness.cli.main`` (fast); a few run as real processes at
+the end to check the same contract from outside.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from hostile_util import FIXTURE_MODEL, ROOT, assert_bad_input, cli, lora_adapter
+
+SQL_ADAPTER = ROOT / "fixtures" / "adapters" / "sql"
+
+GOOD_SUITE = """\
+name: cat
+prompt: "{{ q }}"
+target: "{{ a }}"
+template: raw
+generation: {max_tokens: 4}
+scorers:
+  - exact_match: {}
+gates: {}
+cases:
+  - {id: one, q: "1+1", a: "2"}
+  - {id: two, q: "2+2", a: "4"}
+"""
+
+
+class Env:
+    """A scratch folder with one good suite, completions, model copy, baseline ... ."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "in").mkdir()
+        self.suite = self.write("in/suite.yaml", GOOD_SUITE)
+        self.completions = self.write("in/c.jsonl", '{"id": "one", "output": "2"}\n{"id": "two", "output": "4"}\n')
+        self.out = root / "out"
+
+    def write(self, rel: str, text: str | bytes) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
+        return p
+
+    def suite_with(self, text: str, name: str = "in/s.yaml") -> Path:
+        return self.write(name, text)
+
+    def score(self, suite: Path | str, completions: Path | str | None = None, *extra: str) -> list[str]:
+        return ["score", str(suite), "--completions", str(completions or self.completions),
+                "--out", str(self.out), *extra]
+
+    def model_copy(self) -> Path:
+        dst = self.root / "in" / "model"
+        if not dst.exists():
+            shutil.copytree(FIXTURE_MODEL, dst)
+        return dst
+
+    def eval(self, *extra: str, model: Path | str = FIXTURE_MODEL, suite: Path | None = None) -> list[str]:
+        return ["eval", str(suite or self.suite), "--model", str(model), "--out", str(self.out), "--no-cache",
+                *extra]
+
+
+def _suite(replace: dict[str, str] | None = None, append: str = "") -> str:
+    text = GOOD_SUITE
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text + append
+
+
+def _broken_model(change: Callable[[Path], None]) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        model = env.model_copy()
+        change(model)
+        return env.eval(model=model)
+    return build
+
+
+def _broken_adapter(change: Callable[[Path], None] | None = None, **size) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        adapter = lora_adapter(env.root / "in" / "adapter", **size)
+        if change:
+            change(adapter)
+        return env.eval("--adapter", f"x={adapter}")
+    return build
+
+
+def _edit_json(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        node, *rest = key.split(".")
+        if rest:
+            data[node][rest[0]] = value
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data))
+
+
+def _truncate(path: Path, n: int) -> None:
+    path.write_bytes(path.read_bytes()[:n])
+
+
+BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+def _completions(text: str | bytes) -> Callable[[Env], list[str]]:
+    return lambda env: env.score(env.suite, env.write("in/bad.jsonl", text))
+
+
+def _data(text: str | bytes) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        env.write("in/d.jsonl", text)
+        suite = env.suite_with(_suite().split("cases:")[0] + "data: d.jsonl\n")
+        return env.score(suite, env.write("in/c0.jsonl", '{"id": "0", "output": "x"}\n'))
+    return build
+
+
+def _schema_suite(schema: str, files: dict[str, str] | None = None) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        for name, text in (files or {}).items():
+            env.write(name, text)
+        return env.score(env.suite_with(_suite({"  - exact_match: {}": f"  - json_schema: {{schema: {schema}}}"})))
+    return build
+
+
+def _sql_setup(setup: str) -> Callable[[Env], list[str]]:
+    def build(env: Env) -> list[str]:
+        text = (_suite({"  - exact_match: {}": "  - sql_execution: {schema_field: setup}"}).split("cases:")[0]
+                + "cases:\n  - " + json.dumps({"id": "one", "q": "x", "a": "SELECT 1", "setup": setup}) + "\n")
+        return env.score(env.suite_with(text), env.write("in/c1.jsonl", '{"id": "one", "output": "SELECT 1"}\n'))
+    return build
+
+
+def _train_config(text: str | bytes, *extra: str) -> Callable[[Env], list[str]]:
+    return lambda env: ["train", str(env.write("in/train.yaml", text)), *extra]
+
+
+GOOD_TRAIN = (f"model: {FIXTURE_MODEL}\ndata: {ROOT / 'fixtures' / 'data' / 'wikisql'}\n"
+              "num_layers: -1\nsteps: 2\nbatch_size: 2\n")
+
+
+def _results_json(env: Env, verdict: str = "pass") -> Path:
+    return env.write("in/run/results.json", json.dumps({"verdict": verdict, "suites": []}))
+
+
+CASES: dict[str, Callable[[Env], list[str]]] = {
+    # --- usage -------------------------------------------------------------------------
+    "unknown-command": lambda env: ["frobnicate"],
+    "eval-no-model": lambda env: ["eval", str(env.suite), "--out", str(env.out)],
+    "eval-limit-0": lambda env: env.eval("--limit", "0"),
+    "eval-limit-text": lambda env: env.eval("--limit", "ten"),
+    "adapter-no-equals": lambda env: env.eval("--adapter", "nothing"),
+    "adapter-named-base": lambda env: env.eval("--adapter", f"base={SQL_ADAPTER}"),
+    "adapter-name-twice": lambda env: env.eval("--adapter", f"a={SQL_ADAPTER}", "--adapter", f"a={SQL_ADAPTER}"),
+    "adapter-missing": lambda env: env.eval("--adapter", f"a={env.root / 'nope'}"),
+    "adapter-empty-folder": lambda env: env.eval("--adapter", f"a={env.write('in/empty/x', '').parent}"),
+    "score-no-completions": lambda env: ["score", str(env.suite), "--out", str(env.out)],
+    "suites-missing": lambda env: env.eval(suite=env.root / "nope.yaml"),
+    "suites-empty-folder": lambda env: env.eval(suite=env.write("in/nosuites/readme.txt", "x").parent),
+    # --- --out ---------------------------------------------------------------------------
+    "out-empty": lambda env: env.score(env.suite)[:-2] + ["--out", ""],
+    "out-file": lambda env: env.score(env.suite)[:-2] + ["--out", str(env.write("in/file.txt", "x"))],
+    "out-under-file": lambda env: env.score(env.suite)[:-2] + ["--out", str(env.write("in/f2.txt", "x") / "sub")],
+    "out-devnull": lambda env: env.score(env.suite)[:-2] + ["--out", "/dev/null"],
+    "eval-out-file": lambda env: env.eval()[:-3] + ["--out", str(env.write("in/f3.txt", "x"))],
+    "compare-out-file": lambda env: ["compare", str(env.root), str(env.root), "--out",
+                                     str(env.write("in/f4.txt", "x"))],
+    "fuse-out-devnull": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter", str(SQL_ADAPTER),
+                                     "--out", "/dev/null"],
+    "fuse-out-not-empty": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter", str(SQL_ADAPTER),
+                                       "--out", str(env.write("in/full/x", "x").parent)],
+    "approve-to-folder": lambda env: ["baseline", "approve", str(_results_json(env).parent), "--to",
+                                      str(env.root / "in")],
+    # --- suite YAML ----------------------------------------------------------------------
+    "suite-empty": lambda env: env.score(env.suite_with("")),
+    "suite-a-list": lambda env: env.score(env.suite_with("- a\n- b\n")),
+    "suite-a-scalar": lambda env: env.score(env.suite_with("just text\n")),
+    "suite-syntax": lambda env: env.score(env.suite_with("name: [unclosed\n")),
+    "suite-tab-indent": lambda env: env.score(env.suite_with("name: x\n\tprompt: y\n")),
+    "suite-python-tag": lambda env: env.score(env.suite_with("name: !!python/object/apply:os.system ['true']\n")),
+    "suite-alias-bomb": lambda env: env.score(env.suite_with(BOMB)),
+    "suite-deep-nesting": lambda env: env.score(env.suite_with("name: " + "[" * 3000 + "]" * 3000 + "\n")),
+    "suite-recursive-alias": lambda env: env.score(env.suite_with("name: &a [*a]\n")),
+    "suite-duplicate-key": lambda env: env.score(env.suite_with(_suite(append="name: again\n"))),
+    "suite-duplicate-scorer": lambda env: env.score(env.suite_with(_suite(
+        {"  - exact_match: {}": "  - exact_match: {}\n  - exact_match: {case_sensitive: false}"}))),
+    "suite-unknown-field": lambda env: env.score(env.suite_with(_suite(append="colour: blue\n"))),
+    "suite-no-prompt": lambda env: env.score(env.suite_with(_suite({'prompt: "{{ q }}"\n': ""}))),
+    "suite-no-scorers": lambda env: env.score(env.suite_with(_suite({"scorers:\n  - exact_match: {}\n": ""}))),
+    "suite-empty-scorers": lambda env: env.score(env.suite_with(_suite({"  - exact_match: {}\n": "  []\n"}))),
+    "suite-data-and-cases": lambda env: env.score(env.suite_with(_suite(append="data: d.jsonl\n"))),
+    "suite-unknown-scorer": lambda env: env.score(env.suite_with(_suite({"exact_match: {}": "vibes: {}"}))),
+    "suite-scorer-bad-option": lambda env: env.score(env.suite_with(_suite({"exact_match: {}":
+                                                                            "exact_match: {loud: 1}"}))),
+    "suite-temperature-nan": lambda env: env.score(env.suite_with(_suite(
+        {"{max_tokens: 4}": "{max_tokens: 4, temperature: .nan}"}))),
+    "suite-temperature-inf": lambda env: env.score(env.suite_with(_suite(
+        {"{max_tokens: 4}": "{max_tokens: 4, temperature: .inf}"}))),
+    "suite-temperature-negative": lambda env: env.score(env.suite_with(_suite(
+        {"{max_tokens: 4}": "{max_tokens: 4, temperature: -1}"}))),
+    "suite-top-p-1e400": lambda env: env.score(env.suite_with(_suite({"{max_tokens: 4}": "{max_tokens: 4, top_p: 1e400}"}))),
+    "suite-max-tokens-0": lambda env: env.score(env.suite_with(_suite({"{max_tokens: 4}": "{max_tokens: 0}"}))),
+    "suite-max-tokens-text": lambda env: env.score(env.suite_with(_suite({"{max_tokens: 4}": "{max_tokens: many}"}))),
+    "suite-gate-min-nan": lambda env: env.score(env.suite_with(_suite({"gates: {}": "gates: {exact_match: {min: .nan}}"}))),
+    "suite-gate-unknown-metric": lambda env: env.score(env.suite_with(_suite(
+        {"gates: {}": "gates: {bleu: {min: 0.5}}"}))),
+    "suite-gate-unknown-option": lambda env: env.score(env.suite_with(_suite(
+        {"gates: {}": "gates: {exact_match: {minimum: 0.5}}"}))),
+    "suite-gate-critical-unknown-id": lambda env: env.score(env.suite_with(_suite(
+        {"gates: {}": "gates: {exact_match: {critical: [nobody]}}"}))),
+    "suite-template-unknown": lambda env: env.score(env.suite_with(_suite({"template: raw": "template: fancy"}))),
+    "suite-not-utf8": lambda env: env.score(env.suite_with(b"name: \xff\xfe\n")),  # type: ignore[arg-type]
+    "suite-jinja-syntax": lambda env: env.score(env.suite_with(_suite({'prompt: "{{ q }}"': 'prompt: "{{ q "'}))),
+    "suite-jinja-missing-field": lambda env: env.score(env.suite_with(_suite({'prompt: "{{ q }}"': 'prompt: "{{ z }}"'}))),
+    "suite-jinja-escape": lambda env: env.score(env.suite_with(_suite(
+        {'prompt: "{{ q }}"': "prompt: \"{{ q.__class__.__mro__[1].__subclasses__() }}\""}))),
+    "suite-target-error": lambda env: env.score(env.suite_with(_suite({'target: "{{ a }}"': 'target: "{{ a[5] }}"'}))),
+    "suite-duplicate-case-id": lambda env: env.score(env.suite_with(_suite({"id: two": "id: one"}))),
+    "suite-case-not-mapping": lambda env: env.score(env.suite_with(_suite(append="  - just a string\n"))),
+    # --- data: ---------------------------------------------------------------------------
+    "data-missing": lambda env: env.score(env.suite_with(_suite().split("cases:")[0] + "data: nope.jsonl\n")),
+    "data-outside": lambda env: env.score(env.suite_with(_suite().split("cases:")[0] + "data: ../../x.jsonl\n")),
+    "data-absolute": lambda env: env.score(env.suite_with(_suite().split("cases:")[0] + "data: /etc/hostname\n")),
+    "data-proc": lambda env: env.score(env.suite_with(_suite().split("cases:")[0] + "data: /proc/self/environ\n")),
+    "data-dev-zero": lambda env: env.score(env.suite_with(_suite().split("cases:")[0] + "data: /dev/zero\n"),
+                                           None, "--allow-outside-data"),
+    "data-fifo": lambda env: (os.mkfifo(env.root / "in" / "p.jsonl"),
+                              env.score(env.suite_with(_suite().split("cases:")[0] + "data: p.jsonl\n")))[1],
+    "data-folder": lambda env: (env.write("in/dd/x", ""),
+                                env.score(env.suite_with(_suite().split("cases:")[0] + "data: dd\n")))[1],
+    "data-symlink-out": lambda env: (os.symlink("/etc/hostname", env.root / "in" / "l.jsonl"),
+                                     env.score(env.suite_with(_suite().split("cases:")[0] + "data: l.jsonl\n")))[1],
+    "data-not-utf8": _data(b'{"q": "\xff"}\n'),
+    "data-invalid-json": _data('{"q": \n'),
+    "data-a-list": _data("[1, 2]\n"),
+    "data-deep": _data('{"q": ' + "[" * 5000 + "]" * 5000 + "}\n"),
+    "data-empty": _data("\n\n"),
+    "data-huge-number": _data('{"q": 1' + "0" * 5000 + "}\n"),
+    # --- completions ---------------------------------------------------------------------
+    "completions-missing": lambda env: env.score(env.suite, env.root / "nope.jsonl"),
+    "completions-folder": lambda env: env.score(env.suite, env.root / "in"),
+    "completions-not-utf8": _completions(b'{"id": "one", "output": "\xff"}\n'),
+    "completions-invalid-json": _completions('{"id": "one", "output": \n'),
+    "completions-deep": _completions('{"id": "one", "output": "x", "n": ' + "[" * 5000 + "]" * 5000 + "}\n"),
+    "completions-a-list": _completions('["one", "2"]\n'),
+    "completions-no-output": _completions('{"id": "one"}\n'),
+    "completions-output-number": _completions('{"id": "one", "output": 2}\n'),
+    "completions-bad-finish": _completions('{"id": "one", "output": "2", "finish_reason": "eos"}\n'),
+    "completions-unknown-id": _completions('{"id": "three", "output": "2"}\n'),
+    "completions-duplicate-id": _completions('{"id": "one", "output": "2"}\n{"id": "one", "output": "2"}\n'),
+    "completions-no-base": _completions('{"id": "one", "output": "2", "model": "x"}\n'
+                                        '{"id": "two", "output": "4", "model": "x"}\n'),
+    "completions-missing-case": _completions('{"id": "one", "output": "2"}\n'),
+    "completions-escape-in-id": _completions('{"id": "\\u001b[31mred\\u0000", "output": "2"}\n'),
+    "completions-empty": _completions(""),
+    # --- schemas and scorer data ---------------------------------------------------------
+    "schema-file-missing": _schema_suite("nope.json"),
+    "schema-file-outside": _schema_suite("../outside.json", {"outside.json": "{}"}),
+    "schema-file-invalid-json": _schema_suite("s.json", {"in/s.json": "{nope"}),
+    "schema-file-not-utf8": lambda env: (env.write("in/s8.json", b'{"title": "\xff"}'),
+                                         _schema_suite("s8.json")(env))[1],
+    "schema-invalid": _schema_suite("{type: 12}"),
+    "schema-ref-http": _schema_suite("{$ref: 'http://127.0.0.1:9/x.json'}"),
+    "schema-ref-file-url": _schema_suite("{$ref: 'file:///etc/passwd'}"),
+    "schema-ref-dotdot": _schema_suite("{$ref: '../outside.json'}", {"outside.json": "{}"}),
+    "schema-ref-missing-pointer": _schema_suite("{$ref: '#/$defs/none'}"),
+    "schema-ref-in-file-http": _schema_suite("s2.json", {"in/s2.json": '{"$ref": "https://example.com/s"}'}),
+    "keywords-bad-regex": lambda env: env.score(env.suite_with(_suite({"  - exact_match: {}": "  - keywords: {}"}).replace(
+        'a: "2"}', 'a: "2", concepts: [[{regex: "(unclosed"}]]}').replace('a: "4"}', 'a: "4", concepts: [["x"]]}'))),
+    "keywords-no-concepts": lambda env: env.score(env.suite_with(_suite({"  - exact_match: {}": "  - keywords: {}"}))),
+    "sql-setup-attach": _sql_setup("ATTACH DATABASE '/tmp/hostile-catalog.db' AS x; CREATE TABLE t (a INT);"),
+    "sql-setup-pragma": _sql_setup("PRAGMA writable_schema = 1; CREATE TABLE t (a INT);"),
+    "sql-setup-extension": _sql_setup("SELECT load_extension('x'); CREATE TABLE t (a INT);"),
+    "sql-setup-syntax": _sql_setup("CREATE TABLE t (a INT"),
+    "sql-setup-empty": _sql_setup("   "),
+    # --- baselines and runs --------------------------------------------------------------
+    "baseline-missing": lambda env: env.score(env.suite, None, "--baseline", str(env.root / "nope.json")),
+    "baseline-invalid-json": lambda env: env.score(env.suite, None, "--baseline", str(env.write("in/b.json", "{"))),
+    "baseline-a-list": lambda env: env.score(env.suite, None, "--baseline", str(env.write("in/b2.json", "[]"))),
+    "baseline-is-results": lambda env: env.score(env.suite, None, "--baseline", str(_results_json(env))),
+    "baseline-not-utf8": lambda env: env.score(env.suite, None, "--baseline", str(env.write("in/b3.json", b"\xff"))),
+    "approve-missing": lambda env: ["baseline", "approve", str(env.root / "nope"), "--to", str(env.root / "b.json")],
+    "approve-failing-run": lambda env: ["baseline", "approve", str(_results_json(env, "fail").parent), "--to",
+                                        str(env.root / "b.json")],
+    "compare-missing": lambda env: ["compare", str(env.root / "a"), str(env.root / "b"), "--out", str(env.out)],
+    "compare-invalid": lambda env: ["compare", str(env.write("in/r1/results.json", "{").parent),
+                                    str(env.write("in/r2/results.json", "{").parent), "--out", str(env.out)],
+    "export-missing": lambda env: ["export", str(env.root / "nope"), "--csv", str(env.root / "x.csv")],
+    "history-missing": lambda env: ["history", str(env.root / "nope")],
+    # --- models --------------------------------------------------------------------------
+    "model-missing": lambda env: env.eval(model=env.root / "nope"),
+    "model-is-file": lambda env: env.eval(model=env.write("in/m.txt", "x")),
+    "model-config-list": _broken_model(lambda m: (m / "config.json").write_text("[1, 2]")),
+    "model-config-invalid": _broken_model(lambda m: (m / "config.json").write_text("{")),
+    "model-config-missing": _broken_model(lambda m: (m / "config.json").unlink()),
+    "model-no-hidden-size": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=None)),
+    "model-no-model-type": _broken_model(lambda m: _edit_json(m / "config.json", model_type=None)),
+    "model-unknown-type": _broken_model(lambda m: _edit_json(m / "config.json", model_type="nonexistent_arch")),
+    "model-weights-truncated": _broken_model(lambda m: _truncate(m / "model.safetensors", 5000)),
+    "model-weights-empty": _broken_model(lambda m: (m / "model.safetensors").write_bytes(b"")),
+    "model-weights-header-lies": _broken_model(lambda m: (m / "model.safetensors").write_bytes(
+        struct.pack("<Q", 1 << 40) + b"{}")),
+    "model-no-weights": _broken_model(lambda m: (m / "model.safetensors").unlink()),
+    "model-wrong-shape-weights": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=96)),
+    "model-chat-template-broken": _broken_model(lambda m: (m / "chat_template.jinja").write_text("{% for %}")),
+    # --- adapters ------------------------------------------------------------------------
+    "adapter-wider-base": _broken_adapter(hidden=32, heads=2, head_dim=16, kv_heads=1),
+    "adapter-deeper-base": _broken_adapter(layers=4, num_layers=4),
+    "adapter-nan": _broken_adapter(fill=float("nan")),
+    "adapter-inf": _broken_adapter(fill=float("inf")),
+    "adapter-rank-mismatch": _broken_adapter(lambda a: _edit_json(a / "adapter_config.json",
+                                                                  **{"lora_parameters.rank": 8})),
+    "adapter-truncated": _broken_adapter(lambda a: _truncate(a / "adapters.safetensors", 200)),
+    "adapter-empty-weights": _broken_adapter(lambda a: (a / "adapters.safetensors").write_bytes(b"")),
+    "adapter-config-list": _broken_adapter(lambda a: (a / "adapter_config.json").write_text("[]")),
+    "adapter-config-invalid": _broken_adapter(lambda a: (a / "adapter_config.json").write_text("{")),
+    "adapter-type-unknown": _broken_adapter(lambda a: _edit_json(a / "adapter_config.json", fine_tune_type="x")),
+    "adapter-num-layers-0": _broken_adapter(lambda a: _edit_json(a / "adapter_config.json", num_layers=0)),
+    "adapter-scale-nan": _broken_adapter(lambda a: (a / "adapter_config.json").write_text(
+        (a / "adapter_config.json").read_text().replace('"scale": 10.0', '"scale": NaN'))),
+    "adapter-wrong-base-fingerprint": _broken_adapter(lambda a: _edit_json(a / "adapter_config.json",
+                                                                           base_fingerprint="sha256:0000")),
+    # --- training ------------------------------------------------------------------------
+    "train-config-missing": lambda env: ["train", str(env.root / "nope.yaml")],
+    "train-config-folder": lambda env: ["train", str(env.root / "in")],
+    "train-config-not-utf8": _train_config(b"model: \xff\n"),
+    "train-config-syntax": _train_config("model: [\n"),
+    "train-config-list": _train_config("- a\n"),
+    "train-config-duplicate-key": _train_config(GOOD_TRAIN + "steps: 3\n"),
+    "train-config-nan-lr": _train_config(GOOD_TRAIN + "learning_rate: .nan\n"),
+    "train-config-unknown-key": _train_config(GOOD_TRAIN + "epochs: 3\n"),
+    "train-config-num-layers-0": _train_config(GOOD_TRAIN.replace("num_layers: -1", "num_layers: 0")),
+    "train-config-alias-bomb": _train_config(BOMB),
+    "train-override-no-value": _train_config(GOOD_TRAIN, "--steps"),
+    "train-override-nan": _train_config(GOOD_TRAIN, "--learning_rate", ".nan"),
+    "train-resume-nothing": lambda env: _train_config(GOOD_TRAIN + f"adapter_path: {env.root / 'ad'}\n",
+                                                      "--resume")(env),
+    "lint-missing-folder": lambda env: ["lint-data", str(env.root / "nope")],
+    "lint-schema-invalid-json": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
+                                             str(env.write("in/ls.json", "{"))],
+    "lint-schema-ref-http": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
+                                         str(env.write("in/ls2.json", '{"$ref": "http://127.0.0.1:9/s"}'))],
+    "lint-data-not-utf8": lambda env: (env.write("in/ld/train.jsonl", b"\xff\n"), env.write("in/ld/valid.jsonl", "{}\n"),
+                                       ["lint-data", str(env.root / "in" / "ld")])[2],
+    "fuse-adapter-missing": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter", str(env.root / "nope"),
+                                         "--out", str(env.out)],
+    "fuse-nan-adapter": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter",
+                                     str(lora_adapter(env.root / "in" / "nan", fill=float("nan"))), "--out", str(env.out)],
+    "fuse-wider-adapter": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter",
+                                       str(lora_adapter(env.root / "in" / "w", hidden=32, heads=2, kv_heads=1)),
+                                       "--out", str(env.out)],
+}
+
+
+def test_the_catalog_covers_every_subcommand_with_at_least_100_cases(tmp_path):
+    assert len(CASES) >= 100, len(CASES)
+    commands = set()
+    for i, build in enumerate(CASES.values()):
+        (tmp_path / str(i)).mkdir()
+        commands.add(build(Env(tmp_path / str(i)))[0])
+    assert {"eval", "score", "train", "lint-data", "fuse", "baseline", "compare", "export",
+            "history"} <= commands, commands
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.chdir(tmp_path)
+    return Env(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _no_generation(monkeypatch):
+    import harness.runner
+
+    def refuse(*a, **k):
+        raise AssertionError("generated before refusing the input")
+
+    monkeypatch.setattr(harness.runner, "generate", refuse)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input_is_exit_2_in_one_line_and_writes_nothing(env, capsys, name):
+    argv = CASES[name](env)
+    before = _snapshot(env.root)
+    code, out, err = cli(capsys, *argv)
+    assert_bad_input(code, err)
+    assert "\x1b" not in err and "\x00" not in err and "\x1b" not in out
+    assert _snapshot(env.root) == before, f"{name} wrote {_snapshot(env.root) - before}"
+    assert not Path("/tmp/hostile-catalog.db").exists()
+
+
+SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_bad_input_from_outside_the_process(env, name):
+    """The same contract through a real `python -m harness.cli` process (a handful)."""
+    from conftest import run_harness
+
+    argv = CASES[name](env)
+    before = _snapshot(env.root)
+    proc = run_harness(*argv, cwd=env.root, env={"PYTHONPATH": str(ROOT)}, timeout=120)
+    assert_bad_input(proc.returncode, proc.stderr)
+    assert _snapshot(env.root) == before
