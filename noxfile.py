@@ -26,22 +26,35 @@ FIXTURE_MODEL = "fixtures/model"
 FIXTURE_ADAPTERS = ROOT / "fixtures" / "adapters"
 
 
+WHY = {"libopenblas0-pthread": "OpenBLAS: MLX's CPU wheel links the slow reference BLAS",
+       "chromium": "Chromium: the scorecard's browser test drives it (headless)"}
+
+
 def _apt_install(session: nox.Session, packages: dict[str, bool]) -> None:
-    """Install the missing Debian packages when we can (root, apt-get); else say what's missing."""
+    """Install the missing Debian packages when we can (root, apt-get), saying which and why
+    first and keeping apt's own output for a failure; else say what is missing."""
     missing = [pkg for pkg, present in packages.items() if not present]
     if not missing or not sys.platform.startswith("linux"):
         return
     if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
-        session.run("apt-get", "update", "-qq", external=True)
+        session.log("installing system packages with apt-get: " + "; ".join(
+            f"{pkg} ({WHY.get(pkg, 'needed')})" for pkg in missing))
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-qq", external=True, silent=True, env=env)
         session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing,
-                    external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+                    external=True, silent=True, env=env)  # output shown only if it fails
+        session.log(f"installed {' '.join(missing)}")
     else:
         session.warn(f"not installed: {' '.join(missing)} (apt-get install them for speed/browser tests)")
 
 
-def _env() -> dict[str, str]:
+def _env(cache: str | None = None) -> dict[str, str]:
+    """The harness's environment: OpenBLAS preloaded. The completion cache is the CLI's own
+    default (platformdirs' user cache folder, or $HARNESS_CACHE_DIR), so `nox -s eval` and a
+    manual `harness eval` share it; only the tests pass their own (``cache``)."""
     env = preload_env({})
-    env.setdefault("HARNESS_CACHE_DIR", str(ROOT / ".nox" / "completion-cache"))
+    if cache:
+        env["HARNESS_CACHE_DIR"] = cache
     return env
 
 
@@ -69,7 +82,8 @@ def tests(session: nox.Session) -> None:
     _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None,
                            "chromium": shutil.which("chromium") is not None})
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs, env=_env())
+    # the tests use a cache of their own (under .nox/tests/tmp), not the user's
+    session.run("pytest", *session.posargs, env=_env(cache=str(Path(session.create_tmp()) / "cache")))
 
 
 @nox.session

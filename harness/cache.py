@@ -237,6 +237,62 @@ def check_cache(directory: str | Path | None = None) -> tuple[bool, str]:
     return True, f"{path}: {n} entries, ok"
 
 
+def cache_size(directory: str | Path | None = None) -> tuple[int, int]:
+    """(bytes, files) of the cache database, its WAL files and databases moved aside."""
+    folder = Path(directory or default_cache_dir())
+    files = [f for f in folder.glob("completions.sqlite*") if f.is_file()] if folder.is_dir() else []
+    return sum(f.stat().st_size for f in files), len(files)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90s', '30m', '12h', '7d', '2w' (HarnessError otherwise)."""
+    import re
+
+    from .errors import HarnessError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(text).lower())
+    if not m:
+        raise HarnessError(f"--older-than {text!r} is not a duration", field="--older-than",
+                           hint="a number and a unit: 90s, 30m, 12h, 7d or 2w")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def prune_cache(directory: str | Path | None, older_than_s: float, now: float | None = None) -> tuple[int, int]:
+    """Delete entries written more than ``older_than_s`` seconds ago; (removed, kept).
+
+    Raises sqlite3.Error for a database that cannot be pruned (corrupt, read-only)."""
+    path = Path(directory or default_cache_dir()) / "completions.sqlite"
+    if not path.exists():
+        return 0, 0
+    cutoff = (time.time() if now is None else now) - older_than_s
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+        if "created" not in columns:
+            raise sqlite3.DatabaseError("the cache has no `created` column (written by an older "
+                                        "version); `harness cache clear` empties it")
+        with db:
+            removed = db.execute("DELETE FROM completions WHERE created < ?", (cutoff,)).rowcount
+        kept = db.execute("SELECT COUNT(*) FROM completions").fetchone()[0]
+        if removed:
+            db.execute("VACUUM")  # give the space back
+    finally:
+        db.close()
+    return removed, kept
+
+
 def clear_cache(directory: str | Path | None = None) -> list[Path]:
     """Delete the cache database and the databases moved aside; returns what was removed."""
     folder = Path(directory or default_cache_dir())

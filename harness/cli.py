@@ -2,7 +2,8 @@
 
 Exit codes (as pytest and promptfoo use them): 0 all gates pass, 1 a gate failed,
 2 bad input or usage (one line naming the file, line or field; traceback only with
-``--debug``), 3 internal error.
+``--debug``), 3 internal error. A reader that closes the pipe early (``harness compare
+A B | head -1``) ends the command quietly with 141, as a tool killed by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from . import __version__
 from .errors import HarnessError, RunFailed
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 # Each module has `register(subparsers)`, which adds its subcommands and sets `func`
 # (args -> exit code) on them. One line here per module.
@@ -28,6 +30,7 @@ COMMAND_MODULES = [
     "harness.commands.baseline_cmd",
     "harness.commands.check_generator_cmd",
     "harness.commands.history_cmd",
+    "harness.commands.init_cmd",
 ]
 
 
@@ -48,7 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_gone() -> int:
+    """The reader closed stdout: point it at /dev/null so the exit-time flush is quiet too."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here when the output was small
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line
     argv = [a for a in argv if a != "--debug"]
@@ -74,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _stdout_gone()
     except Exception as exc:  # a bug in the harness, not the user's input
         if debug:
             traceback.print_exc()

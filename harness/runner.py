@@ -276,8 +276,13 @@ def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: l
 
 # --- the run -----------------------------------------------------------------------
 
-def load_suites(paths: list[Path], limit: int | None) -> list[Suite]:
-    suites = [load_suite(p).limited(limit) for p in paths]
+def load_suites(paths: list[Path], limit: int | None, select=None) -> list[Suite]:
+    """The suites, each cut to ``limit`` cases, then to the picked ones (``select``: a
+    ``harness.selection.Selection``)."""
+    suites = [load_suite(p) for p in paths]
+    if select:
+        suites = select.apply(suites)
+    suites = [s.limited(limit) for s in suites]
     names = [s.name for s in suites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -460,9 +465,15 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     return out
 
 
-def run_score(suite_path: Path, completions_path: Path, command: list[str] | None = None) -> tuple[dict, Suite]:
+def run_score(suite_path: Path, completions_path: Path, command: list[str] | None = None,
+              select=None) -> tuple[dict, Suite]:
     suite = load_suite(suite_path)
     stored = read_completions(completions_path, suite)
+    if select:  # score the picked cases only (the file may hold them all)
+        full = suite
+        (suite,) = select.apply([full])
+        keep = {c.id for c in suite.cases}
+        stored = {m: [r for r, c in zip(rows, full.cases) if c.id in keep] for m, rows in stored.items()}
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
     header = suite_header(suite, scorers)
     fingerprint = "stored:" + file_digest(completions_path)[:16]  # stored outputs: no model of their own

@@ -16,7 +16,7 @@ from harness.reports.items import diff_markup
 
 IDS = [f"q{i:02d}" for i in range(20)]
 WEAK = {"q01", "q02", "q03", "q04", "q05"}  # base fails these; the approved adapter passed them
-GATES = {"exact_match": {"min": 0.0, "max_drop_vs_base": 0.05, "max_drop_vs_baseline": 0.05, "critical": ["q01"]}}
+GATES = {"exact_match": {"min": 0.0, "max_drop_vs_base": 0.5, "max_drop_vs_baseline": 0.05, "critical": ["q01"]}}
 
 
 def _model(failing: set[str], says: str) -> dict:

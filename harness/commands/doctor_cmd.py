@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from ..blas import find_openblas
-    from ..cache import check_cache, default_cache_dir
+    from ..cache import cache_size, check_cache, default_cache_dir, human_bytes
     from ..errors import printable
     from ..runner import environment
 
@@ -29,8 +29,12 @@ def run(args: argparse.Namespace) -> int:
         lib = find_openblas()
         rows.append(("openblas", lib or "not installed: apt-get install libopenblas0-pthread "
                                         "(about 6x faster training on CPU)"))
-    healthy, cache_line = check_cache(getattr(args, "cache_dir", None) or default_cache_dir())
+    folder = getattr(args, "cache_dir", None) or default_cache_dir()
+    healthy, cache_line = check_cache(folder)
     rows.append(("cache", cache_line))
+    size, files = cache_size(folder)
+    rows.append(("cache size", f"{human_bytes(size)} in {files} file(s)"
+                               + ("; `harness cache prune --older-than 30d` trims it" if size else "")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {printable(value)}")

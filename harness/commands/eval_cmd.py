@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/latest"),
                    help="output folder (default reports/latest)")
     p.add_argument("--limit", type=int, help="only the first N cases of each suite")
+    p.add_argument("--ids", action="append", metavar="ID,ID", help="only these case ids (comma-separated, repeatable)")
+    p.add_argument("--only-failing", metavar="RUN",
+                   help="only the cases that failed in RUN (a run folder or its results.json)")
     p.add_argument("--no-cache", action="store_true", help="generate everything; do not read or write the cache")
     p.add_argument("--cache-dir", help="completion cache folder (default: user cache dir, or $HARNESS_CACHE_DIR)")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true",
@@ -69,6 +72,9 @@ def _run(args: argparse.Namespace) -> int:
 
     check_out_dir(args.out)  # before any suite, model or generation
     paths = find_suites(args.suites)
+    from ..selection import from_args
+
+    select = from_args(args.ids, args.only_failing)
     adapters = parse_adapter_args(args.adapter)
     baseline = None
     if args.baseline:
@@ -80,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..history import load
 
         history = load(args.history)  # bad history input fails before the model loads
-    suites = load_suites(paths, args.limit)  # loaded once: what is evaluated is what is gated
+    suites = load_suites(paths, args.limit, select)  # loaded once: what is evaluated is what is gated
     if args.endpoint:
         from ..backends.openai import EndpointConfig, run_endpoint_eval
 

@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--ids", action="append", metavar="ID,ID", help="only these case ids (comma-separated, repeatable)")
+    p.add_argument("--only-failing", metavar="RUN",
+                   help="only the cases that failed in RUN (a run folder or its results.json)")
     p.add_argument("--allow-outside-data", action="store_true",
                    help="let a suite's `data:` name a file outside its folder and repository")
     p.set_defaults(func=run)
@@ -35,7 +38,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..runner import finish, run_score
 
     check_out_dir(args.out)
-    results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]])
+    from ..selection import from_args
+
+    results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]],
+                               select=from_args(args.ids, args.only_failing))
     baseline = None
     if args.baseline:
         from ..baseline import load_baseline

@@ -14,9 +14,10 @@ from ..preflight import out_dir_arg
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="train a LoRA adapter (writes an mlx-lm adapter folder)",
-        description="Train a LoRA adapter from a YAML config. Any config key can be overridden "
-                    "as `--key value` (nested: --lora_parameters.rank 4). For data-parallel "
-                    "training run it under `mlx.launch -n N --backend ring`.")
+        description="Train a LoRA adapter from a YAML config. Any config key can be overridden\n"
+                    "as `--key value` (nested: --lora_parameters.rank 4). For data-parallel\n"
+                    "training run it under `mlx.launch -n N --backend ring`.",
+        epilog=config_keys_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", metavar="CONFIG.yaml", help="training config (see harness/train/config.py)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in adapter_path from its last checkpoint")
@@ -53,6 +54,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-base-mismatch", action="store_true",
                    help="fuse onto a shape-compatible base other than the adapter's own")
     p.set_defaults(func=run_fuse)
+
+
+def config_keys_help() -> str:
+    """Every TrainConfig key with its default, read from the dataclass (so it cannot drift)."""
+    import dataclasses
+
+    from ..train.config import TrainConfig
+
+    def default(f: dataclasses.Field):
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        return f.default_factory()  # type: ignore[misc]
+
+    def show(v) -> str:
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if v == "":
+            return '""  (required)'
+        return json.dumps(v) if isinstance(v, (dict, list)) else str(v)
+
+    rows = []
+    for f in dataclasses.fields(TrainConfig):
+        value = default(f)
+        if dataclasses.is_dataclass(value):
+            for sub in dataclasses.fields(value):
+                rows.append((f"{f.name}.{sub.name}", show(getattr(value, sub.name))))
+        else:
+            rows.append((f.name, show(value)))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k:<{width}}  {v}" for k, v in rows]
+    return ("config keys (YAML, or --key value on the command line) and their defaults:\n"
+            + "\n".join(lines)
+            + "\n\nA documented example: fixtures/train_configs/wikisql.yaml.\n"
+              "A warmup (lr_schedule.warmup) at least as long as the run is warned about.")
 
 
 def run_train(args: argparse.Namespace) -> int:

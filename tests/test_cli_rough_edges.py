@@ -1,0 +1,143 @@
+"""The CLI's rough edges, filed from trying the README: a closed pipe, train --help's
+config keys, the cache's size and pruning, `harness init`, and picking items with --ids
+and --only-failing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from factories import model_result, results, suite_result
+from harness.atomic import write_json
+from harness.cache import CompletionCache, parse_duration
+from harness.generation import Completion
+from hostile_util import assert_bad_input, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_IDS = ["add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1"]
+
+
+def _run_dir(tmp_path: Path, name: str, failing: set[str]) -> Path:
+    res = results([suite_result({"base": model_result({i: i not in failing for i in SMOKE_IDS})})])
+    write_json(tmp_path / name / "results.json", res)
+    return tmp_path / name
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    a, b = _run_dir(tmp_path, "a", set()), _run_dir(tmp_path, "b", {"add-1"})
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "compare", str(a), str(b),
+                             "--out", str(tmp_path / "cmp")], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the first line (`| head -0`)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "internal error" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_train_help_lists_every_config_key_with_its_default(capsys):
+    import dataclasses
+
+    from harness.train.config import TrainConfig
+
+    try:
+        cli(capsys, "train", "--help")
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    for f in dataclasses.fields(TrainConfig):
+        assert f"\n  {f.name}" in out, f.name
+    for line in ("learning_rate            0.0001", "batch_size               4", "lora_parameters.rank     8",
+                 "steps                    1000"):
+        assert line in out, line
+
+
+def test_doctor_shows_the_cache_size_and_prune_drops_old_entries(tmp_path, capsys):
+    folder = tmp_path / "cache"
+    cache = CompletionCache(folder)
+    cache.put_many({f"k{i}": Completion(output="x" * 200, finish_reason="stop", prompt_tokens=3,
+                                        output_tokens=50) for i in range(40)})
+    cache.close()
+    db = sqlite3.connect(folder / "completions.sqlite")
+    with db:
+        db.execute("UPDATE completions SET created = ? WHERE key IN ('k1', 'k2', 'k3')", (time.time() - 40 * 86400,))
+    db.close()
+
+    code, out, _ = cli(capsys, "doctor", "--cache-dir", str(folder))
+    size_line = next(line for line in out.splitlines() if line.startswith("cache size"))
+    assert " KB in " in size_line and "cache prune" in size_line
+
+    code, out, _ = cli(capsys, "cache", "prune", "--older-than", "30d", "--cache-dir", str(folder))
+    assert code == 0 and "removed 3 completion(s) older than 30d, kept 37" in out
+    code, out, _ = cli(capsys, "cache", "prune", "--older-than", "30d", "--cache-dir", str(folder))
+    assert "removed 0" in out
+    assert parse_duration("12h") == 43200 and parse_duration("2w") == 14 * 86400
+    code, _, err = cli(capsys, "cache", "prune", "--older-than", "a month", "--cache-dir", str(folder))
+    assert_bad_input(code, err, "--older-than", "not a duration")
+
+
+def test_init_writes_a_suite_a_config_and_a_workflow_that_load(tmp_path, capsys):
+    from harness.suite import load_suite
+    from harness.train import load_config
+
+    proj = tmp_path / "proj"
+    code, out, _ = cli(capsys, "init", str(proj), "--model", "fixtures/model")
+    assert code == 0 and out.count("wrote ") == 3
+    suite = load_suite(proj / "suites" / "starter.yaml")
+    assert [c.id for c in suite.cases] == ["capital-fr", "add-small", "week-days"]
+    cfg = load_config(proj / "train" / "config.yaml")
+    assert cfg.model == "fixtures/model" and cfg.lr_schedule["warmup"] < cfg.steps
+    flow = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text())
+    steps = " ".join(str(s.get("run", "")) for s in flow["jobs"]["gate"]["steps"])
+    assert "harness eval suites/ --model fixtures/model" in steps
+    code, _, err = cli(capsys, "init", str(proj))  # nothing is overwritten by accident
+    assert_bad_input(code, err, "exists", "--force")
+    assert cli(capsys, "init", str(proj), "--force")[0] == 0
+
+
+def _completions(tmp_path: Path, wrong: set[str]) -> Path:
+    doc = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    lines = [{"id": c["id"], "output": "nope" if c["id"] in wrong else c["answer"]} for c in doc["cases"]]
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def _scored_ids(out: Path) -> list[str]:
+    data = json.loads((out / "results.json").read_text())
+    return [i["id"] for i in data["suites"][0]["models"]["base"]["items"]]
+
+
+def test_ids_and_only_failing_pick_items(tmp_path, capsys):
+    completions = _completions(tmp_path, {"add-2", "day-1"})
+    first = tmp_path / "first"
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out", first)
+    assert code == 0, err
+    assert len(_scored_ids(first)) == 6
+
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out",
+                       tmp_path / "ids", "--ids", "add-1,cap-1", "--ids", "mul-1")
+    assert code == 0, err
+    assert _scored_ids(tmp_path / "ids") == ["add-1", "mul-1", "cap-1"]
+
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out",
+                       tmp_path / "failing", "--only-failing", first)
+    assert code == 0, err
+    assert _scored_ids(tmp_path / "failing") == ["add-2", "day-1"]
+
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out",
+                       tmp_path / "bad", "--ids", "add-1,nope-9")
+    assert_bad_input(code, err, "--ids", "nope-9")
+
+
+def test_eval_ids_runs_only_those_items(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "eval", "suites/smoke.yaml", "--model", str(ROOT / "fixtures" / "model"),
+                       "--ids", "cap-1", "--out", out, "--cache-dir", tmp_path / "cache", "--quiet")
+    assert code in (0, 1), err
+    assert _scored_ids(out) == ["cap-1"]
