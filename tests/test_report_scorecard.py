@@ -9,7 +9,7 @@ import re
 
 from factories import item, make_suite, model_result, results, suite_result
 from harness.baseline import baseline_outputs, baseline_suite, pack_outputs, summarize_run, unpack_outputs
-from harness.gates import evaluate_gates
+from harness.gates import comparisons_for, evaluate_gates
 from harness.reports import charts, render_html
 from harness.reports.html import compare_context
 from harness.reports.items import diff_markup
@@ -36,7 +36,8 @@ def failing_run(tmp_path) -> dict:
     run = results([suite_result({"base": _model(WEAK, "base"), "ft": _model(WEAK, "candidate")})])
     s = run["suites"][0]
     ref = baseline_suite(baseline, "smoke")
-    s["gates"], s["warnings"] = evaluate_gates(suite, s, ref)
+    s["comparisons"] = comparisons_for(s, ref)  # as the runner does
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, ref, s["comparisons"])
     s["baseline_outputs"] = baseline_outputs(ref, s)
     s["warnings"] += ["adapter ft was trained with the 'chat' prompt format, but suite smoke uses 'raw'",
                       "adapter ft2 was trained with the 'chat' prompt format, but suite smoke uses 'raw'"]
@@ -137,7 +138,7 @@ def test_charts_share_one_axis_per_kind_and_keep_their_labels():
 
 
 def test_compare_shows_changed_outputs_side_by_side(tmp_path):
-    from harness.compare import compare_runs
+    from harness.runs import compare_runs
 
     a = failing_run(tmp_path)
     b = failing_run(tmp_path)
