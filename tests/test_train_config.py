@@ -72,3 +72,39 @@ def test_shipped_example_config_loads():
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "fixtures" / "train_configs" / "wikisql.yaml")
     assert cfg.steps == 250 and cfg.lr_schedule["name"] == "cosine_decay"
+
+
+def test_schema_and_dataclass_agree():
+    """The schema is the one validation system; the dataclass must not drift from it."""
+    import dataclasses
+
+    from harness.train.config import LoraParameters, TrainConfig, train_schema
+
+    schema = train_schema()
+    for cls, props in ((TrainConfig, schema["properties"]),
+                       (LoraParameters, schema["properties"]["lora_parameters"]["properties"])):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert set(fields) == set(props), cls
+        for name, f in fields.items():
+            if name == "lora_parameters":
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if name in ("model", "data"):
+                continue  # required: no default in the schema
+            assert props[name].get("default") == default, name
+            assert props[name].get("description"), f"{name} needs a description (train --help shows it)"
+
+
+def test_type_error_names_the_yaml_line(tmp_path):
+    path = write(tmp_path, "model: m\ndata: d\nlora_parameters:\n  rank: many\n")
+    with pytest.raises(HarnessError) as exc:
+        load_config(path)
+    text = exc.value.one_line()
+    assert f"{path}:4" in text and "lora_parameters.rank" in text and "integer" in text
+
+
+def test_enum_and_bounds_come_from_the_schema(tmp_path):
+    with pytest.raises(HarnessError, match="optimizer"):
+        load_config(write(tmp_path, "model: m\ndata: d\noptimizer: lion\n"))
+    with pytest.raises(HarnessError, match="lora_parameters.dropout"):
+        config_from_dict({"model": "m", "data": "d", "lora_parameters": {"dropout": 1.0}})

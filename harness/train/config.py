@@ -1,5 +1,8 @@
 """The training configuration: one dataclass, read from YAML, with ``--key value`` overrides.
 
+Its shape is ``schemas/train.schema.json`` (JSON Schema, as for suites), checked with the
+YAML line of the first problem; the dataclass is what the trainer reads.
+
 Names follow mlx-lm's LoRA config where the meaning is the same (``model``, ``data``,
 ``adapter_path``, ``num_layers``, ``lora_parameters``, ``lr_schedule``), so a user's mlx-lm
 YAML needs few edits; where the meaning differs the name differs too (``steps`` counts
@@ -21,10 +24,8 @@ from typing import Any
 import yaml
 
 from ..errors import HarnessError
+from ..yamlpos import node_line, validate_with_lines
 
-DATA_FORMATS = ("auto", "text", "completions", "chat")
-TEMPLATES = ("auto", "chat", "raw")
-OPTIMIZERS = ("adamw", "adam", "sgd")
 # mlx-lm keys whose harness name differs; the error says which to use.
 RENAMED = {
     "iters": "steps (optimizer updates; mlx-lm's iters count micro-batches)",
@@ -92,121 +93,74 @@ class TrainConfig:
         return "sha256:" + hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _line_of(root: yaml.Node | None, path: list[str]) -> int | None:
-    node, line = root, None
-    for part in path:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key, value in node.value:
-            if key.value == part:
-                node, line = value, key.start_mark.line + 1
-                break
+def _number_strings(data: Any, schema: dict) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: read such strings as numbers where the
+    schema wants a number, as a user means them."""
+    if isinstance(data, dict):
+        props = schema.get("properties") or {}
+        return {k: _number_strings(v, props.get(k) or {}) for k, v in data.items()}
+    types = schema.get("type")
+    wants_number = types == "number" or (isinstance(types, list) and "number" in types)
+    if wants_number and isinstance(data, str):
+        try:
+            number = float(data)
+        except ValueError:
+            return data
+        return number if math.isfinite(number) else data
+    return data
+
+
+def _unknown_keys(data: dict, prefix: str, allowed: list[str], path: str | None,
+                  root: yaml.Node | None) -> None:
+    """An unknown key names its line, with mlx-lm's renamed keys or the closest name."""
+    for key in data:
+        if key in allowed:
+            continue
+        if key in RENAMED and not prefix:
+            hint = f"use {RENAMED[key]}"
         else:
-            break
-    return line
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(allowed)}"
+        raise HarnessError(f"unknown setting `{key}`", path=path, line=node_line(root, (prefix + str(key)).split(".")),
+                           field=prefix + str(key), hint=hint)
 
 
-def _coerce(value: Any, annotation: str, where: dict) -> Any:
-    """Check a YAML value against the dataclass field's annotation (as a string)."""
-    optional = "None" in annotation
-    if value is None:
-        if optional:
-            return None
-        raise HarnessError("must not be empty", **where)
-    base = annotation.replace(" | None", "")
-    if base == "bool":
-        if isinstance(value, bool):
-            return value
-        raise HarnessError(f"expected true or false, got {value!r}", **where)
-    if base == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise HarnessError(f"expected an integer, got {value!r}", **where)
-    if base == "float":
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        else:
-            try:  # YAML 1.1 reads 1e-3 (no dot) as a string
-                number = float(value)
-            except (TypeError, ValueError, OverflowError):
-                pass
-        if number is not None and math.isfinite(number):
-            return number
-        raise HarnessError(f"expected a finite number, got {value!r}", **where)
-    if base == "str":
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise HarnessError(f"expected a string, got {value!r}", **where)
-    if base == "dict":
-        if isinstance(value, dict):
-            return value
-        raise HarnessError(f"expected a mapping, got {value!r}", **where)
-    if base == "list[str]":
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-        raise HarnessError(f"expected a list of strings, got {value!r}", **where)
-    raise AssertionError(f"unhandled annotation {annotation}")
+def _validated(data: dict, path: str | None, root: yaml.Node | None) -> TrainConfig:
+    """The config's shapes are checked by ``schemas/train.schema.json`` (as suites are by
+    theirs), with the YAML line of the first problem; then the dataclass is built."""
+    schema = train_schema()
+    data = _number_strings(data, schema)
+    _unknown_keys(data, "", list(schema["properties"]), path, root)
+    if isinstance(data.get("lora_parameters"), dict):
+        _unknown_keys(data["lora_parameters"], "lora_parameters.",
+                      list(schema["properties"]["lora_parameters"]["properties"]), path, root)
+    validate_with_lines(data, schema, path, root)
+    values = dict(data)
+    if "lora_parameters" in values:
+        values["lora_parameters"] = LoraParameters(**values["lora_parameters"])
+    return TrainConfig(**values)
 
 
-def _unknown(key: str, allowed: list[str], where: dict) -> HarnessError:
-    if key in RENAMED:
-        hint = f"use {RENAMED[key]}"
-    else:
-        close = difflib.get_close_matches(key, allowed, n=1)
-        hint = f"did you mean `{close[0]}`?" if close else f"allowed: {', '.join(allowed)}"
-    return HarnessError(f"unknown setting `{key}`", hint=hint, **where)
+def train_schema() -> dict:
+    from ..suite import load_schema
 
-
-def _build(cls: type, data: dict, prefix: str, path: str | None, root: yaml.Node | None) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        where = dict(path=path, line=_line_of(root, (prefix + key).split(".")),
-                     field=prefix + key)
-        if key not in fields:
-            raise _unknown(key, list(fields), where)
-        annotation = fields[key].type
-        if annotation == "LoraParameters":
-            if not isinstance(value, dict):
-                raise HarnessError("expected a mapping (rank, scale, dropout, keys)", **where)
-            kwargs[key] = _build(LoraParameters, value, prefix + key + ".", path, root)
-        else:
-            kwargs[key] = _coerce(value, annotation, where)
-    return cls(**kwargs)
+    return load_schema("train.schema.json")
 
 
 def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None) -> None:
+    """What a schema cannot say: required-by-now fields (overrides may supply them), the
+    counts where 0 means nothing, and the schedule's name in mlx."""
     def bad(name: str, message: str, hint: str | None = None) -> HarnessError:
-        return HarnessError(message, path=path, line=_line_of(root, name.split(".")), field=name,
+        return HarnessError(message, path=path, line=node_line(root, name.split(".")), field=name,
                             hint=hint)
 
     for name in ("model", "data"):
         if not getattr(cfg, name):
             raise bad(name, "is required", hint=f"set `{name}:` in the config or pass --{name}")
-    choices = {"format": DATA_FORMATS, "template": TEMPLATES, "optimizer": OPTIMIZERS}
-    for name, allowed in choices.items():
-        if getattr(cfg, name) not in allowed:
-            raise bad(name, f"unknown value {getattr(cfg, name)!r}", hint=f"use one of: {', '.join(allowed)}")
-    positive = ("batch_size", "grad_accumulation_steps", "max_seq_length", "steps", "report_every",
-                "eval_every", "save_every", "pad_multiple")
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise bad(name, f"must be at least 1, got {getattr(cfg, name)}")
-    for name in ("val_batch_size", "max_batch_tokens"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
-            raise bad(name, "must be at least 1")
-    if cfg.val_rows == 0 or cfg.val_rows < -1:
-        raise bad("val_rows", f"must be -1 (all) or a positive count, got {cfg.val_rows}")
-    if cfg.num_layers == 0 or cfg.num_layers < -1:
-        raise bad("num_layers", f"must be -1 (all) or a positive count, got {cfg.num_layers}")
-    lp = cfg.lora_parameters
-    if lp.rank < 1:
-        raise bad("lora_parameters.rank", f"must be at least 1, got {lp.rank}")
-    if not 0.0 <= lp.dropout < 1.0:
-        raise bad("lora_parameters.dropout", f"must be in [0, 1), got {lp.dropout}")
-    if cfg.learning_rate <= 0:
-        raise bad("learning_rate", f"must be positive, got {cfg.learning_rate}")
+    if cfg.val_rows == 0:
+        raise bad("val_rows", "must be -1 (all) or a positive count, got 0")
+    if cfg.num_layers == 0:
+        raise bad("num_layers", "must be -1 (all) or a positive count, got 0")
     if cfg.lr_schedule is not None:
         import mlx.optimizers as optim
 
@@ -215,13 +169,6 @@ def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None) -> None:
                 getattr(optim.schedulers, name, None)):
             raise bad("lr_schedule.name", f"unknown schedule {name!r}",
                       hint="use cosine_decay, linear_schedule, exponential_decay or step_decay")
-        if not isinstance(cfg.lr_schedule.get("arguments"), list):
-            raise bad("lr_schedule.arguments", "expected a list of the schedule's arguments",
-                      hint="e.g. {name: cosine_decay, arguments: [1e-4, 1000], warmup: 50}")
-        extra = set(cfg.lr_schedule) - {"name", "arguments", "warmup", "warmup_init"}
-        if extra:
-            raise bad("lr_schedule", f"unknown keys {sorted(extra)}",
-                      hint="allowed: name, arguments, warmup, warmup_init")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -284,18 +231,18 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             raise HarnessError("a training config must be a YAML mapping", path=path, line=1)
     if overrides:
         # Overrides are reported as command-line fields, not YAML lines.
-        _build(TrainConfig, overrides, "", "command line", None)
+        _validated(overrides, "command line", None)
         data = _merge(data, overrides)
         for key in overrides:
             if root is not None:
                 root.value = [(k, v) for k, v in root.value if k.value != key]
-    cfg = _build(TrainConfig, data, "", where, root)
+    cfg = _validated(data, where, root)
     _check(cfg, where, root)
     return cfg
 
 
 def config_from_dict(data: dict) -> TrainConfig:
     """The Python API's entry: the same checks as a YAML file."""
-    cfg = _build(TrainConfig, data, "", None, None)
+    cfg = _validated(dict(data), None, None)
     _check(cfg, None, None)
     return cfg
