@@ -14,7 +14,7 @@ from .compare import fmt, higher_is_better, model_view, paired_delta
 from .errors import HarnessError
 from .files import read_json
 
-__all__ = ["load_run", "compare_runs", "format_comparison"]
+__all__ = ["load_run", "compare_runs", "format_comparison", "parse_map", "regressions"]
 
 
 def load_run(path: str | Path) -> dict:
@@ -31,24 +31,52 @@ def load_run(path: str | Path) -> dict:
     return data
 
 
-def compare_runs(a: dict, b: dict) -> dict:
+def parse_map(values: list[str] | None) -> dict[str, str]:
+    """``--map old=new`` (repeatable) -> {old: new}: model ``old`` of run A is compared with
+    model ``new`` of run B."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        old, sep, new = str(value).partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise HarnessError(f"--map {value!r} is not OLD=NEW", field="--map",
+                               hint="e.g. --map adapter-v1=adapter-v2 (A's name = B's name)")
+        if old.strip() in out:
+            raise HarnessError(f"--map names {old.strip()!r} twice", field="--map")
+        out[old.strip()] = new.strip()
+    return out
+
+
+def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dict:
     """What changed from run A to run B: fingerprints, and per suite/model/metric deltas.
 
-    Models are matched by name and items by id. Returns
-    ``{"a", "b", "fingerprints": [differences], "only_in_a", "only_in_b",
-    "suites": [{name, fingerprints, models: {model: {metrics: {m: {a, b, delta}},
-    changed_outputs, flipped_down, flipped_up}}}]}``.
+    Models are matched by name, or by ``mapping`` (A's name -> B's name), and items by id.
+    Returns ``{"a", "b", "fingerprints": [differences], "only_in_a", "only_in_b",
+    "unpaired": [one line per model that could not be paired],
+    "suites": [{name, fingerprints, models: {model: {a_name, metrics: {m: {a, b, delta}},
+    changed_outputs, flipped_down, flipped_up}}}]}`` (models keyed by B's name).
     """
+    mapping = dict(mapping or {})
     a_suites = {s["name"]: s for s in a.get("suites", [])}
     b_suites = {s["name"]: s for s in b.get("suites", [])}
+    a_models = {m for s in a_suites.values() for m in s.get("models", {})}
+    b_models = {m for s in b_suites.values() for m in s.get("models", {})}
+    for old, new in mapping.items():
+        if old not in a_models:
+            raise HarnessError(f"--map {old}={new}: run A has no model {old!r} "
+                               f"(it has {', '.join(sorted(a_models)) or 'none'})", field="--map")
+        if new not in b_models:
+            raise HarnessError(f"--map {old}={new}: run B has no model {new!r} "
+                               f"(it has {', '.join(sorted(b_models)) or 'none'})", field="--map")
     out: dict[str, Any] = {
         "a": a.get("_path"), "b": b.get("_path"),
         "fingerprints": [d for d in fingerprint_differences(a, b) if d["suite"] is None],
         "only_in_a": sorted(set(a_suites) - set(b_suites)),
         "only_in_b": sorted(set(b_suites) - set(a_suites)),
+        "unpaired": [],
         "suites": [],
     }
     all_diffs = fingerprint_differences(a, b)
+    back = {new: old for old, new in mapping.items()}
     for name in [n for n in b_suites if n in a_suites]:
         sa, sb = a_suites[name], b_suites[name]
         entry: dict[str, Any] = {
@@ -56,8 +84,24 @@ def compare_runs(a: dict, b: dict) -> dict:
             "fingerprints": [d for d in all_diffs if d["suite"] == name],
             "models": {},
         }
-        for model in [m for m in sb.get("models", {}) if m in sa.get("models", {})]:
-            va, vb = model_view(sa["models"][model]), model_view(sb["models"][model])
+        in_a, in_b = list(sa.get("models", {})), list(sb.get("models", {}))
+        pairs = []
+        for model in in_b:
+            partner = back.get(model, model if model not in mapping else None)
+            if partner in in_a:
+                pairs.append((partner, model))
+        paired_a, paired_b = {p for p, _ in pairs}, {m for _, m in pairs}
+        lone_a = [m for m in in_a if m not in paired_a]
+        lone_b = [m for m in in_b if m not in paired_b]
+        if lone_a or lone_b:
+            hint = (f"; pair them with --map {lone_a[0]}={lone_b[0]}" if lone_a and lone_b else "")
+            out["unpaired"].append(
+                f"suite {name}: "
+                + "; ".join(x for x in (f"only in A: {', '.join(lone_a)}" if lone_a else "",
+                                        f"only in B: {', '.join(lone_b)}" if lone_b else "") if x)
+                + hint)
+        for a_name, model in pairs:
+            va, vb = model_view(sa["models"][a_name]), model_view(sb["models"][model])
             metrics = {}
             flipped_down: set[str] = set()
             flipped_up: set[str] = set()
@@ -70,6 +114,7 @@ def compare_runs(a: dict, b: dict) -> dict:
                     flipped_up.update(delta.get("flipped_up", []))
             common = [i for i in vb.outputs if i in va.outputs]
             entry["models"][model] = {
+                "a_name": a_name,
                 "metrics": metrics,
                 "changed_outputs": sorted(i for i in common if va.outputs[i] != vb.outputs[i]),
                 "compared_outputs": len(common),
@@ -88,13 +133,17 @@ def format_comparison(cmp: dict) -> str:
         lines.append("suites only in A: " + ", ".join(cmp["only_in_a"]))
     if cmp["only_in_b"]:
         lines.append("suites only in B: " + ", ".join(cmp["only_in_b"]))
+    for line in cmp.get("unpaired") or []:
+        lines.append(f"not compared: {line}")
     for suite in cmp["suites"]:
         lines.append("")
         lines.append(f"suite {suite['name']}")
         for d in suite["fingerprints"]:
             lines.append(f"  differs: {d['part']}: {d['a']} -> {d['b']}")
         for model, entry in suite["models"].items():
-            lines.append(f"  {model}: {len(entry['changed_outputs'])}/{entry['compared_outputs']} outputs changed"
+            a_name = entry.get("a_name", model)
+            label = model if a_name == model else f"{a_name} -> {model}"
+            lines.append(f"  {label}: {len(entry['changed_outputs'])}/{entry['compared_outputs']} outputs changed"
                          f", {len(entry['flipped_down'])} pass->fail, {len(entry['flipped_up'])} fail->pass")
             for metric, m in entry["metrics"].items():
                 d = m["delta"] or {}
@@ -111,3 +160,23 @@ def format_comparison(cmp: dict) -> str:
                 lines.append("    pass->fail: " + ", ".join(entry["flipped_down"][:20])
                              + (" ..." if len(entry["flipped_down"]) > 20 else ""))
     return "\n".join(lines)
+
+
+def regressions(cmp: dict) -> list[str]:
+    """What `--fail-on-regression` fails on: a metric whose paired interval lies wholly on
+    the worse side, or an item that went from pass to fail (one line each, per model)."""
+    out = []
+    for suite in cmp.get("suites") or []:
+        for model, entry in suite["models"].items():
+            for metric, m in entry["metrics"].items():
+                d = m.get("delta") or {}
+                if d.get("ci_low") is None or d.get("ci_high") is None:
+                    continue
+                if (d["ci_high"] < 0) if m["higher_is_better"] else (d["ci_low"] > 0):
+                    out.append(f"{suite['name']} / {model} / {metric}: worse, Δ {fmt(d['diff'], signed=True)} "
+                               f"[{fmt(d['ci_low'], signed=True)}, {fmt(d['ci_high'], signed=True)}]")
+            if entry["flipped_down"]:
+                down = entry["flipped_down"]
+                out.append(f"{suite['name']} / {model}: {len(down)} item(s) pass->fail ("
+                           + ", ".join(down[:5]) + (", ..." if len(down) > 5 else "") + ")")
+    return out

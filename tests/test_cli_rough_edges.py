@@ -141,3 +141,32 @@ def test_eval_ids_runs_only_those_items(tmp_path, capsys):
                        "--ids", "cap-1", "--out", out, "--cache-dir", tmp_path / "cache", "--quiet")
     assert code in (0, 1), err
     assert _scored_ids(out) == ["cap-1"]
+
+
+def _named_run(tmp_path: Path, name: str, model: str, failing: set[str]) -> Path:
+    res = results([suite_result({"base": model_result({i: True for i in SMOKE_IDS}),
+                                 model: model_result({i: i not in failing for i in SMOKE_IDS})})])
+    write_json(tmp_path / name / "results.json", res)
+    return tmp_path / name
+
+
+def test_compare_names_unpaired_models_pairs_by_map_and_fails_on_regression(tmp_path, capsys):
+    a = _named_run(tmp_path, "a", "adapter-v1", set())
+    b = _named_run(tmp_path, "b", "adapter-v2", {"add-1", "mul-1"})
+    out = ["--out", tmp_path / "cmp"]
+    code, stdout, err = cli(capsys, "compare", a, b, *out, "--fail-on-regression")
+    assert code == 0  # nothing paired that got worse: base = base ...
+    assert "only in A: adapter-v1; only in B: adapter-v2; pair them with --map adapter-v1=adapter-v2" in stdout
+    assert "not compared" in err  # ... and the adapters it could not pair are named, not dropped
+
+    code, stdout, _ = cli(capsys, "compare", a, b, *out, "--map", "adapter-v1=adapter-v2", "--fail-on-regression")
+    assert code == 1
+    assert "adapter-v1 -> adapter-v2: 2/6 outputs changed, 2 pass->fail" in stdout
+    assert "REGRESSION smoke / adapter-v2: 2 item(s) pass->fail (add-1, mul-1)" in stdout
+    html = (tmp_path / "cmp" / "compare.html").read_text()
+    assert "(A: adapter-v1)" in html and "2 of 6 outputs changed" in html
+
+    code, _, _ = cli(capsys, "compare", a, a, *out, "--fail-on-regression")
+    assert code == 0
+    code, _, err = cli(capsys, "compare", a, b, *out, "--map", "nope=adapter-v2")
+    assert_bad_input(code, err, "--map", "run A has no model 'nope'")

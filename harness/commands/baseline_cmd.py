@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import terminal
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("run_b", metavar="RUN_B")
     c.add_argument("--out", type=out_dir_arg, default=None,
                    help="folder for compare.html (default: reports/compare)")
+    c.add_argument("--map", action="append", metavar="OLD=NEW",
+                   help="compare run A's model OLD with run B's model NEW (repeatable); models are "
+                        "otherwise paired by name, and the ones that cannot be are listed")
+    c.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when B is worse: a metric's paired interval wholly on the worse side, "
+                        "or an item that went from pass to fail")
     c.set_defaults(func=run_compare)
 
 
@@ -50,13 +57,21 @@ def run_approve(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     from ..preflight import check_out_dir
-    from ..runs import compare_runs, format_comparison, load_run
+    from ..runs import compare_runs, format_comparison, load_run, parse_map, regressions
     from ..reports import write_compare_report
 
     check_out_dir(args.out or Path("reports/compare"))
+    mapping = parse_map(args.map)
     a, b = load_run(args.run_a), load_run(args.run_b)
-    cmp = compare_runs(a, b)
+    cmp = compare_runs(a, b, mapping)
     print(terminal(format_comparison(cmp)))
     path = write_compare_report(cmp, args.out or Path("reports/compare"), runs=(a, b))
     print(f"\nreport: {path}")
+    for line in cmp["unpaired"]:
+        print(f"harness: warning: not compared: {terminal(line)}", file=sys.stderr)
+    if args.fail_on_regression:
+        found = regressions(cmp)
+        for line in found:
+            print(f"REGRESSION {terminal(line)}")
+        return 1 if found else 0
     return 0
