@@ -59,6 +59,10 @@ def clean_stale(folder: Path, name: str) -> None:
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
+    if os.path.lexists(path) and not path.is_file():  # never rename a file over /dev/null or a folder
+        from .errors import HarnessError
+
+        raise HarnessError("cannot write here: not a regular file", path=path, hint="name a file")
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)

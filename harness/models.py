@@ -72,7 +72,8 @@ class Base:
 
 
 def load_base(path_or_repo: str) -> Base:
-    """Load a base model once per run. A path that is not a folder goes to mlx-lm as a hub id."""
+    """Load a base model once per run. A path that is not a folder is a hub id, taken from
+    the local Hugging Face cache only (nothing is downloaded at run time)."""
     from mlx_lm.utils import load
 
     from .preflight import check_chat_template, check_model_folder
@@ -82,19 +83,21 @@ def load_base(path_or_repo: str) -> Base:
         raise HarnessError("model folder not found", path=path_or_repo,
                            hint="pass --model with a local mlx-lm model folder or a hub id")
     if local.exists():
-        check_model_folder(local)  # config.json and weight headers, before mlx-lm reads them
+        root = local
+    else:  # a hub id: only from the local Hugging Face cache; the harness never downloads
+        try:
+            root = Path(_resolved_hub_path(path_or_repo))
+        except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id
+            raise HarnessError("model folder not found, and not in the local Hugging Face cache", path=path_or_repo,
+                               hint=f"the harness never downloads: `huggingface-cli download {path_or_repo}` "
+                                    "first, or pass the model's folder") from None
+    check_model_folder(root)  # config.json and weight headers, before mlx-lm reads them
     try:
-        model, tokenizer, config = load(str(local if local.exists() else path_or_repo),
-                                        return_config=True)
-    except Exception as exc:  # the folder's content (or the hub) is at fault, not the harness
-        if not local.exists():
-            raise HarnessError(f"cannot fetch model from the hub: {type(exc).__name__}",
-                               path=path_or_repo,
-                               hint="the hub may be unreachable; download it first and pass the folder") from None
+        model, tokenizer, config = load(str(root), return_config=True)
+    except Exception as exc:  # the folder's content is at fault, not the harness
         first = (str(exc).splitlines() or [""])[0][:300]
         raise HarnessError(f"cannot load model: {type(exc).__name__}: {first}", path=path_or_repo,
                            hint="the model folder is incomplete or corrupt") from None
-    root = local if local.exists() else Path(_resolved_hub_path(path_or_repo))
     template = getattr(tokenizer, "chat_template", None)
     check_chat_template(root, template)
     return Base(

@@ -42,6 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_tokens < 1:
         raise HarnessError("--max-tokens must be at least 1", field="--max-tokens")
+    if args.out is not None:
+        from ..preflight import check_out_file
+
+        check_out_file(args.out, "--out")  # before any model loads
     if args.generator:
         fn = load_callable(args.generator)
         if not args.suite and not args.prompt:

@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "1 when a gate fails, 2 on bad input, 3 on an internal error.")
     p.add_argument("suites", nargs="*", default=["suites"], metavar="SUITE|DIR",
                    help="suite YAML files or folders of them (default: suites/)")
-    p.add_argument("--model", required=True, help="base model: a local mlx-lm folder (or a hub id)")
+    p.add_argument("--model", required=True, help="base model: a local mlx-lm folder (or a hub id already in the local Hugging Face cache; "
+                        "nothing is downloaded)")
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
                    help="an mlx-lm adapter folder to evaluate on the same items (repeatable)")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")

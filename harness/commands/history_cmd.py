@@ -29,6 +29,11 @@ def run_history(args: argparse.Namespace) -> int:
     from ..history import load, parquet_available, write_table
     from ..errors import HarnessError
 
+    from ..preflight import check_out_file
+
+    for flag, target in (("--csv", args.csv), ("--parquet", args.parquet)):
+        if target is not None:
+            check_out_file(target, flag)
     if args.parquet is not None and not parquet_available():  # before reading anything
         raise HarnessError("--parquet needs pyarrow, which is not installed", field="--parquet",
                            hint="pip install pyarrow (or write --csv)")
@@ -52,6 +57,9 @@ def run_export(args: argparse.Namespace) -> int:
     from ..history import find_runs, items_table, read_results, write_table
     from ..errors import HarnessError
 
+    from ..preflight import check_out_file
+
+    check_out_file(args.csv, "--csv")
     files = find_runs([args.run])
     if len(files) != 1:
         raise HarnessError(f"expected one run, found {len(files)} results.json files", path=args.run,
