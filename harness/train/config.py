@@ -110,6 +110,19 @@ def _number_strings(data: Any, schema: dict) -> Any:
     return data
 
 
+def _finite(data: Any, prefix: str, path: str | None, root: yaml.Node | None) -> None:
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _finite(v, f"{prefix}{k}.", path, root)
+    elif isinstance(data, list):
+        for v in data:
+            _finite(v, prefix, path, root)
+    elif isinstance(data, float) and not math.isfinite(data):
+        name = prefix.rstrip(".")
+        raise HarnessError(f"must be a finite number, got {data}", path=path, field=name,
+                           line=node_line(root, name.split(".")) if root is not None else None)
+
+
 def _unknown_keys(data: dict, prefix: str, allowed: list[str], path: str | None,
                   root: yaml.Node | None) -> None:
     """An unknown key names its line, with mlx-lm's renamed keys or the closest name."""
@@ -130,6 +143,7 @@ def _validated(data: dict, path: str | None, root: yaml.Node | None) -> TrainCon
     theirs), with the YAML line of the first problem; then the dataclass is built."""
     schema = train_schema()
     data = _number_strings(data, schema)
+    _finite(data, "", path, root)  # NaN passes every range check of a schema (it compares false)
     _unknown_keys(data, "", list(schema["properties"]), path, root)
     if isinstance(data.get("lora_parameters"), dict):
         _unknown_keys(data["lora_parameters"], "lora_parameters.",
