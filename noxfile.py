@@ -96,11 +96,20 @@ def calibration(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Speed and memory against mlx-lm, measured side by side in one run (prints ratios)."""
+    """Speed and memory against mlx-lm as pytest-benchmark tests (benchmarks/test_bench_*.py).
+
+    The harness and its mlx-lm peer are measured in the same run, interleaved; ratios are in
+    each benchmark's extra_info. Every run is saved under .benchmarks/ (--benchmark-autosave)
+    and as reports/bench.json, so `nox -s bench -- --benchmark-compare` shows drift since the
+    last saved run (add --benchmark-compare-fail=min:10% to fail on it).
+    """
     _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
     session.install("-e", ".[test]")
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        session.run("python", str(script), *session.posargs, env=_env())
+    (ROOT / "reports").mkdir(exist_ok=True)
+    session.run("pytest", "benchmarks", "-p", "no:cacheprovider", "--benchmark-enable",
+                "--benchmark-autosave", f"--benchmark-storage={ROOT / '.benchmarks'}",
+                f"--benchmark-json={ROOT / 'reports' / 'bench.json'}", "--benchmark-columns=min,median,max,rounds",
+                *session.posargs, env=_env())
 
 
 @nox.session

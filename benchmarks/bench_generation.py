@@ -32,6 +32,55 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+class Workload:
+    """The fixture model, N chat prompts, and each contender as a function returning tokens generated.
+
+    Shared by this script and ``test_bench_generation.py`` (pytest-benchmark, ``nox -s bench``).
+    """
+
+    def __init__(self, n_prompts: int = 64, max_tokens: int = 32):
+        from harness.models import load_base
+        from harness.prompts import encode_prompt
+        from harness.case import Case
+        from harness.generation import GenerationConfig
+        from harness.suite import Suite
+
+        self.max_tokens = max_tokens
+        self.base = load_base(str(ROOT / "fixtures" / "model"))
+        questions = [f"Question {i}: which service listens on port {8000 + i} and why?" for i in range(n_prompts)]
+        cases = [Case(id=str(i), index=i, category=None, record={}, prompt=q, target=None)
+                 for i, q in enumerate(questions)]
+        self.suite = Suite(name="bench", description="", path=ROOT / "suites" / "bench.yaml", template="chat",
+                           system=None, generation=GenerationConfig(max_tokens=max_tokens), scorers=[], gates={},
+                           cases=cases, fingerprint="bench", data_fingerprint="bench")
+        self.prompts = [encode_prompt(self.base.tokenizer, q, "chat") for q in questions]
+
+    def plain_loop(self) -> int:
+        """(a) mlx_lm.generate, one prompt at a time."""
+        from mlx_lm import generate as mlx_generate
+
+        n = 0
+        for p in self.prompts:
+            text = mlx_generate(self.base.model, self.base.tokenizer, p, max_tokens=self.max_tokens)
+            n += len(self.base.tokenizer.encode(text, add_special_tokens=False))
+        return n
+
+    def raw_batch(self) -> int:
+        """(b) mlx_lm.batch_generate on all prompts."""
+        from mlx_lm import batch_generate
+
+        r = batch_generate(self.base.model, self.base.tokenizer, self.prompts, max_tokens=self.max_tokens,
+                           return_token_ids=True)
+        return sum(len(t) for t in r.token_ids)
+
+    def harness(self, cache=None) -> int:
+        """(h) the harness's eval path (render, generate, integrity check); (c) with a warm ``cache``."""
+        from harness.runner import generate_suite
+
+        completions, _ = generate_suite(self.suite, self.base, self.base.fingerprint, None, cache, live=False)
+        return sum(c.output_tokens for c in completions)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=64)
@@ -39,47 +88,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from mlx_lm import batch_generate, generate as mlx_generate
-
     from harness.blas import blas_in_use
     from harness.cache import CompletionCache
-    from harness.models import load_base
-    from harness.runner import generate_suite
-    from harness.case import Case
-    from harness.generation import GenerationConfig
-    from harness.suite import Suite
 
-    base = load_base(str(ROOT / "fixtures" / "model"))
-    questions = [f"Question {i}: which service listens on port {8000 + i} and why?" for i in range(args.prompts)]
-    cases = [Case(id=str(i), index=i, category=None, record={}, prompt=q, target=None) for i, q in enumerate(questions)]
-    gen = GenerationConfig(max_tokens=args.max_tokens)
-    suite = Suite(name="bench", description="", path=ROOT / "suites" / "bench.yaml", template="chat", system=None,
-                  generation=gen, scorers=[], gates={}, cases=cases, fingerprint="bench", data_fingerprint="bench")
-    from harness.prompts import encode_prompt
-
-    prompts = [encode_prompt(base.tokenizer, q, "chat") for q in questions]
+    w = Workload(args.prompts, args.max_tokens)
     tokens_out = {}
 
     def plain_loop():
-        n = 0
-        for p in prompts:
-            text = mlx_generate(base.model, base.tokenizer, p, max_tokens=args.max_tokens)
-            n += len(base.tokenizer.encode(text, add_special_tokens=False))
-        tokens_out["a"] = n
+        tokens_out["a"] = w.plain_loop()
 
     def raw_batch():
-        r = batch_generate(base.model, base.tokenizer, prompts, max_tokens=args.max_tokens, return_token_ids=True)
-        tokens_out["b"] = sum(len(t) for t in r.token_ids)
+        tokens_out["b"] = w.raw_batch()
 
     def harness_uncached():
-        completions, _ = generate_suite(suite, base, base.fingerprint, None, None, live=False)
-        tokens_out["h"] = sum(c.output_tokens for c in completions)
+        tokens_out["h"] = w.harness()
 
     with tempfile.TemporaryDirectory() as tmp:
         cache = CompletionCache(tmp)
 
         def harness_cached():
-            generate_suite(suite, base, base.fingerprint, None, cache, live=False)
+            w.harness(cache)
 
         harness_cached()  # fill the cache
         raw_batch()  # warm-up (compile, allocate)

@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no live progress on stderr (items done, tokens/s, ETA)")
     p.add_argument("--allow-outside-data", action="store_true",
                    help="let a suite's `data:` name a file outside its folder and repository")
+    p.add_argument("--benchmark-json", type=Path, metavar="F",
+                   help="also write latency suites' timings as pytest-benchmark JSON (pytest-benchmark compare reads it)")
     ep = p.add_argument_group("served models (an OpenAI-compatible endpoint instead of a local model)")
     ep.add_argument("--endpoint", metavar="URL",
                     help="evaluate the model served at URL (mlx_lm.server, LM Studio, vLLM, llama.cpp); "
@@ -82,6 +84,10 @@ def _run(args: argparse.Namespace) -> int:
         from ..baseline import load_baseline
 
         baseline = load_baseline(args.baseline)
+    if args.benchmark_json is not None:
+        from ..benchjson import require_pytest_benchmark
+
+        require_pytest_benchmark()
     history = None
     if args.history:
         from ..history import load
@@ -116,6 +122,11 @@ def _run(args: argparse.Namespace) -> int:
 
         results["history"] = past_series(history, results)
     code = finish(results, suites, args.out, baseline)
+    if args.benchmark_json is not None:
+        from ..benchjson import write_benchmark_json
+
+        n = write_benchmark_json(results, args.benchmark_json)
+        print(f"{n} latency benchmark(s) in {args.benchmark_json}" + ("" if n else " (no latency suite ran)"))
     from ..errors import printable
 
     print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}"))
