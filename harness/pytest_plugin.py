@@ -100,9 +100,10 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
 
         base_doc = load_baseline(Path(baseline))
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="harness-run-"))
-    results = run_eval(paths, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
+    suites = load_suites(paths, limit)  # loaded once: what is evaluated is what is gated
+    results = run_eval(suites, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
                        command=["pytest", "harness_run", *map(str, paths), "--model", str(model)])
-    code = finish(results, load_suites(paths, limit), out_dir, base_doc)
+    code = finish(results, suites, out_dir, base_doc)
     return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code)
 
 

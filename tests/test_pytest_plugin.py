@@ -31,12 +31,14 @@ def scratch(pytester, tmp_path, monkeypatch):
 
 
 def _failing_suite(folder, name="smoke"):
-    """smoke with a gate no adapter on the fixture reaches (exact_match is 0 there) and one it does
-    (a drop margin of 1.0: a few items cannot show a tighter one, see docs/ci-gating.md)."""
+    """smoke with a gate no adapter on the fixture reaches (exact_match is 0 there) and one it does."""
+    import yaml
+
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc["name"] = name
+    doc["gates"] = {"exact_match": {"min": 0.9, "max": 1.0}}
     path = folder / f"{name}.yaml"
-    text = SMOKE.read_text().replace("name: smoke", f"name: {name}")
-    assert "  exact_match: {min: 0.0}\n" in text
-    path.write_text(text.replace("  exact_match: {min: 0.0}\n", "  exact_match: {min: 0.9, max_drop_vs_base: 1.0}\n"))
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
@@ -85,15 +87,15 @@ def test_failed_gate_is_a_failure_with_its_reason_and_junit_k_x_apply(scratch):
     args = (*PLUGIN, "--harness-suites", str(gated), str(other), "--harness-model", str(FIXTURE_MODEL),
             "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", "3")
     result = scratch.runpytest(*args, f"--junitxml={junit}")
-    result.assert_outcomes(failed=2, passed=2)  # per suite: sql's min fails, its drop vs base passes
+    result.assert_outcomes(failed=2, passed=2)  # per suite: sql's min fails, its max passes
     result.stdout.fnmatch_lines(["*collected 4 items*",
                                  "*smoke / sql / exact_match (min): exact_match = 0.000*below the floor 0.900*"])
     failures = {c.get("name"): c.find("failure") for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(failures) == {f"{s}/sql/exact_match/{k}" for s in ("smoke", "smoke2")
-                             for k in ("min", "max_drop_vs_base")}
+                             for k in ("min", "max")}
     failed = failures["smoke/sql/exact_match/min"]
     assert failed is not None and "below the floor 0.900" in failed.get("message")
-    assert failures["smoke/sql/exact_match/max_drop_vs_base"] is None
+    assert failures["smoke/sql/exact_match/max"] is None
 
     only = scratch.runpytest(*args, "-k", "smoke2 and min")
     only.assert_outcomes(failed=1, deselected=3)
