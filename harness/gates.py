@@ -20,6 +20,11 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
 ``higher_is_better``
     Direction; defaults to what the metric reports, i.e. ``harness.metrics.higher_is_better``
     (``repetition``, the share not collapsed: higher; ``repetition.seq_rep``, latency: lower).
+``categories``
+    ``{CATEGORY: options}``: the same options (all but ``critical``) applied to the items
+    of one category alone, with their own paired intervals; the gate's metric is
+    ``METRIC[CATEGORY]`` (``keywords[architecture]``), in results.json, junit.xml and
+    summary.md. A category that can regress alone is gated alone.
 ``critical``
     Item ids that must never flip from pass to fail (pass/fail metrics only), against
     the base and against the baseline.
@@ -69,6 +74,14 @@ def validate_policy(suite: Suite) -> None:
                                path=suite.path, line=node_line(suite.root, ["gates", metric]),
                                field=f"gates.{metric}",
                                hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
+        known = {c.category for c in suite.cases if c.category is not None}
+        for category in ((options or {}).get("categories") or {}):
+            if str(category) not in known:
+                raise HarnessError(f"gate on {metric!r} in category {category!r}, which no case has",
+                                   path=suite.path,
+                                   line=node_line(suite.root, ["gates", metric, "categories", category]),
+                                   field=f"gates.{metric}.categories.{category}",
+                                   hint=f"categories of this suite: {', '.join(sorted(known)) or 'none'}")
         critical = (options or {}).get("critical")
         if critical:
             if "." in metric:
@@ -196,7 +209,43 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     gate(f"critical_{suffix}", *_critical_gate(metric, cand, ref_label, delta,
                                                               [str(i) for i in opts["critical"]],
                                                               ref_view, view))
+    for metric, opts in (suite.gates or {}).items():
+        for category, cat_opts in ((opts or {}).get("categories") or {}).items():
+            cat_gates, cat_warnings = _category_gates(suite, name, suite_result, baseline_suite, metric,
+                                                      str(category), cat_opts or {})
+            gates += cat_gates
+            for text in cat_warnings:
+                warn(text)
     return gates, warnings
+
+
+def category_slice(suite_result: dict | None, category: str) -> dict | None:
+    """The suite's results restricted to one category: its metrics and its items."""
+    if suite_result is None:
+        return None
+    models = {}
+    for name, m in (suite_result.get("models") or {}).items():
+        models[name] = dict(m, metrics=dict(((m.get("categories") or {}).get(category)) or {}),
+                            items=[i for i in m.get("items") or [] if i.get("category") == category])
+    return dict(suite_result, models=models)
+
+
+def _category_gates(suite: Suite, name: str, suite_result: dict, baseline_suite: dict | None, metric: str,
+                    category: str, options: dict) -> tuple[list[dict], list[str]]:
+    """``gates: {METRIC: {categories: {CAT: options}}}``: the options applied to the items of
+    one category alone (its own paired intervals); gate metric ``METRIC[CAT]``."""
+    from types import SimpleNamespace
+
+    sub = category_slice(suite_result, category)
+    if not any(m["items"] for m in sub["models"].values()):
+        return [], [f"gates on {metric} in category {category!r} not checked: this run has no items in it"]
+    policy_only = SimpleNamespace(name=name, raw={"gates": {metric: options}}, gates={metric: options})
+    gates, warnings = evaluate_gates(policy_only, sub, category_slice(baseline_suite, category))  # type: ignore[arg-type]
+    for g in gates:
+        g["metric"] = f"{metric}[{category}]"
+        g["reason"] = f"category {category}: {g['reason']}"
+        g["details"]["category"] = category
+    return gates, [f"category {category}: {w}" for w in warnings]
 
 
 def _bound_gate(metric: str, info: dict, kind: str, limit: float) -> tuple[bool, str, dict]:

@@ -44,6 +44,13 @@ def context(results: dict) -> dict:
                 delta = ((comparisons.get(m) or {}).get(metric) or {}).get("vs_base") if m != "base" else None
                 cells.append(_cell(info, delta, hib))
             rows.append({"suite": suite["name"], "metric": metric, "cells": cells})
+        for gated_metric in sorted(m for m in gated if m and m.endswith("]") and "[" in m):
+            metric, category = gated_metric[:-1].split("[", 1)  # a per-category gate: METRIC[CATEGORY]
+            cells = []
+            for m in models:
+                info = ((((suite.get("models") or {}).get(m) or {}).get("categories") or {}).get(category) or {}).get(metric)
+                cells.append(_cell(info, None, (info or {}).get("higher_is_better", True)))
+            rows.append({"suite": suite["name"], "metric": gated_metric, "cells": cells})
     gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
     warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
                                                         for w in s.get("warnings") or []]

@@ -1,0 +1,63 @@
+"""Per-category gates: `gates: {METRIC: {categories: {CAT: options}}}` gates one category's
+items alone, named METRIC[CAT] in results, junit.xml and summary.md."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from factories import item, model_result, results, suite_result
+from harness.errors import HarnessError
+from harness.gates import evaluate_gates
+from harness.reports import junit, summary
+from harness.suite import load_suite
+
+ARCH = [f"a{i:02d}" for i in range(20)]
+OPS = [f"o{i:02d}" for i in range(40)]
+
+
+def suite(tmp_path, gates):
+    doc = {"name": "domain", "prompt": "{{ q }}", "target": "{{ a }}", "scorers": [{"exact_match": {}}],
+           "cases": [{"id": i, "q": f"{i}?", "a": "4", "category": "architecture" if i in ARCH else "operations"}
+                     for i in ARCH + OPS],
+           "gates": gates}
+    path = tmp_path / "domain.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return load_suite(path)
+
+
+def run(failing: set[str]):
+    def items(fail):
+        return [item(i, i not in fail, category="architecture" if i in ARCH else "operations") for i in ARCH + OPS]
+    return suite_result({"base": model_result(items(set())), "ft": model_result(items(failing), fingerprint="sha256:ft")},
+                        name="domain")
+
+
+def test_a_regression_in_one_category_fails_only_its_gate(tmp_path):
+    gates = {"exact_match": {"max_drop_vs_base": 0.25,
+                             "categories": {"architecture": {"max_drop_vs_base": 0.05}}}}
+    sr = run(set(ARCH[:8]))  # 8 of 20 architecture items break: -0.40 there, -0.13 overall
+    found, _ = evaluate_gates(suite(tmp_path, gates), sr, None)
+    by = {(g["metric"], g["kind"]): g for g in found}
+    assert by[("exact_match", "max_drop_vs_base")]["passed"]  # the whole suite's gate does not see it
+    cat = by[("exact_match[architecture]", "max_drop_vs_base")]
+    assert not cat["passed"] and cat["details"]["category"] == "architecture"
+    assert cat["reason"].startswith("category architecture: exact_match: ft - base = -0.400")
+    sr["gates"] = found
+    run_results = results([sr])
+    cases = junit.context(run_results)["suites"][0]["cases"]
+    assert any(c["name"] == "exact_match[architecture] max_drop_vs_base" and not c["passed"] for c in cases)
+    rows = summary.context(run_results)["score_rows"]
+    assert [r["cells"] for r in rows if r["metric"] == "exact_match[architecture]"] == [["1.000", "0.600"]]
+    # the same run, a regression elsewhere: the architecture gate passes
+    found, _ = evaluate_gates(suite(tmp_path, gates), run(set(OPS[:8])), None)
+    assert [g["passed"] for g in found if g["metric"] == "exact_match[architecture]"] == [True]
+
+
+def test_unknown_category_is_bad_input_naming_the_line(tmp_path):
+    with pytest.raises(HarnessError) as exc:
+        suite(tmp_path, {"exact_match": {"categories": {"architecure": {"max_drop_vs_base": 0.0}}}})
+    assert "architecure" in str(exc.value) and "domain.yaml:" in str(exc.value)
+    assert "categories of this suite: architecture, operations" in str(exc.value)
+    with pytest.raises(HarnessError):  # critical is not a per-category option
+        suite(tmp_path, {"exact_match": {"categories": {"architecture": {"critical": ["a01"]}}}})
