@@ -36,6 +36,7 @@ from typing import Any
 from .stats import design_effect, mcnemar_exact, paired_bootstrap_diff_ci, statistic_fn, tango_paired_ci
 
 ITEM_FIELDS = ("ttft_s", "decode_tps", "prompt_tokens", "output_tokens")
+WEIGHT = "#weight"  # series suffix: an item's weight in its scorer's pooled metrics (target tokens)
 N_BOOT = 2000
 SEED = 0
 LEVEL = 0.95
@@ -69,6 +70,9 @@ def item_values(item: dict) -> dict[str, float]:
         for key, value in (score.get("metrics") or {}).items():
             if value is not None:
                 out[f"{scorer}.{key}"] = float(value)
+        weight = (score.get("extra") or {}).get("target_tokens")
+        if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+            out[f"{scorer}{WEIGHT}"] = float(weight)  # what a pooled metric weights the item by
     for name in ITEM_FIELDS:
         if item.get(name) is not None:
             out[f"@{name}"] = float(item[name])
@@ -143,6 +147,9 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
     ``mcnemar_p``.
     """
     names = set(ref.series) & set(cand.series)
+    pooled = _pooled_series(ref, cand, metric)
+    if pooled is not None:
+        return pooled
     resolved = resolve(metric, names)
     if resolved is not None:
         series, stat = resolved
@@ -184,6 +191,42 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                               f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
             return out
     return _mover(ref.metrics.get(metric), cand.metrics.get(metric))
+
+
+def _pooled_series(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
+    """The paired delta of a pooled metric (kind ``pooled``: token_accuracy, its nll).
+
+    A pooled value is sum(w_i v_i) / sum(w_i) over items (w: target tokens, v: the item's
+    own accuracy or mean NLL). With the same weights on both sides (same items, same
+    tokenizer), the difference of the pooled values is exactly the mean difference of
+    z_i = w_i v_i / mean(w), so the paired interval is the usual one on z, and the delta
+    reports the pooled values the metric shows. Returns None where that does not hold
+    (other weights per item, no weights recorded): the caller then pairs item values.
+    """
+    info = cand.metrics.get(metric) or ref.metrics.get(metric) or {}
+    if info.get("kind") != "pooled":
+        return None
+    scorer = metric.split(".", 1)[0]
+    weights_a, weights_b = ref.series.get(scorer + WEIGHT), cand.series.get(scorer + WEIGHT)
+    a_map, b_map = ref.series.get(metric), cand.series.get(metric)
+    if not (weights_a and weights_b and a_map and b_map):
+        return None
+    ids = [i for i in a_map if i in b_map and i in weights_a and i in weights_b]
+    if not ids or any(weights_a[i] != weights_b[i] for i in ids):
+        return None
+    mean_w = sum(weights_a[i] for i in ids) / len(ids)
+    if mean_w <= 0:
+        return None
+    a = [weights_a[i] * a_map[i] / mean_w for i in ids]
+    b = [weights_a[i] * b_map[i] / mean_w for i in ids]
+    labels = ref.clusters or cand.clusters
+    clusters = [labels.get(i, f"item:{i}") for i in ids] if labels else None
+    diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat="mean",
+                                               clusters=clusters)
+    return {"diff": diff, "ci_low": low, "ci_high": high, "ref_value": sum(a) / len(a),
+            "cand_value": sum(b) / len(b), "n": len(ids), "statistic": "pooled", "series": metric,
+            "method": f"paired BCa bootstrap ({N_BOOT} resamples of {'clusters' if clusters else 'items'}, "
+                      f"seed {SEED}) of token-weighted item values (pooled over tokens)"}
 
 
 def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:

@@ -85,3 +85,31 @@ def test_eval_and_score_agree_on_repetition_and_token_metrics_are_pooled(tmp_pat
         assert a["scores"]["repetition"] == b["scores"]["repetition"]
     for name in ("repetition", "repetition.seq_rep", "repetition.loop"):
         assert rep["metrics"][name] == scored["metrics"][name]
+
+
+def _token_model(rows: list[tuple[int, int, float]]) -> dict:
+    """A results.json model entry from (hits, target tokens, nll sum) per item."""
+    from harness.scorers.token_accuracy import _score
+
+    scorer = REGISTRY["token_accuracy"]({})
+    scores = [_score(*r) for r in rows]
+    items = [{"id": f"q{i}", "category": None, "scores": {"token_accuracy": s.to_json()}}
+             for i, s in enumerate(scores)]
+    return {"fingerprint": "x", "metrics": scorer_metrics(scorer, scores), "items": items}
+
+
+def test_paired_deltas_of_pooled_metrics_are_differences_of_the_pooled_values():
+    from harness.compare import model_view, paired_delta
+
+    # lengths 2..40 tokens: pooled and item-mean values differ a lot
+    ref = _token_model([(1, 2, 3.0), (30, 40, 20.0), (2, 5, 6.0), (9, 10, 2.0)])
+    cand = _token_model([(2, 2, 1.0), (20, 40, 35.0), (4, 5, 3.0), (9, 10, 2.5)])
+    for metric in ("token_accuracy", "token_accuracy.nll"):
+        d = paired_delta(model_view(ref), model_view(cand), metric)
+        assert d["ref_value"] == pytest.approx(ref["metrics"][metric]["value"], rel=1e-12)
+        assert d["cand_value"] == pytest.approx(cand["metrics"][metric]["value"], rel=1e-12)
+        assert d["diff"] == pytest.approx(cand["metrics"][metric]["value"] - ref["metrics"][metric]["value"])
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"] and d["statistic"] == "pooled"
+    # other weights per item (another tokenizer): the item values are paired as before
+    other = _token_model([(1, 3, 3.0), (30, 41, 20.0), (2, 5, 6.0), (9, 10, 2.0)])
+    assert paired_delta(model_view(ref), model_view(other), "token_accuracy")["statistic"] == "mean"
