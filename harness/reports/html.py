@@ -192,9 +192,12 @@ def _chart_groups(suite: dict, names: list[str], metrics: list[str], gated: set[
         headline = "." not in metric or metric in gated
         if kind == "perplexity":
             log.append({"label": metric, "values": vals})
-        elif headline and kind in ("proportion", "mean") and in_unit(vals):
+        elif headline and in_unit(vals) and (kind == "proportion" or (
+                kind in ("mean", "pooled") and info_of(metric).get("higher_is_better", True))):
+            # pass rates, and 0-1 scores where more is better (token accuracy, keyword
+            # fraction); a lower-is-better mean in 0-1 is a quantity (seconds), not a score
             unit.append({"label": metric, "values": vals})
-        elif metric in gated:
+        elif headline:  # a scorer's own number or a gated one, in its own units: its own axis
             own.append({"label": metric, "values": vals})
     shown_unit = unit[:MAX_CHART_ROWS]
     svgs = []
@@ -208,8 +211,9 @@ def _chart_groups(suite: dict, names: list[str], metrics: list[str], gated: set[
         svgs.append(charts.bar_chart(f"{suite.get('name')}: {row['label']}", [row], names, colors,
                                      scale="linear"))
     charted = len(shown_unit) + len(log) + len(own)
-    note = (f"{charted} of {len(metrics)} metrics charted (pass rates and other 0–1 scores, perplexity, "
-            f"and gated metrics); all {len(metrics)} are in the scores table above.")
+    note = (f"{charted} of {len(metrics)} metrics charted (pass rates and other 0–1 scores on one axis, "
+            f"perplexity on a log axis, each other scorer or gated metric on its own); all {len(metrics)} "
+            f"are in the scores table above.")
     if len(unit) > len(shown_unit):
         note += f" The 0–1 chart shows the first {len(shown_unit)} of {len(unit)}."
     return svgs, note
