@@ -24,15 +24,22 @@ def higher_is_better(metric_name: str) -> bool:
 
     The scorer named by the metric's first part decides (``Scorer.higher_is_better``,
     from its ``lower_is_better`` keys). results.json records it per metric, and the
-    reports, the gates and docs/scorers.md (checked by a test) all follow it. A metric of
-    no known scorer is higher-is-better.
+    reports, the gates and docs/scorers.md (checked by a test) all follow it. Plugin
+    scorers (``mlx_harness.scorers`` entry points) decide for theirs; a metric of no
+    known scorer is higher-is-better.
     """
     from .scorers import REGISTRY
 
     for name in sorted(REGISTRY, key=len, reverse=True):  # longest scorer name first
         if metric_name == name or metric_name.startswith(name + "."):
             return REGISTRY[name].higher_is_better(metric_name)
-    return True
+    from .scorers.plugins import load_plugin  # an installed plugin scorer decides its own
+
+    try:
+        plugin = load_plugin(metric_name.split(".", 1)[0])
+    except Exception:  # a broken plugin is reported where a suite names it, not here
+        plugin = None
+    return plugin.higher_is_better(metric_name) if plugin is not None else True
 
 
 def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,

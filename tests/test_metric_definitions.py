@@ -113,3 +113,16 @@ def test_paired_deltas_of_pooled_metrics_are_differences_of_the_pooled_values():
     # other weights per item (another tokenizer): the item values are paired as before
     other = _token_model([(1, 3, 3.0), (30, 41, 20.0), (2, 5, 6.0), (9, 10, 2.0)])
     assert paired_delta(model_view(ref), model_view(other), "token_accuracy")["statistic"] == "mean"
+
+
+def test_a_plugin_scorer_decides_the_direction_of_its_metrics(monkeypatch):
+    from harness.scorers import Scorer
+    from harness.scorers import plugins
+
+    class Typos(Scorer):
+        name = "typos"
+        lower_is_better = frozenset({"typos", "per_100_words"})
+
+    monkeypatch.setattr(plugins, "load_plugin", lambda name: Typos if name == "typos" else None)
+    assert higher_is_better("typos") is False and higher_is_better("typos.per_100_words") is False
+    assert higher_is_better("typos.fixed") is True and higher_is_better("unknown.metric") is True
