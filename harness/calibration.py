@@ -304,6 +304,9 @@ def cli_check(workdir, reps: int = 300, n: int = 100, seed: int = 0, margin: flo
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from .blas import maybe_reexec_with_openblas
+
+    maybe_reexec_with_openblas()  # now, not at the first `harness score` (which would restart the run)
     parser = argparse.ArgumentParser(prog="python -m harness.calibration", description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -28,6 +28,8 @@ class GenerationConfig:
     stop: tuple[str, ...] = ()
     seed: int = 0
     batch_size: int = 32
+    samples: int = 1  # completions drawn per item (a suite's `generation.samples`; needs temperature > 0)
+    sample: int = 0   # which of them this config draws (drawn with seed + sample)
 
     def cache_key(self) -> dict:
         key = {k: getattr(self, k) for k in ("max_tokens", "temperature", "top_p",
@@ -35,6 +37,7 @@ class GenerationConfig:
         key["stop"] = list(self.stop)
         if self.temperature > 0:
             key["seed"] = self.seed  # greedy output does not depend on the seed
+            key["sample"] = self.sample  # k draws per item are k cache entries
         return key
 
 if TYPE_CHECKING:

@@ -10,6 +10,9 @@ generated now and on completions read from a file (``harness score``).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import platform
 import sys
 import time
@@ -104,12 +107,9 @@ def item_record(case, completion: Completion | dict) -> dict:
     }
 
 
-def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fingerprint: str,
-                model: Base | None) -> tuple[dict, dict]:
-    """Score one model's completions (dicts as Completion.to_json) on one suite.
-
-    Returns (the results.json model object, {scorer: skip reason}).
-    """
+def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
+           model: Base | None) -> tuple[dict[str, list[Score]], dict[str, str]]:
+    """Each scorer's per-item scores of one set of completions, and the scorers skipped."""
     tokenizer = model.tokenizer if model is not None else None
     items = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
                   tokenizer=tokenizer, suite_dir=suite.dir)
@@ -127,15 +127,57 @@ def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fi
         if len(result) != len(items):
             raise RuntimeError(f"scorer {scorer.name} returned {len(result)} scores for {len(items)} items")
         scores[scorer.name] = result
+    return scores, skipped
+
+
+def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fingerprint: str,
+                model: Base | None) -> tuple[dict, dict]:
+    """Score one model's completions (dicts as Completion.to_json) on one suite.
+
+    Returns (the results.json model object, {scorer: skip reason}).
+    """
+    scores, skipped = _score(suite, scorers, completions, model)
     records = [item_record(case, c) for case, c in zip(suite.cases, completions)]
+    return _model_result(suite, scorers, scores, records, fingerprint), skipped
+
+
+def _model_result(suite: Suite, scorers: list[Scorer], scores: dict[str, list[Score]], records: list[dict],
+                  fingerprint: str) -> dict:
     for name, per_item in scores.items():
         for record, score in zip(records, per_item):
             record["scores"][name] = score.to_json()
     metrics, categories = suite_metrics(scorers, scores, [case.category for case in suite.cases])
     if getattr(suite, "cluster", None):
         metrics = cluster_adjust(metrics, scores, [case.cluster for case in suite.cases])
-    return {"fingerprint": fingerprint, "metrics": metrics, "categories": categories,
-            "items": records}, skipped
+    return {"fingerprint": fingerprint, "metrics": metrics, "categories": categories, "items": records}
+
+
+def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], fingerprint: str,
+                  model: Base | None) -> tuple[dict, dict]:
+    """Score k completions per item (``draws[j]``: draw j of every case; see harness.sampling).
+
+    Items keep draw 0 as ``output`` and every draw under ``samples``; scores are the
+    per-item combination of the k draws; pass/fail metrics are sampled proportions.
+    """
+    from .sampling import combine, sampled_proportion
+
+    per_draw = [_score(suite, scorers, completions, model) for completions in draws]
+    skipped = per_draw[0][1]
+    names = [n for n in per_draw[0][0]]
+    scores = {name: [combine([per_draw[j][0][name][i] for j in range(len(draws))])
+                     for i in range(len(suite.cases))] for name in names}
+    records = [item_record(case, c) for case, c in zip(suite.cases, draws[0])]
+    for i, record in enumerate(records):
+        record["samples"] = [{"output": draws[j][i]["output"], "finish_reason": draws[j][i]["finish_reason"],
+                              "passed": {name: per_draw[j][0][name][i].passed for name in names}}
+                             for j in range(len(draws))]
+    result = _model_result(suite, scorers, scores, records, fingerprint)
+    for name in names:
+        verdicts = [[per_draw[j][0][name][i].passed for j in range(len(draws))] for i in range(len(suite.cases))]
+        if all(v is not None for row in verdicts for v in row):
+            result["metrics"][name] = dict(sampled_proportion(verdicts),
+                                           higher_is_better=result["metrics"].get(name, {}).get("higher_is_better", True))
+    return result, skipped
 
 
 def suite_header(suite: Suite, scorers: list[Scorer]) -> dict:
@@ -384,12 +426,22 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
     for suite, header in zip(suites, results["suites"]):
         scorers = scorer_sets[suite.name]
         live = any(not s.uses_cache for s in scorers)
-        completions, integrity_result = generate_suite(suite, base, base.fingerprint, adapter_fp, cache, live,
-                                                       show_progress=not quiet)
+        draws = []
+        for j in range(max(1, suite.generation.samples)):  # sampled suites: draw j with seed + j
+            drawn = suite
+            if suite.generation.samples > 1:
+                drawn = copy.copy(suite)
+                drawn.generation = dataclasses.replace(suite.generation, seed=suite.generation.seed + j, sample=j)
+            completions, integrity_j = generate_suite(drawn, base, base.fingerprint, adapter_fp, cache, live,
+                                                      show_progress=not quiet)
+            integrity_result = integrity_j if j == 0 else integrity_result
+            draws.append([c.to_json() for c in completions])
         if rank_and_size()[0] != 0:
             continue  # under mlx.launch, rank 0 scores and reports
-        model_result, skipped = score_model(suite, scorers, [c.to_json() for c in completions],
-                                            adapter_fp or base.fingerprint, base)
+        if len(draws) > 1:
+            model_result, skipped = score_sampled(suite, scorers, draws, adapter_fp or base.fingerprint, base)
+        else:
+            model_result, skipped = score_model(suite, scorers, draws[0], adapter_fp or base.fingerprint, base)
         model_result["integrity"] = integrity_result
         header["models"][name] = model_result
         for scorer_name, why in skipped.items():

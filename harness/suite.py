@@ -276,6 +276,10 @@ def load_suite(path: str | Path) -> Suite:
     gen = dict(data.get("generation") or {})
     if "stop" in gen:
         gen["stop"] = tuple(gen["stop"])
+    if gen.get("samples", 1) > 1 and not gen.get("temperature", 0) > 0:
+        raise HarnessError(f"samples: {gen['samples']} draws the same greedy answer {gen['samples']} times",
+                           path=path, line=node_line(root, ["generation", "samples"]), field="generation.samples",
+                           hint="set generation.temperature above 0, or drop samples")
     integrity = data.get("integrity") or {}
     # Gates and prose are policy, not content: changing a margin must not invalidate a baseline.
     content = {k: v for k, v in data.items() if k not in ("gates", "description")}
