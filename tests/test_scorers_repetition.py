@@ -99,3 +99,12 @@ def test_directions_and_the_old_option_is_refused_at_load():
     assert REGISTRY["repetition"].lower_is_better == {"seq_rep", "loop"}
     with pytest.raises(HarnessError, match="'n' was unexpected"):
         validate_scorer_options(ScorerSpec("repetition", {"n": 4}, "scorers[0].repetition"), None, 3)
+
+
+def test_a_huge_output_is_measured_on_its_tail():
+    from harness.scorers.repetition import MAX_CHARS
+
+    varied = " ".join(f"w{i}" for i in range(400_000))  # ~2.9M characters, no loop
+    s = score(varied + " " + "ab" * 40)
+    assert s.metrics["loop"] == 1.0 and f"the last {MAX_CHARS} of" in s.detail
+    assert s.extra["characters"] > 2_000_000

@@ -34,6 +34,10 @@ import unicodedata
 
 from .base import Item, Score, Scorer
 
+# Longer outputs are measured on their last MAX_CHARS characters (where a loop shows), so
+# a hostile stored completion costs bounded time and memory (n-gram sets grow with it).
+MAX_CHARS = 100_000
+
 
 def normalize(text: str) -> str:
     """The text repetition is measured on: NFKC, casefolded, whitespace runs as one space."""
@@ -95,6 +99,8 @@ class Repetition(Scorer):
         o = self.options
         n = o.get("ngram_chars", 16)
         text = normalize(item.output)
+        full = len(text)
+        text = text[-MAX_CHARS:]
         rep = seq_rep(text, n)
         loop = trailing_loop(text, o.get("max_period", 256), o.get("min_repeats", 3),
                              o.get("min_loop_chars", 24))
@@ -111,7 +117,8 @@ class Repetition(Scorer):
             detail = f"repetitive: {rep:.0%} of its {n}-character n-grams are repeats (limit {limit:.0%})"
         else:
             detail = f"no loop; {rep:.0%} of its {n}-character n-grams are repeats"
-        detail += f" ({len(text)} characters)"
+        detail += (f" ({full} characters)" if full == len(text)
+                   else f" (the last {len(text)} of {full} characters)")
         return Score(0.0 if collapsed else 1.0, not collapsed, detail,
                      metrics={"seq_rep": rep, "loop": float(bool(loop))},
-                     extra={"unit": "characters", "characters": len(text)})
+                     extra={"unit": "characters", "characters": full})
