@@ -103,9 +103,14 @@ def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
             details = g.get("details") or {}
             if g.get("model") != model or details.get("flipped_down"):
                 continue
-            metric, hib = g.get("metric"), details.get("higher_is_better", True)
+            metric, hib = str(g.get("metric")), details.get("higher_is_better", True)
+            category = details.get("category")
+            if category is not None and metric.endswith(f"[{category}]"):  # a per-category gate
+                metric = metric[: -len(category) - 2]
             worse = []
             for i, item in cand_items.items():
+                if category is not None and item.get("category") != category:
+                    continue
                 a = ((ref_items.get(i) or {}).get("values") or {}).get(metric)
                 b = item_values(item).get(metric)
                 if a is not None and b is not None and ((b < a) if hib else (b > a)):

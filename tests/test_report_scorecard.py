@@ -154,3 +154,27 @@ def test_compare_shows_changed_outputs_side_by_side(tmp_path):
     html = environment().get_template("compare.html.j2").render(**ctx)
     assert "3 of 20 outputs changed" in html and "0 pass→fail" not in html
     assert "<ins> and more</ins>" in html
+
+
+def test_items_behind_category_and_floor_gates_are_shown(tmp_path):
+    gates = {"exact_match": {"min": 0.9, "categories": {"ops": {"max_drop_vs_base": 0.05}}}}
+    import yaml
+
+    from harness.suite import load_suite
+
+    doc = {"name": "smoke", "prompt": "{{ q }}", "target": "{{ a }}", "scorers": [{"exact_match": {}}],
+           "gates": gates, "cases": [{"id": i, "category": "ops" if i < "q10" else "arch", "q": f"Q {i}?", "a": "4"}
+                                     for i in IDS]}
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    suite = load_suite(tmp_path / "smoke.yaml")
+    run = results([suite_result({"base": _model(set(), "base"), "ft": _model(WEAK | {"q15"}, "ft")})])
+    s = run["suites"][0]
+    s["comparisons"] = comparisons_for(s, None)
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None, s["comparisons"])
+    failed = {(g["metric"], g["kind"]) for g in s["gates"] if not g["passed"]}
+    assert failed == {("exact_match", "min"), ("exact_match[ops]", "max_drop_vs_base")}, s["gates"]
+    part = section(render_html(run), "failed-items")
+    # the floor: all six failing items of ft, next to base; the category gate: the five in ops
+    assert part.count('<details class="card') == 6
+    assert "q15" in part and part.count('class="again"') == 5
+    assert "base wrong" not in part and "ft wrong q15" in part.replace("<ins>", "").replace("</ins>", "")

@@ -180,6 +180,12 @@ def _series_value(item: dict, metric: str) -> float | None:
     return (score.get("metrics") or {}).get(key)
 
 
+def split_category(metric: str) -> tuple[str, str | None]:
+    """``keywords[architecture]`` (a per-category gate's metric) -> ("keywords", "architecture")."""
+    m = re.fullmatch(r"(.+)\[(.+)\]", metric)
+    return (m.group(1), m.group(2)) if m else (metric, None)
+
+
 def _num(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 
@@ -194,11 +200,13 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
     category), next to base's output when there is a base.
     """
     kind = str(gate.get("kind") or "")
-    metric = str(gate.get("metric") or "")
+    metric, category = split_category(str(gate.get("metric") or ""))
     model = gate.get("model")
     details = gate.get("details") or {}
+    category = details.get("category", category)
     models = suite.get("models") or {}
-    cand = _item_by_id(models.get(model))
+    cand = {i: it for i, it in _item_by_id(models.get(model)).items()
+            if category is None or it.get("category") == category}
     ref_kind = "baseline" if kind.endswith("vs_baseline") else (
         "base" if (kind.endswith("vs_base") or "base" in models) and model != "base" else "")
     if kind in ("missing", "integrity"):
@@ -235,11 +243,8 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
                     "every item is in the item table")
         return [(i, ref_kind, f"worse on {metric}: {_num(ref.get(i))} → {_num(_series_value(cand[i], metric))}")
                 for _, i in worse[:MAX_WORSE_SHOWN]], note
-    category = details.get("category")
     scorer = metric.split(".", 1)[0]
-    ids = [i for i, it in cand.items()
-           if ((it.get("scores") or {}).get(scorer) or {}).get("passed") is False
-           and (category is None or it.get("category") == category)]
+    ids = [i for i, it in cand.items() if ((it.get("scores") or {}).get(scorer) or {}).get("passed") is False]
     return [(i, ref_kind, "") for i in ids], ""
 
 
