@@ -76,8 +76,8 @@ def bar_chart(title: str, rows: Sequence[dict], models: Sequence[str], colors: d
     need (nothing is clipped); the SVG scales to the page width (CSS ``width: 100%``).
     """
     bar_h, gap, group_head = 16, 12, 18
-    labels = [str(r["label"]) for r in rows] + list(models)
-    label_w = max(_text_w(t, 11) for t in labels) + 16 if labels else 100
+    # group labels sit on their own line above the bars; only the model names share the bars' row
+    label_w = max([_text_w(m, 11) for m in models] + [40]) + 16
     value_texts = []
     nums: list[float] = []
     for r in rows:

@@ -184,16 +184,20 @@ def _chart_groups(suite: dict, names: list[str], metrics: list[str], gated: set[
         return bool(nums) and all(-1e-9 <= x <= 1 + 1e-9 for x in nums)
 
     unit, log, own = [], [], []
+    zero = 0
     for metric in metrics:
         vals = values(metric)
         if not vals:
+            continue
+        if "." in metric and metric not in gated and all(v[0] == 0 for v in vals.values()):
+            zero += 1  # a sub-metric at exactly 0 everywhere (a class nobody hit): in the table only
             continue
         kind = _metric_kind(metric, info_of(metric))
         headline = "." not in metric or metric in gated
         if kind == "perplexity":
             log.append({"label": metric, "values": vals})
-        elif headline and in_unit(vals) and (kind == "proportion" or (
-                kind in ("mean", "pooled") and info_of(metric).get("higher_is_better", True))):
+        elif in_unit(vals) and (kind == "proportion" or (headline and kind in ("mean", "pooled")
+                                                         and info_of(metric).get("higher_is_better", True))):
             # pass rates, and 0-1 scores where more is better (token accuracy, keyword
             # fraction); a lower-is-better mean in 0-1 is a quantity (seconds), not a score
             unit.append({"label": metric, "values": vals})
@@ -214,6 +218,8 @@ def _chart_groups(suite: dict, names: list[str], metrics: list[str], gated: set[
     note = (f"{charted} of {len(metrics)} metrics charted (pass rates and other 0–1 scores on one axis, "
             f"perplexity on a log axis, each other scorer or gated metric on its own); all {len(metrics)} "
             f"are in the scores table above.")
+    if zero:
+        note += f" {zero} sub-metric{'s' if zero != 1 else ''} at 0 for every model {'are' if zero != 1 else 'is'} not drawn."
     if len(unit) > len(shown_unit):
         note += f" The 0–1 chart shows the first {len(shown_unit)} of {len(unit)}."
     return svgs, note
