@@ -34,6 +34,7 @@ from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
 from .prompts import encode_prompt, format_differences
+from .results import ModelInfo, item_record, new_results, suite_entry
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import Suite, load_suite
 from .validation import RESULTS_SCHEMA, check_output
@@ -94,18 +95,6 @@ def parse_adapter_args(values: list[str]) -> list[ModelSpec]:
 
 
 # --- scoring (shared by eval and score) -------------------------------------------
-
-def item_record(case, completion: Completion | dict) -> dict:
-    c = completion if isinstance(completion, dict) else completion.to_json()
-    return {
-        "id": case.id, "category": case.category, "prompt": case.prompt, "target": case.target,
-        "output": c["output"], "finish_reason": c["finish_reason"],
-        "prompt_tokens": c.get("prompt_tokens"), "output_tokens": c.get("output_tokens"),
-        "ttft_s": c.get("ttft_s"), "decode_tps": c.get("decode_tps"),
-        "cached": bool(c.get("cached", False)), "scores": {},
-        **({"cluster": case.cluster} if getattr(case, "cluster", None) is not None else {}),
-    }
-
 
 def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
            model: Base | None) -> tuple[dict[str, list[Score]], dict[str, str]]:
@@ -178,18 +167,6 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
             result["metrics"][name] = dict(sampled_proportion(verdicts),
                                            higher_is_better=result["metrics"].get(name, {}).get("higher_is_better", True))
     return result, skipped
-
-
-def suite_header(suite: Suite, scorers: list[Scorer]) -> dict:
-    return {
-        "name": suite.name, "description": suite.description, "path": str(suite.path),
-        "fingerprint": suite.fingerprint, "data_fingerprint": suite.data_fingerprint,
-        "template": suite.template,
-        "scorers": {s.name: {"version": s.version, "options": s.options, "skipped": None}
-                    for s in scorers},
-        "generation": {k: getattr(suite.generation, k) for k in suite.generation.__dataclass_fields__},
-        "models": {}, "gates": [], "warnings": [],
-    }
 
 
 # --- generation --------------------------------------------------------------------
@@ -360,15 +337,12 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
         check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
-    results = {
-        "harness_version": __version__, "verdict": "pass", "created": "",
-        "command": list(command or sys.argv), "environment": environment(),
-        "models": {"base": {"path": str(model_path), "adapter_path": None, "fingerprint": base.fingerprint,
-                            "weights_fingerprint": base.weights_fingerprint, "base_fingerprint": None,
-                            "training_log": None}},
-        "baseline": None, "warnings": base_warnings,
-        "suites": [suite_header(s, scorer_sets[s.name]) for s in suites],
-    }
+    results = new_results(
+        [suite_entry(s, scorer_sets[s.name]) for s in suites],
+        {"base": ModelInfo(path=str(model_path), adapter_path=None, fingerprint=base.fingerprint,
+                           weights_fingerprint=base.weights_fingerprint, base_fingerprint=None,
+                           training_log=None)},
+        environment(), command, base_warnings)
     for spec in adapters:
         from .models import adapter_fingerprint
 
@@ -527,21 +501,18 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
         keep = {c.id for c in suite.cases}
         stored = {m: [r for r, c in zip(rows, full.cases) if c.id in keep] for m, rows in stored.items()}
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
-    header = suite_header(suite, scorers)
+    header = suite_entry(suite, scorers)
     fingerprint = "stored:" + file_digest(completions_path)[:16]  # stored outputs: no model of their own
     for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
         model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
         header["models"][model] = model_result
         for name, why in skipped.items():
             header["scorers"][name]["skipped"] = why
-    results = {
-        "harness_version": __version__, "verdict": "pass", "created": "",
-        "command": list(command or sys.argv), "environment": environment(),
-        "models": {m: {"path": None, "adapter_path": None, "fingerprint": f"{fingerprint}:{m}",
-                       "base_fingerprint": None, "training_log": None, "completions": str(completions_path)}
-                   for m in stored},
-        "baseline": None, "warnings": [], "suites": [header],
-    }
+    results = new_results(
+        [header],
+        {m: ModelInfo(path=None, adapter_path=None, fingerprint=f"{fingerprint}:{m}", base_fingerprint=None,
+                      training_log=None, completions=str(completions_path)) for m in stored},
+        environment(), command)
     return results, suite
 
 

@@ -12,7 +12,7 @@ from conftest import FIXTURE_MODEL, ROOT, run_harness
 ADAPTER = ["--adapter", f"sql={ROOT / 'fixtures' / 'adapters' / 'sql'}"]
 from factories import model_result, results, suite_result
 from harness.errors import HarnessError
-from harness.history import find_runs, items_table, load
+from harness.history import items_table, load
 
 
 def _write_run(folder, created, verdicts_base, verdicts_ft, commit="abc123", gate_passed=True):

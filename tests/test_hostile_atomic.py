@@ -3,7 +3,6 @@ the old set or the new one, and a killed writer's temporaries are cleaned up."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess

@@ -12,7 +12,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hostile_util import cli
 
 SETTINGS = settings(max_examples=25, deadline=10_000, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -7,7 +7,6 @@ that is down or hangs is reported per item within the timeout, never hung on.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

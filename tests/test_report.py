@@ -9,7 +9,6 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 
 from factories import item, make_suite, model_result, results, suite_result
 from harness.gates import comparisons_for, evaluate_gates

@@ -235,11 +235,11 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                       parity: bool = False, parity_samples: int = 8, parity_model: str | None = None,
                       parity_min: float = 0.9, command: list[str] | None = None) -> dict:
     """``run_eval`` with an endpoint as the model: the same results.json shape."""
-    from .. import __version__
     from ..cache import CompletionCache, completion_key
     from ..generation import Completion
     from ..models import adapter_fingerprint
-    from ..runner import environment, load_suites, score_model, suite_header
+    from ..results import ModelInfo, new_results, suite_entry
+    from ..runner import environment, load_suites, score_model
     from ..scorers import make_scorer
     from ..suite import Suite
 
@@ -258,14 +258,11 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
     _log(f"endpoint {config.url} model {config.model}")
     cache = CompletionCache(cache_dir) if use_cache else None
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
-    results = {
-        "harness_version": __version__, "verdict": "pass", "created": "",
-        "command": list(command or sys.argv), "environment": environment() | {"endpoint": identity},
-        "models": {"base": {"path": config.model, "adapter_path": None, "fingerprint": fingerprint,
-                            "base_fingerprint": None, "training_log": None, "endpoint": config.url}},
-        "baseline": None, "warnings": [],
-        "suites": [suite_header(s, scorer_sets[s.name]) for s in suites],
-    }
+    results = new_results(
+        [suite_entry(s, scorer_sets[s.name]) for s in suites],
+        {"base": ModelInfo(path=config.model, adapter_path=None, fingerprint=fingerprint, base_fingerprint=None,
+                           training_log=None, endpoint=config.url)},
+        environment() | {"endpoint": identity}, command)
     adapter_fps: dict[str, str] = {}
     for spec in adapters:
         path = spec.adapter_path

@@ -15,7 +15,6 @@ mlx-lm looks at the first row only, so a mixed file trains on garbage without a 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path

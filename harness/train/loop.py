@@ -167,7 +167,6 @@ def restore_optimizer(optimizer: optim.Optimizer, saved: dict[str, mx.array], mo
 def refuse_lint_errors(cfg: TrainConfig, tokenizer, template: str) -> None:
     """``harness lint-data`` on the training data, as the trainer will encode it; its first
     error stops training (exit 2) unless ``allow_lint_errors``. Warnings are printed."""
-    import sys
 
     from .lint import lint_data
 

@@ -1,0 +1,116 @@
+"""The shape of ``results.json``, built in one place.
+
+``harness eval`` (local engine), ``harness eval --endpoint`` and ``harness score`` all make
+their results document with these constructors, so the three cannot drift apart; the
+document is checked against ``schemas/results.schema.json`` when it is written
+(``harness.validation``), and a baseline is a summary of it (``harness.baseline``).
+The TypedDicts name the fields code reads; the schema is the full contract.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from . import __version__
+
+if TYPE_CHECKING:  # typing only
+    from .case import Case
+    from .generation import Completion
+    from .scorers import Scorer
+    from .suite import Suite
+
+
+class ModelInfo(TypedDict, total=False):
+    """One model of the run: the base, an adapter on it, or stored/served outputs."""
+
+    path: str | None
+    adapter_path: str | None
+    fingerprint: str
+    weights_fingerprint: str
+    base_fingerprint: str | None
+    trained_on: str | None
+    training_log: str | None
+    completions: str
+    endpoint: str
+
+
+class ItemRecord(TypedDict, total=False):
+    id: str
+    category: str | None
+    cluster: Any
+    prompt: str
+    target: str | None
+    output: str
+    finish_reason: str
+    prompt_tokens: int | None
+    output_tokens: int | None
+    ttft_s: float | None
+    decode_tps: float | None
+    cached: bool
+    scores: dict[str, dict]
+
+
+class SuiteResult(TypedDict, total=False):
+    name: str
+    description: str
+    path: str
+    fingerprint: str
+    data_fingerprint: str
+    template: str
+    scorers: dict[str, dict]
+    generation: dict[str, Any]
+    models: dict[str, dict]
+    gates: list[dict]
+    warnings: list[str]
+    comparisons: dict
+
+
+class Results(TypedDict, total=False):
+    harness_version: str
+    verdict: str
+    created: str
+    command: list[str]
+    environment: dict[str, Any]
+    models: dict[str, ModelInfo]
+    baseline: dict | None
+    warnings: list[str]
+    suites: list[SuiteResult]
+
+
+def new_results(suites: list[SuiteResult], models: dict[str, ModelInfo], environment: dict[str, Any],
+                command: list[str] | None = None, warnings: list[str] | None = None) -> Results:
+    """A run's document before gates: verdict and time are set by ``runner.finish``."""
+    return Results(harness_version=__version__, verdict="pass", created="",
+                   command=list(command or sys.argv), environment=environment, models=models,
+                   baseline=None, warnings=list(warnings or []), suites=suites)
+
+
+def suite_entry(suite: Suite, scorers: list[Scorer]) -> SuiteResult:
+    """One suite's entry: what identifies it, before any model is scored on it."""
+    return SuiteResult(
+        name=suite.name, description=suite.description, path=str(suite.path),
+        fingerprint=suite.fingerprint, data_fingerprint=suite.data_fingerprint, template=suite.template,
+        scorers={s.name: {"version": s.version, "options": s.options, "skipped": None} for s in scorers},
+        generation={k: getattr(suite.generation, k) for k in suite.generation.__dataclass_fields__},
+        models={}, gates=[], warnings=[],
+    )
+
+
+def item_record(case: Case, completion: Completion | dict) -> ItemRecord:
+    """One item of one model: the case, what the model answered, and (filled in by the
+    scorers) its scores."""
+    c = completion if isinstance(completion, dict) else completion.to_json()
+    record = ItemRecord(
+        id=case.id, category=case.category, prompt=case.prompt, target=case.target,
+        output=c["output"], finish_reason=c["finish_reason"],
+        prompt_tokens=c.get("prompt_tokens"), output_tokens=c.get("output_tokens"),
+        ttft_s=c.get("ttft_s"), decode_tps=c.get("decode_tps"),
+        cached=bool(c.get("cached", False)), scores={},
+    )
+    if getattr(case, "cluster", None) is not None:
+        record["cluster"] = case.cluster
+    return record
+
+
+__all__ = ["Results", "SuiteResult", "ModelInfo", "ItemRecord", "new_results", "suite_entry", "item_record"]
