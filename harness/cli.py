@@ -73,6 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         return _stdout_gone()
 
 
+def _apply_device_env() -> None:
+    """``HARNESS_DEVICE=cpu`` runs MLX on the CPU (hosted macOS CI runners have no usable
+    Metal GPU); set before mlx-lm is imported, which binds its generation stream."""
+    import os
+
+    value = os.environ.get("HARNESS_DEVICE", "").strip().lower()
+    if not value:
+        return
+    if value not in ("cpu", "gpu"):
+        raise HarnessError(f"HARNESS_DEVICE={value!r} is not a device", field="HARNESS_DEVICE",
+                           hint="use cpu or gpu, or unset it for MLX's default")
+    import mlx.core as mx
+
+    mx.set_default_device(mx.cpu if value == "cpu" else mx.gpu)
+
+
 def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line
@@ -81,6 +97,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     maybe_reexec_with_openblas()  # before mlx loads; returns only if no re-exec is needed
     try:
+        _apply_device_env()
         args = build_parser().parse_args(argv)
         if not getattr(args, "func", None):
             build_parser().print_help()

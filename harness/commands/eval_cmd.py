@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="no live progress on stderr (items done, tokens/s, ETA)")
     p.add_argument("--allow-outside-data", action="store_true",
                    help="let a suite's `data:` name a file outside its folder and repository")
+    p.add_argument("--junit-items", action="store_true",
+                   help="junit.xml also gets one test case per item that flipped (vs base or baseline)")
     p.add_argument("--benchmark-json", type=Path, metavar="F",
                    help="also write latency suites' timings as pytest-benchmark JSON (pytest-benchmark compare reads it)")
     ep = p.add_argument_group("served models (an OpenAI-compatible endpoint instead of a local model)")
@@ -121,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         from ..history import past_series
 
         results["history"] = past_series(history, results)
+    if args.junit_items:
+        results["report_options"] = {"junit_items": True}
     code = finish(results, suites, args.out, baseline)
     if args.benchmark_json is not None:
         from ..benchjson import write_benchmark_json
