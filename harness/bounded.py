@@ -25,6 +25,9 @@ REGEX_TIMEOUT_S = 0.25  # one search (the regex package may overshoot it a few t
 ITEM_BUDGET_S = 2.0  # all the searches of one item's scoring together
 MAX_JSON_DEPTH = 128
 MAX_JSON_CHARS = 10_000_000
+# An output longer than this is not scored (0 with the reason): ~50,000 tokens, beyond any
+# max_tokens a suite sets; a 3 MB stored output took 14 s of scoring.
+MAX_OUTPUT_CHARS = 200_000
 
 
 class TooMuchWork(Exception):

@@ -182,6 +182,7 @@ class CompletionCache:
                 for key, value in rows:
                     try:
                         c = Completion.from_json(json.loads(value))
+                        c.output.encode("utf-8")  # a str of Unicode text (a tampered row may not be)
                     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                         continue  # an unreadable entry is a miss: it is generated again
                     c.cached = True

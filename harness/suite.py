@@ -179,7 +179,7 @@ def parse_json_line(line: str, path: Path, number: int) -> Any:
     from . import bounded
 
     try:
-        return bounded.loads(line, what="the line")
+        value = bounded.loads(line, what="the line")
     except json.JSONDecodeError as exc:
         raise HarnessError(f"invalid JSON: {exc.msg} (column {exc.colno})", path=path,
                            line=number, hint="each line must be one JSON object") from None
@@ -189,6 +189,13 @@ def parse_json_line(line: str, path: Path, number: int) -> Any:
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise HarnessError(f"invalid JSON: {exc}", path=path, line=number,
                            hint="each line must be one JSON object") from None
+    if "\\ud" in line.lower():  # an escaped UTF-16 surrogate: unpaired, it is not Unicode text
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise HarnessError("a string holds an unpaired surrogate (\\ud800-\\udfff), which is not Unicode text",
+                               path=path, line=number, hint="write the character itself, or a valid pair") from None
+    return value
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:

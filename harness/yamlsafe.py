@@ -104,6 +104,19 @@ def _first_non_finite(node: yaml.Node | None) -> yaml.Node | None:
     return None
 
 
+def _first_surrogate(node: yaml.Node) -> yaml.Node | None:
+    stack, seen = [node], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.ScalarNode) and any("\ud800" <= ch <= "\udfff" for ch in n.value):
+            return n
+        stack.extend(_children(n))
+    return None
+
+
 def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tuple[Any, yaml.Node | None]:
     """(data, root node) of one YAML document; HarnessError (file, line) on anything bad."""
     if text.startswith("\ufeff"):
@@ -120,6 +133,10 @@ def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tupl
                 raise HarnessError(f"{bad.value!r} is not a finite number", path=path, line=_line(bad),
                                    hint="use a finite number")
         data = loader.construct_document(root)
+        bad = _first_surrogate(root)
+        if bad is not None:
+            raise HarnessError("a string holds an unpaired surrogate (\\ud800-\\udfff), which is not Unicode text",
+                               path=path, line=_line(bad), hint="write the character itself")
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"

@@ -264,6 +264,9 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "completions-missing-case": _completions('{"id": "one", "output": "2"}\n'),
     "completions-escape-in-id": _completions('{"id": "\\u001b[31mred\\u0000", "output": "2"}\n'),
     "completions-empty": _completions(""),
+    "completions-lone-surrogate": _completions('{"id": "one", "output": "\\ud800"}\n{"id": "two", "output": "4"}\n'),
+    "data-lone-surrogate": _data('{"q": "\\udfff"}\n'),
+    "suite-lone-surrogate": lambda env: env.score(env.suite_with(_suite({"name: cat": 'name: "\\ud800"'}))),
     # --- schemas and scorer data ---------------------------------------------------------
     "schema-file-missing": _schema_suite("nope.json"),
     "schema-file-outside": _schema_suite("../outside.json", {"outside.json": "{}"}),

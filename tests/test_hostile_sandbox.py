@@ -206,3 +206,16 @@ def test_bad_jsonl_is_exit_2_naming_the_line(tmp_path, capsys, content, needle):
     ok = write_suite(tmp_path / "ok", "exact_match: {}")
     code, _, err = cli(capsys, "score", ok, "--completions", str(comp), "--out", str(tmp_path / "o2"))
     assert_bad_input(code, err, "c2.jsonl" + needle)
+
+
+def test_an_output_beyond_the_size_bound_scores_0_quickly(tmp_path, capsys):
+    from harness.bounded import MAX_OUTPUT_CHARS
+
+    suite = write_suite(tmp_path / "suite", "repetition: {}")
+    t0 = time.monotonic()
+    code, _, err = score(capsys, tmp_path, suite, {"a": "ab" * MAX_OUTPUT_CHARS, "b": "a fine answer"})
+    assert code == 0, err
+    assert time.monotonic() - t0 < 30
+    items = json.loads((tmp_path / "out" / "results.json").read_text())["suites"][0]["models"]["base"]["items"]
+    assert "not scored" in items[0]["scores"]["repetition"]["detail"]
+    assert items[1]["scores"]["repetition"]["passed"] is True

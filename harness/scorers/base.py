@@ -95,8 +95,11 @@ class Scorer:
     def bounded(score: Callable[[Item], Score], item: Item) -> Score:
         """``score(item)``, or 0 with the reason when the item needs unbounded work (a regex
         that backtracks without end, JSON nested too deeply): one item never kills a run."""
-        from ..bounded import TooMuchWork, item_budget
+        from ..bounded import MAX_OUTPUT_CHARS, TooMuchWork, item_budget
 
+        if isinstance(item.output, str) and len(item.output) > MAX_OUTPUT_CHARS:
+            why = f"the output is {len(item.output):,} characters, more than {MAX_OUTPUT_CHARS:,}"
+            return Score(0.0, False, f"not scored: {why}", extra={"too_much_work": why})
         try:
             with item_budget():
                 return score(item)
