@@ -169,6 +169,26 @@ def baseline_suite(baseline: dict | None, suite_name: str) -> dict | None:
     return None
 
 
+def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str]]:
+    """(candidate, reason) for each candidate of this suite the baseline cannot gate.
+
+    A suite missing from the baseline, or an adapter missing from the baseline's suite
+    (a rename, or a new adapter), would otherwise just skip the baseline gates.
+    """
+    name = suite_result.get("name")
+    models = list(suite_result.get("models") or {})
+    candidates = [m for m in models if m != "base"] or [m for m in models if m == "base"]
+    where = baseline.get("_path") or "the baseline"
+    ref = baseline_suite(baseline, name)
+    if ref is None:
+        have = ", ".join(sorted(s.get("name", "?") for s in baseline.get("suites", []))) or "none"
+        return [(c, f"baseline {where} has no suite {name!r} (it has: {have}); {c} on {name} is not "
+                    f"gated against the baseline") for c in candidates]
+    have = sorted(ref.get("models") or {})
+    return [(c, f"baseline {where} has no model {c!r} in suite {name!r} (it has: {', '.join(have) or 'none'}); "
+                f"renamed? {c} is not gated against the baseline") for c in candidates if c not in have]
+
+
 def summarize_run(results: dict, source: str | None = None) -> dict:
     """The baseline form of a results.json dict (see the module docstring)."""
     suites = []

@@ -32,9 +32,12 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
 *Candidates* are the adapters, or the base when the run has no adapter. The base is
 the reference, so base-only gates (``min``) apply to it only in a base-only run.
 
-Defaults, used when a suite has no ``gates:`` key at all (``gates: {}`` turns gating
-off): every pass/fail metric of every candidate gets ``max_drop_vs_base: 0.05`` and
-``max_drop_vs_baseline: 0.05``.
+Defaults apply whether or not the suite has a ``gates:`` key, because the default
+must catch the regression: every pass/fail metric (a scorer's own name) of every
+candidate gets ``max_drop_vs_base: 0.05`` and ``max_drop_vs_baseline: 0.05`` unless the
+suite's entry for that metric sets the option itself (another margin, or ``null`` to
+drop that one gate). Turning gating off is explicit: ``metric: false`` (no gates on that
+metric), ``gates: false`` (none in the suite).
 """
 
 from __future__ import annotations
@@ -97,18 +100,31 @@ def validate_policy(suite: Suite) -> None:
 
 
 def policy(suite: Suite, suite_result: dict) -> dict[str, dict]:
-    """metric -> options, with the defaults filled in when the suite names no gates.
+    """metric -> options: the suite's gates, with the defaults filled in on pass/fail metrics.
 
-    Each options dict gets ``_source``: ``"suite"`` or ``"default"``.
+    Each options dict gets ``_source`` (``"suite"`` when the suite names the metric, else
+    ``"default"``) and ``_defaulted`` (the option names taken from the defaults). Options
+    set to ``null`` are dropped; a metric set to ``false`` and ``gates: false`` turn
+    gating off.
     """
-    raw = suite.raw or {}
-    if "gates" in raw or suite.gates:
-        return {m: dict(opts or {}, _source="suite") for m, opts in (suite.gates or {}).items()}
+    named = (suite.raw or {}).get("gates", suite.gates)
+    if named is False:
+        return {}
     out: dict[str, dict] = {}
-    for name, model in (suite_result.get("models") or {}).items():
+    for metric, opts in (named or {}).items():
+        if opts is not False:
+            out[metric] = dict({k: v for k, v in (opts or {}).items() if v is not None},
+                               _source="suite", _defaulted=())
+    for model in (suite_result.get("models") or {}).values():
         for metric, info in (model.get("metrics") or {}).items():
-            if "." not in metric and info.get("kind") == "proportion":
-                out.setdefault(metric, dict(DEFAULT_POLICY, _source="default"))
+            if "." in metric or info.get("kind") != "proportion" or (named or {}).get(metric) is False:
+                continue
+            if metric not in out:
+                out[metric] = {"_source": "default", "_defaulted": ()}
+            own = (named or {}).get(metric) or {}
+            filled = tuple(k for k in DEFAULT_POLICY if k not in own and k not in out[metric])
+            out[metric].update({k: DEFAULT_POLICY[k] for k in filled})
+            out[metric]["_defaulted"] = tuple(sorted(set(out[metric]["_defaulted"]) | set(filled)))
     return out
 
 
@@ -146,11 +162,8 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
         if text not in warnings:
             warnings.append(text)
 
-    if baseline_suite is not None:
-        for cand in candidates:
-            if cand not in baseline_views:
-                warn(f"the baseline has no model {cand!r} (it has "
-                     f"{', '.join(sorted(baseline_views)) or 'none'}); {cand} is not gated against it")
+    # A candidate or suite the baseline lacks: harness.baseline.baseline_coverage (warning or,
+    # with --strict-baseline, a failed gate), checked by runner.finish.
 
     for metric, opts in policy(suite, suite_result).items():
         scorer = metric.split(".", 1)[0]
@@ -163,9 +176,10 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
             hib = opts.get("higher_is_better", higher_is_better(metric, view))
 
             def gate(kind: str, passed: bool, reason: str, details: dict) -> None:
+                origin = "default" if kind in opts.get("_defaulted", ()) else source
                 gates.append({"suite": name, "model": cand, "metric": metric, "kind": kind,
                               "passed": bool(passed), "reason": reason,
-                              "details": _jsonable(dict(details, policy=source, higher_is_better=hib))})
+                              "details": _jsonable(dict(details, policy=origin, higher_is_better=hib))})
 
             if metric not in view.metrics or view.metrics[metric].get("value") is None:
                 if source == "suite":

@@ -424,9 +424,14 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
             log(f"  INTEGRITY FAILED: {integrity_result['detail']}")
 
 
-def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None) -> int:
-    """Gates, verdict, outputs (each written atomically); returns the exit code."""
-    from .baseline import baseline_outputs, baseline_suite
+def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None,
+           strict_baseline: bool = False) -> int:
+    """Gates, verdict, outputs (each written atomically); returns the exit code.
+
+    With a baseline, a suite or candidate the baseline lacks (a rename) is a warning
+    naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate.
+    """
+    from .baseline import baseline_coverage, baseline_outputs, baseline_suite
     from .gates import comparisons_for, evaluate_gates
     from .reports import write_reports
 
@@ -435,6 +440,13 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
         reference = baseline_suite(baseline, suite.name) if baseline else None
         header["comparisons"] = comparisons_for(header, reference)
         gates, warnings = evaluate_gates(suite, header, reference, header["comparisons"])
+        if baseline is not None:
+            for model, reason in baseline_coverage(baseline, header):
+                warnings.append(reason)
+                if strict_baseline:
+                    gates.append({"suite": suite.name, "model": model, "metric": "baseline",
+                                  "kind": "baseline_missing", "passed": False,
+                                  "reason": reason + " (--strict-baseline)", "details": {}})
         for name, model_result in header["models"].items():
             check = model_result.get("integrity")
             if check and not check["passed"]:

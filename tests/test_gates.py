@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from factories import item, make_suite, model_result, suite_result
-from harness.baseline import summarize_run
+from harness.baseline import baseline_coverage, summarize_run
 from harness.errors import HarnessError
 from harness.gates import comparisons_for, evaluate_gates, validate_policy
 
@@ -78,11 +78,40 @@ def test_improvement_only_passes_and_superiority_gate(tmp_path):
 def test_min_floor_and_empty_policy(tmp_path):
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:20])))})
     result, _ = evaluate_gates(make_suite(tmp_path, IDS, {"exact_match": {"min": 0.5}}), sr, None)
-    (gate,) = result
-    assert not gate["passed"] and gate["kind"] == "min"
+    gate = [g for g in result if g["kind"] == "min"][0]
+    assert not gate["passed"]
     assert gate["reason"].startswith("exact_match = 0.333 (95% CI 0.192–0.512, n=30), below the floor 0.500")
-    # `gates: {}` switches gating off; no key at all means defaults
-    assert evaluate_gates(make_suite(tmp_path, IDS, {}), sr, None)[0] == []
+    # A floor does not switch the default drop gate off: the 20-item drop fails it too.
+    drop = [g for g in result if g["kind"] == "max_drop_vs_base"][0]
+    assert not drop["passed"] and drop["details"]["policy"] == "default"
+
+
+@pytest.mark.parametrize("gates", [None, {}, {"exact_match": {"min": 0.0}},
+                                   {"exact_match.seconds": {"max": 100.0}}])
+def test_defaults_apply_unless_turned_off(tmp_path, gates):
+    """Any `gates:` that does not turn a pass/fail metric off still gets its default drop gates."""
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:10])))})
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    drop = [g for g in result if (g["metric"], g["kind"]) == ("exact_match", "max_drop_vs_base")]
+    assert len(drop) == 1 and not drop[0]["passed"]
+
+
+@pytest.mark.parametrize("gates", [False, {"exact_match": False}])
+def test_gating_off_is_explicit(tmp_path, gates):
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:10])))})
+    assert evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)[0] == []
+
+
+def test_null_drops_one_default_and_margin_overrides(tmp_path):
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:10])))})
+    gates = {"exact_match": {"max_drop_vs_base": None, "max_drop_vs_baseline": 0.5}}
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, None)
+    assert not [g for g in result if g["kind"] == "max_drop_vs_base"]
+    baseline = summarize_run({"suites": [suite_result({"ft": model_result(verdicts(set(IDS[:10])))})]})
+    result, _ = evaluate_gates(make_suite(tmp_path, IDS, gates), sr, baseline["suites"][0])
+    (gate,) = result
+    assert gate["kind"] == "max_drop_vs_baseline" and gate["details"]["margin"] == 0.5
+    assert gate["details"]["policy"] == "suite" and gate["passed"]
 
 
 def test_critical_item_flip_fails_even_when_margin_allows(tmp_path):
@@ -134,10 +163,10 @@ def test_baseline_regression_named_against_baseline(tmp_path):
     # new ft: as good as base, but worse than the approved ft
     now = suite_result({"base": model_result(verdicts({"q00"})),
                         "ft": model_result(verdicts({"q00", "q10", "q11", "q12", "q13"}))})
-    gates = {"exact_match": {"max_drop_vs_baseline": 0.05}}
+    gates = {"exact_match": {"max_drop_vs_baseline": 0.05, "max_drop_vs_base": None}}
     result, warnings = evaluate_gates(make_suite(tmp_path, IDS, gates), now, baseline)
-    (gate,) = result
-    assert not gate["passed"] and gate["kind"] == "max_drop_vs_baseline"
+    (gate,) = failed(result)
+    assert gate["kind"] == "max_drop_vs_baseline"
     assert "ft - baseline ft = -0.167" in gate["reason"]
     assert "(q00, q10, q11, q12, q13)" in gate["reason"]
     assert "comparisons" not in now  # gates read results, they do not write them
@@ -150,14 +179,19 @@ def test_baseline_without_the_model_warns(tmp_path):
     now = suite_result({"base": model_result(verdicts()), "v2": model_result(verdicts())})
     result, warnings = evaluate_gates(make_suite(tmp_path, IDS), now, baseline)
     assert not failed(result)
-    assert any("baseline has no model 'v2'" in w for w in warnings)
+    assert not [g for g in result if g["kind"].endswith("vs_baseline")]
+    ((model, reason),) = baseline_coverage({"_path": "b.json", "suites": [baseline]}, now)
+    assert model == "v2" and "b.json has no model 'v2'" in reason and "(it has: base)" in reason
+    # a suite the baseline lacks is named too, with the suites it has
+    ((model, reason),) = baseline_coverage({"_path": "b.json", "suites": []}, now)
+    assert model == "v2" and "has no suite 'smoke' (it has: none)" in reason
 
 
 def test_missing_metric_fails_and_skipped_scorer_warns(tmp_path):
     suite = make_suite(tmp_path, IDS, {"exact_match.accuracy": {"min": 0.5}})
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
-    (gate,) = evaluate_gates(suite, sr, None)[0]
-    assert gate["kind"] == "missing" and not gate["passed"]
+    (gate,) = failed(evaluate_gates(suite, sr, None)[0])
+    assert gate["kind"] == "missing"
     sr["scorers"]["exact_match"]["skipped"] = "needs a loaded model"
     gates, warnings = evaluate_gates(suite, sr, None)
     assert gates == [] and "skipped (needs a loaded model)" in warnings[0]
@@ -200,3 +234,24 @@ def test_a_a_property(tmp_path, passes, seconds, margin):
              "exact_match.seconds": {"rel_tolerance_vs_base": margin, "max_drop_vs_baseline": margin}}
     result, _ = evaluate_gates(make_suite(tmp_path, ids, gates), sr, baseline)
     assert len(result) == 2 * 6 and not failed(result)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_renamed_adapter_against_baseline_warns_or_fails_strict(tmp_path, strict):
+    """A rename (v1 approved, v2 now) must not make baseline gating vanish silently."""
+    from factories import results
+    from harness.runner import finish
+
+    approved = summarize_run(results([suite_result({"base": model_result(verdicts()),
+                                                    "v1": model_result(verdicts())})]))
+    approved["_path"] = "reports/baselines/fixture.json"
+    run = results([suite_result({"base": model_result(verdicts()), "v2": model_result(verdicts())})])
+    code = finish(run, [make_suite(tmp_path, IDS)], tmp_path / "out", approved, strict_baseline=strict)
+    (suite,) = run["suites"]
+    named = [w for w in suite["warnings"] if "no model 'v2'" in w]
+    assert named and "reports/baselines/fixture.json" in named[0] and "(it has: base, v1)" in named[0]
+    missing = [g for g in suite["gates"] if g["kind"] == "baseline_missing"]
+    if strict:
+        assert code == 1 and run["verdict"] == "fail" and missing and missing[0]["model"] == "v2"
+    else:
+        assert code == 0 and run["verdict"] == "pass" and not missing

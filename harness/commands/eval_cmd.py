@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapter", action="append", default=[], metavar="NAME=PATH",
                    help="an mlx-lm adapter folder to evaluate on the same items (repeatable)")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--strict-baseline", action="store_true",
+                   help="fail (exit 1) when the baseline lacks a suite or adapter of this run (a rename); "
+                        "default: a warning naming both")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/latest"),
                    help="output folder (default reports/latest)")
     p.add_argument("--limit", type=int, help="only the first N cases of each suite")
@@ -76,6 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..preflight import check_out_dir
 
     check_out_dir(args.out)  # before any suite, model or generation
+    if args.strict_baseline and not args.baseline:
+        raise HarnessError("--strict-baseline needs --baseline", field="--strict-baseline")
     paths = find_suites(args.suites)
     from ..selection import from_args
 
@@ -125,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
         results["history"] = past_series(history, results)
     if args.junit_items:
         results["report_options"] = {"junit_items": True}
-    code = finish(results, suites, args.out, baseline)
+    code = finish(results, suites, args.out, baseline, strict_baseline=args.strict_baseline)
     if args.benchmark_json is not None:
         from ..benchjson import write_benchmark_json
 
