@@ -88,6 +88,21 @@ def _common_prefix(texts: list[str]) -> str:
     return os.path.commonprefix(texts) if texts else ""
 
 
+def _first_line_layout(prefix: str) -> str:
+    """The prefix's first line, cut back to its last layout mark: rows that share a context
+    (several questions on one table) share more than the wrapper, and only the wrapper
+    ("table: ", "### Question:\n", "[INST] ") must be the same in every split."""
+    content = prefix.split("\n", 1)[0]
+    line = content + ("\n" if "\n" in prefix else "")
+    cut = max((i for i, ch in enumerate(content) if ch in LAYOUT_MARKS), default=-1)
+    if cut == len(content.rstrip()) - 1:  # the line ends in layout ("### Question:"): all of it
+        return line
+    head = line[:cut + 1]
+    while len(head) < len(line) and line[len(head)] in " \t":
+        head += line[len(head)]
+    return head
+
+
 def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
     """(prefix, suffix) of layout that every prompt shares: the raw wrapper around the
     question ("Q: ...\\nA: " gives ("Q: ", "\\nA: ")). Shared words are not a wrapper:
@@ -96,7 +111,7 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
         return "", ""
     prefix = _common_prefix(prompts)
     cut = max((i for i, ch in enumerate(prefix) if ch in LAYOUT_MARKS), default=-1)
-    prefix = prefix[:cut + 1] if cut >= 0 else ""
+    prefix = _first_line_layout(prefix[:cut + 1] if cut >= 0 else "")
     while prefix and len(prefix) < min(map(len, prompts)) and all(
             p[len(prefix)] in " \t" for p in prompts):
         prefix += prompts[0][len(prefix)]  # keep the spaces after a mark: "Q: "
