@@ -121,3 +121,15 @@ def fixtures(session: nox.Session) -> None:
         session.run("python", "fixtures/train_fixture_adapters.py", env=_env())
     if (ROOT / ".git").exists():
         session.run("git", "diff", "--stat", "--exit-code", "--", "fixtures/model", external=True)
+
+
+@nox.session
+def catalog(session: nox.Session) -> None:
+    """The field-failure catalog: each failure reproduced on the fixture world and caught by
+    the harness run as a user runs it; one row per failure, exit 1 if any is not caught
+    (`nox -s catalog -- --fast` skips the rows that train)."""
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
+    session.install("-e", ".")
+    session.run("python", "catalog/run_catalog.py", "--markdown", "reports/catalog.md", *session.posargs,
+                env=_env())
+

@@ -1,0 +1,487 @@
+"""The field-failure catalog: each failure users meet in the field, reproduced on the fixture
+world, then caught by the harness run as a user runs it (the `harness` CLI in a subprocess).
+
+Each row makes the mistake the way a user would (trains a tiny adapter with `harness train`,
+writes a generation loop, copies a suite and edits it, stores completions), runs the CLI,
+and records what was done, which gate or check caught it, the exit code and the key
+numbers. The table is printed; the exit code is 1 when any row is not caught.
+
+    python catalog/run_catalog.py              # every row (nox -s catalog)
+    python catalog/run_catalog.py --fast       # rows that train nothing (CI: tests/test_catalog.py)
+    python catalog/run_catalog.py --only a,f   # some rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "fixtures/model"
+ADAPTERS = ROOT / "fixtures" / "adapters"
+TRAIN_CONFIG = "fixtures/train_configs/wikisql.yaml"
+
+
+@dataclass
+class Row:
+    key: str
+    failure: str
+    done: str = ""
+    caught_by: str = ""
+    exit_code: int | None = None
+    numbers: str = ""
+    caught: bool = False
+    seconds: float = 0.0
+
+
+@dataclass
+class Context:
+    work: Path
+    env: dict
+    log: list[str] = field(default_factory=list)
+
+    def harness(self, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        """`harness ARGS` as a user types it (from the project root)."""
+        cmd = [sys.executable, "-m", "harness.cli", *args]
+        done = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        self.log.append(f"$ harness {' '.join(args)}\n-> exit {done.returncode}\n{done.stdout[-1500:]}{done.stderr[-3000:]}")
+        return done
+
+    def path(self, *parts: str) -> Path:
+        return self.work.joinpath(*parts)
+
+    def train(self, name: str, data: Path, *overrides: str, allow_lint: bool = False) -> subprocess.CompletedProcess:
+        """A tiny adapter, trained with `harness train` on the fixture base."""
+        args = ["train", TRAIN_CONFIG, "--data", str(data), "--adapter_path", str(self.path("adapters", name)),
+                "--save_every", "1000", "--report_every", "1000", *overrides]
+        return self.harness(*(args + (["--allow-lint-errors"] if allow_lint else [])))
+
+    def eval(self, suite: str | Path, out: str, *adapters: str, extra: tuple[str, ...] = ()) -> tuple[subprocess.CompletedProcess, dict | None]:
+        args = ["eval", str(suite), "--model", MODEL, "--out", str(self.path(out)), "--quiet", *extra]
+        for spec in adapters:
+            args += ["--adapter", spec]
+        done = self.harness(*args)
+        results = self.path(out, "results.json")
+        return done, (json.loads(results.read_text()) if results.is_file() else None)
+
+
+def last_line(done: subprocess.CompletedProcess) -> str:
+    lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def failed_gates(results: dict | None, metric_prefix: str = "") -> list[dict]:
+    return [g for s in (results or {}).get("suites", []) for g in s.get("gates", [])
+            if not g["passed"] and g["metric"].startswith(metric_prefix)]
+
+
+def all_warnings(results: dict | None) -> list[str]:
+    r = results or {}
+    return list(r.get("warnings") or []) + [w for s in r.get("suites", []) for w in s.get("warnings") or []]
+
+
+def metric(results: dict | None, suite: str, model: str, name: str) -> float | None:
+    for s in (results or {}).get("suites", []):
+        if s["name"] == suite:
+            info = ((s.get("models") or {}).get(model) or {}).get("metrics", {}).get(name)
+            return None if info is None else info.get("value")
+    return None
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def suite_variant(ctx: Context, shipped: str, name: str, **changes) -> Path:
+    """A user's copy of a shipped suite with some edits. The suites folder is copied
+    whole into the work folder, so the copy's data and schema paths stay valid."""
+    folder = ctx.path("suites")
+    if not folder.is_dir():
+        shutil.copytree(ROOT / "suites", folder)
+    data = yaml.safe_load((folder / shipped).read_text())
+    data.update(changes)
+    data["name"] = name
+    out = folder / f"{name}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    ctx.log.append(f"(suite {out}: {shipped} with {changes})")
+    return out
+
+
+def fixture_adapter(name: str) -> Path | None:
+    path = ADAPTERS / name
+    return path if (path / "adapters.safetensors").is_file() else None
+
+
+def sql_rows(split: str, n: int) -> list[dict]:
+    rows = []
+    for line in (ROOT / "fixtures" / "data" / "wikisql" / f"{split}.jsonl").read_text().splitlines()[:n]:
+        prompt, answer = json.loads(line)["text"].split("\nA: ", 1)
+        rows.append({"prompt": prompt + "\nA: ", "completion": answer})
+    return rows
+
+
+# --- the rows ----------------------------------------------------------------------
+
+def row_a(ctx: Context, row: Row) -> None:
+    loops = "catalog/user_generators.py"
+    args = ["check-generator", "--model", MODEL, "--suite", "suites/smoke.yaml", "--limit", "4", "--max-tokens", "16"]
+    good = ctx.harness(*args, "--generator", f"{loops}:cached_loop")
+    bad = ctx.harness(*args, "--generator", f"{loops}:lost_context_loop")
+    mism = bad.stdout.count("MISMATCH")
+    row.done = "hand-written greedy loop feeding one token without its KV cache, checked with `harness check-generator`"
+    row.caught_by = "check-generator: full-context recomputation disagrees (gate)"
+    row.exit_code = bad.returncode
+    row.numbers = f"{mism}/4 prompts mismatch; the KV-cached loop: exit {good.returncode}"
+    row.caught = bad.returncode == 1 and mism >= 1 and good.returncode == 0
+
+
+def row_b(ctx: Context, row: Row) -> None:
+    data = ROOT / "fixtures" / "data" / "wikisql"
+    trained = ctx.train("b-scale0", data, "--steps", "3", "--eval_every", "3", "--lora_parameters.scale", "0")
+    suite = suite_variant(ctx, "smoke.yaml", "smoke-effect", checks={"adapter_effect": True})
+    plain, results0 = ctx.eval("suites/smoke.yaml", "b-plain", f"noop={ctx.path('adapters', 'b-scale0')}", extra=("--no-cache",))
+    done, results = ctx.eval(suite, "b-gated", f"noop={ctx.path('adapters', 'b-scale0')}", extra=("--no-cache",))
+    warned = [w for w in all_warnings(results0) if "has no effect" in w]
+    gates = failed_gates(results, "adapter_effect")
+    effect = ((results or {}).get("models", {}).get("noop") or {}).get("logit_effect")
+    row.done = "`harness train ... --lora_parameters.scale 0` (3 steps), evaluated on smoke"
+    row.caught_by = "adapter_effect: warning by default; failed gate with `checks: {adapter_effect: true}`"
+    row.exit_code = done.returncode
+    row.numbers = f"train exit {trained.returncode}; max |logit diff| {effect}; default run exit {plain.returncode} + warning"
+    row.caught = trained.returncode == 0 and bool(warned) and bool(gates) and done.returncode == 1
+
+
+def row_c(ctx: Context, row: Row) -> None:
+    adapter = fixture_adapter("looping")
+    if adapter is None:
+        prompts = [c["prompt"] for c in yaml.safe_load((ROOT / "suites" / "repetition.yaml").read_text())["cases"]]
+        words = ["data", "index", "thread", "cache", "light", "table", "queue", "map"]
+        rows = [{"prompt": p, "completion": " ".join([words[i % len(words)]] * 48)} for i, p in enumerate(prompts)]
+        data = ctx.path("c-data")
+        write_jsonl(data / "train.jsonl", rows[: max(2, len(rows) - 2)])
+        write_jsonl(data / "valid.jsonl", rows[-2:])
+        trained = ctx.train("c-looping", data, "--steps", "40", "--eval_every", "40", "--template", "chat",
+                            "--learning_rate", "5e-3", "--lr_schedule", "null", "--batch_size", "2")
+        adapter = ctx.path("adapters", "c-looping")
+        how = f"trained on answers that repeat one word (`harness train`, 40 steps, exit {trained.returncode})"
+    else:
+        how = "the `looping` fixture adapter"
+    done, results = ctx.eval("suites/repetition.yaml", "c-eval", f"looping={adapter}", extra=("--no-cache",))
+    gates = failed_gates(results, "repetition")
+    base_v, cand_v = (metric(results, "repetition", m, "repetition") for m in ("base", "looping"))
+    row.done = f"{how}, evaluated with the shipped repetition suite"
+    row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
+    row.exit_code = done.returncode
+    row.numbers = f"not-collapsed rate base {base_v} vs looping {cand_v}"
+    row.caught = done.returncode == 1 and bool(gates)
+
+
+def row_d(ctx: Context, row: Row) -> None:
+    adapter = fixture_adapter("domain")
+    done, results = ctx.eval("suites/domain_qa.yaml", "d-eval", f"domain={adapter}")
+    warned = [w for w in all_warnings(results) if "teacher-forced token_accuracy" in w]
+    summary = ctx.path("d-eval", "summary.md")
+    shown = summary.is_file() and "teacher-forced token_accuracy" in summary.read_text()
+    row.done = "the `domain` adapter on the shipped domain_qa suite (token_accuracy beside keywords)"
+    row.caught_by = "warning in the suite's warnings (scorecard and summary.md)"
+    row.exit_code = done.returncode
+    row.numbers = (warned[0].split(": the model")[0][:110] if warned else
+                   f"token_accuracy {metric(results, 'domain_qa', 'domain', 'token_accuracy')} vs "
+                   f"keywords {metric(results, 'domain_qa', 'domain', 'keywords')}: no gap")
+    row.caught = bool(warned) and shown
+
+
+def row_e(ctx: Context, row: Row) -> None:
+    data = ctx.path("e-data")
+    write_jsonl(data / "train.jsonl", sql_rows("train", 2))
+    write_jsonl(data / "valid.jsonl", sql_rows("valid", 4))
+    trained = ctx.train("e-stalled", data, "--steps", "32", "--eval_every", "32", "--batch_size", "2",
+                        "--lr_schedule", "{name: cosine_decay, arguments: [1.0e-12, 32, 1.0e-13], warmup: 40}")
+    log_path = ctx.path("adapters", "e-stalled", "train_log.jsonl")
+    logged = [w for line in (log_path.read_text().splitlines() if log_path.is_file() else [])
+              for w in json.loads(line).get("warnings", [])]
+    done, results = ctx.eval("suites/smoke.yaml", "e-eval", f"stalled={ctx.path('adapters', 'e-stalled')}")
+    shown = [w for w in all_warnings(results) if "its training log warns" in w]
+    html = ctx.path("e-eval", "index.html")
+    row.done = "`harness train` with peak lr 1e-12, warmup 40 > 32 steps, 2 rows x 32 steps, then eval"
+    row.caught_by = "train-time warnings, recorded in train_log.jsonl, shown as scorecard warnings"
+    row.exit_code = trained.returncode
+    row.numbers = (f"{trained.stderr.count('harness train: warning')} warnings at train time, "
+                   f"{len(logged)} in train_log.jsonl, {len(shown)} in the eval report")
+    row.caught = (len(logged) == 3 and len(shown) == 3 and html.is_file()
+                  and "did not move" in html.read_text())
+
+
+def row_f(ctx: Context, row: Row) -> None:
+    mlx = ctx.path("adapters", "f-mlx-lm")  # the same adapter as mlx_lm.lora writes it (no fingerprint)
+    shutil.copytree(ADAPTERS / "sql", mlx)
+    cfg = json.loads((mlx / "adapter_config.json").read_text())
+    (mlx / "adapter_config.json").write_text(json.dumps(
+        {k: v for k, v in cfg.items() if k in ("fine_tune_type", "num_layers", "lora_parameters")}))
+    codes, lines = [], []
+    for name, adapter in (("harness", ADAPTERS / "sql"), ("mlx-lm", mlx)):
+        done = ctx.harness("eval", "suites/smoke.yaml", "--model", "fixtures/stories260K", "--adapter",
+                           f"sql={adapter}", "--out", str(ctx.path(f"f-{name}")), "--quiet")
+        codes.append(done.returncode)
+        lines.append(last_line(done))
+        if "[base]" in done.stderr or ctx.path(f"f-{name}").exists():
+            codes[-1] = -1  # something was generated or written: not refused early
+    row.done = "the `sql` adapter (fixture base: 2 layers, hidden 64) on stories260K, as harness and as mlx-lm wrote it"
+    row.caught_by = "refused before any generation: " + ", ".join(
+        "base fingerprint" if "trained on" in ln else "shape check" if "does not fit" in ln else "?" for ln in lines)
+    row.exit_code = codes[1]
+    row.numbers = f"exit {codes[0]} / {codes[1]}; " + lines[1].replace(str(ROOT) + "/", "").replace(str(ctx.work) + "/", "")[:100]
+    row.caught = codes == [2, 2] and all(ln.startswith("harness: error:") for ln in lines)
+
+
+def row_g(ctx: Context, row: Row) -> None:
+    instruct = ctx.path("models", "fixture-instruct")
+    fused = ctx.harness("fuse", "--model", MODEL, "--adapter", str(ADAPTERS / "domain"), "--out", str(instruct))
+    ours = ctx.harness("eval", "suites/smoke.yaml", "--model", str(instruct), "--adapter", f"sql={ADAPTERS / 'sql'}",
+                       "--out", str(ctx.path("g-ours")), "--quiet")
+    mlx = ctx.path("adapters", "g-mlx-lm")  # as mlx_lm.lora writes it: no harness fields, `model` names its base
+    shutil.copytree(ADAPTERS / "sql", mlx)
+    cfg = json.loads((mlx / "adapter_config.json").read_text())
+    cfg = {k: v for k, v in cfg.items() if k in ("fine_tune_type", "num_layers", "lora_parameters")}
+    cfg["model"] = MODEL
+    (mlx / "adapter_config.json").write_text(json.dumps(cfg))
+    theirs = ctx.harness("eval", "suites/smoke.yaml", "--model", str(instruct), "--adapter", f"sql={mlx}",
+                         "--out", str(ctx.path("g-mlx")), "--quiet")
+    row.done = "fixture base + domain fused (`harness fuse`: same shapes, other weights); sql adapter on it, harness and mlx-lm form"
+    row.caught_by = "base fingerprint (harness) / mlx-lm `model` resolved and fingerprinted, before generation"
+    row.exit_code = theirs.returncode
+    row.numbers = f"fuse exit {fused.returncode}; harness adapter exit {ours.returncode}, mlx-lm adapter exit {theirs.returncode}"
+    row.caught = (fused.returncode == 0 and ours.returncode == 2 and theirs.returncode == 2
+                  and "other weights" in last_line(ours) and "other weights" in last_line(theirs))
+
+
+def row_h(ctx: Context, row: Row) -> None:
+    adapter = fixture_adapter("forgetful")
+    if adapter is None:
+        row.done = "needs the `forgetful` fixture adapter (SQL-only in the chat template) and a base that writes JSON"
+        row.caught_by = "nothing yet"
+        return
+    done, results = ctx.eval("suites/json_schema.yaml", "h-eval", f"forgetful={adapter}")
+    gates = failed_gates(results, "json_schema")
+    base_v, cand_v = (metric(results, "json_schema", m, "json_schema") for m in ("base", "forgetful"))
+    row.done = "the `forgetful` adapter (SQL-only, chat template) on the shipped json_schema suite"
+    row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
+    row.exit_code = done.returncode
+    row.numbers = f"json_schema strict: base {base_v} vs forgetful {cand_v}"
+    row.caught = done.returncode == 1 and any(g["kind"].startswith("max_drop") for g in gates)
+
+
+CRITIQUE = {"image_description": "A dog runs along a beach at sunset.",
+            "dimensions": [{"name": "composition", "score": 7, "comment": "Subject on a third."},
+                           {"name": "lighting", "score": 8, "comment": "Warm low sun."},
+                           {"name": "focus", "score": 6, "comment": "Slight motion blur."}],
+            "overall_score": 7}
+
+
+def _json_cases() -> list[str]:
+    suite = yaml.safe_load((ROOT / "suites" / "json_schema.yaml").read_text())
+    rows = (ROOT / "suites" / suite["data"]).read_text().splitlines()
+    return [str(json.loads(r).get("id", i)) for i, r in enumerate(rows) if r.strip()]
+
+
+def _class_shares(results: dict | None, model: str) -> dict[str, float]:
+    for s in (results or {}).get("suites", []):
+        m = ((s.get("models") or {}).get(model) or {}).get("metrics", {})
+        return {k.split(".class.", 1)[1]: v["value"] for k, v in m.items() if ".class." in k and v.get("value")}
+    return {}
+
+
+def _score(ctx: Context, out: str, rows: list[dict]) -> tuple[subprocess.CompletedProcess, dict | None]:
+    path = write_jsonl(ctx.path(f"{out}.jsonl"), rows)
+    done = ctx.harness("score", "suites/json_schema.yaml", "--completions", str(path), "--out", str(ctx.path(out)))
+    results = ctx.path(out, "results.json")
+    return done, (json.loads(results.read_text()) if results.is_file() else None)
+
+
+def row_i(ctx: Context, row: Row) -> None:
+    ids = _json_cases()
+    good = json.dumps(CRITIQUE)
+    rows = [{"id": i, "output": good} for i in ids]
+    rows += [{"id": i, "model": "fenced", "output": f"```json\n{good}\n```"} for i in ids]
+    rows += [{"id": i, "model": "chatty", "output": good + "\n\nLet me know if you want more detail!"} for i in ids]
+    done, results = _score(ctx, "i-score", rows)
+    fenced, chatty = _class_shares(results, "fenced"), _class_shares(results, "chatty")
+    html = ctx.path("i-score", "index.html").read_text() if ctx.path("i-score", "index.html").is_file() else ""
+    row.done = "stored completions: the same valid JSON, bare / in ```json fences / followed by prose; `harness score`"
+    row.caught_by = "json_schema output classes (json_schema.class.*) in results and report; strict vs lenient"
+    row.exit_code = done.returncode
+    row.numbers = f"fenced: {fenced}; chatty: {chatty}"
+    row.caught = fenced.get("fenced") == 1.0 and chatty.get("trailing_text") == 1.0 and "fenced" in html
+
+
+def row_j(ctx: Context, row: Row) -> None:
+    ids = _json_cases()
+    good = json.dumps(CRITIQUE)
+    rows = [{"id": i, "output": good} for i in ids]
+    rows += [{"id": i, "model": "cut", "output": good[:70], "finish_reason": "length"} for i in ids]
+    rows += [{"id": i, "model": "rambling", "output": "Well, this photo is lovely and I think that the",
+              "finish_reason": "length"} for i in ids]
+    done, results = _score(ctx, "j-score", rows)
+    cut, ramble = _class_shares(results, "cut"), _class_shares(results, "rambling")
+    row.done = "stored completions cut at max_tokens (finish_reason length): unfinished JSON, and prose"
+    row.caught_by = "json_schema classes: `truncated` for unfinished JSON only"
+    row.exit_code = done.returncode
+    row.numbers = f"cut JSON: {cut}; prose at the limit: {ramble}"
+    row.caught = cut.get("truncated") == 1.0 and not ramble.get("truncated")
+
+
+def row_k(ctx: Context, row: Row) -> None:
+    data = ctx.path("k-data")
+    rows = [{"prompt": f"Critique this photo: a dog on a beach, shot {i}.", "completion": json.dumps(dict(CRITIQUE, overall_score=i % 10))}
+            for i in range(12)]
+    rows[5]["completion"] = "Sure! Here is my critique: nice light, good framing, 7/10."
+    rows[9]["completion"] = "```json\n" + rows[9]["completion"] + "\n```"
+    write_jsonl(data / "train.jsonl", rows)
+    write_jsonl(data / "valid.jsonl", [{"prompt": f"Critique this photo: a cat on a wall, shot {i}.", "completion": json.dumps(CRITIQUE)}
+                                              for i in range(3)])
+    lint = ctx.harness("lint-data", str(data))
+    train = ctx.train("k-refused", data, "--steps", "2")
+    flagged = [ln for ln in lint.stdout.splitlines() if "not valid JSON" in ln]
+    row.done = "training data with JSON answers, one in prose and one in code fences; lint-data, then train"
+    row.caught_by = "lint-data errors (exit 1); `harness train` refuses on lint errors (exit 2)"
+    row.exit_code = train.returncode
+    row.numbers = f"lint exit {lint.returncode}, {len(flagged)} answers flagged (lines " + \
+        ", ".join(re.findall(r"train\.jsonl:(\d+)", "\n".join(flagged))) + ")"
+    row.caught = (lint.returncode == 1 and len(flagged) == 2 and train.returncode == 2
+                  and "train.jsonl:6" in last_line(train) and not ctx.path("adapters", "k-refused").exists())
+
+
+def row_l(ctx: Context, row: Row) -> None:
+    adapter = fixture_adapter("regress")
+    suite = suite_variant(ctx, "domain_qa.yaml", "domain-by-category",
+                          gates={"keywords": {"max_drop_vs_base": 0.05,
+                                              "categories": {"architecture": {"max_drop_vs_base": 0.0}}}})
+    done, results = ctx.eval(suite, "l-eval", f"regress={adapter}")
+    per_cat = [g for g in failed_gates(results) if "[" in g["metric"]]
+    junit = ctx.path("l-eval", "junit.xml").read_text() if ctx.path("l-eval", "junit.xml").is_file() else ""
+    summary = ctx.path("l-eval", "summary.md").read_text() if ctx.path("l-eval", "summary.md").is_file() else ""
+    row.done = "domain_qa with a per-category gate (`keywords` in `architecture` must not drop); the regress adapter"
+    row.caught_by = ", ".join(sorted({g["metric"] for g in per_cat})) or "nothing"
+    row.exit_code = done.returncode
+    row.numbers = (per_cat[0]["reason"].split(";")[0][:110] if per_cat else "no per-category gate failed")
+    row.caught = (done.returncode == 1 and bool(per_cat) and "keywords[architecture]" in junit
+                  and "architecture" in summary)
+
+
+def row_m(ctx: Context, row: Row) -> None:
+    data = ctx.path("m-data")
+    write_jsonl(data / "train.jsonl", [dict(r, prompt="### Question:\n" + r["prompt"]) for r in sql_rows("train", 16)])
+    write_jsonl(data / "valid.jsonl", sql_rows("valid", 8))
+    done = ctx.train("m-refused", data, "--steps", "2")
+    line = last_line(done)
+    row.done = "train split with a `### Question:` prefix, valid split without; `harness train`"
+    row.caught_by = "lint check run by `harness train`: prompt wrapper in one split only"
+    row.exit_code = done.returncode
+    row.numbers = re.sub(r"\(run `harness lint-data.*", "", line.replace(str(ctx.work) + "/", ""))[:130]
+    row.caught = (done.returncode == 2 and re.search(r"(train|valid)\.jsonl:1: ", line) is not None
+                  and "formatted differently" in line and "'### Question:" in line)
+
+
+def row_n(ctx: Context, row: Row) -> None:
+    adapter = ADAPTERS / "sql"  # trained with raw prompts
+    suite = suite_variant(ctx, "sql.yaml", "sql-chat", template="chat", checks={"prompt_format": True})
+    done, results = ctx.eval(suite, "n-eval", f"sql={adapter}", extra=("--limit", "8"))
+    gates = failed_gates(results, "prompt_format")
+    row.done = "the raw-prompt `sql` adapter evaluated with a copy of sql.yaml switched to `template: chat`"
+    row.caught_by = "prompt_format check (warning; gate with `checks: {prompt_format: true}`)"
+    row.exit_code = done.returncode
+    row.numbers = gates[0]["reason"].split(": ", 1)[1][:110] if gates else "no prompt_format gate failed"
+    row.caught = done.returncode == 1 and bool(gates) and any("prompt format" in w for w in all_warnings(results))
+
+
+# key, failure, function, fast: trains nothing and needs no more than the fixture model
+# (CI's subset, tests/test_catalog.py); the others train adapters or use the fixture adapters'
+# quality (they show real catches only on a fixture world that writes JSON and answers).
+ROWS: list[tuple[str, str, Callable[[Context, Row], None], bool]] = [
+    ("a", "generation loop loses the prompt's context", row_a, True),
+    ("b", "adapter with no effect", row_b, False),
+    ("c", "repetition collapse", row_c, False),
+    ("d", "high token accuracy, poor generation", row_d, False),
+    ("e", "training that did not train", row_e, False),
+    ("f", "adapter on a base of another size", row_f, True),
+    ("g", "adapter on a same-shape base with other weights", row_g, True),
+    ("h", "adapter forgot the JSON format", row_h, False),
+    ("i", "JSON in code fences or followed by prose", row_i, True),
+    ("j", "truncation at max_tokens", row_j, True),
+    ("k", "non-JSON answers in the training data", row_k, True),
+    ("l", "regression in one category only", row_l, False),
+    ("m", "train/valid format drift", row_m, True),
+    ("n", "prompt format differs from training", row_n, True),
+]
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| | failure | what was done | caught by | exit | key numbers | caught |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r.key, r.failure, r.done, r.caught_by, "" if r.exit_code is None else str(r.exit_code),
+                 r.numbers, "yes" if r.caught else "**NO**"]
+        out.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast", action="store_true",
+                        help="only the rows that train nothing and need only the fixture model (CI)")
+    parser.add_argument("--only", help="comma-separated row keys (a,b,...)")
+    parser.add_argument("--work", type=Path, help="keep the work folder here (default: a temporary one)")
+    parser.add_argument("--log", type=Path, help="write every command and its output here")
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
+    args = parser.parse_args(argv)
+    wanted = set(args.only.split(",")) if args.only else None
+    work = args.work or Path(tempfile.mkdtemp(prefix="harness-catalog-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("HARNESS_CACHE_DIR", str(work / "cache"))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    ctx = Context(work=work, env=env)
+    rows = []
+    try:
+        for key, failure, fn, fast in ROWS:
+            if (wanted and key not in wanted) or (args.fast and not fast and not wanted):
+                continue
+            row = Row(key, failure)
+            t0 = time.perf_counter()
+            try:
+                fn(ctx, row)
+            except Exception as exc:  # a row that breaks is a row not caught, not a crash of the table
+                row.numbers = f"catalog error: {type(exc).__name__}: {exc}"[:200]
+            row.seconds = time.perf_counter() - t0
+            rows.append(row)
+            print(f"  {key}: {'caught' if row.caught else 'NOT CAUGHT'} ({row.seconds:.0f} s)", file=sys.stderr, flush=True)
+    finally:
+        if args.log:
+            args.log.write_text("\n\n".join(ctx.log))
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    text = table(rows)
+    print(text)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text + "\n")
+    missed = [r.key for r in rows if not r.caught]
+    print(f"\n{len(rows) - len(missed)} of {len(rows)} failures caught" + (f"; NOT caught: {', '.join(missed)}" if missed else ""))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
