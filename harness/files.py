@@ -12,17 +12,50 @@ from pathlib import Path
 
 from .errors import HarnessError
 
-__all__ = ["read_json", "file_digest"]
+__all__ = ["read_json", "read_input", "file_digest"]
+
+
+def read_input(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of an input file, which must be a regular file: a FIFO, a device
+    (``/dev/zero``) or a folder is a HarnessError, never a read that hangs or never ends.
+    The file is opened non-blocking and checked on the open descriptor (no race)."""
+    import os
+    import stat
+
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise HarnessError(f"{what} not found", path=p) from None
+    except IsADirectoryError:
+        raise HarnessError(f"{what} is a folder", path=p, hint="name a file") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise HarnessError(f"{what} is a folder", path=p, hint="name a file")
+        if not stat.S_ISREG(mode):
+            raise HarnessError(f"{what} is not a regular file (a FIFO, socket or device)", path=p,
+                               hint="name a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            return fh.read()
+    except OSError as exc:
+        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def read_json(path: str | Path, what: str = "file") -> dict:
     """A JSON object from ``path``; a missing, unreadable or malformed file is a HarnessError."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError(f"{what} not found", path=p) from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_input(p, what).decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise HarnessError(f"cannot read {what}: {exc}", path=p) from None
     try:
         data = json.loads(text)

@@ -191,16 +191,19 @@ def load_callable(spec: str) -> Callable:
 
 def read_outputs(path: Path) -> tuple[list[list[int]], list[list[int]]]:
     """(prompt ids, output ids) from JSONL lines ``{"prompt_token_ids": [...], "output_token_ids": [...]}``."""
-    if not path.is_file():
-        raise HarnessError("completions file not found", path=path)
     prompts, outputs = [], []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    from .files import read_input
+
+    try:
+        text = read_input(path, "completions file").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"not UTF-8 text ({exc.reason})", path=path) from None
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+        from .suite import parse_json_line  # bounded depth and size, errors with the line
+
+        row = parse_json_line(line, path, number)
         for key in ("prompt_token_ids", "output_token_ids"):
             value = row.get(key) if isinstance(row, dict) else None
             if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool)

@@ -40,7 +40,9 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 
 def read_results(path: Path) -> dict:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        from .files import read_input
+
+        data = json.loads(read_input(path, "results file").decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno,
                            hint="pass results.json files that harness eval or score wrote") from None

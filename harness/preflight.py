@@ -83,6 +83,8 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
     against the file's size, without reading the data. Truncated or empty: HarnessError."""
     path = Path(path)
     fix = "the file is truncated or corrupt: copy or download it again"
+    if path.exists() and not path.is_file():  # a FIFO or device would block the open
+        raise HarnessError("not a regular file (a FIFO, socket or device)", path=path, hint=fix)
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -128,9 +130,9 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
 
 def read_json_object(path: Path, what: str) -> dict:
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise HarnessError(f"{what} not found", path=path) from None
+        from .files import read_input
+
+        data = json.loads(read_input(path, what).decode("utf-8"))
     except UnicodeDecodeError:
         raise HarnessError("not UTF-8 text", path=path, hint=f"{path.name} must be a UTF-8 JSON file") from None
     except json.JSONDecodeError as exc:

@@ -469,8 +469,6 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
 
 def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     """Stored completions by model name, in the suite's case order (for `harness score`)."""
-    if not path.is_file():
-        raise HarnessError("completions file not found", path=path)
     by_model: dict[str, dict[str, dict]] = {}
     ids = {c.id for c in suite.cases}
     from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth

@@ -156,12 +156,9 @@ def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
     Lines end at ``\n`` only: JSON strings may hold a raw U+2028 or U+0085, which
     ``str.splitlines`` would split on. A UTF-8 BOM is accepted, as in YAML.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise HarnessError(f"{what} not found", path=path) from None
-    except OSError as exc:
-        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=path) from None
+    from .files import read_input
+
+    raw = read_input(path, what)  # a FIFO or device is refused, not read forever
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:

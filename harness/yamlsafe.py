@@ -159,14 +159,12 @@ def read(path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any,
     p = Path(path)
     if p.is_dir():
         raise HarnessError(f"{what} is a folder", path=p, hint="pass a YAML file")
+    from .files import read_input
+
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HarnessError(f"{what} not found", path=p) from None
+        text = read_input(p, what).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HarnessError(f"not UTF-8 text ({exc.reason})", path=p) from None
-    except OSError as exc:
-        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
     return load(text, p, **kwargs)
 
 

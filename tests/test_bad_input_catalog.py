@@ -106,6 +106,13 @@ def _edit_json(path: Path, **changes) -> None:
     path.write_text(json.dumps(data))
 
 
+def _fifo(env: "Env", rel: str) -> Path:
+    path = env.root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
 def _truncate(path: Path, n: int) -> None:
     path.write_bytes(path.read_bytes()[:n])
 
@@ -372,6 +379,19 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "export-csv-devnull": lambda env: ["export", str(_results_json(env).parent), "--csv", "/dev/null"],
     "history-csv-folder": lambda env: ["history", str(_results_json(env).parent), "--csv", str(env.root / "in")],
     "model-hub-id-not-cached": lambda env: env.eval(model="hostile-org/not-a-cached-model"),
+    "fifo-suite": lambda env: env.score(_fifo(env, "in/fifo.yaml")),
+    "fifo-completions": lambda env: env.score(env.suite, _fifo(env, "in/fifo.jsonl")),
+    "fifo-baseline": lambda env: env.score(env.suite, None, "--baseline", str(_fifo(env, "in/fifo.json"))),
+    "fifo-train-config": lambda env: ["train", str(_fifo(env, "in/fifo-train.yaml"))],
+    "fifo-model-config": _broken_model(lambda m: ((m / "config.json").unlink(), os.mkfifo(m / "config.json"))),
+    "fifo-model-weights": _broken_model(lambda m: ((m / "model.safetensors").unlink(),
+                                                   os.mkfifo(m / "model.safetensors"))),
+    "fifo-adapter-config": _broken_adapter(lambda a: ((a / "adapter_config.json").unlink(),
+                                                      os.mkfifo(a / "adapter_config.json"))),
+    "fifo-lint-schema": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
+                                     str(_fifo(env, "in/fifo-schema.json"))],
+    "fifo-generator-completions": lambda env: ["check-generator", "--model", str(FIXTURE_MODEL), "--completions",
+                                               str(_fifo(env, "in/fifo-gen.jsonl"))],
     "fuse-adapter-missing": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter", str(env.root / "nope"),
                                          "--out", str(env.out)],
     "fuse-nan-adapter": lambda env: ["fuse", "--model", str(FIXTURE_MODEL), "--adapter",
@@ -401,6 +421,21 @@ def env(tmp_path, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.chdir(tmp_path)
     return Env(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _never_hang():
+    """A case that blocks (a FIFO read, a regex) fails after 60 s instead of hanging CI."""
+    import signal
+
+    def timeout(*_):
+        raise TimeoutError("the harness hung on this input")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture(autouse=True)

@@ -116,7 +116,9 @@ def run_lint(args: argparse.Namespace) -> int:
     schema = None
     if args.schema is not None:
         try:
-            schema = json.loads(args.schema.read_text(encoding="utf-8"))
+            from ..files import read_input
+
+            schema = json.loads(read_input(args.schema, "schema file").decode("utf-8"))
         except FileNotFoundError:
             raise HarnessError("schema file not found", path=args.schema) from None
         except json.JSONDecodeError as exc:

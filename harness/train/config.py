@@ -229,14 +229,12 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if path is not None:
         if Path(path).is_dir():
             raise HarnessError("training config is a folder", path=path, hint="pass the config's YAML file")
+        from ..files import read_input
+
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise HarnessError("training config not found", path=path) from None
+            text = read_input(path, "training config").decode("utf-8")
         except UnicodeDecodeError:
             raise HarnessError("training config is not UTF-8 text", path=path) from None
-        except OSError as exc:
-            raise HarnessError(f"cannot read training config: {exc.strerror}", path=path) from None
         from .. import yamlsafe  # aliases, depth, duplicate keys, .nan/.inf refused with their line
 
         data, root = yamlsafe.load(text, path)
