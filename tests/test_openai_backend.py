@@ -144,6 +144,25 @@ def test_endpoint_matches_the_local_engine(mlx_server, tmp_path):
     assert "0 from cache, 6 requested" in proc.stderr, proc.stderr
 
 
+def test_sampled_suite_draws_k_per_item(mlx_server, tmp_path):
+    import yaml
+
+    doc = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    doc["generation"] = {"max_tokens": 8, "temperature": 0.9, "samples": 3}
+    doc["gates"] = {}
+    suite = tmp_path / "sampled.yaml"
+    suite.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    proc = run_harness("eval", str(suite), "--limit", "3", "--endpoint", mlx_server, "--model", str(FIXTURE_MODEL),
+                       "--out", str(out), env={"HARNESS_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    items = res["suites"][0]["models"]["base"]["items"]
+    assert [len(i["samples"]) for i in items] == [3, 3, 3]
+    assert len({s["output"] for i in items for s in i["samples"]}) > 3  # the draws differ (seed + j per draw)
+    assert "all 9 requests answered" in res["suites"][0]["gates"][0]["reason"]
+
+
 def test_parity_fails_a_server_that_drops_context(mlx_server, faulty, tmp_path):
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     args = [SUITES[1], "--limit", "8", "--model", str(FIXTURE_MODEL), "--parity", "--parity-samples", "8"]

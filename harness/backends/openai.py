@@ -24,6 +24,8 @@ HTTP is the standard library's ``urllib``: no client dependency.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -225,6 +227,31 @@ def generate_via_endpoint(client: EndpointClient, suite, cases, adapter_path: st
 
 # --- the run ------------------------------------------------------------------------
 
+def _draw(client: EndpointClient, suite, adapter_path: str | None, fingerprint: str, adapter_fp: str | None,
+          cache, live: bool) -> list[dict]:
+    """One completion dict per case of ``suite``: the cache first (unless ``live``), then the endpoint."""
+    from ..cache import completion_key
+    from ..generation import Completion
+
+    keys = [completion_key(fingerprint, adapter_fp, _prompt_key(suite, c), suite.generation.cache_key(),
+                           cache.versions) for c in suite.cases] if cache is not None else []
+    found = cache.get_many(keys) if cache is not None and not live else {}
+    todo = [i for i in range(len(suite.cases)) if not keys or keys[i] not in found]
+    t0 = time.perf_counter()
+    fresh = generate_via_endpoint(client, suite, [suite.cases[i] for i in todo], adapter_path)
+    elapsed = time.perf_counter() - t0
+    if cache is not None:
+        ok = {keys[i]: Completion.from_json(c) for i, c in zip(todo, fresh) if not c.get("error")}
+        if ok:
+            cache.put_many(ok)
+    by_index = dict(zip(todo, fresh))
+    completions = [by_index[i] if i in by_index else found[keys[i]].to_json() for i in range(len(suite.cases))]
+    failed = sum(1 for c in fresh if c.get("error"))
+    _log(f"  {suite.name}: {len(completions)} items, {len(found)} from cache, {len(fresh)} requested "
+         f"in {elapsed:.1f}s" + (f", {failed} FAILED" if failed else ""))
+    return completions
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -235,11 +262,10 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                       parity: bool = False, parity_samples: int = 8, parity_model: str | None = None,
                       parity_min: float = 0.9, command: list[str] | None = None) -> dict:
     """``run_eval`` with an endpoint as the model: the same results.json shape."""
-    from ..cache import CompletionCache, completion_key
-    from ..generation import Completion
+    from ..cache import CompletionCache
     from ..models import adapter_fingerprint
     from ..results import ModelInfo, new_results, suite_entry
-    from ..runner import environment, load_suites, score_model
+    from ..runner import environment, load_suites, score_model, score_sampled
     from ..scorers import make_scorer
     from ..suite import Suite
 
@@ -284,25 +310,20 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         for suite, header in zip(suites, results["suites"]):
             scorers = scorer_sets[suite.name]
             live = any(not s.uses_cache for s in scorers)
-            keys = [completion_key(fingerprint, adapter_fp, _prompt_key(suite, c), suite.generation.cache_key(),
-                                   cache.versions) for c in suite.cases] if cache is not None else []
-            found = cache.get_many(keys) if cache is not None and not live else {}
-            todo = [i for i in range(len(suite.cases)) if not keys or keys[i] not in found]
-            t0 = time.perf_counter()
-            fresh = generate_via_endpoint(client, suite, [suite.cases[i] for i in todo], adapter_path)
-            elapsed = time.perf_counter() - t0
-            if cache is not None:
-                ok = {keys[i]: Completion.from_json(c) for i, c in zip(todo, fresh) if not c.get("error")}
-                if ok:
-                    cache.put_many(ok)
-            by_index = dict(zip(todo, fresh))
-            completions = [by_index[i] if i in by_index else found[keys[i]].to_json()
-                           for i in range(len(suite.cases))]
-            errors = [(suite.cases[i].id, c["error"]) for i, c in enumerate(completions) if c.get("error")]
-            _log(f"  {suite.name}: {len(completions)} items, {len(found)} from cache, {len(fresh)} requested "
-                 f"in {elapsed:.1f}s" + (f", {len(errors)} FAILED" if errors else ""))
-            model_result, skipped = score_model(suite, scorers, completions, results["models"][name]["fingerprint"],
-                                                None)
+            draws = []
+            for j in range(max(1, suite.generation.samples)):  # sampled suites: draw j with seed + j
+                drawn = suite
+                if suite.generation.samples > 1:
+                    drawn = copy.copy(suite)
+                    drawn.generation = dataclasses.replace(suite.generation, seed=suite.generation.seed + j, sample=j)
+                draws.append(_draw(client, drawn, adapter_path, fingerprint, adapter_fp, cache, live))
+            completions = draws[0]
+            errors = [(suite.cases[i].id, c["error"]) for d in draws for i, c in enumerate(d) if c.get("error")]
+            fingerprint_m = results["models"][name]["fingerprint"]
+            if len(draws) > 1:
+                model_result, skipped = score_sampled(suite, scorers, draws, fingerprint_m, None)
+            else:
+                model_result, skipped = score_model(suite, scorers, completions, fingerprint_m, None)
             for record, c in zip(model_result["items"], completions):
                 if c.get("error"):
                     record["error"] = c["error"]
@@ -312,11 +333,12 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
             for scorer_name, why in skipped.items():
                 header["scorers"][scorer_name]["skipped"] = (
                     "needs the model itself (logits, timings); an endpoint returns text only")
+            n_requests = len(suite.cases) * len(draws)
             gates = header.setdefault("extra_gates", [])
             gates.append({"suite": suite.name, "model": name, "metric": "endpoint_requests", "kind": "endpoint",
                           "passed": not errors,
-                          "reason": (f"all {len(completions)} requests answered" if not errors else
-                                     f"{len(errors)} of {len(completions)} requests failed after retries; first: "
+                          "reason": (f"all {n_requests} requests answered" if not errors else
+                                     f"{len(errors)} of {n_requests} requests failed after retries; first: "
                                      f"{errors[0][0]}: {errors[0][1]}"),
                           "details": {"failed": [i for i, _ in errors][:50], "policy": "endpoint"}})
             if parity:
