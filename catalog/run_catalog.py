@@ -158,11 +158,22 @@ def row_b(ctx: Context, row: Row) -> None:
     warned = [w for w in all_warnings(results0) if "has no effect" in w]
     gates = failed_gates(results, "adapter_effect")
     effect = ((results or {}).get("models", {}).get("noop") or {}).get("logit_effect")
-    row.done = "`harness train ... --lora_parameters.scale 0` (3 steps), evaluated on smoke"
-    row.caught_by = "adapter_effect: warning by default; failed gate with `checks: {adapter_effect: true}`"
+    # the other way to an adapter that changes nothing: keys naming modules the model lacks
+    renamed = ctx.path("adapters", "b-renamed")
+    shutil.copytree(ADAPTERS / "sql", renamed)
+    cfg = json.loads((renamed / "adapter_config.json").read_text())
+    cfg["lora_parameters"]["keys"] = [k.replace("self_attn.", "attn.") for k in cfg["lora_parameters"]["keys"]]
+    (renamed / "adapter_config.json").write_text(json.dumps(cfg))
+    wrong, _ = ctx.eval("suites/smoke.yaml", "b-renamed", f"renamed={renamed}")
+    row.done = ("`harness train ... --lora_parameters.scale 0` (3 steps), evaluated on smoke; and an adapter "
+                "whose keys name `attn.*` where the model has `self_attn.*`")
+    row.caught_by = ("adapter_effect: warning by default, failed gate with `checks: {adapter_effect: true}`; "
+                     "wrong module path: refused as not fitting the base")
     row.exit_code = done.returncode
-    row.numbers = f"train exit {trained.returncode}; max |logit diff| {effect}; default run exit {plain.returncode} + warning"
-    row.caught = trained.returncode == 0 and bool(warned) and bool(gates) and done.returncode == 1
+    row.numbers = (f"train exit {trained.returncode}; max |logit diff| {effect}; default run exit "
+                   f"{plain.returncode} + warning; wrong keys exit {wrong.returncode}")
+    row.caught = (trained.returncode == 0 and bool(warned) and bool(gates) and done.returncode == 1
+                  and wrong.returncode == 2)
 
 
 def row_c(ctx: Context, row: Row) -> None:
@@ -322,7 +333,7 @@ def row_i(ctx: Context, row: Row) -> None:
     fenced, chatty = _class_shares(results, "fenced"), _class_shares(results, "chatty")
     html = ctx.path("i-score", "index.html").read_text() if ctx.path("i-score", "index.html").is_file() else ""
     row.done = "stored completions: the same valid JSON, bare / in ```json fences / followed by prose; `harness score`"
-    row.caught_by = "json_schema output classes (json_schema.class.*) in results and report; strict vs lenient"
+    row.caught_by = "json_schema output classes (json_schema.class.*) in results and report; the strict json_schema drop gate"
     row.exit_code = done.returncode
     row.numbers = f"fenced: {fenced}; chatty: {chatty}"
     row.caught = fenced.get("fenced") == 1.0 and chatty.get("trailing_text") == 1.0 and "fenced" in html
