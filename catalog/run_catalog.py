@@ -176,6 +176,32 @@ def row_b(ctx: Context, row: Row) -> None:
                   and wrong.returncode == 2)
 
 
+VARIED = ["A hash map stores each key in a bucket chosen by its hash, so a lookup checks one bucket "
+          "instead of every entry; collisions share a bucket and the table grows when it fills.",
+          "Sunlight scatters off air molecules, and short blue wavelengths scatter far more than red "
+          "ones, so blue light reaches the eye from every part of the sky.",
+          "An index is a sorted copy of some columns with pointers to the rows; it turns a full scan "
+          "into a quick search, at the cost of slower writes and more storage."]
+LOOPS = ["hel" * 50, "The answer is the answer is the answer is " * 6, "\u7684\u662f" * 60,
+         "for(;;){}" * 20]
+
+
+def _stored_loops(ctx: Context, shipped: str, good: list[str], bad: list[str], model: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """Score stored completions with a shipped suite: `base` writes `good`, `model` writes `bad`."""
+    suite = yaml.safe_load((ROOT / "suites" / shipped).read_text())
+    if "cases" in suite:
+        ids = [str(c.get("id", i)) for i, c in enumerate(suite["cases"])]
+    else:
+        lines = (ROOT / "suites" / suite["data"]).read_text().splitlines()
+        ids = [str(json.loads(r).get("id", i)) for i, r in enumerate(lines) if r.strip()]
+    rows = [{"id": i, "output": good[k % len(good)]} for k, i in enumerate(ids)]
+    rows += [{"id": i, "model": model, "output": bad[k % len(bad)], "finish_reason": "length"} for k, i in enumerate(ids)]
+    path = write_jsonl(ctx.path(f"{model}-stored.jsonl"), rows)
+    done = ctx.harness("score", f"suites/{shipped}", "--completions", str(path), "--out", str(ctx.path(f"{model}-score")))
+    results = ctx.path(f"{model}-score", "results.json")
+    return done, (json.loads(results.read_text()) if results.is_file() else None)
+
+
 def row_c(ctx: Context, row: Row) -> None:
     adapter = fixture_adapter("looping")
     if adapter is None:
@@ -195,9 +221,18 @@ def row_c(ctx: Context, row: Row) -> None:
     gates = failed_gates(results, "repetition")
     base_v, cand_v = (metric(results, "repetition", m, "repetition") for m in ("base", "looping"))
     row.done = f"{how}, evaluated with the shipped repetition suite"
+    row.numbers = f"not-collapsed rate base {base_v} vs looping {cand_v}"
+    if not gates and base_v is not None and base_v < 0.5:
+        # the base loops already (an untrained fixture): no drop to see; the loops a collapsed
+        # adapter writes, stored, against fluent answers
+        done, results = _stored_loops(ctx, "repetition.yaml", VARIED, LOOPS, "looping")
+        gates = failed_gates(results, "repetition")
+        row.done += (f"; the fixture base loops already ({base_v}), so also: stored loops "
+                     f"('helhel…', a repeated phrase, CJK and code without spaces) vs fluent answers, `harness score`")
+        row.numbers += (f"; stored: base {metric(results, 'repetition', 'base', 'repetition')} vs looping "
+                        f"{metric(results, 'repetition', 'looping', 'repetition')}")
     row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
     row.exit_code = done.returncode
-    row.numbers = f"not-collapsed rate base {base_v} vs looping {cand_v}"
     row.caught = done.returncode == 1 and bool(gates)
 
 
@@ -282,14 +317,16 @@ def row_g(ctx: Context, row: Row) -> None:
 
 def row_h(ctx: Context, row: Row) -> None:
     adapter = fixture_adapter("forgetful")
-    if adapter is None:
-        row.done = "needs the `forgetful` fixture adapter (SQL-only in the chat template) and a base that writes JSON"
-        row.caught_by = "nothing yet"
-        return
-    done, results = ctx.eval("suites/json_schema.yaml", "h-eval", f"forgetful={adapter}")
+    if adapter is not None:
+        done, results = ctx.eval("suites/json_schema.yaml", "h-eval", f"forgetful={adapter}")
+        row.done = "the `forgetful` adapter (SQL-only, chat template) on the shipped json_schema suite"
+    else:  # no fixture world that writes JSON yet: what a forgetful adapter writes, stored
+        sql = ["SELECT overall_score FROM photos WHERE subject = 'dog'", "SELECT COUNT(*) FROM critiques"]
+        done, results = _stored_loops(ctx, "json_schema.yaml", [json.dumps(CRITIQUE)], sql, "forgetful")
+        row.done = ("stored completions: base answers in the schema's JSON, `forgetful` answers in SQL "
+                    "(as an adapter trained on SQL only does); `harness score` with the shipped json_schema suite")
     gates = failed_gates(results, "json_schema")
     base_v, cand_v = (metric(results, "json_schema", m, "json_schema") for m in ("base", "forgetful"))
-    row.done = "the `forgetful` adapter (SQL-only, chat template) on the shipped json_schema suite"
     row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
     row.exit_code = done.returncode
     row.numbers = f"json_schema strict: base {base_v} vs forgetful {cand_v}"
