@@ -134,6 +134,8 @@ class Cards:
         if ref_kind == "base":
             ref_item = _item_by_id(models.get("base")).get(str(item["id"]))
             ref_label = "base"
+            if ref_item is None:
+                ref_note = "base has no output for this item in this run"
         elif ref_kind == "baseline":
             ref_label = f"baseline {model}"
             stored = ((suite.get("baseline_outputs") or {}).get(model) or {}).get(str(item["id"]))
