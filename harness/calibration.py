@@ -18,7 +18,9 @@ Rows:
 - **A/A churn**: equally good (5% flip each way); the fail rate against the textbook
   rate (``textbook``: the normal approximation for the paired score test).
 - **2x margin**: a true drop of twice the margin; how often the gate fails it (its power
-  to catch the regression), against the textbook rate.
+  to catch the regression), against the textbook rate; and an equally good candidate
+  against a margin twice the default: how often it passes (the power of the
+  non-inferiority test), against the textbook rate.
 
 The candidate changes the text of a further ``rewrite`` share (30%) of items without
 changing their verdict, as any different model does; a candidate whose outputs are all
@@ -46,7 +48,7 @@ BASE_RATE = 0.7
 
 @dataclass
 class Row:
-    kind: str          # boundary | aa_identical | aa_churn | regression_2x
+    kind: str          # boundary | aa_identical | aa_churn | regression_2x | power_2x
     scenario: str
     n: int
     reps: int
@@ -211,6 +213,10 @@ def run(ns: tuple[int, ...] = (40, 100, 500), reps: int = 1000, seed: int = 0,
         rows.append(Row("regression_2x", f"true drop {2 * margin:.2f}, pure drop", n, reps, passed,
                         exact_pass_probability(n, 2 * margin, 0.0, margin) if exact else None,
                         textbook(n, 2 * margin, 0.0, margin)))
+        passed = simulate_binary(n, 0.05, 0.05, reps, seed + 1000 * n + 40, 2 * margin)
+        rows.append(Row("power_2x", f"equally good, margin {2 * margin:.2f}", n, reps, passed,
+                        exact_pass_probability(n, 0.05, 0.05, 2 * margin) if exact else None,
+                        textbook(n, 0.05, 0.05, 2 * margin)))
     return rows
 
 
@@ -226,7 +232,7 @@ def check(rows: list[Row], z: float = 2.0) -> list[str]:
                 problems.append(f"{where}: {r.passed}/{r.reps} false passes > {TARGET} + {z} SE")
         elif r.kind == "aa_identical" and r.passed != r.reps:
             problems.append(f"{where}: {r.reps - r.passed} of {r.reps} identical-output runs failed")
-        elif r.kind in ("aa_churn", "regression_2x") and r.textbook is not None:
+        elif r.kind in ("aa_churn", "regression_2x", "power_2x") and r.textbook is not None:
             got = r.exact if r.exact is not None else r.pass_rate
             if abs(got - r.textbook) > 0.05:
                 problems.append(f"{where}: pass rate {got:.3f} vs textbook {r.textbook:.3f} (> 5 points)")
@@ -237,7 +243,8 @@ def format_rows(rows: list[Row]) -> str:
     head = {"boundary": "False passes at the boundary (true drop = margin {m}; target <= 2.5%)",
             "aa_identical": "A/A, identical outputs (target: never fails)",
             "aa_churn": "A/A, equally good with churn: fail rate (textbook: score-test normal approximation)",
-            "regression_2x": "Power: true drop = 2 x margin, share caught (textbook: score-test normal approximation)"}
+            "regression_2x": "Power: true drop = 2 x margin, share caught (textbook: score-test normal approximation)",
+            "power_2x": "Power: an equally good candidate (5% flip each way) against a margin of 2 x {m}, share passed"}
     lines: list[str] = []
     for kind in head:
         sel = [r for r in rows if r.kind == kind]
@@ -246,7 +253,7 @@ def format_rows(rows: list[Row]) -> str:
         lines += ["", head[kind].format(m=MARGIN),
                   f"  {'scenario':<34} {'n':>5} {'reps':>5} {'simulated':>18} {'exact':>8} {'textbook':>9}"]
         for r in sel:
-            if kind == "boundary":
+            if kind in ("boundary", "power_2x"):
                 sim, ex, tb = r.pass_rate, r.exact, r.textbook
             elif kind == "aa_identical":
                 sim, ex, tb = r.fail_rate, None, None
@@ -254,7 +261,8 @@ def format_rows(rows: list[Row]) -> str:
                 sim = r.fail_rate
                 ex = None if r.exact is None else 1 - r.exact
                 tb = None if r.textbook is None else 1 - r.textbook
-            sim_text = f"{sim:7.2%} ({r.reps - r.passed if kind != 'boundary' else r.passed}/{r.reps})"
+            shown = r.passed if kind in ("boundary", "power_2x") else r.reps - r.passed
+            sim_text = f"{sim:7.2%} ({shown}/{r.reps})"
             lines.append(f"  {r.scenario:<34} {r.n:>5} {r.reps:>5} {sim_text:>18} "
                          f"{'' if ex is None else f'{ex:.2%}':>8} {'' if tb is None else f'{tb:.2%}':>9}")
     return "\n".join(lines[1:])

@@ -469,8 +469,9 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
 
 def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     """Stored completions by model name, in the suite's case order (for `harness score`)."""
-    by_model: dict[str, dict[str, dict]] = {}
+    by_model: dict[str, dict] = {}
     ids = {c.id for c in suite.cases}
+    samples = max(1, suite.generation.samples)  # sampled suites: lines carry "sample": 0..k-1
     from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
 
     for number, line in jsonl_lines(path, "completions file"):
@@ -485,19 +486,30 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
         if case_id not in ids:
             raise HarnessError(f"id {case_id!r} is not a case of suite {suite.name}", path=path,
                                line=number, field="id", hint="ids are the cases' `id`, else their 0-based index")
-        if case_id in by_model.setdefault(model, {}):
-            raise HarnessError(f"id {case_id!r} appears twice for model {model!r}", path=path, line=number)
-        by_model[model][case_id] = {"output": row["output"], "finish_reason": reason, "cached": True}
+        draw = row.get("sample", 0)
+        if not isinstance(draw, int) or isinstance(draw, bool) or not 0 <= draw < samples:
+            raise HarnessError(f"sample must be a whole number from 0 to {samples - 1}, got {draw!r}",
+                               path=path, line=number, field="sample",
+                               hint=f"the suite draws generation.samples = {samples} per item")
+        key = case_id if samples == 1 else (case_id, draw)
+        if key in by_model.setdefault(model, {}):
+            raise HarnessError(f"id {case_id!r}{f' sample {draw}' if samples > 1 else ''} appears twice for "
+                               f"model {model!r}", path=path, line=number)
+        by_model[model][key] = {"output": row["output"], "finish_reason": reason, "cached": True}
     if "base" not in by_model:
         raise HarnessError("no completions for model 'base'", path=path,
                            hint="lines without `model` count as base")
     out = {}
     for model, rows in by_model.items():
-        missing = [c.id for c in suite.cases if c.id not in rows]
+        keys = [c.id if samples == 1 else (c.id, j) for j in range(samples) for c in suite.cases]
+        missing = [k for k in keys if k not in rows]
         if missing:
             raise HarnessError(f"model {model!r} has no completion for {len(missing)} case(s), "
                                f"first {missing[0]!r}", path=path)
-        out[model] = [rows[c.id] for c in suite.cases]
+        if samples == 1:
+            out[model] = [rows[c.id] for c in suite.cases]
+        else:  # draws: out[model][j][i] is draw j of case i
+            out[model] = [[rows[(c.id, j)] for c in suite.cases] for j in range(samples)]
     return out
 
 
@@ -509,12 +521,19 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
         full = suite
         (suite,) = select.apply([full])
         keep = {c.id for c in suite.cases}
-        stored = {m: [r for r, c in zip(rows, full.cases) if c.id in keep] for m, rows in stored.items()}
+        if suite.generation.samples > 1:
+            stored = {m: [[r for r, c in zip(draw, full.cases) if c.id in keep] for draw in draws]
+                      for m, draws in stored.items()}
+        else:
+            stored = {m: [r for r, c in zip(rows, full.cases) if c.id in keep] for m, rows in stored.items()}
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
     header = suite_entry(suite, scorers)
     fingerprint = "stored:" + file_digest(completions_path)[:16]  # stored outputs: no model of their own
     for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
-        model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
+        if suite.generation.samples > 1:
+            model_result, skipped = score_sampled(suite, scorers, rows, f"{fingerprint}:{model}", None)
+        else:
+            model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
         header["models"][model] = model_result
         for name, why in skipped.items():
             header["scorers"][name]["skipped"] = why

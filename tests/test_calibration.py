@@ -25,7 +25,7 @@ def test_gate_simulation_meets_the_targets():
     rows = cal.run(ns=(100,), reps=120, seed=3)
     assert not cal.check(rows, z=3.0), cal.format_rows(rows)
     kinds = {r.kind for r in rows}
-    assert kinds == {"boundary", "aa_identical", "aa_churn", "regression_2x"}
+    assert kinds == {"boundary", "aa_identical", "aa_churn", "regression_2x", "power_2x"}
     (identical,) = [r for r in rows if r.kind == "aa_identical"]
     assert identical.passed == identical.reps
     text = cal.format_rows(rows)

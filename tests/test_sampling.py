@@ -116,3 +116,24 @@ def test_sampled_eval_caches_every_draw(tmp_path, monkeypatch):
     assert all(it["cached"] for it in again["items"])
     assert [s["output"] for it in again["items"] for s in it["samples"]] == \
         [s["output"] for it in first["items"] for s in it["samples"]]
+
+
+def test_harness_score_reads_sampled_completions(tmp_path, capsys):
+    from harness.cli import main
+
+    doc = {"name": "sampled", "prompt": "{{ q }}", "target": "{{ a }}",
+           "generation": {"temperature": 0.7, "samples": 2}, "scorers": [{"exact_match": {}}],
+           "cases": [{"id": f"c{i}", "q": "?", "a": "4"} for i in range(3)]}
+    path = tmp_path / "sampled.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    lines = [{"id": f"c{i}", "sample": j, "output": "4" if (i + j) % 2 else "no"} for i in range(3) for j in range(2)]
+    comp = tmp_path / "c.jsonl"
+    comp.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    assert main(["score", str(path), "--completions", str(comp), "--out", str(tmp_path / "out")]) == 0
+    base = json.loads((tmp_path / "out" / "results.json").read_text())["suites"][0]["models"]["base"]
+    assert [it["scores"]["exact_match"]["value"] for it in base["items"]] == [0.5, 0.5, 0.5]
+    assert base["metrics"]["exact_match.pass@2"]["value"] == 1.0
+    assert base["metrics"]["exact_match.pass^2"]["value"] == 0.0
+    comp.write_text("\n".join(json.dumps(x) for x in lines[:-1] + [dict(lines[-1], sample=2)]) + "\n")
+    assert main(["score", str(path), "--completions", str(comp), "--out", str(tmp_path / "bad")]) == 2
+    assert "sample must be" in capsys.readouterr().err

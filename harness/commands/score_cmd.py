@@ -11,8 +11,9 @@ from ..preflight import out_dir_arg
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score stored completions (no model needed)",
-                       description='Score a JSONL file of {"id", "output", "finish_reason", "model"?} lines '
-                                   "against a suite; writes the same outputs as `harness eval`.")
+                       description='Score a JSONL file of {"id", "output", "finish_reason", "model"?, "sample"?} '
+                                   "lines against a suite (a sampled suite, generation.samples = k, needs "
+                                   '"sample": 0..k-1 for each id); writes the same outputs as `harness eval`.')
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
