@@ -299,19 +299,25 @@ def row_g(ctx: Context, row: Row) -> None:
     fused = ctx.harness("fuse", "--model", MODEL, "--adapter", str(ADAPTERS / "domain"), "--out", str(instruct))
     ours = ctx.harness("eval", "suites/smoke.yaml", "--model", str(instruct), "--adapter", f"sql={ADAPTERS / 'sql'}",
                        "--out", str(ctx.path("g-ours")), "--quiet")
-    mlx = ctx.path("adapters", "g-mlx-lm")  # as mlx_lm.lora writes it: no harness fields, `model` names its base
-    shutil.copytree(ADAPTERS / "sql", mlx)
-    cfg = json.loads((mlx / "adapter_config.json").read_text())
-    cfg = {k: v for k, v in cfg.items() if k in ("fine_tune_type", "num_layers", "lora_parameters")}
-    cfg["model"] = MODEL
-    (mlx / "adapter_config.json").write_text(json.dumps(cfg))
+    mlx = ctx.path("adapters", "g-mlx-lm")  # trained by mlx_lm.lora: no harness fields, `model` names its base
+    lora_cfg = ctx.path("g-lora.yaml")
+    lora_cfg.write_text(yaml.safe_dump({
+        "model": MODEL, "train": True, "data": "fixtures/data/wikisql", "adapter_path": str(mlx),
+        "num_layers": 2, "batch_size": 2, "iters": 2, "val_batches": 1, "steps_per_eval": 100,
+        "steps_per_report": 2, "learning_rate": 1e-3, "max_seq_length": 256,
+        "lora_parameters": {"rank": 4, "scale": 10.0, "dropout": 0.0}}))
+    lora = subprocess.run([sys.executable, "-m", "mlx_lm", "lora", "-c", str(lora_cfg)], cwd=ROOT, env=ctx.env,
+                          capture_output=True, text=True, timeout=600)
+    ctx.log.append(f"$ python -m mlx_lm lora -c {lora_cfg}\n-> exit {lora.returncode}\n{lora.stderr[-1500:]}")
     theirs = ctx.harness("eval", "suites/smoke.yaml", "--model", str(instruct), "--adapter", f"sql={mlx}",
                          "--out", str(ctx.path("g-mlx")), "--quiet")
-    row.done = "fixture base + domain fused (`harness fuse`: same shapes, other weights); sql adapter on it, harness and mlx-lm form"
+    row.done = ("fixture base + domain fused (`harness fuse`: same shapes, other weights); on it the `sql` "
+                "adapter and one trained by `mlx_lm.lora` (2 iterations) on the fixture base")
     row.caught_by = "base fingerprint (harness) / mlx-lm `model` resolved and fingerprinted, before generation"
     row.exit_code = theirs.returncode
-    row.numbers = f"fuse exit {fused.returncode}; harness adapter exit {ours.returncode}, mlx-lm adapter exit {theirs.returncode}"
-    row.caught = (fused.returncode == 0 and ours.returncode == 2 and theirs.returncode == 2
+    row.numbers = (f"fuse exit {fused.returncode}, mlx_lm.lora exit {lora.returncode}; harness adapter exit "
+                   f"{ours.returncode}, mlx-lm adapter exit {theirs.returncode}")
+    row.caught = (fused.returncode == 0 and lora.returncode == 0 and ours.returncode == 2 and theirs.returncode == 2
                   and "other weights" in last_line(ours) and "other weights" in last_line(theirs))
 
 
