@@ -13,7 +13,9 @@ Rows:
   -> fail; ``churn``: 10% of items go pass -> fail and 5% fail -> pass. For pass/fail
   metrics the ``exact`` column sums the trinomial probabilities of every (drops, gains)
   count the Tango interval passes: no simulation error. ``partial credit`` rows are a
-  continuous metric (BCa bootstrap) whose per-item change is sparse or skewed.
+  continuous metric (BCa bootstrap) whose per-item change is sparse or skewed;
+  ``clustered`` rows a suite with ``cluster:`` whose candidate breaks whole clusters
+  of 5 items (the cluster's own pass rate from Beta(2, 1)).
 - **A/A identical**: the candidate's outputs are the base's; it must never fail.
 - **A/A churn**: equally good (5% flip each way); the fail rate against the textbook
   rate (``textbook``: the normal approximation for the paired score test).
@@ -123,6 +125,30 @@ def simulate_binary(n: int, p_down: float, p_up: float, reps: int, seed: int, ma
     return passes
 
 
+def simulate_clustered(n: int, per: int, reps: int, seed: int, margin: float = MARGIN,
+                       rewrite: float = 0.3) -> int:
+    """Gate passes for a clustered suite (n items in clusters of ``per``) whose candidate
+    breaks whole clusters: each cluster's items pass with its own rate (Beta(2, 1)); a
+    broken cluster fails every item, clusters break with probability margin / E[rate], so the
+    true drop equals the margin."""
+    rng = np.random.default_rng(seed)
+    groups = n // per
+    labels = [f"t{k // per}" for k in range(groups * per)]
+    passes = 0
+    for _ in range(reps):
+        rate = np.repeat(rng.beta(2.0, 1.0, groups), per)
+        base_pass = rng.random(groups * per) < rate
+        broken = np.repeat(rng.random(groups) < margin / (2.0 / 3.0), per)
+        cand_pass = base_pass & ~broken
+        out_base, out_cand = _outputs(groups * per, (base_pass != cand_pass) | (rng.random(groups * per) < rewrite))
+        models = [_binary_model(base_pass, out_base), _binary_model(cand_pass, out_cand)]
+        for model in models:
+            for it, label in zip(model["items"], labels):
+                it["cluster"] = label
+        passes += gate_passes(*models, "exact_match", margin)
+    return passes
+
+
 def partial_credit_change(kind: str, n: int, rng: np.random.Generator, drop: float = MARGIN) -> np.ndarray:
     """Per-item change of a continuous score whose true mean change is -drop.
 
@@ -189,7 +215,8 @@ def textbook(n: int, p_down: float, p_up: float, margin: float = MARGIN, level: 
 
 
 def run(ns: tuple[int, ...] = (40, 100, 500), reps: int = 1000, seed: int = 0,
-        margin: float = MARGIN, partial: bool = True, exact: bool = True) -> list[Row]:
+        margin: float = MARGIN, partial: bool = True, exact: bool = True,
+        clustered: bool = True) -> list[Row]:
     rows: list[Row] = []
     scenarios = {"pure drop": (margin, 0.0), "churn": (margin + 0.05, 0.05)}
     for n in ns:
@@ -202,6 +229,9 @@ def run(ns: tuple[int, ...] = (40, 100, 500), reps: int = 1000, seed: int = 0,
             for k, kind in enumerate(("sparse", "skewed")):
                 passed = simulate_partial(n, kind, reps, seed + 1000 * n + 10 + k, margin)
                 rows.append(Row("boundary", f"partial credit, {kind}", n, reps, passed))
+        if clustered:
+            passed = simulate_clustered(n, 5, reps, seed + 1000 * n + 50, margin)
+            rows.append(Row("boundary", "clustered (5 per cluster), whole", n, reps, passed))
     for n in ns:
         passed = simulate_binary(n, 0.0, 0.0, min(reps, 200), seed + 7, margin, identical=True)
         rows.append(Row("aa_identical", "identical outputs", n, min(reps, 200), passed))
