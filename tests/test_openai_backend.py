@@ -115,11 +115,13 @@ def test_endpoint_matches_the_local_engine(mlx_server, tmp_path):
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     common = [*SUITES, "--limit", "12", "--adapter", f"sql={SQL_ADAPTER}"]
     served, local = tmp_path / "served", tmp_path / "local"
-    proc = run_harness("eval", *common, "--endpoint", mlx_server, "--model", str(FIXTURE_MODEL),
-                       "--out", str(served), env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = run_harness("eval", *common, "--model", str(FIXTURE_MODEL), "--out", str(local), env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the shipped suites' own gates may fail on the fixture model (exit 1): outputs are what is compared
+    served_proc = run_harness("eval", *common, "--endpoint", mlx_server, "--model", str(FIXTURE_MODEL),
+                              "--out", str(served), env=env)
+    assert served_proc.returncode in (0, 1), served_proc.stdout + served_proc.stderr
+    local_proc = run_harness("eval", *common, "--model", str(FIXTURE_MODEL), "--out", str(local), env=env)
+    assert local_proc.returncode in (0, 1), local_proc.stdout + local_proc.stderr
+    assert served_proc.returncode == local_proc.returncode  # the same verdict from the same outputs
     a, b = _outputs(served), _outputs(local)
     assert set(a) == set(b) and len(a) == 2 * (6 + 12)  # smoke (chat) and sql (raw), base and the adapter
     same = sum(a[k]["output"].strip() == b[k]["output"].strip() for k in a)
@@ -166,13 +168,17 @@ def test_sampled_suite_draws_k_per_item(mlx_server, tmp_path):
 def test_parity_fails_a_server_that_drops_context(mlx_server, faulty, tmp_path):
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     args = [SUITES[1], "--limit", "8", "--model", str(FIXTURE_MODEL), "--parity", "--parity-samples", "8"]
+    def parity_gate(folder):
+        res = json.loads((tmp_path / folder / "results.json").read_text())
+        return [g for g in res["suites"][0]["gates"] if g["metric"] == "endpoint_parity"][0]
+
     good = run_harness("eval", *args, "--endpoint", mlx_server, "--out", str(tmp_path / "good"), env=env)
-    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.returncode in (0, 1), good.stdout + good.stderr  # the suite's own gates decide the rest
+    assert parity_gate("good")["passed"] and parity_gate("good")["details"]["matched"] == 8
     bad = run_harness("eval", *args, "--endpoint", faulty("truncate"), "--out", str(tmp_path / "bad"), env=env)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "FAILED sql / base / endpoint_parity: endpoint matches the local engine on" in bad.stdout
-    res = json.loads((tmp_path / "bad" / "results.json").read_text())
-    parity = [g for g in res["suites"][0]["gates"] if g["metric"] == "endpoint_parity"][0]
+    parity = parity_gate("bad")
     assert not parity["passed"] and parity["details"]["matched"] < 7
 
 
