@@ -80,10 +80,15 @@ _JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_
                                        autoescape=False)
 
 
+@lru_cache(maxsize=256)
+def _compiled(template: str):
+    return _JINJA.from_string(template)  # compiled once per template, not once per case
+
+
 def render(template: str, record: dict, *, where: HarnessError) -> str:
     """Render a Jinja template over one record in the sandbox; errors point at ``where``."""
     try:
-        return _JINJA.from_string(template).render(**record)
+        return _compiled(template).render(**record)
     except TemplateError as exc:
         raise HarnessError(f"template error: {exc}", path=where.path, line=where.line,
                            field=where.field,
