@@ -32,11 +32,21 @@ TOKENIZER_FILES = (
 ADAPTER_FILES = ("adapters.safetensors", "adapter_config.json")
 
 
+def _model_file_digest(path: Path) -> str:
+    st = path.stat()  # the base and its weights fingerprint hash the same files: once per process
+    return _digest_at(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_at(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return file_digest(Path(path))
+
+
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     h = hashlib.sha256()
     for f in sorted(files):
         h.update(f.relative_to(root).as_posix().encode())
-        h.update(b"\0" + file_digest(f).encode() + b"\n")
+        h.update(b"\0" + _model_file_digest(f).encode() + b"\n")
     h.update(extra.encode())
     return "sha256:" + h.hexdigest()[:32]
 
