@@ -389,13 +389,17 @@ def row_j(ctx: Context, row: Row) -> None:
     rows += [{"id": i, "model": "cut", "output": good[:70], "finish_reason": "length"} for i in ids]
     rows += [{"id": i, "model": "rambling", "output": "Well, this photo is lovely and I think that the",
               "finish_reason": "length"} for i in ids]
+    rows += [{"id": i, "model": "stopped", "output": good[:70], "finish_reason": "stop"} for i in ids]
     done, results = _score(ctx, "j-score", rows)
     cut, ramble = _class_shares(results, "cut"), _class_shares(results, "rambling")
-    row.done = "stored completions cut at max_tokens (finish_reason length): unfinished JSON, and prose"
-    row.caught_by = "json_schema classes: `truncated` for unfinished JSON only"
+    stopped = _class_shares(results, "stopped")
+    row.done = ("stored completions cut at max_tokens (finish_reason length): unfinished JSON, and prose; "
+                "and JSON cut off by a stop (finish_reason stop)")
+    row.caught_by = "json_schema classes: `truncated` for JSON unfinished at the limit only"
     row.exit_code = done.returncode
-    row.numbers = f"cut JSON: {cut}; prose at the limit: {ramble}"
-    row.caught = cut.get("truncated") == 1.0 and not ramble.get("truncated")
+    row.numbers = f"cut JSON: {cut}; prose at the limit: {ramble}; cut by a stop: {stopped}"
+    row.caught = (cut.get("truncated") == 1.0 and not ramble.get("truncated")
+                  and not stopped.get("truncated") and not stopped.get("prefix_text"))
 
 
 def row_k(ctx: Context, row: Row) -> None:
