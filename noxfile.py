@@ -83,7 +83,10 @@ def tests(session: nox.Session) -> None:
                            "chromium": shutil.which("chromium") is not None})
     session.install("-e", ".[test]")
     # the tests use a cache of their own (under .nox/tests/tmp), not the user's
-    session.run("pytest", *session.posargs, env=_env(cache=str(Path(session.create_tmp()) / "cache")))
+    # Not session.create_tmp(): it points TMPDIR into the repository, and the tests' temporary
+    # suites must sit outside it (data outside a suite's folder and repository is refused).
+    cache = Path(session.virtualenv.location) / "completion-cache"
+    session.run("pytest", *session.posargs, env=_env(cache=str(cache)))
 
 
 @nox.session

@@ -156,4 +156,7 @@ def test_a_looping_prediction_parses_in_linear_time():
     assert len(wikisql.parse(loop, t).conditions) == 200
     with pytest.raises(wikisql.ParseError):
         wikisql.parse(loop + " AND Player = 'a", t)  # cut off by max_tokens
-    assert time.monotonic() - start < 2.0  # plain backtracking took seconds at 18 conditions
+    # A hang guard, not a speed target: plain backtracking took seconds at 18 conditions
+    # and doubles per condition, so 200 would never finish; linear parsing takes
+    # milliseconds (2 s seen on a fully loaded 2-core machine).
+    assert time.monotonic() - start < 30.0

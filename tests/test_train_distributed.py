@@ -56,8 +56,10 @@ def test_two_processes_match_one(tmp_path):
     w1 = mx.load(str(tmp_path / "one" / "adapters.safetensors"))
     w2 = mx.load(str(tmp_path / "two" / "adapters.safetensors"))
     for key in w1:
-        # Ring all-reduce sums in another order; Adam's g/sqrt(v) magnifies those last-bit
-        # differences where a gradient is near zero, so compare at the weights' own scale
-        # (|w| ~ 0.05): a wrong average (or a rank's gradient dropped) moves them by ~1e-2.
-        assert mx.allclose(w1[key], w2[key], rtol=1e-3, atol=1e-4).item(), (
+        # The losses above agree to 1e-4: that is the check that the ranks' gradients are
+        # averaged. Weights only agree to a few Adam steps' worth: ring all-reduce sums in
+        # another order, and Adam's g/sqrt(v) turns last-bit differences of near-zero
+        # gradients into steps of up to lr (2e-3); seen: 5e-4. A dropped or unaveraged
+        # rank moves the weights by ~1e-2 (6 steps at lr 2e-3).
+        assert mx.allclose(w1[key], w2[key], rtol=1e-2, atol=3e-3).item(), (
             key, mx.abs(w1[key] - w2[key]).max().item())
