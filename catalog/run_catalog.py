@@ -296,7 +296,10 @@ def row_f(ctx: Context, row: Row) -> None:
         lines.append(last_line(done))
         if "[base]" in done.stderr or ctx.path(f"f-{name}").exists():
             codes[-1] = -1  # something was generated or written: not refused early
-    row.done = "the `sql` adapter (fixture base: 2 layers, hidden 64) on stories260K, as harness and as mlx-lm wrote it"
+    sizes = [json.loads((ROOT / m / "config.json").read_text()) for m in (MODEL, "fixtures/stories260K")]
+    desc = [f"{c.get('num_hidden_layers')} layers, hidden {c.get('hidden_size')}" for c in sizes]
+    row.done = (f"the `sql` adapter (fixture base: {desc[0]}) on stories260K ({desc[1]}), as harness and "
+                f"as mlx-lm wrote it")
     row.caught_by = "refused before any generation: " + ", ".join(
         "base fingerprint" if "trained on" in ln else "shape check" if "does not fit" in ln else "?" for ln in lines)
     row.exit_code = codes[1]
