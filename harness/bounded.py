@@ -25,9 +25,9 @@ REGEX_TIMEOUT_S = 0.25  # one search (the regex package may overshoot it a few t
 ITEM_BUDGET_S = 2.0  # all the searches of one item's scoring together
 MAX_JSON_DEPTH = 128
 MAX_JSON_CHARS = 10_000_000
-# An output longer than this is not scored (0 with the reason): ~50,000 tokens, beyond any
+# An output longer than this is not scored (0 with the reason): ~25,000 tokens, beyond any
 # max_tokens a suite sets; a 3 MB stored output took 14 s of scoring.
-MAX_OUTPUT_CHARS = 200_000
+MAX_OUTPUT_CHARS = 100_000
 
 
 class TooMuchWork(Exception):
@@ -70,6 +70,69 @@ def search(pattern: regex.Pattern | str, text: str, timeout: float | None = None
                           f"{limit:.2g} s on this output (catastrophic backtracking)") from None
 
 
+RENDER_WALL_S = 20.0  # seconds for rendering all of one suite's prompts and targets
+MAX_RENDER_CHARS = 10_000_000  # a string, list or number a template may build with *, ** or %
+
+
+@contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Raise ``TooMuchWork`` in the block after ``seconds`` (SIGALRM via ITIMER_REAL; main
+    thread on Unix only, elsewhere unbounded); an alarm already set is restored after.
+    Interrupts Python-level loops such as a template's nested ``for``."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise TooMuchWork(f"{what} took more than {seconds:g} s")
+
+    start = time.monotonic()
+    old_handler = signal.signal(signal.SIGALRM, expired)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_delay:  # someone else's alarm: re-arm what is left of it
+            left = old_delay - (time.monotonic() - start)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
+
+
+def sandbox_environment(**options: Any):
+    """Jinja's immutable sandbox that also refuses ``*``, ``**`` and ``%`` building huge
+    values (``{{ "a" * 10**9 }}`` allocated 1 GB in the plain sandbox)."""
+    import re as _re
+
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    width = _re.compile(r"%[-#0 +]*(\d+)|\.(\d+)")
+
+    class BoundedSandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**", "%"])
+
+        def call_binop(self, context, operator, left, right):
+            sized = (str, bytes, list, tuple)
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, sized) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
+                        raise SecurityError(f"a template may not build more than {MAX_RENDER_CHARS:,} items")
+            elif operator == "**":
+                if isinstance(left, (int, float)) and isinstance(right, (int, float)) and abs(left) > 1 \
+                        and abs(right) > 1000:
+                    raise SecurityError("exponent too large in a template")
+            elif operator == "%" and isinstance(left, str):
+                if any(int(a or b or 0) > 100_000 for a, b in width.findall(left)):
+                    raise SecurityError("format width too large in a template")
+            return super().call_binop(context, operator, left, right)
+
+    return BoundedSandbox(**options)
+
+
 def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     """Deepest bracket nesting of JSON text (string-aware), stopping once past ``limit``."""
     depth = deepest = 0
@@ -109,5 +172,5 @@ def loads(text: str, what: str = "the JSON", **kwargs: Any) -> Any:
     return json.loads(text, **kwargs)
 
 
-__all__ = ["REGEX_TIMEOUT_S", "ITEM_BUDGET_S", "item_budget", "MAX_JSON_DEPTH", "MAX_JSON_CHARS", "TooMuchWork", "compile_regex",
+__all__ = ["RENDER_WALL_S", "MAX_RENDER_CHARS", "time_limit", "sandbox_environment", "REGEX_TIMEOUT_S", "ITEM_BUDGET_S", "item_budget", "MAX_JSON_DEPTH", "MAX_JSON_CHARS", "TooMuchWork", "compile_regex",
            "search", "json_depth", "check_json_text", "loads"]

@@ -76,8 +76,13 @@ def load_schema(name: str) -> dict:
     return json.loads(text)
 
 
-_JINJA = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True,
-                                       autoescape=False)
+def _sandbox():
+    from .bounded import sandbox_environment  # the immutable sandbox, and no huge values
+
+    return sandbox_environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+_JINJA = _sandbox()
 
 
 @lru_cache(maxsize=256)
@@ -87,8 +92,13 @@ def _compiled(template: str):
 
 def render(template: str, record: dict, *, where: HarnessError) -> str:
     """Render a Jinja template over one record in the sandbox; errors point at ``where``."""
+    from .bounded import TooMuchWork
+
     try:
         return _compiled(template).render(**record)
+    except TooMuchWork as exc:
+        raise HarnessError(str(exc), path=where.path, line=where.line, field=where.field,
+                           hint="simplify the template") from None
     except TemplateError as exc:
         raise HarnessError(f"template error: {exc}", path=where.path, line=where.line,
                            field=where.field,
@@ -242,33 +252,40 @@ def load_suite(path: str | Path) -> Suite:
 
     cases: list[Case] = []
     seen: dict[str, int] = {}
-    for index, (line, record) in enumerate(rows):
-        line_no = line if line is not None else node_line(root, ["cases", index])
-        case_id = str(record["id"]) if "id" in record else str((line - 1) if line else index)
-        if case_id in seen:
-            raise HarnessError(f"duplicate case id {case_id!r} (first at record {seen[case_id] + 1})",
-                               path=where_path, line=line_no, field="id",
-                               hint="give every case a unique `id`")
-        seen[case_id] = index
-        prompt = render(data["prompt"], record,
-                        where=HarnessError("", path=where_path, line=line_no, field="prompt"))
-        target = None
-        if "target" in data:
-            target = render(data["target"], record,
-                            where=HarnessError("", path=where_path, line=line_no, field="target"))
-        category = record.get("category")
-        cluster = None
-        if data.get("cluster"):
-            value = record.get(data["cluster"])
-            if value is None or isinstance(value, (dict, list)):
-                raise HarnessError(f"record has no usable cluster field {data['cluster']!r} "
-                                   f"({'missing' if value is None else type(value).__name__})",
-                                   path=where_path, line=line_no, field=data["cluster"],
-                                   hint="every record needs a string or number in the field `cluster:` names")
-            cluster = str(value)
-        cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
-                          record=record, prompt=prompt, target=target, source_line=line_no,
-                          source=where_path, cluster=cluster))
+    from .bounded import RENDER_WALL_S, TooMuchWork, time_limit
+
+    try:  # a template's nested loops are bounded in CPU time (and its values in size)
+        with time_limit(RENDER_WALL_S, "rendering the suite's templates"):
+            for index, (line, record) in enumerate(rows):
+                line_no = line if line is not None else node_line(root, ["cases", index])
+                case_id = str(record["id"]) if "id" in record else str((line - 1) if line else index)
+                if case_id in seen:
+                    raise HarnessError(f"duplicate case id {case_id!r} (first at record {seen[case_id] + 1})",
+                                       path=where_path, line=line_no, field="id",
+                                       hint="give every case a unique `id`")
+                seen[case_id] = index
+                prompt = render(data["prompt"], record,
+                                where=HarnessError("", path=where_path, line=line_no, field="prompt"))
+                target = None
+                if "target" in data:
+                    target = render(data["target"], record,
+                                    where=HarnessError("", path=where_path, line=line_no, field="target"))
+                category = record.get("category")
+                cluster = None
+                if data.get("cluster"):
+                    value = record.get(data["cluster"])
+                    if value is None or isinstance(value, (dict, list)):
+                        raise HarnessError(f"record has no usable cluster field {data['cluster']!r} "
+                                           f"({'missing' if value is None else type(value).__name__})",
+                                           path=where_path, line=line_no, field=data["cluster"],
+                                           hint="every record needs a string or number in the field `cluster:` names")
+                    cluster = str(value)
+                cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
+                                  record=record, prompt=prompt, target=target, source_line=line_no,
+                                  source=where_path, cluster=cluster))
+    except TooMuchWork as exc:
+        raise HarnessError(str(exc), path=path, field="prompt",
+                           hint="simplify the prompt and target templates") from None
 
     scorers: list[ScorerSpec] = []
     for i, entry in enumerate(data["scorers"]):

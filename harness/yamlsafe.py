@@ -25,7 +25,7 @@ import yaml
 
 from .errors import HarnessError
 
-MAX_NODES = 200_000  # expanded nodes (a suite with 10,000 inline cases of 10 fields is ~120,000)
+MAX_NODES = 1_000_000  # expanded nodes (a suite with 10,000 inline cases of 10 fields is ~210,000)
 MAX_DEPTH = 64
 
 

@@ -232,6 +232,12 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "suite-jinja-missing-field": lambda env: env.score(env.suite_with(_suite({'prompt: "{{ q }}"': 'prompt: "{{ z }}"'}))),
     "suite-jinja-escape": lambda env: env.score(env.suite_with(_suite(
         {'prompt: "{{ q }}"': "prompt: \"{{ q.__class__.__mro__[1].__subclasses__() }}\""}))),
+    "suite-jinja-huge-string": lambda env: env.score(env.suite_with(_suite(
+        {'prompt: "{{ q }}"': "prompt: \"{{ q * 1000000000 }}\""}))),
+    "suite-jinja-huge-power": lambda env: env.score(env.suite_with(_suite(
+        {'prompt: "{{ q }}"': "prompt: \"{{ 9 ** 999999 }}\""}))),
+    "suite-jinja-huge-format": lambda env: env.score(env.suite_with(_suite(
+        {'prompt: "{{ q }}"': "prompt: \"{{ '%0999999999d' % 1 }}\""}))),
     "suite-target-error": lambda env: env.score(env.suite_with(_suite({'target: "{{ a }}"': 'target: "{{ a[5] }}"'}))),
     "suite-duplicate-case-id": lambda env: env.score(env.suite_with(_suite({"id: two": "id: one"}))),
     "suite-case-not-mapping": lambda env: env.score(env.suite_with(_suite(append="  - just a string\n"))),

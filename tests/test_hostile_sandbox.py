@@ -219,3 +219,38 @@ def test_an_output_beyond_the_size_bound_scores_0_quickly(tmp_path, capsys):
     items = json.loads((tmp_path / "out" / "results.json").read_text())["suites"][0]["models"]["base"]["items"]
     assert "not scored" in items[0]["scores"]["repetition"]["detail"]
     assert items[1]["scores"]["repetition"]["passed"] is True
+
+
+def test_template_loops_are_stopped_by_the_render_time_limit(tmp_path, capsys, monkeypatch):
+    import harness.bounded
+
+    monkeypatch.setattr(harness.bounded, "RENDER_WALL_S", 0.5)
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    suite_dir = tmp_path / "suite"
+    suite_dir.mkdir()
+    (suite_dir / "suite.yaml").write_text(
+        f"name: loop\nprompt: '{loops}'\nscorers:\n  - exact_match: {{}}\ncases:\n  - {{id: a}}\n")
+    t0 = time.monotonic()
+    code, _, err = score(capsys, tmp_path, str(suite_dir / "suite.yaml"), {"a": "x"})
+    assert_bad_input(code, err, "took more than 0.5 s")
+    assert time.monotonic() - t0 < 20
+
+
+def test_time_limit_restores_an_alarm_already_set():
+    import signal
+
+    from harness.bounded import time_limit
+
+    fired = []
+    old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.6)
+        with time_limit(5, "nothing"):
+            pass
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert 0 < remaining <= 0.6
+        time.sleep(0.8)
+        assert fired == [1]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
