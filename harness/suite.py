@@ -20,7 +20,6 @@ from typing import Any, Iterator
 
 import yaml
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .case import Case
 from .errors import HarnessError
