@@ -180,3 +180,12 @@ def test_items_behind_category_and_floor_gates_are_shown(tmp_path):
     cat = part[part.index("<span class=\"mono\">exact_match[ops]</span>"):]
     assert all(f'<span class="mono">{i}</span></a>' in cat for i in WEAK)
     assert "base wrong" not in part and "ft wrong q15" in part.replace("<ins>", "").replace("</ins>", "")
+
+
+def test_a_drop_gate_that_failed_on_width_alone_says_so(tmp_path):
+    run = results([suite_result({"base": _model(set(), "base"), "ft": _model(set(), "ft")})])
+    run["suites"][0]["gates"] = [{"suite": "smoke", "model": "ft", "metric": "exact_match", "kind": "max_drop_vs_base",
+                                  "passed": False, "reason": "interval too wide",
+                                  "details": {"flipped_down": [], "flipped_up": [], "higher_is_better": True}}]
+    part = section(render_html(run), "failed-items")
+    assert "0 items" in part and "No item got worse: the gate failed because the interval is wider" in part

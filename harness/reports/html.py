@@ -450,6 +450,11 @@ def _failures(results: dict, cards: Cards) -> tuple[list[dict], set]:
                     card.gates.append(label)
                 keys.add(key)
                 shown.append({"card": card, "first": first})
+            kind = str(g.get("kind") or "")
+            if not shown and kind.startswith(("max_drop", "rel_tolerance")):
+                note = ("No item got worse: the gate failed because the interval is wider than the "
+                        "margin, so these items cannot show the candidate is no worse (more items, "
+                        "or a wider margin).")
             out.append({"gate": g, "cards": shown, "note": note, "n": len(shown)})
     return out, keys
 
