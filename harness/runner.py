@@ -196,7 +196,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     todo = [i for i, k in enumerate(keys) if k not in found]
     if size > 1:
         todo = broadcast_json(todo)  # rank 0's cache decides
-        found = {keys[i]: found.get(keys[i]) for i in range(len(keys)) if i not in set(todo)}
+        pending = set(todo)
+        found = {keys[i]: found.get(keys[i]) for i in range(len(keys)) if i not in pending}
     if todo and live:
         generate(base.model, tokenizer, prompts[:1], GenerationConfig(max_tokens=4, batch_size=1))  # warm-up
     t0 = time.perf_counter()
