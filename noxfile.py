@@ -58,22 +58,39 @@ def _env(cache: str | None = None) -> dict[str, str]:
     return env
 
 
-def _adapter_args() -> list[str]:
+FIXTURE_BASELINE = "reports/baselines/fixture.json"
+
+
+def _adapter_args(names: tuple[str, ...] = ("sql", "domain")) -> list[str]:
     args = []
-    for name in ("sql", "domain"):
+    for name in names:
         if (FIXTURE_ADAPTERS / name / "adapters.safetensors").is_file():
-            args += ["--adapter", f"{name}={FIXTURE_ADAPTERS / name}"]
+            args += ["--adapter", f"{name}=fixtures/adapters/{name}"]
     return args
 
 
 @nox.session
 def eval(session: nox.Session) -> None:
-    """The main job: every shipped suite on the fixture base model and its adapters."""
+    """The main job: every shipped suite on the fixture base model and its adapters, gated
+    against the base and the committed approved baseline (reports/baselines/fixture.json)."""
     _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
     session.install("-e", ".")
     out = session.posargs[0] if session.posargs else "reports/latest"
-    session.run("harness", "eval", "suites", "--model", FIXTURE_MODEL, *_adapter_args(),
+    baseline = ["--baseline", FIXTURE_BASELINE] if (ROOT / FIXTURE_BASELINE).is_file() else []
+    session.run("harness", "eval", "suites", "--model", FIXTURE_MODEL, *_adapter_args(), *baseline,
                 "--out", out, env=_env())
+
+
+@nox.session
+def red(session: nox.Session) -> None:
+    """The red path: the shipped suites on three regressed fixture adapters (wrong domain
+    answers, a one-task fine-tune that forgot JSON, a looping one). The gates fail and the
+    session exits 1; the scorecard is reports/red/index.html."""
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
+    session.install("-e", ".")
+    session.run("harness", "eval", "suites", "--model", FIXTURE_MODEL,
+                *_adapter_args(("regress", "forgetful", "looping")), "--baseline", FIXTURE_BASELINE,
+                "--out", "reports/red", env=_env())
 
 
 @nox.session
@@ -117,11 +134,13 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def fixtures(session: nox.Session) -> None:
-    """Rebuild the fixture model (seeded) and check it is bit-for-bit the committed one."""
+    """Rebuild the fixture world from its seeds: pretrain the base (fixtures/pretrain.py),
+    write the adapters' data, train the five adapters from fixtures/train_configs/, and
+    check the result against the committed files."""
     session.install("-e", ".[test]")
     session.run("python", "fixtures/build_fixture_model.py", env=_env())
-    if (ROOT / "fixtures" / "train_fixture_adapters.py").is_file():
-        session.run("python", "fixtures/train_fixture_adapters.py", env=_env())
+    session.run("python", "fixtures/make_adapter_data.py", "--check", env=_env())
+    session.run("python", "fixtures/train_fixture_adapters.py", env=_env())
     if (ROOT / ".git").exists():
         session.run("git", "diff", "--stat", "--exit-code", "--", "fixtures/model", external=True)
 

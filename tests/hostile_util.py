@@ -30,19 +30,24 @@ def assert_bad_input(code: int, err: str, *needles: str) -> None:
         assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
 
 
-def lora_adapter(out: Path, *, hidden: int = 64, intermediate: int = 128, layers: int = 2,
-                 num_layers: int = 2, rank: int = 4, kv_heads: int = 2, head_dim: int = 16,
-                 heads: int = 4, fill: float | None = None, seed: int = 0,
+def lora_adapter(out: Path, *, hidden: int | None = None, intermediate: int | None = None,
+                 layers: int | None = None, num_layers: int = 2, rank: int = 4, kv_heads: int | None = None,
+                 head_dim: int | None = None, heads: int | None = None, fill: float | None = None, seed: int = 0,
                  keys: tuple[str, ...] = ("self_attn.q_proj", "self_attn.v_proj")) -> Path:
-    """A random mlx-lm LoRA adapter for a llama of the given size (no base file needed)."""
+    """A random mlx-lm LoRA adapter for a llama of the given size (no base file needed);
+    sizes left out are the fixture model's, so by default it fits fixtures/model."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models.llama import Model, ModelArgs
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
-    args = ModelArgs(model_type="llama", hidden_size=hidden, num_hidden_layers=layers,
-                     intermediate_size=intermediate, num_attention_heads=heads, rms_norm_eps=1e-5,
-                     vocab_size=1024, num_key_value_heads=kv_heads, head_dim=head_dim,
+    fx = json.loads((FIXTURE_MODEL / "config.json").read_text())
+    args = ModelArgs(model_type="llama", hidden_size=hidden or fx["hidden_size"],
+                     num_hidden_layers=layers or fx["num_hidden_layers"],
+                     intermediate_size=intermediate or fx["intermediate_size"],
+                     num_attention_heads=heads or fx["num_attention_heads"], rms_norm_eps=1e-5,
+                     vocab_size=fx["vocab_size"], num_key_value_heads=kv_heads or fx["num_key_value_heads"],
+                     head_dim=head_dim or fx["head_dim"],
                      tie_word_embeddings=True)
     model = Model(args)
     params = {"rank": rank, "scale": 10.0, "dropout": 0.0, "keys": list(keys)}

@@ -328,7 +328,7 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "model-weights-header-lies": _broken_model(lambda m: (m / "model.safetensors").write_bytes(
         struct.pack("<Q", 1 << 40) + b"{}")),
     "model-no-weights": _broken_model(lambda m: (m / "model.safetensors").unlink()),
-    "model-wrong-shape-weights": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=96)),
+    "model-wrong-shape-weights": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=160)),
     "model-chat-template-broken": _broken_model(lambda m: (m / "chat_template.jinja").write_text("{% for %}")),
     # --- adapters ------------------------------------------------------------------------
     "adapter-wider-base": _broken_adapter(hidden=32, heads=2, head_dim=16, kv_heads=1),

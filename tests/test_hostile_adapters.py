@@ -34,10 +34,10 @@ def eval_args(tmp_path, *adapters: str) -> list[str]:
 
 @pytest.mark.parametrize("size, needle", [
     ({"hidden": 32, "heads": 2, "head_dim": 16, "kv_heads": 1}, "does not fit base"),  # another width
-    ({"layers": 4, "num_layers": 4}, "block 3"),                                         # another depth
-    ({"layers": 4, "num_layers": 2}, "block 3"),                     # the last blocks of a deeper base
+    ({"layers": 5, "num_layers": 5}, "block 4"),                                         # another depth
+    ({"layers": 5, "num_layers": 2}, "block 4"),                     # the last blocks of a deeper base
     ({"layers": 1, "num_layers": 1, "hidden": 64}, "does not fit base"),  # block 0 of a 1-block base
-    ({"rank": 4, "intermediate": 256, "keys": ("mlp.up_proj",)}, "does not fit base"),
+    ({"rank": 4, "intermediate": 1000, "keys": ("mlp.up_proj",)}, "does not fit base"),
 ])
 def test_adapter_of_another_base_size_is_refused_before_generation(tmp_path, capsys, size, needle):
     adapter = lora_adapter(tmp_path / "adapter", **size)
@@ -148,10 +148,10 @@ def test_train_num_layers_beyond_the_model_is_refused(tmp_path):
 
     base = load_base(str(FIXTURE_MODEL))
     cfg = config_from_dict({"model": str(FIXTURE_MODEL), "data": str(tmp_path), "num_layers": 100})
-    with pytest.raises(HarnessError, match="num_layers is 100 but the model has 2 blocks"):
+    with pytest.raises(HarnessError, match=f"num_layers is 100 but the model has {len(base.model.layers)} blocks"):
         apply_lora(base.model, cfg)
     default = config_from_dict({"model": str(FIXTURE_MODEL), "data": str(tmp_path)})  # mlx-lm's 16: "up to"
-    assert apply_lora(load_base(str(FIXTURE_MODEL)).model, default)["num_layers"] == 2
+    assert apply_lora(load_base(str(FIXTURE_MODEL)).model, default)["num_layers"] == len(base.model.layers)
 
 
 def test_train_config_that_is_a_folder_or_binary(tmp_path, capsys):

@@ -36,7 +36,8 @@ def _failing_suite(folder, name="smoke"):
 
     doc = yaml.safe_load(SMOKE.read_text())
     doc["name"] = name
-    doc["gates"] = {"exact_match": {"min": 0.9, "max": 1.0}}
+    # only these two gates (the default drop gates turned off with null)
+    doc["gates"] = {"exact_match": {"min": 0.9, "max": 1.0, "max_drop_vs_base": None, "max_drop_vs_baseline": None}}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -75,7 +76,7 @@ def test_gates_are_collected_items(scratch):
     args = (*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
             "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-out", str(scratch.path / "report"))
     collected = scratch.runpytest(*args, "--collect-only", "-q")
-    assert "smoke.yaml::smoke/sql/exact_match/min" in collected.stdout.str()
+    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in collected.stdout.str()
     result = scratch.runpytest(*args, "-v")
     result.assert_outcomes(passed=1)
     assert (scratch.path / "report" / "results.json").is_file()
@@ -125,4 +126,4 @@ def test_entry_point_loads_the_plugin_when_installed(tmp_path):
                            "--harness-adapter", f"sql={SQL_ADAPTER}"], cwd=scratch, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "smoke.yaml::smoke/sql/exact_match/min" in proc.stdout
+    assert "smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in proc.stdout

@@ -157,7 +157,8 @@ def test_compare_shows_changed_outputs_side_by_side(tmp_path):
 
 
 def test_items_behind_category_and_floor_gates_are_shown(tmp_path):
-    gates = {"exact_match": {"min": 0.9, "categories": {"ops": {"max_drop_vs_base": 0.05}}}}
+    # the floor and the category gate only (the default drop gate on the whole metric turned off)
+    gates = {"exact_match": {"min": 0.9, "max_drop_vs_base": None, "categories": {"ops": {"max_drop_vs_base": 0.05}}}}
     import yaml
 
     from harness.suite import load_suite
