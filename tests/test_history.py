@@ -69,6 +69,17 @@ def test_items_table_quotes_formulas_and_has_each_scorer(tmp_path):
     assert items_table(run, spreadsheet_safe=False)["output"][0] == "=HYPERLINK(1)"
 
 
+def _cli(*args: str) -> tuple[int, str]:
+    """`harness history` / `harness export` in-process (they need no model): (exit code, stderr line)."""
+    from harness.cli import build_parser
+
+    try:
+        parsed = build_parser().parse_args(list(args))
+        return parsed.func(parsed), ""
+    except HarnessError as exc:
+        return 2, exc.one_line()
+
+
 def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     runs = tmp_path / "runs"
@@ -80,24 +91,24 @@ def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
     assert "git_commit" in recorded  # None outside a git checkout, the commit inside one
 
     csv = tmp_path / "history.csv"
-    proc = run_harness("history", str(runs), "--csv", str(csv), env=env)
-    assert proc.returncode == 0, proc.stderr
+    code, err = _cli("history", str(runs), "--csv", str(csv))
+    assert code == 0, err
     df = pd.read_csv(csv)
     assert {"suite", "model", "metric", "value", "ci_low", "ci_high", "n", "created", "commit"} <= set(df.columns)
     assert set(df["run"].map(lambda p: p.split("/")[-2])) == {"r1", "r2"}
     assert set(df["suite"]) == {"smoke"} and "exact_match" in set(df["metric"])
 
-    proc = run_harness("history", str(runs), "--parquet", str(tmp_path / "h.parquet"), env=env)
+    code, err = _cli("history", str(runs), "--parquet", str(tmp_path / "h.parquet"))
     try:
         import pyarrow  # noqa: F401
-        assert proc.returncode == 0 and pd.read_parquet(tmp_path / "h.parquet").shape == df.shape
+        assert code == 0 and pd.read_parquet(tmp_path / "h.parquet").shape == df.shape
     except ImportError:
-        assert proc.returncode == 2 and "pip install pyarrow" in proc.stderr
+        assert code == 2 and "pip install pyarrow" in err
         assert not (tmp_path / "h.parquet").exists()
 
     export = tmp_path / "items.csv"
-    proc = run_harness("export", str(runs / "r2"), "--csv", str(export), env=env)
-    assert proc.returncode == 0, proc.stderr
+    code, err = _cli("export", str(runs / "r2"), "--csv", str(export))
+    assert code == 0, err
     items = pd.read_csv(export, keep_default_na=False)
     assert len(items) == 12 and set(items["id"]) == {"add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1"}
     assert {"output", "exact_match.value", "exact_match.passed"} <= set(items.columns)
