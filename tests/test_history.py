@@ -118,7 +118,8 @@ def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
                        "--history", str(runs), *ADAPTER, env=env)
     assert proc.returncode == 0, proc.stderr
     page = (out / "index.html").read_text()
-    assert '<section id="trends">' in page and page.count('class="trend"') == 1  # sql's gate; base has none
-    assert "3</td>" in page  # two earlier runs + this one
     res = json.loads((out / "results.json").read_text())
+    gated = {(g["model"], g["metric"]) for g in res["suites"][0]["gates"]}
+    assert gated and '<section id="trends">' in page and page.count('class="trend"') == len(gated)  # one per gated metric
+    assert "3</td>" in page  # two earlier runs + this one
     assert res["history"]["runs"] == 2 and len(res["history"]["series"][0]["points"]) == 2
