@@ -28,7 +28,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence

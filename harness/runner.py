@@ -396,17 +396,26 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
     return results
 
 
+def suite_draws(suite: Suite) -> list[Suite]:
+    """The suite once per draw: ``samples: k`` gives k copies, draw j seeded ``seed + j``
+    (its own cache key via ``sample``); an unsampled suite is its own single draw."""
+    if suite.generation.samples <= 1:
+        return [suite]
+    draws = []
+    for j in range(suite.generation.samples):
+        drawn = copy.copy(suite)
+        drawn.generation = dataclasses.replace(suite.generation, seed=suite.generation.seed + j, sample=j)
+        draws.append(drawn)
+    return draws
+
+
 def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, adapter_fp: str | None,
                 cache: CompletionCache | None, results: dict, quiet: bool = False) -> None:
     for suite, header in zip(suites, results["suites"]):
         scorers = scorer_sets[suite.name]
         live = any(not s.uses_cache for s in scorers)
         draws = []
-        for j in range(max(1, suite.generation.samples)):  # sampled suites: draw j with seed + j
-            drawn = suite
-            if suite.generation.samples > 1:
-                drawn = copy.copy(suite)
-                drawn.generation = dataclasses.replace(suite.generation, seed=suite.generation.seed + j, sample=j)
+        for j, drawn in enumerate(suite_draws(suite)):
             completions, integrity_j = generate_suite(drawn, base, base.fingerprint, adapter_fp, cache, live,
                                                       show_progress=not quiet)
             integrity_result = integrity_j if j == 0 else integrity_result

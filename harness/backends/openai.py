@@ -24,8 +24,6 @@ HTTP is the standard library's ``urllib``: no client dependency.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import json
 import os
@@ -265,7 +263,7 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
     from ..cache import CompletionCache
     from ..models import adapter_fingerprint
     from ..results import ModelInfo, new_results, suite_entry
-    from ..runner import environment, load_suites, score_model, score_sampled
+    from ..runner import environment, load_suites, score_model, score_sampled, suite_draws
     from ..scorers import make_scorer
     from ..suite import Suite
 
@@ -310,13 +308,8 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         for suite, header in zip(suites, results["suites"]):
             scorers = scorer_sets[suite.name]
             live = any(not s.uses_cache for s in scorers)
-            draws = []
-            for j in range(max(1, suite.generation.samples)):  # sampled suites: draw j with seed + j
-                drawn = suite
-                if suite.generation.samples > 1:
-                    drawn = copy.copy(suite)
-                    drawn.generation = dataclasses.replace(suite.generation, seed=suite.generation.seed + j, sample=j)
-                draws.append(_draw(client, drawn, adapter_path, fingerprint, adapter_fp, cache, live))
+            draws = [_draw(client, drawn, adapter_path, fingerprint, adapter_fp, cache, live)
+                     for drawn in suite_draws(suite)]
             completions = draws[0]
             errors = [(suite.cases[i].id, c["error"]) for d in draws for i, c in enumerate(d) if c.get("error")]
             fingerprint_m = results["models"][name]["fingerprint"]
