@@ -123,12 +123,7 @@ class CompletionCache:
 
     def _recover(self, why: str, retry: bool) -> None:
         """Move the database (and its WAL files) aside and start a fresh one."""
-        if self._db is not None:
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            self._db = None
+        self._close_quietly()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.broken-{stamp}-{os.getpid()}")
         try:
@@ -146,13 +141,17 @@ class CompletionCache:
         else:
             self._bypass(f"{why}, again after starting fresh")
 
-    def _bypass(self, why: str) -> None:
+    def _close_quietly(self) -> None:
+        """Drop the connection; closing a broken database may itself fail."""
         if self._db is not None:
             try:
                 self._db.close()
             except sqlite3.Error:
                 pass
         self._db = None
+
+    def _bypass(self, why: str) -> None:
+        self._close_quietly()
         self.disabled = why
         _warn(f"completion cache {self.path} {why}: running without the cache "
               f"(`harness cache clear`, or --cache-dir elsewhere)")
