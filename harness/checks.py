@@ -4,8 +4,9 @@
   ``scale: 0``, keys naming no module of the model) changes nothing; a warning always,
   a failed gate where a suite sets ``checks: {adapter_effect: true}``;
 - **prompt format**: the format an adapter was trained with (``prompt_format`` in
-  adapter_config.json: template, system message, rendered layout, raw wrapper; inferred
-  from mlx-lm's ``data`` where it can be, else unknown) against each suite's; a warning,
+  adapter_config.json: template, system message, rendered layout, raw wrapper, and each
+  distinct format of mixed data with its share in ``formats``; inferred from mlx-lm's
+  ``data`` where it can be, else unknown) against each suite's; a warning,
   a failed gate where a suite sets ``checks: {prompt_format: true}``;
 - **teacher-forced vs generated**: ``token_accuracy`` far above the suite's generation
   metric means the model predicts the reference token by token but fails when it writes
@@ -48,10 +49,24 @@ def logit_effect(base: Any, prompt_ids: list[int], base_logits: Any) -> float:
 
 def adapter_prompt_format(config: dict, tokenizer: Any) -> dict | None:
     """The prompt format an adapter was trained with: recorded by ``harness train``, or
-    inferred from the data folder an mlx-lm config names (when it is here); None: unknown."""
+    inferred from the data folder an mlx-lm config names (when it is here); None: unknown.
+
+    A record made before ``formats`` (each distinct format of mixed data) was recorded gets
+    them from its training data when that file is here with the hash the record names."""
+    from .prompts import has_chat_template, prompt_format, prompt_formats
+    from .train.data import row_format, row_prompt_pairs, row_prompts
+
     recorded = config.get("prompt_format")
     if isinstance(recorded, dict) and recorded.get("template"):
-        return dict(recorded, source="recorded")
+        found = dict(recorded, source="recorded")
+        if "formats" not in recorded and config.get("data_format") in ("completions", "chat"):
+            train = _recorded_train_file(config)
+            if train is not None:
+                system = (config.get("train_config") or {}).get("system")
+                found["formats"] = prompt_formats(tokenizer, recorded["template"],
+                                                  row_prompt_pairs(train, config["data_format"], system))
+                found["source"] = f"recorded; formats from its training data {train} (hash matches)"
+        return found
     data = config.get("data")
     train = Path(data) / "train.jsonl" if isinstance(data, str) else None
     if train is None or not train.is_file():
@@ -60,9 +75,6 @@ def adapter_prompt_format(config: dict, tokenizer: Any) -> dict | None:
         first = json.loads(next(line for line in train.read_text(encoding="utf-8").splitlines() if line.strip()))
     except (StopIteration, ValueError, OSError):
         return None
-    from .prompts import has_chat_template, prompt_format
-    from .train.data import row_format, row_prompts
-
     fmt = row_format(first)
     if fmt is None:
         return None
@@ -72,7 +84,24 @@ def adapter_prompt_format(config: dict, tokenizer: Any) -> dict | None:
     template = "chat" if has_chat_template(tokenizer) else "raw"
     prompts, system = row_prompts(train, fmt)
     found = prompt_format(tokenizer, template, system, prompts)
+    found["formats"] = prompt_formats(tokenizer, template, row_prompt_pairs(train, fmt))
     return dict(found, source=f"inferred from mlx-lm's data {data} ({fmt} rows)")
+
+
+def _recorded_train_file(config: dict) -> Path | None:
+    """The training split a harness adapter was trained on, if it is here unchanged (its
+    sha256 is the one recorded)."""
+    from .files import file_digest
+
+    data = (config.get("train_config") or {}).get("data")
+    digest = (config.get("data_hashes") or {}).get("train")
+    train = Path(data) / "train.jsonl" if isinstance(data, str) and isinstance(digest, str) else None
+    try:
+        if train is not None and train.is_file() and "sha256:" + file_digest(train) == digest:
+            return train
+    except OSError:
+        pass
+    return None
 
 
 def suite_prompt_format(suite: Any, tokenizer: Any) -> dict:

@@ -7,6 +7,7 @@ and the adapter records which format it was trained with.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from .errors import HarnessError
@@ -118,7 +119,10 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
     suffix = _common_prefix([p[::-1] for p in prompts])[::-1]
     cut = min((i for i, ch in enumerate(suffix) if ch in LAYOUT_MARKS), default=-1)
     suffix = suffix[cut:] if cut >= 0 else ""
-    return prefix, suffix
+    # a bracket left open (closed) is the start (end) of content that varies, not layout:
+    # "[09:14] ..." and "[11:02] ..." share "[", a timestamp, not a wrapper
+    prefix, suffix = prefix.rstrip("[<{"), suffix.lstrip("]>}")
+    return (prefix if prefix.strip() else ""), (suffix if suffix.strip() else "")
 
 
 PLACEHOLDER = "\x00PROMPT\x00"
@@ -144,8 +148,100 @@ def prompt_format(tokenizer: Any, template: str, system: str | None, prompts: li
             "prefix": prefix, "suffix": suffix}
 
 
+# A training set may mix formats (raw task rows beside chat replay rows): each distinct one is
+# recorded with its share of rows, and a suite matching any format of at least this share
+# of the rows matches the adapter. Groups smaller than this are pooled (see prompt_formats).
+MATCH_SHARE = 0.05
+
+# What starts a prompt's layout (a field label, a header, a tag) and what ends it (the
+# answer cue on the last line): rows are grouped by these before their wrappers are taken.
+_HEAD = re.compile(r"(?:[#\[<{|]+[^\n]{0,24}?[:\]>}|]|\w{1,20}:)(?=\s|$)[ \t]*\n?")
+_TAIL = re.compile(r"\n[^\n]{0,20}?[:\]>}|][ \t]*\n?\Z")
+_SYSTEM = "\x00SYSTEM\x00"
+
+
+def _layout_key(prompt: str) -> tuple[str, str]:
+    head, tail = _HEAD.match(prompt), _TAIL.search(prompt)
+    return (head.group(0) if head else "", tail.group(0) if tail else "")
+
+
+def _chat_layouts(tokenizer: Any) -> list[re.Pattern]:
+    """Patterns of a prompt written out by hand in the chat template's layout (with and
+    without a system message): raw rows that replay chat data look like this."""
+    out = []
+    for system in (_SYSTEM, None):
+        text = rendered_format(tokenizer, "chat", system)
+        if text is None or (system and system not in text):
+            continue
+        text = text.replace("{prompt}", "\x01P\x01").replace(_SYSTEM, "\x01S\x01")
+        pattern = re.escape(text).replace("\x01P\x01", "(?P<prompt>.*)").replace("\x01S\x01", "(?P<system>.*?)")
+        out.append(re.compile(pattern + r"\Z", re.DOTALL))
+    return out
+
+
+def _as_chat(tokenizer: Any, layouts: list[re.Pattern], text: str) -> tuple[str | None, str] | None:
+    """(system, prompt) when the raw text encodes to exactly the tokens the chat template
+    gives for that prompt and system message: the model saw the chat format."""
+    for pattern in layouts:
+        found = pattern.match(text)
+        if not found:
+            continue
+        system, prompt = found.groupdict().get("system"), found.group("prompt")
+        try:
+            if encode_prompt(tokenizer, text, "raw") == encode_prompt(tokenizer, prompt, "chat", system):
+                return system, prompt
+        except Exception:
+            return None
+    return None
+
+
+def prompt_formats(tokenizer: Any, template: str, rows: list[tuple[str | None, str]]) -> list[dict]:
+    """Each distinct prompt format of a training set, largest first, with its ``rows`` and
+    ``share``: what ``prompt_format`` records for one format, per group of rows.
+
+    ``rows`` are (system message, prompt) per training row. Rows are grouped by template,
+    system message and layout (leading label or tag, trailing answer cue); raw rows that
+    are chat prompts written out by hand (same tokens as the chat template gives) count as
+    chat. Groups under ``MATCH_SHARE`` of the rows are pooled with the rows of no layout."""
+    layouts = _chat_layouts(tokenizer) if template == "raw" and has_chat_template(tokenizer) else []
+    groups: dict[tuple, list[str]] = {}
+    for system, prompt in rows:
+        tmpl = template
+        if layouts and not system:
+            found = _as_chat(tokenizer, layouts, prompt)
+            if found:
+                tmpl, (system, prompt) = "chat", found
+        groups.setdefault((tmpl, system or None, *_layout_key(prompt)), []).append(prompt)
+    small = max(2, MATCH_SHARE * len(rows))
+    pooled: dict[tuple, list[str]] = {}
+    for key, prompts in groups.items():
+        pooled.setdefault(key if len(prompts) >= small else (key[0], key[1], "", ""), []).extend(prompts)
+    out = []
+    for (tmpl, system, _, _), prompts in sorted(pooled.items(), key=lambda kv: -len(kv[1])):
+        out.append(dict(prompt_format(tokenizer, tmpl, system, prompts), rows=len(prompts),
+                        share=round(len(prompts) / len(rows), 4)))
+    return out
+
+
 def format_differences(trained: dict, evaluated: dict) -> list[str]:
     """How the evaluation's prompt format differs from the training's (empty: the same).
+    An adapter trained on several formats (``formats``, see ``prompt_formats``) matches a
+    suite that uses any of them with ``MATCH_SHARE`` or more of its rows; otherwise the
+    differences from the closest one are given. Records without ``formats`` (adapters
+    trained before it was recorded) are compared on their one format."""
+    formats = [f for f in trained.get("formats") or [] if (f.get("share") or 0) >= MATCH_SHARE]
+    if not formats:
+        return _differences(trained, evaluated)
+    found = [(_differences(f, evaluated), f) for f in formats]
+    diffs, closest = min(found, key=lambda d: (len(d[0]), -(d[1].get("share") or 0)))
+    if diffs and len(formats) > 1:
+        diffs = diffs + [f"that is the closest of the {len(formats)} prompt formats it was trained with "
+                         f"({closest.get('share', 0):.0%} of its rows)"]
+    return diffs
+
+
+def _differences(trained: dict, evaluated: dict) -> list[str]:
+    """How ``evaluated`` differs from one trained format.
     Fields the training side does not record are not compared."""
     out = []
     if trained.get("template") and trained["template"] != evaluated.get("template"):

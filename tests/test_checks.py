@@ -10,7 +10,7 @@ import yaml
 from conftest import FIXTURE_MODEL, ROOT, make_random_adapter, run_harness
 
 from harness.checks import adapter_prompt_format, token_accuracy_gaps
-from harness.prompts import format_differences, prompt_format
+from harness.prompts import format_differences, prompt_format, prompt_formats, prompt_wrapper, rendered_format
 
 
 def smoke_with_checks(tmp_path, **checks):
@@ -69,6 +69,78 @@ def test_prompt_format_differences(fixture_base):
     assert chat and chat[0] == "trained with the 'raw' prompt format, evaluated with 'chat'"
     system = format_differences(prompt_format(tok, "chat", "Be brief.", wikisql), prompt_format(tok, "chat", "Be terse.", wikisql))
     assert len(system) == 1 and "system message 'Be brief.' at training, 'Be terse.' here" == system[0]
+
+
+def _mixed_rows(tok):
+    """Raw task rows beside chat replay written out by hand, as fixtures/data/adapters/sql mixes them."""
+    chat, json_chat = rendered_format(tok, "chat", None), rendered_format(tok, "chat", "Reply in JSON.")
+    table = [f"table: t{i}\ncolumns: a, b\nQ: how many {i}?\nA: " for i in range(12)]
+    plain = [chat.replace("{prompt}", q) for q in ("Tell a story.", "Explain a hash map.", "Why is the sky blue?",
+                                                    "Name a river.", "Describe a cat.")]
+    critique = [json_chat.replace("{prompt}", f"Critique this photo: a dog, shot {i}.") for i in range(3)]
+    return table + plain + critique
+
+
+def test_mixed_training_data_records_each_format(fixture_base):
+    tok = fixture_base.tokenizer
+    prompts = _mixed_rows(tok)
+    formats = prompt_formats(tok, "raw", [(None, p) for p in prompts])
+    assert [(f["template"], f["system"], f["prefix"], f["suffix"], f["rows"]) for f in formats] == [
+        ("raw", None, "table: ", "\nA: ", 12), ("chat", None, "", "", 5),
+        ("chat", "Reply in JSON.", "Critique this photo: ", "", 3)]
+    assert [f["share"] for f in formats] == [0.6, 0.25, 0.15]
+    # computed across all rows, the one format had no wrapper: every suite was "different"
+    trained = dict(prompt_format(tok, "raw", None, prompts), formats=formats)
+    assert (trained["prefix"], trained["suffix"]) == ("", "")
+    table = [f"table: u{i}\ncolumns: c\nQ: which {i}?\nA: " for i in range(4)]
+    questions = ["What is a queue?", "Explain DNS."]
+    photos = [f"Critique this photo: a cat, shot {i}." for i in range(3)]
+    for suite in (prompt_format(tok, "raw", None, table), prompt_format(tok, "chat", None, questions),
+                  prompt_format(tok, "chat", "Reply in JSON.", photos)):
+        assert format_differences(trained, suite) == [], suite  # each matches one trained format
+    # real mismatches still differ: chat vs raw, a changed system message, another raw wrapper
+    chat = format_differences(trained, prompt_format(tok, "chat", None, table))
+    assert chat == ["trained with the 'raw' prompt format, evaluated with 'chat'",
+                    "that is the closest of the 3 prompt formats it was trained with (60% of its rows)"]
+    system = format_differences(trained, prompt_format(tok, "chat", "Reply in YAML.", photos))
+    assert system[0] == "system message 'Reply in JSON.' at training, 'Reply in YAML.' here"
+    wrapper = format_differences(trained, prompt_format(tok, "raw", None, [p.replace("\nA: ", "\nAnswer: ") for p in table]))
+    assert wrapper[0] == "prompt suffix '\\nA: ' at training, '\\nAnswer: ' here"
+    # a format seen on under 5% of the rows does not make a suite match
+    few = prompt_formats(tok, "raw", [(None, p) for p in prompts[:12] * 4 + prompts[12:13]])
+    assert [(f["template"], f["rows"]) for f in few] == [("raw", 48), ("chat", 1)]
+    assert format_differences(dict(trained, formats=few), prompt_format(tok, "chat", None, questions))
+
+
+def test_old_prompt_format_record_still_loads(tmp_path, fixture_base):
+    """An adapter trained before `formats` was recorded: its one format is compared, and its
+    formats are read from its training data when that is here unchanged (hash recorded)."""
+    from harness.files import file_digest
+
+    tok = fixture_base.tokenizer
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = _mixed_rows(tok)
+    (data / "train.jsonl").write_text("".join(json.dumps({"prompt": p, "completion": "x"}) + "\n" for p in rows))
+    old = {"template": "raw", "system": None, "rendered": "{prompt}", "prefix": "", "suffix": ""}
+    config = {"prompt_format": old, "data_format": "completions", "train_config": {"data": str(data), "system": None},
+              "data_hashes": {"train": "sha256:" + file_digest(data / "train.jsonl")}}
+    sql_suite = prompt_format(tok, "raw", None, [f"table: u{i}\nQ: which {i}?\nA: " for i in range(3)])
+    found = adapter_prompt_format(config, tok)
+    assert [f["rows"] for f in found["formats"]] == [12, 5, 3] and "hash matches" in found["source"]
+    assert format_differences(found, sql_suite) == []
+    (data / "train.jsonl").write_text((data / "train.jsonl").read_text() + json.dumps({"prompt": "q", "completion": "x"}) + "\n")
+    for cfg in (config, {"prompt_format": old}):  # data changed since, or not here: the one old format
+        found = adapter_prompt_format(cfg, tok)
+        assert "formats" not in found and found["source"] == "recorded"
+        assert format_differences(found, sql_suite) == ["prompt prefix '' at training, 'table: ' here",
+                                                        "prompt suffix '' at training, '\\nA: ' here"]
+
+
+def test_prompt_wrapper_is_layout_not_content():
+    assert prompt_wrapper(["[09:14] relay up", "[11:02] relay down"]) == ("", "")
+    assert prompt_wrapper(["[INST] a [/INST]", "[INST] b [/INST]"]) == ("[INST] ", "[/INST]")
+    assert prompt_wrapper(["x = {1}", "y = {2}"]) == ("", "")
 
 
 def test_mlx_lm_format_inferred_or_unknown(tmp_path, fixture_base):

@@ -91,6 +91,9 @@ def test_adapter_config_records_provenance(trained, fixture_base):
     assert {k: fmt[k] for k in ("template", "system")} == {"template": "chat", "system": None}
     # the layout around every training prompt, as rendered, and the raw wrapper they share
     assert fmt["rendered"].count("{prompt}") == 1 and (fmt["prefix"], fmt["suffix"]) == ("table: ", "\nA: ")
+    # each distinct format of the data with its share (one here), which `harness eval` compares with
+    assert [(f["template"], f["prefix"], f["suffix"], f["share"]) for f in fmt["formats"]] == [
+        ("chat", "table: ", "\nA: ", 1.0)]
     assert cfg["data_format"] == "completions" and cfg["mask_prompt"] is True
     assert set(cfg["data_hashes"]) == {"train", "valid"}
     assert cfg["harness_version"]

@@ -222,3 +222,19 @@ def row_prompts(path: Path, fmt: str) -> tuple[list[str], str | None]:
                 prompts.append(users[-1])
             systems.add(msgs[0]["content"] if msgs and msgs[0].get("role") == "system" else None)
     return prompts, (systems.pop() if len(systems) == 1 else None)
+
+
+def row_prompt_pairs(path: Path, fmt: str, system: str | None = None) -> list[tuple[str | None, str]]:
+    """(system message, user prompt) of each row of a split, as ``encode_row`` renders it
+    (``system``: the config's, for rows that carry none); empty for ``text``."""
+    out: list[tuple[str | None, str]] = []
+    for _, row in read_rows(path):
+        if fmt == "completions":
+            out.append((system, row["prompt"]))
+        elif fmt == "chat":
+            msgs = row["messages"]
+            users = [m["content"] for m in msgs[:-1] if m.get("role") == "user"]
+            if users:
+                own = msgs[0]["content"] if msgs and msgs[0].get("role") == "system" else None
+                out.append((own or system, users[-1]))
+    return out

@@ -213,13 +213,16 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
         raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
                            f"batch_size={cfg.batch_size}", path=splits["train"].path,
                            hint="lower batch_size")
-    from ..prompts import prompt_format
-    from .data import row_prompts
+    from ..prompts import prompt_format, prompt_formats
+    from .data import row_prompt_pairs, row_prompts
 
     prompts, row_system = row_prompts(splits["train"].path, fmt)
     trained_format = prompt_format(base.tokenizer, template, cfg.system or row_system, prompts)
     if fmt == "text":  # documents: no prompt, so no wrapper to record
         trained_format = {k: v for k, v in trained_format.items() if k not in ("prefix", "suffix")}
+    else:  # each distinct format of mixed data (task rows beside replay rows), with its share
+        trained_format["formats"] = prompt_formats(
+            base.tokenizer, template, row_prompt_pairs(splits["train"].path, fmt, cfg.system))
     data_info = {"prompt_format": trained_format,
                  "format": fmt, "template": template, "mask_prompt": mask_prompt,
                  "hashes": {name: s.sha256 for name, s in splits.items()}}
