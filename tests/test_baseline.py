@@ -174,3 +174,25 @@ def test_cli_approve_and_compare(tmp_path):
     assert "pass->fail: q01" in done.stdout
     html = (tmp_path / "cmp" / "compare.html").read_text()
     assert "q01" in html and "<script" not in html
+
+
+def test_renamed_fixture_adapter_against_committed_baseline(tmp_path):
+    """A user renames the sql adapter and gates against the committed baseline: the run names
+    both in a warning (terminal, results.json); --strict-baseline makes it the one more failure."""
+    from conftest import FIXTURE_MODEL, ROOT, run_harness
+
+    args = ["eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(FIXTURE_MODEL), "--adapter",
+            f"sqlv2={ROOT / 'fixtures' / 'adapters' / 'sql'}", "--baseline",
+            str(ROOT / "reports" / "baselines" / "fixture.json"), "--quiet"]
+    lax = run_harness(*args, "--out", str(tmp_path / "lax"))
+    strict = run_harness(*args, "--strict-baseline", "--out", str(tmp_path / "strict"))
+    assert lax.returncode in (0, 1) and strict.returncode == 1, lax.stderr + strict.stderr
+    shown = [ln for ln in lax.stdout.splitlines() if ln.startswith("  WARNING")]
+    assert len(shown) == 1 and "no model 'sqlv2'" in shown[0] and "fixture.json" in shown[0] and "(it has: " in shown[0]
+    lax_run, strict_run = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("lax", "strict"))
+    assert any("no model 'sqlv2'" in w for w in lax_run["suites"][0]["warnings"])
+
+    def failed(run):
+        return sorted((g["model"], g["metric"], g["kind"]) for g in run["suites"][0]["gates"] if not g["passed"])
+    assert failed(strict_run) == sorted(failed(lax_run) + [("sqlv2", "baseline", "baseline_missing")])
+    assert "WARNING" not in strict.stdout and "FAILED smoke / sqlv2 / baseline" in strict.stdout

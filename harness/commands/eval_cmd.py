@@ -143,4 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         for gate in suite["gates"]:
             if not gate["passed"]:
                 print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
+    if baseline is not None and not args.strict_baseline:  # baseline gating never vanishes silently
+        from ..baseline import baseline_coverage
+
+        for suite in results["suites"]:
+            for _, reason in baseline_coverage(baseline, suite):
+                print(printable(f"  WARNING {reason} (--strict-baseline fails it)"))
     return code
