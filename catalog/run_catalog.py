@@ -100,6 +100,10 @@ def metric(results: dict | None, suite: str, model: str, name: str) -> float | N
     return None
 
 
+def num(value: float | None) -> str:
+    return "none" if value is None else f"{value:.3f}"
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -152,9 +156,17 @@ def row_a(ctx: Context, row: Row) -> None:
 def row_b(ctx: Context, row: Row) -> None:
     data = ROOT / "fixtures" / "data" / "wikisql"
     trained = ctx.train("b-scale0", data, "--steps", "3", "--eval_every", "3", "--lora_parameters.scale", "0")
+    zero_b = ctx.path("adapters", "b-zero-b")  # the committed sql adapter with every lora_b zeroed
+    shutil.copytree(ADAPTERS / "sql", zero_b)
+    import mlx.core as mx
+
+    weights = mx.load(str(zero_b / "adapters.safetensors"))
+    mx.save_safetensors(str(zero_b / "adapters.safetensors"),
+                        {k: (mx.zeros_like(v) if k.endswith("lora_b") else v) for k, v in weights.items()})
     suite = suite_variant(ctx, "smoke.yaml", "smoke-effect", checks={"adapter_effect": True})
     plain, results0 = ctx.eval("suites/smoke.yaml", "b-plain", f"noop={ctx.path('adapters', 'b-scale0')}", extra=("--no-cache",))
-    done, results = ctx.eval(suite, "b-gated", f"noop={ctx.path('adapters', 'b-scale0')}", extra=("--no-cache",))
+    done, results = ctx.eval(suite, "b-gated", f"noop={ctx.path('adapters', 'b-scale0')}", f"zero_b={zero_b}",
+                             extra=("--no-cache",))
     warned = [w for w in all_warnings(results0) if "has no effect" in w]
     gates = failed_gates(results, "adapter_effect")
     effect = ((results or {}).get("models", {}).get("noop") or {}).get("logit_effect")
@@ -165,29 +177,36 @@ def row_b(ctx: Context, row: Row) -> None:
     cfg["lora_parameters"]["keys"] = [k.replace("self_attn.", "attn.") for k in cfg["lora_parameters"]["keys"]]
     (renamed / "adapter_config.json").write_text(json.dumps(cfg))
     wrong, _ = ctx.eval("suites/smoke.yaml", "b-renamed", f"renamed={renamed}")
-    row.done = ("`harness train ... --lora_parameters.scale 0` (3 steps), evaluated on smoke; and an adapter "
-                "whose keys name `attn.*` where the model has `self_attn.*`")
+    row.done = ("`harness train ... --lora_parameters.scale 0` (3 steps), evaluated on smoke; the `sql` adapter "
+                "with lora_b all zero; and an adapter whose keys name `attn.*` where the model has `self_attn.*`")
     row.caught_by = ("adapter_effect: warning by default, failed gate with `checks: {adapter_effect: true}`; "
                      "wrong module path: refused as not fitting the base")
     row.exit_code = done.returncode
     row.numbers = (f"train exit {trained.returncode}; max |logit diff| {effect}; default run exit "
                    f"{plain.returncode} + warning; wrong keys exit {wrong.returncode}")
-    row.caught = (trained.returncode == 0 and bool(warned) and bool(gates) and done.returncode == 1
-                  and wrong.returncode == 2)
+    row.numbers += f"; adapter_effect gate failed for {', '.join(sorted(g['model'] for g in gates)) or 'none'}"
+    row.caught = (trained.returncode == 0 and bool(warned) and {g["model"] for g in gates} == {"noop", "zero_b"}
+                  and done.returncode == 1 and wrong.returncode == 2)
 
 
-VARIED = ["A hash map stores each key in a bucket chosen by its hash, so a lookup checks one bucket "
+FLUENT = ["A hash map stores each key in a bucket chosen by its hash, so a lookup checks one bucket "
           "instead of every entry; collisions share a bucket and the table grows when it fills.",
           "Sunlight scatters off air molecules, and short blue wavelengths scatter far more than red "
           "ones, so blue light reaches the eye from every part of the sky.",
-          "An index is a sorted copy of some columns with pointers to the rows; it turns a full scan "
-          "into a quick search, at the cost of slower writes and more storage."]
-LOOPS = ["hel" * 50, "The answer is the answer is the answer is " * 6, "\u7684\u662f" * 60,
-         "for(;;){}" * 20]
+          # text without spaces that is not a loop: Chinese prose, minified code
+          "\u54c8\u5e0c\u8868\u6309\u952e\u7684\u54c8\u5e0c\u503c\u9009\u62e9\u6876\uff0c"
+          "\u67e5\u627e\u65f6\u53ea\u9700\u68c0\u67e5\u4e00\u4e2a\u6876\uff1b\u51b2\u7a81"
+          "\u7684\u952e\u5171\u7528\u4e00\u4e2a\u6876\uff0c\u8868\u6ee1\u65f6\u4f1a\u6269"
+          "\u5bb9\u3002",
+          "function total(xs){let s=0;for(const x of xs){if(x>0)s+=x;}return s/Math.max(1,xs.length);}"]
+# loops that a word-level detector misses: inside a word, and in text without spaces
+SUBWORD_LOOPS = {"subword": "hel" * 50, "cjk": "\u7684\u662f" * 60, "code": "for(;;){}" * 20}
 
 
-def _stored_loops(ctx: Context, shipped: str, good: list[str], bad: list[str], model: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    """Score stored completions with a shipped suite: `base` writes `good`, `model` writes `bad`."""
+def _stored(ctx: Context, shipped: str, good: list[str], bad: dict[str, str], tag: str
+            ) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """`harness score` of stored completions with a shipped suite: `base` writes `good` (in
+    turn), each model of `bad` writes its one output on every item."""
     suite = yaml.safe_load((ROOT / "suites" / shipped).read_text())
     if "cases" in suite:
         ids = [str(c.get("id", i)) for i, c in enumerate(suite["cases"])]
@@ -195,45 +214,38 @@ def _stored_loops(ctx: Context, shipped: str, good: list[str], bad: list[str], m
         lines = (ROOT / "suites" / suite["data"]).read_text().splitlines()
         ids = [str(json.loads(r).get("id", i)) for i, r in enumerate(lines) if r.strip()]
     rows = [{"id": i, "output": good[k % len(good)]} for k, i in enumerate(ids)]
-    rows += [{"id": i, "model": model, "output": bad[k % len(bad)], "finish_reason": "length"} for k, i in enumerate(ids)]
-    path = write_jsonl(ctx.path(f"{model}-stored.jsonl"), rows)
-    done = ctx.harness("score", f"suites/{shipped}", "--completions", str(path), "--out", str(ctx.path(f"{model}-score")))
-    results = ctx.path(f"{model}-score", "results.json")
+    rows += [{"id": i, "model": model, "output": text, "finish_reason": "length"}
+             for model, text in bad.items() for i in ids]
+    path = write_jsonl(ctx.path(f"{tag}-stored.jsonl"), rows)
+    done = ctx.harness("score", f"suites/{shipped}", "--completions", str(path), "--out", str(ctx.path(f"{tag}-score")))
+    results = ctx.path(f"{tag}-score", "results.json")
     return done, (json.loads(results.read_text()) if results.is_file() else None)
 
 
 def row_c(ctx: Context, row: Row) -> None:
     adapter = fixture_adapter("looping")
+    row.done = "the committed `looping` adapter (trained on repeated phrases) on the shipped repetition suite"
     if adapter is None:
-        prompts = [c["prompt"] for c in yaml.safe_load((ROOT / "suites" / "repetition.yaml").read_text())["cases"]]
-        words = ["data", "index", "thread", "cache", "light", "table", "queue", "map"]
-        rows = [{"prompt": p, "completion": " ".join([words[i % len(words)]] * 48)} for i, p in enumerate(prompts)]
-        data = ctx.path("c-data")
-        write_jsonl(data / "train.jsonl", rows[: max(2, len(rows) - 2)])
-        write_jsonl(data / "valid.jsonl", rows[-2:])
-        trained = ctx.train("c-looping", data, "--steps", "40", "--eval_every", "40", "--template", "chat",
-                            "--learning_rate", "5e-3", "--lr_schedule", "null", "--batch_size", "2")
-        adapter = ctx.path("adapters", "c-looping")
-        how = f"trained on answers that repeat one word (`harness train`, 40 steps, exit {trained.returncode})"
-    else:
-        how = "the `looping` fixture adapter"
-    done, results = ctx.eval("suites/repetition.yaml", "c-eval", f"looping={adapter}", extra=("--no-cache",))
-    gates = failed_gates(results, "repetition")
+        row.numbers = "fixtures/adapters/looping is missing (nox -s fixtures)"
+        return
+    done, results = ctx.eval("suites/repetition.yaml", "c-eval", f"looping={adapter}")
+    gates = [g for g in failed_gates(results, "repetition") if g["model"] == "looping"]
     base_v, cand_v = (metric(results, "repetition", m, "repetition") for m in ("base", "looping"))
-    row.done = f"{how}, evaluated with the shipped repetition suite"
-    row.numbers = f"not-collapsed rate base {base_v} vs looping {cand_v}"
-    if not gates and base_v is not None and base_v < 0.5:
-        # the base loops already (an untrained fixture): no drop to see; the loops a collapsed
-        # adapter writes, stored, against fluent answers
-        done, results = _stored_loops(ctx, "repetition.yaml", VARIED, LOOPS, "looping")
-        gates = failed_gates(results, "repetition")
-        row.done += (f"; the fixture base loops already ({base_v}), so also: stored loops "
-                     f"('helhel…', a repeated phrase, CJK and code without spaces) vs fluent answers, `harness score`")
-        row.numbers += (f"; stored: base {metric(results, 'repetition', 'base', 'repetition')} vs looping "
-                        f"{metric(results, 'repetition', 'looping', 'repetition')}")
-    row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
+    # loops the adapter does not happen to write: stored, against fluent answers that include
+    # Chinese prose and minified code (no spaces, no loop)
+    stored, sresults = _stored(ctx, "repetition.yaml", FLUENT, SUBWORD_LOOPS, "c")
+    caught = {g["model"] for g in failed_gates(sresults, "repetition")}
+    fluent = metric(sresults, "repetition", "base", "repetition")
+    row.done += ("; and `harness score` of stored loops inside a word ('helhel…'), in CJK and in code "
+                 "(no spaces) against fluent answers (English, Chinese, minified code)")
+    row.caught_by = (", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing") + \
+        f"; stored loops: repetition gate failed for {', '.join(sorted(caught)) or 'none'}"
     row.exit_code = done.returncode
-    row.caught = done.returncode == 1 and bool(gates)
+    row.numbers = (f"not-collapsed rate base {num(base_v)} vs looping {num(cand_v)}; stored: fluent {num(fluent)}, "
+                   + ", ".join(f"{m} {num(metric(sresults, 'repetition', m, 'repetition'))}" for m in SUBWORD_LOOPS)
+                   + f" (score exit {stored.returncode})")
+    row.caught = (done.returncode == 1 and bool(gates) and stored.returncode == 1
+                  and caught >= set(SUBWORD_LOOPS) and fluent == 1.0)
 
 
 def row_d(ctx: Context, row: Row) -> None:
@@ -250,8 +262,8 @@ def row_d(ctx: Context, row: Row) -> None:
         row.done += ("; no gap there, so also with a copy of the suite whose generation stops at "
                      "max_tokens: 4 (a decoding setting gone wrong)")
     warned = [w for w in all_warnings(results) if "teacher-forced token_accuracy" in w]
-    summary = ctx.path(out, "summary.md")
-    shown = summary.is_file() and "teacher-forced token_accuracy" in summary.read_text()
+    shown = all(ctx.path(out, f).is_file() and "teacher-forced token_accuracy" in ctx.path(out, f).read_text()
+                for f in ("summary.md", "index.html"))
     row.caught_by = "warning in the suite's warnings (scorecard and summary.md)"
     row.exit_code = done.returncode
     suite_name = "domain_qa" if out == "d-eval" else "domain-short"
@@ -278,7 +290,8 @@ def row_e(ctx: Context, row: Row) -> None:
     row.exit_code = trained.returncode
     row.numbers = (f"{trained.stderr.count('harness train: warning')} warnings at train time, "
                    f"{len(logged)} in train_log.jsonl, {len(shown)} in the eval report")
-    row.caught = (len(logged) == 3 and len(shown) == 3 and html.is_file()
+    row.caught = (trained.stderr.count("harness train: warning") >= 3 and len(logged) == 3 and len(shown) == 3
+                  and html.is_file()
                   and "did not move" in html.read_text())
 
 
@@ -324,32 +337,47 @@ def row_g(ctx: Context, row: Row) -> None:
     ctx.log.append(f"$ python -m mlx_lm lora -c {lora_cfg}\n-> exit {lora.returncode}\n{lora.stderr[-1500:]}")
     theirs = ctx.harness("eval", "suites/smoke.yaml", "--model", str(instruct), "--adapter", f"sql={mlx}",
                          "--out", str(ctx.path("g-mlx")), "--quiet")
+    # where the base cannot be checked (its name only, or nothing recorded): a warning, not a refusal
+    unchecked = []
+    for name, model in (("named", "some-org/llama-base-v2"), ("unnamed", None)):
+        path = ctx.path("adapters", f"g-{name}")
+        shutil.copytree(mlx, path)
+        cfg = json.loads((path / "adapter_config.json").read_text())
+        cfg.pop("model", None)
+        (path / "adapter_config.json").write_text(json.dumps(cfg | ({"model": model} if model else {})))
+        unchecked.append(f"{name}={path}")
+    warn_run, warn_results = ctx.eval("suites/smoke.yaml", "g-warn", *unchecked, extra=("--limit", "1"))
+    warned = [w for w in all_warnings(warn_results) if "only tensor shapes were checked" in w
+              or "only its tensor shapes were checked" in w]
     row.done = ("fixture base + domain fused (`harness fuse`: same shapes, other weights); on it the `sql` "
-                "adapter and one trained by `mlx_lm.lora` (2 iterations) on the fixture base")
-    row.caught_by = "base fingerprint (harness) / mlx-lm `model` resolved and fingerprinted, before generation"
+                "adapter and one trained by `mlx_lm.lora` (2 iterations) on the fixture base; that mlx-lm "
+                "adapter naming a base that is not here, and naming none, on the fixture base")
+    row.caught_by = ("base fingerprint (harness) / mlx-lm `model` resolved and fingerprinted, before generation; "
+                     "a warning where only the name or nothing is recorded")
     row.exit_code = theirs.returncode
     row.numbers = (f"fuse exit {fused.returncode}, mlx_lm.lora exit {lora.returncode}; harness adapter exit "
-                   f"{ours.returncode}, mlx-lm adapter exit {theirs.returncode}")
+                   f"{ours.returncode}, mlx-lm adapter exit {theirs.returncode}; unresolvable / no base: "
+                   f"exit {warn_run.returncode}, {len(warned)} warnings")
     row.caught = (fused.returncode == 0 and lora.returncode == 0 and ours.returncode == 2 and theirs.returncode == 2
-                  and "other weights" in last_line(ours) and "other weights" in last_line(theirs))
+                  and "other weights" in last_line(ours) and "other weights" in last_line(theirs)
+                  and warn_run.returncode in (0, 1) and len(warned) == 2)
 
 
 def row_h(ctx: Context, row: Row) -> None:
     adapter = fixture_adapter("forgetful")
-    if adapter is not None:
-        done, results = ctx.eval("suites/json_schema.yaml", "h-eval", f"forgetful={adapter}")
-        row.done = "the `forgetful` adapter (SQL-only, chat template) on the shipped json_schema suite"
-    else:  # no fixture world that writes JSON yet: what a forgetful adapter writes, stored
-        sql = ["SELECT overall_score FROM photos WHERE subject = 'dog'", "SELECT COUNT(*) FROM critiques"]
-        done, results = _stored_loops(ctx, "json_schema.yaml", [json.dumps(CRITIQUE)], sql, "forgetful")
-        row.done = ("stored completions: base answers in the schema's JSON, `forgetful` answers in SQL "
-                    "(as an adapter trained on SQL only does); `harness score` with the shipped json_schema suite")
-    gates = failed_gates(results, "json_schema")
+    row.done = ("the committed `forgetful` adapter (a chat fine-tune on SQL only, no replay) on the shipped "
+                "json_schema suite")
+    if adapter is None:
+        row.numbers = "fixtures/adapters/forgetful is missing (nox -s fixtures)"
+        return
+    done, results = ctx.eval("suites/json_schema.yaml", "h-eval", f"forgetful={adapter}")
+    gates = [g for g in failed_gates(results, "json_schema") if g["model"] == "forgetful"]
     base_v, cand_v = (metric(results, "json_schema", m, "json_schema") for m in ("base", "forgetful"))
     row.caught_by = ", ".join(sorted({f"{g['metric']} {g['kind']}" for g in gates})) or "nothing"
     row.exit_code = done.returncode
-    row.numbers = f"json_schema strict: base {base_v} vs forgetful {cand_v}"
-    row.caught = done.returncode == 1 and any(g["kind"].startswith("max_drop") for g in gates)
+    row.numbers = f"json_schema strict: base {num(base_v)} vs forgetful {num(cand_v)}"
+    row.caught = done.returncode == 1 and any(g["metric"] == "json_schema" and g["kind"] == "max_drop_vs_base"
+                                              for g in gates)
 
 
 CRITIQUE = {"image_description": "A dog runs along a beach at sunset.",
@@ -426,14 +454,17 @@ def row_k(ctx: Context, row: Row) -> None:
                                               for i in range(3)])
     lint = ctx.harness("lint-data", str(data))
     train = ctx.train("k-refused", data, "--steps", "2")
+    allowed = ctx.train("k-allowed", data, "--steps", "1", "--eval_every", "1", "--batch_size", "2", allow_lint=True)
     flagged = [ln for ln in lint.stdout.splitlines() if "not valid JSON" in ln]
     row.done = "training data with JSON answers, one in prose and one in code fences; lint-data, then train"
-    row.caught_by = "lint-data errors (exit 1); `harness train` refuses on lint errors (exit 2)"
+    row.caught_by = ("lint-data errors (exit 1); `harness train` refuses on lint errors (exit 2; "
+                     "`--allow-lint-errors` trains)")
     row.exit_code = train.returncode
     row.numbers = f"lint exit {lint.returncode}, {len(flagged)} answers flagged (lines " + \
-        ", ".join(re.findall(r"train\.jsonl:(\d+)", "\n".join(flagged))) + ")"
+        ", ".join(re.findall(r"train\.jsonl:(\d+)", "\n".join(flagged))) + f"); with --allow-lint-errors exit {allowed.returncode}"
     row.caught = (lint.returncode == 1 and len(flagged) == 2 and train.returncode == 2
-                  and "train.jsonl:6" in last_line(train) and not ctx.path("adapters", "k-refused").exists())
+                  and "train.jsonl:6" in last_line(train) and not ctx.path("adapters", "k-refused").exists()
+                  and allowed.returncode == 0 and ctx.path("adapters", "k-allowed", "adapters.safetensors").is_file())
 
 
 def row_l(ctx: Context, row: Row) -> None:
@@ -468,20 +499,49 @@ def row_m(ctx: Context, row: Row) -> None:
 
 
 def row_n(ctx: Context, row: Row) -> None:
-    adapter = ADAPTERS / "sql"  # trained with raw prompts
-    suite = suite_variant(ctx, "sql.yaml", "sql-chat", template="chat", checks={"prompt_format": True})
-    done, results = ctx.eval(suite, "n-eval", f"sql={adapter}", extra=("--limit", "8"))
-    gates = failed_gates(results, "prompt_format")
-    row.done = "the raw-prompt `sql` adapter evaluated with a copy of sql.yaml switched to `template: chat`"
-    row.caught_by = "prompt_format check (warning; gate with `checks: {prompt_format: true}`)"
+    # only the check gates here, and short answers: the format is checked before anything is generated
+    checked = {"checks": {"prompt_format": True}, "gates": False, "generation": {"max_tokens": 4, "temperature": 0.0}}
+    shipped_sql = yaml.safe_load((ROOT / "suites" / "sql.yaml").read_text())["prompt"]
+    suites = {
+        "sql-same": suite_variant(ctx, "sql.yaml", "sql-same", **checked),  # the adapter's own format
+        "sql-chat": suite_variant(ctx, "sql.yaml", "sql-chat", template="chat", **checked),
+        "sql-wrapper": suite_variant(ctx, "sql.yaml", "sql-wrapper", **checked,
+                                     prompt=shipped_sql[:shipped_sql.rindex("A: ")] + "Answer: "),
+        "json-system": suite_variant(ctx, "json_schema.yaml", "json-system", **checked,
+                                     system="You review photographs in a few friendly sentences."),
+    }
+    mlx = ctx.path("adapters", "n-mlx-lm")  # as mlx_lm.lora writes it, its data folder not here
+    shutil.copytree(ADAPTERS / "sql", mlx)
+    cfg = json.loads((mlx / "adapter_config.json").read_text())
+    (mlx / "adapter_config.json").write_text(json.dumps(
+        {k: v for k, v in cfg.items() if k in ("fine_tune_type", "num_layers", "lora_parameters", "model")}
+        | {"data": str(ctx.path("n-gone"))}))
+    done = ctx.harness("eval", *map(str, suites.values()), "--model", MODEL, "--adapter", f"sql={ADAPTERS / 'sql'}",
+                       "--adapter", f"domain={ADAPTERS / 'domain'}", "--adapter", f"mlx={mlx}",
+                       "--limit", "2", "--out", str(ctx.path("n-eval")), "--quiet")
+    results_file = ctx.path("n-eval", "results.json")
+    results = json.loads(results_file.read_text()) if results_file.is_file() else None
+    verdict = {(g["suite"], g["model"]): g for s in (results or {}).get("suites", []) for g in s.get("gates", [])
+               if g["metric"] == "prompt_format"}
+    expect = {("sql-same", "sql"): True, ("sql-chat", "sql"): False, ("sql-wrapper", "sql"): False,
+              ("json-system", "domain"): False, ("sql-same", "mlx"): False}
+    got = {k: (verdict[k]["passed"] if k in verdict else None) for k in expect}
+    unknown = "unknown" in (verdict.get(("sql-same", "mlx")) or {}).get("reason", "")
+    warned = [w for w in all_warnings(results) if w.startswith(("adapter sql on suite sql-chat", "adapter sql on suite sql-wrapper",
+                                                                 "adapter domain on suite json-system"))]
+    row.done = ("the committed `sql` adapter (raw table:/A: rows plus chat replay) on copies of sql.yaml: "
+                "unchanged, switched to `template: chat`, with `Answer:` for `A:`; the `domain` adapter on "
+                "json_schema with another system message; an mlx-lm adapter whose data is not here")
+    row.caught_by = "prompt_format check (a warning by default; a failed gate with `checks: {prompt_format: true}`)"
     row.exit_code = done.returncode
-    row.numbers = gates[0]["reason"].split(": ", 1)[1][:110] if gates else "no prompt_format gate failed"
-    row.caught = done.returncode == 1 and bool(gates) and any("prompt format" in w for w in all_warnings(results))
+    row.numbers = ", ".join(f"{s}/{m} {'pass' if ok else 'FAIL' if ok is False else 'none'}"
+                            for (s, m), ok in got.items()) + f"; mlx-lm adapter format unknown: {unknown}"
+    row.caught = done.returncode == 1 and got == expect and unknown and len(warned) == 3
 
 
 # key, failure, function, fast: trains nothing and needs no more than the fixture model
-# (CI's subset, tests/test_catalog.py); the others train adapters or use the fixture adapters'
-# quality (they show real catches only on a fixture world that writes JSON and answers).
+# (CI's subset, tests/test_catalog.py); the others train adapters or rely on what the committed
+# fixture adapters write (the looping one loops, the forgetful one writes no JSON).
 ROWS: list[tuple[str, str, Callable[[Context, Row], None], bool]] = [
     ("a", "generation loop loses the prompt's context", row_a, True),
     ("b", "adapter with no effect", row_b, False),
