@@ -140,17 +140,50 @@ def sql_rows(split: str, n: int) -> list[dict]:
 
 # --- the rows ----------------------------------------------------------------------
 
+USER_PROCESS = """
+import json, sys
+sys.path.insert(0, "catalog")
+from mlx_lm import load
+from harness.generator_check import check_generator
+from harness.prompts import encode_prompt
+from user_generators import lost_context_loop
+
+model, tokenizer = load("{model}")
+prompts = ["Explain how a hash map works.", "What is a database index?"]
+# the Python API, as a user's test would call it
+report = check_generator(lambda ids, n: lost_context_loop(model, tokenizer, ids, n), model="{model}",
+                         prompts=prompts, max_tokens=16, template="chat")
+print("report.passed:", report.passed)
+# what the loop wrote, with token ids, for `harness check-generator --completions`
+with open("{out}", "w") as fh:
+    for text in prompts:
+        ids = encode_prompt(tokenizer, text, "chat")
+        fh.write(json.dumps({{"prompt_token_ids": ids, "output_token_ids": lost_context_loop(model, tokenizer, ids, 16)}}) + "\\n")
+"""
+
+
 def row_a(ctx: Context, row: Row) -> None:
     loops = "catalog/user_generators.py"
     args = ["check-generator", "--model", MODEL, "--suite", "suites/smoke.yaml", "--limit", "4", "--max-tokens", "16"]
     good = ctx.harness(*args, "--generator", f"{loops}:cached_loop")
     bad = ctx.harness(*args, "--generator", f"{loops}:lost_context_loop")
     mism = bad.stdout.count("MISMATCH")
-    row.done = "hand-written greedy loop feeding one token without its KV cache, checked with `harness check-generator`"
+    # the same loop through the Python API, and what it wrote (token ids) checked from a file
+    stored = ctx.path("a-outputs.jsonl")
+    api = subprocess.run([sys.executable, "-c", USER_PROCESS.format(model=MODEL, out=stored)], cwd=ROOT, env=ctx.env,
+                         capture_output=True, text=True, timeout=600)
+    ctx.log.append(f"$ python -c <user process>\n-> exit {api.returncode}\n{api.stdout[-500:]}{api.stderr[-1500:]}")
+    from_file = ctx.harness("check-generator", "--model", MODEL, "--completions", str(stored), "--max-tokens", "16")
+    row.done = ("hand-written greedy loop feeding one token without its KV cache, checked with `harness "
+                "check-generator --generator`, with the Python API `check_generator`, and from the token ids it "
+                "wrote (`--completions`)")
     row.caught_by = "check-generator: full-context recomputation disagrees (gate)"
     row.exit_code = bad.returncode
-    row.numbers = f"{mism}/4 prompts mismatch; the KV-cached loop: exit {good.returncode}"
-    row.caught = bad.returncode == 1 and mism >= 1 and good.returncode == 0
+    row.numbers = (f"{mism}/4 prompts mismatch; the KV-cached loop: exit {good.returncode}; Python API "
+                   f"{api.stdout.strip().splitlines()[-1] if api.stdout.strip() else 'no output'}; "
+                   f"from the stored token ids: exit {from_file.returncode}")
+    row.caught = (bad.returncode == 1 and mism >= 1 and good.returncode == 0 and api.returncode == 0
+                  and "report.passed: False" in api.stdout and from_file.returncode == 1)
 
 
 def row_b(ctx: Context, row: Row) -> None:
@@ -439,8 +472,16 @@ def row_j(ctx: Context, row: Row) -> None:
     row.caught_by = "json_schema classes: `truncated` for JSON unfinished at the limit only"
     row.exit_code = done.returncode
     row.numbers = f"cut JSON: {cut}; prose at the limit: {ramble}; cut by a stop: {stopped}"
+    # and the advice for prose at the limit is not "raise max_tokens"
+    advice = {m: {(i["scores"]["json_schema"].get("detail") or "").split(":")[0] + (
+                  " (raise max_tokens)" if "raise max_tokens" in (i["scores"]["json_schema"].get("detail") or "") else "")
+                  for i in ((results or {}).get("suites") or [{}])[0].get("models", {}).get(m, {}).get("items", [])}
+              for m in ("cut", "rambling", "stopped")}
+    row.numbers += f"; advice: {', '.join(f'{m}: {sorted(a)[0] if a else None}' for m, a in advice.items())}"
     row.caught = (cut.get("truncated") == 1.0 and not ramble.get("truncated")
-                  and not stopped.get("truncated") and not stopped.get("prefix_text"))
+                  and not stopped.get("truncated") and not stopped.get("prefix_text")
+                  and advice["cut"] == {"truncated (raise max_tokens)"}
+                  and not any("raise max_tokens" in a for m in ("rambling", "stopped") for a in advice[m]))
 
 
 def row_k(ctx: Context, row: Row) -> None:
