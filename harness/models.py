@@ -34,12 +34,102 @@ ADAPTER_FILES = ("adapters.safetensors", "adapter_config.json")
 
 def _model_file_digest(path: Path) -> str:
     st = path.stat()  # the base and its weights fingerprint hash the same files: once per process
-    return _digest_at(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    return _digest_at(str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev)
 
 
 @functools.lru_cache(maxsize=256)
-def _digest_at(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    return file_digest(Path(path))
+def _digest_at(path: str, size: int, mtime_ns: int, inode: int, ctime_ns: int, device: int) -> str:
+    stamp = (size, mtime_ns, inode, ctime_ns, device)
+    if size < MEMO_MIN_BYTES:
+        return file_digest(Path(path))
+    memo = _DigestMemo.open()
+    known = memo.get(path, stamp) if memo else None
+    if known:
+        return known
+    digest = file_digest(Path(path))
+    if memo:
+        memo.put(path, stamp, digest)
+    return digest
+
+
+MEMO_MIN_BYTES = 1 << 20  # smaller files are hashed: quicker than a lookup
+RACY_SECONDS = 2.0  # a file modified this recently may still change within its mtime tick
+
+
+class _DigestMemo:
+    """Weight-file digests remembered across runs, in ``digests.sqlite`` in the harness cache
+    folder, keyed by path, size, mtime, ctime, inode and device: an unchanged multi-GB weights
+    file is not read again on every run (on a 7B model, gigabytes per start).
+
+    Any change to the file changes its ctime (which no tool can set back), so a rewritten
+    file is hashed again. As in git's index, a file modified less than ``RACY_SECONDS``
+    before it was hashed is not remembered (it may change again within the same mtime
+    tick). Never fatal: a database that cannot be opened, read or written is skipped.
+    """
+
+    _instance: "_DigestMemo | None | bool" = False  # False: not opened yet; None: unusable
+
+    def __init__(self, db):
+        self.db = db
+
+    @classmethod
+    def open(cls) -> "_DigestMemo | None":
+        if cls._instance is False:
+            cls._instance = None
+            try:
+                import sqlite3
+
+                from .cache import default_cache_dir
+
+                folder = default_cache_dir()
+                folder.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(folder / "digests.sqlite", timeout=2)
+                db.execute("CREATE TABLE IF NOT EXISTS digests (path TEXT PRIMARY KEY, stamp TEXT NOT NULL,"
+                           " digest TEXT NOT NULL)")
+                db.commit()
+                cls._instance = cls(db)
+            except Exception:  # read-only, corrupt, locked: hash every time
+                pass
+        return cls._instance or None
+
+    @classmethod
+    def reset(cls) -> None:
+        """Forget the open database (the cache folder changed: tests)."""
+        if cls._instance:
+            try:
+                cls._instance.db.close()
+            except Exception:
+                pass
+        cls._instance = False
+        _digest_at.cache_clear()
+
+    def get(self, path: str, stamp: tuple) -> str | None:
+        try:
+            row = self.db.execute("SELECT stamp, digest FROM digests WHERE path = ?", (path,)).fetchone()
+        except Exception:
+            return None
+        if row and row[0] == _stamp_text(stamp) and isinstance(row[1], str) and len(row[1]) == 64:
+            return row[1]
+        return None
+
+    def put(self, path: str, stamp: tuple, digest: str) -> None:
+        import os
+        import time
+
+        try:
+            st = os.stat(path)
+            now_stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_dev)
+            if now_stamp != stamp or time.time() - st.st_mtime_ns / 1e9 < RACY_SECONDS:
+                return  # changed while hashed, or too recent to trust its stamp
+            with self.db:
+                self.db.execute("INSERT OR REPLACE INTO digests (path, stamp, digest) VALUES (?, ?, ?)",
+                                (path, _stamp_text(stamp), digest))
+        except Exception:
+            pass
+
+
+def _stamp_text(stamp: tuple) -> str:
+    return ":".join(str(v) for v in stamp)
 
 
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:

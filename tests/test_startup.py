@@ -30,3 +30,84 @@ def test_train_names_still_resolve():
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("unknown names must raise AttributeError")
+
+
+# --- weight digests remembered across runs -------------------------------------------------
+
+def _weights(folder, content: bytes):
+    import os
+
+    folder.mkdir(exist_ok=True)
+    f = folder / "model.safetensors"
+    f.write_bytes(content)
+    old = f.stat().st_mtime - 60  # older than the racy window: its stamp can be trusted
+    os.utime(f, (old, old))
+    return f
+
+
+def _hash_counter(monkeypatch, tmp_path):
+    from harness import models
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    models._DigestMemo.reset()
+    calls = []
+    real = models.file_digest
+    monkeypatch.setattr(models, "file_digest", lambda p: calls.append(p) or real(p))
+    return models, calls
+
+
+def test_unchanged_weights_are_not_hashed_again(monkeypatch, tmp_path):
+    models, calls = _hash_counter(monkeypatch, tmp_path)
+    folder = tmp_path / "m"
+    _weights(folder, b"\1" * (models.MEMO_MIN_BYTES + 5))
+    first = models.weights_fingerprint(folder)
+    assert len(calls) == 1
+    models._DigestMemo.reset()  # a new process: only the database remembers
+    assert models.weights_fingerprint(folder) == first
+    assert len(calls) == 1, "an unchanged file was read again"
+    assert (tmp_path / "cache" / "digests.sqlite").is_file()
+    models._DigestMemo.reset()
+
+
+def test_a_changed_file_is_hashed_again_even_with_size_and_mtime_put_back(monkeypatch, tmp_path):
+    import os
+
+    models, calls = _hash_counter(monkeypatch, tmp_path)
+    folder = tmp_path / "m"
+    f = _weights(folder, b"\1" * (models.MEMO_MIN_BYTES + 5))
+    first = models.weights_fingerprint(folder)
+    st = f.stat()
+    with open(f, "r+b") as fh:  # same size, same inode, mtime set back: only ctime tells
+        fh.write(b"\2")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    models._DigestMemo.reset()
+    second = models.weights_fingerprint(folder)
+    assert second != first and len(calls) == 2
+    _weights(folder, b"\3" * (models.MEMO_MIN_BYTES + 9))  # rewritten: new size and mtime
+    models._DigestMemo.reset()
+    assert models.weights_fingerprint(folder) not in (first, second) and len(calls) == 3
+    models._DigestMemo.reset()
+
+
+def test_a_file_modified_just_now_is_not_remembered(monkeypatch, tmp_path):
+    models, calls = _hash_counter(monkeypatch, tmp_path)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"\1" * (models.MEMO_MIN_BYTES + 5))  # mtime: now
+    models.weights_fingerprint(folder)
+    models._DigestMemo.reset()
+    models.weights_fingerprint(folder)
+    assert len(calls) == 2  # within the racy window: hashed each time
+    models._DigestMemo.reset()
+
+
+def test_an_unusable_memo_only_costs_the_hash(monkeypatch, tmp_path):
+    models, calls = _hash_counter(monkeypatch, tmp_path)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "digests.sqlite").write_bytes(b"not a database" * 100)
+    folder = tmp_path / "m"
+    _weights(folder, b"\1" * (models.MEMO_MIN_BYTES + 5))
+    expected = models.weights_fingerprint(folder)
+    models._DigestMemo.reset()
+    assert models.weights_fingerprint(folder) == expected and len(calls) == 2
+    models._DigestMemo.reset()
