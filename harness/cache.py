@@ -202,6 +202,17 @@ class CompletionCache:
         except sqlite3.Error as exc:
             self._failed(exc)
 
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Drop entries (completions whose integrity check failed must not be served later)."""
+        keys = list(keys)
+        if self._db is None or not keys:
+            return
+        try:
+            with self._db:
+                self._db.executemany("DELETE FROM completions WHERE key = ?", [(k,) for k in keys])
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
     def __len__(self) -> int:
         if self._db is None:
             return 0

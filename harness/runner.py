@@ -254,7 +254,12 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     if not fresh:
         return completions, {"checked": 0, "passed": True,
                              "detail": "all outputs from the cache (checked when they were generated)"}
-    return completions, check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size)
+    checked = check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size)
+    if not checked["passed"] and cache is not None:
+        # Committed as they finished, before the check: a later run must not serve them as
+        # "checked when they were generated".
+        cache.delete_many(keys[i] for i in todo)
+    return completions, checked
 
 
 def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion],

@@ -111,3 +111,27 @@ def test_an_unusable_memo_only_costs_the_hash(monkeypatch, tmp_path):
     models._DigestMemo.reset()
     assert models.weights_fingerprint(folder) == expected and len(calls) == 2
     models._DigestMemo.reset()
+
+
+# --- the cached path -------------------------------------------------------------------------
+
+def test_a_failed_integrity_check_leaves_nothing_in_the_cache(fixture_base, cache_dir, monkeypatch, capsys):
+    from conftest import ROOT
+
+    from harness import integrity, runner
+    from harness.cache import CompletionCache
+    from harness.suite import load_suite
+
+    suite = load_suite(ROOT / "suites" / "sql.yaml").limited(4)
+    cache = CompletionCache(cache_dir)
+    real = integrity.check
+    monkeypatch.setattr(integrity, "check", lambda *a, **k: integrity.IntegrityResult(2, False, "planted"))
+    _, checked = runner.generate_suite(suite, fixture_base, fixture_base.fingerprint, None, cache, live=False)
+    assert not checked["passed"] and len(cache) == 0
+    monkeypatch.setattr(integrity, "check", real)
+    capsys.readouterr()
+    again, checked = runner.generate_suite(suite, fixture_base, fixture_base.fingerprint, None, cache, live=False)
+    assert "4 items, 0 from cache, 4 generated" in capsys.readouterr().err
+    assert checked["passed"] and checked["checked"] > 0 and not any(c.cached for c in again)
+    assert len(cache) == 4  # a passing check keeps them
+    cache.close()
