@@ -159,8 +159,30 @@ def generate(model: Any, tokenizer: Any, prompts: list[list[int]], config: Gener
         from .prefix import SharedPrefixes
 
         prefixes = SharedPrefixes(model, prompts)
-    return _generate_batch(model, tokenizer, prompts, config, batch_size=config.batch_size,
-                           progress=progress, prefixes=prefixes or None, on_item=on_item)
+    if not prefixes or not prefixes.cascade:
+        return _generate_batch(model, tokenizer, prompts, config, batch_size=config.batch_size,
+                               progress=progress, prefixes=prefixes or None, on_item=on_item)
+    # Cascade attention (harness.cascade): each top-level prefix group decodes in its own
+    # batches, so a batch reads its one shared prefix once per step.
+    results: list[Completion | None] = [None] * len(prompts)
+    done = tokens = 0
+    for rows in prefixes.root_groups():
+        def part_progress(d: int, _total: int, k: int, done=done, tokens=tokens) -> None:
+            if progress:
+                progress(done + d, len(prompts), tokens + k)
+
+        def part_item(j: int, c: Completion, rows=rows) -> None:
+            if on_item:
+                on_item(rows[j], c)
+
+        part = _generate_batch(model, tokenizer, [prompts[i] for i in rows], config,
+                               batch_size=config.batch_size, progress=part_progress,
+                               prefixes=prefixes, rows=rows, on_item=part_item, cascade=True)
+        for i, c in zip(rows, part):
+            results[i] = c
+        done += len(rows)
+        tokens += sum(c.output_tokens for c in part)
+    return results  # type: ignore[return-value]
 
 
 def _completion(tokenizer: Any, seq: _Sequence, stop: tuple[str, ...], peak_gb: float) -> Completion:
@@ -187,10 +209,19 @@ def _completion(tokenizer: Any, seq: _Sequence, stop: tuple[str, ...], peak_gb: 
 
 def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config: GenerationConfig,
                     batch_size: int, progress: Progress | None = None,
-                    prefixes: "SharedPrefixes | None" = None, on_item: OnItem | None = None
-                    ) -> list[Completion]:
+                    prefixes: "SharedPrefixes | None" = None, on_item: OnItem | None = None,
+                    rows: list[int] | None = None, cascade: bool = False) -> list[Completion]:
+    """``rows``: which of ``prefixes``' prompts these are (default: all, in order);
+    ``cascade``: rows with a shared prefix read it once per step (``harness.cascade``)."""
     import mlx.core as mx
     from mlx_lm.generate import BatchGenerator
+
+    rows = rows if rows is not None else list(range(len(prompts)))
+    cascade = cascade and prefixes is not None and any(prefixes.length(i) for i in rows)
+    if cascade:
+        from .cascade import installed
+    else:
+        from contextlib import nullcontext as installed  # type: ignore[assignment]
 
     gen = BatchGenerator(
         model,
@@ -205,50 +236,51 @@ def _generate_batch(model: Any, tokenizer: Any, prompts: list[list[int]], config
     results: list[Completion | None] = [None] * len(prompts)
     t0 = time.perf_counter()
     try:
-        if prefixes is not None:  # each row starts from a copy of its shared prefix's cache
-            cut = [prefixes.length(i) for i in range(len(prompts))]
+        if prefixes is not None:  # each row starts from its shared prefix's cache (a copy, or shared)
+            cut = [prefixes.length(i) for i in rows]
             uids = gen.insert([p[n:] for p, n in zip(prompts, cut)], [config.max_tokens] * len(prompts),
-                              caches=[prefixes.cache(i) for i in range(len(prompts))],
+                              caches=[prefixes.cascade_cache(i) if cascade else prefixes.cache(i) for i in rows],
                               all_tokens=[list(p[:n]) for p, n in zip(prompts, cut)])
         else:
             uids = gen.insert(prompts, [config.max_tokens] * len(prompts))
         seqs = {uid: _Sequence(i, len(prompts[i]), t0) for i, uid in enumerate(uids)}
         done = tokens = 0
-        while responses := gen.next_generated():
-            now = time.perf_counter()
-            finished = []
-            for r in responses:
-                seq = seqs[r.uid]
-                if seq.t_first is None:
-                    seq.t_first = now
-                seq.t_last = now
-                if r.finish_reason == "stop":  # an EOS token: not part of the text
-                    seq.stopped_by = "eos"
-                    finished.append(r.uid)
-                    continue
-                seq.tokens.append(r.token)
-                tokens += 1
-                if stop and _stop_hit(tokenizer, seq.tokens, stop, window):
-                    seq.stopped_by = "stop_string"
-                    finished.append(r.uid)
-                elif r.finish_reason is not None:
-                    seq.stopped_by = "length"
-                    finished.append(r.uid)
-            live = [u for u in finished if seqs[u].stopped_by == "stop_string"]
-            if live:
-                gen.remove(live)  # the generator would otherwise keep decoding them
-            if finished:
-                peak = mx.get_peak_memory() / 1e9
-                for uid in finished:
-                    seq = seqs[uid]
-                    results[seq.index] = _completion(tokenizer, seq, stop, peak)
-                    if on_item:
-                        on_item(seq.index, results[seq.index])
-            done += len(finished)
-            if progress:
-                progress(done, len(prompts), tokens)
-            if done == len(prompts):
-                break
+        with installed(model):
+            while responses := gen.next_generated():
+                now = time.perf_counter()
+                finished = []
+                for r in responses:
+                    seq = seqs[r.uid]
+                    if seq.t_first is None:
+                        seq.t_first = now
+                    seq.t_last = now
+                    if r.finish_reason == "stop":  # an EOS token: not part of the text
+                        seq.stopped_by = "eos"
+                        finished.append(r.uid)
+                        continue
+                    seq.tokens.append(r.token)
+                    tokens += 1
+                    if stop and _stop_hit(tokenizer, seq.tokens, stop, window):
+                        seq.stopped_by = "stop_string"
+                        finished.append(r.uid)
+                    elif r.finish_reason is not None:
+                        seq.stopped_by = "length"
+                        finished.append(r.uid)
+                live = [u for u in finished if seqs[u].stopped_by == "stop_string"]
+                if live:
+                    gen.remove(live)  # the generator would otherwise keep decoding them
+                if finished:
+                    peak = mx.get_peak_memory() / 1e9
+                    for uid in finished:
+                        seq = seqs[uid]
+                        results[seq.index] = _completion(tokenizer, seq, stop, peak)
+                        if on_item:
+                            on_item(seq.index, results[seq.index])
+                done += len(finished)
+                if progress:
+                    progress(done, len(prompts), tokens)
+                if done == len(prompts):
+                    break
     finally:
         gen.close()
     if any(c is None for c in results):

@@ -28,6 +28,14 @@ class _Node:
     parent: "_Node | None"
     rows: int = 0
     cache: list | None = field(default=None, repr=False)
+    shared: list | None = field(default=None, repr=False)  # per layer (id, keys, values), for cascade attention
+
+    @property
+    def root(self) -> "_Node":
+        node = self
+        while node.parent is not None:
+            node = node.parent
+        return node
 
 
 def _lcp(a: list[int], b: list[int]) -> int:
@@ -125,6 +133,50 @@ class SharedPrefixes:
         """A copy of prompt ``i``'s prefix cache (``length(i)`` tokens), or None."""
         node = self._node_of[i]
         return _copy(self._build(node)) if node else None
+
+    # --- cascade attention (harness.cascade): the root prefix kept once, not copied per row ---
+
+    @property
+    def cascade(self) -> bool:
+        """Can these rows decode with cascade attention (some row has a prefix, the model passes the probe)?"""
+        if not any(self._node_of):
+            return False
+        from .cascade import supported
+
+        return supported(self.model)
+
+    def root_groups(self) -> list[list[int]]:
+        """Row indices by top-level prefix group (rows without a prefix last), each in order."""
+        groups: dict[int, list[int]] = {}
+        none: list[int] = []
+        for i, node in enumerate(self._node_of):
+            (groups.setdefault(id(node.root), []) if node else none).append(i)
+        return [*groups.values(), *([none] if none else [])]
+
+    def cascade_cache(self, i: int) -> list:
+        """Row ``i``'s cache for cascade attention: its root prefix shared (not copied), deeper
+        nested prefix positions as the row's own."""
+        from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+        from .cascade import rows_cache, shared_prefix
+
+        node = self._node_of[i]
+        if node is None:  # mixes with prefixed rows in a batch (the prefix moves into each row then)
+            return rows_cache(None, None, len(make_prompt_cache(self.model)))
+
+        root = node.root
+        if root.shared is None:
+            root.shared = shared_prefix(self._build(root), id(root))
+        own = None
+        if node is not root:
+            own = []
+            for c in self._build(node):
+                k = KVCache()
+                k.keys = c.keys[..., root.length:c.offset, :]
+                k.values = c.values[..., root.length:c.offset, :]
+                k.offset = c.offset - root.length
+                own.append(k)
+        return rows_cache(root.shared, own, len(root.shared))
 
     def _build(self, node: _Node) -> list:
         if node.cache is not None:

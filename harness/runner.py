@@ -246,6 +246,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     if prefixes and prefixes.saved_tokens:
         extra.append(f"shared prefixes saved {prefixes.saved_tokens - prefixes.prefilled_tokens} of "
                      f"{sum(len(p) for p in my_prompts)} prompt tokens" + (" on rank 0" if size > 1 else ""))
+        _say_cascade_fallback_once(base.model)
     if size > 1:
         extra.append(f"{size} processes")
     log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
@@ -260,6 +261,19 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
         # "checked when they were generated".
         cache.delete_many(keys[i] for i in todo)
     return completions, checked
+
+
+_CASCADE_TOLD: set[int] = set()
+
+
+def _say_cascade_fallback_once(model) -> None:
+    """Once per model: why rows read a copy of the shared prefix instead of cascade attention."""
+    from .cascade import why_not
+
+    reason = why_not(model)
+    if reason and id(model) not in _CASCADE_TOLD:
+        _CASCADE_TOLD.add(id(model))
+        log(f"  cascade attention off ({reason}): each row reads its own copy of the shared prefix")
 
 
 def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion],
