@@ -130,34 +130,66 @@ def write_suite(path: Path, name: str, system: str | None, max_tokens: int = MAX
     return path
 
 
-def _timed(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
+def _cpu_children() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _timed(cmd: list[str], env: dict, cpu: list[float] | None = None) -> float:
+    """Wall seconds of one whole process; its CPU seconds (user + system) go to ``cpu``."""
+    c0, t0 = _cpu_children(), time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        cpu.append(_cpu_children() - c0)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {done.returncode}: {done.stderr[-2000:]}")
     return elapsed
 
 
 def _side_by_side(model: Path, suite: Path, prompts: list[list[int]], work: Path, env: dict,
-                  repeats: int, max_tokens: int) -> dict:
-    """Whole processes: raw batch_generate vs harness eval (no cache), interleaved."""
+                  repeats: int, max_tokens: int, copied: bool = False) -> dict:
+    """Whole processes: raw batch_generate vs harness eval (no cache), interleaved.
+
+    ``copied``: also time harness eval with cascade attention off (``HARNESS_CASCADE=0``:
+    each row reads its own copy of the shared prefix), the engine before cascade attention.
+    Wall and CPU seconds (user + system of the process) are both kept: on a loaded
+    machine the CPU ratio is the steadier reading."""
     (work / "prompts.json").write_text(json.dumps(prompts))
     (work / "peer.py").write_text(PEER)
     peer = [sys.executable, str(work / "peer.py"), str(model), str(work / "prompts.json"), str(max_tokens),
             str(work / "peer.json")]
     harness = [sys.executable, "-m", "harness.cli", "eval", str(suite), "--model", str(model),
                "--out", str(work / "out"), "--no-cache", "--quiet"]
-    t_peer, t_harness = [], []
+    t_peer, t_harness, t_copied = [], [], []
+    c_peer: list[float] = []
+    c_harness: list[float] = []
+    c_copied: list[float] = []
     for _ in range(repeats):
-        t_peer.append(_timed(peer, env))
-        t_harness.append(_timed(harness, env))
+        t_peer.append(_timed(peer, env, c_peer))
+        t_harness.append(_timed(harness, env, c_harness))
+        if copied:
+            t_copied.append(_timed(harness[:-3] + [str(work / "out-copied")] + harness[-2:],
+                                   dict(env, HARNESS_CASCADE="0"), c_copied))
     theirs = json.loads((work / "peer.json").read_text())
-    ours = [i["output"] for i in json.loads((work / "out" / "results.json").read_text())["suites"][0]
-            ["models"]["base"]["items"]]
+
+    def outputs(out: str) -> list[str]:
+        return [i["output"] for i in json.loads((work / out / "results.json").read_text())["suites"][0]
+                ["models"]["base"]["items"]]
+
+    ours = outputs("out")
     same = sum(a == b for a, b in zip(theirs, ours)) / len(ours)
-    return {"batch_generate_s": min(t_peer), "harness_s": min(t_harness),
-            "ratio": min(t_peer) / min(t_harness), "same_outputs": same}
+    r = {"batch_generate_s": min(t_peer), "harness_s": min(t_harness),
+         "ratio": min(t_peer) / min(t_harness), "same_outputs": same,
+         "batch_generate_cpu_s": min(c_peer), "harness_cpu_s": min(c_harness),
+         "cpu_ratio": min(c_peer) / min(c_harness)}
+    if copied:
+        r.update({"copied_s": min(t_copied), "copied_ratio": min(t_peer) / min(t_copied),
+                  "copied_cpu_s": min(c_copied), "copied_cpu_ratio": min(c_peer) / min(c_copied),
+                  "copied_same_outputs": sum(a == b for a, b in zip(theirs, outputs("out-copied"))) / len(ours)})
+    return r
 
 
 PARTS = ("prefix", "short", "cached", "adapters")
@@ -165,7 +197,7 @@ PARTS = ("prefix", "short", "cached", "adapters")
 
 def measure(repeats: int = 2, n_prompts: int = N_PROMPTS, max_tokens: int = MAX_TOKENS,
             system_tokens: int = SYSTEM_TOKENS, work: Path | None = None,
-            parts: tuple[str, ...] = PARTS) -> dict:
+            parts: tuple[str, ...] = PARTS, with_copied: bool = False) -> dict:
     """Build the model and suites, run the comparisons in ``parts``, return the numbers."""
     from harness.blas import preload_env
     from harness.models import load_base
@@ -186,7 +218,8 @@ def measure(repeats: int = 2, n_prompts: int = N_PROMPTS, max_tokens: int = MAX_
                 continue
             prompts = [encode_prompt(base.tokenizer, q, "chat", sys_text) for q in questions(n_prompts)]
             (work / name).mkdir()
-            results[name] = _side_by_side(model, suite, prompts, work / name, env, repeats, max_tokens)
+            results[name] = _side_by_side(model, suite, prompts, work / name, env, repeats, max_tokens,
+                                          copied=name == "prefix" and with_copied)
             results[name]["prompt_tokens"] = round(statistics.mean(len(p) for p in prompts))
 
         if "cached" in parts:
@@ -253,12 +286,18 @@ def report(r: dict) -> str:
         lines.append(
         f"  prefix-heavy ({p['prompt_tokens']} prompt tokens): batch_generate {p['batch_generate_s']:7.2f} s   "
         f"harness eval {p['harness_s']:7.2f} s   ratio {p['ratio']:5.2f}x (target >= 5x), "
-        f"same outputs {100 * p['same_outputs']:.0f}% (>= 80%)")
+        f"same outputs {100 * p['same_outputs']:.0f}% (>= 80%); CPU {p['batch_generate_cpu_s']:.1f} s vs "
+        f"{p['harness_cpu_s']:.1f} s: {p['cpu_ratio']:.2f}x")
+        if "copied_s" in p:
+            lines.append(
+            f"    cascade attention off (HARNESS_CASCADE=0): harness eval {p['copied_s']:7.2f} s   ratio "
+            f"{p['copied_ratio']:5.2f}x, same outputs {100 * p['copied_same_outputs']:.0f}%; CPU "
+            f"{p['copied_cpu_s']:.1f} s: {p['copied_cpu_ratio']:.2f}x")
     if s:
         lines.append(
         f"  short prompts ({s['prompt_tokens']} prompt tokens): batch_generate {s['batch_generate_s']:7.2f} s   "
         f"harness eval {s['harness_s']:7.2f} s   ratio {s['ratio']:5.2f}x (target >= 0.95x), "
-        f"same outputs {100 * s['same_outputs']:.0f}%")
+        f"same outputs {100 * s['same_outputs']:.0f}%; CPU {s['cpu_ratio']:.2f}x")
     if c:
         lines.append(
         f"  cached re-run (generation path): {c['uncached_s']:.3f} s uncached, {c['cached_s']:.4f} s cached: "
@@ -279,8 +318,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--with-copied", action="store_true",
+                        help="prefix part: also time harness eval with cascade attention off")
     args = parser.parse_args()
-    r = measure(args.repeats, args.prompts, args.max_tokens, parts=tuple(args.only))
+    r = measure(args.repeats, args.prompts, args.max_tokens, parts=tuple(args.only), with_copied=args.with_copied)
     print(report(r))
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
