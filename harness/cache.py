@@ -49,6 +49,17 @@ def completion_key(model_fingerprint: str, adapter_fingerprint: str | None,
     return hashlib.sha256(blob).hexdigest()
 
 
+def score_key(scorer: str, version: str, options: dict, model_fingerprint: str,
+              adapter_fingerprint: str | None, items: list, versions: dict | None = None) -> str:
+    """Key of one scorer's scores of a whole suite on one model: everything they are computed
+    from (each item's case, prompt token ids and output), so any change recomputes them."""
+    payload = {"kind": "scores", "scorer": scorer, "version": version, "options": options,
+               "model": model_fingerprint, "adapter": adapter_fingerprint, "items": items,
+               "versions": versions or _versions()}
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "scores:" + hashlib.sha256(blob).hexdigest()
+
+
 _CORRUPT_CODES = {getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)}
 _COLUMNS = {"key", "value", "created"}
 
@@ -199,6 +210,29 @@ class CompletionCache:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
                     [(k, json.dumps(c.to_json() | {"cached": False, "prompt_token_ids": None})) for k, c in entries.items()])
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def get_json(self, key: str):
+        """A JSON value stored with ``put_json`` (scores), or None."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
+            return json.loads(row[0]) if row else None
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        except (ValueError, RecursionError):
+            pass  # an unreadable entry is a miss
+        return None
+
+    def put_json(self, key: str, value) -> None:
+        if self._db is None:
+            return
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
+                                 (key, json.dumps(value)))
         except sqlite3.Error as exc:
             self._failed(exc)
 

@@ -96,8 +96,42 @@ def parse_adapter_args(values: list[str]) -> list[ModelSpec]:
 
 # --- scoring (shared by eval and score) -------------------------------------------
 
+@dataclass
+class ScoreReuse:
+    """Where model-computed scores of an unchanged re-run are kept: the completion cache,
+    and the identity of the model that computed them."""
+
+    cache: CompletionCache
+    model_fingerprint: str
+    adapter_fingerprint: str | None
+
+
+def _scored(scorer: Scorer, items: list[Item], model: Base | None, reuse: ScoreReuse | None) -> list[Score]:
+    """``scorer.score_all``, or for a ``reuse_scores`` scorer the scores stored under a key
+    of everything they are computed from (a changed model, suite, output or scorer misses)."""
+    if reuse is None or not (scorer.needs_model and scorer.reuse_scores and scorer.uses_cache):
+        return scorer.score_all(items, model)
+    from .cache import score_key
+
+    key = score_key(scorer.name, scorer.version, scorer.options, reuse.model_fingerprint,
+                    reuse.adapter_fingerprint,
+                    [[it.case.id, it.case.prompt, it.case.target, it.case.record, it.stats.get("prompt_token_ids"),
+                      it.output, it.finish_reason] for it in items], reuse.cache.versions)
+    stored = reuse.cache.get_json(key)
+    if isinstance(stored, list) and len(stored) == len(items):
+        try:
+            return [Score(d["value"], d["passed"], d["detail"], dict(d.get("metrics") or {}),
+                          dict(d.get("extra") or {})) for d in stored]
+        except (TypeError, KeyError):
+            pass  # not what we wrote: recompute
+    result = scorer.score_all(items, model)
+    if len(result) == len(items):
+        reuse.cache.put_json(key, [s.to_json() for s in result])
+    return result
+
+
 def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
-           model: Base | None) -> tuple[dict[str, list[Score]], dict[str, str]]:
+           model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict[str, list[Score]], dict[str, str]]:
     """Each scorer's per-item scores of one set of completions, and the scorers skipped."""
     tokenizer = model.tokenizer if model is not None else None
     items = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
@@ -112,7 +146,7 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
         if not scorer.uses_cache and any(c.get("cached") for c in completions):
             skipped[scorer.name] = "measures live generation; these completions came from a cache or file"
             continue
-        result = scorer.score_all(items, model)
+        result = _scored(scorer, items, model, reuse)
         if len(result) != len(items):
             raise RuntimeError(f"scorer {scorer.name} returned {len(result)} scores for {len(items)} items")
         scores[scorer.name] = result
@@ -120,12 +154,12 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
 
 
 def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fingerprint: str,
-                model: Base | None) -> tuple[dict, dict]:
+                model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict, dict]:
     """Score one model's completions (dicts as Completion.to_json) on one suite.
 
     Returns (the results.json model object, {scorer: skip reason}).
     """
-    scores, skipped = _score(suite, scorers, completions, model)
+    scores, skipped = _score(suite, scorers, completions, model, reuse)
     records = [item_record(case, c) for case, c in zip(suite.cases, completions)]
     return _model_result(suite, scorers, scores, records, fingerprint), skipped
 
@@ -142,7 +176,7 @@ def _model_result(suite: Suite, scorers: list[Scorer], scores: dict[str, list[Sc
 
 
 def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], fingerprint: str,
-                  model: Base | None) -> tuple[dict, dict]:
+                  model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict, dict]:
     """Score k completions per item (``draws[j]``: draw j of every case; see harness.sampling).
 
     Items keep draw 0 as ``output`` and every draw under ``samples``; scores are the
@@ -150,7 +184,7 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
     """
     from .sampling import combine, sampled_proportion
 
-    per_draw = [_score(suite, scorers, completions, model) for completions in draws]
+    per_draw = [_score(suite, scorers, completions, model, reuse) for completions in draws]
     skipped = per_draw[0][1]
     names = [n for n in per_draw[0][0]]
     scores = {name: [combine([per_draw[j][0][name][i] for j in range(len(draws))])
@@ -441,10 +475,11 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
             draws.append([c.to_json() for c in completions])
         if rank_and_size()[0] != 0:
             continue  # under mlx.launch, rank 0 scores and reports
+        reuse = ScoreReuse(cache, base.fingerprint, adapter_fp) if cache is not None else None
         if len(draws) > 1:
-            model_result, skipped = score_sampled(suite, scorers, draws, adapter_fp or base.fingerprint, base)
+            model_result, skipped = score_sampled(suite, scorers, draws, adapter_fp or base.fingerprint, base, reuse)
         else:
-            model_result, skipped = score_model(suite, scorers, draws[0], adapter_fp or base.fingerprint, base)
+            model_result, skipped = score_model(suite, scorers, draws[0], adapter_fp or base.fingerprint, base, reuse)
         model_result["integrity"] = integrity_result
         header["models"][name] = model_result
         for scorer_name, why in skipped.items():

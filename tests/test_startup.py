@@ -135,3 +135,35 @@ def test_a_failed_integrity_check_leaves_nothing_in_the_cache(fixture_base, cach
     assert checked["passed"] and checked["checked"] > 0 and not any(c.cached for c in again)
     assert len(cache) == 4  # a passing check keeps them
     cache.close()
+
+
+def test_token_accuracy_is_not_recomputed_on_an_unchanged_rerun(cache_dir, monkeypatch):
+    import dataclasses
+
+    from conftest import FIXTURE_MODEL, ROOT
+
+    from harness.runner import load_suites, run_eval
+    from harness.scorers.token_accuracy import TokenAccuracy
+
+    calls = []
+    real = TokenAccuracy.score_all
+    monkeypatch.setattr(TokenAccuracy, "score_all", lambda self, items, model=None: calls.append(len(items))
+                        or real(self, items, model))
+
+    def token_scores(suites):
+        results = run_eval(suites, str(FIXTURE_MODEL), [], cache_dir=str(cache_dir), quiet=True)
+        return [item["scores"]["token_accuracy"] for item in results["suites"][0]["models"]["base"]["items"]]
+
+    suites = load_suites([ROOT / "suites" / "sql.yaml"], 3)
+    first = token_scores(suites)
+    assert calls == [3] and first[0]["value"] is not None
+    assert token_scores(suites) == first and calls == [3], "cached re-run recomputed token_accuracy"
+    assert token_scores(load_suites([ROOT / "suites" / "sql.yaml"], 3)) == first and calls == [3]
+    # A changed target (the suite's data) is another key: computed again.
+    changed = dataclasses.replace(suites[0], cases=[dataclasses.replace(suites[0].cases[0], target="SELECT 1")]
+                                  + list(suites[0].cases[1:]))
+    again = token_scores([changed])
+    assert calls == [3, 3] and again[1:] == first[1:] and again[0] != first[0]
+    # Without the cache nothing is reused.
+    run_eval(suites, str(FIXTURE_MODEL), [], use_cache=False, quiet=True)
+    assert calls == [3, 3, 3]

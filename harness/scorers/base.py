@@ -58,6 +58,9 @@ class Scorer:
     options_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False}
     needs_model: ClassVar[bool] = False  # token_accuracy, latency: skipped by `harness score`
     uses_cache: ClassVar[bool] = True  # latency must measure real generation
+    # A needs_model scorer whose scores are a pure function of the items and the model
+    # (token_accuracy): on an unchanged re-run they come from the completion cache.
+    reuse_scores: ClassVar[bool] = False
     # Keys of `Score.metrics` (and of `aggregate`, without the scorer's name) where lower is
     # better (seq_rep, seconds); the scorer's own name when its main metric is. Read only
     # through `higher_is_better`, the one place a metric's direction comes from.

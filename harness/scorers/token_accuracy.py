@@ -34,6 +34,7 @@ class TokenAccuracy(Scorer):
     name = "token_accuracy"
     version = "2"  # 2: token_accuracy and nll pooled over tokens (were means of item means)
     needs_model = True
+    reuse_scores = True  # one forward pass per batch of items, the same for the same inputs
     lower_is_better = frozenset({"nll", "perplexity"})
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
