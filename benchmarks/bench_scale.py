@@ -9,8 +9,10 @@ processes are timed side by side, interleaved, best of ``repeats``:
   short   the same 48 questions without it (target: harness >= 0.95x batch_generate)
   cached  the prefix-heavy suite's generation path uncached vs from a warm cache,
           in-process (target >= 20x), and the whole cached process for reference
+          (per repeat back to back; median of the per-repeat ratios)
   adapters base alone vs base + 1 and + 2 random LoRA adapters: cost per extra adapter
-          against the cost of the base alone (in-process ``run_eval``, short prompts)
+          against the cost of the base alone (in-process ``run_eval``, short prompts,
+          order rotated per repeat; median over repeats)
 
 ``measure(...)`` returns every number as a dict (for pytest-benchmark wrappers);
 ``python benchmarks/bench_scale.py`` prints them as a table of ratios.
@@ -197,8 +199,11 @@ PARTS = ("prefix", "short", "cached", "adapters")
 
 def measure(repeats: int = 2, n_prompts: int = N_PROMPTS, max_tokens: int = MAX_TOKENS,
             system_tokens: int = SYSTEM_TOKENS, work: Path | None = None,
-            parts: tuple[str, ...] = PARTS, with_copied: bool = False) -> dict:
-    """Build the model and suites, run the comparisons in ``parts``, return the numbers."""
+            parts: tuple[str, ...] = PARTS, with_copied: bool = False, steady_repeats: int = 3) -> dict:
+    """Build the model and suites, run the comparisons in ``parts``, return the numbers.
+
+    ``repeats``: whole-process side-by-side pairs (prefix, short); ``steady_repeats``: the
+    cached and adapter parts, reported as medians of per-repeat ratios."""
     from harness.blas import preload_env
     from harness.models import load_base
     from harness.prompts import encode_prompt
@@ -223,97 +228,156 @@ def measure(repeats: int = 2, n_prompts: int = N_PROMPTS, max_tokens: int = MAX_
             results[name]["prompt_tokens"] = round(statistics.mean(len(p) for p in prompts))
 
         if "cached" in parts:
-            results["cached"] = _cached(work, model, base, env, repeats)
+            results["cached"] = _cached(work, model, base, env, steady_repeats)
         if "adapters" in parts:
-            results["adapters"] = _adapters(work, model, repeats)
+            results["adapters"] = _adapters(work, model, steady_repeats)
         return results
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t: tuple[float, float]) -> tuple[float, float]:
+    """(wall, CPU) seconds since ``t`` (CPU: this process, all its threads)."""
+    return time.perf_counter() - t[0], time.process_time() - t[1]
+
+
+def _median_ratio(pairs: list[tuple[float, float]]) -> float:
+    """Median of per-repeat ratios a / b: each pair ran back to back, under the same load."""
+    return statistics.median(a / b for a, b in pairs)
+
+
 def _cached(work: Path, model: Path, base, env: dict, repeats: int) -> dict:
+    """Cached re-run vs uncached, on the prefix-heavy suite; per repeat, back to back:
+
+    - the generation path in-process (``generate_suite``: prompts encoded, keys, cache
+      lookup; what a cache hit saves): uncached into a fresh cache, then from it (median
+      of 3 calls);
+    - whole processes: ``harness eval`` into a fresh ``--cache-dir``, then again from it
+      (imports, model load, scoring and reports included).
+    Ratios are per repeat, then the median over repeats (wall and CPU)."""
     from harness.cache import CompletionCache
     from harness.runner import generate_suite
     from harness.suite import load_suite
 
-    # Cached re-run: the generation path in-process (what a cache hit saves) ...
     suite = load_suite(work / "prefix.yaml")
-    cache = CompletionCache(work / "incache")
-    t0 = time.perf_counter()
-    generate_suite(suite, base, base.fingerprint, None, cache, live=False)
-    uncached = time.perf_counter() - t0
-    cached = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        out, _ = generate_suite(suite, base, base.fingerprint, None, cache, live=False)
-        cached.append(time.perf_counter() - t0)
-        assert all(c.cached for c in out)
-    cache.close()
-    # ... and whole processes, for reference (imports and model load included).
-    cmd = [sys.executable, "-m", "harness.cli", "eval", str(work / "prefix.yaml"), "--model", str(model),
-           "--out", str(work / "cached-out"), "--quiet", "--cache-dir", str(work / "pcache")]
-    first = _timed(cmd, env)
-    again = min(_timed(cmd, env) for _ in range(repeats))
-    return {"uncached_s": uncached, "cached_s": statistics.median(cached),
-            "ratio": uncached / statistics.median(cached),
-            "process_uncached_s": first, "process_cached_s": again, "process_ratio": first / again}
+    inproc, proc = [], []
+    for r in range(repeats):
+        cache = CompletionCache(work / f"incache{r}")
+        t = _clock()
+        generate_suite(suite, base, base.fingerprint, None, cache, live=False)
+        uncached = _since(t)
+        again = []
+        for _ in range(3):
+            t = _clock()
+            out, _ = generate_suite(suite, base, base.fingerprint, None, cache, live=False)
+            again.append(_since(t))
+            assert all(c.cached for c in out)
+        cache.close()
+        cached = (statistics.median(a[0] for a in again), statistics.median(a[1] for a in again))
+        inproc.append((uncached, cached))
+        cmd = [sys.executable, "-m", "harness.cli", "eval", str(work / "prefix.yaml"), "--model", str(model),
+               "--out", str(work / "cached-out"), "--quiet", "--cache-dir", str(work / f"pcache{r}")]
+        cpu: list[float] = []
+        first = _timed(cmd, env, cpu)
+        second = _timed(cmd, env, cpu)
+        proc.append(((first, cpu[0]), (second, cpu[1])))
+    med = statistics.median
+    return {"repeats": repeats,
+            "uncached_s": med(u[0] for u, _ in inproc), "cached_s": med(c[0] for _, c in inproc),
+            "ratio": _median_ratio([(u[0], c[0]) for u, c in inproc]),
+            "cpu_ratio": _median_ratio([(u[1], c[1]) for u, c in inproc]),
+            "process_uncached_s": med(u[0] for u, _ in proc), "process_cached_s": med(c[0] for _, c in proc),
+            "process_ratio": _median_ratio([(u[0], c[0]) for u, c in proc]),
+            "process_uncached_cpu_s": med(u[1] for u, _ in proc), "process_cached_cpu_s": med(c[1] for _, c in proc),
+            "process_cpu_ratio": _median_ratio([(u[1], c[1]) for u, c in proc])}
 
 
 def _adapters(work: Path, model: Path, repeats: int) -> dict:
-    """What each extra adapter costs against the base alone (in-process, interleaved, best of)."""
+    """What each extra adapter costs against the base alone: in-process ``run_eval`` of the
+    short suite (no cache) with 0, 1 and 2 random LoRA adapters, the order rotated each
+    repeat (0,1,2 / 1,2,0 / 2,0,1) so a load swing does not always land on the same one.
+    Per repeat: per extra adapter = (t2 - t0) / 2, against t0; then the median over repeats."""
     from harness.runner import ModelSpec, run_eval
 
     adapters = [ModelSpec(f"a{k}", make_adapter(model, work / f"adapter{k}", SEED + k)) for k in (1, 2)]
     short = [work / "short.yaml"]
-    times: dict[int, list[float]] = {0: [], 1: [], 2: []}
-    for _ in range(repeats):
-        for k in (0, 1, 2):
-            t0 = time.perf_counter()
+    rows = []
+    for r in range(repeats):
+        row: dict[int, tuple[float, float]] = {}
+        for k in [(r + j) % 3 for j in range(3)]:
+            t = _clock()
             run_eval(short, str(model), adapters[:k], use_cache=False, quiet=True)
-            times[k].append(time.perf_counter() - t0)
-    best = {k: min(v) for k, v in times.items()}
-    return {"base_s": best[0], "one_s": best[1], "two_s": best[2],
-            "per_extra_adapter_s": (best[2] - best[0]) / 2,
-            "per_extra_vs_base": (best[2] - best[0]) / 2 / best[0]}
+            row[k] = _since(t)
+        rows.append(row)
+    med = statistics.median
+
+    def extra(row: dict, i: int) -> float:
+        return (row[2][i] - row[0][i]) / 2
+
+    return {"repeats": repeats,
+            "base_s": med(row[0][0] for row in rows), "one_s": med(row[1][0] for row in rows),
+            "two_s": med(row[2][0] for row in rows),
+            "per_extra_adapter_s": med(extra(row, 0) for row in rows),
+            "per_extra_vs_base": med(extra(row, 0) / row[0][0] for row in rows),
+            "per_extra_adapter_cpu_s": med(extra(row, 1) for row in rows),
+            "per_extra_vs_base_cpu": med(extra(row, 1) / row[0][1] for row in rows),
+            "spread_vs_base": [round(extra(row, 0) / row[0][0], 3) for row in rows]}
 
 
 def report(r: dict) -> str:
-    lines = [f"\nscale benchmark: llama {r['parameters'] / 1e6:.1f}M parameters (8 x 512), {r['prompts']} prompts x "
-             f"{r['max_tokens']} new tokens, whole processes side by side"]
+    """Every number of the run in one table: what was timed, the harness side, the
+    reference side, the ratio on wall and on CPU seconds, and the target."""
+    head = (f"\nscale benchmark: llama {r['parameters'] / 1e6:.1f}M parameters (8 x 512), {r['prompts']} prompts x "
+            f"{r['max_tokens']} new tokens; whole processes side by side unless marked in-process")
+    rows = [("measure", "harness", "reference", "wall", "CPU", "target")]
     p, s, c, a = (r.get(k) for k in PARTS)
+
+    def x(v: float) -> str:
+        return f"{v:.2f}x"
+
     if p:
-        lines.append(
-        f"  prefix-heavy ({p['prompt_tokens']} prompt tokens): batch_generate {p['batch_generate_s']:7.2f} s   "
-        f"harness eval {p['harness_s']:7.2f} s   ratio {p['ratio']:5.2f}x (target >= 5x), "
-        f"same outputs {100 * p['same_outputs']:.0f}% (>= 80%); CPU {p['batch_generate_cpu_s']:.1f} s vs "
-        f"{p['harness_cpu_s']:.1f} s: {p['cpu_ratio']:.2f}x")
+        rows.append((f"prefix-heavy ({p['prompt_tokens']} prompt tokens) vs batch_generate",
+                     f"{p['harness_s']:.2f} s", f"{p['batch_generate_s']:.2f} s", x(p["ratio"]), x(p["cpu_ratio"]),
+                     f">= 5x; same outputs {100 * p['same_outputs']:.0f}% (>= 80%)"))
         if "copied_s" in p:
-            lines.append(
-            f"    cascade attention off (HARNESS_CASCADE=0): harness eval {p['copied_s']:7.2f} s   ratio "
-            f"{p['copied_ratio']:5.2f}x, same outputs {100 * p['copied_same_outputs']:.0f}%; CPU "
-            f"{p['copied_cpu_s']:.1f} s: {p['copied_cpu_ratio']:.2f}x")
+            rows.append(("  cascade attention off (HARNESS_CASCADE=0)", f"{p['copied_s']:.2f} s",
+                         f"{p['batch_generate_s']:.2f} s", x(p["copied_ratio"]), x(p["copied_cpu_ratio"]),
+                         f"same outputs {100 * p['copied_same_outputs']:.0f}%"))
     if s:
-        lines.append(
-        f"  short prompts ({s['prompt_tokens']} prompt tokens): batch_generate {s['batch_generate_s']:7.2f} s   "
-        f"harness eval {s['harness_s']:7.2f} s   ratio {s['ratio']:5.2f}x (target >= 0.95x), "
-        f"same outputs {100 * s['same_outputs']:.0f}%; CPU {s['cpu_ratio']:.2f}x")
+        rows.append((f"short prompts ({s['prompt_tokens']} prompt tokens) vs batch_generate",
+                     f"{s['harness_s']:.2f} s", f"{s['batch_generate_s']:.2f} s", x(s["ratio"]), x(s["cpu_ratio"]),
+                     f">= 0.95x; same outputs {100 * s['same_outputs']:.0f}%"))
+        rows.append(("  short prompts: harness slower by", "", "", x(1 / s["ratio"]), x(1 / s["cpu_ratio"]),
+                     "<= 1.15x (issue 11's check)"))
     if c:
-        lines.append(
-        f"  cached re-run (generation path): {c['uncached_s']:.3f} s uncached, {c['cached_s']:.4f} s cached: "
-        f"{c['ratio']:.0f}x (target >= 20x); whole process {c['process_uncached_s']:.2f} s -> "
-        f"{c['process_cached_s']:.2f} s ({c['process_ratio']:.1f}x)")
+        rows.append(("cached re-run, generation path (in-process)", f"{c['cached_s']:.4f} s",
+                     f"{c['uncached_s']:.2f} s", f"{c['ratio']:.0f}x", f"{c['cpu_ratio']:.0f}x", ">= 20x"))
+        rows.append(("cached re-run, whole process", f"{c['process_cached_s']:.2f} s",
+                     f"{c['process_uncached_s']:.2f} s", f"{c['process_ratio']:.1f}x",
+                     f"{c['process_cpu_ratio']:.1f}x", "for reference (imports, load)"))
     if a:
-        lines.append(
-        f"  adapters (short suite, in-process): base alone {a['base_s']:.2f} s, +1 {a['one_s']:.2f} s, "
-        f"+2 {a['two_s']:.2f} s: {a['per_extra_adapter_s']:.2f} s per extra adapter "
-        f"({a['per_extra_vs_base']:.2f}x the base alone)")
+        rows.append(("per extra adapter vs base alone (in-process)", f"{a['per_extra_adapter_s']:.2f} s",
+                     f"{a['base_s']:.2f} s", x(a["per_extra_vs_base"]), x(a["per_extra_vs_base_cpu"]),
+                     f"cost shown; repeats {a['spread_vs_base']}"))
+    reps = next((v["repeats"] for v in (c, a) if v and "repeats" in v), None)
+    widths = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = [head + (f"; cached and adapter rows: medians of {reps} interleaved repeats" if reps else "")]
+    for row in rows:
+        lines.append("  " + "  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w)
+                                      for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--steady-repeats", type=int, default=3,
+                        help="repeats of the cached and adapter parts (medians of per-repeat ratios)")
     parser.add_argument("--prompts", type=int, default=N_PROMPTS)
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS)
     parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts")
@@ -321,7 +385,8 @@ def main() -> None:
     parser.add_argument("--with-copied", action="store_true",
                         help="prefix part: also time harness eval with cascade attention off")
     args = parser.parse_args()
-    r = measure(args.repeats, args.prompts, args.max_tokens, parts=tuple(args.only), with_copied=args.with_copied)
+    r = measure(args.repeats, args.prompts, args.max_tokens, parts=tuple(args.only), with_copied=args.with_copied,
+                steady_repeats=args.steady_repeats)
     print(report(r))
     if args.json:
         args.json.write_text(json.dumps(r, indent=2))
