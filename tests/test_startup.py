@@ -167,3 +167,17 @@ def test_token_accuracy_is_not_recomputed_on_an_unchanged_rerun(cache_dir, monke
     # Without the cache nothing is reused.
     run_eval(suites, str(FIXTURE_MODEL), [], use_cache=False, quiet=True)
     assert calls == [3, 3, 3]
+
+
+def test_the_shipped_schemas_are_valid_schemas():
+    # harness.validation no longer checks them against the meta-schema on every run.
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    names = [f.name for f in resources.files("harness.schemas").iterdir() if f.name.endswith(".schema.json")]
+    assert {"results.schema.json", "baseline.schema.json", "suite.schema.json"} <= set(names)
+    for name in names:
+        schema = json.loads(resources.files("harness.schemas").joinpath(name).read_text(encoding="utf-8"))
+        jsonschema.Draft202012Validator.check_schema(schema)
