@@ -153,6 +153,11 @@ class SharedPrefixes:
             (groups.setdefault(id(node.root), []) if node else none).append(i)
         return [*groups.values(), *([none] if none else [])]
 
+    def root_length(self, i: int) -> int:
+        """Length of prompt ``i``'s top-level shared prefix (the part cascade attention keeps once)."""
+        node = self._node_of[i]
+        return node.root.length if node else 0
+
     def cascade_cache(self, i: int) -> list:
         """Row ``i``'s cache for cascade attention: its root prefix shared (not copied), deeper
         nested prefix positions as the row's own."""
