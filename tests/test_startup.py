@@ -181,3 +181,33 @@ def test_the_shipped_schemas_are_valid_schemas():
     for name in names:
         schema = json.loads(resources.files("harness.schemas").joinpath(name).read_text(encoding="utf-8"))
         jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_compiled_report_templates_are_reused_and_a_bad_file_is_recompiled(tmp_path, monkeypatch):
+    from factories import item, model_result, results, suite_result
+
+    from harness import reports
+
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    folder = tmp_path / "jinja2"
+    run = results([suite_result({"base": model_result([item("a", True), item("b", False, "<b>x</b>")]),
+                                 "ft": model_result([item("a", False), item("b", True)])})])
+    run["verdict"] = "fail"
+
+    def render() -> tuple[list[str], int]:
+        env = reports._new_environment(reports._bytecode_cache(folder))
+        compiled = []
+        real = env.compile
+        env.compile = lambda *a, **k: compiled.append(1) or real(*a, **k)
+        monkeypatch.setattr(reports, "environment", lambda: env)
+        texts = list(reports.render_reports(run).values())
+        return texts, len(compiled)
+
+    first, n_first = render()
+    assert n_first >= 3 and len(list(folder.iterdir())) == n_first  # each template and include, once
+    again, n_again = render()
+    assert n_again == 0 and again == first, "the compiled templates were not reused"
+    for f in folder.iterdir():
+        f.write_bytes(f.read_bytes()[:40])  # truncated files: compiled again, same output
+    after, n_after = render()
+    assert n_after == n_first and after == first
