@@ -155,3 +155,15 @@ def catalog(session: nox.Session) -> None:
     session.run("python", "catalog/run_catalog.py", "--markdown", "reports/catalog.md", *session.posargs,
                 env=_env())
 
+
+
+@nox.session
+def heldout(session: nox.Session) -> None:
+    """The sql adapter on WikiSQL questions the project never saw: `nox -s heldout -- FILE.jsonl`
+    (rows in the sample's notation, e.g. mlx-examples' lora/data/test.jsonl). Exit 1 when the
+    adapter's sql_execution is under 0.20 or its gain over the base is not significant."""
+    if not session.posargs:
+        session.error("give a JSONL file of WikiSQL rows: nox -s heldout -- FILE.jsonl")
+    _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
+    session.install("-e", ".")
+    session.run("python", "fixtures/check_sql_heldout.py", *session.posargs, env=_env())
