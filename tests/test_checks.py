@@ -177,3 +177,15 @@ def test_token_accuracy_gap_is_warned():
     warned = token_accuracy_gaps(header)
     assert len(warned) == 1
     assert warned[0].startswith("domain: teacher-forced token_accuracy 0.945 but generated keywords 0.344 (gap 0.601)")
+
+
+def test_token_accuracy_gap_is_one_warning_per_model_naming_each_metric():
+    header = {"models": {"sql": {"metrics": {
+        "token_accuracy": {"value": 0.444, "kind": "pooled"},
+        "sql_exact": {"value": 0.0, "kind": "proportion"},
+        "sql_execution": {"value": 0.1, "kind": "proportion"},
+        "sql_logical_form": {"value": 0.4, "kind": "proportion"}}}}}
+    warned = token_accuracy_gaps(header)
+    assert len(warned) == 1
+    assert "generated sql_exact 0.000 (gap 0.444), sql_execution 0.100 (gap 0.344):" in warned[0]
+    assert "sql_logical_form" not in warned[0]
