@@ -57,4 +57,11 @@ def test_two_processes_match_one(tmp_path):
         assert [i["output"] for i in m1["items"]] == [i["output"] for i in m2["items"]], s1["name"]
         assert m1["metrics"] == m2["metrics"]
         assert m2["integrity"]["passed"] and m2["integrity"]["checked"] == m1["integrity"]["checked"] == 2
-    assert len(CompletionCache(tmp_path / "cache")) == 18  # rank 0 cached every rank's items
+    # rank 0 cached every rank's items: a one-process re-run on that cache generates nothing
+    again = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "again"),
+                            "--cache-dir", str(tmp_path / "cache")],
+                           capture_output=True, text=True, env=preload_env(), timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "sql: 9 items, 9 from cache, 0 generated" in again.stderr
+    assert "json_schema: 9 items, 9 from cache, 0 generated" in again.stderr
+    assert len(CompletionCache(tmp_path / "cache")) >= 18
