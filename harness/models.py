@@ -193,7 +193,10 @@ def load_base(path_or_repo: str) -> Base:
                                     "first, or pass the model's folder") from None
     check_model_folder(root)  # config.json and weight headers, before mlx-lm reads them
     try:
-        model, tokenizer, config = load(str(root), return_config=True)
+        # lazy: the weights are read when the model first computes, so a re-run served
+        # wholly from the cache (completions and model-computed scores) never reads them;
+        # check_model_folder has already checked every weight file's header against its size.
+        model, tokenizer, config = load(str(root), return_config=True, lazy=True)
     except Exception as exc:  # the folder's content is at fault, not the harness
         first = (str(exc).splitlines() or [""])[0][:300]
         raise HarnessError(f"cannot load model: {type(exc).__name__}: {first}", path=path_or_repo,
