@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-_PROBED: dict[int, bool] = {}
+_PROBED: dict[int, tuple] = {}  # id(model) -> (weak reference, passed the probe)
 Prefix = tuple  # (id, keys, values, keys transposed) of one layer's shared prefix
 _MASK_VALUE = -3.0e38  # finite: a fully masked part gives weight 0, never NaN
 
@@ -394,10 +395,10 @@ def why_not(model: Any) -> str | None:
     """None if cascade attention is used for this model, else the reason it is not."""
     if os.environ.get("HARNESS_CASCADE", "1") == "0":
         return "HARNESS_CASCADE=0"
-    key = id(model)
-    if key not in _PROBED:
-        _PROBED[key] = _probe(model)
-    return None if _PROBED[key] else ("the model's attention does not give the same logits through a "
+    known = _PROBED.get(id(model))
+    if known is None or known[0]() is not model:  # (a dead model's id can be reused)
+        known = _PROBED[id(model)] = (weakref.ref(model), _probe(model))
+    return None if known[1] else ("the model's attention does not give the same logits through a "
                                       "cascade cache (not a plain KVCache model, or its attention bypasses "
                                       "mlx-lm's scaled_dot_product_attention)")
 

@@ -125,3 +125,14 @@ def test_probe_refuses_attention_that_ignores_the_shared_prefix(fixture_base, mo
     monkeypatch.setattr(cascade, "_PROBED", {})
     monkeypatch.setenv("HARNESS_CASCADE", "0")
     assert cascade.why_not(model) == "HARNESS_CASCADE=0"
+
+
+def test_the_log_says_once_why_cascade_attention_is_off(fixture_base, monkeypatch, capsys):
+    from harness import runner
+
+    monkeypatch.setenv("HARNESS_CASCADE", "0")
+    monkeypatch.setattr(runner, "_CASCADE_TOLD", set())
+    runner._say_cascade_fallback_once(fixture_base.model)
+    runner._say_cascade_fallback_once(fixture_base.model)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "cascade attention off" in line]
+    assert len(lines) == 1 and "HARNESS_CASCADE=0" in lines[0]
