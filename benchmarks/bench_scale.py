@@ -43,7 +43,7 @@ MODEL_CONFIG = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama",
     "hidden_size": 512, "intermediate_size": 1408, "num_hidden_layers": 8,
     "num_attention_heads": 8, "num_key_value_heads": 8, "head_dim": 64,
-    "vocab_size": 1024, "max_position_embeddings": 4096, "rms_norm_eps": 1e-05,
+    "vocab_size": 1536, "max_position_embeddings": 4096, "rms_norm_eps": 1e-05,
     "rope_theta": 10000.0, "hidden_act": "silu", "tie_word_embeddings": True,
     "attention_bias": False, "mlp_bias": False, "bos_token_id": 1, "eos_token_id": 2,
     "pad_token_id": 0, "torch_dtype": "float32",
