@@ -137,7 +137,7 @@ def check_generator(generator: Generator, model: str | Any, prompts: Sequence[st
     ``prompts`` are texts (encoded with ``template``/``system`` as ``harness eval`` does)
     or token-id lists; ``adapter`` puts an adapter on the base for the check.
     """
-    from .models import Base, adapter_applied, load_base
+    from .models import Base, adapter_applied, check_ids_fit, load_base
     from .prompts import encode_prompt
 
     base = model if isinstance(model, Base) else load_base(str(model))
@@ -145,6 +145,7 @@ def check_generator(generator: Generator, model: str | Any, prompts: Sequence[st
            for p in prompts]
     if not ids:
         raise HarnessError("no prompts to check", field="prompts")
+    check_ids_fit(base, ((f"prompt {i} has", p) for i, p in enumerate(ids)))
 
     def run() -> GeneratorReport:
         outputs = [generator(list(p), max_tokens) for p in ids]

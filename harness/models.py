@@ -171,6 +171,23 @@ class Base:
     active_adapter: str | None = field(default=None)
 
 
+def check_ids_fit(base: Base, token_ids: "Iterator[tuple[str, list[int]]]", path: str | Path | None = None) -> None:
+    """Refuse token ids the model's embedding has no row for (``token_ids``: where each came
+    from, and its ids). MLX does not bounds-check a gather: such an id reads memory outside
+    the weights (garbage outputs, or a segfault), so a tokenizer that does not match its
+    model must stop eval, check-generator and training alike, not colour their results."""
+    config = getattr(base, "config", None) or {}
+    vocab = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    if not isinstance(vocab, int) or vocab <= 0:
+        return
+    for where, ids in token_ids:
+        if ids and max(ids) >= vocab:
+            raise HarnessError(f"{where} token id {max(ids)}, but the model's vocab_size is {vocab}",
+                               path=path if path is not None else base.path,
+                               hint="the tokenizer does not match the model's weights: use the tokenizer "
+                                    "saved with them (or fix config.json's vocab_size)")
+
+
 def load_base(path_or_repo: str) -> Base:
     """Load a base model once per run. A path that is not a folder is a hub id, taken from
     the local Hugging Face cache only (nothing is downloaded at run time)."""

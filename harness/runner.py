@@ -29,7 +29,7 @@ from .errors import HarnessError
 from .files import file_digest
 from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
-from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, load_base
+from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, check_ids_fit, load_base
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
@@ -220,7 +220,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     tokenizer = base.tokenizer
     prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
                for case in suite.cases]
-    _check_ids_fit(base, suite, prompts)
+    check_ids_fit(base, ((f"suite {suite.name!r}, case {case.id!r}: the prompt has", ids)
+                         for case, ids in zip(suite.cases, prompts)))
     gen_cfg = suite.generation
     if cache is not None:
         gen_key = gen_cfg.cache_key()
@@ -448,22 +449,6 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
     if cache is not None:
         cache.close()
     return results
-
-
-def _check_ids_fit(base: Base, suite, prompts: list[list[int]]) -> None:
-    """Refuse prompt token ids the model's embedding has no row for. MLX does not bounds-check
-    a gather: such an id reads memory outside the weights (garbage outputs, or a segfault),
-    so a tokenizer that does not match its model must stop the run, not colour it."""
-    config = getattr(base, "config", None) or {}
-    vocab = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
-    if not isinstance(vocab, int) or vocab <= 0:
-        return
-    for case, ids in zip(suite.cases, prompts):
-        if ids and max(ids) >= vocab:
-            raise HarnessError(f"suite {suite.name!r}, case {case.id!r}: the prompt has token id {max(ids)}, "
-                               f"but the model's vocab_size is {vocab}", path=base.path,
-                               hint="the tokenizer does not match the model's weights: use the tokenizer "
-                                    "saved with them (or fix config.json's vocab_size)")
 
 
 def suite_draws(suite: Suite) -> list[Suite]:

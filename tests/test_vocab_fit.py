@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -52,3 +54,31 @@ def test_a_vocabulary_that_holds_every_id_runs(tmp_path):
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     assert (tmp_path / "out" / "results.json").is_file()
+
+
+def test_check_generator_refuses_token_ids_past_the_embedding(tmp_path):
+    from harness.errors import HarnessError
+    from harness.generator_check import check_generator
+
+    model = small_model(tmp_path / "model", vocab=256)
+    with pytest.raises(HarnessError, match="prompt 1 has token id 300, but the model's vocab_size is 256"):
+        check_generator(lambda ids, n: [], str(model), [[5, 6], [7, 300]], max_tokens=2)
+
+
+def test_training_refuses_rows_past_the_embedding(tmp_path):
+    model = small_model(tmp_path / "model", vocab=256)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [{"prompt": f"Question {i}: what is {w}?", "completion": w} for i, w in
+            enumerate(["apple", "pear", "plum", "fig"])]
+    for split in ("train", "valid"):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train",
+                           str(ROOT / "fixtures" / "train_configs" / "wikisql.yaml"), "--data", str(data),
+                           "--model", str(model), "--steps", "2", "--batch_size", "2",
+                           "--adapter_path", str(tmp_path / "adapter"), "--allow-lint-errors"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{data / 'train.jsonl'}:1: the row has token id" in proc.stderr
+    assert "but the model's vocab_size is 256" in proc.stderr
+    assert not (tmp_path / "adapter").exists()

@@ -22,7 +22,7 @@ import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 
 from ..errors import HarnessError, RunFailed
-from ..models import Base, load_base
+from ..models import Base, check_ids_fit, load_base
 from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
 from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
@@ -206,6 +206,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     splits, fmt, template, mask_prompt = load_splits(
         cfg.data, cfg.format, cfg.template, base.tokenizer, cfg.system, cfg.mask_prompt,
         cfg.max_seq_length)
+    for split in splits.values():
+        check_ids_fit(base, ((f"{split.path}:{e.line}: the row has", e.ids) for e in split.examples), split.path)
     if not allow_lint_errors:
         refuse_lint_errors(cfg, base.tokenizer, template)
     train_rows = splits["train"].examples
