@@ -77,8 +77,11 @@ def test_greedy_outputs_equal_the_copied_prefix_path(fixture_base, monkeypatch):
     shared = SharedPrefixes(model, prompts)
     assert shared.cascade and len(shared.root_groups()) == 3  # SYSTEM (with nested shots), OTHER, none
     assert any(n is not None and n.parent is not None for n in shared._node_of)  # nested groups
-    cfg = GenerationConfig(max_tokens=12, batch_size=4)  # rows join batches already decoding
+    # 40 tokens: some rows stop (EOS) while others decode, so later rows join batches already
+    # decoding (at 12 tokens the fixture base of 2026-12-03 ran every row to the limit)
+    cfg = GenerationConfig(max_tokens=40, batch_size=4)
     full = generate(model, tokenizer, prompts, cfg, prefixes=False)
+    assert len({len(c.output_token_ids) for c in full}) > 1, "precondition: rows that stop at different steps"
 
     calls = {"attention": 0, "demoted": 0}
     attention, demote = cascade.attention, cascade.CascadeKVCache._demote

@@ -22,7 +22,11 @@ def test_batched_greedy_equals_one_at_a_time(fixture_base):
     single = generate(fixture_base.model, fixture_base.tokenizer, prompts,
                       GenerationConfig(max_tokens=12, batch_size=1))
     assert [c.output_token_ids for c in batched] == [c.output_token_ids for c in single]
-    assert all(c.finish_reason == "length" and c.output_tokens == 12 for c in batched)
+    # each row ran to the limit or stopped at EOS before it; all decoded beside each other for
+    # at least 8 steps, so the comparison above is not of empty answers
+    assert all((c.finish_reason == "length" and c.output_tokens == 12)
+               or (c.finish_reason == "stop" and c.output_tokens < 12) for c in batched)
+    assert min(c.output_tokens for c in batched) >= 8
     assert all(c.prompt_tokens == len(p) for c, p in zip(batched, prompts))
 
 
