@@ -84,8 +84,8 @@ def eval(session: nox.Session) -> None:
 @nox.session
 def red(session: nox.Session) -> None:
     """The red path: the shipped suites on three regressed fixture adapters (wrong domain
-    answers shipped as the next `domain`, a one-task fine-tune that forgot JSON, a looping one). The gates fail and the
-    session exits 1; the scorecard is reports/red/index.html."""
+    answers shipped as the next `domain`, a one-task fine-tune that forgot JSON, a looping
+    one). The gates fail and the session exits 1; the scorecard is reports/red/index.html."""
     _apt_install(session, {"libopenblas0-pthread": find_openblas() is not None})
     session.install("-e", ".")
     # regress goes in as the next release of `domain`, as a user would ship it: the base knows
@@ -160,7 +160,6 @@ def catalog(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "catalog/run_catalog.py", "--markdown", "reports/catalog.md", *session.posargs,
                 env=_env())
-
 
 
 @nox.session
