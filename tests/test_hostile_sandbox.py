@@ -153,6 +153,34 @@ def test_a_backtracking_schema_pattern_scores_0_with_the_reason(tmp_path, capsys
     assert second["passed"] is True
 
 
+@pytest.mark.parametrize("keyword", ["unevaluatedProperties", "additionalProperties"])
+def test_a_backtracking_pattern_property_name_scores_0_with_the_reason(tmp_path, capsys, keyword):
+    """The property name is model output; ``unevaluatedProperties`` matched it with Python's
+    ``re`` inside jsonschema, unbounded: 2**34 steps, a hung run."""
+    suite = write_suite(tmp_path / "suite",
+                        "json_schema: {schema: {type: object, %s: false, patternProperties: {'%s': {}}}}"
+                        % (keyword, CATASTROPHIC))  # the keyword first: it runs before patternProperties
+    t0 = time.monotonic()
+    code, _, err = score(capsys, tmp_path, suite, {"a": json.dumps({"a" * 34 + "!": 1}), "b": '{"aa": 1}'})
+    assert time.monotonic() - t0 < 30
+    assert code == 0, err
+    items = json.loads((tmp_path / "out" / "results.json").read_text())["suites"][0]["models"]["base"]["items"]
+    first, second = (i["scores"]["json_schema"] for i in items)
+    assert first["passed"] is False and first["value"] == 0.0 and "backtracking" in first["detail"]
+    assert second["passed"] is True
+
+
+def test_plain_jsonschema_outside_the_harness_keeps_pythons_re():
+    """The bounded property-name matching applies only while a harness validator runs."""
+    import jsonschema
+
+    import harness.scorers.schema_sandbox  # noqa: F401  (installs the stand-in)
+
+    schema = {"type": "object", "patternProperties": {"^x": {}}, "unevaluatedProperties": False}
+    assert jsonschema.Draft202012Validator(schema).is_valid({"xy": 1})
+    assert not jsonschema.Draft202012Validator(schema).is_valid({"yx": 1})
+
+
 def test_a_backtracking_keywords_regex_scores_0_with_the_reason(tmp_path, capsys):
     cases = [{"id": "a", "q": "x", "concepts": [[{"regex": "(a|aa)+b"}]]},
              {"id": "b", "q": "y", "concepts": [["hello"]]}]

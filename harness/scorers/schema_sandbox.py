@@ -8,13 +8,17 @@
 - **Bounded regexes.** ``pattern``, ``patternProperties`` and ``additionalProperties``
   (which matches property names against ``patternProperties``) search with the
   ``regex`` package and a time limit (``harness.bounded``); an output on which a pattern
-  backtracks without end scores 0 with the reason instead of hanging the run. (Python's
-  ``re`` inside jsonschema is still used by ``unevaluatedProperties`` next to
-  ``patternProperties``, a rare pairing.)
+  backtracks without end scores 0 with the reason instead of hanging the run.
+  ``unevaluatedProperties`` is jsonschema's own, which matches property names against
+  ``patternProperties`` with Python's ``re`` in ``jsonschema._utils``: while it runs for a
+  harness validator, that module's ``re`` is a stand-in whose ``search`` is bounded
+  (``_PropertyNameRegex``); everywhere else it is plain ``re``.
 """
 
 from __future__ import annotations
 
+import contextvars
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -22,6 +26,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 import jsonschema
 from jsonschema import ValidationError
 from jsonschema import _keywords as _jsonschema_keywords  # delegated to when no regex is involved
+from jsonschema import _utils as _jsonschema_utils
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -62,10 +67,40 @@ def _additional_properties(validator, ap, instance, schema):
                               + ", ".join(repr(p) for p in sorted(patterns)))
 
 
+_BOUNDED_NAMES = contextvars.ContextVar("harness_bounded_property_names", default=False)
+
+
+class _PropertyNameRegex:
+    """Stands in for ``re`` in ``jsonschema._utils``, whose regex use is matching property
+    names against ``patternProperties``: ``search`` is ``bounded.search`` while a harness
+    validator's ``unevaluatedProperties`` runs, Python's ``re.search`` otherwise."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    def search(self, pattern: Any, string: str, flags: int = 0) -> Any:
+        if _BOUNDED_NAMES.get() and isinstance(pattern, str) and not flags:
+            return bounded.search(pattern, string)
+        return re.search(pattern, string, flags)
+
+
+if getattr(_jsonschema_utils, "re", None) is re:
+    _jsonschema_utils.re = _PropertyNameRegex()
+
+
+def _unevaluated_properties(validator, unevaluated, instance, schema):
+    token = _BOUNDED_NAMES.set(True)
+    try:
+        errors = list(_jsonschema_keywords.unevaluatedProperties(validator, unevaluated, instance, schema))
+    finally:
+        _BOUNDED_NAMES.reset(token)
+    yield from errors
+
+
 BoundedValidator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     {"pattern": _pattern, "patternProperties": _pattern_properties,
-     "additionalProperties": _additional_properties},
+     "additionalProperties": _additional_properties, "unevaluatedProperties": _unevaluated_properties},
 )
 
 
