@@ -179,10 +179,16 @@ class CompletionCache:
     # --- use -------------------------------------------------------------------------
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Completion]:
+        return self.get_many_with_status(keys)[0]
+
+    def get_many_with_status(self, keys: Iterable[str]) -> tuple[dict[str, Completion], set[str]]:
+        """The entries found, and the keys among them still ``unchecked``: written while
+        their suite was generating, by a run that stopped before its integrity check."""
         keys = list(keys)
         found: dict[str, Completion] = {}
+        unchecked: set[str] = set()
         if self._db is None:
-            return found
+            return found, unchecked
         try:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
@@ -191,25 +197,31 @@ class CompletionCache:
                     chunk).fetchall()
                 for key, value in rows:
                     try:
-                        c = Completion.from_json(json.loads(value))
+                        data = json.loads(value)
+                        c = Completion.from_json(data)
                         c.output.encode("utf-8")  # a str of Unicode text (a tampered row may not be)
                     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
                         continue  # an unreadable entry is a miss: it is generated again
                     c.cached = True
                     found[key] = c
+                    if data.get("unchecked") is True:
+                        unchecked.add(key)
         except sqlite3.Error as exc:
             self._failed(exc)
-            return {}
-        return found
+            return {}, set()
+        return found, unchecked
 
-    def put_many(self, entries: dict[str, Completion]) -> None:
+    def put_many(self, entries: dict[str, Completion], unchecked: bool = False) -> None:
+        """Store completions; ``unchecked``: their integrity check has not run yet (a later
+        run that finds them checks them before it trusts them)."""
         if self._db is None:
             return
+        extra = {"cached": False, "prompt_token_ids": None} | ({"unchecked": True} if unchecked else {})
         try:
             with self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO completions (key, value) VALUES (?, ?)",
-                    [(k, json.dumps(c.to_json() | {"cached": False, "prompt_token_ids": None})) for k, c in entries.items()])
+                    [(k, json.dumps(c.to_json() | extra)) for k, c in entries.items()])
         except sqlite3.Error as exc:
             self._failed(exc)
 
@@ -360,16 +372,19 @@ class WriteBehind:
     A batch is committed when ``every`` items are waiting or ``seconds`` have passed since
     the last commit (so a slow suite still lands item by item and a fast one does not pay a
     transaction per item); ``flush`` commits the rest. A run killed mid-suite then resumes
-    from everything committed so far.
+    from everything committed so far; with ``unchecked`` the entries say that their
+    integrity check is still to come, so the resuming run checks them (``runner``).
     """
 
-    def __init__(self, cache: CompletionCache, every: int | None = None, seconds: float | None = None):
+    def __init__(self, cache: CompletionCache, every: int | None = None, seconds: float | None = None,
+                 unchecked: bool = False):
         import time
 
         self._clock = time.monotonic
         self.cache = cache
         self.every = WRITE_EVERY if every is None else every
         self.seconds = WRITE_SECONDS if seconds is None else seconds
+        self.unchecked = unchecked  # committed before the suite's integrity check ran
         self.pending: dict[str, Completion] = {}
         self.written = 0
         self._last = self._clock()
@@ -381,7 +396,7 @@ class WriteBehind:
 
     def flush(self) -> None:
         if self.pending:
-            self.cache.put_many(self.pending)
+            self.cache.put_many(self.pending, unchecked=self.unchecked)
             self.written += len(self.pending)
             self.pending = {}
         self._last = self._clock()

@@ -228,8 +228,11 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
         keys = [completion_key(fingerprint, adapter_fp, p, gen_key, cache.versions) for p in prompts]
     else:
         keys = [str(i) for i in range(len(prompts))]
-    found = cache.get_many(keys) if (cache is not None and not live) else {}
+    found, unchecked = cache.get_many_with_status(keys) if (cache is not None and not live) else ({}, set())
+    if size > 1:  # only rank 0 reads the cache: an unchecked entry is generated again
+        found = {k: c for k, c in found.items() if k not in unchecked}
     todo = [i for i, k in enumerate(keys) if k not in found]
+    resumed = [i for i, k in enumerate(keys) if k in found and k in unchecked]
     if size > 1:
         todo = broadcast_json(todo)  # rank 0's cache decides
         pending = set(todo)
@@ -241,7 +244,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     mine = shard(len(todo), rank, size)
     my_prompts = [todo_prompts[j] for j in mine]
     prefixes = SharedPrefixes(base.model, my_prompts) if my_prompts and gen_cfg.batch_size > 1 else None
-    writer = WriteBehind(cache) if cache is not None else None
+    writer = WriteBehind(cache, unchecked=suite.integrity_samples > 0) if cache is not None else None
     label = f"  {suite.name}" + (f" (rank {rank} of {size})" if size > 1 else "")
     bar = LiveProgress(len(mine), label=label, enabled=show_progress and rank == 0,
                        max_tokens=gen_cfg.max_tokens)
@@ -288,14 +291,26 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     log(f"  {suite.name}: {len(prompts)} items, {len(found)} from cache, {len(fresh)} generated"
         + (f" ({', '.join([f'{n_tokens} tokens', f'{n_tokens / elapsed:.0f} tok/s', *extra])})"
            if fresh and elapsed > 0 else ""))
-    if not fresh:
+    if resumed:
+        log(f"  {suite.name}: {len(resumed)} of the cached items are from a run that stopped before "
+            f"its integrity check: checking them now")
+    if not fresh and not resumed:
         return completions, {"checked": 0, "passed": True,
                              "detail": "all outputs from the cache (checked when they were generated)"}
-    checked = check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size)
+    checked = check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size) if fresh else None
+    if resumed:
+        again = check_integrity(suite, base, [prompts[i] for i in resumed], [completions[i] for i in resumed])
+        again["detail"] = f"{len(resumed)} resumed item(s): {again['detail']}"
+        checked = again if checked is None else {
+            "checked": checked["checked"] + again["checked"], "passed": checked["passed"] and again["passed"],
+            "detail": "; ".join(d for d in (checked["detail"], again["detail"]) if d)}
+    stored = [*todo, *resumed]
+    if cache is not None and checked["passed"] and writer is not None and writer.unchecked:
+        cache.put_many({keys[i]: completions[i] for i in stored if completions[i] is not None})  # checked now
     if not checked["passed"] and cache is not None:
         # Committed as they finished, before the check: a later run must not serve them as
         # "checked when they were generated".
-        cache.delete_many(keys[i] for i in todo)
+        cache.delete_many(keys[i] for i in stored)
     return completions, checked
 
 
