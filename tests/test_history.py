@@ -100,11 +100,18 @@ def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
 
     code, err = _cli("history", str(runs), "--parquet", str(tmp_path / "h.parquet"))
     try:
-        import pyarrow  # noqa: F401
-        assert code == 0 and pd.read_parquet(tmp_path / "h.parquet").shape == df.shape
+        import pyarrow  # noqa: F401  (in the test extra: CI takes this branch)
     except ImportError:
         assert code == 2 and "pip install pyarrow" in err
         assert not (tmp_path / "h.parquet").exists()
+    else:
+        assert code == 0, err
+        table = pd.read_parquet(tmp_path / "h.parquet")
+        assert list(table.columns) == list(df.columns) and len(table) == len(df)
+        for column in ("run", "suite", "model", "metric"):
+            assert table[column].tolist() == df[column].tolist()
+        assert table["value"].tolist() == pytest.approx(df["value"].tolist())
+        assert table["value"].dtype.kind == "f" and table["n"].dtype.kind in "iu"  # typed, unlike CSV
 
     export = tmp_path / "items.csv"
     code, err = _cli("export", str(runs / "r2"), "--csv", str(export))
@@ -123,3 +130,13 @@ def test_two_real_runs_give_history_csv_export_and_trend(tmp_path):
     assert gated and '<section id="trends">' in page and page.count('class="trend"') == len(gated)  # one per gated metric
     assert "3</td>" in page  # two earlier runs + this one
     assert res["history"]["runs"] == 2 and len(res["history"]["series"][0]["points"]) == 2
+
+
+def test_parquet_without_an_engine_is_one_clear_error_and_no_file(tmp_path, monkeypatch):
+    """Without pyarrow (or fastparquet) `--parquet` refuses before reading anything."""
+    import harness.history
+
+    monkeypatch.setattr(harness.history, "parquet_available", lambda: False)
+    code, err = _cli("history", str(tmp_path / "no-runs-here"), "--parquet", str(tmp_path / "h.parquet"))
+    assert code == 2 and "--parquet" in err and "pip install pyarrow" in err
+    assert not (tmp_path / "h.parquet").exists()
