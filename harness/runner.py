@@ -232,7 +232,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     if size > 1:  # only rank 0 reads the cache: an unchecked entry is generated again
         found = {k: c for k, c in found.items() if k not in unchecked}
     todo = [i for i, k in enumerate(keys) if k not in found]
-    resumed = [i for i, k in enumerate(keys) if k in found and k in unchecked]
+    resumed = [i for i, k in enumerate(keys) if k in found and k in unchecked] \
+        if suite.integrity_samples > 0 else []
     if size > 1:
         todo = broadcast_json(todo)  # rank 0's cache decides
         pending = set(todo)
