@@ -161,3 +161,31 @@ def test_train_refuses_lint_errors_unless_allowed(tmp_path):
     done = run_harness(*args, "--adapter_path", str(tmp_path / "allowed"), "--allow-lint-errors")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "allowed" / "adapters.safetensors").is_file()
+
+
+def test_drift_in_mixed_data_is_found_per_layout_group(tmp_path):
+    """Task rows beside replay rows of another layout share no wrapper across all rows; a
+    valid split whose task rows lost theirs is still an error, and the same mix is not."""
+    replay = [{"prompt": f"<|user|>\nTell me about {t}.<|end|>\n<|assistant|>\n", "completion": f"{t} is fine."}
+              for t in ("rain", "snow", "fog", "wind", "hail", "sun", "dew", "ice")]
+    task = [{"prompt": f"table: t{i}\ncolumns: A, B\nQ: what is {t}?\nA: ", "completion": f"SELECT A FROM t{i}"}
+            for i, t in enumerate(("fig", "kiwi", "lime", "plum", "pear", "date", "sloe", "yuzu", "nut",
+                                   "oat", "rye", "bean"))]
+    ok = tmp_path / "ok"
+    write(ok, "train", task[:9] + replay[:6])
+    write(ok, "valid", task[9:] + replay[6:])
+    assert not [p for p in lint_data(ok).problems if "formatted differently" in p.message]
+    bad = tmp_path / "bad"
+    write(bad, "train", task[:9] + replay[:6])
+    write(bad, "valid", [{"prompt": r["prompt"].removeprefix("table: ").removesuffix("\nA: "),
+                          "completion": r["completion"]} for r in task[9:]] + replay[6:])
+    found = [p for p in lint_data(bad).problems if "formatted differently" in p.message]
+    assert found and Path(found[0].path).name == "valid.jsonl" and found[0].line == 1, found
+    assert "'table: '" in found[0].message and "3 of 5 rows of valid.jsonl" in found[0].message
+
+
+def test_shipped_mixed_adapter_data_is_clean():
+    """The sql fixture adapter's data mixes WikiSQL rows with chat replay: no false drift."""
+    for name in ("sql", "domain"):
+        report = lint_data(ROOT / "fixtures" / "data" / "adapters" / name)
+        assert not [p for p in report.problems if "formatted differently" in p.message], name

@@ -163,12 +163,17 @@ def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
 def _check_wrappers(splits: dict[str, list[Row]], report: LintReport) -> None:
     """A prompt wrapper (a shared layout prefix or suffix such as ``### Question:\n`` or
     ``\nA: ``) that every row of one split has and most rows of another lack: the model
-    would be validated (and later evaluated) on a layout it was not trained on."""
+    would be validated (and later evaluated) on a layout it was not trained on. Mixed data
+    (task rows beside replay rows of another layout) shares no wrapper across all rows;
+    there each layout group is compared (``_check_layout_groups``)."""
     from ..prompts import prompt_wrapper
 
     splits = {name: [r for r in rows if r.answer is not None] for name, rows in splits.items()}
     wrappers = {name: prompt_wrapper([r.prompt for r in rows]) for name, rows in splits.items()}
     for a, (prefix, suffix) in wrappers.items():
+        if not prefix.strip() and not suffix.strip():
+            _check_layout_groups(a, splits, report)
+            continue
         for b, rows in splits.items():
             if a == b or not rows:
                 continue
@@ -184,6 +189,40 @@ def _check_wrappers(splits: dict[str, list[Row]], report: LintReport) -> None:
                                f"({len(lacking)} of {len(rows)} rows of {b}.jsonl lack it; this one "
                                f"{'starts' if side == 'start with' else 'ends'} {got!r}): "
                                f"the splits are formatted differently")
+
+
+GROUP_MIN_ROWS, GROUP_MIN_SHARE = 3, 0.05  # a layout group of a split: this many rows and share
+
+
+def _check_layout_groups(a: str, splits: dict[str, list[Row]], report: LintReport) -> None:
+    """Split ``a`` in layout groups (rows whose first line starts with the same layout, e.g.
+    ``table: `` or ``<|system|>\n``), each with its own wrapper; rows of another split that
+    fit none of them, when they are many (a fifth of that split, at least 3), are an error."""
+    from collections import defaultdict
+
+    from ..prompts import _first_line_layout, prompt_wrapper
+
+    rows = splits[a]
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[_first_line_layout(r.prompt)].append(r)
+    layouts = [prompt_wrapper([r.prompt for r in g]) for key, g in groups.items()
+               if key.strip() and len(g) >= max(GROUP_MIN_ROWS, GROUP_MIN_SHARE * len(rows))]
+    layouts = [(p, s) for p, s in layouts if p.strip() or s.strip()]
+    covered = sum(any(r.prompt.startswith(p) and r.prompt.endswith(s) for p, s in layouts) for r in rows)
+    if not layouts or covered < 0.8 * len(rows):
+        return  # no layout a clear majority of this split's rows share: nothing to hold others to
+    for b, other in splits.items():
+        if a == b or not other:
+            continue
+        misfits = [r for r in other if not any(r.prompt.startswith(p) and r.prompt.endswith(s) for p, s in layouts)]
+        if len(misfits) >= max(3, len(other) / 5):
+            first = misfits[0]
+            shown = "; ".join(f"{p!r} ... {s!r}" for p, s in layouts[:4])
+            report.add(first, "error",
+                       f"prompt fits none of the layouts of {a}.jsonl's rows ({shown}); {len(misfits)} of "
+                       f"{len(other)} rows of {b}.jsonl fit none (this one starts {first.prompt[:24]!r}): "
+                       f"the splits are formatted differently")
 
 
 def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: LintReport,
