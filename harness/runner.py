@@ -480,17 +480,30 @@ def suite_draws(suite: Suite) -> list[Suite]:
     return draws
 
 
+def combine_integrity(checks: list[dict]) -> dict:
+    """One result for a suite's draws: failed if any draw failed (its detail first), the
+    checked counts summed. (Each draw has its own cache entries, so any one can fail.)"""
+    failed = [c for c in checks if not c["passed"]]
+    head = failed[0] if failed else checks[0]
+    if len(checks) == 1:
+        return head
+    return {**head, "checked": sum(c["checked"] for c in checks),
+            "detail": f"{head['detail']} ({len(failed)} of {len(checks)} draws failed)" if failed
+            else f"{head['detail']} (draw 1 of {len(checks)}; every draw passed)"}
+
+
 def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, adapter_fp: str | None,
                 cache: CompletionCache | None, results: dict, quiet: bool = False) -> None:
     for suite, header in zip(suites, results["suites"]):
         scorers = scorer_sets[suite.name]
         live = any(not s.uses_cache for s in scorers)
-        draws = []
-        for j, drawn in enumerate(suite_draws(suite)):
+        draws, checks = [], []
+        for drawn in suite_draws(suite):
             completions, integrity_j = generate_suite(drawn, base, base.fingerprint, adapter_fp, cache, live,
                                                       show_progress=not quiet)
-            integrity_result = integrity_j if j == 0 else integrity_result
+            checks.append(integrity_j)
             draws.append([c.to_json() for c in completions])
+        integrity_result = combine_integrity(checks)
         if rank_and_size()[0] != 0:
             continue  # under mlx.launch, rank 0 scores and reports
         reuse = ScoreReuse(cache, base.fingerprint, adapter_fp) if cache is not None else None

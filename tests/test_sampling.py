@@ -137,3 +137,33 @@ def test_harness_score_reads_sampled_completions(tmp_path, capsys):
     comp.write_text("\n".join(json.dumps(x) for x in lines[:-1] + [dict(lines[-1], sample=2)]) + "\n")
     assert main(["score", str(path), "--completions", str(comp), "--out", str(tmp_path / "bad")]) == 2
     assert "sample must be" in capsys.readouterr().err
+
+
+def test_an_integrity_failure_in_a_later_draw_fails_the_run(tmp_path, capsys, monkeypatch):
+    """Each draw of a sampled suite has its own cache entries and its own check; only the
+    first draw's result used to reach the gate, so a failing second draw passed."""
+    from harness import runner
+    from hostile_util import FIXTURE_MODEL, cli
+
+    real = runner.generate_suite
+
+    def second_draw_fails(suite, *args, **kwargs):
+        completions, checked = real(suite, *args, **kwargs)
+        if suite.generation.sample == 1:
+            checked = {"checked": 1, "passed": False, "detail": "planted mismatch in draw 2"}
+        return completions, checked
+
+    monkeypatch.setattr(runner, "generate_suite", second_draw_fails)
+    doc = {"name": "sampled", "prompt": "{{ q }}", "target": "{{ a }}", "template": "chat",
+           "generation": {"samples": 2, "temperature": 0.7, "max_tokens": 8},
+           "scorers": [{"exact_match": {}}], "gates": {},
+           "cases": [{"q": "What is 2 + 2?", "a": "4"}, {"q": "Name a colour.", "a": "blue"}]}
+    suite = tmp_path / "suite" / "sampled.yaml"
+    suite.parent.mkdir()
+    suite.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, _, err = cli(capsys, "eval", suite, "--model", FIXTURE_MODEL, "--no-cache", "--out", tmp_path / "out")
+    assert code == 1, err
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    integrity = result["suites"][0]["models"]["base"]["integrity"]
+    assert integrity["passed"] is False and "planted mismatch in draw 2" in integrity["detail"]
+    assert "1 of 2 draws failed" in integrity["detail"]
