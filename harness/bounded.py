@@ -76,14 +76,17 @@ MAX_RENDER_CHARS = 10_000_000  # a string, list or number a template may build w
 
 @contextmanager
 def time_limit(seconds: float, what: str) -> Iterator[None]:
-    """Raise ``TooMuchWork`` in the block after ``seconds`` (SIGALRM via ITIMER_REAL; main
-    thread on Unix only, elsewhere unbounded); an alarm already set is restored after.
-    Interrupts Python-level loops such as a template's nested ``for``."""
+    """Raise ``TooMuchWork`` in the block after ``seconds``. On Unix's main thread: SIGALRM
+    via ITIMER_REAL (an alarm already set is restored after). Elsewhere (a worker thread, an
+    API call from a server, Windows) signals cannot reach the block, so a trace function on
+    this thread checks the clock at each line it runs (``_traced_limit``). Either way it
+    interrupts Python-level loops such as a template's nested ``for``."""
     import signal
     import threading
 
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
+        with _traced_limit(seconds, what):
+            yield
         return
 
     def expired(signum, frame):
@@ -100,6 +103,30 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
         if old_delay:  # someone else's alarm: re-arm what is left of it
             left = old_delay - (time.monotonic() - start)
             signal.setitimer(signal.ITIMER_REAL, max(left, 0.001), old_interval)
+
+
+@contextmanager
+def _traced_limit(seconds: float, what: str) -> Iterator[None]:
+    """``time_limit`` without signals: ``sys.settrace`` for this thread only; the trace
+    function raises ``TooMuchWork`` in the running frame once the deadline has passed (a
+    debugger's or coverage's tracer is put back after). It sees the frames the block calls
+    (a template's render function), not the block's own lines."""
+    import sys
+
+    deadline = time.monotonic() + seconds
+    previous = sys.gettrace()
+
+    def tracer(frame, event, arg):
+        if time.monotonic() > deadline:
+            sys.settrace(previous)
+            raise TooMuchWork(f"{what} took more than {seconds:g} s")
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
 
 
 def sandbox_environment(**options: Any):

@@ -282,3 +282,60 @@ def test_time_limit_restores_an_alarm_already_set():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_template_loops_off_the_main_thread_are_stopped_too(tmp_path, monkeypatch):
+    """SIGALRM reaches only the main thread: a suite loaded from a worker thread (a server
+    calling the Python API) was unbounded. A trace function bounds it there."""
+    import threading
+
+    import harness.bounded
+    from harness.errors import HarnessError
+    from harness.suite import load_suite
+
+    monkeypatch.setattr(harness.bounded, "RENDER_WALL_S", 0.5)
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    (tmp_path / "suite.yaml").write_text(
+        f"name: loop\nprompt: '{loops}'\nscorers:\n  - exact_match: {{}}\ncases:\n  - {{id: a}}\n")
+    outcome = {}
+
+    def load():
+        try:
+            load_suite(tmp_path / "suite.yaml")
+            outcome["result"] = "loaded"
+        except HarnessError as exc:
+            outcome["result"] = str(exc)
+
+    worker = threading.Thread(target=load, daemon=True)
+    t0 = time.monotonic()
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive(), "the render loop was not stopped off the main thread"
+    assert "took more than 0.5 s" in outcome["result"]
+    assert time.monotonic() - t0 < 20
+
+
+def test_traced_limit_puts_back_the_tracer_it_found():
+    import sys
+
+    from harness.bounded import TooMuchWork, _traced_limit
+
+    def mine(frame, event, arg):
+        return None
+
+    previous = sys.gettrace()
+    sys.settrace(mine)
+    try:
+        with _traced_limit(5, "quick"):
+            sum(range(10))
+        assert sys.gettrace() is mine
+        def spin():  # a frame of its own: the tracer sees the frames the block calls
+            while True:
+                pass
+
+        with pytest.raises(TooMuchWork):
+            with _traced_limit(0.05, "a loop"):
+                spin()
+        assert sys.gettrace() is mine
+    finally:
+        sys.settrace(previous)
