@@ -5,6 +5,7 @@ world_size 2."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -64,4 +65,9 @@ def test_two_processes_match_one(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "sql: 9 items, 9 from cache, 0 generated" in again.stderr
     assert "json_schema: 9 items, 9 from cache, 0 generated" in again.stderr
+    assert "stopped before its integrity check" not in again.stderr  # the 2-process run checked them
+    with sqlite3.connect(tmp_path / "cache" / "completions.sqlite") as db:
+        values = [json.loads(v) for (v,) in db.execute("SELECT value FROM completions")]
+    completions = [v for v in values if isinstance(v, dict) and "output_token_ids" in v]
+    assert len(completions) == 18 and not [v for v in completions if v.get("unchecked")]
     assert len(CompletionCache(tmp_path / "cache")) >= 18
