@@ -89,7 +89,7 @@ def _common_prefix(texts: list[str]) -> str:
     return os.path.commonprefix(texts) if texts else ""
 
 
-def _first_line_layout(prefix: str) -> str:
+def first_line_layout(prefix: str) -> str:
     """The prefix's first line, cut back to its last layout mark: rows that share a context
     (several questions on one table) share more than the wrapper, and only the wrapper
     ("table: ", "### Question:\n", "[INST] ") must be the same in every split."""
@@ -112,7 +112,7 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
         return "", ""
     prefix = _common_prefix(prompts)
     cut = max((i for i, ch in enumerate(prefix) if ch in LAYOUT_MARKS), default=-1)
-    prefix = _first_line_layout(prefix[:cut + 1] if cut >= 0 else "")
+    prefix = first_line_layout(prefix[:cut + 1] if cut >= 0 else "")
     while prefix and len(prefix) < min(map(len, prompts)) and all(
             p[len(prefix)] in " \t" for p in prompts):
         prefix += prompts[0][len(prefix)]  # keep the spaces after a mark: "Q: "

@@ -200,12 +200,12 @@ def _check_layout_groups(a: str, splits: dict[str, list[Row]], report: LintRepor
     fit none of them, when they are many (a fifth of that split, at least 3), are an error."""
     from collections import defaultdict
 
-    from ..prompts import _first_line_layout, prompt_wrapper
+    from ..prompts import first_line_layout, prompt_wrapper
 
     rows = splits[a]
     groups: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
-        groups[_first_line_layout(r.prompt)].append(r)
+        groups[first_line_layout(r.prompt)].append(r)
     layouts = [prompt_wrapper([r.prompt for r in g]) for key, g in groups.items()
                if key.strip() and len(g) >= max(GROUP_MIN_ROWS, GROUP_MIN_SHARE * len(rows))]
     layouts = [(p, s) for p, s in layouts if p.strip() or s.strip()]
