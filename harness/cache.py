@@ -248,6 +248,20 @@ class CompletionCache:
         except sqlite3.Error as exc:
             self._failed(exc)
 
+    def mark_checked(self, keys: Iterable[str]) -> None:
+        """Clear the ``unchecked`` mark of entries whose integrity check passed (in place:
+        the completions are not written again)."""
+        keys = list(keys)
+        if self._db is None or not keys:
+            return
+        try:
+            with self._db:
+                self._db.executemany(
+                    "UPDATE completions SET value = json_remove(value, '$.unchecked')"
+                    " WHERE key = ? AND json_valid(value)", [(k,) for k in keys])
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
     def delete_many(self, keys: Iterable[str]) -> None:
         """Drop entries (completions whose integrity check failed must not be served later)."""
         keys = list(keys)

@@ -306,8 +306,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
             "checked": checked["checked"] + again["checked"], "passed": checked["passed"] and again["passed"],
             "detail": "; ".join(d for d in (checked["detail"], again["detail"]) if d)}
     stored = [*todo, *resumed]
-    if cache is not None and checked["passed"] and writer is not None and writer.unchecked:
-        cache.put_many({keys[i]: completions[i] for i in stored if completions[i] is not None})  # checked now
+    if writer is not None and writer.unchecked and checked["passed"]:
+        cache.mark_checked(keys[i] for i in stored)
     if not checked["passed"] and cache is not None:
         # Committed as they finished, before the check: a later run must not serve them as
         # "checked when they were generated".

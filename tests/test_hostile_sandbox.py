@@ -169,11 +169,17 @@ def test_a_backtracking_pattern_property_name_scores_0_with_the_reason(tmp_path,
         {"a" * 34 + "!": 1}, {"aa": 1})
 
 
-def test_plain_jsonschema_outside_the_harness_keeps_pythons_re():
+def test_plain_jsonschema_outside_the_harness_keeps_pythons_re(monkeypatch):
     """The bounded property-name matching applies only while a harness validator runs."""
     import jsonschema
 
+    import harness.bounded
     import harness.scorers.schema_sandbox  # noqa: F401  (installs the stand-in)
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("plain jsonschema reached the harness's bounded search")
+
+    monkeypatch.setattr(harness.bounded, "search", not_here)
 
     schema = {"type": "object", "patternProperties": {"^x": {}}, "unevaluatedProperties": False}
     assert jsonschema.Draft202012Validator(schema).is_valid({"xy": 1})
