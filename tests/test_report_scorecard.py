@@ -10,7 +10,7 @@ import re
 from factories import item, make_suite, model_result, results, suite_result
 from harness.baseline import baseline_outputs, baseline_suite, pack_outputs, summarize_run, unpack_outputs
 from harness.gates import comparisons_for, evaluate_gates
-from harness.reports import charts, render_html
+from harness.reports import charts, render_html, render_summary
 from harness.reports.html import compare_context
 from harness.reports.items import diff_markup
 
@@ -87,7 +87,35 @@ def test_warnings_are_grouped_and_collapsed(tmp_path):
 def test_a_vacuous_floor_earns_no_badge(tmp_path):
     html = render_html(failing_run(tmp_path))
     assert "✓ min" not in html
-    assert "floor 0.0 (vacuous) min" in html
+    assert "min (vacuous: floor 0.000)" in html
+
+
+def test_a_drop_gate_against_a_reference_at_zero_earns_no_badge(tmp_path):
+    """Base and adapter both at 0.000 (the fixture's sql suite): the drop gates passed because
+    nothing can drop below 0, so no green badge and no "gates passed" in the overview; the
+    summary names them. A drop gate with a reference above 0 keeps its badge."""
+    from harness.reports.summary import context
+
+    suite = make_suite(tmp_path, IDS, gates={"exact_match": {"max_drop_vs_base": 0.2}})
+    run = results([suite_result({"base": _model(set(IDS), "base"), "ft": _model(set(IDS), "ft")})])
+    s = run["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    assert [g["passed"] for g in s["gates"]] == [True]
+    html = render_html(run)
+    assert "✓ max_drop_vs_base" not in html
+    assert "max_drop_vs_base (vacuous: base already at 0.000)" in html
+    assert "only gates that could not fail" in section(html, "overview")
+    summary = context(run)
+    assert [g["why"] for g in summary["vacuous_gates"]] == ["base already at 0.000"]
+    assert ("1 of the passed gates could not have failed" in render_summary(run)
+            and "smoke: `exact_match` (1 gate)." in render_summary(run))
+
+    ok = results([suite_result({"base": _model(set(), "base"), "ft": _model(set(), "ft")})])
+    s = ok["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    html = render_html(ok)
+    assert "✓ max_drop_vs_base" in html and "vacuous" not in section(html, "overview").split("</table>")[0]
+    assert context(ok)["vacuous_gates"] == [] and "could not have failed" not in render_summary(ok)
 
 
 def test_flips_that_failed_no_gate_are_counted_honestly(tmp_path):

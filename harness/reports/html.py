@@ -34,7 +34,7 @@ from markupsafe import Markup
 
 from ..compare import direction, fmt, suite_comparisons
 from . import charts
-from .items import Cards, gate_items, scorer_flips, vacuous, verdict
+from .items import Cards, gate_items, scorer_flips, vacuous, vacuous_bound, vacuous_reason, verdict
 from .trends import trend_view
 
 MAX_CHART_ROWS = 24  # metric groups in the 0-1 chart of one suite
@@ -148,7 +148,7 @@ def main_metric(suite: dict) -> str | None:
                 metrics.append(name)
                 infos[name] = info
     for g in suite.get("gates") or []:
-        if g.get("metric") in infos and not vacuous(g, infos[g["metric"]]):
+        if g.get("metric") in infos and not vacuous_bound(g, infos[g["metric"]]):
             return g["metric"]
     for name in metrics:
         if "." not in name and infos[name].get("kind") == "proportion":
@@ -343,7 +343,8 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
 
 
 def _gate_view(g: dict, info: dict | None) -> dict:
-    return dict(g, vacuous=bool(g.get("passed")) and vacuous(g, info))
+    empty = bool(g.get("passed")) and vacuous(g, info)
+    return dict(g, vacuous=empty, vacuous_reason=vacuous_reason(g) if empty else "")
 
 
 # --- overview, warnings, failures, item table ------------------------------------------------
@@ -369,7 +370,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
             elif real:
                 state, label = "pass", f"✓ {len(real)} gate{'s' if len(real) != 1 else ''} passed"
             elif own:
-                state, label = "neutral", "only a vacuous floor"
+                state, label = "neutral", "only gates that could not fail"
             else:
                 state, label = "neutral", "reference" if m == "base" and len(models) > 1 else "no gates"
             hib = (info or {}).get("higher_is_better", True)

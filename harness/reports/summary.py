@@ -4,6 +4,7 @@ for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html).
 from __future__ import annotations
 
 from ..compare import direction, fmt
+from .items import vacuous, vacuous_reason
 
 MAX_ROWS = 30
 
@@ -16,6 +17,22 @@ def _cell(info: dict | None, delta: dict | None, hib: bool) -> str:
         flag = {"worse": " ▼", "better": " ▲"}.get(direction(delta, hib), "")
         text += f" (Δ {fmt(delta['diff'], signed=True)}{flag})"
     return text
+
+
+def _gate_info(suite: dict, gate: dict) -> dict | None:
+    metric = str(gate.get("metric") or "").split("[", 1)[0]
+    return (((suite.get("models") or {}).get(gate.get("model")) or {}).get("metrics") or {}).get(metric)
+
+
+def _by_suite(gates: list[dict]) -> list[dict]:
+    """Vacuous gates grouped for one short line: suite, its metrics, how many gates."""
+    groups: dict[str, dict] = {}
+    for g in gates:
+        entry = groups.setdefault(str(g.get("suite")), {"suite": str(g.get("suite")), "metrics": [], "count": 0})
+        entry["count"] += 1
+        if g.get("metric") not in entry["metrics"]:
+            entry["metrics"].append(g.get("metric"))
+    return list(groups.values())
 
 
 def context(results: dict) -> dict:
@@ -52,6 +69,8 @@ def context(results: dict) -> dict:
                 cells.append(_cell(info, None, (info or {}).get("higher_is_better", True)))
             rows.append({"suite": suite["name"], "metric": gated_metric, "cells": cells})
     gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
+    empty = [g for s in results.get("suites") or [] for g in s.get("gates") or []
+             if g.get("passed") and vacuous(g, _gate_info(s, g))]
     warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
                                                         for w in s.get("warnings") or []]
     baseline = results.get("baseline") or {}
@@ -60,6 +79,8 @@ def context(results: dict) -> dict:
         "models": models, "suites": results.get("suites") or [],
         "n_gates": len(gates), "n_failed": sum(1 for g in gates if not g.get("passed")),
         "failed_gates": [g for g in gates if not g.get("passed")],
+        "vacuous_gates": [dict(g, why=vacuous_reason(g)) for g in empty],
+        "vacuous_by_suite": _by_suite(empty),
         "score_rows": rows, "warnings": warnings, "max_rows": MAX_ROWS,
         "baseline": baseline.get("path") if isinstance(baseline, dict) else None,
     }
