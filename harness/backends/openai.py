@@ -6,9 +6,11 @@ applies its chat template) and ``/v1/completions`` for ``template: raw`` suites 
 rendered prompt text). Everything after generation (scorers, metrics, gates, reports) is
 the local path's.
 
-- Bounded: at most ``concurrency`` requests in flight, each with a socket ``timeout``;
-  connection errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential
-  backoff. A request that still fails is reported on its item (``error``), scored as an
+- Bounded: at most ``concurrency`` requests in flight; each attempt has ``timeout`` seconds
+  of wall clock from connect to the last byte (a watchdog shuts its socket, so a server that
+  drips its answer a byte at a time cannot hold it), and at most 8 MiB of answer; connection
+  errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential backoff.
+  Answers are untrusted: JSON nested too deep or of the wrong shape fails the item, never the run. A request that still fails is reported on its item (``error``), scored as an
   empty output, and fails the ``endpoint_requests`` gate: a run never hangs on a server.
 - ``--adapter NAME=PATH`` sends ``"adapters": PATH`` per request, as ``mlx_lm.server``
   takes it (the path is the server's; with mlx_lm.server, ``--model`` must name the model
@@ -25,9 +27,12 @@ HTTP is the standard library's ``urllib``: no client dependency.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
+import socket
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -74,6 +79,112 @@ class RequestFailed(Exception):
         self.retryable = retryable
 
 
+MAX_ANSWER_BYTES = 8 << 20  # far beyond any completion
+
+
+class _Watchdog:
+    """Shuts the sockets of one attempt when its wall-clock deadline passes.
+
+    A socket timeout bounds each read, not the whole answer: a server that sends a byte every
+    few seconds would hold a request (and the run) for ever. Shutting the socket down wakes
+    the blocked read, whichever phase it is in (headers or body)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock is not None:
+                self._socks.append(sock)
+            if self.expired:
+                self._shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket | None) -> None:
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _opener(dog: _Watchdog) -> urllib.request.OpenerDirector:
+    """urllib (proxies, HTTPS as usual) with connections that register their socket with ``dog``."""
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self):
+            super().connect()
+            dog.watch(self.sock)
+
+    class SecureConn(http.client.HTTPSConnection):
+        def connect(self):
+            super().connect()
+            dog.watch(self.sock)
+
+    class Plain(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Conn, req)
+
+    class Secure(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            extra = {"check_hostname": self._check_hostname} if hasattr(self, "_check_hostname") else {}
+            return self.do_open(SecureConn, req, context=self._context, **extra)
+
+    return urllib.request.build_opener(Plain, Secure)
+
+
+def _parse_json(raw: bytes) -> object:
+    """JSON from an untrusted server: malformed, nested past the parser's depth or not
+    UTF-8 is a failed request, never an exception out of the run."""
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RequestFailed(f"response is not usable JSON ({type(exc).__name__}): {raw[:120]!r}", False) from None
+
+
+def _fetch(req: urllib.request.Request, seconds: float, limit: int) -> bytes:
+    """One HTTP exchange, bounded in wall clock (``seconds``) and size (``limit`` bytes)."""
+    with _Watchdog(seconds) as dog:
+        try:
+            with _opener(dog).open(req, timeout=seconds) as resp:
+                raw = resp.read(limit + 1)
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = exc.read(500).decode("utf-8", "replace").strip()
+            except (OSError, http.client.HTTPException):
+                detail = ""
+            raise RequestFailed(f"HTTP {exc.code}: {detail[:200]}", exc.code in RETRY_STATUS) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException,
+                ValueError) as exc:
+            if dog.expired:
+                raise RequestFailed(f"no complete answer within {seconds:g} s (--timeout)", True) from None
+            reason = getattr(exc, "reason", exc)
+            raise RequestFailed(f"{type(reason).__name__}: {reason}", True) from None
+    if dog.expired:
+        raise RequestFailed(f"no complete answer within {seconds:g} s (--timeout)", True)
+    if len(raw) > limit:
+        raise RequestFailed(f"response larger than {limit >> 20} MiB", False)
+    return raw
+
+
 class EndpointClient:
     def __init__(self, config: EndpointConfig):
         self.config = config
@@ -84,19 +195,10 @@ class EndpointClient:
         if self.config.api_key:
             headers["Authorization"] = f"Bearer {self.config.api_key}"
         req = urllib.request.Request(self.config.url + path, data=data, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=self.config.timeout) as resp:
-                raw = resp.read(8 << 20)  # bounded: 8 MiB is far beyond any completion
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(500).decode("utf-8", "replace").strip()
-            raise RequestFailed(f"HTTP {exc.code}: {detail[:200]}", exc.code in RETRY_STATUS) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise RequestFailed(f"{type(reason).__name__}: {reason}", True) from None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
-            raise RequestFailed(f"response is not JSON: {raw[:120]!r}", False) from None
+        answer = _parse_json(_fetch(req, self.config.timeout, MAX_ANSWER_BYTES))
+        if not isinstance(answer, dict):
+            raise RequestFailed(f"response is not a JSON object: {_preview(answer, 120)}", False)
+        return answer
 
     def post(self, path: str, body: dict) -> dict:
         """POST with retries and exponential backoff; raises RequestFailed after the last try."""
@@ -113,18 +215,19 @@ class EndpointClient:
                 attempt += 1
 
     def models_listing(self) -> dict | None:
-        """What GET /v1/models says of our model (None when it says nothing or fails)."""
+        """What GET /v1/models says of our model (None when it says nothing, fails or is malformed)."""
         req = urllib.request.Request(self.config.url + "/v1/models", headers={"Accept": "application/json"})
         if self.config.api_key:
             req.add_header("Authorization", f"Bearer {self.config.api_key}")
         try:
-            with urllib.request.urlopen(req, timeout=min(self.config.timeout, 10)) as resp:
-                data = json.loads(resp.read(1 << 20))
-        except Exception:
+            data = _parse_json(_fetch(req, min(self.config.timeout, 10), 1 << 20))
+        except RequestFailed:
             return None
-        for entry in (data or {}).get("data") or []:
+        entries = data.get("data") if isinstance(data, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and entry.get("id") == self.config.model:
-                return {k: entry.get(k) for k in ("id", "owned_by", "created") if k in entry}
+                return {k: entry.get(k) for k in ("id", "owned_by", "created")
+                        if k in entry and isinstance(entry.get(k), (str, int, float, type(None)))}
         return None
 
 
@@ -177,24 +280,38 @@ def _prompt_key(suite, case) -> list:
     return ["raw", f"{suite.system}\n\n{case.prompt}" if suite.system else case.prompt]
 
 
+def _preview(obj: object, size: int = 160) -> str:
+    """The start of an untrusted JSON value for a message (never raises, however deep it is)."""
+    try:
+        return json.dumps(obj)[:size]
+    except (ValueError, TypeError, RecursionError):
+        return f"<{type(obj).__name__}>"
+
+
+def _count(value: object) -> int:
+    """A token count from an untrusted answer: a non-negative int, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float) -> dict:
     from ..generation import cut_at_stop
 
     choices = response.get("choices") if isinstance(response, dict) else None
-    if not choices or not isinstance(choices[0], dict):
-        raise RequestFailed(f"response has no choices: {json.dumps(response)[:160]}", False)
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise RequestFailed(f"response has no choices: {_preview(response)}", False)
     choice = choices[0]
     text = choice.get("text")
     if text is None:
-        text = (choice.get("message") or {}).get("content")
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
     text = text if isinstance(text, str) else ""
     cut = cut_at_stop(text, stop) if stop else text  # some servers return the stop string
     reason = choice.get("finish_reason")
     finish = "length" if reason == "length" else "stop"
-    usage = response.get("usage") or {}
-    n_out = usage.get("completion_tokens")
+    usage = response.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     return {"output": cut, "finish_reason": "stop" if cut != text else finish,
-            "prompt_tokens": usage.get("prompt_tokens") or 0, "output_tokens": n_out or 0,
+            "prompt_tokens": _count(usage.get("prompt_tokens")), "output_tokens": _count(usage.get("completion_tokens")),
             "output_token_ids": [], "stopped_by": "stop_string" if cut != text else
             ("length" if finish == "length" else "eos"),
             "ttft_s": None, "decode_tps": None, "prompt_tps": None, "total_s": elapsed,

@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="evaluate the model served at URL (mlx_lm.server, LM Studio, vLLM, llama.cpp); "
                          "--model is then the name the server knows it by")
     ep.add_argument("--concurrency", type=int, default=4, help="requests in flight at once (default 4)")
-    ep.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    ep.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds per request attempt, wall clock from connect to the answer's last byte "
+                         "(default 60)")
     ep.add_argument("--retries", type=int, default=2,
                     help="retries of a request after connection errors, timeouts, 429 and 5xx (default 2)")
     ep.add_argument("--parity", action="store_true",

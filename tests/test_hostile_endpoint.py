@@ -1,0 +1,170 @@
+"""`harness eval --endpoint` against a hostile server: answers that drip a byte at a time, JSON
+nested past the parser's depth, answers of the wrong shape, a malformed `/v1/models`.
+
+Each must fail the items (the `endpoint_requests` gate, exit 1) or be scored as the empty
+answer it is, within the `--timeout`, never hang the run or crash it (exit 3).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import ROOT, run_harness
+
+SMOKE = str(ROOT / "suites" / "smoke.yaml")  # chat template: /v1/chat/completions, 6 items
+GOOD = {"choices": [{"message": {"role": "assistant", "content": "Paris"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    mode = "drip"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, body: bytes, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _drip(self, body: bytes, headers_too: bool) -> None:
+        try:
+            if headers_too:
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                for i in range(600):  # one header byte every 50 ms, for 30 s
+                    self.wfile.write(head[i:i + 1] if i < len(head) else b"X")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * 50))
+            self.end_headers()
+            for _ in range(600):  # one body byte every 50 ms, for 30 s
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client hung up, as it should
+
+    def do_GET(self):
+        if self.mode == "models_list":
+            self._send(json.dumps([{"id": "m"}]).encode())
+        elif self.mode == "models_deep":
+            self._send(b"[" * 200_000)
+        elif self.mode == "models_drip":
+            self._drip(b"{}", headers_too=False)
+        else:
+            self._send(b'{"data": []}')
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        mode = self.mode
+        if mode == "drip":
+            self._drip(json.dumps(GOOD).encode(), headers_too=False)
+        elif mode == "drip_headers":
+            self._drip(b"", headers_too=True)
+        elif mode == "deep":
+            self._send(b'{"choices": ' + b"[" * 200_000)
+        elif mode == "deep_valid":  # parses at depth 900, and is then the wrong shape
+            self._send(b'{"choices": [' + b"[" * 900 + b"]" * 900 + b"]}")
+        elif mode == "list":
+            self._send(b"[1, 2, 3]")
+        elif mode == "huge":
+            self._send(b'{"x": "' + b"a" * (9 << 20) + b'"}')
+        elif mode == "shapes":
+            self._send(json.dumps({"choices": [{"message": "Paris", "finish_reason": 7}],
+                                   "usage": ["not", "a", "dict"]}).encode())
+        elif mode == "counts":
+            self._send(json.dumps(dict(GOOD, usage={"prompt_tokens": "many", "completion_tokens": -3})).encode())
+        else:  # models_*: /v1/models is the hostile part, completions are fine
+            self._send(json.dumps(GOOD).encode())
+
+
+@pytest.fixture
+def hostile():
+    servers = []
+
+    def start(mode: str) -> str:
+        handler = type("Handler", (_Hostile,), {"mode": mode})
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _eval(url: str, tmp_path, name: str, timeout: str = "1"):
+    t0 = time.monotonic()
+    proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", "m", "--timeout", timeout,
+                       "--retries", "0", "--no-cache", "--out", str(tmp_path / name), timeout=120)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode != 3, proc.stderr[-2000:]
+    return proc, elapsed
+
+
+def _items(tmp_path, name: str) -> list[dict]:
+    res = json.loads((tmp_path / name / "results.json").read_text())
+    return res["suites"][0]["models"]["base"]["items"]
+
+
+@pytest.mark.parametrize("mode", ["drip", "drip_headers"])
+def test_a_server_that_drips_its_answer_is_cut_at_the_timeout(hostile, tmp_path, mode):
+    """A socket timeout alone bounds each read: a byte every 50 ms would hold each request for
+    30 s (and a run of 6 items for a minute). The wall-clock watchdog cuts each at 1 s."""
+    proc, elapsed = _eval(hostile(mode), tmp_path, mode)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert elapsed < 25, f"took {elapsed:.1f} s: the drip was not cut"
+    items = _items(tmp_path, mode)
+    assert len(items) == 6 and all("no complete answer within 1 s" in i["error"] for i in items), items[0]
+    assert "endpoint_requests" in proc.stdout
+
+
+@pytest.mark.parametrize("mode, error", [
+    ("deep", "not usable JSON (RecursionError)"),
+    ("list", "not a JSON object"),
+    ("huge", "larger than 8 MiB"),
+    ("deep_valid", "response has no choices"),
+])
+def test_unusable_answers_fail_their_items_not_the_run(hostile, tmp_path, mode, error):
+    proc, _ = _eval(hostile(mode), tmp_path, mode, timeout="20")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    items = _items(tmp_path, mode)
+    assert all(error in (i.get("error") or "") for i in items), items[0].get("error")
+
+
+@pytest.mark.parametrize("mode", ["shapes", "counts"])
+def test_odd_fields_are_read_defensively(hostile, tmp_path, mode):
+    """A message that is a string, usage that is a list, counts that are not counts: the item
+    is scored on what text there is, and the numbers are not passed on."""
+    proc, _ = _eval(hostile(mode), tmp_path, mode)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    items = _items(tmp_path, mode)
+    assert len(items) == 6 and not any(i.get("error") for i in items)
+    if mode == "shapes":
+        assert all(i["output"] == "" for i in items)
+    else:
+        assert [i["output"] for i in items] == ["Paris"] * 6
+
+
+@pytest.mark.parametrize("mode", ["models_list", "models_deep", "models_drip"])
+def test_a_malformed_models_listing_is_ignored(hostile, tmp_path, mode):
+    proc, elapsed = _eval(hostile(mode), tmp_path, mode)
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    assert elapsed < 25
+    res = json.loads((tmp_path / mode / "results.json").read_text())
+    assert res["environment"]["endpoint"]["served"] is None
+    assert [i["output"] for i in _items(tmp_path, mode)] == ["Paris"] * 6
