@@ -6,15 +6,22 @@ a failure, fail->pass a pass."""
 
 from __future__ import annotations
 
+from .items import vacuous, vacuous_reason
+
 
 def context(results: dict) -> dict:
     suites = []
     for suite in results.get("suites") or []:
         cases = []
         for g in suite.get("gates") or []:
+            info = (((suite.get("models") or {}).get(g.get("model")) or {}).get("metrics") or {}).get(
+                str(g.get("metric") or "").split("[", 1)[0])
+            reason = g.get("reason", "")
+            if g.get("passed") and vacuous(g, info):  # passed, but no result could have failed it
+                reason = f"vacuous, could not fail ({vacuous_reason(g)}): {reason}"
             cases.append({"classname": f"{g.get('suite', suite['name'])}.{g.get('model')}",
                           "name": f"{g.get('metric')} {g.get('kind') or 'gate'}",
-                          "passed": bool(g.get("passed")), "reason": g.get("reason", ""),
+                          "passed": bool(g.get("passed")), "reason": reason,
                           "kind": g.get("kind") or "gate", "skipped": None})
         if (results.get("report_options") or {}).get("junit_items"):
             cases.extend(flipped_item_cases(suite))
