@@ -105,6 +105,7 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     for col in ("value", "ci_low", "ci_high"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     df["n"] = pd.to_numeric(df["n"], errors="coerce").astype("Int64")
+    df["gate_passed"] = df["gate_passed"].astype("boolean")  # missing where no gate looked: not False
     return df.sort_values(["created", "run", "suite", "model", "metric"], kind="stable",
                           na_position="first").reset_index(drop=True)
 
@@ -165,13 +166,46 @@ def write_table(df: "pd.DataFrame", *, csv: Path | None = None, parquet: Path | 
         write_text(csv, df.to_csv(index=False))
 
 
+TEXT_COLUMNS = ("commit", "run", "verdict", "suite", "model", "metric", "kind", "fingerprint",
+                "id", "category", "output", "finish_reason", "target")
+BOOL_COLUMNS = ("higher_is_better", "gated", "gate_passed")
+
+
+def read_csv(path: str | Path) -> "pd.DataFrame":
+    """A CSV that ``harness history`` or ``harness export`` wrote, typed as written.
+
+    Plain ``pd.read_csv`` guesses: an id ``007`` comes back as 7, ``1e5`` as 100000.0, a
+    category ``NA`` as NaN. Here names, ids and texts stay strings, flags (``gated``,
+    ``<scorer>.passed``) are nullable booleans, ``n`` an integer, ``created`` a UTC
+    timestamp; only an empty cell is missing.
+    """
+    import pandas as pd
+
+    header = pd.read_csv(path, nrows=0).columns
+    dtype: dict[str, str | type] = {}
+    for col in header:
+        if col in TEXT_COLUMNS or col == "created":
+            dtype[col] = str
+        elif col in BOOL_COLUMNS or col.endswith(".passed"):
+            dtype[col] = "boolean"
+        elif col == "n":
+            dtype[col] = "Int64"
+    df = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+    if "created" in df.columns:
+        df["created"] = pd.to_datetime(df["created"], utc=True, errors="coerce", format="ISO8601")
+    for col in ("gated", "higher_is_better"):  # never missing in a history table
+        if col in df.columns and not df[col].isna().any():
+            df[col] = df[col].astype(bool)
+    return df
+
+
 def parquet_available() -> bool:
     from importlib.util import find_spec
 
     return find_spec("pyarrow") is not None or find_spec("fastparquet") is not None
 
 
-__all__ = ["load", "items_table", "write_table", "find_runs", "run_rows", "COLUMNS"]
+__all__ = ["load", "items_table", "write_table", "read_csv", "find_runs", "run_rows", "COLUMNS"]
 
 
 # --- trends for the scorecard (`harness eval --history DIR`) ------------------------

@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURE_MODEL, ROOT, run_harness
 
 ADAPTER = ["--adapter", f"sql={ROOT / 'fixtures' / 'adapters' / 'sql'}"]
-from factories import model_result, results, suite_result
+from factories import item, model_result, results, suite_result
 from harness.errors import HarnessError
 from harness.history import items_table, load
 
@@ -140,3 +140,37 @@ def test_parquet_without_an_engine_is_one_clear_error_and_no_file(tmp_path, monk
     code, err = _cli("history", str(tmp_path / "no-runs-here"), "--parquet", str(tmp_path / "h.parquet"))
     assert code == 2 and "--parquet" in err and "pip install pyarrow" in err
     assert not (tmp_path / "h.parquet").exists()
+
+
+def test_csv_read_back_keeps_ids_and_names_as_text(tmp_path):
+    """Plain pd.read_csv guesses types: ids 007/010 came back as 7 and 10, a suite named 007 as 7 and a
+    category NA as NaN. harness.history.read_csv (what the README tells users to call) reads them as written."""
+    from harness.history import read_csv
+
+    base = model_result([item("007", True, category="NA"), item("010", False, category="NA"),
+                         item("1e5", None, category="x")])
+    run = results([suite_result({"base": base, "2024": base}, name="007")])
+    run["suites"][0]["gates"] = [{"suite": "007", "model": "2024", "metric": "exact_match", "kind": "min",
+                                  "passed": False, "reason": "r", "details": {}}]
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r1" / "results.json").write_text(json.dumps(run))
+
+    assert _cli("export", str(tmp_path / "r1"), "--csv", str(tmp_path / "items.csv"))[0] == 0
+    items = read_csv(tmp_path / "items.csv")
+    assert items["id"].tolist() == ["007", "010", "1e5"] * 2 and set(items["suite"]) == {"007"}
+    assert items["category"].tolist()[:2] == ["NA", "NA"] and set(items["model"]) == {"base", "2024"}
+    assert items["target"].tolist()[0] == "4"  # text, like in results.json
+    assert str(items["exact_match.passed"].dtype) == "boolean"
+    assert items["exact_match.passed"].tolist()[:2] == [True, False] and pd.isna(items["exact_match.passed"][2])
+    assert items["exact_match.value"].dtype.kind == "f"
+
+    assert _cli("history", str(tmp_path), "--csv", str(tmp_path / "h.csv"))[0] == 0
+    table, loaded = read_csv(tmp_path / "h.csv"), load([tmp_path])
+    assert table["suite"].tolist() == ["007", "007"] and table["model"].tolist() == loaded["model"].tolist()
+    assert str(table["created"].dtype) == str(loaded["created"].dtype) and table["created"].tolist() == loaded["created"].tolist()
+    assert table["n"].dtype == loaded["n"].dtype == "Int64" and table["value"].dtype.kind == "f"
+    assert str(table["gate_passed"].dtype) == str(loaded["gate_passed"].dtype) == "boolean"
+    flags = dict(zip(table["model"], table["gate_passed"]))
+    assert flags["2024"] == False  # noqa: E712 (a nullable boolean's False)
+    assert pd.isna(flags["base"])  # no gate looked at base: missing, not False
+    assert table["gated"].dtype == bool and table["higher_is_better"].dtype == bool

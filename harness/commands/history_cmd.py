@@ -9,7 +9,8 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("history", help="metrics of many runs as one table (CSV, Parquet)",
                        description="One row per run, suite, model and metric (value, interval, n, the run's "
-                                   "time and git commit), from the results.json files under DIR.")
+                                   "time and git commit), from the results.json files under DIR. Read a CSV back "
+                                   "with harness.history.read_csv (plain pandas.read_csv turns an id 007 into 7).")
     p.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="run folders or folders holding them")
     p.add_argument("--csv", type=Path, metavar="F", help="write the table as CSV")
     p.add_argument("--parquet", type=Path, metavar="F", help="write the table as Parquet (needs pyarrow)")
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("export", help="one run's per-item table (id, model, output, each scorer's value and pass)",
                        description="Per-item table of a run: suite, id, model, category, output, finish reason, "
                                    "target, and <scorer>.value / <scorer>.passed for every scorer. Cells that "
-                                   "start with = + - @ get a leading ' so spreadsheets do not run them.")
+                                   "start with = + - @ get a leading ' so spreadsheets do not run them. Read it back "
+                                   "with harness.history.read_csv (plain pandas.read_csv turns an id 007 into 7).")
     e.add_argument("run", type=Path, metavar="RUN", help="a run folder (with results.json) or a results.json")
     e.add_argument("--csv", type=Path, metavar="F", required=True, help="write the table as CSV")
     e.set_defaults(func=run_export)
