@@ -73,6 +73,8 @@ def _adapter_specs(adapters: Mapping[str, Any] | Iterable[str] | None):
 
     if adapters is None:
         return []
+    if isinstance(adapters, (str, Path)):  # one NAME=PATH, not a sequence of characters
+        adapters = [adapters]
     if isinstance(adapters, Mapping):
         values = [f"{name}={path}" for name, path in adapters.items()]
     else:
@@ -147,7 +149,11 @@ def harness_run(pytestconfig: pytest.Config):
             try:
                 memo[key] = run_harness_eval(suites, model, adapters, baseline, out, limit)
             except HarnessError as exc:
-                pytest.fail(f"harness: {exc.one_line()}", pytrace=False)
+                failure = f"harness: {exc.one_line()}"
+            else:
+                failure = None
+            if failure:  # failed outside the except: otherwise pytest prints the error twice, chained
+                pytest.fail(failure, pytrace=False)
         return memo[key]
 
     return run

@@ -130,3 +130,23 @@ def test_entry_point_loads_the_plugin_when_installed(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "smoke.yaml::smoke/sql/exact_match/" in proc.stdout
+
+
+def test_fixture_reports_bad_input_once_and_takes_one_adapter_as_a_string(scratch):
+    """`adapters="sql=PATH"` was split into characters ("--adapter 's' must be NAME=PATH"), and each bad
+    input printed the harness error twice, joined by "During handling of the above exception"."""
+    scratch.makepyfile(test_bad=f"""
+        def test_adapter_as_one_string(harness_run):
+            harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r}, adapters="sql=/no/such/adapter", limit=1)
+
+        def test_missing_suite(harness_run):
+            harness_run("nope.yaml", {str(FIXTURE_MODEL)!r})
+    """)
+    result = scratch.runpytest(*PLUGIN)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=2)
+    out = result.stdout.str()
+    assert out.count("harness: /no/such/adapter [--adapter sql]: adapter folder not found") == 1
+    assert out.count("harness: nope.yaml: suite file or folder not found") == 1
+    assert "During handling" not in out and "must be NAME=PATH" not in out
+
