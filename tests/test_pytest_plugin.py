@@ -150,3 +150,16 @@ def test_fixture_reports_bad_input_once_and_takes_one_adapter_as_a_string(scratc
     assert out.count("harness: nope.yaml: suite file or folder not found") == 1
     assert "During handling" not in out and "must be NAME=PATH" not in out
 
+
+def test_a_run_with_no_gates_is_not_a_pass(scratch):
+    """A suite whose gates are off gives no items: pytest exits 5 (no tests collected), never 0."""
+    import yaml
+
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc["gates"] = False
+    (scratch.path / "ungated.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(scratch.path / "ungated.yaml"),
+                               "--harness-model", str(FIXTURE_MODEL), "--harness-adapter", f"sql={SQL_ADAPTER}",
+                               "--harness-limit", "2")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["*harness: 0 gate(s), 0 failed*"])
