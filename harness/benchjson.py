@@ -4,8 +4,9 @@ For users who track latency with pytest-benchmark: every suite with the ``latenc
 scorer gives, per model, one benchmark per timing in seconds (``total_s``, ``ttft_s``)
 whose rounds are the suite's items; rates and memory go in ``extra_info``. The file is
 what ``pytest --benchmark-json`` writes (same machine and commit info, same statistics,
-computed by pytest-benchmark itself), so ``pytest-benchmark compare A.json B.json`` and
-``--benchmark-compare`` read it.
+computed by pytest-benchmark itself), so ``pytest-benchmark compare A.json B.json`` reads
+it. (``pytest --benchmark-compare`` loads it from ``.benchmarks/`` without error but compares
+by test fullname, ``harness::<suite>::<model>::<timing>``, which no pytest test has.)
 """
 
 from __future__ import annotations
