@@ -12,7 +12,8 @@ Two ways in:
 
 - ``pytest --harness-suites suites/ --harness-model models/base --harness-adapter v2=adapters/v2``
   runs the eval while pytest collects and adds one test item per gate, so ``-k``,
-  ``-x``, ``--junitxml`` and IDEs work on gates; a failed gate fails with its reason.
+  ``-x``, ``--lf`` and ``--junitxml`` work on gates; a failed gate fails with its reason.
+  A gate's node id is not a collectable argument (pytest says "not found", exit 4): select with ``-k``.
 
 Nothing heavy is imported until an eval runs, so installing the package costs other
 test suites nothing.
