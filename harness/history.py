@@ -171,7 +171,7 @@ TEXT_COLUMNS = ("commit", "run", "verdict", "suite", "model", "metric", "kind", 
 BOOL_COLUMNS = ("higher_is_better", "gated", "gate_passed")
 
 
-def read_csv(path: str | Path) -> "pd.DataFrame":
+def read_csv(path: str | Path) -> pd.DataFrame:
     """A CSV that ``harness history`` or ``harness export`` wrote, typed as written.
 
     Plain ``pd.read_csv`` guesses: an id ``007`` comes back as 7, ``1e5`` as 100000.0, a

@@ -171,6 +171,6 @@ def test_csv_read_back_keeps_ids_and_names_as_text(tmp_path):
     assert table["n"].dtype == loaded["n"].dtype == "Int64" and table["value"].dtype.kind == "f"
     assert str(table["gate_passed"].dtype) == str(loaded["gate_passed"].dtype) == "boolean"
     flags = dict(zip(table["model"], table["gate_passed"]))
-    assert flags["2024"] == False  # noqa: E712 (a nullable boolean's False)
+    assert flags["2024"] == False  # a nullable boolean's False
     assert pd.isna(flags["base"])  # no gate looked at base: missing, not False
     assert table["gated"].dtype == bool and table["higher_is_better"].dtype == bool
