@@ -366,3 +366,63 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     return obj
+
+
+def vacuous(gate: dict, info: dict | None = None) -> bool:
+    """A bound no value can miss, so passing it says nothing: a floor at or below 0, a
+    ceiling at or above 1 on a proportion, or a drop gate whose reference already sits at a
+    proportion's worst value (a base at 0.000 cannot be dropped below)."""
+    kind = str(gate.get("kind") or "")
+    details = gate.get("details") or {}
+    proportion = (info or {}).get("kind") == "proportion"
+    if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
+        ref = details.get("ref_value")
+        if not proportion or not isinstance(ref, (int, float)) or isinstance(ref, bool):
+            return False
+        return ref <= 0 if details.get("higher_is_better", True) else ref >= 1
+    threshold = details.get("threshold")
+    if not isinstance(threshold, (int, float)):
+        return False
+    if kind == "min":
+        return threshold <= 0
+    if kind == "max":
+        return proportion and threshold >= 1
+    return False
+
+
+def vacuous_bound(gate: dict, info: dict | None = None) -> bool:
+    """A vacuous floor or ceiling: vacuous by its configuration, whatever the run scored."""
+    return gate.get("kind") in ("min", "max") and vacuous(gate, info)
+
+
+def vacuous_reason(gate: dict) -> str:
+    """Why a vacuous gate could not fail, in a few words (for badges and summaries)."""
+    details = gate.get("details") or {}
+    if gate.get("kind") in ("min", "max"):
+        return f"{'floor' if gate.get('kind') == 'min' else 'ceiling'} {fmt(details.get('threshold'))}"
+    ref = "base" if str(gate.get("kind")).endswith("_vs_base") else "baseline"
+    return f"{ref} already at {fmt(details.get('ref_value'))}"
+
+
+def gate_info(suite_result: dict, gate: dict) -> dict | None:
+    """The candidate's metric entry a gate was decided on (a category gate: its metric's)."""
+    metric = str(gate.get("metric") or "").split("[", 1)[0]
+    return (((suite_result.get("models") or {}).get(gate.get("model")) or {}).get("metrics") or {}).get(metric)
+
+
+def tally(results: dict) -> str:
+    """One line on what the gates vouch for: how many passed, failed, and could not fail.
+
+    A run with no gate (a base alone, no floor, no baseline) is measured, not gated; a
+    bare PASS would read as a verdict it is not."""
+    gates = [(s, g) for s in results.get("suites") or [] for g in s.get("gates") or []]
+    if not gates:
+        return "no gate applied: nothing to compare with and no floor; measured, not gated"
+    failed = sum(1 for _, g in gates if not g.get("passed"))
+    empty = sum(1 for s, g in gates if g.get("passed") and vacuous(g, gate_info(s, g)))
+    text = f"{len(gates) - failed - empty} of {len(gates)} gates passed"
+    if failed:
+        text += f", {failed} failed"
+    if empty:
+        text += f"; {empty} could not fail, see summary.md"
+    return text

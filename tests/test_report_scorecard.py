@@ -9,7 +9,7 @@ import re
 
 from factories import item, make_suite, model_result, results, suite_result
 from harness.baseline import baseline_outputs, baseline_suite, pack_outputs, summarize_run, unpack_outputs
-from harness.gates import comparisons_for, evaluate_gates
+from harness.gates import comparisons_for, evaluate_gates, tally
 from harness.reports import charts, render_html, render_junit, render_summary
 from harness.reports.html import compare_context
 from harness.reports.items import diff_markup
@@ -105,6 +105,7 @@ def test_a_drop_gate_against_a_reference_at_zero_earns_no_badge(tmp_path):
     assert "✓ max_drop_vs_base" not in html
     assert "max_drop_vs_base (vacuous: base already at 0.000)" in html
     assert "only gates that could not fail" in section(html, "overview")
+    assert tally(run) == "0 of 1 gates passed; 1 could not fail, see summary.md"
     summary = context(run)
     assert [g["why"] for g in summary["vacuous_gates"]] == ["base already at 0.000"]
     assert "<system-out>vacuous, could not fail (base already at 0.000): exact_match" in render_junit(run)
@@ -116,7 +117,9 @@ def test_a_drop_gate_against_a_reference_at_zero_earns_no_badge(tmp_path):
     s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
     html = render_html(ok)
     assert "✓ max_drop_vs_base" in html and "vacuous" not in section(html, "overview").split("</table>")[0]
-    assert "vacuous" not in render_junit(ok)
+    assert "vacuous" not in render_junit(ok) and tally(ok) == "1 of 1 gates passed"
+    s["gates"] = []
+    assert tally(ok).startswith("no gate applied")
     assert context(ok)["vacuous_gates"] == [] and "could not have failed" not in render_summary(ok)
 
 

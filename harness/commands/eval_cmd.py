@@ -140,7 +140,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{n} latency benchmark(s) in {args.benchmark_json}" + ("" if n else " (no latency suite ran)"))
     from ..errors import printable
 
-    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}"))
+    from ..gates import tally
+
+    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'} ({tally(results)})"))
     for suite in results["suites"]:
         for gate in suite["gates"]:
             if not gate["passed"]:

@@ -57,5 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{k}={v['value']:.3f}" for k, v in res["metrics"].items()
                             if v["value"] is not None and "." not in k)
         print(printable(f"  {model}: {summary}"))
-    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'}"))
+    from ..gates import tally
+
+    print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'} ({tally(results)})"))
     return code

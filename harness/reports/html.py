@@ -34,7 +34,8 @@ from markupsafe import Markup
 
 from ..compare import direction, fmt, suite_comparisons
 from . import charts
-from .items import Cards, gate_items, scorer_flips, vacuous, vacuous_bound, vacuous_reason, verdict
+from ..gates import vacuous, vacuous_bound, vacuous_reason
+from .items import Cards, gate_items, scorer_flips, verdict
 from .trends import trend_view
 
 MAX_CHART_ROWS = 24  # metric groups in the 0-1 chart of one suite

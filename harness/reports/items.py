@@ -15,7 +15,6 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from ..compare import fmt
 from . import visible
 
 MAX_WORSE_SHOWN = 20  # for a gate on a mean metric: the items that got worse the most
@@ -251,40 +250,6 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
     return [(i, ref_kind, "") for i in ids], ""
 
 
-def vacuous(gate: dict, info: dict | None = None) -> bool:
-    """A bound no value can miss, so passing it says nothing: a floor at or below 0, a
-    ceiling at or above 1 on a proportion, or a drop gate whose reference already sits at a
-    proportion's worst value (a base at 0.000 cannot be dropped below)."""
-    kind = str(gate.get("kind") or "")
-    details = gate.get("details") or {}
-    proportion = (info or {}).get("kind") == "proportion"
-    if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
-        ref = details.get("ref_value")
-        if not proportion or not isinstance(ref, (int, float)) or isinstance(ref, bool):
-            return False
-        return ref <= 0 if details.get("higher_is_better", True) else ref >= 1
-    threshold = details.get("threshold")
-    if not isinstance(threshold, (int, float)):
-        return False
-    if kind == "min":
-        return threshold <= 0
-    if kind == "max":
-        return proportion and threshold >= 1
-    return False
-
-
-def vacuous_bound(gate: dict, info: dict | None = None) -> bool:
-    """A vacuous floor or ceiling: vacuous by its configuration, whatever the run scored."""
-    return gate.get("kind") in ("min", "max") and vacuous(gate, info)
-
-
-def vacuous_reason(gate: dict) -> str:
-    """Why a vacuous gate could not fail, in a few words (for badges and summaries)."""
-    details = gate.get("details") or {}
-    if gate.get("kind") in ("min", "max"):
-        return f"{'floor' if gate.get('kind') == 'min' else 'ceiling'} {fmt(details.get('threshold'))}"
-    ref = "base" if str(gate.get("kind")).endswith("_vs_base") else "baseline"
-    return f"{ref} already at {fmt(details.get('ref_value'))}"
     if kind == "min":
         return threshold <= 0
     if kind == "max":

@@ -6,7 +6,7 @@ a failure, fail->pass a pass."""
 
 from __future__ import annotations
 
-from .items import vacuous, vacuous_reason
+from ..gates import gate_info, vacuous, vacuous_reason
 
 
 def context(results: dict) -> dict:
@@ -14,10 +14,8 @@ def context(results: dict) -> dict:
     for suite in results.get("suites") or []:
         cases = []
         for g in suite.get("gates") or []:
-            info = (((suite.get("models") or {}).get(g.get("model")) or {}).get("metrics") or {}).get(
-                str(g.get("metric") or "").split("[", 1)[0])
             reason = g.get("reason", "")
-            if g.get("passed") and vacuous(g, info):  # passed, but no result could have failed it
+            if g.get("passed") and vacuous(g, gate_info(suite, g)):  # passed, but no result could have failed it
                 reason = f"vacuous, could not fail ({vacuous_reason(g)}): {reason}"
             cases.append({"classname": f"{g.get('suite', suite['name'])}.{g.get('model')}",
                           "name": f"{g.get('metric')} {g.get('kind') or 'gate'}",

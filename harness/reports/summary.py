@@ -4,7 +4,7 @@ for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html).
 from __future__ import annotations
 
 from ..compare import direction, fmt
-from .items import vacuous, vacuous_reason
+from ..gates import gate_info, vacuous, vacuous_reason
 
 MAX_ROWS = 30
 
@@ -17,11 +17,6 @@ def _cell(info: dict | None, delta: dict | None, hib: bool) -> str:
         flag = {"worse": " ▼", "better": " ▲"}.get(direction(delta, hib), "")
         text += f" (Δ {fmt(delta['diff'], signed=True)}{flag})"
     return text
-
-
-def _gate_info(suite: dict, gate: dict) -> dict | None:
-    metric = str(gate.get("metric") or "").split("[", 1)[0]
-    return (((suite.get("models") or {}).get(gate.get("model")) or {}).get("metrics") or {}).get(metric)
 
 
 def _by_suite(gates: list[dict]) -> list[dict]:
@@ -70,7 +65,7 @@ def context(results: dict) -> dict:
             rows.append({"suite": suite["name"], "metric": gated_metric, "cells": cells})
     gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
     empty = [g for s in results.get("suites") or [] for g in s.get("gates") or []
-             if g.get("passed") and vacuous(g, _gate_info(s, g))]
+             if g.get("passed") and vacuous(g, gate_info(s, g))]
     warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
                                                         for w in s.get("warnings") or []]
     baseline = results.get("baseline") or {}
