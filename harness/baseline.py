@@ -43,6 +43,7 @@ from .atomic import write_json
 from .compare import item_values, output_digest
 from .errors import HarnessError
 from .files import read_json
+from .results import duplicate_id, load_results
 from .validation import BASELINE_SCHEMA, check_input, check_output
 
 FORMAT = "mlx-harness-baseline/1"
@@ -136,7 +137,7 @@ def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
 
 def load_baseline(path: str | Path) -> dict:
     """Read and check a baseline file; HarnessError naming the file and field when bad."""
-    data = read_json(path, what="baseline file")
+    data = read_json(path, what="baseline file", finite=True)
     fmt = data.get("format")
     if fmt != FORMAT:
         hint = ("this looks like a run's results.json; approve it first: harness baseline approve RUN_DIR"
@@ -157,6 +158,7 @@ def load_baseline(path: str | Path) -> dict:
                     or not isinstance(model.get("items"), list):
                 raise HarnessError("a model needs `metrics` and `items`", path=path,
                                    field=f"suites[{i}].models.{name}")
+            duplicate_id(model["items"], path, f"suites[{i}].models.{name}.items")
     data["_path"] = str(path)
     return data
 
@@ -239,9 +241,7 @@ def approve(run_dir: str | Path, to_file: str | Path = DEFAULT_BASELINE) -> Path
     """
     run = Path(run_dir)
     results_path = run / "results.json" if run.is_dir() else run
-    results = read_json(results_path, what="results.json")
-    if "suites" not in results or "verdict" not in results:
-        raise HarnessError("not a results.json (no `suites`/`verdict`)", path=results_path)
+    results = load_results(results_path)
     if results["verdict"] != "pass":
         failed = [f"{g['suite']}/{g['model']}/{g['metric']} ({g.get('kind')})"
                   for s in results["suites"] for g in s.get("gates", []) if not g.get("passed")]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import sys
 from pathlib import Path
 
 from .errors import HarnessError
@@ -50,15 +52,42 @@ def read_input(path: str | Path, what: str = "file") -> bytes:
             os.close(fd)
 
 
-def read_json(path: str | Path, what: str = "file") -> dict:
-    """A JSON object from ``path``; a missing, unreadable or malformed file is a HarnessError."""
+FLOAT_MAX = sys.float_info.max
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e309 parses as inf
+        raise ValueError(f"{text[:24]} is out of range")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > FLOAT_MAX:  # float(value) would raise OverflowError wherever it is used
+        raise ValueError(f"{text[:24]}... is out of range")
+    return value
+
+
+def read_json(path: str | Path, what: str = "file", finite: bool = False) -> dict:
+    """A JSON object from ``path``; a missing, unreadable or malformed file is a HarnessError.
+
+    ``finite``: the file holds numbers the harness computes with (a run, a baseline), so
+    NaN, Infinity, 1e309 and integers beyond a float are refused here, with the file named,
+    instead of failing deep inside a statistic; so is an unpaired UTF-16 surrogate
+    (``"\\ud800"``), which no output can be written with."""
     p = Path(path)
     try:
         text = read_input(p, what).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HarnessError(f"cannot read {what}: {exc}", path=p) from None
+    hooks = {"parse_constant": _no_constant, "parse_float": _finite_float, "parse_int": _finite_int} if finite else {}
     try:
-        data = json.loads(text)
+        data = json.loads(text, **hooks)
     except json.JSONDecodeError as exc:
         raise HarnessError(f"invalid JSON: {exc.msg}", path=p, line=exc.lineno) from None
     except RecursionError:
@@ -67,6 +96,12 @@ def read_json(path: str | Path, what: str = "file") -> dict:
         raise HarnessError(f"unreadable JSON: {exc}", path=p) from None
     if not isinstance(data, dict):
         raise HarnessError(f"expected a JSON object in the {what}", path=p)
+    if finite and "\\ud" in text.lower():  # an escaped UTF-16 surrogate, perhaps unpaired
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise HarnessError("a string holds an unpaired surrogate (\\ud800-\\udfff), which is not Unicode text",
+                               path=p, hint="write the character itself, or a valid pair") from None
     return data
 
 

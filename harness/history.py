@@ -7,7 +7,6 @@ run's time and commit), so a metric's trend across releases is one ``groupby`` a
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -38,19 +37,16 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
-def read_results(path: Path) -> dict:
-    try:
-        from .files import read_input
+def read_results(path: Path, items: bool = True) -> dict:
+    """A run's results.json, checked against the schema (``items=False``: all but its items,
+    which the history table does not read)."""
+    from .files import read_json
+    from .results import check_results
 
-        data = json.loads(read_input(path, "results file").decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno,
-                           hint="pass results.json files that harness eval or score wrote") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise HarnessError(f"cannot read: {exc}", path=path) from None
-    if not isinstance(data, dict) or not isinstance(data.get("suites"), list):
+    data = read_json(path, "results file", finite=True)
+    if not isinstance(data.get("suites"), list):
         raise HarnessError("not a harness results.json (no `suites` list)", path=path, field="suites")
-    return data
+    return dict(check_results(data, path, "results file", items=items))
 
 
 def run_rows(results: dict, run: str) -> list[dict]:
@@ -99,7 +95,7 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
                            hint="pass the --out folders of earlier `harness eval` runs")
     rows = []
     for f in files:
-        rows.extend(run_rows(read_results(f), str(f)))
+        rows.extend(run_rows(read_results(f, items=False), str(f)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["created"] = pd.to_datetime(df["created"], utc=True, errors="coerce", format="ISO8601")
     for col in ("value", "ci_low", "ci_high"):

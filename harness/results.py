@@ -10,6 +10,7 @@ The TypedDicts name the fields code reads; the schema is the full contract.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from . import __version__
@@ -113,4 +114,41 @@ def item_record(case: Case, completion: Completion | dict) -> ItemRecord:
     return record
 
 
-__all__ = ["Results", "SuiteResult", "ModelInfo", "ItemRecord", "new_results", "suite_entry", "item_record"]
+def load_results(path: str | Path, what: str = "results.json", items: bool = True) -> Results:
+    """Read a results.json written by an earlier run (or edited in a pull request) and check
+    it against the schema, so a wrong shape anywhere is one error naming the file and the
+    field, not a crash in whatever reads it first. ``items=False`` leaves the items
+    unchecked (for readers of metrics only); with items, an id twice in one model is
+    refused too (pairing by id would keep one of them silently)."""
+    from .files import read_json
+
+    return check_results(read_json(path, what=what, finite=True), path, what, items)
+
+
+def check_results(data: dict, path: str | Path, what: str = "results.json", items: bool = True) -> Results:
+    """``load_results`` for a document already read (with ``read_json(..., finite=True)``)."""
+    from .validation import RESULTS_SCHEMA, RESULTS_SUMMARY_SCHEMA, check_input
+
+    check_input(data, RESULTS_SCHEMA if items else RESULTS_SUMMARY_SCHEMA, path, what,
+                hint="pass the results.json of a harness eval or score run, unedited")
+    if items:
+        for i, suite in enumerate(data["suites"]):
+            for name, model in suite["models"].items():
+                duplicate_id(model["items"], path, f"suites/{i}/models/{name}/items")
+    return data  # type: ignore[return-value]
+
+
+def duplicate_id(items: list[dict], path: str | Path, field: str) -> None:
+    """HarnessError naming the first item id that appears twice in ``items``."""
+    from .errors import HarnessError
+
+    seen: set[str] = set()
+    for item in items:
+        if item["id"] in seen:
+            raise HarnessError(f"item id {item['id']!r} appears twice", path=path, field=field,
+                               hint="each item id once per model")
+        seen.add(item["id"])
+
+
+__all__ = ["Results", "SuiteResult", "ModelInfo", "ItemRecord", "new_results", "suite_entry", "item_record",
+           "load_results", "check_results", "duplicate_id"]

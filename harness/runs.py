@@ -13,6 +13,7 @@ from .baseline import fingerprint_differences, load_baseline
 from .compare import fmt, higher_is_better, model_view, paired_delta
 from .errors import HarnessError
 from .files import read_json
+from .results import check_results
 
 __all__ = ["load_run", "compare_runs", "format_comparison", "parse_map", "regressions"]
 
@@ -22,11 +23,12 @@ def load_run(path: str | Path) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
-    data = read_json(p, what="run")
+    data = read_json(p, what="run", finite=True)
     if str(data.get("format") or "").startswith("mlx-harness-baseline"):
         return load_baseline(p)
     if "suites" not in data:
         raise HarnessError("not a results.json or baseline file (no `suites`)", path=p)
+    data = dict(check_results(data, p, "run"))
     data["_path"] = str(p)
     return data
 

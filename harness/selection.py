@@ -71,15 +71,17 @@ def parse_ids(values: list[str] | None) -> set[str] | None:
 def failing_ids(run: str | Path) -> dict[str, set[str]]:
     """Per suite, the ids of items that failed (any pass/fail scorer false, any model) in a
     run folder or results.json."""
-    from .baseline import read_json
+    from .files import read_json
+    from .results import check_results
 
     p = Path(run)
     if p.is_dir():
         p = p / "results.json"
-    data = read_json(p, what="run (--only-failing)")
+    data = read_json(p, what="run (--only-failing)", finite=True)
     if not isinstance(data.get("suites"), list):
         raise HarnessError("not a results.json (no `suites`)", path=p, field="--only-failing",
                            hint="pass a run folder written by harness eval or harness score")
+    check_results(data, p, "run (--only-failing)")
     out: dict[str, set[str]] = {}
     for suite in data["suites"]:
         if not isinstance(suite, dict):

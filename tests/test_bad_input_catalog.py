@@ -161,6 +161,135 @@ def _results_json(env: Env, verdict: str = "pass") -> Path:
     return env.write("in/run/results.json", json.dumps({"verdict": verdict, "suites": []}))
 
 
+def _good_results() -> dict:
+    """A small results.json that fits the schema: suite `cat`, model base, item `two` failed."""
+    metric = {"value": 0.5, "ci_low": 0.1, "ci_high": 0.9, "n": 2, "kind": "proportion", "higher_is_better": True}
+    items = [{"id": i, "category": None, "prompt": "q", "target": "t", "output": o, "finish_reason": "stop",
+              "ttft_s": None, "scores": {"exact_match": {"value": v, "passed": bool(v), "detail": ""}}}
+             for i, o, v in (("one", "2", 1.0), ("two", "5", 0.0))]
+    return {"harness_version": "0", "verdict": "pass", "created": "2026-01-01T00:00:00+00:00", "command": [],
+            "environment": {}, "models": {"base": {"fingerprint": "f"}}, "warnings": [],
+            "suites": [{"name": "cat", "fingerprint": "s", "data_fingerprint": "d", "template": "raw",
+                        "scorers": {"exact_match": {"version": "1", "options": {}}}, "generation": {},
+                        "models": {"base": {"fingerprint": "f", "metrics": {"exact_match": metric},
+                                            "items": items}},
+                        "gates": []}]}
+
+
+def _run_with(change: Callable[[dict], object] | None = None, text: Callable[[str], str] | None = None,
+              rel: str = "in/bad/results.json") -> Callable[[Env], Path]:
+    """A run folder from a pull request: the good results.json, changed (dict or text)."""
+    def build(env: Env) -> Path:
+        data = _good_results()
+        if change:
+            change(data)
+        raw = json.dumps(data)
+        return env.write(rel, text(raw) if text else raw).parent
+    return build
+
+
+def _item(data: dict, i: int = 0) -> dict:
+    return data["suites"][0]["models"]["base"]["items"][i]
+
+
+def _baseline_with(change: Callable[[dict], object] | None = None,
+                   text: Callable[[str], str] | None = None) -> Callable[[Env], Path]:
+    """A baseline file from a pull request: a passing run of the catalog's suite, approved (so
+    its fingerprints match), then changed (dict or text)."""
+    def build(env: Env) -> Path:
+        from harness.cli import main
+
+        run = env.root / "in" / "approved"
+        assert main(env.score(env.suite)[:-1] + [str(run)]) == 0
+        assert main(["baseline", "approve", str(run), "--to", str(env.root / "in" / "bl0.json")]) == 0
+        data = json.loads((env.root / "in" / "bl0.json").read_text())
+        if change:
+            change(data)
+        raw = json.dumps(data)
+        return env.write("in/bl.json", text(raw) if text else raw)
+    return build
+
+
+def _reading(command: str, run: Callable[[Env], Path]) -> Callable[[Env], list[str]]:
+    """The argv of a command that reads the (hostile) run or baseline ``run`` builds."""
+    def build(env: Env) -> list[str]:
+        path = run(env)
+        good = env.write("in/good/results.json", json.dumps(_good_results())).parent
+        return {
+            "compare": ["compare", str(good), str(path), "--out", str(env.out)],
+            "compare-a": ["compare", str(path), str(good), "--out", str(env.out), "--fail-on-regression"],
+            "approve": ["baseline", "approve", str(path), "--to", str(env.root / "b.json")],
+            "history": ["history", str(path), "--csv", str(env.root / "h.csv")],
+            "export": ["export", str(path), "--csv", str(env.root / "e.csv")],
+            "only-failing": env.score(env.suite, None, "--only-failing", str(path)),
+            "score-baseline": env.score(env.suite, None, "--baseline", str(path)),
+            "eval-history": env.eval("--history", str(path)),
+        }[command]
+    return build
+
+
+# Run folders and baselines from a pull request: valid JSON, of the wrong shape at some level.
+HOSTILE_RUNS: dict[str, Callable[[Env], list[str]]] = {
+    "compare-suites-a-string": _reading("compare", _run_with(lambda d: d.update(suites="cat"))),
+    "compare-model-a-list": _reading("compare", _run_with(lambda d: d["suites"][0]["models"].update(base=[1]))),
+    "compare-model-null": _reading("compare-a", _run_with(lambda d: d["suites"][0]["models"].update(base=None))),
+    "compare-metrics-a-list": _reading("compare", _run_with(
+        lambda d: d["suites"][0]["models"]["base"].update(metrics=[1]))),
+    "compare-metric-value-text": _reading("compare", _run_with(
+        lambda d: d["suites"][0]["models"]["base"]["metrics"]["exact_match"].update(value="high"))),
+    "compare-items-a-dict": _reading("compare", _run_with(
+        lambda d: d["suites"][0]["models"]["base"].update(items={"one": 1}))),
+    "compare-item-null": _reading("compare", _run_with(
+        lambda d: d["suites"][0]["models"]["base"]["items"].append(None))),
+    "compare-item-no-id": _reading("compare", _run_with(lambda d: _item(d).pop("id"))),
+    "compare-item-id-number": _reading("compare", _run_with(lambda d: _item(d).update(id=7))),
+    "compare-duplicate-item-id": _reading("compare-a", _run_with(lambda d: _item(d, 1).update(id="one"))),
+    "compare-scores-a-list": _reading("compare", _run_with(lambda d: _item(d).update(scores=[1]))),
+    "compare-score-null": _reading("compare", _run_with(lambda d: _item(d).update(scores={"exact_match": None}))),
+    "compare-score-value-text": _reading("compare", _run_with(
+        lambda d: _item(d)["scores"]["exact_match"].update(passed=None, value="x"))),
+    "compare-score-metrics-a-list": _reading("compare", _run_with(
+        lambda d: _item(d)["scores"]["exact_match"].update(metrics=[1]))),
+    "compare-ttft-text": _reading("compare", _run_with(lambda d: _item(d).update(ttft_s="fast"))),
+    "compare-environment-a-list": _reading("compare", _run_with(lambda d: d.update(environment=[1]))),
+    "compare-scorer-a-string": _reading("compare", _run_with(
+        lambda d: d["suites"][0].update(scorers={"exact_match": "v1"}))),
+    "compare-nan": _reading("compare", _run_with(text=lambda t: t.replace('"value": 0.5', '"value": NaN'))),
+    "compare-1e309": _reading("compare", _run_with(text=lambda t: t.replace('"value": 0.5', '"value": 1e309'))),
+    "approve-model-null": _reading("approve", _run_with(lambda d: d["suites"][0]["models"].update(base=None))),
+    "approve-output-number": _reading("approve", _run_with(lambda d: _item(d).update(output=5))),
+    "approve-metric-n-negative": _reading("approve", _run_with(
+        lambda d: d["suites"][0]["models"]["base"]["metrics"]["exact_match"].update(n=-5))),
+    "approve-gate-without-suite": _reading("approve", _run_with(
+        lambda d: (d.update(verdict="fail"), d["suites"][0].update(gates=[{"passed": False}])))),
+    "approve-infinity": _reading("approve", _run_with(text=lambda t: t.replace('"value": 0.5', '"value": Infinity'))),
+    "approve-lone-surrogate-id": _reading("approve", _run_with(text=lambda t: t.replace('"one"', '"\\ud800"', 1))),
+    "approve-environment-a-string": _reading("approve", _run_with(lambda d: d.update(environment="x"))),
+    "history-gates-a-string": _reading("history", _run_with(lambda d: d["suites"][0].update(gates="x"))),
+    "history-metrics-a-string": _reading("history", _run_with(
+        lambda d: d["suites"][0]["models"]["base"].update(metrics="x"))),
+    "history-environment-a-list": _reading("history", _run_with(lambda d: d.update(environment=[1]))),
+    "history-n-1e400": _reading("history", _run_with(text=lambda t: t.replace('"n": 2', '"n": 1' + "0" * 400))),
+    "export-items-a-string": _reading("export", _run_with(lambda d: d["suites"][0]["models"]["base"].update(items="x"))),
+    "export-lone-surrogate-id": _reading("export", _run_with(text=lambda t: t.replace('"one"', '"\\ud800"', 1))),
+    "only-failing-model-a-list": _reading("only-failing", _run_with(
+        lambda d: d["suites"][0]["models"].update(base=[1]))),
+    "only-failing-scores-a-string": _reading("only-failing", _run_with(lambda d: _item(d).update(scores="x"))),
+    "eval-history-metrics-a-list": _reading("eval-history", _run_with(
+        lambda d: d["suites"][0]["models"]["base"].update(metrics=[1]))),
+    "baseline-item-value-infinity": _reading("score-baseline", _baseline_with(
+        text=lambda t: t.replace('"exact_match": 1.0', '"exact_match": Infinity', 1))),
+    "baseline-item-value-1e309": _reading("score-baseline", _baseline_with(
+        text=lambda t: t.replace('"exact_match": 1.0', '"exact_match": -1e309', 1))),
+    "baseline-item-value-1e400-int": _reading("score-baseline", _baseline_with(
+        text=lambda t: t.replace('"exact_match": 1.0', '"exact_match": 1' + "0" * 400, 1))),
+    "baseline-duplicate-item-id": _reading("score-baseline", _baseline_with(
+        lambda d: d["suites"][0]["models"]["base"]["items"][1].update(id="one"))),
+    "compare-baseline-1e400-int": _reading("compare", _baseline_with(
+        text=lambda t: t.replace('"exact_match": 1.0', '"exact_match": 1' + "0" * 400, 1))),
+}
+
+
 CASES: dict[str, Callable[[Env], list[str]]] = {
     # --- usage -------------------------------------------------------------------------
     "unknown-command": lambda env: ["frobnicate"],
@@ -314,6 +443,7 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
                                     str(env.write("in/r2/results.json", "{").parent), "--out", str(env.out)],
     "export-missing": lambda env: ["export", str(env.root / "nope"), "--csv", str(env.root / "x.csv")],
     "history-missing": lambda env: ["history", str(env.root / "nope")],
+    **HOSTILE_RUNS,
     # --- models --------------------------------------------------------------------------
     "model-missing": lambda env: env.eval(model=env.root / "nope"),
     "model-is-file": lambda env: env.eval(model=env.write("in/m.txt", "x")),
@@ -463,6 +593,25 @@ def test_bad_input_is_exit_2_in_one_line_and_writes_nothing(env, capsys, name):
     assert "\x1b" not in err and "\x00" not in err and "\x1b" not in out
     assert _snapshot(env.root) == before, f"{name} wrote {_snapshot(env.root) - before}"
     assert not Path("/tmp/hostile-catalog.db").exists()
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_RUNS))
+def test_a_hostile_run_or_baseline_is_named_in_the_error(env, capsys, name):
+    """Not refused for another reason: the one error line names the hostile file."""
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err)
+    assert "bad" in err or "bl.json" in err, err
+
+
+@pytest.mark.parametrize("command", ["compare", "compare-a", "approve", "history", "export", "only-failing"])
+def test_the_unchanged_run_the_hostile_cases_start_from_is_read(env, capsys, command):
+    code, _, err = cli(capsys, *_reading(command, _run_with())(env))
+    assert code == 0, err
+
+
+def test_the_unchanged_baseline_the_hostile_cases_start_from_gates(env, capsys):
+    code, _, err = cli(capsys, *_reading("score-baseline", _baseline_with())(env))
+    assert code == 0, err
 
 
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]

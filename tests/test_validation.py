@@ -14,6 +14,7 @@ import pytest
 from harness.metrics import KINDS, scorer_metrics
 from harness.scorers import REGISTRY, Item, Score
 from harness.case import Case
+from harness.errors import HarnessError
 from harness.validation import (BASELINE_SCHEMA, RESULTS_SCHEMA, OutputSchemaError, _validator,
                                 check_output, load_schema)
 from conftest import ROOT, run_harness
@@ -126,7 +127,10 @@ def test_approved_baseline_validates_and_a_broken_one_is_refused(tmp_path):
         load_baseline(path)
 
 
-def test_approve_refuses_to_write_a_baseline_that_fails_its_schema(tmp_path):
+def test_approve_refuses_to_write_a_baseline_that_fails_its_schema(tmp_path, monkeypatch):
+    """An edited results.json is bad input, refused as it is read (exit 2, naming the field);
+    were a bad document to get past that, the output check still refuses to write it."""
+    import harness.baseline
     from harness.baseline import approve
 
     run = results([suite_result({"base": model_result({"q1": True})})])
@@ -134,6 +138,9 @@ def test_approve_refuses_to_write_a_baseline_that_fails_its_schema(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "results.json").write_text(json.dumps(run))
+    with pytest.raises(HarnessError, match="suites/0/models/base/metrics/exact_match/n"):
+        approve(run_dir, tmp_path / "b.json")
+    monkeypatch.setattr(harness.baseline, "load_results", lambda p: json.loads(p.read_text()))
     with pytest.raises(OutputSchemaError, match="baseline.schema.json"):
         approve(run_dir, tmp_path / "b.json")
     assert not (tmp_path / "b.json").exists()
