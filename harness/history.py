@@ -100,7 +100,8 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     df["created"] = pd.to_datetime(df["created"], utc=True, errors="coerce", format="ISO8601")
     for col in ("value", "ci_low", "ci_high"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    df["n"] = pd.to_numeric(df["n"], errors="coerce").astype("Int64")
+    n = pd.to_numeric(df["n"], errors="coerce")
+    df["n"] = n.where(n.abs() < 2 ** 53).astype("Int64")  # a count beyond that was edited in: unknown
     df["gate_passed"] = df["gate_passed"].astype("boolean")  # missing where no gate looked: not False
     return df.sort_values(["created", "run", "suite", "model", "metric"], kind="stable",
                           na_position="first").reset_index(drop=True)

@@ -59,6 +59,16 @@ def test_load_rejects_bad_input(tmp_path):
         load([bad])
 
 
+def test_a_count_beyond_int64_is_shown_as_unknown_not_a_crash(tmp_path):
+    """`n: 1e30` fits the schema (an integer >= 0) but not pandas' Int64: it was exit 3."""
+    run = _write_run(tmp_path / "r", "2025-01-01T00:00:00+00:00", {"a": True}, {"a": True})
+    data = json.loads((run / "results.json").read_text())
+    data["suites"][0]["models"]["ft"]["metrics"]["exact_match"]["n"] = 10 ** 30
+    (run / "results.json").write_text(json.dumps(data))
+    df = load([run])
+    assert df[df.model == "ft"]["n"].isna().all() and (df[df.model == "base"]["n"] == 1).all()
+
+
 def test_items_table_quotes_formulas_and_has_each_scorer(tmp_path):
     run = results([suite_result({"base": model_result({"q1": True, "q2": False}, output="=HYPERLINK(1)")})])
     df = items_table(run)
