@@ -296,7 +296,7 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
                                          "mcnemar_p", "flipped_down", "flipped_up", "statistic",
                                          "clusters", "design_effect", "n_eff")
                if k in delta}
-    if any(isinstance(x, float) and math.isnan(x) for x in (diff, low, high)):
+    if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high)):  # None: NaN once stored
         return False, f"{head}: no interval could be computed", details
     if kind.startswith("min_gain"):
         gain = value

@@ -217,6 +217,10 @@ def paired_bootstrap_diff_ci(
             boot[r] = fn(arr[rep, 1]) - fn(arr[rep, 0])
         jack = np.array([fn(arr[groups != g, 1]) - fn(arr[groups != g, 0]) for g in range(n_groups)])
     alpha = (1.0 - level) / 2.0
+    with np.errstate(all="ignore"):
+        finite = bool(np.all(np.isfinite(boot)) and np.all(np.isfinite(jack)))
+    if not finite:  # values near the float limit (1e308) overflowed: no interval, not a crash
+        return (point, math.nan, math.nan)
     if method == "percentile":
         low, high = np.quantile(boot, [alpha, 1.0 - alpha])
         return (point, float(low), float(high))
@@ -294,6 +298,9 @@ def _bca_bounds(boot: np.ndarray, jack: np.ndarray, point: float, alpha: float,
     share = min(max(share, 0.5 / b), 1.0 - 0.5 / b)
     z0 = nd.inv_cdf(share)
     dev = jack.mean() - jack
+    scale = float(np.max(np.abs(dev))) if dev.size else 0.0
+    if scale > 1e100:  # the acceleration is scale-free; dev ** 3 would overflow
+        dev = dev / scale
     denom = 6.0 * float(np.sum(dev ** 2)) ** 1.5
     acc = float(np.sum(dev ** 3)) / denom if denom > 0 else 0.0
     out = []

@@ -627,3 +627,13 @@ def test_bad_input_from_outside_the_process(env, name):
     proc = run_harness(*argv, cwd=env.root, env={"PYTHONPATH": str(ROOT)}, timeout=120)
     assert_bad_input(proc.returncode, proc.stderr)
     assert _snapshot(env.root) == before
+
+
+def test_a_baseline_value_near_the_float_limit_fails_its_gate_without_an_interval(env, capsys):
+    """1e308 fits the baseline schema, but the paired bootstrap overflowed: np.quantile
+    raised, then the gate compared None (exit 3); now the gate fails: no interval."""
+    argv = _reading("score-baseline", _baseline_with(
+        text=lambda t: t.replace('"exact_match": 1.0', '"exact_match": 1e308', 1)))(env)
+    code, out, err = cli(capsys, *argv)
+    assert code == 1, err
+    assert "no interval could be computed" in out + (env.out / "summary.md").read_text()

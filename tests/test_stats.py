@@ -176,3 +176,26 @@ def test_bca_holds_its_level_on_skewed_differences():
         _, low, _ = paired_bootstrap_diff_ci(np.zeros(40), d)
         misses += low > -0.05
     assert misses / reps <= 0.025 + 3 * (0.025 * 0.975 / reps) ** 0.5
+
+
+def test_bca_is_scale_invariant_where_the_acceleration_would_overflow():
+    """Item values of 1e200 (an edited baseline, or a perplexity) overflowed dev**3 in the
+    acceleration (exit 3): the interval must be the one of the same values at unit scale, up
+    to replicates that tie with the estimate at one scale and not, by rounding, at the other."""
+    from harness.stats import paired_bootstrap_diff_ci
+
+    a = [0.1, 0.5, 0.2, 0.9, 0.4, 0.3, 0.8, 0.05]
+    b = [0.3, 0.4, 0.6, 0.7, 0.9, 0.2, 0.1, 0.5]
+    unit = paired_bootstrap_diff_ci(a, b)
+    big = paired_bootstrap_diff_ci([x * 1e200 for x in a], [y * 1e200 for y in b])
+    assert big[1] <= big[0] <= big[2] and big == pytest.approx([u * 1e200 for u in unit], rel=0.05)
+
+
+def test_values_near_the_float_limit_give_no_interval_instead_of_a_crash():
+    """1e308 (finite, fits the baseline schema) overflowed the bootstrap to inf/nan and
+    np.quantile raised ValueError: exit 3 from `harness compare` and `--baseline`."""
+    from harness.stats import paired_bootstrap_diff_ci
+
+    for a, b in (([1.0, 0.0, 1.0], [1e308, 0.0, 0.0]), ([1e308, 1e308, 0.0, 1.0], [0.0, 1.0, 1e308, 1e308])):
+        diff, low, high = paired_bootstrap_diff_ci(a, b)
+        assert math.isnan(low) and math.isnan(high)
