@@ -155,6 +155,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # values near 1e308 overflow: checked below, no warning
 def paired_bootstrap_diff_ci(
     a: Sequence[float],
     b: Sequence[float],
@@ -217,8 +218,7 @@ def paired_bootstrap_diff_ci(
             boot[r] = fn(arr[rep, 1]) - fn(arr[rep, 0])
         jack = np.array([fn(arr[groups != g, 1]) - fn(arr[groups != g, 0]) for g in range(n_groups)])
     alpha = (1.0 - level) / 2.0
-    with np.errstate(all="ignore"):
-        finite = bool(np.all(np.isfinite(boot)) and np.all(np.isfinite(jack)))
+    finite = bool(np.all(np.isfinite(boot)) and np.all(np.isfinite(jack)))
     if not finite:  # values near the float limit (1e308) overflowed: no interval, not a crash
         return (point, math.nan, math.nan)
     if method == "percentile":
