@@ -90,12 +90,15 @@ def _apply_device_env() -> None:
 
 
 def _main(argv: list[str] | None = None) -> int:
+    as_command = argv is None  # `harness ...` itself, not main([...]) called from a host program
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv  # accepted anywhere on the line
     argv = [a for a in argv if a != "--debug"]
-    from .blas import maybe_reexec_with_openblas
+    if as_command:  # re-exec is only ours to do when this process is the harness command: called
+        # from pytest, a notebook or a script, it would restart the host from its own argv
+        from .blas import maybe_reexec_with_openblas
 
-    maybe_reexec_with_openblas()  # before mlx loads; returns only if no re-exec is needed
+        maybe_reexec_with_openblas()  # before mlx loads; returns only if no re-exec is needed
     try:
         _apply_device_env()
         args = build_parser().parse_args(argv)
