@@ -1,4 +1,5 @@
-"""Helpers for the bad-input tests: run the CLI in-process, make broken adapters."""
+"""Helpers for the bad-input tests: run the CLI in-process, make broken adapters, serve
+faulty HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,6 +8,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_MODEL = ROOT / "fixtures" / "model"
+
+
+class HttpServers:
+    """Threaded HTTP servers on 127.0.0.1 for one test; ``start(handler)`` gives the URL."""
+
+    def __init__(self) -> None:
+        self.servers: list = []
+
+    def start(self, handler: type) -> str:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

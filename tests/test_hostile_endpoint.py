@@ -8,13 +8,13 @@ answer it is, within the `--timeout`, never hang the run or crash it (exit 3).
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from conftest import ROOT, run_harness
+from hostile_util import HttpServers
 
 SMOKE = str(ROOT / "suites" / "smoke.yaml")  # chat template: /v1/chat/completions, 6 items
 GOOD = {"choices": [{"message": {"role": "assistant", "content": "Paris"}, "finish_reason": "stop"}],
@@ -91,20 +91,9 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile():
-    servers = []
-
-    def start(mode: str) -> str:
-        handler = type("Handler", (_Hostile,), {"mode": mode})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    servers = HttpServers()
+    yield lambda mode: servers.start(type("Handler", (_Hostile,), {"mode": mode}))
+    servers.close()
 
 
 def _eval(url: str, tmp_path, name: str, timeout: str = "1"):

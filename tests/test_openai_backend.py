@@ -10,14 +10,14 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from conftest import FIXTURE_MODEL, ROOT, run_harness
+from hostile_util import HttpServers
 
 SQL_ADAPTER = ROOT / "fixtures" / "adapters" / "sql"
 SUITES = [str(ROOT / "suites" / "smoke.yaml"), str(ROOT / "suites" / "sql.yaml")]  # chat and raw
@@ -90,20 +90,9 @@ class _Proxy(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def faulty(mlx_server):
-    servers = []
-
-    def start(mode: str) -> str:
-        handler = type("Handler", (_Proxy,), {"upstream": mlx_server, "mode": mode})
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for s in servers:
-        s.shutdown()
-        s.server_close()
+    servers = HttpServers()
+    yield lambda mode: servers.start(type("Handler", (_Proxy,), {"upstream": mlx_server, "mode": mode}))
+    servers.close()
 
 
 def _outputs(out) -> dict:
