@@ -11,9 +11,9 @@ Two ways in:
           assert run.metric("sql", "v2", "sql_execution") >= 0.4
 
 - ``pytest --harness-suites suites/ --harness-model models/base --harness-adapter v2=adapters/v2``
-  runs the eval while pytest collects and adds one test item per gate, so ``-k``,
-  ``-x``, ``--lf`` and ``--junitxml`` work on gates; a failed gate fails with its reason.
-  A gate's node id is not a collectable argument (pytest says "not found", exit 4): select with ``-k``.
+  runs the eval before collection and makes one test item per gate, so ``-k``, ``-x``,
+  ``--lf``, ``--junitxml`` and node ids (``suites/sql.yaml::sql/v2/sql_execution/min``, what
+  an IDE passes to rerun one test) work on gates; a failed gate fails with its reason.
 
 Nothing heavy is imported until an eval runs, so installing the package costs other
 test suites nothing.
@@ -189,18 +189,49 @@ class GateItem(pytest.Item):
 
 
 class GateRun(pytest.Collector):
-    """The parent node of one suite's gate items: node ids read ``suites/sql.yaml::sql/v2/metric/kind``."""
+    """The parent node of one suite's gate items, for a suite outside the paths pytest
+    collects: node ids still read ``suites/sql.yaml::sql/v2/metric/kind``."""
 
     def collect(self):  # items are made by pytest_collection_modifyitems
         return []
+
+
+class SuiteFile(pytest.File):
+    """A suite file pytest reached while collecting (a path it walked, or a node id such as
+    ``suites/sql.yaml::sql/v2/sql_execution/min`` that an IDE passes to rerun one gate)."""
+
+    def collect(self):
+        result = self.config.stash[_RESULT_KEY]
+        self.config.stash[_FILES_KEY].add(self.path.resolve())
+        for suite in result.results["suites"]:
+            if _suite_path(suite) == self.path.resolve():
+                yield from _gate_items(self, suite)
+
+
+def _suite_path(suite: dict) -> Path:
+    return Path(suite.get("path") or suite["name"]).resolve()
+
+
+def _gate_items(parent: pytest.Collector, suite: dict) -> list[GateItem]:
+    """One item per gate of ``suite``, named suite/model/metric/kind (``#2`` for a repeat)."""
+    seen: dict[str, int] = {}
+    made = []
+    for gate in suite.get("gates") or []:
+        name = f"{gate.get('suite')}/{gate.get('model')}/{gate.get('metric')}/{gate.get('kind')}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name}#{seen[name]}"
+        made.append(GateItem.from_parent(parent, name=name, gate=gate, suite_path=str(_suite_path(suite))))
+    return made
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "harness_gate: a gate of an mlx-harness eval (--harness-suites)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply to gates too
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Run the eval once, before collection, so suite files can be collected like test files."""
+    config = session.config
     suites = config.getoption("harness_suites")
     if not suites:
         return
@@ -216,29 +247,50 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except HarnessError as exc:
         raise pytest.UsageError(f"harness: {exc.one_line()}") from None
     config.stash[_RESULT_KEY] = result
-    seen: dict[str, int] = {}
-    for suite in result.results["suites"]:
-        path = Path(suite.get("path") or suite["name"]).resolve()
+    config.stash[_FILES_KEY] = set()
+    if not any(s.get("gates") for s in result.results["suites"]):
+        print(f"harness: the run had no gates (report in {result.out})", file=sys.stderr)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector):
+    result = parent.config.stash.get(_RESULT_KEY, None)
+    if result is None or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if any(_suite_path(s) == file_path.resolve() for s in result.results["suites"]):
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so they apply to gates too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Gates of suites pytest did not collect as files (outside the paths it walked) are added
+    here, unless the command line named suite files (an IDE rerunning one gate): then those
+    files decide what runs."""
+    result = config.stash.get(_RESULT_KEY, None)
+    if result is None:
+        return
+    suites = result.results["suites"]
+    here = config.invocation_params.dir
+    named = {(here / str(arg).split("::", 1)[0]).resolve() for arg in config.args}
+    if named & {_suite_path(s) for s in suites}:
+        return
+    for suite in suites:
+        path = _suite_path(suite)
+        if path in config.stash[_FILES_KEY]:
+            continue  # collected as a file: its items are in already
         try:
             nodeid = path.relative_to(config.rootpath).as_posix()
         except ValueError:
             nodeid = path.as_posix()
         parent = GateRun.from_parent(session, name=path.name, path=path, nodeid=nodeid)
-        made = []
-        for gate in suite.get("gates") or []:
-            name = f"{gate.get('suite')}/{gate.get('model')}/{gate.get('metric')}/{gate.get('kind')}"
-            seen[name] = seen.get(name, 0) + 1
-            if seen[name] > 1:
-                name = f"{name}#{seen[name]}"
-            made.append(GateItem.from_parent(parent, name=name, gate=gate, suite_path=str(path)))
+        made = _gate_items(parent, suite)
         # counted in "collected N items" like any collected file
         session.ihook.pytest_collectreport(report=pytest.CollectReport(nodeid, "passed", None, made))
         items.extend(made)
-    if not any(s.get("gates") for s in result.results["suites"]):
-        print(f"harness: the run had no gates (report in {result.out})", file=sys.stderr)
 
 
 _RESULT_KEY = pytest.StashKey[HarnessResult]()
+_FILES_KEY = pytest.StashKey[set]()  # suite files pytest collected itself
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:

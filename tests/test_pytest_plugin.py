@@ -163,3 +163,20 @@ def test_a_run_with_no_gates_is_not_a_pass(scratch):
                                "--harness-limit", "2")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     result.stdout.fnmatch_lines(["*harness: 0 gate(s), 0 failed*"])
+
+
+def test_a_gates_node_id_reruns_that_gate_alone(scratch):
+    """What an IDE passes to rerun one test: the suite file and the gate's name. Suites under
+    the rootdir are collected as files; one outside it is still gated (added after collection)."""
+    gated = _failing_suite(scratch.path, "gated")
+    args = (*PLUGIN, "--harness-suites", str(gated), str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+            "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", "3")
+    listed = scratch.runpytest(*args, "--collect-only", "-q")
+    ids = [ln for ln in listed.stdout.lines if ".yaml::" in ln]
+    assert "gated.yaml::gated/sql/exact_match/min" in ids, ids  # collected from the scratch folder
+    assert "suites/smoke.yaml::smoke/sql/exact_match/max_drop_vs_base" in ids, ids  # outside the rootdir
+    one = scratch.runpytest(*args, "gated.yaml::gated/sql/exact_match/min")
+    one.assert_outcomes(failed=1)
+    one.stdout.fnmatch_lines(["*below the floor 0.900*"])
+    other = scratch.runpytest(*args, "gated.yaml::gated/sql/exact_match/max_drop_vs_base")
+    other.assert_outcomes(passed=1)
