@@ -168,24 +168,46 @@ def load_callable(spec: str) -> Callable:
         if not path.is_file():
             raise HarnessError("generator file not found", path=path, field="--generator")
         module_spec = importlib.util.spec_from_file_location(f"_harness_user_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+
+        def load() -> Any:
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return module
     else:
         import os
         import sys
 
         if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would see them
             sys.path.insert(0, os.getcwd())
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise HarnessError(f"cannot import {target!r}: {exc}", field="--generator") from None
+
+        def load() -> Any:
+            return importlib.import_module(target)
+    try:
+        module = load()
+    except ImportError as exc:
+        raise HarnessError(f"cannot import {target!r}: {exc}", field="--generator") from None
+    except KeyboardInterrupt:
+        raise
+    except SystemExit as exc:  # an uncaught exit would end the check with its code: rc 0 = a pass
+        raise HarnessError(f"importing {target!r} exited (sys.exit({exc.code!r}))", field="--generator",
+                           hint="move script code under `if __name__ == \"__main__\":`") from exc
+    except BaseException as exc:  # the user's code: their bug, told in one line (--debug: traceback)
+        raise HarnessError(f"importing {target!r} raised {type(exc).__name__}: {exc}",
+                           field="--generator", hint="fix the module, or rerun with --debug") from exc
     fn = getattr(module, name, None)
-    if not callable(fn):
+    if fn is None:
         raise HarnessError(f"{target} has no function {name!r}", field="--generator")
-    if len(inspect.signature(fn).parameters) != 4:
+    if not callable(fn):
+        raise HarnessError(f"{target}:{name} is a {type(fn).__name__}, not callable", field="--generator")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without one: judged by what it returns
+        return fn
+    try:
+        signature.bind(None, None, [], 1)  # how it is called: defaults and *args are fine
+    except TypeError:
         raise HarnessError(f"{spec} must take (model, tokenizer, prompt_ids, max_tokens)",
-                           field="--generator", hint="return the generated token ids (greedy)")
+                           field="--generator", hint="return the generated token ids (greedy)") from None
     return fn
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from conftest import FIXTURE_MODEL, ROOT, run_harness
 
+from harness.errors import HarnessError
 from harness.generator_check import check_generator, load_callable
 
 USER_LOOPS = str(ROOT / "catalog" / "user_generators.py")
@@ -70,3 +71,28 @@ def test_cli_bad_input_is_exit_2(args, message):
     done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("source, message", [
+    ("raise RuntimeError('boom')\ndef f(m, t, p, n): return []\n", "raised RuntimeError: boom"),
+    ("def f(:\n", "SyntaxError"),
+    ("import sys\nsys.exit(0)\n", "exited"),  # rc 0 and no check at all: a silent pass
+])
+def test_generator_module_that_fails_to_load_is_bad_input(tmp_path, source, message):
+    """The user's module raising, not parsing or exiting on import was exit 3 (or a silent exit 0)."""
+    (tmp_path / "user_gen.py").write_text(source)
+    with pytest.raises(HarnessError, match=message) as err:
+        load_callable(f"{tmp_path / 'user_gen.py'}:f")
+    assert err.value.field == "--generator"
+
+
+def test_generator_signature_is_checked_by_calling_convention(tmp_path):
+    """A loop with an extra defaulted parameter is callable as fn(model, tokenizer, ids, n) and
+    was refused; a builtin with no signature gave exit 3; a non-callable names the attribute."""
+    (tmp_path / "user_gen.py").write_text("def f(m, t, p, n, temp=0.0): return []\n"
+                                          "def g(*args): return []\nh = 5\n")
+    load_callable(f"{tmp_path / 'user_gen.py'}:f")
+    load_callable(f"{tmp_path / 'user_gen.py'}:g")
+    load_callable("builtins:max")  # no signature to check: it is called and judged by its output
+    with pytest.raises(HarnessError, match="not callable"):
+        load_callable(f"{tmp_path / 'user_gen.py'}:h")
