@@ -28,6 +28,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import itertools
+import numbers
+import reprlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -130,12 +134,14 @@ def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[
 
 def check_generator(generator: Generator, model: str | Any, prompts: Sequence[str | Sequence[int]],
                     max_tokens: int = 32, template: str = "raw", system: str | None = None,
-                    adapter: str | Path | None = None) -> GeneratorReport:
+                    adapter: str | Path | None = None, name: str = "generator") -> GeneratorReport:
     """Run ``generator(prompt_ids, max_tokens)`` on each prompt and check what it wrote.
 
     ``model`` is a model folder (loaded with mlx-lm) or a loaded ``harness.models.Base``;
     ``prompts`` are texts (encoded with ``template``/``system`` as ``harness eval`` does)
-    or token-id lists; ``adapter`` puts an adapter on the base for the check.
+    or token-id lists; ``adapter`` puts an adapter on the base for the check; ``name`` is how
+    errors call the generator. What it raises or returns that is not token ids is a
+    ``HarnessError`` naming the prompt.
     """
     from .models import Base, adapter_applied, check_ids_fit, load_base
     from .prompts import encode_prompt
@@ -148,13 +154,54 @@ def check_generator(generator: Generator, model: str | Any, prompts: Sequence[st
     check_ids_fit(base, ((f"prompt {i} has", p) for i, p in enumerate(ids)))
 
     def run() -> GeneratorReport:
-        outputs = [generator(list(p), max_tokens) for p in ids]
+        outputs = [_call(generator, i, p, max_tokens, name) for i, p in enumerate(ids)]
         return compare_outputs(base, ids, outputs, max_tokens)
 
     if adapter is None:
         return run()
     with adapter_applied(base, "checked", adapter):
         return run()
+
+
+class _NotTokenIds(Exception):
+    pass
+
+
+def _token_ids(produced: Any, max_tokens: int) -> list[int]:
+    """The first ``max_tokens`` ids of what a loop returned (a list, an array, an iterator,
+    even an endless one), or _NotTokenIds saying what it was instead."""
+    if hasattr(produced, "tolist"):  # numpy and mlx arrays
+        produced = produced.tolist()
+    if isinstance(produced, (str, bytes, dict)) or not hasattr(produced, "__iter__"):
+        raise _NotTokenIds(f"returned {type(produced).__name__}, not token ids")
+    out = []
+    for t in itertools.islice(iter(produced), max_tokens):
+        value = t.tolist() if hasattr(t, "tolist") else t  # numpy and mlx scalars
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+            raise _NotTokenIds(f"returned {reprlib.repr(t)}, not a token id (an int), at step {len(out)}")
+        out.append(int(value))
+    return out
+
+
+def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, name: str) -> list[int]:
+    """The user's loop on one prompt. What it raises (SystemExit included: an uncaught one ends
+    the run with its code, 0 a silent pass) or returns instead of ids is one line of bad
+    input; a working directory it changes is put back (a relative --out must not move)."""
+    cwd = os.getcwd()
+    try:
+        produced = generator(list(prompt), max_tokens)
+        return _token_ids(produced, max_tokens)
+    except _NotTokenIds as exc:
+        raise HarnessError(f"on prompt {index} the generator {exc}", field=name,
+                           hint="return the generated token ids: a list of ints") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise HarnessError(f"on prompt {index} the generator raised {type(exc).__name__}: {exc}",
+                           field=name, hint="fix it, or rerun with --debug for its traceback") from exc
+    finally:
+        if os.getcwd() != cwd:
+            os.chdir(cwd)
 
 
 def load_callable(spec: str) -> Callable:
@@ -174,7 +221,6 @@ def load_callable(spec: str) -> Callable:
             module_spec.loader.exec_module(module)  # type: ignore[union-attr]
             return module
     else:
-        import os
         import sys
 
         if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would see them

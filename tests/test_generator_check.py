@@ -96,3 +96,66 @@ def test_generator_signature_is_checked_by_calling_convention(tmp_path):
     load_callable("builtins:max")  # no signature to check: it is called and judged by its output
     with pytest.raises(HarnessError, match="not callable"):
         load_callable(f"{tmp_path / 'user_gen.py'}:h")
+
+
+class UserBaseError(BaseException):
+    pass
+
+
+def _raise(exc):
+    def loop(ids, n):
+        raise exc
+    return loop
+
+
+@pytest.mark.parametrize("loop, message", [
+    (_raise(ValueError("user bug")), "raised ValueError: user bug"),
+    (_raise(UserBaseError("odd")), "raised UserBaseError: odd"),  # was a traceback and rc 1
+    (_raise(SystemExit(0)), "raised SystemExit"),  # was rc 0 with no report: a silent pass
+    (lambda ids, n: None, "returned NoneType"),
+    (lambda ids, n: "Paris", "returned str"),  # text, not ids: was exit 3 (int('P'))
+    (lambda ids, n: 5, "returned int"),
+    (lambda ids, n: [[1, 2]], "not a token id"),
+    (lambda ids, n: [1.5], "not a token id"),  # was truncated to 1 and checked
+    (lambda ids, n: ["560"], "not a token id"),  # was int('560') and checked
+    (lambda ids, n: [True], "not a token id"),
+])
+def test_generator_that_raises_or_returns_no_ids_is_bad_input(fixture_base, loop, message):
+    """Whatever the user's loop raises or returns is one clear error naming the prompt, never
+    exit 3, a traceback or the loop's own exit code."""
+    with pytest.raises(HarnessError, match=message) as err:
+        check_generator(loop, fixture_base, PROMPTS, max_tokens=4, template="chat")
+    assert "prompt 0" in str(err.value)
+
+
+def test_generator_outputs_as_arrays_iterators_and_endless_streams(fixture_base):
+    """A right loop returning a generator object was failed ('returned no tokens': the
+    vocabulary check had consumed it); an endless iterator hung the run. Arrays are ids too."""
+    import itertools
+
+    import mlx.core as mx
+    import numpy as np
+
+    base = fixture_base
+
+    def right(ids, n):
+        return cached_loop(base.model, base.tokenizer, ids, n)
+
+    for wrap in (iter, np.array, mx.array, lambda ts: (mx.array(t) for t in ts)):
+        done = check_generator(lambda ids, n: wrap(right(ids, n)), base, PROMPTS, max_tokens=8, template="chat")
+        assert done.passed, done.detail
+    endless = check_generator(lambda ids, n: itertools.chain(right(ids, n), itertools.repeat(5)), base,
+                              PROMPTS, max_tokens=8, template="chat")
+    assert endless.passed and all(len(i.tokens) <= 8 for i in endless.items)
+
+
+def test_generator_changing_the_working_directory_does_not_move_the_report(tmp_path, monkeypatch):
+    """A loop that ran os.chdir('/') made a relative --out land in /: the run wrote outside
+    the folder it was given. The working directory is put back after every call."""
+    (tmp_path / "roaming.py").write_text(
+        "import os, sys\nsys.path.insert(0, %r)\nfrom catalog.user_generators import cached_loop\n"
+        "def f(m, t, p, n):\n    os.chdir(os.sep)\n    return cached_loop(m, t, p, n)\n" % str(ROOT))
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--prompt", "hi", "--max-tokens", "4",
+                       "--generator", "roaming:f", "--out", "report.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report.json").is_file()

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
         def check():
             return check_generator(lambda ids, n: fn(base.model, base.tokenizer, ids, n), base,
-                                   prompts, max_tokens=args.max_tokens)
+                                   prompts, max_tokens=args.max_tokens, name=f"--generator {args.generator}")
     else:
         def check():
             return compare_outputs(base, stored_prompts, outputs, args.max_tokens)
