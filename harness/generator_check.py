@@ -25,16 +25,20 @@ Python::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import itertools
 import numbers
 import reprlib
+import signal
+import sys
+import threading
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import integrity
 from .errors import HarnessError
@@ -134,14 +138,16 @@ def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[
 
 def check_generator(generator: Generator, model: str | Any, prompts: Sequence[str | Sequence[int]],
                     max_tokens: int = 32, template: str = "raw", system: str | None = None,
-                    adapter: str | Path | None = None, name: str = "generator") -> GeneratorReport:
+                    adapter: str | Path | None = None, name: str = "generator",
+                    timeout: float | None = None, hard_timeout: bool = False) -> GeneratorReport:
     """Run ``generator(prompt_ids, max_tokens)`` on each prompt and check what it wrote.
 
     ``model`` is a model folder (loaded with mlx-lm) or a loaded ``harness.models.Base``;
     ``prompts`` are texts (encoded with ``template``/``system`` as ``harness eval`` does)
     or token-id lists; ``adapter`` puts an adapter on the base for the check; ``name`` is how
     errors call the generator. What it raises or returns that is not token ids is a
-    ``HarnessError`` naming the prompt.
+    ``HarnessError`` naming the prompt; so is a call running past ``timeout`` seconds (main
+    thread, POSIX; ``hard_timeout`` ends the process if the loop swallows the interruption).
     """
     from .models import Base, adapter_applied, check_ids_fit, load_base
     from .prompts import encode_prompt
@@ -154,7 +160,7 @@ def check_generator(generator: Generator, model: str | Any, prompts: Sequence[st
     check_ids_fit(base, ((f"prompt {i} has", p) for i, p in enumerate(ids)))
 
     def run() -> GeneratorReport:
-        outputs = [_call(generator, i, p, max_tokens, name) for i, p in enumerate(ids)]
+        outputs = [_call(generator, i, p, max_tokens, name, timeout, hard_timeout) for i, p in enumerate(ids)]
         return compare_outputs(base, ids, outputs, max_tokens)
 
     if adapter is None:
@@ -183,14 +189,54 @@ def _token_ids(produced: Any, max_tokens: int) -> list[int]:
     return out
 
 
-def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, name: str) -> list[int]:
+class _TimedOut(BaseException):  # not an Exception: a loop's `except Exception` does not swallow it
+    pass
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, last_words: str | None) -> Iterator[None]:
+    """Raise _TimedOut in the running loop after ``seconds``, and again every second while it
+    swallows that; after 5 more, end the process with ``last_words`` (exit 2) when given
+    (the command's own process), so no loop can hang the run. Main thread, POSIX only; 11
+    days or more (beyond what setitimer takes everywhere) is no limit."""
+    if not (seconds and 0 < seconds < 1e6) or threading.current_thread() is not threading.main_thread() \
+            or not hasattr(signal, "setitimer"):
+        yield
+        return
+    fired = 0
+
+    def alarm(signum: int, frame: Any) -> None:
+        nonlocal fired
+        fired += 1
+        if fired > 5 and last_words is not None:
+            sys.stderr.write(last_words + "\n")
+            sys.stderr.flush()
+            os._exit(2)
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, name: str,
+          timeout: float | None = None, hard_timeout: bool = False) -> list[int]:
     """The user's loop on one prompt. What it raises (SystemExit included: an uncaught one ends
     the run with its code, 0 a silent pass) or returns instead of ids is one line of bad
-    input; a working directory it changes is put back (a relative --out must not move)."""
+    input; so is one that runs past ``timeout`` seconds; a working directory it changes is
+    put back (a relative --out must not move)."""
     cwd = os.getcwd()
+    late = HarnessError(f"on prompt {index} the generator did not return within {timeout:g} s", field=name,
+                        hint="a loop that never stops? raise --timeout if it is only slow") if timeout else None
     try:
-        produced = generator(list(prompt), max_tokens)
-        return _token_ids(produced, max_tokens)
+        with _deadline(timeout, f"harness: error: {late.one_line()}" if late and hard_timeout else None):
+            return _token_ids(generator(list(prompt), max_tokens), max_tokens)
+    except _TimedOut:
+        raise late from None
     except _NotTokenIds as exc:
         raise HarnessError(f"on prompt {index} the generator {exc}", field=name,
                            hint="return the generated token ids: a list of ints") from None
@@ -221,8 +267,6 @@ def load_callable(spec: str) -> Callable:
             module_spec.loader.exec_module(module)  # type: ignore[union-attr]
             return module
     else:
-        import sys
-
         if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would see them
             sys.path.insert(0, os.getcwd())
 

@@ -159,3 +159,26 @@ def test_generator_changing_the_working_directory_does_not_move_the_report(tmp_p
                        "--generator", "roaming:f", "--out", "report.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report.json").is_file()
+
+
+def test_generator_that_never_returns_is_stopped(tmp_path):
+    """A loop that slept forever hung the run (no limit at all); --timeout (default 300 s per
+    prompt) stops it with one exit-2 line, even if the loop catches everything."""
+    (tmp_path / "stuck.py").write_text(
+        "import time\ndef f(m, t, p, n):\n    while True:\n        try:\n            time.sleep(3600)\n"
+        "        except BaseException:\n            pass\n")
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--prompt", "hi", "--timeout", "1",
+                       "--generator", str(tmp_path / "stuck.py") + ":f", timeout=120)
+    assert done.returncode == 2 and "did not return within 1 s" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_python_api_timeout(fixture_base):
+    """The Python API has the same limit, off by default; the host's SIGALRM handler is put back."""
+    import signal
+    import time
+
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(HarnessError, match="did not return within 0.5 s"):
+        check_generator(lambda ids, n: time.sleep(3600), fixture_base, PROMPTS, timeout=0.5)
+    assert signal.getsignal(signal.SIGALRM) is before

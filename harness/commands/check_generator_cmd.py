@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how --prompt texts are encoded (default raw)")
     p.add_argument("--limit", type=int, default=8, help="prompts taken from --suite (default 8)")
     p.add_argument("--max-tokens", type=int, default=32, help="tokens compared per prompt (default 32)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="with --generator: seconds one call of your loop may take (default 300; 0: no limit)")
     p.add_argument("--out", type=Path, help="write the full report (JSON) here")
     p.set_defaults(func=run)
 
@@ -40,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..models import adapter_applied, load_base
     from ..prompts import encode_prompt
 
+    if not args.timeout >= 0 or args.timeout == float("inf"):
+        raise HarnessError("--timeout must be a number of seconds (0: no limit)", field="--timeout")
     if args.max_tokens < 1:
         raise HarnessError("--max-tokens must be at least 1", field="--max-tokens")
     if args.out is not None:
@@ -67,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
         def check():
             return check_generator(lambda ids, n: fn(base.model, base.tokenizer, ids, n), base,
-                                   prompts, max_tokens=args.max_tokens, name=f"--generator {args.generator}")
+                                   prompts, max_tokens=args.max_tokens, name=f"--generator {args.generator}",
+                                   timeout=args.timeout or None, hard_timeout=True)
     else:
         def check():
             return compare_outputs(base, stored_prompts, outputs, args.max_tokens)
