@@ -29,6 +29,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import itertools
 import numbers
 import reprlib
@@ -189,6 +190,26 @@ def _token_ids(produced: Any, max_tokens: int) -> list[int]:
     return out
 
 
+class _LoopOutput(io.TextIOBase):
+    """What a loop sees as sys.stdout and sys.stderr: writes go to the harness's stderr (stdout
+    carries the report), and close() closes nothing of the harness's."""
+
+    def __init__(self, target: Any):
+        self.target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self.target.write(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
 class _TimedOut(BaseException):  # not an Exception: a loop's `except Exception` does not swallow it
     pass
 
@@ -228,11 +249,12 @@ def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, 
     """The user's loop on one prompt. What it raises (SystemExit included: an uncaught one ends
     the run with its code, 0 a silent pass) or returns instead of ids is one line of bad
     input; so is one that runs past ``timeout`` seconds; a working directory it changes is
-    put back (a relative --out must not move)."""
-    cwd = os.getcwd()
+    put back (a relative --out must not move), and what it prints goes to stderr."""
+    cwd, streams = os.getcwd(), (sys.stdout, sys.stderr)
     late = HarnessError(f"on prompt {index} the generator did not return within {timeout:g} s", field=name,
                         hint="a loop that never stops? raise --timeout if it is only slow") if timeout else None
     try:
+        sys.stdout = sys.stderr = _LoopOutput(sys.stderr)
         with _deadline(timeout, f"harness: error: {late.one_line()}" if late and hard_timeout else None):
             return _token_ids(generator(list(prompt), max_tokens), max_tokens)
     except _TimedOut:
@@ -246,6 +268,7 @@ def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, 
         raise HarnessError(f"on prompt {index} the generator raised {type(exc).__name__}: {exc}",
                            field=name, hint="fix it, or rerun with --debug for its traceback") from exc
     finally:
+        sys.stdout, sys.stderr = streams
         if os.getcwd() != cwd:
             os.chdir(cwd)
 

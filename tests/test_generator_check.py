@@ -182,3 +182,18 @@ def test_python_api_timeout(fixture_base):
     with pytest.raises(HarnessError, match="did not return within 0.5 s"):
         check_generator(lambda ids, n: time.sleep(3600), fixture_base, PROMPTS, timeout=0.5)
     assert signal.getsignal(signal.SIGALRM) is before
+
+
+def test_generator_printing_or_closing_stdout_leaves_the_report_alone(tmp_path):
+    """A loop that printed mixed its lines into the report on stdout; one that closed
+    sys.stdout ended the run with a traceback and rc 1 (a failed gate). Its output goes to
+    stderr now, and its close() closes nothing of the harness's."""
+    (tmp_path / "noisy.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nfrom catalog.user_generators import cached_loop\n"
+        "def f(m, t, p, n):\n    print('noise')\n    sys.stdout.close()\n    sys.stderr.close()\n"
+        "    return cached_loop(m, t, p, n)\n" % str(ROOT))
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--prompt", "hi", "--prompt", "yo",
+                       "--max-tokens", "4", "--generator", str(tmp_path / "noisy.py") + ":f")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("prompt ") == 2 and "noise" not in done.stdout
+    assert done.stderr.count("noise") == 2 and "PASS" in done.stderr
