@@ -32,11 +32,11 @@ import inspect
 import io
 import itertools
 import numbers
+import os
 import reprlib
 import signal
 import sys
 import threading
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -99,14 +99,22 @@ def _engine(base: Any, prompts: list[list[int]], max_tokens: int) -> list[list[i
 
 
 def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[int]],
-                    max_tokens: int) -> GeneratorReport:
-    """Check stored greedy outputs (token ids) for ``prompts`` on the loaded ``base``."""
+                    max_tokens: int, path: str | Path | None = None,
+                    lines: Sequence[int] | None = None) -> GeneratorReport:
+    """Check stored greedy outputs (token ids) for ``prompts`` on the loaded ``base``;
+    ``path`` and ``lines`` (each row's line, as ``read_outputs`` fills them) for errors."""
     eos = set(base.tokenizer.eos_token_ids)
     vocab = int((base.config or {}).get("vocab_size") or 0)
     for i, ids in enumerate([*prompts, *outputs]):
         bad_id = next((t for t in ids if not 0 <= int(t) < vocab), None) if vocab else None
         if bad_id is not None:
-            which = f"prompt {i}" if i < len(prompts) else f"output {i - len(prompts)}"
+            row = i % len(prompts)
+            key = "prompt_token_ids" if i < len(prompts) else "output_token_ids"
+            which = f"{'prompt' if i < len(prompts) else 'output'} {row}"
+            if path is not None and lines is not None:
+                raise HarnessError(f"token id {bad_id} is outside the model's vocabulary (0..{vocab - 1})",
+                                   path=path, line=lines[row], field=key,
+                                   hint="check the generator against the model and tokenizer it uses")
             raise HarnessError(f"{which} has token id {bad_id}, outside the model's vocabulary (0..{vocab - 1})",
                                hint="check the generator against the model and tokenizer it uses")
     engine = _engine(base, prompts, max_tokens)
@@ -324,8 +332,9 @@ def load_callable(spec: str) -> Callable:
     return fn
 
 
-def read_outputs(path: Path) -> tuple[list[list[int]], list[list[int]]]:
-    """(prompt ids, output ids) from JSONL lines ``{"prompt_token_ids": [...], "output_token_ids": [...]}``."""
+def read_outputs(path: Path, lines: list[int] | None = None) -> tuple[list[list[int]], list[list[int]]]:
+    """(prompt ids, output ids) from JSONL lines ``{"prompt_token_ids": [...], "output_token_ids": [...]}``;
+    each row's line number is appended to ``lines`` when given (for ``compare_outputs``' errors)."""
     prompts, outputs = [], []
     from .files import read_input
 
@@ -349,6 +358,8 @@ def read_outputs(path: Path) -> tuple[list[list[int]], list[list[int]]]:
             raise HarnessError("`prompt_token_ids` is empty", path=path, line=number, field="prompt_token_ids")
         prompts.append(row["prompt_token_ids"])
         outputs.append(row["output_token_ids"])
+        if lines is not None:
+            lines.append(number)
     if not prompts:
         raise HarnessError("the completions file has no rows", path=path)
     return prompts, outputs

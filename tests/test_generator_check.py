@@ -142,7 +142,7 @@ def test_generator_outputs_as_arrays_iterators_and_endless_streams(fixture_base)
         return cached_loop(base.model, base.tokenizer, ids, n)
 
     for wrap in (iter, np.array, mx.array, lambda ts: (mx.array(t) for t in ts)):
-        done = check_generator(lambda ids, n: wrap(right(ids, n)), base, PROMPTS, max_tokens=8, template="chat")
+        done = check_generator(lambda ids, n, wrap=wrap: wrap(right(ids, n)), base, PROMPTS, max_tokens=8, template="chat")
         assert done.passed, done.detail
     endless = check_generator(lambda ids, n: itertools.chain(right(ids, n), itertools.repeat(5)), base,
                               PROMPTS, max_tokens=8, template="chat")
@@ -197,3 +197,14 @@ def test_generator_printing_or_closing_stdout_leaves_the_report_alone(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("prompt ") == 2 and "noise" not in done.stdout
     assert done.stderr.count("noise") == 2 and "PASS" in done.stderr
+
+
+def test_completions_id_outside_vocabulary_names_file_and_line(tmp_path):
+    """An out-of-vocabulary id in a stored file said only 'output 1 has token id 99999' (a
+    0-based row, blank lines not counted, no file): the error names the file, line and field."""
+    stored = tmp_path / "outputs.jsonl"
+    stored.write_text('{"prompt_token_ids": [1, 5], "output_token_ids": [2]}\n\n'
+                      '{"prompt_token_ids": [1, 5], "output_token_ids": [7, 99999]}\n')
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--completions", str(stored))
+    assert done.returncode == 2, done.stderr
+    assert f"{stored}:3 [output_token_ids]" in done.stderr and "99999" in done.stderr, done.stderr

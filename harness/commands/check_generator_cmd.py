@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
             suite = load_suite(args.suite).limited(args.limit)
     else:
-        stored_prompts, outputs = read_outputs(args.completions)
+        lines: list[int] = []
+        stored_prompts, outputs = read_outputs(args.completions, lines)
     base = load_base(args.model)
     if args.generator:
         prompts = [encode_prompt(base.tokenizer, t, args.template) for t in args.prompt]
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                                    timeout=args.timeout or None, hard_timeout=True)
     else:
         def check():
-            return compare_outputs(base, stored_prompts, outputs, args.max_tokens)
+            return compare_outputs(base, stored_prompts, outputs, args.max_tokens, args.completions, lines)
     if args.adapter is not None:
         with adapter_applied(base, "checked", args.adapter):
             report = check()
