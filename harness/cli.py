@@ -102,6 +102,7 @@ def _main(argv: list[str] | None = None) -> int:
     try:
         _apply_device_env()
         args = build_parser().parse_args(argv)
+        args.as_command = as_command  # this process is `harness` (may exit hard), not a host's call
         if not getattr(args, "func", None):
             build_parser().print_help()
             return EXIT_BAD_INPUT

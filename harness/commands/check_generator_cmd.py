@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         def check():
             return check_generator(lambda ids, n: fn(base.model, base.tokenizer, ids, n), base,
                                    prompts, max_tokens=args.max_tokens, name=f"--generator {args.generator}",
-                                   timeout=args.timeout or None, hard_timeout=True)
+                                   timeout=args.timeout or None,
+                                   hard_timeout=getattr(args, "as_command", False))
     else:
         def check():
             return compare_outputs(base, stored_prompts, outputs, args.max_tokens, args.completions, lines)
