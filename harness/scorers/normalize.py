@@ -11,7 +11,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_FENCE = re.compile(r"\A\s*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.S)
+# A fence is an opening line (``` and a language) read from the front and a closing ```
+# read from the back, so a fence costs the length of its markers, never the text's: one
+# regex over the whole fence (with a lazy body) took 44 s on 100,000 characters of nested
+# fences and 8 s on a fence followed by a long run of spaces.
+_FENCE_OPEN = re.compile(r"\s*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\r?\n")
 
 
 def _fixpoint(fn, text: str, limit: int = 8) -> str:
@@ -62,14 +66,36 @@ def contains_phrase(normalized_text: str, normalized_phrase: str) -> bool:
 def strip_code_fence(text: str) -> tuple[str, str | None]:
     """(inside, language) when the whole text is one markdown code fence, else (text, None).
 
-    Nested fences are peeled one at a time until none is left.
+    Nested fences are peeled one at a time until none is left. The inside runs from the
+    opening line to the last ``` (after it only whitespace), less one line break and the
+    spaces or tabs before that ```.
     """
     lang = None
-    while True:
-        m = _FENCE.match(text)
-        if not m:
-            return text, lang
-        text, lang = m.group(2), m.group(1) or (lang or "")
+    start, end = 0, len(text)
+    while m := _FENCE_OPEN.match(text, start, end):
+        close = _closing_fence(text, m.end(), end)
+        if close is None:
+            break
+        start, end, lang = m.end(), close, m.group(1) or (lang or "")
+    return (text[start:end] if lang is not None else text), lang
+
+
+def _closing_fence(text: str, lo: int, hi: int) -> int | None:
+    """Where the inside of a fence opened at ``lo`` ends: before an optional CR, LF, then
+    spaces or tabs, then the ``` that ``text[lo:hi]`` ends with (whitespace after it
+    allowed); None when it does not end with ```."""
+    k = hi
+    while k > lo and text[k - 1].isspace():
+        k -= 1
+    if k - 3 < lo or text[k - 3:k] != "```":
+        return None
+    j = k - 3
+    while j > lo and text[j - 1] in " \t":
+        j -= 1
+    for ch in "\n\r":
+        if j > lo and text[j - 1] == ch:
+            j -= 1
+    return j
 
 
 # --- SQL -------------------------------------------------------------------------------------
