@@ -10,6 +10,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.scorers import REGISTRY, Item
 from harness.scorers import wikisql
@@ -160,3 +162,37 @@ def test_a_looping_prediction_parses_in_linear_time():
     # and doubles per condition, so 200 would never finish; linear parsing takes
     # milliseconds (2 s seen on a fully loaded 2-core machine).
     assert time.monotonic() - start < 30.0
+
+
+def _bare_value_ends_by_regex(rest: str) -> list[int]:
+    """Where a bare value could end, as the parser's regex found them (cubic on long runs
+    of whitespace), kept as the reference for ``bare_value_ends``."""
+    import re
+
+    return [m.start() for m in re.finditer(r"\s+AND\s+|\s*;?\s*$", rest, re.IGNORECASE)]
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(st.sampled_from([" ", "\t", "\n", "\u2003", "\x1c", ";", "AND", "and",
+                                             "x", "3", "'"]), max_size=16).map("".join))
+def test_bare_value_ends_are_the_regex_definition(rest):
+    assert wikisql.bare_value_ends(rest) == _bare_value_ends_by_regex(rest)
+
+
+@pytest.mark.parametrize("output", [
+    "SELECT Player FROM 1-1 WHERE No. = 3" + " " * 99_000 + "x",  # a bare value: 12 s at 2,000 spaces
+    "SELECT Player" + " " * 99_000 + "x",  # the diagnosis of why it does not parse: 14 s at 2,000
+    "SELECT Player" + " " * 49_000 + ")" + " " * 49_000,
+])
+def test_long_runs_of_whitespace_parse_in_linear_time(output):
+    """Stored outputs of 100,000 characters that the parser's regexes took hours on
+    (cubic in a run of spaces)."""
+    import time
+
+    t = wikisql.Table("1-1", ("Player", "No."))
+    start = time.perf_counter()
+    try:
+        wikisql.parse(output, t)
+    except wikisql.ParseError:
+        pass
+    assert time.perf_counter() - start < 2.0
