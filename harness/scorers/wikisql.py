@@ -159,6 +159,10 @@ class _Parser:
         self.table = table
         self.cands = [(fold(name), name, span) for name, span in table.candidates()]
         self._memo: dict[int, tuple[Condition, ...] | None] = {}
+        # end(i) is i >= this: what follows is only whitespace and ;s (read once, not per try)
+        tail = len(text.rstrip())
+        tail = len(text[:tail].rstrip(";"))
+        self._end_from = len(text[:tail].rstrip())
 
     def ws(self, i: int, required: bool = True) -> Iterator[int]:
         m = _WS.match(self.s, i)
@@ -223,31 +227,43 @@ class _Parser:
                 yield _CANONICAL_OP.get(op, op), i + len(op)
                 return
 
-    def value(self, i: int) -> Iterator[tuple[tuple[str, bool], int]]:
+    def value(self, i: int) -> Iterator[tuple[tuple[int, int, str], int]]:
+        """(start, stop, quote) of each value that may begin at ``i``, and where it ends.
+
+        Positions only: the text is built for the condition that is kept (``make``). A
+        quoted value may end at any later quote, so building each one's text cost 10 s on
+        99,000 quotes; a quote not followed by the end or `` AND `` is skipped too.
+        """
         quote = self.s[i:i + 1]
         if quote in ("'", '"'):
             k = self.s.find(quote, i + 1)
             while k != -1:
-                content = self.s[i + 1:k]
-                if self.s[k + 1:k + 2] == quote:  # '' : an escaped quote, or an empty value
-                    yield (content.replace(quote * 2, quote), True), k + 1
-                    k = self.s.find(quote, k + 2)
-                    continue
-                yield (content.replace(quote * 2, quote), True), k + 1
-                k = self.s.find(quote, k + 1)
+                if self.end(k + 1) or next(self.and_after(k + 1), None) is not None:
+                    yield (i + 1, k, quote), k + 1
+                # '' is an escaped quote (or an empty value): the next try is after it
+                k = self.s.find(quote, k + 2 if self.s[k + 1:k + 2] == quote else k + 1)
             return
         # A bare value (a number, or an unquoted word) runs to an AND or to the end.
         for end in bare_value_ends(self.s[i:]):
             if end:
-                yield (self.s[i:i + end], False), i + end
+                yield (i, i + end, ""), i + end
 
-    def condition(self, i: int) -> Iterator[tuple[Condition, int]]:
+    def and_after(self, j: int) -> Iterator[int]:
+        """Where the next condition starts when ``j`` is followed by `` AND ``."""
+        return (k2 for j2 in self.ws(j) for k in self.keyword(j2, "AND") for k2 in self.ws(k))
+
+    def make(self, span: tuple[int, int], op: str, value: tuple[int, int, str]) -> Condition:
+        start, stop, quote = value
+        text = self.s[start:stop]
+        return Condition(span, op, text.replace(quote * 2, quote) if quote else text, bool(quote))
+
+    def condition(self, i: int) -> Iterator[tuple[tuple, int]]:
         for span, j in self.column(i):
             for j2 in self.ws(j, required=False):
                 for op, k in self.op(j2):
                     for k2 in self.ws(k, required=False):
-                        for (text, quoted), m in self.value(k2):
-                            yield Condition(span, op, text, quoted), m
+                        for value, m in self.value(k2):
+                            yield (span, op, value), m
 
     def conditions_to_end(self, i: int) -> tuple[Condition, ...] | None:
         """The first ``cond AND cond ...`` from ``i`` that runs to the end of the text.
@@ -258,19 +274,19 @@ class _Parser:
         if i in self._memo:
             return self._memo[i]
         self._memo[i] = None
-        for cond, j in self.condition(i):
+        for parts, j in self.condition(i):
             if self.end(j):
-                self._memo[i] = (cond,)
+                self._memo[i] = (self.make(*parts),)
                 break
-            rest = next((self.conditions_to_end(k2) for j2 in self.ws(j) for k in self.keyword(j2, "AND")
-                         for k2 in self.ws(k)), None)
+            rest = next((self.conditions_to_end(k2) for k2 in self.and_after(j)), None)
             if rest:
-                self._memo[i] = (cond,) + rest
+                self._memo[i] = (self.make(*parts),) + rest
                 break
         return self._memo[i]
 
     def end(self, i: int) -> bool:
-        return self.s[i:].strip().rstrip(";").strip() == ""
+        """Whether only whitespace and ``;`` follow ``i`` (``_end_from``)."""
+        return i >= self._end_from
 
     def query(self) -> Query:
         start = len(self.s) - len(self.s.lstrip())
