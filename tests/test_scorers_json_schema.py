@@ -92,6 +92,19 @@ def test_nan_and_infinity_are_refused_although_python_json_accepts_them():
     assert "RFC 8259" in s.detail
 
 
+def test_a_bare_nan_or_huge_integer_is_not_called_prose():
+    """A whole output of ``NaN`` or of a 5,000-digit integer was classed ``prose`` ("no
+    JSON value began (no { or [)"): the search for JSON looked only for brackets."""
+    for text in ("NaN", "-Infinity", " Infinity\n"):
+        assert classify(text, "stop")[0] == "non_standard_number", text
+    score = REGISTRY["json_schema"]({"schema": {"type": "integer"}}).score(
+        Item(case=Case(id="a", index=0, category=None, record={}, prompt="p", target=None),
+             output="-" + "7" * 5000, finish_reason="stop"))
+    assert score.extra["json_class"] == "invalid" and "5,000 digits" in score.detail, score.detail
+    assert classify("42 is the answer", "stop")[0] == "prose"
+    assert classify("NaN is the answer", "stop")[0] == "prose"
+
+
 def test_a_value_nested_in_broken_json_is_not_taken_for_the_answer():
     assert classify('{"a": NaN, "b": {"name": "x", "score": 1}}', "stop")[0] == "non_standard_number"
     assert classify('{"a": 1,, "b": {"name": "x", "score": 1}}', "stop")[0] == "invalid"

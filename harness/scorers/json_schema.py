@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +71,7 @@ FOUND = ("ok", "fenced", "prefix_text", "trailing_text")  # classes where a JSON
 _MAX_STARTS = 64  # opening brackets tried when looking for JSON inside prose
 _OPEN_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+.-]*[ \t]*\r?\n?[ \t]*\Z")
 _CLOSE_FENCE = re.compile(r"\s*```")
+_INTEGER = re.compile(r"-?[1-9][0-9]*")
 _CLOSERS = {"{": "}", "[": "]"}
 
 
@@ -162,14 +164,24 @@ def classify_output(output: str, finish_reason: str) -> Classified:
         return Classified("empty")
     try:
         return Classified("ok", _loads(text), True)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        whole = exc
     inner, lang = strip_code_fence(text)
     if lang is not None:
         try:
             return Classified("fenced", _loads(inner.strip()), True)
         except ValueError:
             pass
+    # A whole output of NaN or of one huge integer holds no bracket, and was called prose.
+    try:
+        _loads(text, _PYTHON_DECODER)
+        return Classified("non_standard_number", why=str(whole))
+    except ValueError:
+        pass
+    digits, limit = len(text.lstrip("-")), sys.get_int_max_str_digits()
+    if limit and digits > limit and _INTEGER.fullmatch(text):
+        return Classified("invalid", why=f"an integer of {digits:,} digits: JSON allows it, "
+                                         f"Python's json reads at most {limit:,}")
     unfinished = False
     broken: list[tuple[str, str]] = []  # (class, why) of spans that close but are not JSON
     i, tried = 0, 0
