@@ -33,6 +33,7 @@ from __future__ import annotations
 import unicodedata
 
 from .base import Item, Score, Scorer
+from .normalize import stream_safe
 
 # Longer outputs are measured on their last MAX_CHARS characters (where a loop shows), so
 # a hostile stored completion costs bounded time and memory (n-gram sets grow with it).
@@ -40,8 +41,9 @@ MAX_CHARS = 100_000
 
 
 def normalize(text: str) -> str:
-    """The text repetition is measured on: NFKC, casefolded, whitespace runs as one space."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """The text repetition is measured on: NFKC, casefolded, whitespace runs as one space
+    (stream-safe first: NFKC is quadratic in a long run of combining marks)."""
+    return " ".join(unicodedata.normalize("NFKC", stream_safe(text)).casefold().split())
 
 
 def ngrams(units, n: int) -> list:
