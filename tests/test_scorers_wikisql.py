@@ -200,3 +200,15 @@ def test_hostile_outputs_parse_in_linear_time(output):
     except wikisql.ParseError:
         pass
     assert time.perf_counter() - start < 2.0
+
+
+def test_thousands_of_conditions_fail_with_their_reason():
+    """2,000 conditions ran out of Python's recursion: 'not scored: the output is nested too
+    deeply to check', for a query that nests nothing."""
+    t = wikisql.Table("1-1", ("Player", "No."))
+    with pytest.raises(wikisql.ParseError, match="conditions"):
+        wikisql.parse("SELECT Player FROM 1-1 WHERE " + " AND ".join(["No. = 3"] * 2000), t)
+    score = REGISTRY["sql_logical_form"]({}).score_all([_item(
+        "table: 1-1\ncolumns: Player, No.\nQ: q\nA: ", "SELECT Player FROM 1-1 WHERE No. = 3",
+        "SELECT Player FROM 1-1 WHERE " + " AND ".join(["No. = 3"] * 2000))])[0]
+    assert score.value == 0.0 and "conditions" in score.detail, score.detail

@@ -327,8 +327,15 @@ def _diagnose(text: str, table: Table) -> str:
 
 
 def parse(text: str, table: Table) -> Query:
-    """Parse a query in WikiSQL notation (or close to it) against the table's columns."""
-    return _Parser(text, table).query()
+    """Parse a query in WikiSQL notation (or close to it) against the table's columns.
+
+    The parser recurses once per condition: a chain of hundreds (a looping model; WikiSQL
+    has at most 4) runs out of Python's stack, and says so rather than "nested too deeply".
+    """
+    try:
+        return _Parser(text, table).query()
+    except RecursionError:
+        raise ParseError("too many conditions to follow (a WikiSQL query has at most 4)") from None
 
 
 # --- translation to SQLite -----------------------------------------------------------------------
