@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.errors import HarnessError
 from harness.metrics import scorer_metrics
@@ -169,3 +171,30 @@ def test_missing_or_bad_schema_is_one_clear_error_at_load(tmp_path):
     with pytest.raises(HarnessError) as err:
         REGISTRY["json_schema"]({"schema": {"type": "objekt"}}, tmp_path).check(suite, 5, "scorers[0].json_schema")
     assert "not a valid Draft 2020-12 schema" in err.value.message
+
+
+_OLD_OPEN_FENCE = r"```[ \t]*[A-Za-z0-9_+.-]*[ \t]*\r?\n?[ \t]*\Z"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["```", "`", " ", "\t", "\r", "\n", "json", "!", "{}"]), max_size=14).map("".join))
+def test_the_opening_fence_is_the_regex_definition(text):
+    """The opening fence before a JSON value, as the regex once found it (cubic in spaces)."""
+    import re
+
+    from harness.scorers.json_schema import open_fence_start
+
+    old = re.search(_OLD_OPEN_FENCE, text)
+    assert open_fence_start(text) == (old.start() if old else None)
+
+
+@pytest.mark.parametrize("output", ["```" + " " * 99_000 + "!{}", "```" + " \t" * 49_000 + "!{}",
+                                    "```json" + " " * 49_000 + "\n" + " " * 49_000 + "!{}"])
+def test_spaces_after_a_fence_marker_classify_in_linear_time(output):
+    """Prose between a ``` and the JSON: the opening-fence regex backtracked over the
+    spaces cubically (7.4 s at 2,000 spaces, hours at 99,000)."""
+    import time
+
+    start = time.perf_counter()
+    assert classify(output, "stop")[0] == "prefix_text"
+    assert time.perf_counter() - start < 2.0

@@ -88,7 +88,7 @@ def _regex_strip_code_fence(text):
     return text, lang
 
 
-_FENCY = st.lists(st.sampled_from(["```", "```sql", "\n", "\r", " ", "\t", "x", "sql", "\u2003", "`"]),
+_FENCY = st.lists(st.sampled_from(["```", "```sql", "\n", "\r", " ", "\t", "x", "sql", "\u2003", "\x1c", "`", "!"]),
                   max_size=24).map("".join)
 
 
@@ -103,7 +103,7 @@ def test_strip_code_fence_is_linear_on_hostile_outputs():
     one regex pass each) or 8 s (a fence then a run of spaces: the closing-fence regex
     retried at every space); each fence is now read from both ends once."""
     for text in ("```\n" * 25_000, "```\n" * 12_000 + "x" + "\n```" * 12_000, "```\n" + " " * 99_000 + "x",
-                 "```sql\n" + " \t" * 49_000 + "\n```"):
+                 "```sql\n" + " \t" * 49_000 + "\n```", "```" + " " * 99_000 + "!"):
         start = time.perf_counter()
         strip_code_fence(text)
         assert time.perf_counter() - start < 1.0, repr(text[:20])

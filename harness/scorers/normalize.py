@@ -16,8 +16,10 @@ import regex
 # A fence is an opening line (``` and a language) read from the front and a closing ```
 # read from the back, so a fence costs the length of its markers, never the text's: one
 # regex over the whole fence (with a lazy body) took 44 s on 100,000 characters of nested
-# fences and 8 s on a fence followed by a long run of spaces.
-_FENCE_OPEN = re.compile(r"\s*```[ \t]*([A-Za-z0-9_+.-]*)[ \t]*\r?\n")
+# fences, and 8 s on a fence followed by a long run of spaces. Possessive quantifiers (the
+# ``regex`` package): re backtracked quadratically over spaces after ``` with no line break.
+# [\s\x1c-\x1f] is re's \s (str.isspace), which the regex package's \s lacks those four of.
+_FENCE_OPEN = regex.compile(r"[\s\x1c-\x1f]*+```[ \t]*+([A-Za-z0-9_+.-]*+)[ \t]*+\r?\n")
 
 
 def _fixpoint(fn, text: str, limit: int = 8) -> str:
