@@ -105,6 +105,7 @@ def test_a_drop_gate_against_a_reference_at_zero_earns_no_badge(tmp_path):
     assert "✓ max_drop_vs_base" not in html
     assert "max_drop_vs_base (vacuous: base already at 0.000)" in html
     assert "only gates that could not fail" in section(html, "overview")
+    assert "0 of 1 gate failed · 1 could not fail" in html  # the header
     assert tally(run) == "0 of 1 gates passed; 1 could not fail, see summary.md"
     summary = context(run)
     assert [g["why"] for g in summary["vacuous_gates"]] == ["base already at 0.000"]

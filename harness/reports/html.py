@@ -550,6 +550,7 @@ def context(results: dict) -> dict:
         "failures": failures,
         "n_failed_items": len(failed_keys),
         "n_gates": len(all_gates), "n_failed": sum(1 for g in all_gates if not g.get("passed")),
+        "n_vacuous": sum(s["vacuous"] for s in suites),
         "suites": suites,
         "item_rows": item_rows, "facets": facets,
         "training": training_charts(results, colors),
