@@ -8,7 +8,6 @@ scorer whose numbers cannot be trusted.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 import regex
