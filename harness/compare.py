@@ -186,9 +186,18 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                 return out
             diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat,
                                                        clusters=clusters)
-            out.update(diff=diff, ci_low=low, ci_high=high,
-                       method=f"paired BCa bootstrap ({N_BOOT} resamples of "
-                              f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
+            method = (f"paired BCa bootstrap ({N_BOOT} resamples of "
+                      f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
+            if (stat == "mean" and low == high and not _same_outputs(ref, cand, ids)
+                    and all(0.0 <= v <= 1.0 for v in a + b)):
+                # every item changed by the same amount (usually none changed): a bootstrap has
+                # zero width, and 12 items of which none happened to drop passed a true drop of
+                # 0.05 54% of the time; bounded in [0, 1], the data say what n items with no
+                # flip say (Tango); only identical outputs are the reference (A/A)
+                no_flip_low, no_flip_high = tango_paired_ci(0.0, 0.0, len(ids) / deff, LEVEL)
+                low, high = max(-1.0, diff + no_flip_low), min(1.0, diff + no_flip_high)
+                method += "; no item changed differently from the others: Tango's interval for no flips"
+            out.update(diff=diff, ci_low=low, ci_high=high, method=method)
             return out
     return _mover(ref.metrics.get(metric), cand.metrics.get(metric))
 
