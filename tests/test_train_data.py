@@ -109,6 +109,8 @@ def test_format_must_match_between_splits(tmp_path, tokenizer):
     ({"prompt": "p", "completion": 3}, "completion"),
     ({"messages": [{"role": "user", "content": "hi"}]}, "messages[0].role"),
     ({"messages": [{"role": "user"}, {"role": "assistant", "content": "x"}]}, "messages[0]"),
+    # an answer with no prompt before it: the chat template refused the empty history (exit 3)
+    ({"messages": [{"role": "assistant", "content": "x"}]}, "messages"),
 ])
 def test_bad_rows_name_file_line_field(tmp_path, tokenizer, row, field):
     write_split(tmp_path, "train", [row])

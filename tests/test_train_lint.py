@@ -189,3 +189,15 @@ def test_shipped_mixed_adapter_data_is_clean():
     for name in ("sql", "domain"):
         report = lint_data(ROOT / "fixtures" / "data" / "adapters" / name)
         assert not [p for p in report.problems if "formatted differently" in p.message], name
+
+
+def test_chat_row_with_only_the_answer_is_a_lint_error(tmp_path):
+    """An assistant message alone has no prompt to render: the chat template raised
+    ValueError, and lint-data (and train) ended in an internal error."""
+    ok = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+          for i in range(4)]
+    write(tmp_path, "train", [{"messages": [{"role": "assistant", "content": "hi"}]}, *ok])
+    write(tmp_path, "valid", ok[:1])
+    done = run_harness("lint-data", str(tmp_path), "--model", str(FIXTURE_MODEL))
+    assert done.returncode == 1, done.stderr
+    assert f"{tmp_path / 'train.jsonl'}:1: error: [messages]" in done.stdout

@@ -83,6 +83,8 @@ def check_row(row: Any, fmt: str, path: Path, line: int) -> None:
     if messages[-1]["role"] != "assistant":
         raise bad(f"messages[{len(messages) - 1}].role",
                   f"the last message must be the assistant's answer, got {messages[-1]['role']!r}")
+    if len(messages) < 2:  # the chat template cannot render an empty prompt
+        raise bad("messages", "the assistant's answer needs a prompt before it (a user message)")
 
 
 def detect_format(rows_by_split: dict[str, tuple[Path, list]], wanted: str) -> str:
