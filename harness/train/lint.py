@@ -318,8 +318,9 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
         report.add(first.path, "error", "the tokenizer has no EOS token: the model cannot learn to stop")
         return
     for rows in splits.values():
+        main = Counter(x.fmt for x in rows).most_common(1)[0][0] if rows else None  # once, not per row
         for r in rows:
-            if len(fmts) > 1 and r.fmt != Counter(x.fmt for x in rows).most_common(1)[0][0]:
+            if len(fmts) > 1 and r.fmt != main:
                 continue
             try:
                 tmpl = resolve_template(template, r.fmt, tokenizer)
