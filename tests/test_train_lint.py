@@ -223,3 +223,13 @@ def test_token_check_is_linear_when_splits_differ_in_format(tmp_path):
     report = lint_data(tmp_path, tokenizer=CharTokenizer(), template="raw")
     assert time.perf_counter() - start < 3.0
     assert any("train.jsonl not found" in p.message for p in report.problems)
+
+
+@pytest.mark.parametrize("valid", ["", "\n  \n"])
+def test_empty_split_is_a_lint_error(tmp_path, valid):
+    """An empty (or blank) valid.jsonl linted clean, '8 rows: 0 errors', and then train
+    refused it with 'file has no rows': lint must say so first."""
+    write(tmp_path, "train", GOOD)
+    (tmp_path / "valid.jsonl").write_text(valid)
+    report = lint_data(tmp_path)
+    assert [str(p) for p in report.problems] == [f"{tmp_path / 'valid.jsonl'}: error: file has no rows"]

@@ -349,7 +349,10 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
     for name in SPLITS:
         path = root / f"{name}.jsonl"
         if path.is_file():
+            before = report.rows
             splits[name] = _read(path, name, report)
+            if report.rows == before:  # as `harness train` refuses it
+                report.add(path, "error", "file has no rows")
         elif name != "test":
             report.add(path, "error", f"{name}.jsonl not found")
     splits = _check_formats(splits, report)
