@@ -104,3 +104,16 @@ def test_resume_without_checkpoint_is_one_clear_line(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     assert err.strip().splitlines() == [err.strip()] and "no checkpoint to resume from" in err
+
+
+@pytest.mark.parametrize("bad", ['{"step": 41, "train_lo', "[1, 2]", '{"loss": 1.0}'])
+def test_damaged_log_on_resume_is_one_clear_error(tmp_path, bad):
+    """A train_log.jsonl with a cut-off or foreign line (a full disk, a hand edit) made
+    --resume end in an internal error (JSONDecodeError, TypeError, KeyError: 'step')."""
+    from harness.errors import HarnessError
+    from harness.train.log import TrainLog
+
+    (tmp_path / "train_log.jsonl").write_text('{"step": 0, "val_loss": 7.0}\n' + bad + "\n")
+    with pytest.raises(HarnessError) as exc:
+        TrainLog(tmp_path).load_until(5)
+    assert exc.value.line == 2 and exc.value.path.endswith("train_log.jsonl")

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from ..atomic import write_text
+from ..errors import HarnessError
 
 LOG_NAME = "train_log.jsonl"
 
@@ -38,8 +39,17 @@ class TrainLog:
         """Keep the records of an earlier run up to ``step`` (resume)."""
         self.records = []
         if self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                rec = json.loads(line)
+            for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None
+                if not isinstance(rec, dict) or not isinstance(rec.get("step"), int):
+                    raise HarnessError("not a training log record (cut off or edited?)", path=self.path,
+                                       line=number, hint="delete that line (the checkpoint is intact), "
+                                                         "or restart training without --resume")
                 if rec["step"] <= step:
                     self.records.append(rec)
 
