@@ -113,9 +113,11 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
     prefix = _common_prefix(prompts)
     cut = max((i for i, ch in enumerate(prefix) if ch in LAYOUT_MARKS), default=-1)
     prefix = first_line_layout(prefix[:cut + 1] if cut >= 0 else "")
-    while prefix and len(prefix) < min(map(len, prompts)) and all(
-            p[len(prefix)] in " \t" for p in prompts):
-        prefix += prompts[0][len(prefix)]  # keep the spaces after a mark: "Q: "
+    if prefix:  # keep the spaces after a mark: "Q: " (found by index: += per space was quadratic)
+        end, shortest = len(prefix), min(map(len, prompts))
+        while end < shortest and all(p[end] in " \t" for p in prompts):
+            end += 1
+        prefix = prompts[0][:end]
     suffix = _common_prefix([p[::-1] for p in prompts])[::-1]
     cut = min((i for i, ch in enumerate(suffix) if ch in LAYOUT_MARKS), default=-1)
     suffix = suffix[cut:] if cut >= 0 else ""
