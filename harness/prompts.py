@@ -98,10 +98,10 @@ def first_line_layout(prefix: str) -> str:
     cut = max((i for i, ch in enumerate(content) if ch in LAYOUT_MARKS), default=-1)
     if cut == len(content.rstrip()) - 1:  # the line ends in layout ("### Question:"): all of it
         return line
-    head = line[:cut + 1]
-    while len(head) < len(line) and line[len(head)] in " \t":
-        head += line[len(head)]
-    return head
+    end = cut + 1  # and the spaces after the mark, found by index (+= per space was quadratic)
+    while end < len(line) and line[end] in " \t":
+        end += 1
+    return line[:end]
 
 
 def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:

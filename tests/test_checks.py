@@ -10,7 +10,8 @@ import yaml
 from conftest import FIXTURE_MODEL, ROOT, make_random_adapter, run_harness
 
 from harness.checks import adapter_prompt_format, token_accuracy_gaps
-from harness.prompts import format_differences, prompt_format, prompt_formats, prompt_wrapper, rendered_format
+from harness.prompts import (first_line_layout, format_differences, prompt_format, prompt_formats, prompt_wrapper,
+                             rendered_format)
 
 
 def smoke_with_checks(tmp_path, **checks):
@@ -151,6 +152,9 @@ def test_prompt_wrapper_is_linear_in_the_spaces_after_a_mark():
     spaces = " " * 1_000_000
     start = time.perf_counter()
     assert prompt_wrapper([f"Q:{spaces}x{i}" for i in range(4)]) == (f"Q:{spaces}", "")
+    assert time.perf_counter() - start < 1.0
+    start = time.perf_counter()  # each row's own first line, as lint-data groups mixed layouts
+    assert first_line_layout(f"a:{spaces}b") == f"a:{spaces}"  # was 13.7 s
     assert time.perf_counter() - start < 1.0
 
 
