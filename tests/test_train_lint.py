@@ -233,3 +233,15 @@ def test_empty_split_is_a_lint_error(tmp_path, valid):
     (tmp_path / "valid.jsonl").write_text(valid)
     report = lint_data(tmp_path)
     assert [str(p) for p in report.problems] == [f"{tmp_path / 'valid.jsonl'}: error: file has no rows"]
+
+
+def test_prompt_longer_than_max_seq_length_says_the_row_is_skipped(tmp_path):
+    """A prompt alone past max_seq_length leaves no answer token: the trainer skips the row,
+    but lint said it 'truncates it and its end-of-sequence is lost'."""
+    write(tmp_path, "train", [{"prompt": "Q: " + "w" * 50 + "\nA: ", "completion": "x"},
+                              {"prompt": "Q: b\nA: ", "completion": "y" * 50}])
+    write(tmp_path, "valid", [{"prompt": "Q: c\nA: ", "completion": "z"}])
+    report = lint_data(tmp_path, tokenizer=CharTokenizer(), template="raw", max_seq_length=20)
+    skipped, truncated = (p.message for p in report.problems if "max_seq_length" in p.message)
+    assert "prompt alone is 57 tokens" in skipped and "skips the row" in skipped
+    assert "59 tokens" in truncated and "end-of-sequence is lost" in truncated

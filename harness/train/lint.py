@@ -332,7 +332,11 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
             if eos in answer:
                 report.add(r, "error", "the answer contains the EOS token before its end "
                                        "(the model learns to stop early)")
-            if len(ids) > max_seq_length:
+            if prompt_len >= max_seq_length:  # the trainer keeps no target token of it
+                report.add(r, "error", f"the prompt alone is {prompt_len} tokens, longer than "
+                                       f"max_seq_length={max_seq_length}: no answer token is left "
+                                       f"and the trainer skips the row")
+            elif len(ids) > max_seq_length:
                 report.add(r, "error", f"{len(ids)} tokens, longer than max_seq_length={max_seq_length}: "
                                        f"the trainer truncates it and its end-of-sequence is lost")
 
