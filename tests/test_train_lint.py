@@ -245,3 +245,14 @@ def test_prompt_longer_than_max_seq_length_says_the_row_is_skipped(tmp_path):
     skipped, truncated = (p.message for p in report.problems if "max_seq_length" in p.message)
     assert "prompt alone is 57 tokens" in skipped and "skips the row" in skipped
     assert "59 tokens" in truncated and "end-of-sequence is lost" in truncated
+
+
+@pytest.mark.parametrize("answer, says", [("[" * 100_000 + "]" * 100_000, "nested"),
+                                          ("9" * 5_000, "digits"), ('{"a": ' + "9" * 5_000 + "}", "digits")])
+def test_hostile_json_answer_is_a_lint_error(tmp_path, answer, says):
+    """Where answers are JSON, an answer nested 100,000 deep or holding a 5,000-digit number
+    ended lint-data in an internal error (RecursionError, ValueError), exit 3."""
+    write(tmp_path, "train", [*GOOD, row("quince", answer)])
+    write(tmp_path, "valid", GOOD[:1])
+    found = [p for p in lint_data(tmp_path).problems if p.line == len(GOOD) + 1]
+    assert len(found) == 1 and "answer is not valid JSON" in found[0].message and says in found[0].message

@@ -235,10 +235,15 @@ def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: Li
             report.add(r, "error", "empty answer (the model learns to say nothing)")
 
     def parse(text: str) -> tuple[bool, Any]:
+        """(True, value), or (False, why it is not JSON) -- bounded: an answer is data too."""
+        from .. import bounded
+
         try:
-            return True, json.loads(text)
+            return True, bounded.loads(text, what="the answer")
         except json.JSONDecodeError as exc:
-            return False, exc
+            return False, f"{exc.msg} at column {exc.colno}"
+        except (TooMuchWork, RecursionError, ValueError) as exc:  # too deep, too long, 4,300+ digits
+            return False, str(exc).split(";")[0] or "nested too deeply"
 
     parsed = {id(r): parse(r.answer) for r in answered if r.answer.strip()}
     structured = sum(ok and isinstance(v, (dict, list)) for ok, v in parsed.values())
@@ -256,7 +261,7 @@ def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: Li
         ok, value = parsed[id(r)]
         if not ok:
             why = "" if schema is not None else f" ({structured} of {len(parsed)} answers are JSON)"
-            report.add(r, "error", f"answer is not valid JSON: {value.msg} at column {value.colno}{why}")
+            report.add(r, "error", f"answer is not valid JSON: {value}{why}")
         elif validator is not None:
             try:
                 err = jsonschema.exceptions.best_match(validator.iter_errors(value))
