@@ -208,3 +208,33 @@ def test_split_rows_keeps_every_target_once():
     assert split_rows(whole, None, 8) == [whole] and split_rows(whole, 10_000, 8) == [whole]
     assert [p.inputs.shape[0] for p in split_rows(whole, 1, 8)] == [1, 1, 1, 1]  # one row at least
     assert split_rows(whole, 1, 8)[3].inputs.shape == (1, 8)  # re-padded to its own length
+
+
+def test_row_the_chat_template_refuses_names_its_line(tmp_path):
+    """Templates such as Mistral's raise_exception on roles that do not alternate: a
+    [user, user, assistant] row ended train and lint-data in an internal error (TemplateError)."""
+    import shutil
+
+    from mlx_lm.utils import load_tokenizer
+
+    from harness.train.lint import lint_data
+
+    model = tmp_path / "model"
+    shutil.copytree(MODEL, model)
+    (model / "chat_template.jinja").write_text(
+        "{% for m in messages %}{% if (m['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate') }}{% endif %}"
+        "<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+    strict = load_tokenizer(model)
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    bad = {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "r"},
+                        {"role": "assistant", "content": "a"}]}
+    data = tmp_path / "data"
+    write_split(data, "train", [good, bad])
+    write_split(data, "valid", [good])
+    with pytest.raises(HarnessError) as exc:
+        load(data, strict)
+    assert exc.value.line == 2 and "Conversation roles must alternate" in exc.value.message
+    found = [p for p in lint_data(data, tokenizer=strict).problems if p.line == 2]
+    assert len(found) == 1 and "refused" in found[0].message

@@ -122,8 +122,20 @@ def resolve_template(template: str, fmt: str, tokenizer: Any) -> str:
 
 
 def encode_row(tokenizer: Any, row: dict, fmt: str, template: str, system: str | None,
-               mask_prompt: bool) -> tuple[list[int], int]:
-    """(ids, prompt_len): the tokens trained on, and how many leading ones are not targets."""
+               mask_prompt: bool, path: Path | None = None, line: int | None = None) -> tuple[list[int], int]:
+    """(ids, prompt_len): the tokens trained on, and how many leading ones are not targets.
+    A row the model's chat template refuses (``raise_exception``) is a HarnessError at ``path:line``."""
+    from jinja2 import TemplateError
+
+    try:
+        return _encode_row(tokenizer, row, fmt, template, system, mask_prompt)
+    except TemplateError as exc:
+        raise HarnessError(f"the model's chat template refused the row: {exc}", path=path, line=line,
+                           hint="write the roles in the order this model's template accepts") from None
+
+
+def _encode_row(tokenizer: Any, row: dict, fmt: str, template: str, system: str | None,
+                mask_prompt: bool) -> tuple[list[int], int]:
     if fmt == "text":
         ids = list(tokenizer.encode(row["text"]))
         if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
@@ -180,7 +192,7 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
     for name, (path, rows) in raw.items():
         examples, truncated, empty = [], 0, 0
         for line, row in rows:
-            ids, prompt_len = encode_row(tokenizer, row, fmt, template, system, mask_prompt)
+            ids, prompt_len = encode_row(tokenizer, row, fmt, template, system, mask_prompt, path, line)
             if len(ids) > max_seq_length:
                 ids, truncated = ids[:max_seq_length], truncated + 1
             if len(ids) - max(prompt_len, 1) < 1:
