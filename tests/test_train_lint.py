@@ -256,3 +256,13 @@ def test_hostile_json_answer_is_a_lint_error(tmp_path, answer, says):
     write(tmp_path, "valid", GOOD[:1])
     found = [p for p in lint_data(tmp_path).problems if p.line == len(GOOD) + 1]
     assert len(found) == 1 and "answer is not valid JSON" in found[0].message and says in found[0].message
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t "])
+def test_empty_text_document_is_a_lint_error(tmp_path, text):
+    """An empty or blank {"text": ...} row linted clean while an empty answer is an error;
+    train skipped the empty one ('no target tokens') and trained on the blank one."""
+    write(tmp_path, "train", [{"text": text}, *({"text": f"doc {i}"} for i in range(4))])
+    write(tmp_path, "valid", [{"text": "v"}])
+    found = lint_data(tmp_path).problems
+    assert [(p.line, p.level) for p in found] == [(1, "error")] and "empty document" in found[0].message

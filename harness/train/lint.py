@@ -233,6 +233,8 @@ def _check_answers(splits: dict[str, list[Row]], schema: dict | None, report: Li
     for r in answered:
         if not r.answer.strip():
             report.add(r, "error", "empty answer (the model learns to say nothing)")
+    for r in (r for rows in splits.values() for r in rows if r.answer is None and not r.prompt.strip()):
+        report.add(r, "error", "empty document (nothing to learn but whitespace and the end)")
 
     def parse(text: str) -> tuple[bool, Any]:
         """(True, value), or (False, why it is not JSON) -- bounded: an answer is data too."""
