@@ -266,3 +266,17 @@ def test_empty_text_document_is_a_lint_error(tmp_path, text):
     write(tmp_path, "valid", [{"text": "v"}])
     found = lint_data(tmp_path).problems
     assert [(p.line, p.level) for p in found] == [(1, "error")] and "empty document" in found[0].message
+
+
+def test_field_drift_check_is_linear(tmp_path):
+    """Each field train's prompts share was looked up in every valid row: 10 train rows of
+    2,000 / 4,000 / 8,000 / 16,000 fields against as many valid rows took 0.6 / 1.0 / 2.7 / 9.0 s."""
+    import time
+
+    fields = "".join(f"F{j}: v\n" for j in range(12_000))
+    write(tmp_path, "train", [{"prompt": fields + f"Q{i}", "completion": "x"} for i in range(10)])
+    write(tmp_path, "valid", [{"prompt": f"plain {i}", "completion": "x"} for i in range(12_000)])
+    start = time.perf_counter()
+    found = [p for p in lint_data(tmp_path).problems if "` is missing in" in p.message]
+    assert time.perf_counter() - start < 2.0
+    assert len(found) == 12_000 and "`F0:` is missing in 12000 of 12000 rows of valid.jsonl" in found[0].message

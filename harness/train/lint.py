@@ -138,9 +138,9 @@ def _check_formats(splits: dict[str, list[Row]], report: LintReport) -> dict[str
 def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
     """Prompt fields (``Label:`` at a line start) that differ between rows or splits."""
     labels = {name: [set(LABEL.findall(r.prompt)) for r in rows] for name, rows in splits.items()}
-    common = {}
+    common, having = {}, {}
     for name, sets in labels.items():
-        counts = Counter(label for s in sets for label in s)
+        counts = having[name] = Counter(label for s in sets for label in s)
         common[name] = {label for label, n in counts.items() if n >= MAJORITY * len(sets)}
         for row, s in zip(splits[name], sets):
             missing = sorted(common[name] - s)
@@ -152,10 +152,11 @@ def _check_labels(splits: dict[str, list[Row]], report: LintReport) -> None:
             if a == b or not splits[b]:
                 continue
             for label in sorted(common[a]):
-                lacking = [row for row, s in zip(splits[b], labels[b]) if label not in s]
-                if len(lacking) > len(splits[b]) / 2:
-                    report.add(lacking[0], "error",
-                               f"prompt field `{label}:` is missing in {len(lacking)} of {len(splits[b])} rows "
+                lacking = len(splits[b]) - having[b][label]  # counted, not searched per label
+                if lacking > len(splits[b]) / 2:
+                    first = next(row for row, s in zip(splits[b], labels[b]) if label not in s)
+                    report.add(first, "error",
+                               f"prompt field `{label}:` is missing in {lacking} of {len(splits[b])} rows "
                                f"of {b}.jsonl (first here) but {MAJORITY:.0%}+ of {a}.jsonl rows have it: "
                                f"the splits are formatted differently")
 
