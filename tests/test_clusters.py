@@ -124,3 +124,31 @@ def test_clustered_suite_through_harness_score(tmp_path):
     assert "deff=" in (out / "index.html").read_text()
     baseline = summarize_run(results)
     assert baseline["suites"][0]["models"]["ft"]["items"][0]["cluster"] == "t0"
+
+
+def test_a_forgotten_cluster_field_is_warned_about(tmp_path):
+    """Items that share a `table_id` without `cluster:`: the gate's interval is too narrow
+    (docs/ci-gating.md measures 13% false passes at 10 clusters), so the run says so; with
+    `cluster:` set, or with a field that does not group items, it does not."""
+    ids = [f"q{i}" for i in range(12)]
+    sr = suite_result({"base": model_result([item(i, True) for i in ids]),
+                       "ft": model_result([item(i, True, output="v2") for i in ids])})
+    gates = {"exact_match": {"max_drop_vs_base": 0.5}}
+
+    def warnings_for(cases, cluster=None):
+        doc = {"name": "smoke", "prompt": "{{ q }}", "target": "{{ a }}", "scorers": [{"exact_match": {}}],
+               "cases": cases, "gates": gates}
+        if cluster:
+            doc["cluster"] = cluster
+        path = tmp_path / "smoke.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return evaluate_gates(load_suite(path), sr, None)[1]
+
+    grouped = [{"id": i, "q": "?", "a": "4", "table_id": f"t{k // 4}"} for k, i in enumerate(ids)]
+    (hint,) = [w for w in warnings_for(grouped) if "cluster" in w]
+    assert "12 items share 3 values of `table_id`" in hint and "set `cluster: table_id`" in hint
+    assert not [w for w in warnings_for(grouped, cluster="table_id") if "share" in w]
+    unique = [{"id": i, "q": "?", "a": "4", "doc_id": f"d{k}"} for k, i in enumerate(ids)]
+    assert not [w for w in warnings_for(unique) if "share" in w]
+    categories = [{"id": i, "q": "?", "a": "4", "category": f"c{k // 4}"} for k, i in enumerate(ids)]
+    assert not [w for w in warnings_for(categories) if "share" in w]
