@@ -155,6 +155,9 @@ def format_comparison(cmp: dict) -> str:
                     better = d["ci_low"] > 0 if m["higher_is_better"] else d["ci_high"] < 0
                     mark = "  WORSE" if worse else ("  better" if better else "")
                 p = f", McNemar p={d['mcnemar_p']:.3g}" if "mcnemar_p" in d else ""
+                # an interval from the two reported intervals, not from paired items, is far wider
+                # (an A/A compare can read ±310): say so beside it
+                p += " unpaired" if str(d.get("method", "")).startswith("unpaired") else ""
                 lines.append(f"    {metric:<32} {fmt(m['a'].get('value')):>8} -> {fmt(m['b'].get('value')):>8}"
                              f"  Δ {fmt(d.get('diff'), signed=True)} [{fmt(d.get('ci_low'), signed=True)},"
                              f" {fmt(d.get('ci_high'), signed=True)}]{p}{mark}")

@@ -196,3 +196,19 @@ def test_renamed_fixture_adapter_against_committed_baseline(tmp_path):
         return sorted((g["model"], g["metric"], g["kind"]) for g in run["suites"][0]["gates"] if not g["passed"])
     assert failed(strict_run) == sorted(failed(lax_run) + [("sqlv2", "baseline", "baseline_missing")])
     assert "WARNING" not in strict.stdout and "FAILED smoke / sqlv2 / baseline" in strict.stdout
+
+
+def test_the_text_comparison_marks_an_unpaired_interval():
+    """A metric the reference keeps without per-item values is compared from the two reported
+    intervals (MOVER): far wider than a paired one, so the text says "unpaired" beside it."""
+    def metric(method):
+        return {"a": {"value": 7.0}, "b": {"value": 7.0}, "higher_is_better": False,
+                "delta": {"diff": 0.0, "ci_low": -3.1, "ci_high": 3.1, "method": method}}
+    cmp = {"a": "A", "b": "B", "fingerprints": [], "only_in_a": [], "only_in_b": [],
+           "suites": [{"name": "s", "fingerprints": [], "models": {"ft": {
+               "changed_outputs": [], "compared_outputs": 3, "flipped_down": [], "flipped_up": [],
+               "metrics": {"ppl": metric("unpaired, from the reported intervals (MOVER)"),
+                           "nll": metric("paired BCa bootstrap (2000 resamples of items, seed 0)")}}}}]}
+    lines = {ln.split()[0]: ln for ln in format_comparison(cmp).splitlines() if ln.startswith("    ")}
+    assert lines["ppl"].endswith("unpaired") and "unpaired" not in lines["nll"]
+
