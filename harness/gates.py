@@ -443,6 +443,12 @@ def gate_info(suite_result: dict, gate: dict) -> dict | None:
     return (((suite_result.get("models") or {}).get(gate.get("model")) or {}).get("metrics") or {}).get(metric)
 
 
+def could_not_fail(suite_result: dict, gate: dict) -> bool:
+    """A passed gate that vouches for nothing (``vacuous`` on the candidate's metric): the
+    one test the scorecard, summary.md, junit.xml and the console line all use."""
+    return bool(gate.get("passed")) and vacuous(gate, gate_info(suite_result, gate))
+
+
 def tally(results: dict) -> str:
     """One line on what the gates vouch for: how many passed, failed, and could not fail.
 
@@ -452,7 +458,7 @@ def tally(results: dict) -> str:
     if not gates:
         return "no gate applied: nothing to compare with and no floor; measured, not gated"
     failed = sum(1 for _, g in gates if not g.get("passed"))
-    empty = sum(1 for s, g in gates if g.get("passed") and vacuous(g, gate_info(s, g)))
+    empty = sum(1 for s, g in gates if could_not_fail(s, g))
     text = f"{len(gates) - failed - empty} of {len(gates)} gates passed"
     if failed:
         text += f", {failed} failed"

@@ -34,7 +34,7 @@ from markupsafe import Markup
 
 from ..compare import direction, fmt, suite_comparisons
 from . import charts
-from ..gates import vacuous, vacuous_bound, vacuous_reason
+from ..gates import could_not_fail, vacuous_bound, vacuous_reason
 from .items import Cards, gate_items, scorer_flips, verdict
 from .trends import trend_view
 
@@ -256,7 +256,7 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
                 "n": info.get("n"), "kind": info.get("kind", ""),
                 "vs_base": _delta_cell(comp.get("vs_base"), hib),
                 "vs_baseline": _delta_cell(comp.get("vs_baseline"), hib, "baseline"),
-                "gates": [_gate_view(g, info) for g in gates_by.get((m, metric), [])],
+                "gates": [_gate_view(g, suite) for g in gates_by.get((m, metric), [])],
             })
         rows.append({"metric": metric, "higher_is_better": hib, "cells": cells,
                      "headline": "." not in metric or metric in gated})
@@ -317,9 +317,7 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
 
     integrity = [{"model": m, **(models[m].get("integrity") or {})} for m in names if models[m].get("integrity")]
     cached = {m: sum(1 for i in models[m].get("items") or [] if i.get("cached")) for m in names}
-    infos = {metric: next(((models[m].get("metrics") or {}).get(metric) for m in names
-                           if (models[m].get("metrics") or {}).get(metric)), None) for metric in metrics}
-    gates = [_gate_view(g, infos.get(g.get("metric"))) for g in
+    gates = [_gate_view(g, suite) for g in
              sorted(suite.get("gates") or [], key=lambda g: g.get("passed", False))]
     return {
         "name": suite.get("name"), "description": suite.get("description", ""), "path": suite.get("path"),
@@ -343,8 +341,8 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
     }
 
 
-def _gate_view(g: dict, info: dict | None) -> dict:
-    empty = bool(g.get("passed")) and vacuous(g, info)
+def _gate_view(g: dict, suite: dict) -> dict:
+    empty = could_not_fail(suite, g)
     return dict(g, vacuous=empty, vacuous_reason=vacuous_reason(g) if empty else "")
 
 
@@ -363,8 +361,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
                 continue
             info = (models[m].get("metrics") or {}).get(metric) if metric else None
             own = [g for g in suite.get("gates") or [] if g.get("model") == m]
-            real = [g for g in own if not (g.get("passed") and vacuous(g, (models[m].get("metrics") or {})
-                                                                       .get(g.get("metric"))))]
+            real = [g for g in own if not could_not_fail(suite, g)]
             failed = [g for g in own if not g.get("passed")]
             if failed:
                 state, label = "fail", f"✗ {len(failed)} of {len(own)} gates failed"

@@ -248,10 +248,3 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
     scorer = metric.split(".", 1)[0]
     ids = [i for i, it in cand.items() if ((it.get("scores") or {}).get(scorer) or {}).get("passed") is False]
     return [(i, ref_kind, "") for i in ids], ""
-
-
-    if kind == "min":
-        return threshold <= 0
-    if kind == "max":
-        return (info or {}).get("kind") == "proportion" and threshold >= 1
-    return False

@@ -6,7 +6,7 @@ a failure, fail->pass a pass."""
 
 from __future__ import annotations
 
-from ..gates import gate_info, vacuous, vacuous_reason
+from ..gates import could_not_fail, vacuous_reason
 
 
 def context(results: dict) -> dict:
@@ -15,7 +15,7 @@ def context(results: dict) -> dict:
         cases = []
         for g in suite.get("gates") or []:
             reason = g.get("reason", "")
-            if g.get("passed") and vacuous(g, gate_info(suite, g)):  # passed, but no result could have failed it
+            if could_not_fail(suite, g):
                 reason = f"vacuous, could not fail ({vacuous_reason(g)}): {reason}"
             cases.append({"classname": f"{g.get('suite', suite['name'])}.{g.get('model')}",
                           "name": f"{g.get('metric')} {g.get('kind') or 'gate'}",

@@ -4,7 +4,7 @@ for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html).
 from __future__ import annotations
 
 from ..compare import direction, fmt
-from ..gates import gate_info, vacuous, vacuous_reason
+from ..gates import could_not_fail, vacuous_reason
 
 MAX_ROWS = 30
 
@@ -64,8 +64,7 @@ def context(results: dict) -> dict:
                 cells.append(_cell(info, None, (info or {}).get("higher_is_better", True)))
             rows.append({"suite": suite["name"], "metric": gated_metric, "cells": cells})
     gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
-    empty = [g for s in results.get("suites") or [] for g in s.get("gates") or []
-             if g.get("passed") and vacuous(g, gate_info(s, g))]
+    empty = [g for s in results.get("suites") or [] for g in s.get("gates") or [] if could_not_fail(s, g)]
     warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
                                                         for w in s.get("warnings") or []]
     baseline = results.get("baseline") or {}
