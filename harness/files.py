@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def read_input(path: str | Path, what: str = "file") -> bytes:
 
 
 FLOAT_MAX = sys.float_info.max
+# \ud800-\udfff written as an escape; searched for without copying the text (text.lower()
+# copied every results.json read, hundreds of MB for a large run)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _no_constant(name: str) -> float:
@@ -96,7 +100,7 @@ def read_json(path: str | Path, what: str = "file", finite: bool = False) -> dic
         raise HarnessError(f"unreadable JSON: {exc}", path=p) from None
     if not isinstance(data, dict):
         raise HarnessError(f"expected a JSON object in the {what}", path=p)
-    if finite and "\\ud" in text.lower():  # an escaped UTF-16 surrogate, perhaps unpaired
+    if finite and _SURROGATE_ESCAPE.search(text):  # an escaped UTF-16 surrogate, perhaps unpaired
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
