@@ -20,6 +20,25 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def check_chat_suites(tokenizer: Any, suites: list, model: str) -> None:
+    """Before anything generates: a `template: chat` suite on a model without a chat template
+    (a pretrained base such as stories260K) is one error naming the suite file and line, and
+    every other suite that asks for one, instead of a bare "[template]" after the model loaded."""
+    chat = [s for s in suites if getattr(s, "template", None) == "chat"]
+    if not chat or has_chat_template(tokenizer):
+        return
+    from .yamlpos import node_line
+
+    first, rest = chat[0], chat[1:]
+    also = f"; so do {', '.join(str(s.path) for s in rest)}" if rest else ""
+    raise HarnessError(
+        f"the suite asks for the model's chat template, and {model} has none{also}",
+        path=first.path, line=node_line(first.root, ["template"]), field="template",
+        hint="set `template: raw` in the suite for a base model without one, or add a "
+             "chat_template.jinja to the model folder",
+    )
+
+
 def messages_for(prompt: str, system: str | None = None) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": prompt})

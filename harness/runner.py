@@ -33,7 +33,7 @@ from .models import Base, adapter_applied, check_adapter_base, check_adapter_fit
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
-from .prompts import encode_prompt, format_differences
+from .prompts import check_chat_suites, encode_prompt, format_differences
 from .results import ModelInfo, item_record, new_results, suite_entry
 from .scorers import Item, Score, Scorer, make_scorer
 from .suite import Suite, load_suite
@@ -402,6 +402,7 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
         check_adapter(spec.adapter_path, model_config, str(model_path))  # config, rank, finite weights, block count
     log(f"loading {model_path}")
     base = load_base(model_path)
+    check_chat_suites(base.tokenizer, suites, str(model_path))
     base_warnings = []
     for spec in adapters:  # weights and shapes against the loaded base, before anything generates
         base_warnings += check_adapter_base(base, spec.adapter_path, read_adapter_config(spec.adapter_path),

@@ -100,3 +100,20 @@ def test_eval_on_third_party_raw_model(tmp_path):
     items = json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"]
     assert items[0]["scores"]["exact_match"]["passed"] is True
     assert items[0]["finish_reason"] == "stop"
+
+
+def test_chat_suite_on_a_model_without_chat_template_names_the_suite_line(tmp_path):
+    """stories260K has no chat template: `harness eval suites/` said only "[template]: the model's
+    tokenizer has no chat template", with five suites to guess from. Now one line names the first
+    suite's `template:` line and lists the others, before anything generates or is written."""
+    out = tmp_path / "out"
+    proc = run_harness("eval", "suites/", "--model", str(ROOT / "fixtures" / "stories260K"), "--limit", "1",
+                       "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "suites/domain_qa.yaml:17 [template]" in errors[0]
+    for other in ("json_schema.yaml", "latency.yaml", "repetition.yaml", "smoke.yaml"):
+        assert other in errors[0]
+    assert "sql.yaml" not in errors[0] and "template: raw" in errors[0]
+    assert not out.exists()

@@ -465,11 +465,12 @@ def _parity(suites, results, config, adapters, local_model, client, endpoint_out
     from ..generation import generate
     from ..integrity import sample_indices
     from ..models import adapter_applied, load_base
-    from ..prompts import encode_prompt
+    from ..prompts import check_chat_suites, encode_prompt
     from ..suite import GenerationConfig
 
     _log(f"parity: loading {local_model} locally")
     base = load_base(local_model)
+    check_chat_suites(base.tokenizer, suites, str(local_model))
     specs = [("base", None)] + [(s.name, s.adapter_path) for s in adapters]
     for name, path in specs:
         def check() -> None:
