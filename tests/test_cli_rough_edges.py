@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from factories import model_result, results, suite_result
@@ -170,3 +171,48 @@ def test_compare_names_unpaired_models_pairs_by_map_and_fails_on_regression(tmp_
     assert code == 0
     code, _, err = cli(capsys, "compare", a, b, *out, "--map", "nope=adapter-v2")
     assert_bad_input(code, err, "--map", "run A has no model 'nope'")
+
+
+def test_init_for_a_model_without_chat_template_writes_a_raw_suite_that_runs(tmp_path, capsys):
+    """`harness init --model fixtures/stories260K` wrote `template: chat`, so the very next command
+    it printed (`harness eval ...`) failed: stories260K has no chat template."""
+    from harness.suite import load_suite
+
+    proj = tmp_path / "proj"
+    stories = str(ROOT / "fixtures" / "stories260K")
+    code, out, _ = cli(capsys, "init", str(proj), "--model", stories)
+    assert code == 0 and "has no chat template" in out
+    suite = load_suite(proj / "suites" / "starter.yaml")
+    assert suite.template == "raw" and suite.cases[0].prompt == "Q: What is the capital of France?\nA:"
+    assert suite.generation.stop == ["\n"] or list(suite.generation.stop) == ["\n"]
+    code, _, err = cli(capsys, "eval", str(proj / "suites"), "--model", stories, "--limit", "1",
+                       "--out", str(tmp_path / "out"), "--no-cache")
+    assert code == 0, err
+    # the fixture model has a chat template: its starter stays a chat suite
+    code, out, _ = cli(capsys, "init", str(tmp_path / "chat"), "--model", "fixtures/model")
+    assert code == 0 and load_suite(tmp_path / "chat" / "suites" / "starter.yaml").template == "chat"
+
+
+@pytest.mark.parametrize("model", ["models/my: model #1", "$(touch PWNED) 'x'", 'a"b\\c', "models/ünï"])
+def test_init_keeps_an_odd_model_name_a_name_in_yaml_and_in_the_workflow_shell(tmp_path, capsys, model):
+    """The model was pasted into YAML and into the workflow's shell line as is: `a: b #1` broke
+    the training config, and `$(...)` would have run in the user's CI."""
+    import shlex
+
+    from harness.train import load_config
+
+    proj = tmp_path / "proj"
+    code, _, err = cli(capsys, "init", str(proj), "--model", model)
+    assert code == 0, err
+    raw = yaml.safe_load((proj / "train" / "config.yaml").read_text(encoding="utf-8"))
+    assert raw["model"] == model
+    flow = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text(encoding="utf-8"))
+    gate = next(s["run"] for s in flow["jobs"]["gate"]["steps"] if "harness eval" in str(s.get("run", "")))
+    words = shlex.split(gate.split(" --adapter")[0])
+    assert words[:5] == ["harness", "eval", "suites/", "--model", model]
+
+
+def test_init_refuses_a_model_name_with_a_line_break(tmp_path, capsys):
+    code, _, err = cli(capsys, "init", str(tmp_path / "p"), "--model", "a\nb")
+    assert_bad_input(code, err, "--model", "control character")
+    assert not (tmp_path / "p").exists()

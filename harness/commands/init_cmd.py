@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 from pathlib import Path
 
 # file written -> template in harness/templates/init/
@@ -11,6 +13,34 @@ FILES = {
     "train/config.yaml": "train.yaml",
     ".github/workflows/harness.yml": "workflow.yml",
 }
+
+
+# The starter suite's prompt lines for a chat model, and what replaces them for a base model
+# without a chat template (`template: chat` would fail on it before anything generates).
+CHAT_LINES = ('''prompt: "{{ question }}"            # Jinja over one case
+target: "{{ answer }}"
+template: chat                      # chat: the tokenizer's chat template; raw: the prompt as is
+generation: {max_tokens: 64, temperature: 0.0}
+''')
+RAW_LINES = ('''prompt: "Q: {{ question }}\\nA:"      # Jinja over one case; raw text a base model continues
+target: "{{ answer }}"
+template: raw                       # the model has no chat template (chat: the tokenizer's chat template)
+generation: {max_tokens: 64, temperature: 0.0, stop: ["\\n"]}
+''')
+
+
+def model_has_chat_template(model: str) -> bool | None:
+    """Whether a local model folder has a chat template (None: not a local folder, e.g. a hub id)."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return None
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bool(config.get("chat_template")) if isinstance(config, dict) else None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,13 +69,30 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"{existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1 else ""),
                            path=root / existing[0], hint="pass --force to overwrite, or pick another folder")
     model = str(args.model)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in model):
+        raise HarnessError("the model name holds a control character", field="--model",
+                           hint="pass the model folder or hub id as plain text")
+    chat = model_has_chat_template(model)
+    # The model goes into YAML (quoted as a JSON string, which YAML reads) and into a shell
+    # line of the workflow (shell-quoted): `--model 'a: b'` or `--model '$(x)'` stay a name.
+    values = {"{{MODEL}}": json.dumps(model, ensure_ascii=False), "{{MODEL_SHELL}}": shlex.quote(model)}
     templates = resources.files("harness").joinpath("templates/init")
     for rel, name in FILES.items():
-        text = templates.joinpath(name).read_text(encoding="utf-8").replace("{{MODEL}}", model)
+        text = templates.joinpath(name).read_text(encoding="utf-8")
+        if name == "suite.yaml" and chat is False:
+            if CHAT_LINES not in text:
+                raise RuntimeError("templates/init/suite.yaml no longer holds init_cmd.CHAT_LINES")
+            text = text.replace(CHAT_LINES, RAW_LINES)
+        for key, value in values.items():
+            text = text.replace(key, value)
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text(target, text)
         print(f"wrote {printable(target)}")
-    print(f"next: harness eval {printable(root / 'suites')} --model {model}    "
-          f"(train: harness train {printable(root / 'train' / 'config.yaml')})")
+    if chat is False:
+        print(f"{printable(model)} has no chat template: the starter suite uses `template: raw` "
+              "(Q:/A: prompts a base model can continue)")
+    print(f"next: harness eval {printable(shlex.quote(str(root / 'suites')))} --model "
+          f"{printable(shlex.quote(model))}    "
+          f"(train: harness train {printable(shlex.quote(str(root / 'train' / 'config.yaml')))})")
     return 0
