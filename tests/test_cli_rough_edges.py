@@ -92,10 +92,13 @@ def test_init_writes_a_suite_a_config_and_a_workflow_that_load(tmp_path, capsys)
     suite = load_suite(proj / "suites" / "starter.yaml")
     assert [c.id for c in suite.cases] == ["capital-fr", "add-small", "week-days"]
     cfg = load_config(proj / "train" / "config.yaml")
-    assert cfg.model == "fixtures/model" and cfg.lr_schedule["warmup"] < cfg.steps
+    # a local folder given relative to here is written relative to the project, where the files run
+    assert (proj / cfg.model).resolve() == (ROOT / "fixtures" / "model").resolve() and not Path(cfg.model).is_absolute()
+    assert cfg.lr_schedule["warmup"] < cfg.steps
     flow = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text())
     steps = " ".join(str(s.get("run", "")) for s in flow["jobs"]["gate"]["steps"])
-    assert "harness eval suites/ --model fixtures/model" in steps
+    assert f"harness eval suites/ --model {cfg.model}" in steps
+    assert f"cd {proj} && harness eval suites/ --model {cfg.model}" in out
     code, _, err = cli(capsys, "init", str(proj))  # nothing is overwritten by accident
     assert_bad_input(code, err, "exists", "--force")
     assert cli(capsys, "init", str(proj), "--force")[0] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -73,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("the model name holds a control character", field="--model",
                            hint="pass the model folder or hub id as plain text")
     chat = model_has_chat_template(model)
+    local = Path(model).expanduser()
+    if chat is not None and not local.is_absolute():
+        # The files are used from the project folder (the workflow runs there; the training
+        # config's paths are relative to where `harness train` runs), so a local model folder
+        # given relative to here is written relative to the project folder.
+        model = os.path.relpath(local.resolve(), root.resolve())
     # The model goes into YAML (quoted as a JSON string, which YAML reads) and into a shell
     # line of the workflow (shell-quoted): `--model 'a: b'` or `--model '$(x)'` stay a name.
     values = {"{{MODEL}}": json.dumps(model, ensure_ascii=False), "{{MODEL_SHELL}}": shlex.quote(model)}
@@ -92,7 +99,6 @@ def run(args: argparse.Namespace) -> int:
     if chat is False:
         print(f"{printable(model)} has no chat template: the starter suite uses `template: raw` "
               "(Q:/A: prompts a base model can continue)")
-    print(f"next: harness eval {printable(shlex.quote(str(root / 'suites')))} --model "
-          f"{printable(shlex.quote(model))}    "
-          f"(train: harness train {printable(shlex.quote(str(root / 'train' / 'config.yaml')))})")
+    print(f"next: cd {printable(shlex.quote(str(root)))} && harness eval suites/ --model "
+          f"{printable(shlex.quote(model))}    (train: harness train train/config.yaml)")
     return 0
