@@ -22,4 +22,4 @@ class Case:
     target: str | None
     source_line: int | None = None
     source: Path | None = None  # the JSONL data file, or the suite file for inline cases
-    cluster: str | None = None  # the record's value of the suite's `cluster:` field
+    cluster: str | None = None  # its cluster label: the suite's `cluster:` field, or that template rendered

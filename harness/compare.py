@@ -158,8 +158,7 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
         if ids:
             a = [a_map[i] for i in ids]
             b = [b_map[i] for i in ids]
-            labels = ref.clusters or cand.clusters
-            clusters = [labels.get(i, f"item:{i}") for i in ids] if labels else None
+            clusters = _cluster_labels(ref, cand, ids)
             fn = statistic_fn(stat)
             binary = (stat == "mean" and (is_binary(ref, metric) or is_binary(cand, metric))
                       and all(x in (0.0, 1.0) for x in a) and all(y in (0.0, 1.0) for y in b))
@@ -228,14 +227,21 @@ def _pooled_series(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
         return None
     a = [weights_a[i] * a_map[i] / mean_w for i in ids]
     b = [weights_a[i] * b_map[i] / mean_w for i in ids]
-    labels = ref.clusters or cand.clusters
-    clusters = [labels.get(i, f"item:{i}") for i in ids] if labels else None
+    clusters = _cluster_labels(ref, cand, ids)
     diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat="mean",
                                                clusters=clusters)
     return {"diff": diff, "ci_low": low, "ci_high": high, "ref_value": sum(a) / len(a),
             "cand_value": sum(b) / len(b), "n": len(ids), "statistic": "pooled", "series": metric,
             "method": f"paired BCa bootstrap ({N_BOOT} resamples of {'clusters' if clusters else 'items'}, "
                       f"seed {SEED}) of token-weighted item values (pooled over tokens)"}
+
+
+def _cluster_labels(ref: ModelView, cand: ModelView, ids: list[str]) -> list[str] | None:
+    """Each paired item's cluster, None when neither side is clustered. The candidate's labels
+    come first: it is the run of the suite as it stands now (a baseline approved before the
+    suite declared `cluster:`, or declared it otherwise, still gets today's clusters)."""
+    labels = cand.clusters or ref.clusters
+    return [labels.get(i, f"item:{i}") for i in ids] if labels else None
 
 
 def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:

@@ -42,6 +42,7 @@ metric), ``gates: false`` (none in the suite).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import TYPE_CHECKING, Any
@@ -231,8 +232,10 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
             gates += cat_gates
             for text in cat_warnings:
                 warn(text)
-    if gates and not getattr(suite, "cluster", None):
-        hint = cluster_hint(getattr(suite, "cases", None) or [])
+    if gates:
+        cases = getattr(suite, "cases", None) or []
+        hint = (idle_cluster(cases, suite.cluster) if getattr(suite, "cluster", None)
+                else cluster_hint(cases))
         if hint:
             warn(hint)
     return gates, warnings
@@ -246,24 +249,54 @@ _GROUP_FIELD = re.compile(r"(?:^|_)(?:id|table|doc|document|source|context|passa
                           r"conversation|thread|repo|repository)$", re.IGNORECASE)
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+
 def cluster_hint(cases: list) -> str | None:
-    """A warning when items share values of a field such as ``table_id`` and the suite has no
-    ``cluster:``; None when no field looks like a grouping (about two items per value or more)."""
+    """A warning when items share values of a field such as ``table_id`` (or ``meta.table_id``,
+    one mapping down) and the suite has no ``cluster:``; None when no field looks like a
+    grouping (about two items per value or more). Field names only: a group written inside a
+    text field is the author's to declare (``cluster: "{{ text.split('\\n')[0] }}"``)."""
     n = len(cases)
     if n < 4:
         return None
-    values: dict[str, list[str]] = {}
+    values: dict[tuple[str, ...], list[str]] = {}
     for case in cases:
         for key, value in (getattr(case, "record", None) or {}).items():
-            if key not in ("id", "category") and isinstance(value, (str, int)) and not isinstance(value, bool):
-                values.setdefault(str(key), []).append(str(value))
-    for key, found in values.items():
-        groups = len(set(found))
+            if key in ("id", "category"):
+                continue
+            if _scalar(value):
+                values.setdefault((str(key),), []).append(str(value))
+            elif isinstance(value, dict):
+                for inner, leaf in value.items():
+                    if _scalar(leaf):
+                        values.setdefault((str(key), str(inner)), []).append(str(leaf))
+    for path, found in values.items():
+        key, groups = path[-1], len(set(found))
         if len(found) == n and _GROUP_FIELD.search(key) and 2 <= groups <= n // 2:
-            return (f"{n} items share {groups} values of `{key}`: items about one {key} are not "
+            inner = path[1] if len(path) > 1 else ""
+            line = (f"cluster: {key}" if len(path) == 1 else "cluster: \"{{ " + path[0]
+                    + (f".{inner}" if inner.isidentifier() else f"[{json.dumps(inner)}]") + ' }}"')
+            return (f"{n} items share {groups} values of `{'.'.join(path)}`: items about one {key} are not "
                     f"independent evidence, and the intervals then read too narrow; if so, set "
-                    f"`cluster: {key}` (docs/ci-gating.md, Clustered items)")
+                    f"`{line}` (docs/ci-gating.md, Clustered items)")
     return None
+
+
+def idle_cluster(cases: list, spec: str) -> str | None:
+    """A warning when a declared ``cluster:`` cannot cluster: every item in one cluster (the
+    intervals cannot count clusters: a template that renders the same text for every record)
+    or each item its own (it changes nothing: a template that renders the whole record)."""
+    n = len(cases)
+    groups = len({getattr(case, "cluster", None) for case in cases})
+    if n < 4 or 1 < groups < n:
+        return None
+    what = (f"puts all {n} items in one cluster: intervals need two or more clusters to count them"
+            if groups == 1 else f"gives each of the {n} items a cluster of its own: it changes no interval")
+    shown = json.dumps(spec, ensure_ascii=False) if "{{" in spec else spec  # a template's \\n stays one line
+    return (f"`cluster: {shown}` {what}; if the items do share groups (a table, a document), make "
+            f"`cluster:` give each record its group (docs/ci-gating.md, Clustered items)")
 
 
 def category_slice(suite_result: dict | None, category: str) -> dict | None:

@@ -53,7 +53,7 @@ class Suite:
     integrity_max_tokens: int = 16
     raw: dict = field(default_factory=dict)
     root: yaml.Node | None = field(default=None, repr=False, compare=False)  # for line numbers
-    cluster: str | None = None  # record field naming each item's cluster (`cluster:`)
+    cluster: str | None = None  # `cluster:`: a record field, or a template over the record ({{ ... }})
 
     @property
     def dir(self) -> Path:
@@ -106,6 +106,32 @@ def render(template: str, record: dict, *, where: HarnessError) -> str:
         raise HarnessError(f"template failed: {type(exc).__name__}: {exc}", path=where.path,
                            line=where.line, field=where.field,
                            hint="check that the record has the shape the template expects") from None
+
+
+def is_template(value: str) -> bool:
+    """A ``cluster:`` value with ``{{`` is a Jinja template over the record; else a field name."""
+    return "{{" in value
+
+
+def cluster_of(spec: str, record: dict, path: Path, line: int | None) -> str:
+    """The cluster label of one record: the field ``spec`` names, or ``spec`` rendered as a
+    template over the record (the group is often inside a text field: ``{{ text.split('\\n')[0] }}``)."""
+    if is_template(spec):
+        value = render(spec, record, where=HarnessError("", path=path, line=line, field="cluster"))
+        if not value.strip():
+            raise HarnessError("the `cluster:` template renders an empty label for this record",
+                               path=path, line=line, field="cluster",
+                               hint="make the template give every record its group (a table id, a document), "
+                                    "e.g. \"{{ text.split('\\n')[0] }}\"")
+        return value.strip()
+    value = record.get(spec)
+    if value is None or isinstance(value, (dict, list)):
+        raise HarnessError(f"record has no usable cluster field {spec!r} "
+                           f"({'missing' if value is None else type(value).__name__})",
+                           path=path, line=line, field=spec,
+                           hint="every record needs a string or number in the field `cluster:` names "
+                                "(or write `cluster:` as a template over the record: \"{{ meta.table }}\")")
+    return str(value)
 
 
 def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
@@ -249,6 +275,12 @@ def load_suite(path: str | Path) -> Suite:
         data_bytes = json.dumps(data["cases"], sort_keys=True).encode()
         where_path = path
 
+    if is_template(data.get("cluster") or ""):  # a syntax error is the suite's, not a record's
+        try:
+            _compiled(data["cluster"])
+        except TemplateError as exc:
+            raise HarnessError(f"template error: {exc}", path=path, line=node_line(root, ["cluster"]),
+                               field="cluster", hint="fix the Jinja syntax of `cluster:` (or give a field name)") from None
     cases: list[Case] = []
     seen: dict[str, int] = {}
     from .bounded import RENDER_WALL_S, TooMuchWork, time_limit
@@ -270,21 +302,13 @@ def load_suite(path: str | Path) -> Suite:
                     target = render(data["target"], record,
                                     where=HarnessError("", path=where_path, line=line_no, field="target"))
                 category = record.get("category")
-                cluster = None
-                if data.get("cluster"):
-                    value = record.get(data["cluster"])
-                    if value is None or isinstance(value, (dict, list)):
-                        raise HarnessError(f"record has no usable cluster field {data['cluster']!r} "
-                                           f"({'missing' if value is None else type(value).__name__})",
-                                           path=where_path, line=line_no, field=data["cluster"],
-                                           hint="every record needs a string or number in the field `cluster:` names")
-                    cluster = str(value)
+                cluster = cluster_of(data["cluster"], record, where_path, line_no) if data.get("cluster") else None
                 cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
                                   record=record, prompt=prompt, target=target, source_line=line_no,
                                   source=where_path, cluster=cluster))
     except TooMuchWork as exc:
         raise HarnessError(str(exc), path=path, field="prompt",
-                           hint="simplify the prompt and target templates") from None
+                           hint="simplify the prompt, target and cluster templates") from None
 
     scorers: list[ScorerSpec] = []
     for i, entry in enumerate(data["scorers"]):
@@ -306,8 +330,10 @@ def load_suite(path: str | Path) -> Suite:
                            path=path, line=node_line(root, ["generation", "samples"]), field="generation.samples",
                            hint="set generation.temperature above 0, or drop samples")
     integrity = data.get("integrity") or {}
-    # Gates and prose are policy, not content: changing a margin must not invalidate a baseline.
-    content = {k: v for k, v in data.items() if k not in ("gates", "description")}
+    # Gates, prose and `cluster:` are policy, not content: they change how evidence is weighed,
+    # not what a model is asked or how an answer scores, so changing a margin or declaring
+    # clusters must not invalidate a baseline (the intervals are computed at compare time).
+    content = {k: v for k, v in data.items() if k not in ("gates", "description", "cluster")}
     suite_bytes = json.dumps(content, sort_keys=True, default=str).encode()
     suite = Suite(
         name=data["name"],

@@ -152,3 +152,78 @@ def test_a_forgotten_cluster_field_is_warned_about(tmp_path):
     assert not [w for w in warnings_for(unique) if "share" in w]
     categories = [{"id": i, "q": "?", "a": "4", "category": f"c{k // 4}"} for k, i in enumerate(ids)]
     assert not [w for w in warnings_for(categories) if "share" in w]
+
+
+def _jsonl_suite(tmp_path, records, cluster):
+    """A suite over a JSONL file (so errors name a data line), `cluster:` on YAML line 4."""
+    import json
+
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    path = tmp_path / "tables.yaml"
+    path.write_text("name: tables\ndata: data.jsonl\nprompt: '{{ text }}'\ncluster: " + json.dumps(cluster)
+                    + "\nscorers:\n  - exact_match: {}\n", encoding="utf-8")
+    return path
+
+
+def test_cluster_template_reads_the_group_from_a_text_field_or_a_nested_one(tmp_path):
+    records = [{"text": f"table: t{i // 3}\nQ: question {i}?", "meta": {"doc": f"d{i % 2}"}} for i in range(6)]
+    suite = load_suite(_jsonl_suite(tmp_path, records, "{{ text.split('\\n')[0] }}"))
+    assert [c.cluster for c in suite.cases] == ["table: t0"] * 3 + ["table: t1"] * 3
+    suite = load_suite(_jsonl_suite(tmp_path, records, "{{ meta.doc }}"))
+    assert [c.cluster for c in suite.cases] == ["d0", "d1"] * 3
+    # no `{{`: a field name, as before (a record without it is named)
+    with pytest.raises(HarnessError, match="no usable cluster field 'meta.doc'"):
+        load_suite(_jsonl_suite(tmp_path, records, "meta.doc"))
+    # the label does not enter the suite's content hash: declaring clusters keeps a baseline
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert suite.fingerprint == load_suite(_jsonl_suite(plain, records, "{{ text }}")).fingerprint
+
+
+@pytest.mark.parametrize("records, cluster, line, message", [
+    ([{"text": "a", "meta": {"doc": "d"}}, {"text": "b"}], "{{ meta.doc }}", 2, "'meta' is undefined"),
+    ([{"text": "a", "meta": {"doc": "d"}}, {"text": "b", "meta": {"doc": " "}}], "{{ meta.doc }}", 2,
+     "renders an empty label"),
+    ([{"text": "a"}], "{{ text.split('\\n')[3] }}", 1, "no element 3"),
+])
+def test_a_cluster_template_that_fails_or_renders_nothing_names_file_line_and_field(
+        tmp_path, records, cluster, line, message):
+    with pytest.raises(HarnessError) as err:
+        load_suite(_jsonl_suite(tmp_path, records, cluster))
+    e = err.value
+    assert (e.path, e.line, e.field) == (str((tmp_path / "data.jsonl").resolve()), line, "cluster")
+    assert message in str(e) and e.hint and f"data.jsonl:{line} [cluster]" in str(e)
+
+
+def test_a_cluster_template_with_bad_syntax_names_the_suite_line(tmp_path):
+    path = _jsonl_suite(tmp_path, [{"text": "a"}], "{{ text.split( }}")
+    with pytest.raises(HarnessError) as err:
+        load_suite(path)
+    assert (err.value.path, err.value.line, err.value.field) == (str(path), 4, "cluster")
+
+
+def test_a_declared_cluster_that_cannot_cluster_is_warned_about(tmp_path):
+    ids = [f"q{i}" for i in range(8)]
+    sr = suite_result({"base": model_result([item(i, True) for i in ids]),
+                       "ft": model_result([item(i, True, output="v2") for i in ids])})
+
+    def warnings_for(records, cluster):
+        doc = {"name": "smoke", "prompt": "{{ q }}", "target": "4", "scorers": [{"exact_match": {}}],
+               "cases": [dict(r, id=i, q="?") for i, r in zip(ids, records)],
+               "gates": {"exact_match": {"max_drop_vs_base": 0.5}}}
+        if cluster:
+            doc["cluster"] = cluster
+        path = tmp_path / "smoke.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        return [w for w in evaluate_gates(load_suite(path), sr, None)[1] if "cluster" in w]
+
+    texts = [{"text": f"table: t{k // 4}\nQ{k}"} for k in range(8)]
+    assert warnings_for(texts, "{{ text.split('\\n')[0] }}") == []
+    (one,) = warnings_for(texts, "{{ text[:6] }}")
+    assert "all 8 items in one cluster" in one and '"{{ text[:6] }}"' in one
+    (own,) = warnings_for(texts, "{{ text }}")
+    assert "each of the 8 items a cluster of its own" in own
+    # a grouping field one mapping down is found too, and the line to add is a template
+    nested = [{"meta": {"table_id": f"t{k // 4}"}} for k in range(8)]
+    (hint,) = warnings_for(nested, None)
+    assert "share 2 values of `meta.table_id`" in hint and "`cluster: \"{{ meta.table_id }}\"`" in hint
