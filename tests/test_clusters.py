@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -200,6 +202,61 @@ def test_a_cluster_template_with_bad_syntax_names_the_suite_line(tmp_path):
     with pytest.raises(HarnessError) as err:
         load_suite(path)
     assert (err.value.path, err.value.line, err.value.field) == (str(path), 4, "cluster")
+
+
+SQL = Path(__file__).resolve().parents[1] / "suites" / "sql.yaml"
+
+
+def test_the_shipped_sql_suite_counts_its_25_tables():
+    """The WikiSQL sample's 100 questions are about 25 tables; the suite must say so (drop
+    its `cluster:` and this fails), or its intervals read as if it had 100 tables."""
+    raw = yaml.safe_load(SQL.read_text(encoding="utf-8"))
+    assert "{{" in raw.get("cluster", ""), "suites/sql.yaml must declare `cluster:` by table"
+    suite = load_suite(SQL)
+    assert len(suite.cases) == 100
+    assert all(c.cluster == c.record["text"].split("\n")[0] and c.cluster.startswith("table: ")
+               for c in suite.cases)
+    assert len({c.cluster for c in suite.cases}) == 25
+
+
+def test_the_shipped_sql_margins_catch_a_lost_skill_and_pass_an_equal_adapter(tmp_path):
+    """At the pass rate issue 8 asks of the sql adapter (0.22 here), on the suite's real 25
+    tables passing or failing whole (the largest design effect they allow, about 5), against
+    an approved baseline whose items were clustered otherwise: the run's clusters (the suite
+    as it stands) count, an adapter that lost its SQL fails, one that passes as many tables (one swapped
+    for another) passes, a re-run of the approved one passes, and the power warning is quiet."""
+    from factories import results
+
+    from harness.baseline import summarize_run
+
+    suite = load_suite(SQL)
+    ids, labels = [c.id for c in suite.cases], [c.cluster for c in suite.cases]
+    tables = list(dict.fromkeys(labels))
+    passing = tables[:6]  # the first six tables: 26 questions
+    swapped = tables[1:6] + tables[6:7]
+
+    def model(good, tag):
+        items = [item(i, c in good, output=("ok " if c in good else "no ") + tag, scorer="sql_execution")
+                 for i, c in zip(ids, labels)]
+        for it, c in zip(items, labels):
+            it["cluster"] = c
+        return model_result(items)
+
+    approved = summarize_run(results([suite_result({"base": model([], "b"), "sql": model(passing, "v1")},
+                                                   name="sql")]))
+    reference = approved["suites"][0]
+    for entry in reference["models"].values():
+        for it in entry["items"]:
+            it["cluster"] = it["id"]  # approved under another `cluster:` (or none, each item alone)
+    verdicts = {}
+    for name, good, tag in (("lost", [], "v2"), ("equal", swapped, "v2"), ("same", passing, "v1")):
+        sr = suite_result({"base": model([], "b"), "sql": model(good, tag)}, name="sql")
+        gates, warnings = evaluate_gates(suite, sr, reference)
+        (gate,) = [g for g in gates if g["metric"] == "sql_execution" and g["kind"] == "max_drop_vs_baseline"]
+        assert gate["details"]["clusters"] == 25 and gate["details"]["design_effect"] > 4
+        assert not [w for w in warnings if "paired items" in w], warnings
+        verdicts[name] = gate["passed"]
+    assert verdicts == {"lost": False, "equal": True, "same": True}
 
 
 def test_a_declared_cluster_that_cannot_cluster_is_warned_about(tmp_path):
