@@ -25,7 +25,6 @@ Python::
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -34,14 +33,13 @@ import itertools
 import numbers
 import os
 import reprlib
-import signal
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from . import integrity
+from .bounded import time_limit
 from .errors import HarnessError
 
 Generator = Callable[[list[int], int], Sequence[int]]
@@ -155,11 +153,18 @@ def check_generator(generator: Generator, model: str | Any, prompts: Sequence[st
     ``prompts`` are texts (encoded with ``template``/``system`` as ``harness eval`` does)
     or token-id lists; ``adapter`` puts an adapter on the base for the check; ``name`` is how
     errors call the generator. What it raises or returns that is not token ids is a
-    ``HarnessError`` naming the prompt; so is a call running past ``timeout`` seconds (main
-    thread, POSIX; ``hard_timeout`` ends the process if the loop swallows the interruption).
+    ``HarnessError`` naming the prompt; so is a call running past ``timeout`` seconds
+    (``None`` or 0: no limit; ``bounded.time_limit``: SIGALRM on the main thread, a trace
+    function on any other, where a loop blocked in one long call is stopped when it returns;
+    ``hard_timeout`` ends the process 5 s later if the loop swallows the interruption).
     """
     from .models import Base, adapter_applied, check_ids_fit, load_base
     from .prompts import encode_prompt
+
+    if timeout is not None and not (timeout >= 0):  # NaN and negatives: no silent "no limit"
+        raise HarnessError(f"timeout must be a number of seconds (0: no limit), not {timeout!r}",
+                           field="timeout")
+    timeout = timeout or None
 
     base = model if isinstance(model, Base) else load_base(str(model))
     ids = [list(p) if not isinstance(p, str) else encode_prompt(base.tokenizer, p, template, system)
@@ -222,36 +227,6 @@ class _TimedOut(BaseException):  # not an Exception: a loop's `except Exception`
     pass
 
 
-@contextlib.contextmanager
-def _deadline(seconds: float | None, last_words: str | None) -> Iterator[None]:
-    """Raise _TimedOut in the running loop after ``seconds``, and again every second while it
-    swallows that; after 5 more, end the process with ``last_words`` (exit 2) when given
-    (the command's own process), so no loop can hang the run. Main thread, POSIX only; 11
-    days or more (beyond what setitimer takes everywhere) is no limit."""
-    if not (seconds and 0 < seconds < 1e6) or threading.current_thread() is not threading.main_thread() \
-            or not hasattr(signal, "setitimer"):
-        yield
-        return
-    fired = 0
-
-    def alarm(signum: int, frame: Any) -> None:
-        nonlocal fired
-        fired += 1
-        if fired > 5 and last_words is not None:
-            sys.stderr.write(last_words + "\n")
-            sys.stderr.flush()
-            os._exit(2)
-        raise _TimedOut
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, name: str,
           timeout: float | None = None, hard_timeout: bool = False) -> list[int]:
     """The user's loop on one prompt. What it raises (SystemExit included: an uncaught one ends
@@ -263,7 +238,11 @@ def _call(generator: Generator, index: int, prompt: list[int], max_tokens: int, 
                         hint="a loop that never stops? raise --timeout if it is only slow") if timeout else None
     try:
         sys.stdout = sys.stderr = _LoopOutput(sys.stderr)
-        with _deadline(timeout, f"harness: error: {late.one_line()}" if late and hard_timeout else None):
+        # re-raised every second (a loop's `except` meets it again), not an Exception (`except
+        # Exception` lets it through), and in the command's own process the end of the line
+        # 5 s later for a loop that swallows it all
+        with time_limit(timeout, f"the generator on prompt {index}", error=_TimedOut, repeat=1.0,
+                        last_words=f"harness: error: {late.one_line()}" if late and hard_timeout else None):
             return _token_ids(generator(list(prompt), max_tokens), max_tokens)
     except _TimedOut:
         raise late from None
