@@ -26,7 +26,8 @@ def documented() -> dict[str, tuple[str, bool]]:
 
 def emitted() -> dict[str, tuple[str, bool]]:
     out = {"sql_exact": ("proportion", True), "sql_logical_form": ("proportion", True),
-           "sql_execution": ("proportion", True), "sql_execution.executed": ("mean", True)}
+           "sql_execution": ("proportion", True), "sql_execution.executed": ("mean", True),
+           **{f"sql_logical_form.{part}": ("mean", True) for part in ("agg", "select", "where")}}
     for name in REGISTRY:
         if name.startswith("sql_"):
             continue

@@ -128,6 +128,29 @@ def test_logical_form_details_say_what_differs():
 
 
 
+@pytest.mark.parametrize("output, parts", [
+    (GOLD2, {"agg": 1.0, "select": 1.0, "where": 1.0}),
+    ("SELECT MAX Player FROM 1-10015132-11 WHERE Position = 'Guard' AND No. > 20", {"agg": 0.0, "select": 1.0, "where": 1.0}),
+    ("SELECT COUNT Position FROM 1-10015132-11 WHERE No. > 20 AND Position = 'guard'", {"agg": 1.0, "select": 0.0, "where": 1.0}),
+    ("SELECT COUNT Player FROM 1-10015132-11 WHERE Position = 'Guard'", {"agg": 1.0, "select": 1.0, "where": 0.0}),
+    ("SELECT COUNT Player FROM 1-10015132-11 WHERE Position = 'Guard' AND No. < 20", {"agg": 1.0, "select": 1.0, "where": 0.0}),
+    ("SELECT Nope FROM 1-10015132-11", {"agg": 0.0, "select": 0.0, "where": 0.0}),  # does not parse
+])
+def test_logical_form_breaks_down_into_sqlnets_agg_select_where(output, parts):
+    """SQLNet's Acc_agg / Acc_sel / Acc_where per item: which part of the query is wrong."""
+    s = run("sql_logical_form", output, GOLD2)
+    assert s.metrics == parts
+    assert (s.value == 1.0) == all(parts.values())
+
+
+def test_logical_form_breakdown_follows_the_options():
+    swapped = "SELECT COUNT Player FROM 1-10015132-11 WHERE No. > 20 AND Position = 'Guard'"
+    assert run("sql_logical_form", swapped, GOLD2, options={"ordered": True}).metrics["where"] == 0.0
+    as_float = GOLD2.replace("> 20", "> '20.0'")
+    assert run("sql_logical_form", as_float, GOLD2).metrics["where"] == 0.0
+    assert run("sql_logical_form", as_float, GOLD2, options={"numbers_by_value": True}).metrics["where"] == 1.0
+
+
 def test_logical_form_compares_values_as_strings_like_wikisql_numbers_only_as_an_option():
     # WikiSQL's lib/query.py compares str(value).lower(): '20.0' is not 20, '20' is.
     as_float = GOLD2.replace("> 20", "> '20.0'")

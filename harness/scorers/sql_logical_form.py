@@ -34,6 +34,13 @@ Deliberate differences from the official code, all forced by scoring *text*:
    matter (``No. = 3`` equals ``No. = '3'``: both are the string ``3``, as
    ``str(3) == '3'`` officially).
 
+Per-item breakdown (metrics ``sql_logical_form.agg``, ``.select``, ``.where``): the three
+parts SQLNet (Xu et al., 2017, ``check_acc``) reports as Acc_agg, Acc_sel and Acc_where,
+compared as above: the aggregate, the select column, and the condition set (every
+condition's column, operator and value; in order with ``ordered: true``). They say *which
+part* of the query an adapter got wrong or lost. A prediction that does not parse scores 0
+on all three (SQLNet's structured predictions always have the three parts).
+
 Unlike execution accuracy, it does not credit a different query that happens to return
 the same rows on the test table, and unlike exact match, it does not care about layout.
 """
@@ -71,12 +78,21 @@ class SqlLogicalForm(Scorer):
         try:
             pred = wikisql.parse(strip_sql(item.output), table)
         except wikisql.ParseError as exc:
-            return Score(0.0, False, f"prediction does not parse: {exc}")
-        differences = _differences(gold, pred, table, self.options.get("numbers_by_value", False),
-                                   self.options.get("ordered", False))
+            return Score(0.0, False, f"prediction does not parse: {exc}",
+                         metrics={"agg": 0.0, "select": 0.0, "where": 0.0})
+        by_value, ordered = self.options.get("numbers_by_value", False), self.options.get("ordered", False)
+        differences = _differences(gold, pred, table, by_value, ordered)
+        parts = {"agg": float(gold.agg == pred.agg), "select": float(gold.column == pred.column),
+                 "where": float(_conditions(gold, by_value, ordered) == _conditions(pred, by_value, ordered))}
         if not differences:
-            return Score(1.0, True, "same aggregate, column and conditions as the gold query")
-        return Score(0.0, False, "; ".join(differences))
+            return Score(1.0, True, "same aggregate, column and conditions as the gold query", metrics=parts)
+        return Score(0.0, False, "; ".join(differences), metrics=parts)
+
+
+def _conditions(query: wikisql.Query, numbers_by_value: bool, ordered: bool) -> list | frozenset:
+    """A query's conditions as WikiSQL compares them: a set, or a list with ``ordered``."""
+    keys = [c.key(numbers_by_value) for c in query.conditions]
+    return keys if ordered else frozenset(keys)
 
 
 def _differences(gold: wikisql.Query, pred: wikisql.Query, table: wikisql.Table,
