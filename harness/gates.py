@@ -234,7 +234,7 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                 warn(text)
     if gates:
         cases = getattr(suite, "cases", None) or []
-        hint = (idle_cluster(cases, suite.cluster) if getattr(suite, "cluster", None)
+        hint = (getattr(suite, "cluster_warning", None) if getattr(suite, "cluster", None)
                 else cluster_hint(cases))
         if hint:
             warn(hint)

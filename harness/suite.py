@@ -23,7 +23,7 @@ from jinja2 import StrictUndefined, TemplateError
 
 from .case import Case
 from .errors import HarnessError
-from .gates import validate_policy
+from .gates import idle_cluster, validate_policy
 from .generation import GenerationConfig
 from .scorers import validate_scorer_options
 from .yamlpos import node_line, validate_with_lines
@@ -54,6 +54,9 @@ class Suite:
     raw: dict = field(default_factory=dict)
     root: yaml.Node | None = field(default=None, repr=False, compare=False)  # for line numbers
     cluster: str | None = None  # `cluster:`: a record field, or a template over the record ({{ ... }})
+    # why that `cluster:` clusters nothing (one cluster, or one per item), decided on the whole
+    # suite at load time so that a subset (--limit, --only-failing) does not raise it
+    cluster_warning: str | None = None
 
     @property
     def dir(self) -> Path:
@@ -352,6 +355,7 @@ def load_suite(path: str | Path) -> Suite:
         raw=data,
         root=root,
         cluster=data.get("cluster"),
+        cluster_warning=idle_cluster(cases, data["cluster"]) if data.get("cluster") else None,
     )
     validate_policy(suite)  # gates name metrics of this suite's scorers and its case ids
     return suite
