@@ -208,6 +208,8 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                 if wanted and delta is None:
                     warn(f"{ref_label} has no {metric}; gates against it not checked")
                     continue
+                if wanted and delta.get("approximate"):
+                    warn(f"{metric} vs {ref_kind}: {delta['approximate']}")
                 for kind in wanted:
                     gate(kind, *_delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib))
                     if kind != f"min_gain_{suffix}" and is_binary(ref_view, metric) and (ref_kind, metric) not in powered:
@@ -360,7 +362,7 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
             f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
     details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",
                                          "mcnemar_p", "flipped_down", "flipped_up", "statistic",
-                                         "clusters", "design_effect", "n_eff")
+                                         "clusters", "design_effect", "n_eff", "approximate")
                if k in delta}
     if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high)):  # None: NaN once stored
         return False, f"{head}: no interval could be computed", details
@@ -384,6 +386,8 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
                     f"{'below' if passed else 'above'} +{fmt(margin)}")
         details.update(margin=margin)
     reason = f"{head}; {rule}"
+    if delta.get("approximate"):
+        reason += f"; approximate: {delta['approximate']}"
     if "flipped_down" in delta:
         down, up = delta["flipped_down"], delta["flipped_up"]
         reason += f"; {len(down)} flipped pass→fail"

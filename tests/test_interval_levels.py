@@ -12,7 +12,8 @@ import numpy as np
 
 from harness import calibration as cal
 from harness.gates import evaluate_gates
-from harness.stats import paired_bootstrap_diff_ci
+from harness.metrics import metric
+from harness.stats import paired_bootstrap_diff_ci, quantile_bound_items
 
 MARGIN = 0.05
 
@@ -142,3 +143,26 @@ def test_a_candidate_that_flips_nothing_shows_a_margin_only_with_enough_clusters
     assert not gate["passed"]
     assert gate["details"]["n_eff"] == 10 and "each of the 10 clusters counts as one item" in gate["details"]["method"]
     assert cal.gate_passes(*_unclustered_no_flip_models(80), "exact_match")
+
+
+def test_a_p95_on_too_few_items_for_order_statistics_is_marked_approximate():
+    # 24 items cannot bound a p95 without assumptions (the sample maximum is above the p95
+    # only with probability 1 - 0.95^24 = 0.71); 72 can. Below that the gate still decides on
+    # the bootstrap, and its reason, details and the run's warnings say it is approximate.
+    assert [quantile_bound_items(q) for q in (0.5, 0.9, 0.95)] == [6, 36, 72]
+    rng = np.random.default_rng(5)
+    for n, approximate in ((24, True), (72, False)):
+        ref = rng.lognormal(0.0, 0.5, n)
+        models = {}
+        for name, values in (("base", ref), ("cand", ref * 1.05)):
+            models[name] = {"fingerprint": None, "metrics": {"latency.ttft_s.p95": metric(
+                float(np.quantile(values, 0.95)), None, None, n, "quantile")},
+                "items": [{"id": f"i{k}", "category": None, "output": f"o{k}", "ttft_s": float(v), "scores": {}}
+                          for k, v in enumerate(values)]}
+        gates, warnings = evaluate_gates(cal._suite({"latency.ttft_s.p95": {
+            "rel_tolerance_vs_base": 0.25, "higher_is_better": False}}), {"name": "l", "models": models,
+                                                                         "scorers": {}}, None)
+        (gate,) = gates
+        assert gate["details"]["statistic"] == "p95"
+        assert ("approximate" in gate["reason"]) is approximate, gate["reason"]
+        assert any("order statistics bound a p95 only from 72 items" in w for w in warnings) is approximate

@@ -69,6 +69,8 @@ def _delta_cell(delta: dict | None, hib: bool, ref_name: str = "") -> dict | Non
         extra.append(f"p={delta['mcnemar_p']:.2g}")
     if delta.get("design_effect") is not None:  # clustered suite
         extra.append(f"deff={delta['design_effect']:.2f} (n_eff={delta.get('n_eff', 0):.0f})")
+    if delta.get("approximate"):  # a quantile on too few items for a distribution-free bound
+        extra.append("approximate")
     ref = f"{ref_name} {fmt(delta.get('ref_value'))}" if ref_name and delta.get("ref_value") is not None else ""
     return {"text": fmt(delta["diff"], signed=True), "ci": ci, "cls": direction(delta, hib),
             "extra": " ".join(extra), "method": delta.get("method", ""), "ref": ref}
