@@ -254,10 +254,11 @@ def _cluster_labels(ref: ModelView, cand: ModelView, ids: list[str]) -> list[str
 
 def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:
     """Design effect of the paired mean difference. When no item differs, the differences
-    cannot show how changes cluster, so every cluster counts as one item (n / clusters):
+    cannot show how changes cluster, so every cluster counts as one item (n / clusters), or
+    fewer when the two sides' own values cluster more than that (clusters of unequal size):
     the assumption that cannot pass a clustered regression unseen. (The reference's own
-    values stood in before; they need not cluster as the changes do: at 10 clusters of 8,
-    intra-cluster correlation 0.3 in the drops, a no-flip run then counted about 80 items
+    values alone stood in before; they need not cluster as the changes do: at 10 clusters of
+    8, intra-cluster correlation 0.3 in the drops, a no-flip run then counted about 80 items
     and the gate passed 8.8% of candidates whose true drop was the margin, 0% now;
     docs/ci-gating.md.)"""
     if clusters is None:
@@ -265,7 +266,8 @@ def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -
     diffs = [y - x for x, y in zip(a, b)]
     if any(diffs):
         return design_effect(diffs, clusters)
-    return max(1.0, len(clusters) / len(set(clusters)))
+    own = [design_effect(values, clusters) for values in (a, b) if len(set(values)) > 1]
+    return max([1.0, len(clusters) / len(set(clusters))] + own)
 
 
 def _approximate_quantile(stat: str, units: int) -> str | None:
