@@ -253,8 +253,8 @@ def _cluster_labels(ref: ModelView, cand: ModelView, ids: list[str]) -> list[str
 
 
 def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:
-    """Design effect of the paired mean difference. When no item differs, the differences
-    cannot show how changes cluster, so every cluster counts as one item (n / clusters), or
+    """Design effect of the paired mean difference. When no item differs (or every item
+    differs by the same amount), the differences cannot show how changes cluster, so every cluster counts as one item (n / clusters), or
     fewer when the two sides' own values cluster more than that (clusters of unequal size):
     the assumption that cannot pass a clustered regression unseen. (The reference's own
     values alone stood in before; they need not cluster as the changes do: at 10 clusters of
@@ -264,7 +264,7 @@ def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -
     if clusters is None:
         return 1.0
     diffs = [y - x for x, y in zip(a, b)]
-    if any(diffs):
+    if max(diffs) - min(diffs) > 1e-9 * max(1.0, max(abs(d) for d in diffs)):  # not all equal but for rounding
         return design_effect(diffs, clusters)
     own = [design_effect(values, clusters) for values in (a, b) if len(set(values)) > 1]
     return max([1.0, len(clusters) / len(set(clusters))] + own)

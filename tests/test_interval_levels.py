@@ -145,6 +145,23 @@ def test_a_candidate_that_flips_nothing_shows_a_margin_only_with_enough_clusters
     assert cal.gate_passes(*_unclustered_no_flip_models(80), "exact_match")
 
 
+def test_a_mean_shifted_equally_on_every_item_counts_clusters_too():
+    # Every item of a bounded mean moved by the same amount: the differences do not vary, so
+    # they cannot show how changes cluster either; 10 clusters count as 10 items, as with no
+    # change (before: design effect 1, 80 items, a no-flip interval of -0.046 around -0.002:
+    # passed).
+    values = np.random.default_rng(3).uniform(0.2, 0.9, 80)
+    ob, oc = cal._outputs(80, np.ones(80, dtype=bool))
+    models = [cal._mean_model(values, ob), cal._mean_model(values - 0.002, oc)]
+    for model in models:
+        for k, item in enumerate(model["items"]):
+            item["cluster"] = f"t{k // 8}"
+    suite_result = {"name": "c", "models": dict(zip(("base", "cand"), models)), "scorers": {}}
+    gates, _ = evaluate_gates(cal._suite({"partial": {"max_drop_vs_base": MARGIN}}), suite_result, None)
+    (gate,) = gates
+    assert gate["details"]["n_eff"] <= 10 and not gate["passed"], gate["reason"]
+
+
 def test_a_p95_on_too_few_items_for_order_statistics_is_marked_approximate():
     # 24 items cannot bound a p95 without assumptions (the sample maximum is above the p95
     # only with probability 1 - 0.95^24 = 0.71); 72 can. Below that the gate still decides on
