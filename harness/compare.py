@@ -200,7 +200,8 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                 low, high = max(-1.0, diff + no_flip_low), min(1.0, diff + no_flip_high)
                 method += "; no item changed differently from the others: Tango's interval for no flips"
             if stat != "mean":
-                note = _approximate_quantile(stat, len(set(clusters)) if clusters is not None else len(ids))
+                note = (_approximate_quantile(stat, len(set(clusters)), "clusters") if clusters is not None
+                        else _approximate_quantile(stat, len(ids)))
                 if note:
                     out["approximate"] = note
                     method += "; approximate: " + note
@@ -254,9 +255,10 @@ def _cluster_labels(ref: ModelView, cand: ModelView, ids: list[str]) -> list[str
 
 def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:
     """Design effect of the paired mean difference. When no item differs (or every item
-    differs by the same amount), the differences cannot show how changes cluster, so every cluster counts as one item (n / clusters), or
-    fewer when the two sides' own values cluster more than that (clusters of unequal size):
-    the assumption that cannot pass a clustered regression unseen. (The reference's own
+    differs by the same amount), the differences cannot show how changes cluster, so every
+    cluster counts as one item (n / clusters), or fewer when the two sides' own values
+    cluster more than that (clusters of unequal size): the assumption that cannot pass a
+    clustered regression unseen. (The reference's own
     values alone stood in before; they need not cluster as the changes do: at 10 clusters of
     8, intra-cluster correlation 0.3 in the drops, a no-flip run then counted about 80 items
     and the gate passed 8.8% of candidates whose true drop was the margin, 0% now;
@@ -270,18 +272,21 @@ def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -
     return max([1.0, len(clusters) / len(set(clusters))] + own)
 
 
-def _approximate_quantile(stat: str, units: int) -> str | None:
+def _approximate_quantile(stat: str, units: int, unit: str = "items") -> str | None:
     """What to say when ``units`` items (or clusters) are too few for any distribution-free
     bound on the quantile ``stat``; None when they suffice. The bootstrap interval is then
-    the only one there is, and at small n it is too narrow on the upper side: a p95 of 24
-    items (the latency suite's size) missed the true difference 7.5% / 5.7% of the time
-    instead of 2.5% (docs/ci-gating.md)."""
-    need = quantile_bound_items(0.5 if stat == "median" else float(stat[1:]) / 100.0, LEVEL)
+    the only one there is, and at small n it is too narrow: the upper bound of a p95
+    difference on 24 items (the latency suite's size) missed 6-7% of the time instead of
+    2.5% (docs/ci-gating.md)."""
+    q = 0.5 if stat == "median" else float(stat[1:]) / 100.0
+    if not 0.0 < q < 1.0:  # p0 / p100: the minimum or maximum, no quantile bound to speak of
+        return None
+    need = quantile_bound_items(q, LEVEL)
     if units >= need:
         return None
-    return (f"{stat} of {units} items: order statistics bound a {stat} only from {need} items, so this "
-            f"bootstrap interval is approximate and reads too narrow (a p95 of 24 items missed on the "
-            f"deciding side 6-7% of the time, not 2.5%); gate the median, or run {need}+ items")
+    return (f"{stat} of {units} {unit}: order statistics bound a {stat} only from {need}, so this bootstrap "
+            f"interval is approximate and may read too narrow (a p95 difference on 24 items missed on the "
+            f"deciding side 6-7% of the time, not 2.5%); gate the median, or run {need}+ {unit}")
 
 
 def _same_outputs(ref: ModelView, cand: ModelView, ids: list[str]) -> bool:
