@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, suite_comparisons)
 from .errors import HarnessError
-from .stats import power_warning
+from .stats import expected_discordance, power_warning, smallest_margin
 from .yamlpos import node_line
 
 if TYPE_CHECKING:  # typing only: suites import gates, never the reverse
@@ -211,7 +211,10 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                 if wanted and delta.get("approximate"):
                     warn(f"{metric} vs {ref_kind}: {delta['approximate']}")
                 for kind in wanted:
-                    gate(kind, *_delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib))
+                    passed, reason, details = _delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib)
+                    if not passed and kind != f"min_gain_{suffix}" and is_binary(ref_view, metric):
+                        reason += _too_few_items(delta, _margin(kind, float(opts[kind]), delta, hib))
+                    gate(kind, passed, reason, details)
                     if kind != f"min_gain_{suffix}" and is_binary(ref_view, metric) and (ref_kind, metric) not in powered:
                         powered.add((ref_kind, metric))
                         margin = _margin(kind, float(opts[kind]), delta, hib)
@@ -349,6 +352,18 @@ def _margin(kind: str, value: float, delta: dict, hib: bool) -> float:
     if kind.startswith("rel_tolerance"):
         return value * abs(delta["ref_value"])
     return value
+
+
+def _too_few_items(delta: dict, margin: float) -> str:
+    """For a failed drop gate that its items could not have passed: the clause that says so,
+    so the FAILED line names the cause (too few items) and not only the bound."""
+    n_eff = int(delta.get("n_eff") or delta["n"])
+    if margin <= 0 or power_warning(n_eff, margin, delta["ref_value"]) is None:
+        return ""
+    shows = smallest_margin(n_eff, expected_discordance(delta["ref_value"]))
+    items = f"{n_eff} effective items" if n_eff < delta["n"] else f"{n_eff} items"
+    return (f"; {items} can only show a margin of about {shows:.3f}, so an equally good model "
+            f"would likely fail this gate too: add items, or widen the margin (see the warnings)")
 
 
 def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, value: float,

@@ -60,6 +60,25 @@ def test_planted_regression_fails_with_numbers(tmp_path):
     assert any("paired items" in w for w in warnings)  # 30 items cannot show a 0.05 margin
 
 
+def test_a_gate_its_items_cannot_pass_says_so_in_its_reason(tmp_path):
+    """3 items and a 0.05 margin: an adapter that changed outputs but no verdict failed with only
+    "the lower bound is below -0.050" (harness init's starter suite, the first run a user makes);
+    the cause, too few items, was in a warning elsewhere. A gate with enough items says nothing."""
+    ids = ["a", "b", "c"]
+    sr = suite_result({"base": model_result({i: False for i in ids}),
+                       "ft": model_result({i: False for i in ids}, fingerprint="sha256:ft", output="other")})
+    result, _ = evaluate_gates(make_suite(tmp_path, ids), sr, None)
+    (gate,) = failed(result)
+    assert gate["reason"].endswith("3 items can only show a margin of about 0.362, so an equally good model "
+                                   "would likely fail this gate too: add items, or widen the margin (see the warnings)")
+    big = [f"q{i:03d}" for i in range(400)]
+    base = {i: True for i in big}
+    ft = dict(base, **{i: False for i in big[:80]})  # a real regression on a suite that can show 0.05
+    sr = suite_result({"base": model_result(base), "ft": model_result(ft)})
+    (gate,) = failed(evaluate_gates(make_suite(tmp_path, big), sr, None)[0])
+    assert "can only show" not in gate["reason"]
+
+
 def test_improvement_only_passes_and_superiority_gate(tmp_path):
     base = verdicts({"q01", "q02", "q03", "q04", "q05", "q06", "q07", "q08"})
     ft = verdicts()
