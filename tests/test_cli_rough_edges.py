@@ -196,7 +196,8 @@ def test_init_for_a_model_without_chat_template_writes_a_raw_suite_that_runs(tmp
     assert code == 0 and load_suite(tmp_path / "chat" / "suites" / "starter.yaml").template == "chat"
 
 
-@pytest.mark.parametrize("model", ["models/my: model #1", "$(touch PWNED) 'x'", 'a"b\\c', "models/ünï"])
+@pytest.mark.parametrize("model", ["models/my: model #1", "$(touch PWNED) 'x'", 'a"b\\c', "models/ünï",
+                                   "x{{MODEL_SHELL}}"])
 def test_init_keeps_an_odd_model_name_a_name_in_yaml_and_in_the_workflow_shell(tmp_path, capsys, model):
     """The model was pasted into YAML and into the workflow's shell line as is: `a: b #1` broke
     the training config, and `$(...)` would have run in the user's CI."""
@@ -215,7 +216,27 @@ def test_init_keeps_an_odd_model_name_a_name_in_yaml_and_in_the_workflow_shell(t
     assert words[:5] == ["harness", "eval", "suites/", "--model", model]
 
 
-def test_init_refuses_a_model_name_with_a_line_break(tmp_path, capsys):
-    code, _, err = cli(capsys, "init", str(tmp_path / "p"), "--model", "a\nb")
+@pytest.mark.parametrize("model", ["a\nb", "a\u2028b", "a\x85b", "a\udcffb"])
+def test_init_refuses_a_model_name_with_a_line_break(tmp_path, capsys, model):
+    """U+2028 and NEL are line breaks to YAML: they split the workflow's shell line (the file
+    no longer parsed); an undecodable byte in argv (\\udcff) could not be written at all (exit 3
+    after the suite was written)."""
+    code, _, err = cli(capsys, "init", str(tmp_path / "p"), "--model", model)
     assert_bad_input(code, err, "--model", "control character")
     assert not (tmp_path / "p").exists()
+
+
+def test_init_with_a_local_folder_that_has_no_tokenizer_config(tmp_path, capsys, monkeypatch):
+    """A local model folder without tokenizer_config.json (tokenizer.json alone) has no chat
+    template, and it is a local folder all the same: it got a chat starter (whose next command
+    fails) and its relative path was written as given, relative to the wrong folder."""
+    from harness.suite import load_suite
+    from harness.train import load_config
+
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    (tmp_path / "models" / "base" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "init", "proj", "--model", "models/base")
+    assert code == 0, err
+    assert load_suite(tmp_path / "proj" / "suites" / "starter.yaml").template == "raw"
+    assert load_config(tmp_path / "proj" / "train" / "config.yaml").model == "../models/base"

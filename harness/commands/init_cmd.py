@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
+import unicodedata
 from pathlib import Path
 
 # file written -> template in harness/templates/init/
@@ -31,17 +33,25 @@ generation: {max_tokens: 64, temperature: 0.0, stop: ["\\n"]}
 
 
 def model_has_chat_template(model: str) -> bool | None:
-    """Whether a local model folder has a chat template (None: not a local folder, e.g. a hub id)."""
+    """Whether a local model folder has a chat template (None: not a local folder, e.g. a hub
+    id, or its tokenizer_config.json does not read)."""
     folder = Path(model).expanduser()
     if not folder.is_dir():
         return None
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
         return True
+    if not (folder / "tokenizer_config.json").is_file():
+        return False  # nowhere else for a chat template to be (tokenizer.json alone has none)
     try:
         config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return bool(config.get("chat_template")) if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        return None
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: only a "default" one is used (prompts.has_chat_template)
+        return any(isinstance(t, dict) and t.get("name") == "default" and t.get("template") for t in template)
+    return bool(template)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,12 +80,14 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"{existing[0]} exists" + (f" (+{len(existing) - 1} more)" if len(existing) > 1 else ""),
                            path=root / existing[0], hint="pass --force to overwrite, or pick another folder")
     model = str(args.model)
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in model):
+    # control characters, and what YAML reads as a line break (NEL, U+2028/9: they split the
+    # workflow's shell line) or cannot write (an undecodable byte in argv, a lone surrogate)
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs") for ch in model):
         raise HarnessError("the model name holds a control character", field="--model",
                            hint="pass the model folder or hub id as plain text")
     chat = model_has_chat_template(model)
     local = Path(model).expanduser()
-    if chat is not None and not local.is_absolute():
+    if local.is_dir() and not local.is_absolute():
         # The files are used from the project folder (the workflow runs there; the training
         # config's paths are relative to where `harness train` runs), so a local model folder
         # given relative to here is written relative to the project folder.
@@ -90,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
             if CHAT_LINES not in text:
                 raise RuntimeError("templates/init/suite.yaml no longer holds init_cmd.CHAT_LINES")
             text = text.replace(CHAT_LINES, RAW_LINES)
-        for key, value in values.items():
-            text = text.replace(key, value)
+        # one pass: a model name holding "{{MODEL_SHELL}}" is not substituted again
+        text = re.sub("|".join(map(re.escape, values)), lambda m: values[m.group(0)], text)
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text(target, text)
