@@ -17,7 +17,13 @@ FORMATS = ("chat", "raw")
 
 
 def has_chat_template(tokenizer: Any) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
+    """Whether ``apply_chat_template`` has a template to use. Several named ones (the list
+    form of tokenizer_config's ``chat_template``, a dict once loaded) count only with one
+    named ``default``: without it transformers raises ValueError on every prompt."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):
+        return bool(template.get("default"))
+    return bool(template)
 
 
 def check_chat_suites(tokenizer: Any, suites: list, model: str) -> None:
@@ -31,8 +37,11 @@ def check_chat_suites(tokenizer: Any, suites: list, model: str) -> None:
 
     first, rest = chat[0], chat[1:]
     also = f"; so do {', '.join(str(s.path) for s in rest)}" if rest else ""
+    named = getattr(tokenizer, "chat_template", None)
+    none = (f"none named 'default' (only {', '.join(map(repr, named))})" if isinstance(named, dict) and named
+            else "none")
     raise HarnessError(
-        f"the suite asks for the model's chat template, and {model} has none{also}",
+        f"the suite asks for the model's chat template, and {model} has {none}{also}",
         path=first.path, line=node_line(first.root, ["template"]), field="template",
         hint="set `template: raw` in the suite for a base model without one, or add a "
              "chat_template.jinja to the model folder",

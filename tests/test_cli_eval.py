@@ -117,3 +117,30 @@ def test_chat_suite_on_a_model_without_chat_template_names_the_suite_line(tmp_pa
         assert other in errors[0]
     assert "sql.yaml" not in errors[0] and "template: raw" in errors[0]
     assert not out.exists()
+
+
+def test_named_chat_templates_without_a_default_are_no_chat_template(tmp_path):
+    """tokenizer_config's list form of chat templates ([{"name": ..., "template": ...}]): with
+    one named "default" a chat suite runs; with none (only "tool_use"), transformers raised
+    ValueError on the first prompt, an internal error (exit 3) after the model loaded. It is
+    the chat-template preflight's bad input now, and `harness init` writes a raw starter."""
+    template = (ROOT / "fixtures" / "model" / "chat_template.jinja").read_text()
+    for name in ("default", "tool_use"):
+        model = tmp_path / name
+        model.mkdir()
+        for f in ("config.json", "model.safetensors", "tokenizer.json"):
+            (model / f).symlink_to(ROOT / "fixtures" / "model" / f)
+        config = json.loads((ROOT / "fixtures" / "model" / "tokenizer_config.json").read_text())
+        config["chat_template"] = [{"name": name, "template": template}]
+        (model / "tokenizer_config.json").write_text(json.dumps(config))
+        proc = run_harness("eval", "suites/smoke.yaml", "--model", str(model), "--limit", "1", "--no-cache",
+                           "--out", str(tmp_path / f"out-{name}"))
+        if name == "default":
+            assert proc.returncode == 0, proc.stderr
+        else:
+            assert proc.returncode == 2, proc.stderr
+            assert "suites/smoke.yaml" in proc.stderr and "none named 'default' (only 'tool_use')" in proc.stderr
+        proc = run_harness("init", str(tmp_path / f"proj-{name}"), "--model", str(model))
+        assert proc.returncode == 0, proc.stderr
+        starter = (tmp_path / f"proj-{name}" / "suites" / "starter.yaml").read_text()
+        assert ("template: chat" if name == "default" else "template: raw") in starter
