@@ -281,8 +281,10 @@ def cluster_hint(cases: list) -> str | None:
         key, groups = path[-1], len(set(found))
         if len(found) == n and _GROUP_FIELD.search(key) and 2 <= groups <= n // 2:
             inner = path[1] if len(path) > 1 else ""
-            line = (f"cluster: {key}" if len(path) == 1 else "cluster: \"{{ " + path[0]
-                    + (f".{inner}" if inner.isidentifier() else f"[{json.dumps(inner)}]") + ' }}"')
+            # YAML the author can paste: a name as is, anything else (a template) JSON-quoted
+            spec = key if len(path) == 1 else ("{{ " + path[0] + (
+                f".{inner}" if inner.isidentifier() else f"[{json.dumps(inner)}]") + " }}")
+            line = "cluster: " + (spec if spec.isidentifier() else json.dumps(spec, ensure_ascii=False))
             return (f"{n} items share {groups} values of `{'.'.join(path)}`: items about one {key} are not "
                     f"independent evidence, and the intervals then read too narrow; if so, set "
                     f"`{line}` (docs/ci-gating.md, Clustered items)")

@@ -308,3 +308,32 @@ def test_a_declared_cluster_that_cannot_cluster_is_warned_about(tmp_path):
     nested = [{"meta": {"table_id": f"t{k // 4}"}} for k in range(8)]
     (hint,) = warnings_for(nested, None)
     assert "share 2 values of `meta.table_id`" in hint and "`cluster: \"{{ meta.table_id }}\"`" in hint
+
+
+@pytest.mark.parametrize("record", [{"meta": {"x-y_doc": "d"}}, {"meta": {"1_id": "d"}}, {"a: b_id": "d"}])
+def test_the_cluster_line_a_hint_suggests_is_yaml_that_clusters(tmp_path, record):
+    """The hint's `cluster:` line for a key that is not a Python name (`x-y_doc`, one mapping
+    down) was `cluster: "{{ meta["x-y_doc"] }}"`: the inner quotes end the YAML string."""
+    import json
+    import re
+
+    from harness.gates import cluster_hint
+
+    def records():
+        for k in range(12):
+            (key, value), = record.items()
+            yield {key: {inner: f"{v}{k // 4}" for inner, v in value.items()} if isinstance(value, dict)
+                   else f"{value}{k // 4}"}
+
+    class Case:
+        def __init__(self, rec):
+            self.record = rec
+
+    hint = cluster_hint([Case(r) for r in records()])
+    line = re.search(r"set `(cluster: .*)` \(docs", hint).group(1)
+    cluster = yaml.safe_load(line)["cluster"]
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(dict(r, q="?")) + "\n" for r in records()))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "data": "data.jsonl", "prompt": "{{ q }}", "cluster": cluster,
+                                    "scorers": [{"exact_match": {}}]}))
+    assert [c.cluster for c in load_suite(path).cases] == [f"d{k // 4}" for k in range(12)]
