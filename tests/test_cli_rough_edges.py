@@ -240,3 +240,16 @@ def test_init_with_a_local_folder_that_has_no_tokenizer_config(tmp_path, capsys,
     assert code == 0, err
     assert load_suite(tmp_path / "proj" / "suites" / "starter.yaml").template == "raw"
     assert load_config(tmp_path / "proj" / "train" / "config.yaml").model == "../models/base"
+
+
+def test_init_into_a_path_under_a_file_or_over_a_folder_writes_nothing(tmp_path, capsys):
+    """`harness init FILE/sub` was an internal error (NotADirectoryError, exit 3); with --force
+    over a project whose train/config.yaml is a folder, suites/starter.yaml was written first."""
+    (tmp_path / "afile").write_text("x")
+    code, _, err = cli(capsys, "init", str(tmp_path / "afile" / "sub"), "--model", "m")
+    assert_bad_input(code, err, "cannot make this folder")
+    proj = tmp_path / "proj"
+    (proj / "train" / "config.yaml").mkdir(parents=True)
+    code, _, err = cli(capsys, "init", str(proj), "--model", "m", "--force")
+    assert_bad_input(code, err, "config.yaml", "not a file")
+    assert not (proj / "suites").exists()

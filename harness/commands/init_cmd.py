@@ -95,6 +95,17 @@ def run(args: argparse.Namespace) -> int:
     # The model goes into YAML (quoted as a JSON string, which YAML reads) and into a shell
     # line of the workflow (shell-quoted): `--model 'a: b'` or `--model '$(x)'` stay a name.
     values = {"{{MODEL}}": json.dumps(model, ensure_ascii=False), "{{MODEL_SHELL}}": shlex.quote(model)}
+    # every folder made, and every target a file we may replace, before anything is written
+    for rel in FILES:
+        if (root / rel).exists() and not (root / rel).is_file():
+            raise HarnessError("exists and is not a file", path=root / rel, hint="move it away, or pick another folder")
+    for rel in FILES:
+        target = root / rel
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HarnessError(f"cannot make this folder: {exc.strerror or exc}", path=target.parent,
+                               hint="harness init DIR writes files into DIR: pick a folder you can write") from None
     templates = resources.files("harness").joinpath("templates/init")
     for rel, name in FILES.items():
         text = templates.joinpath(name).read_text(encoding="utf-8")
@@ -105,7 +116,6 @@ def run(args: argparse.Namespace) -> int:
         # one pass: a model name holding "{{MODEL_SHELL}}" is not substituted again
         text = re.sub("|".join(map(re.escape, values)), lambda m: values[m.group(0)], text)
         target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
         write_text(target, text)
         print(f"wrote {printable(target)}")
     if chat is False:
