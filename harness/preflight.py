@@ -180,8 +180,14 @@ def check_model_folder(folder: str | Path) -> dict:
     return config
 
 
-def check_chat_template(folder: str | Path, template: Any) -> None:
-    """A chat template that compiles (a broken one would fail on the first chat prompt)."""
+def check_chat_template(folder: str | Path, template: Any, name: str | None = None) -> None:
+    """A chat template that compiles (a broken one would fail on the first chat prompt); of
+    named templates (tokenizer_config's list form, a dict once loaded) the one chat prompts
+    use, ``default``."""
+    if isinstance(template, dict):
+        if "default" in template:
+            check_chat_template(folder, template["default"], name="default")
+        return
     if not isinstance(template, str):
         return
     from jinja2 import TemplateSyntaxError
@@ -192,9 +198,10 @@ def check_chat_template(folder: str | Path, template: Any) -> None:
                                       extensions=["jinja2.ext.loopcontrols"]).parse(template)
     except TemplateSyntaxError as exc:
         where = Path(folder) / "chat_template.jinja"
-        if not where.is_file():
+        if name is not None or not where.is_file():
             where = Path(folder) / "tokenizer_config.json"
-        raise HarnessError(f"chat template does not compile: {exc.message}", path=where,
+        raise HarnessError(f"chat template{f' {name!r}' if name is not None else ''} does not compile: "
+                           f"{exc.message}", path=where,
                            line=exc.lineno if where.name.endswith(".jinja") else None,
                            hint="fix the template or remove it to use raw prompts") from None
 

@@ -460,6 +460,9 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "model-no-weights": _broken_model(lambda m: (m / "model.safetensors").unlink()),
     "model-wrong-shape-weights": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=160)),
     "model-chat-template-broken": _broken_model(lambda m: (m / "chat_template.jinja").write_text("{% for %}")),
+    "model-named-chat-template-broken": _broken_model(lambda m: (  # tokenizer_config's list form
+        (m / "chat_template.jinja").unlink(), _edit_json(m / "tokenizer_config.json",
+                                                         chat_template=[{"name": "default", "template": "{% for %}"}]))),
     # --- adapters ------------------------------------------------------------------------
     "adapter-wider-base": _broken_adapter(hidden=32, heads=2, head_dim=16, kv_heads=1),
     "adapter-deeper-base": _broken_adapter(layers=4, num_layers=4),
