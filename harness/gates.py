@@ -360,7 +360,7 @@ def _too_few_items(delta: dict, margin: float) -> str:
     """For a failed drop gate that its items could not have passed: the clause that says so,
     so the FAILED line names the cause (too few items) and not only the bound."""
     n_eff = int(delta.get("n_eff") or delta["n"])
-    if margin <= 0 or power_warning(n_eff, margin, delta["ref_value"]) is None:
+    if n_eff <= 0 or margin <= 0 or power_warning(n_eff, margin, delta["ref_value"]) is None:
         return ""
     shows = smallest_margin(n_eff, expected_discordance(delta["ref_value"]))
     items = f"{n_eff} effective items" if n_eff < delta["n"] else f"{n_eff} items"

@@ -77,6 +77,9 @@ def test_a_gate_its_items_cannot_pass_says_so_in_its_reason(tmp_path):
     sr = suite_result({"base": model_result(base), "ft": model_result(ft)})
     (gate,) = failed(evaluate_gates(make_suite(tmp_path, big), sr, None)[0])
     assert "can only show" not in gate["reason"]
+    from harness.gates import _too_few_items
+
+    assert _too_few_items({"n": 0, "ref_value": 0.5}, 0.05) == ""  # no paired items: no "margin of inf"
 
 
 def test_improvement_only_passes_and_superiority_gate(tmp_path):
