@@ -351,7 +351,9 @@ def row_f(ctx: Context, row: Row) -> None:
         "base fingerprint" if "trained on" in ln else "shape check" if "does not fit" in ln else "?" for ln in lines)
     row.exit_code = codes[1]
     row.numbers = f"exit {codes[0]} / {codes[1]}; " + lines[1].replace(str(ROOT) + "/", "").replace(str(ctx.work) + "/", "")[:100]
-    row.caught = codes == [2, 2] and all(ln.startswith("harness: error:") for ln in lines)
+    # refused for the right reason: another refusal (a suite the base cannot run) proves nothing here
+    row.caught = codes == [2, 2] and all(ln.startswith("harness: error:") and ("trained on" in ln or "does not fit" in ln)
+                                         for ln in lines)
 
 
 def row_g(ctx: Context, row: Row) -> None:

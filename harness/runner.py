@@ -402,12 +402,13 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
         check_adapter(spec.adapter_path, model_config, str(model_path))  # config, rank, finite weights, block count
     log(f"loading {model_path}")
     base = load_base(model_path)
-    check_chat_suites(base.tokenizer, suites, str(model_path))
     base_warnings = []
     for spec in adapters:  # weights and shapes against the loaded base, before anything generates
         base_warnings += check_adapter_base(base, spec.adapter_path, read_adapter_config(spec.adapter_path),
                                             allow_base_mismatch)
         check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
+    # after the adapters: an adapter made for another base is the thing to fix first
+    check_chat_suites(base.tokenizer, suites, str(model_path))
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = new_results(
