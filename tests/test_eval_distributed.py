@@ -5,6 +5,9 @@ world_size 2."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import sqlite3
 import socket
 import subprocess
@@ -39,10 +42,33 @@ def test_two_processes_match_one(tmp_path):
     common = ["-m", "harness.cli", "eval", *suites, "--model", str(ROOT / "fixtures" / "model"),
               "--limit", "9", "--quiet"]
     launch = Path(sys.executable).with_name("mlx.launch")
-    two = subprocess.run([str(launch), "-n", "2", "--backend", "ring", "-p", str(free_port()), "--",
-                          sys.executable, *common, "--out", str(tmp_path / "two"),
-                          "--cache-dir", str(tmp_path / "cache")],
-                         capture_output=True, text=True, env=preload_env(), timeout=300)
+
+    def launch_two() -> subprocess.CompletedProcess:
+        shutil.rmtree(tmp_path / "two", ignore_errors=True)
+        shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        args = [str(launch), "-n", "2", "--backend", "ring", "-p", str(free_port()), "--",
+                sys.executable, *common, "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "cache")]
+        # a session of its own: on a timeout the ranks go too (a hung rank outlived the launcher
+        # and spun for the rest of the test run)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=preload_env(), start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+    try:
+        two = launch_two()  # about 15 s
+    except subprocess.TimeoutExpired:
+        # Seen once in about twenty runs: rank 0 wrote its report and exited, rank 1 spun at
+        # 100% CPU in the ring backend's recv on the closed socket, inside an all_gather. That
+        # is MLX's ring backend (ml-explore/mlx#4475: collectives that deadlock now and then;
+        # #4060: a recv spinning on a peer that left), not an order of collectives that
+        # differs between ranks, which would hang every run. One more try; twice is a failure.
+        two = launch_two()
     assert two.returncode == 0, two.stderr[-3000:]
     assert two.stdout.count("PASS: report in") == 1  # rank 0 reports
     assert two.stderr.count("sql: 9 items, 0 from cache, 9 generated") == 1
