@@ -301,8 +301,8 @@ def time_limit(seconds: float | None, what: str, *, error: Callable[[str], BaseE
       what is left of it (and its interval).
     - **Any other thread, or no ``setitimer`` (Windows)**: signals cannot reach the block
       (``signal.signal`` raises ValueError off the main thread), so a trace function
-      (``sys.settrace``, this thread only) checks the clock at each line of the block (but
-      the ``with`` line itself) and of what it calls, and raises there. An enclosing traced
+      (``sys.settrace``, this thread only) checks the clock at each call and every 32nd line
+      of the block (but the ``with`` line itself) and of what it calls, and raises there. An enclosing traced
       limit on the same thread is checked too; a debugger's or coverage's tracer is put back
       after (it sees nothing of the block). A block blocked in one call that does not return
       to Python (a ``sleep``, a socket read) is interrupted only when that call returns,
@@ -311,11 +311,6 @@ def time_limit(seconds: float | None, what: str, *, error: Callable[[str], BaseE
     """
     return TimeLimit(seconds, what, error=error, repeat=repeat, last_words=last_words, grace=grace,
                      exit_code=exit_code, signals=signals)
-
-
-def _traced_limit(seconds: float, what: str, **options: Any) -> TimeLimit:
-    """``time_limit`` in its trace-function mode (what runs off the main thread)."""
-    return time_limit(seconds, what, signals=False, **options)
 
 
 def sandbox_environment(**options: Any):

@@ -212,12 +212,14 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     warn(f"{metric} vs {ref_kind}: {delta['approximate']}")
                 for kind in wanted:
                     passed, reason, details = _delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib)
-                    if not passed and kind != f"min_gain_{suffix}" and is_binary(ref_view, metric):
-                        reason += _too_few_items(delta, _margin(kind, float(opts[kind]), delta, hib))
+                    # a drop on a pass/fail metric: its margin decides whether the items could show it
+                    drop = kind != f"min_gain_{suffix}" and is_binary(ref_view, metric)
+                    margin = _margin(kind, float(opts[kind]), delta, hib) if drop else 0.0
+                    if drop and not passed:
+                        reason += _too_few_items(delta, margin)
                     gate(kind, passed, reason, details)
-                    if kind != f"min_gain_{suffix}" and is_binary(ref_view, metric) and (ref_kind, metric) not in powered:
+                    if drop and (ref_kind, metric) not in powered:
                         powered.add((ref_kind, metric))
-                        margin = _margin(kind, float(opts[kind]), delta, hib)
                         # clustered suites: the effective item count (n / design effect)
                         n_eff = int(delta.get("n_eff") or delta["n"])
                         text = power_warning(n_eff, margin, delta["ref_value"]) if margin > 0 else None

@@ -16,14 +16,20 @@ PromptFormat = Literal["chat", "raw"]
 FORMATS = ("chat", "raw")
 
 
-def has_chat_template(tokenizer: Any) -> bool:
-    """Whether ``apply_chat_template`` has a template to use. Several named ones (the list
-    form of tokenizer_config's ``chat_template``, a dict once loaded) count only with one
-    named ``default``: without it transformers raises ValueError on every prompt."""
-    template = getattr(tokenizer, "chat_template", None)
+def usable_chat_template(template: Any) -> bool:
+    """Whether a ``chat_template`` value gives ``apply_chat_template`` a template to use.
+    Several named ones (tokenizer_config's list form, a dict once loaded) count only with
+    one named ``default``: without it transformers raises ValueError on every prompt."""
+    if isinstance(template, list):
+        template = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
     if isinstance(template, dict):
         return bool(template.get("default"))
     return bool(template)
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer has a chat template chat prompts can use (``usable_chat_template``)."""
+    return usable_chat_template(getattr(tokenizer, "chat_template", None))
 
 
 def check_chat_suites(tokenizer: Any, suites: list, model: str) -> None:

@@ -63,7 +63,7 @@ def test_two_processes_match_one(tmp_path):
     try:
         two = launch_two()  # about 15 s
     except subprocess.TimeoutExpired:
-        # Seen once in about twenty runs: rank 0 wrote its report and exited, rank 1 spun at
+        # Seen once (a fresh-clone nox -s tests, 2026-12-03): rank 0 wrote its report and exited, rank 1 spun at
         # 100% CPU in the ring backend's recv on the closed socket, inside an all_gather. That
         # is MLX's ring backend (ml-explore/mlx#4475: collectives that deadlock now and then;
         # #4060: a recv spinning on a peer that left), not an order of collectives that

@@ -323,7 +323,7 @@ def test_template_loops_off_the_main_thread_are_stopped_too(tmp_path, monkeypatc
 def test_traced_limit_puts_back_the_tracer_it_found():
     import sys
 
-    from harness.bounded import TooMuchWork, _traced_limit
+    from harness.bounded import TooMuchWork, time_limit
 
     def mine(frame, event, arg):
         return None
@@ -331,7 +331,7 @@ def test_traced_limit_puts_back_the_tracer_it_found():
     previous = sys.gettrace()
     sys.settrace(mine)
     try:
-        with _traced_limit(5, "quick"):
+        with time_limit(5, "quick", signals=False):
             sum(range(10))
         assert sys.gettrace() is mine
         def spin():  # a frame of its own: the tracer sees the frames the block calls
@@ -339,7 +339,7 @@ def test_traced_limit_puts_back_the_tracer_it_found():
                 pass
 
         with pytest.raises(TooMuchWork):
-            with _traced_limit(0.05, "a loop"):
+            with time_limit(0.05, "a loop", signals=False):
                 spin()
         assert sys.gettrace() is mine
     finally:

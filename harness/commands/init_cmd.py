@@ -48,10 +48,9 @@ def model_has_chat_template(model: str) -> bool | None:
         return None
     if not isinstance(config, dict):
         return None
-    template = config.get("chat_template")
-    if isinstance(template, list):  # named templates: only a "default" one is used (prompts.has_chat_template)
-        return any(isinstance(t, dict) and t.get("name") == "default" and t.get("template") for t in template)
-    return bool(template)
+    from ..prompts import usable_chat_template
+
+    return usable_chat_template(config.get("chat_template"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
