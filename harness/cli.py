@@ -2,7 +2,8 @@
 
 Exit codes (as pytest and promptfoo use them): 0 all gates pass, 1 a gate failed,
 2 bad input or usage (one line naming the file, line or field; traceback only with
-``--debug``), 3 internal error. A reader that closes the pipe early (``harness compare
+``--debug``), 3 no verdict: an internal error, or a distributed eval whose rank gave up on
+a collective (``harness.distributed``; not a gate, not the input: rerun). A reader that closes the pipe early (``harness compare
 A B | head -1``) ends the command quietly with 141, as a tool killed by SIGPIPE does.
 """
 
@@ -14,7 +15,7 @@ import sys
 import traceback
 
 from . import __version__
-from .errors import HarnessError, RunFailed
+from .errors import CollectiveFailed, HarnessError, RunFailed
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
@@ -117,6 +118,11 @@ def _main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"harness: error: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except CollectiveFailed as exc:  # a distributed run lost a rank: no verdict
+        if debug:
+            traceback.print_exc()
+        print(f"harness: error: {exc.message}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130

@@ -10,13 +10,54 @@ the cache, scores, and writes the reports; the other ranks only generate.
 Python objects travel as JSON bytes in an ``all_gather`` (padded to the longest), which
 works on every backend ``mlx.launch`` offers (ring over TCP on one or several Macs, MPI,
 JACCL).
+
+Every collective is guarded (``collective_guard``): a rank that waits far longer than
+plausible gives up with one line on stderr and exit 3 (no verdict), instead of waiting
+forever. What happens without it (mlx 0.32.4, ring backend, measured here): a rank that
+*exits* closes its sockets and the others' ``all_gather`` raises ``RuntimeError("[ring]
+connection to a peer was lost")`` at once (``mlx.launch`` also ends the others when a rank
+exits non-zero); but a rank that is alive and never joins (stuck in its own work,
+stopped, a host gone without closing its connection) keeps the others waiting forever,
+and so does the ring itself now and then (ml-explore/mlx#4475: collectives that deadlock;
+#4060: a recv spinning at 100% CPU on a peer that left; seen in this project's CI with
+rank 0 done and rank 1 spinning inside an ``all_gather``). ``mlx.launch`` does nothing
+about a rank that exited 0 while another hangs.
+
+The wait cannot be interrupted from Python: while MLX blocks in a collective the GIL is
+released (another Python thread runs) but a signal handler only runs once the C call
+returns (measured: SIGALRM due at 2.5 s ran at 8.0 s, when the late peer arrived). So the
+guard is ``bounded.time_limit``'s watchdog thread, which writes the line and ends the
+process with ``os._exit``; a stuck thread inside MLX cannot be unwound, and a process
+group with a missing rank cannot go on, so this holds in a host program too.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
+
+from .bounded import time_limit
+from .errors import CollectiveFailed, HarnessError, printable
+
+# The deadline of one collective wait: max(FLOOR_S, FACTOR x this rank's longest own work
+# between two collectives so far, the current stretch included). Ranks get equal shares
+# (round-robin), so the wait is the other ranks' extra time. Measured on the shipped suites
+# (fixture model, base + 2 adapters, 2 ranks on 2 loaded cores, 54 collectives each): the
+# worst wait was 9.5 s, and wait / longest own work at most 1.18 (an all_gather whose other
+# rank took 2.8x as long on the shared CPU). Against the *current* stretch alone the ratio
+# was unbounded: rank 1 waits at a suite's first collective while rank 0 alone scores the
+# previous suite (9.5 s after 0.16 s of its own work), work that the previous suite's
+# generation bounds. FACTOR 5 leaves room for Macs of different speed; the floor for
+# stretches with little own work (startup: loading a model from a slower disk).
+FLOOR_S = 300.0
+FACTOR = 5.0
+TIMEOUT_ENV = "HARNESS_COLLECTIVE_TIMEOUT"
 
 
 @lru_cache(maxsize=1)
@@ -25,9 +66,11 @@ def group() -> Any:
     try:
         import mlx.core as mx
 
-        return mx.distributed.init()
+        world = mx.distributed.init()
     except Exception:  # no mlx, or no backend in this build: one process
         return None
+    _CLOCK.last = time.monotonic()  # this rank's own work starts now
+    return world
 
 
 def rank_and_size() -> tuple[int, int]:
@@ -35,27 +78,139 @@ def rank_and_size() -> tuple[int, int]:
     return (g.rank(), g.size()) if g is not None else (0, 1)
 
 
-def all_gather_json(obj: Any) -> list[Any]:
-    """``obj`` from every rank, in rank order (JSON-serialisable values only)."""
+def all_gather_json(obj: Any, what: str = "data") -> list[Any]:
+    """``obj`` from every rank, in rank order (JSON-serialisable values only). ``what`` names
+    what is gathered (suite and model) for the line a guard writes when the wait is too long."""
     import mlx.core as mx
     import numpy as np
 
     g = group()
     if g is None or g.size() == 1:
         return [obj]
-    data = json.dumps(obj, separators=(",", ":")).encode()
-    sizes = mx.distributed.all_gather(mx.array([len(data)], dtype=mx.int32), group=g, stream=mx.cpu)
-    sizes = sizes.tolist()
-    longest = max(sizes)
-    mine = np.frombuffer(data.ljust(longest, b" "), dtype=np.uint8)
-    everyone = mx.distributed.all_gather(mx.array(mine)[None], group=g, stream=mx.cpu)
-    rows = np.array(everyone)
+    with collective_guard(what, g.rank(), g.size()):
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        sizes = mx.distributed.all_gather(mx.array([len(data)], dtype=mx.int32), group=g, stream=mx.cpu)
+        sizes = sizes.tolist()
+        longest = max(sizes)
+        mine = np.frombuffer(data.ljust(longest, b" "), dtype=np.uint8)
+        everyone = mx.distributed.all_gather(mx.array(mine)[None], group=g, stream=mx.cpu)
+        rows = np.array(everyone)
     return [json.loads(rows[r, :sizes[r]].tobytes()) for r in range(g.size())]
 
 
-def broadcast_json(obj: Any) -> Any:
+def broadcast_json(obj: Any, what: str = "data") -> Any:
     """Rank 0's ``obj`` on every rank."""
-    return all_gather_json(obj)[0]
+    return all_gather_json(obj, what)[0]
+
+
+# --- the guard on collective waits ---------------------------------------------------
+
+@dataclass
+class WorkClock:
+    """This rank's own work between collectives: what a wait is measured against."""
+
+    last: float  # when this rank last left a collective (or finished connecting)
+    longest: float = 0.0  # the longest stretch of own work so far
+
+    def stretch(self, now: float) -> tuple[float, float]:
+        """(own work since the last collective, the longest stretch so far, this one included)."""
+        own = max(0.0, now - self.last)
+        return own, max(self.longest, own)
+
+    def left_collective(self, entered: float, now: float) -> None:
+        self.longest = self.stretch(entered)[1]
+        self.last = now
+
+
+_CLOCK = WorkClock(time.monotonic())
+_UNREAD = object()
+_timeout: Any = _UNREAD  # the user's override once read (--collective-timeout, else the env var)
+
+
+def collective_deadline(own_s: float, longest_s: float, override: float | None = None) -> float | None:
+    """Seconds a rank waits in one collective before it gives up; None: no limit.
+
+    ``override`` (``--collective-timeout`` / ``HARNESS_COLLECTIVE_TIMEOUT``) replaces the
+    derived deadline, 0 meaning no guard. Otherwise max(``FLOOR_S``, ``FACTOR`` x the longest
+    of ``own_s`` (this rank's work since the last collective) and ``longest_s`` (its longest
+    such stretch before)): a fixed deadline would fire on a legitimately slow generation,
+    and the current stretch alone would fire where the others' extra work does not scale
+    with it (rank 0 scoring the previous suite while the others wait).
+    """
+    if override is not None:
+        return override if override > 0 else None
+    return max(FLOOR_S, FACTOR * max(own_s, longest_s))
+
+
+def parse_collective_timeout(text: str, field: str) -> float:
+    """Seconds (>= 0, finite) from the option or the environment variable; bad input is exit 2."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise HarnessError(f"{text!r} is not a number of seconds", field=field,
+                           hint="give seconds a rank may wait in one collective, e.g. 1800, or 0 for no limit")
+    return value
+
+
+def set_collective_timeout(option: str | None) -> None:
+    """The override for this process: ``option`` (``--collective-timeout``), else
+    ``HARNESS_COLLECTIVE_TIMEOUT``, else None (the derived deadline). Read before any model
+    loads, so a bad value is exit 2 at once."""
+    global _timeout
+    if option is not None:
+        value: float | None = parse_collective_timeout(option, "--collective-timeout")
+    elif os.environ.get(TIMEOUT_ENV, "").strip():
+        value = parse_collective_timeout(os.environ[TIMEOUT_ENV].strip(), TIMEOUT_ENV)
+    else:
+        value = None
+    _timeout = value
+
+
+def _override() -> float | None:
+    if _timeout is _UNREAD:
+        set_collective_timeout(None)
+    return _timeout
+
+
+def gave_up_line(rank: int, size: int, what: str, waited_s: float, limit: str) -> str:
+    """The one line a rank writes when it stops waiting."""
+    return (f"rank {rank} of {size} waited {waited_s:.1f} s in a collective ({what}) for the other ranks "
+            f"and gave up (exit 3, no verdict): another rank died or is stuck, or MLX's ring backend hung "
+            f"(ml-explore/mlx#4475, #4060); rerun, or if the other ranks are only slow, raise the limit "
+            f"({limit}) with --collective-timeout SECONDS or {TIMEOUT_ENV}=SECONDS (0: no limit)")
+
+
+@contextmanager
+def collective_guard(what: str, rank: int, size: int) -> Iterator[None]:
+    """Around one collective: give up (one line, exit 3) once the wait passes its deadline;
+    a peer lost on the way (MLX raises RuntimeError) is the same kind of failure, one line.
+
+    The watchdog thread ends the process (``os._exit``, nothing more is written; rank 0
+    writes its reports only after its last collective). A collective that returns late
+    raises ``CollectiveFailed`` with the same line.
+    """
+    entered = time.monotonic()
+    own, longest = _CLOCK.stretch(entered)
+    override = _override()
+    deadline = collective_deadline(own, longest, override)
+    limit = (f"{override:g} s, set by --collective-timeout or {TIMEOUT_ENV}" if override is not None else
+             f"max({FLOOR_S:g} s, {FACTOR:g} x this rank's longest own work between collectives, {longest:.1f} s)")
+    what = printable(what)  # suite and model names come from the user's files
+    line = gave_up_line(rank, size, what, deadline or 0.0, limit)
+    try:
+        with time_limit(deadline, what, signals=False, grace=0.0, exit_code=CollectiveFailed.exit_code,
+                        last_words=f"harness: error: {line}",
+                        error=lambda _: CollectiveFailed(
+                            gave_up_line(rank, size, what, time.monotonic() - entered, limit))):
+            yield
+    except RuntimeError as exc:  # the backend saw a peer go (a closed connection)
+        raise CollectiveFailed(
+            f"rank {rank} of {size} lost another rank in a collective ({what}) after "
+            f"{time.monotonic() - entered:.1f} s: {exc}; that rank ended (its own message is above) or "
+            f"the network dropped; nothing was written, rerun (exit 3, no verdict)") from exc
+    _CLOCK.left_collective(entered, time.monotonic())
 
 
 def shard(n_items: int, rank: int, size: int) -> list[int]:

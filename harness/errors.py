@@ -2,7 +2,8 @@
 
 ``HarnessError``: bad input a user can fix (exit 2). ``RunFailed``: the input was fine but
 the run failed its own check, as a failed gate does (exit 1): a diverging training run.
-Anything else that escapes is a bug in the harness (exit 3).
+``CollectiveFailed``: a distributed run could not finish (exit 3, no verdict). Anything
+else that escapes is a bug in the harness (exit 3).
 """
 
 from __future__ import annotations
@@ -63,3 +64,17 @@ class HarnessError(Exception):
 class RunFailed(HarnessError):
     """The run failed its own check (exit 1, like a failed gate), not the user's input:
     training whose loss became NaN or infinite. Says where and what to do, in one line."""
+
+
+class CollectiveFailed(Exception):
+    """A rank of a distributed eval gave up on a collective: it waited past its deadline, or
+    MLX lost the connection to another rank. Exit 3 as for an internal error, since neither
+    the model (a gate, 1) nor the user's input (2) is at fault and there is no verdict: CI
+    reading 0/1/2/3 sees "the tool did not finish", which a rerun may fix. The message is
+    the whole line (which rank, which collective, how long, why, what to do)."""
+
+    exit_code = 3
+
+    def __init__(self, message: str):
+        self.message = printable(message)
+        super().__init__(self.message)

@@ -207,16 +207,18 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
 
 def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str | None,
                    cache: CompletionCache | None, live: bool,
-                   progress: Progress | None = None, show_progress: bool = False
+                   progress: Progress | None = None, show_progress: bool = False, model: str = "base"
                    ) -> tuple[list[Completion], dict]:
     """Completions for every case (cache first unless ``live``), and the integrity result.
 
     New completions are committed to the cache as they finish (``WriteBehind``), so a run
     killed mid-suite takes everything finished so far from the cache when re-run.
     Under ``mlx.launch`` (``harness.distributed``) rank 0 decides what to generate, every
-    rank generates its round-robin share, and all ranks get every completion back.
+    rank generates its round-robin share, and all ranks get every completion back
+    (``model`` names the model in what a rank says when it gives up waiting for the others).
     """
     rank, size = rank_and_size()
+    where = f"suite {suite.name!r}, model {model!r}"
     tokenizer = base.tokenizer
     prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
                for case in suite.cases]
@@ -235,7 +237,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     resumed = [i for i, k in enumerate(keys) if k in found and k in unchecked] \
         if suite.integrity_samples > 0 else []
     if size > 1:
-        todo = broadcast_json(todo)  # rank 0's cache decides
+        todo = broadcast_json(todo, f"rank 0's list of items to generate, {where}")  # rank 0's cache decides
         pending = set(todo)
         found = {keys[i]: found.get(keys[i]) for i in range(len(keys)) if i not in pending}
     if todo and live:
@@ -265,7 +267,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
         if writer is not None:
             writer.flush()
     if size > 1:  # every rank gets every completion, in item order
-        shares = all_gather_json([c.to_json() for c in fresh])
+        shares = all_gather_json([c.to_json() for c in fresh], f"gathering the completions, {where}")
         shares[rank] = fresh
         shares = [[c if isinstance(c, Completion) else Completion.from_json(c) for c in share]
                   for share in shares]
@@ -298,7 +300,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     if not fresh and not resumed:
         return completions, {"checked": 0, "passed": True,
                              "detail": "all outputs from the cache (checked when they were generated)"}
-    checked = check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size) if fresh else None
+    checked = check_integrity(suite, base, todo_prompts, fresh, prefixes, rank, size, where) if fresh else None
     if resumed:
         again = check_integrity(suite, base, [prompts[i] for i in resumed], [completions[i] for i in resumed])
         again["detail"] = f"{len(resumed)} resumed item(s): {again['detail']}"
@@ -329,7 +331,8 @@ def _say_cascade_fallback_once(model) -> None:
 
 
 def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: list[Completion],
-                    prefixes: SharedPrefixes | None = None, rank: int = 0, size: int = 1) -> dict:
+                    prefixes: SharedPrefixes | None = None, rank: int = 0, size: int = 1,
+                    where: str = "") -> dict:
     """Check a spread sample of this run's greedy outputs against full recomputation.
 
     Greedy outputs are checked as generated; a sampling suite gets greedy re-runs of the
@@ -356,7 +359,7 @@ def check_integrity(suite: Suite, base: Base, prompts: list[list[int]], fresh: l
                                  sample_prefixes).to_json()
     if size == 1:
         return result
-    results = all_gather_json(result)
+    results = all_gather_json(result, f"gathering the integrity checks, {where}")
     failed = [(r, res) for r, res in enumerate(results) if not res["passed"]]
     checked = sum(res["checked"] for res in results)
     if failed:
@@ -502,7 +505,7 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
         draws, checks = [], []
         for drawn in suite_draws(suite):
             completions, integrity_j = generate_suite(drawn, base, base.fingerprint, adapter_fp, cache, live,
-                                                      show_progress=not quiet)
+                                                      show_progress=not quiet, model=name)
             checks.append(integrity_j)
             draws.append([c.to_json() for c in completions])
         integrity_result = combine_integrity(checks)

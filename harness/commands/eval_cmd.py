@@ -12,7 +12,8 @@ from ..preflight import out_dir_arg
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a base model and its adapters on suites",
                        description="Run suites against a base model and adapters; exit 0 when every gate passes, "
-                                   "1 when a gate fails, 2 on bad input, 3 on an internal error.")
+                                   "1 when a gate fails, 2 on bad input, 3 on an internal error or when a rank of a "
+                                   "distributed eval gave up waiting for the others.")
     p.add_argument("suites", nargs="*", default=["suites"], metavar="SUITE|DIR",
                    help="suite YAML files or folders of them (default: suites/)")
     p.add_argument("--model", required=True, help="base model: a local mlx-lm folder (or a hub id already in the local Hugging Face cache; "
@@ -46,6 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="junit.xml also gets one test case per item that flipped (vs base or baseline)")
     p.add_argument("--benchmark-json", type=Path, metavar="F",
                    help="also write latency suites' timings as pytest-benchmark JSON (pytest-benchmark compare reads it)")
+    p.add_argument("--collective-timeout", metavar="SECONDS",
+                   help="under mlx.launch: seconds a rank waits for the others in one collective before it "
+                        "gives up with exit 3 (default: max(300, 5 x its own longest work between collectives); "
+                        "0: no limit; also $HARNESS_COLLECTIVE_TIMEOUT)")
     ep = p.add_argument_group("served models (an OpenAI-compatible endpoint instead of a local model)")
     ep.add_argument("--endpoint", metavar="URL",
                     help="evaluate the model served at URL (mlx_lm.server, LM Studio, vLLM, llama.cpp); "
@@ -81,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..preflight import check_out_dir
 
     check_out_dir(args.out)  # before any suite, model or generation
+    from ..distributed import set_collective_timeout
+
+    set_collective_timeout(args.collective_timeout)
     if args.strict_baseline and not args.baseline:
         raise HarnessError("--strict-baseline needs --baseline", field="--strict-baseline")
     paths = find_suites(args.suites)

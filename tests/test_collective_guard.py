@@ -1,0 +1,207 @@
+"""A distributed eval never waits forever in a collective (harness.distributed's guard):
+the deadline logic, the one line and exit 3, and two real ranks (``mlx.launch`` and a bare
+pair) where one rank never joins."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import cli, distributed
+from harness.blas import preload_env
+from harness.distributed import (FACTOR, FLOOR_S, TIMEOUT_ENV, WorkClock, collective_deadline,
+                                 collective_guard, set_collective_timeout)
+from harness.errors import CollectiveFailed, HarnessError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_override(monkeypatch):
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    monkeypatch.setattr(distributed, "_timeout", distributed._UNREAD)
+
+
+def test_deadline_is_the_floor_or_a_multiple_of_the_longest_own_work():
+    assert collective_deadline(own_s=2.0, longest_s=7.0) == FLOOR_S
+    assert collective_deadline(own_s=1.0, longest_s=400.0) == FACTOR * 400.0  # the others still on a long share
+    assert collective_deadline(own_s=500.0, longest_s=400.0) == FACTOR * 500.0  # this stretch counts too
+
+
+def test_the_override_replaces_the_derived_deadline_and_zero_means_no_guard():
+    assert collective_deadline(own_s=1000.0, longest_s=1000.0, override=5.0) == 5.0
+    assert collective_deadline(own_s=1.0, longest_s=1.0, override=0.0) is None
+
+
+def test_the_clock_counts_own_work_not_waiting():
+    clock = WorkClock(last=0.0)
+    assert clock.stretch(10.0) == (10.0, 10.0)
+    clock.left_collective(entered=10.0, now=100.0)  # waited 90 s for the others
+    assert clock.stretch(101.0) == (1.0, 10.0)  # 1 s of own work since; the longest stays 10 s
+    clock.left_collective(entered=101.0, now=102.0)
+    assert clock.longest == 10.0 and clock.stretch(132.0) == (30.0, 30.0)
+
+
+def test_option_beats_environment_and_bad_values_name_their_source(monkeypatch):
+    monkeypatch.setenv(TIMEOUT_ENV, "60")
+    set_collective_timeout(None)
+    assert distributed._override() == 60.0
+    set_collective_timeout("0")
+    assert distributed._override() == 0.0
+    for bad in ("soon", "-1", "nan", "inf"):
+        with pytest.raises(HarnessError, match="--collective-timeout"):
+            set_collective_timeout(bad)
+    monkeypatch.setenv(TIMEOUT_ENV, "-5")
+    with pytest.raises(HarnessError, match=TIMEOUT_ENV):
+        set_collective_timeout(None)
+
+
+def test_a_bad_collective_timeout_is_exit_2_before_the_model_loads(tmp_path, capsys):
+    code = cli.main(["eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(tmp_path / "no-model"),
+                     "--out", str(tmp_path / "out"), "--collective-timeout", "soon"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "[--collective-timeout]" in err
+
+
+def test_a_peer_lost_in_a_collective_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
+    def lost(*args, **kwargs):  # what MLX's ring backend raises when another rank's process ends
+        with collective_guard("gathering the completions, suite 'smoke', model 'base'", 0, 2):
+            raise RuntimeError("[ring] connection to a peer was lost")
+
+    monkeypatch.setattr("harness.runner.run_eval", lost)
+    code = cli.main(["eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(ROOT / "fixtures" / "model"),
+                     "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_INTERNAL == CollectiveFailed.exit_code
+    assert err.count("\n") == 1 and err.startswith("harness: error: rank 0 of 2 lost another rank in a collective "
+                                                   "(gathering the completions, suite 'smoke', model 'base')")
+    assert "connection to a peer was lost" in err and "rerun" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_wait_blocked_outside_python_ends_the_process_with_one_line(tmp_path):
+    """MLX waits in C with the GIL released, where no signal handler runs: a sleep stands in
+    for it. The watchdog thread still ends the process, with exit 3 and one line."""
+    script = ("import time\nfrom harness.distributed import collective_guard\n"
+              "with collective_guard('gathering the completions, suite \\'s\\', model \\'base\\'', 1, 2):\n"
+              "    time.sleep(120)\nprint('returned')\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, TIMEOUT_ENV: "0.5", "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 3 and proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("harness: error: rank 1 of 2 waited 0.5 s in a collective (gathering the "
+                               "completions, suite 's', model 'base') for the other ranks and gave up")
+    for part in ("ml-explore/mlx#4475", "#4060", "--collective-timeout", TIMEOUT_ENV, "rerun"):
+        assert part in lines[0]
+
+
+# --- two real ranks -------------------------------------------------------------------
+
+# Stands in for a rank that never joins the completions' all_gather (stuck in its own work,
+# stopped, a host gone): on rank STALL_RANK the generation sleeps instead of generating.
+STALL = """\
+import os, sys, time
+from harness import runner
+if os.environ.get("MLX_RANK") == os.environ["STALL_RANK"]:
+    def stuck(*args, **kwargs):
+        time.sleep(float(os.environ["STALL_S"]))
+        return []
+    runner.generate = stuck
+from harness.cli import main
+sys.exit(main())
+"""
+
+
+def _free_ports() -> int:
+    """A port p with p + 1 free too (the ring listens on one port per rank)."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            with socket.socket() as b:
+                try:
+                    b.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+def _eval_args(tmp_path: Path, stall: Path) -> list[str]:
+    return [sys.executable, str(stall), "eval", str(ROOT / "suites" / "sql.yaml"),
+            "--model", str(ROOT / "fixtures" / "model"), "--limit", "6", "--no-cache", "--quiet",
+            "--out", str(tmp_path / "out")]
+
+
+def _communicate(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """Output of a process in its own session; on a timeout the whole session is killed."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stalled", [0, 1])
+def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(tmp_path, stalled):
+    stall = tmp_path / "stall.py"
+    stall.write_text(STALL)
+    waiting = 1 - stalled
+    launch = Path(sys.executable).with_name("mlx.launch")
+    env = preload_env({**os.environ, "STALL_RANK": str(stalled), "STALL_S": "3600", TIMEOUT_ENV: "5",
+                       "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([str(launch), "-n", "2", "--backend", "ring", "-p", str(_free_ports()), "--",
+                             *_eval_args(tmp_path, stall)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    out, err = _communicate(proc, timeout=90)  # without the guard: waits for the hour
+    gave_up = [line for line in err.splitlines() if line.startswith("harness: error: ")]
+    assert len(gave_up) == 1, err[-3000:]
+    assert gave_up[0].startswith(f"harness: error: rank {waiting} of 2 waited 5.0 s in a collective "
+                                 f"(gathering the completions, suite 'sql', model 'base')")
+    # mlx.launch (0.32.4) exits 0 whatever its ranks return: their codes are in its warnings
+    assert f"Node with rank {waiting} exited with code 3" in err
+    assert f"Node with rank {stalled} exited with code -15" in err  # the launcher ended the stuck one
+    assert not (tmp_path / "out").exists() and "PASS" not in out and "FAIL" not in out
+
+
+@pytest.mark.slow
+def test_without_a_launcher_both_ranks_end_with_their_own_line(tmp_path):
+    """No launcher to end the survivors (ranks started by hand, by a scheduler, on hosts whose
+    kill does not arrive): rank 1 is stuck past rank 0's deadline, so rank 0 gives up; when
+    rank 1 reaches the collective, rank 0 is gone, and rank 1 ends too."""
+    stall = tmp_path / "stall.py"
+    stall.write_text(STALL)
+    port = _free_ports()
+    hosts = tmp_path / "hosts.json"
+    hosts.write_text(json.dumps([[f"127.0.0.1:{port}"], [f"127.0.0.1:{port + 1}"]]))
+    procs = []
+    for rank in (0, 1):
+        env = preload_env({**os.environ, "MLX_RANK": str(rank), "MLX_HOSTFILE": str(hosts), "STALL_RANK": "1",
+                           "STALL_S": "15", TIMEOUT_ENV: "5", "PYTHONPATH": str(ROOT)})
+        procs.append(subprocess.Popen(_eval_args(tmp_path, stall), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, env=env, start_new_session=True))
+    try:
+        ended = [_communicate(p, timeout=90) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    for rank, (p, (out, err)) in enumerate(zip(procs, ended)):
+        lines = [line for line in err.splitlines() if line.startswith("harness: ")]
+        assert p.returncode == 3 and len(lines) == 1, (rank, err[-3000:])
+        assert lines[0].startswith(f"harness: error: rank {rank} of 2 ")
+        assert "gathering the completions, suite 'sql', model 'base'" in lines[0]
+    assert "waited 5.0 s" in ended[0][1]  # rank 0 gave up on the rank that never came
+    assert not (tmp_path / "out").exists()
