@@ -14,21 +14,25 @@ JACCL).
 Every collective is guarded (``collective_guard``): a rank that waits far longer than
 plausible gives up with one line on stderr and exit 3 (no verdict), instead of waiting
 forever. What happens without it (mlx 0.32.4, ring backend, measured here): a rank that
-*exits* closes its sockets and the others' ``all_gather`` raises ``RuntimeError("[ring]
-connection to a peer was lost")`` at once (``mlx.launch`` also ends the others when a rank
-exits non-zero); but a rank that is alive and never joins (stuck in its own work,
-stopped, a host gone without closing its connection) keeps the others waiting forever,
-and so does the ring itself now and then (ml-explore/mlx#4475: collectives that deadlock;
-#4060: a recv spinning at 100% CPU on a peer that left; seen in this project's CI with
-rank 0 done and rank 1 spinning inside an ``all_gather``). ``mlx.launch`` does nothing
-about a rank that exited 0 while another hangs.
+*exits* before a collective closes its sockets and the others' ``all_gather`` raises
+``RuntimeError("[ring] connection to a peer was lost")`` at once (and ``mlx.launch`` ends
+the others when a rank exits non-zero); but a rank that is alive and never joins (stuck
+in its own work, stopped, a host gone without closing its connection) keeps the others
+waiting forever, and a rank that arrives after its peer left *in the middle of* a
+collective either spins in the next ``all_gather`` (ml-explore/mlx#4060) or gets
+unfilled memory back with no error (so every part carries a marker, its length and a
+CRC-32: ``check_headers``, ``check_rows``). The ring also deadlocks now and then on its
+own (ml-explore/mlx#4475; seen in this project's CI with rank 0 done and rank 1 spinning
+inside an ``all_gather``). ``mlx.launch`` does nothing about a rank that exited 0 while
+another hangs.
 
 The wait cannot be interrupted from Python: while MLX blocks in a collective the GIL is
 released (another Python thread runs) but a signal handler only runs once the C call
 returns (measured: SIGALRM due at 2.5 s ran at 8.0 s, when the late peer arrived). So the
 guard is ``bounded.time_limit``'s watchdog thread, which writes the line and ends the
 process with ``os._exit``; a stuck thread inside MLX cannot be unwound, and a process
-group with a missing rank cannot go on, so this holds in a host program too.
+group with a missing rank cannot go on, so this holds in a host program too. Each rank
+has its own guard, so after one gives up the others end too.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import json
 import math
 import os
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,15 +67,47 @@ TIMEOUT_ENV = "HARNESS_COLLECTIVE_TIMEOUT"
 
 @lru_cache(maxsize=1)
 def group() -> Any:
-    """The process group (size 1 when not launched, or when MLX has no distributed backend)."""
+    """The process group (size 1 when not launched, or when MLX has no distributed backend).
+
+    Launched (``MLX_RANK`` set, as ``mlx.launch`` does for ring and JACCL), a rank that
+    cannot connect is exit 3 with one line: the ring gives up after ~31 s, and the harness
+    used to go on alone as a one-process run, writing its own PASS report with
+    ``world_size`` 1 while rank 0 waited for it (measured). Connecting is not guarded by a
+    deadline: rank 0 waits in MLX's init holding the GIL (measured: a Python thread stops
+    ticking), so no thread of ours could end it; ``mlx.launch`` ends it when another rank
+    exits non-zero, which a rank that cannot connect now does."""
     try:
         import mlx.core as mx
-
-        world = mx.distributed.init()
-    except Exception:  # no mlx, or no backend in this build: one process
+    except ImportError:
         return None
+    launched = os.environ.get("MLX_RANK", "").strip()
+    if not launched:
+        try:
+            world = mx.distributed.init()
+        except Exception:  # no backend in this build: one process
+            return None
+    else:
+        started = time.monotonic()
+        try:
+            world = mx.distributed.init(strict=True)
+        except RuntimeError as exc:
+            raise CollectiveFailed(
+                f"rank {launched}{_of_size()} could not connect to the other ranks at startup after "
+                f"{time.monotonic() - started:.1f} s: {exc}; a rank did not start (its own message is "
+                f"above) or the hosts cannot reach each other; nothing was written, rerun "
+                f"(exit 3, no verdict)") from exc
     _CLOCK.last = time.monotonic()  # this rank's own work starts now
     return world
+
+
+def _of_size() -> str:
+    """" of N" from the ring's hostfile (one entry per rank), for the line before a group exists."""
+    try:
+        with open(os.environ["MLX_HOSTFILE"], encoding="utf-8") as f:
+            hosts = json.load(f)
+        return f" of {len(hosts)}" if isinstance(hosts, list) else ""
+    except (KeyError, OSError, ValueError):
+        return ""
 
 
 def rank_and_size() -> tuple[int, int]:
@@ -87,15 +124,49 @@ def all_gather_json(obj: Any, what: str = "data") -> list[Any]:
     g = group()
     if g is None or g.size() == 1:
         return [obj]
-    with collective_guard(what, g.rank(), g.size()):
+    with collective_guard(f"in a collective ({what})", f"rank {g.rank()} of {g.size()}"):
         data = json.dumps(obj, separators=(",", ":")).encode()
-        sizes = mx.distributed.all_gather(mx.array([len(data)], dtype=mx.int32), group=g, stream=mx.cpu)
-        sizes = sizes.tolist()
-        longest = max(sizes)
+        heads = mx.distributed.all_gather(mx.array([header(data)], dtype=mx.int32), group=g, stream=mx.cpu)
+        heads = heads.tolist()
+        check_headers(heads)
+        longest = max(h[1] for h in heads)
         mine = np.frombuffer(data.ljust(longest, b" "), dtype=np.uint8)
         everyone = mx.distributed.all_gather(mx.array(mine)[None], group=g, stream=mx.cpu)
-        rows = np.array(everyone)
-    return [json.loads(rows[r, :sizes[r]].tobytes()) for r in range(g.size())]
+        payloads = check_rows(heads, np.array(everyone))
+    return [json.loads(p) for p in payloads]
+
+
+# A rank that leaves in the middle of a collective can make MLX's ring return uninitialised
+# memory instead of an error (mlx 0.32.4, measured: rank 0 exits after sending its part of the
+# first all_gather; on rank 1 the first returns the right values, the second a row of garbage,
+# no exception). Each rank's part carries a marker, its length and its CRC-32, checked on
+# arrival; a mismatch is a lost rank (RuntimeError, which the guard reports as one).
+_MARK = 0x6D6C7868  # b"mlxh"
+
+
+def header(data: bytes) -> list[int]:
+    """[marker, length, CRC-32] of one rank's part, as int32 values."""
+    crc = zlib.crc32(data)
+    return [_MARK, len(data), crc - (1 << 32) if crc >= 1 << 31 else crc]
+
+
+def check_headers(heads: list[list[int]]) -> None:
+    for r, head in enumerate(heads):
+        if len(head) != 3 or head[0] != _MARK or head[1] < 0:
+            raise RuntimeError(f"rank {r}'s part arrived as garbage (MLX returned unfilled memory: "
+                               f"that rank left in the middle of the collective)")
+
+
+def check_rows(heads: list[list[int]], rows: Any) -> list[bytes]:
+    """Each rank's bytes, checked against its header."""
+    payloads = []
+    for r, (_, n, crc) in enumerate(heads):
+        data = rows[r, :n].tobytes()
+        if header(data)[2] != crc:
+            raise RuntimeError(f"rank {r}'s part arrived corrupt (CRC-32 mismatch: MLX returned unfilled "
+                               f"memory, that rank left in the middle of the collective)")
+        payloads.append(data)
+    return payloads
 
 
 def broadcast_json(obj: Any, what: str = "data") -> Any:
@@ -174,16 +245,16 @@ def _override() -> float | None:
     return _timeout
 
 
-def gave_up_line(rank: int, size: int, what: str, waited_s: float, limit: str) -> str:
+def gave_up_line(who: str, where: str, waited_s: float, limit: str) -> str:
     """The one line a rank writes when it stops waiting."""
-    return (f"rank {rank} of {size} waited {waited_s:.1f} s in a collective ({what}) for the other ranks "
+    return (f"{who} waited {waited_s:.1f} s for the other ranks {where} "
             f"and gave up (exit 3, no verdict): another rank died or is stuck, or MLX's ring backend hung "
             f"(ml-explore/mlx#4475, #4060); rerun, or if the other ranks are only slow, raise the limit "
             f"({limit}) with --collective-timeout SECONDS or {TIMEOUT_ENV}=SECONDS (0: no limit)")
 
 
 @contextmanager
-def collective_guard(what: str, rank: int, size: int) -> Iterator[None]:
+def collective_guard(where: str, who: str) -> Iterator[None]:
     """Around one collective: give up (one line, exit 3) once the wait passes its deadline;
     a peer lost on the way (MLX raises RuntimeError) is the same kind of failure, one line.
 
@@ -197,19 +268,19 @@ def collective_guard(what: str, rank: int, size: int) -> Iterator[None]:
     deadline = collective_deadline(own, longest, override)
     limit = (f"{override:g} s, set by --collective-timeout or {TIMEOUT_ENV}" if override is not None else
              f"max({FLOOR_S:g} s, {FACTOR:g} x this rank's longest own work between collectives, {longest:.1f} s)")
-    what = printable(what)  # suite and model names come from the user's files
-    line = gave_up_line(rank, size, what, deadline or 0.0, limit)
+    where = printable(where)  # suite and model names come from the user's files
+    line = gave_up_line(who, where, deadline or 0.0, limit)
     try:
-        with time_limit(deadline, what, signals=False, grace=0.0, exit_code=CollectiveFailed.exit_code,
+        with time_limit(deadline, where, signals=False, grace=0.0, exit_code=CollectiveFailed.exit_code,
                         last_words=f"harness: error: {line}",
                         error=lambda _: CollectiveFailed(
-                            gave_up_line(rank, size, what, time.monotonic() - entered, limit))):
+                            gave_up_line(who, where, time.monotonic() - entered, limit))):
             yield
-    except RuntimeError as exc:  # the backend saw a peer go (a closed connection)
+    except RuntimeError as exc:  # the backend saw a peer go (a closed connection) or none come
         raise CollectiveFailed(
-            f"rank {rank} of {size} lost another rank in a collective ({what}) after "
-            f"{time.monotonic() - entered:.1f} s: {exc}; that rank ended (its own message is above) or "
-            f"the network dropped; nothing was written, rerun (exit 3, no verdict)") from exc
+            f"{who} lost the other ranks {where} after {time.monotonic() - entered:.1f} s: {exc}; "
+            f"a rank ended (its own message is above), never started, or the network dropped; "
+            f"nothing was written, rerun (exit 3, no verdict)") from exc
     _CLOCK.left_collective(entered, time.monotonic())
 
 

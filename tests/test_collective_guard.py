@@ -15,8 +15,8 @@ import pytest
 
 from harness import cli, distributed
 from harness.blas import preload_env
-from harness.distributed import (FACTOR, FLOOR_S, TIMEOUT_ENV, WorkClock, collective_deadline,
-                                 collective_guard, set_collective_timeout)
+from harness.distributed import (FACTOR, FLOOR_S, TIMEOUT_ENV, WorkClock, check_headers, check_rows,
+                                 collective_deadline, collective_guard, header, set_collective_timeout)
 from harness.errors import CollectiveFailed, HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +62,24 @@ def test_option_beats_environment_and_bad_values_name_their_source(monkeypatch):
         set_collective_timeout(None)
 
 
+def test_a_part_that_arrives_as_unfilled_memory_is_a_lost_rank():
+    """MLX's ring can return garbage, not an error, for a rank that left mid-collective."""
+    import numpy as np
+
+    parts = [b'{"a":1}', b"[1,2,3]"]
+    heads = [header(p) for p in parts]
+    rows = np.zeros((2, 7), dtype=np.uint8)
+    for r, p in enumerate(parts):
+        rows[r, :len(p)] = np.frombuffer(p, dtype=np.uint8)
+    check_headers(heads)
+    assert check_rows(heads, rows) == parts
+    with pytest.raises(RuntimeError, match="rank 1's part arrived as garbage"):
+        check_headers([heads[0], [0x2A1F23C0, 9, 12]])  # unfilled memory: no marker
+    rows[0, 2] ^= 1
+    with pytest.raises(RuntimeError, match="rank 0's part arrived corrupt"):
+        check_rows(heads, rows)
+
+
 def test_a_bad_collective_timeout_is_exit_2_before_the_model_loads(tmp_path, capsys):
     code = cli.main(["eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(tmp_path / "no-model"),
                      "--out", str(tmp_path / "out"), "--collective-timeout", "soon"])
@@ -71,7 +89,8 @@ def test_a_bad_collective_timeout_is_exit_2_before_the_model_loads(tmp_path, cap
 
 def test_a_peer_lost_in_a_collective_is_one_line_and_exit_3(tmp_path, capsys, monkeypatch):
     def lost(*args, **kwargs):  # what MLX's ring backend raises when another rank's process ends
-        with collective_guard("gathering the completions, suite 'smoke', model 'base'", 0, 2):
+        with collective_guard("in a collective (gathering the completions, suite 'smoke', model 'base')",
+                              "rank 0 of 2"):
             raise RuntimeError("[ring] connection to a peer was lost")
 
     monkeypatch.setattr("harness.runner.run_eval", lost)
@@ -79,8 +98,9 @@ def test_a_peer_lost_in_a_collective_is_one_line_and_exit_3(tmp_path, capsys, mo
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERNAL == CollectiveFailed.exit_code
-    assert err.count("\n") == 1 and err.startswith("harness: error: rank 0 of 2 lost another rank in a collective "
-                                                   "(gathering the completions, suite 'smoke', model 'base')")
+    assert err.count("\n") == 1 and err.startswith("harness: error: rank 0 of 2 lost the other ranks in a "
+                                                   "collective (gathering the completions, suite 'smoke', model "
+                                                   "'base') after ")
     assert "connection to a peer was lost" in err and "rerun" in err
     assert not (tmp_path / "out").exists()
 
@@ -89,15 +109,15 @@ def test_a_wait_blocked_outside_python_ends_the_process_with_one_line(tmp_path):
     """MLX waits in C with the GIL released, where no signal handler runs: a sleep stands in
     for it. The watchdog thread still ends the process, with exit 3 and one line."""
     script = ("import time\nfrom harness.distributed import collective_guard\n"
-              "with collective_guard('gathering the completions, suite \\'s\\', model \\'base\\'', 1, 2):\n"
+              "with collective_guard('in a collective (gathering the completions)', 'rank 1 of 2'):\n"
               "    time.sleep(120)\nprint('returned')\n")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           env={**os.environ, TIMEOUT_ENV: "0.5", "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 3 and proc.stdout == ""
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("harness: error: rank 1 of 2 waited 0.5 s in a collective (gathering the "
-                               "completions, suite 's', model 'base') for the other ranks and gave up")
+    assert lines[0].startswith("harness: error: rank 1 of 2 waited 0.5 s for the other ranks in a collective "
+                               "(gathering the completions) and gave up")
     for part in ("ml-explore/mlx#4475", "#4060", "--collective-timeout", TIMEOUT_ENV, "rerun"):
         assert part in lines[0]
 
@@ -168,8 +188,8 @@ def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(t
     out, err = _communicate(proc, timeout=90)  # without the guard: waits for the hour
     gave_up = [line for line in err.splitlines() if line.startswith("harness: error: ")]
     assert len(gave_up) == 1, err[-3000:]
-    assert gave_up[0].startswith(f"harness: error: rank {waiting} of 2 waited 5.0 s in a collective "
-                                 f"(gathering the completions, suite 'sql', model 'base')")
+    assert gave_up[0].startswith(f"harness: error: rank {waiting} of 2 waited 5.0 s for the other ranks in a "
+                                 f"collective (gathering the completions, suite 'sql', model 'base')")
     # mlx.launch (0.32.4) exits 0 whatever its ranks return: their codes are in its warnings
     assert f"Node with rank {waiting} exited with code 3" in err
     assert f"Node with rank {stalled} exited with code -15" in err  # the launcher ended the stuck one
@@ -205,3 +225,24 @@ def test_without_a_launcher_both_ranks_end_with_their_own_line(tmp_path):
         assert "gathering the completions, suite 'sql', model 'base'" in lines[0]
     assert "waited 5.0 s" in ended[0][1]  # rank 0 gave up on the rank that never came
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_rank_that_cannot_connect_does_not_run_alone(tmp_path):
+    """Launched as rank 1 of 2 with no rank 0: MLX's ring gives up connecting after ~31 s, and
+    the harness went on as a one-process run, writing its own PASS report (world_size 1)
+    while a late rank 0 would wait for it. Now exit 3 with one line, nothing written."""
+    hosts = tmp_path / "hosts.json"
+    port = _free_ports()
+    hosts.write_text(json.dumps([[f"127.0.0.1:{port}"], [f"127.0.0.1:{port + 1}"]]))
+    env = preload_env({**os.environ, "MLX_RANK": "1", "MLX_HOSTFILE": str(hosts), "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "eval", str(ROOT / "suites" / "smoke.yaml"),
+                             "--model", str(ROOT / "fixtures" / "model"), "--no-cache", "--quiet",
+                             "--out", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    out, err = _communicate(proc, timeout=90)
+    lines = [line for line in err.splitlines() if line.startswith("harness: ")]
+    assert proc.returncode == 3 and len(lines) == 1, err[-3000:]
+    assert lines[0].startswith("harness: error: rank 1 of 2 could not connect to the other ranks at startup")
+    assert not (tmp_path / "out").exists() and "PASS" not in out
