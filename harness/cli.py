@@ -3,8 +3,9 @@
 Exit codes (as pytest and promptfoo use them): 0 all gates pass, 1 a gate failed,
 2 bad input or usage (one line naming the file, line or field; traceback only with
 ``--debug``), 3 no verdict: an internal error, or a distributed eval whose rank gave up on
-a collective (``harness.distributed``; not a gate, not the input: rerun). A reader that closes the pipe early (``harness compare
-A B | head -1``) ends the command quietly with 141, as a tool killed by SIGPIPE does.
+a collective (``harness.distributed``; not a gate, not the input: rerun). A reader that
+closes the pipe early (``harness compare A B | head -1``) ends the command quietly with
+141, as a tool killed by SIGPIPE does.
 """
 
 from __future__ import annotations

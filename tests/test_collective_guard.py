@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -156,10 +157,10 @@ def _free_ports() -> int:
     raise RuntimeError("no two adjacent free ports")
 
 
-def _eval_args(tmp_path: Path, stall: Path) -> list[str]:
+def _eval_args(tmp_path: Path, stall: Path, cache: bool = False) -> list[str]:
     return [sys.executable, str(stall), "eval", str(ROOT / "suites" / "sql.yaml"),
-            "--model", str(ROOT / "fixtures" / "model"), "--limit", "6", "--no-cache", "--quiet",
-            "--out", str(tmp_path / "out")]
+            "--model", str(ROOT / "fixtures" / "model"), "--limit", "6", "--quiet", "--out", str(tmp_path / "out"),
+            *(["--cache-dir", str(tmp_path / "cache")] if cache else ["--no-cache"])]
 
 
 def _communicate(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
@@ -182,7 +183,7 @@ def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(t
     env = preload_env({**os.environ, "STALL_RANK": str(stalled), "STALL_S": "3600", TIMEOUT_ENV: "5",
                        "PYTHONPATH": str(ROOT)})
     proc = subprocess.Popen([str(launch), "-n", "2", "--backend", "ring", "-p", str(_free_ports()), "--",
-                             *_eval_args(tmp_path, stall)],
+                             *_eval_args(tmp_path, stall, cache=True)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     out, err = _communicate(proc, timeout=90)  # without the guard: waits for the hour
@@ -194,6 +195,13 @@ def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(t
     assert f"Node with rank {waiting} exited with code 3" in err
     assert f"Node with rank {stalled} exited with code -15" in err  # the launcher ended the stuck one
     assert not (tmp_path / "out").exists() and "PASS" not in out and "FAIL" not in out
+    # rank 0's cache holds what it generated before it waited (its 3 items when rank 1 stalls),
+    # whole, and marked unchecked: a rerun checks them instead of serving them as checked
+    with sqlite3.connect(tmp_path / "cache" / "completions.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        values = [json.loads(v) for (v,) in db.execute("SELECT value FROM completions")]
+    stored = [v for v in values if isinstance(v, dict) and "output_token_ids" in v]
+    assert len(stored) == (3 if stalled == 1 else 0) and all(v.get("unchecked") is True for v in stored)
 
 
 @pytest.mark.slow
