@@ -1,4 +1,5 @@
-"""Run files: reading a run folder or baseline, and ``harness compare RUN_A RUN_B``.
+"""Run files: reading a run folder or baseline, its verdict (``harness verdict``), and
+``harness compare RUN_A RUN_B``.
 
 The paired statistics live in ``harness.compare``; this module only pairs two whole runs
 (suites by name, models by name, items by id) and formats what changed.
@@ -15,7 +16,7 @@ from .errors import HarnessError
 from .files import read_json
 from .results import check_results
 
-__all__ = ["load_run", "compare_runs", "format_comparison", "parse_map", "regressions"]
+__all__ = ["load_run", "run_verdict", "compare_runs", "format_comparison", "parse_map", "regressions"]
 
 
 def load_run(path: str | Path) -> dict:
@@ -31,6 +32,31 @@ def load_run(path: str | Path) -> dict:
     data = dict(check_results(data, p, "run"))
     data["_path"] = str(p)
     return data
+
+
+def run_verdict(run: dict) -> tuple[int, list[str]]:
+    """(exit code, lines to print) of a finished run, as ``harness eval`` decided it: 0 when
+    every gate passed, 1 when one failed. The gates are counted again rather than the
+    ``verdict`` field trusted alone; a file whose two disagree is refused (exit 2), since
+    it was edited or written by something else."""
+    from .gates import tally
+
+    path = run.get("_path") or run.get("source") or "results.json"
+    if str(run.get("format") or "").startswith("mlx-harness-baseline"):
+        raise HarnessError("this is a baseline file, not a run's results.json", path=path,
+                           hint="give the run's --out folder")
+    failed = [(s.get("name"), g) for s in run.get("suites") or [] for g in s.get("gates") or []
+              if not g.get("passed")]
+    verdict = run.get("verdict")
+    if verdict not in ("pass", "fail") or (verdict == "fail") != bool(failed):
+        raise HarnessError(f"verdict {verdict!r} does not match its gates ({len(failed)} failed)", path=path,
+                           field="verdict", hint="rerun harness eval; do not edit results.json")
+    env = run.get("environment") or {}
+    world = env.get("world_size")
+    head = (f"{'FAIL' if failed else 'PASS'}: {tally(run)} (run of {run.get('created') or '?'}"
+            + (f", {world} processes" if isinstance(world, int) and world > 1 else "") + f"; {path})")
+    lines = [head] + [f"  failed: {name} / {g.get('model')}: {g.get('reason')}" for name, g in failed]
+    return (1 if failed else 0), lines
 
 
 def parse_map(values: list[str] | None) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""`harness baseline approve RUN_DIR [--to FILE]` and `harness compare RUN_A RUN_B`."""
+"""Commands on finished runs: `harness baseline approve RUN_DIR [--to FILE]`, `harness compare
+RUN_A RUN_B` and `harness verdict RUN_DIR` (a run's verdict as an exit code, for launchers such
+as `mlx.launch` that drop their ranks' exit codes)."""
 
 from __future__ import annotations
 
@@ -39,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or an item that went from pass to fail")
     c.set_defaults(func=run_compare)
 
+    v = sub.add_parser("verdict", help="a finished run's verdict as the exit code (0 pass, 1 fail)",
+                       description="Read RUN_DIR/results.json and exit as `harness eval` did: 0 every gate "
+                                   "passed, 1 a gate failed, 2 no readable results (the run did not finish). "
+                                   "For launchers that drop the exit code: mlx.launch (mlx 0.32.4) exits 0 "
+                                   "whatever its ranks return.")
+    v.add_argument("run_dir", metavar="RUN_DIR", help="a run's output folder (or its results.json)")
+    v.set_defaults(func=run_verdict)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -75,3 +85,19 @@ def run_compare(args: argparse.Namespace) -> int:
             print(f"REGRESSION {terminal(line)}")
         return 1 if found else 0
     return 0
+
+
+def run_verdict(args: argparse.Namespace) -> int:
+    from ..runs import load_run, run_verdict as verdict_of
+
+    from ..errors import HarnessError
+
+    folder = Path(args.run_dir)
+    if folder.is_dir() and not (folder / "results.json").exists():
+        raise HarnessError("no results.json here: the run did not finish (or wrote to another --out)",
+                           path=folder, hint="a run that stops without a verdict (exit 2 or 3, a distributed "
+                                             "rank that gave up) writes nothing; see its log, rerun")
+    code, lines = verdict_of(load_run(folder))
+    for line in lines:
+        print(terminal(line))
+    return code
