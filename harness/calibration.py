@@ -149,6 +149,45 @@ def simulate_clustered(n: int, per: int, reps: int, seed: int, margin: float = M
     return passes
 
 
+def _beta_rates(rng: np.random.Generator, mean: float, icc: float, groups: int) -> np.ndarray:
+    """Per-cluster probabilities with the given mean and intra-cluster correlation (Beta with
+    a + b = (1 - icc) / icc); icc 0: the mean everywhere."""
+    if mean <= 0:
+        return np.zeros(groups)
+    if icc <= 0:
+        return np.full(groups, mean)
+    scale = (1.0 - icc) / icc
+    return rng.beta(mean * scale, (1.0 - mean) * scale, groups)
+
+
+def simulate_correlated_clusters(groups: int, per: int, p_down: float, p_up: float, icc_down: float,
+                                 icc_up: float, reps: int, seed: int, margin: float = MARGIN,
+                                 base_rate: float = BASE_RATE, rewrite: float = 0.3) -> int:
+    """Gate passes among ``reps`` runs of ``groups`` clusters of ``per`` items, `cluster:`
+    declared: each cluster draws its own probability that an item is lost (mean ``p_down``,
+    intra-cluster correlation ``icc_down``) and gained (``p_up``, ``icc_up``), the other items
+    pass on both sides or fail on both so that the reference passes ``base_rate``. The true
+    change is p_up - p_down. ``p_down = p_up = 0``: a candidate that changes no verdict."""
+    rng = np.random.default_rng(seed)
+    n = groups * per
+    labels = [f"t{k // per}" for k in range(n)]
+    passes = 0
+    for _ in range(reps):
+        p_lose = np.repeat(_beta_rates(rng, p_down, icc_down, groups), per)
+        p_gain = np.repeat(_beta_rates(rng, p_up, icc_up, groups), per)
+        r = rng.random(n)
+        down = r < p_lose
+        up = ~down & (r < p_lose + p_gain)
+        both = ~down & ~up & (rng.random(n) < (base_rate - p_down) / (1.0 - p_down - p_up))
+        out_base, out_cand = _outputs(n, down | up | (rng.random(n) < rewrite))
+        models = [_binary_model(down | both, out_base), _binary_model(up | both, out_cand)]
+        for model in models:
+            for it, label in zip(model["items"], labels):
+                it["cluster"] = label
+        passes += gate_passes(*models, "exact_match", margin)
+    return passes
+
+
 def partial_credit_change(kind: str, n: int, rng: np.random.Generator, drop: float = MARGIN) -> np.ndarray:
     """Per-item change of a continuous score whose true mean change is -drop.
 
