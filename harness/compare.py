@@ -163,7 +163,8 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
             fn = statistic_fn(stat)
             binary = (stat == "mean" and (is_binary(ref, metric) or is_binary(cand, metric))
                       and all(x in (0.0, 1.0) for x in a) and all(y in (0.0, 1.0) for y in b))
-            deff = _design_effect(a, b, clusters) if stat == "mean" else 1.0
+            deff = (_flip_design_effect(a, b, clusters) if binary else
+                    _design_effect(a, b, clusters) if stat == "mean" else 1.0)
             out: dict[str, Any] = {
                 "ref_value": float(fn(_arr(a))), "cand_value": float(fn(_arr(b))),
                 "n": len(ids), "statistic": stat, "series": series,
@@ -182,7 +183,10 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                     method = "Tango score interval (paired)" + (
                         f", counts / design effect {deff:.2f}" if clusters is not None else "") + (
                         f"; nothing flipped: each of the {len(set(clusters))} clusters counts as one item"
-                        if clusters is not None and not down and not up else "")
+                        if clusters is not None and not down and not up else
+                        f"; nothing gained: each of the {len(set(clusters))} clusters counts as one item at "
+                        "most, as with nothing flipped (a loss may not narrow the interval)"
+                        if clusters is not None and not up else "")
                 out.update(diff=diff, ci_low=low, ci_high=high, method=method, flipped_down=down,
                            flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
                 return out
@@ -270,6 +274,32 @@ def _design_effect(a: list[float], b: list[float], clusters: list[str] | None) -
         return design_effect(diffs, clusters)
     own = [design_effect(values, clusters) for values in (a, b) if len(set(values)) > 1]
     return max([1.0, len(clusters) / len(set(clusters))] + own)
+
+
+def _flip_design_effect(a: list[float], b: list[float], clusters: list[str] | None) -> float:
+    """Design effect of a pass/fail paired difference: the larger of what the run's flips
+    show and what its gains alone show (no gains: what no flip shows, each cluster one item),
+    a cluster's gains and losses counted as two clusters so that they never cancel.
+
+    Why: the gate must never pass a candidate for losing one more item, and a few losses in
+    as many clusters cannot show that losses do not come together. The flips' own design
+    effect did both: one loss in 100 items of 25 clusters read 1.0 (lower bound -0.054) where
+    nothing flipped counted clusters (-0.137), so at a 0.10 margin the worse run passed; and
+    at 30 clusters of 8 (drop probability Beta, mean 0.05 = the margin, intra-cluster
+    correlation 0.5) runs with one to a few scattered losses passed 9.9% of the time, 0 now.
+    A loss added to a cluster holding gains cancelled one of them, read as less clustering,
+    and raised the bound; counted apart it cannot (docs/ci-gating.md, "Clustered items")."""
+    if clusters is None:
+        return 1.0
+    gains_only = [max(x, y) for x, y in zip(a, b)]  # every loss undone
+    return max(_split_design_effect(a, b, clusters), _split_design_effect(a, gains_only, clusters))
+
+
+def _split_design_effect(a: list[float], b: list[float], clusters: list[str]) -> float:
+    diffs = [y - x for x, y in zip(a, b)]
+    if not any(diffs):
+        return _design_effect(a, b, clusters)  # nothing flipped: each cluster one item
+    return design_effect(diffs, [(c, (d > 0) - (d < 0)) for c, d in zip(clusters, diffs)])
 
 
 def _approximate_quantile(stat: str, units: int, unit: str = "items") -> str | None:
