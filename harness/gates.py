@@ -24,7 +24,8 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
     ``{CATEGORY: options}``: the same options (all but ``critical``) applied to the items
     of one category alone, with their own paired intervals; the gate's metric is
     ``METRIC[CATEGORY]`` (``keywords[architecture]``), in results.json, junit.xml and
-    summary.md. A category that can regress alone is gated alone.
+    summary.md. A category that can regress alone is gated alone. The defaults are
+    suite-wide: a category gets only the options written for it.
 ``critical``
     Item ids that must never flip from pass to fail (pass/fail metrics only), against
     the base and against the baseline.
@@ -101,8 +102,9 @@ def validate_policy(suite: Suite) -> None:
                                    hint="use the cases' `id` values")
 
 
-def policy(suite: Suite, suite_result: dict) -> dict[str, dict]:
-    """metric -> options: the suite's gates, with the defaults filled in on pass/fail metrics.
+def policy(suite: Suite, suite_result: dict, defaults: bool = True) -> dict[str, dict]:
+    """metric -> options: the suite's gates, with the defaults filled in on pass/fail metrics
+    (``defaults=False``: the options as written, for a category's gates).
 
     Each options dict gets ``_source`` (``"suite"`` when the suite names the metric, else
     ``"default"``) and ``_defaulted`` (the option names taken from the defaults). Options
@@ -117,6 +119,8 @@ def policy(suite: Suite, suite_result: dict) -> dict[str, dict]:
         if opts is not False:
             out[metric] = dict({k: v for k, v in (opts or {}).items() if v is not None},
                                _source="suite", _defaulted=())
+    if not defaults:
+        return out
     for model in (suite_result.get("models") or {}).values():
         for metric, info in (model.get("metrics") or {}).items():
             if "." in metric or info.get("kind") != "proportion" or (named or {}).get(metric) is False:
@@ -136,7 +140,7 @@ def comparisons_for(suite_result: dict, baseline_suite: dict | None) -> dict:
 
 
 def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None,
-                   comparisons: dict | None = None) -> tuple[list[dict], list[str]]:
+                   comparisons: dict | None = None, *, defaults: bool = True) -> tuple[list[dict], list[str]]:
     """Apply the suite's policy to one suite's results.
 
     ``suite_result`` is the suite entry of results.json (models with metrics and
@@ -146,6 +150,7 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
 
     ``comparisons`` is ``comparisons_for(suite_result, baseline_suite)`` when the caller
     already has it (the runner stores it for the reports); nothing is written here.
+    ``defaults=False`` applies the written options only (a category's gates).
     """
     models = suite_result.get("models") or {}
     if comparisons is None:
@@ -167,7 +172,7 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
     # A candidate or suite the baseline lacks: harness.baseline.baseline_coverage (warning or,
     # with --strict-baseline, a failed gate), checked by runner.finish.
 
-    for metric, opts in policy(suite, suite_result).items():
+    for metric, opts in policy(suite, suite_result, defaults).items():
         scorer = metric.split(".", 1)[0]
         if scorer in skipped:
             warn(f"gates on {metric} not checked: scorer {scorer} was skipped ({skipped[scorer]})")
@@ -322,14 +327,17 @@ def category_slice(suite_result: dict | None, category: str) -> dict | None:
 def _category_gates(suite: Suite, name: str, suite_result: dict, baseline_suite: dict | None, metric: str,
                     category: str, options: dict) -> tuple[list[dict], list[str]]:
     """``gates: {METRIC: {categories: {CAT: options}}}``: the options applied to the items of
-    one category alone (its own paired intervals); gate metric ``METRIC[CAT]``."""
+    one category alone (its own paired intervals); gate metric ``METRIC[CAT]``. Only those
+    options: the suite-wide defaults would add gates on every other pass/fail metric (named
+    ``METRIC[CAT]`` all the same) and 0.05 drop gates that a category's few items cannot pass."""
     from types import SimpleNamespace
 
     sub = category_slice(suite_result, category)
     if not any(m["items"] for m in sub["models"].values()):
         return [], [f"gates on {metric} in category {category!r} not checked: this run has no items in it"]
     policy_only = SimpleNamespace(name=name, raw={"gates": {metric: options}}, gates={metric: options})
-    gates, warnings = evaluate_gates(policy_only, sub, category_slice(baseline_suite, category))  # type: ignore[arg-type]
+    gates, warnings = evaluate_gates(policy_only, sub, category_slice(baseline_suite, category),  # type: ignore[arg-type]
+                                     defaults=False)
     for g in gates:
         g["metric"] = f"{metric}[{category}]"
         g["reason"] = f"category {category}: {g['reason']}"

@@ -61,3 +61,40 @@ def test_unknown_category_is_bad_input_naming_the_line(tmp_path):
     assert "categories of this suite: architecture, operations" in str(exc.value)
     with pytest.raises(HarnessError):  # critical is not a per-category option
         suite(tmp_path, {"exact_match": {"categories": {"architecture": {"critical": ["a01"]}}}})
+
+
+def test_a_category_gate_gates_only_its_metric_with_only_its_options(tmp_path):
+    """A category gate on keywords made a `repetition` gate named `keywords[architecture]`
+    (the defaults of every pass/fail metric, evaluated on the category's items) and added a
+    default 0.05 drop gate on the category's 16 items, which no adapter could pass: the
+    domain suite with `categories: {architecture: {max_drop_vs_base: 0.3}}` failed an
+    adapter whose architecture drop was -0.19 on gates nobody wrote."""
+    doc = {"name": "domain", "prompt": "{{ q }}", "target": "{{ a }}",
+           "scorers": [{"exact_match": {}}, {"repetition": {}}],
+           "cases": [{"id": i, "q": f"{i}?", "a": "4", "category": "architecture" if i in ARCH else "operations"}
+                     for i in ARCH + OPS],
+           "gates": {"exact_match": {"max_drop_vs_base": 0.25,
+                                     "categories": {"architecture": {"max_drop_vs_base": 0.3}}}}}
+    path = tmp_path / "domain.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def items(fail, rewritten):
+        out = []
+        for i in ARCH + OPS:
+            it = item(i, i not in fail, output="new" if i in rewritten else None,
+                      category="architecture" if i in ARCH else "operations")
+            it["scores"]["repetition"] = {"value": 1.0, "passed": True, "detail": "no loop"}
+            out.append(it)
+        return out
+
+    # 1 of 20 architecture items breaks, every other answer is rewritten without a flip
+    sr = suite_result({"base": model_result(items(set(), set())),
+                       "ft": model_result(items(set(ARCH[:1]), set(ARCH + OPS)), fingerprint="sha256:ft")},
+                      name="domain")
+    base_doc = sr  # the same run as an approved baseline: the category gets no baseline default either
+    found, warnings = evaluate_gates(load_suite(path), sr, base_doc)
+    cat = [(g["metric"], g["kind"]) for g in found if "[" in g["metric"]]
+    assert cat == [("exact_match[architecture]", "max_drop_vs_base")]
+    assert all(g["passed"] for g in found if g["metric"] == "exact_match[architecture]")
+    assert all(g["reason"].startswith("category architecture: exact_match:") for g in found if "[" in g["metric"])
+    assert not [w for w in warnings if w.startswith("category architecture: repetition")]
