@@ -262,7 +262,31 @@ def _norm(x: Any) -> Any:
 
 def _short(x: Any) -> str:
     s = "none" if x is None else str(x)
-    return s if len(s) <= 24 else s[:24] + "…"
+    limit = 80 if isinstance(x, dict) else 24  # settings: what differs; hashes: a prefix
+    return s if len(s) <= limit else s[:limit] + "…"
+
+
+def _settings(key: str, value: Any) -> Any:
+    """Generation settings with the engine's default for every key the file lacks: a file
+    written before an option existed (``samples``) was made with its default, so an upgrade
+    does not turn an approved baseline into a mismatch."""
+    value = _norm(value)
+    if key != "generation" or not isinstance(value, dict):
+        return value
+    import dataclasses
+
+    from .generation import GenerationConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(GenerationConfig)}
+    return {**_norm(defaults), **value}
+
+
+def _what_differs(a: Any, b: Any) -> tuple[Any, Any]:
+    """Two mappings cut down to the keys whose values differ (a message shows those)."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return a, b
+    keys = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
 
 
 def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
@@ -315,8 +339,10 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
         for scorer in sorted(set(new_scorers) - set(old_scorers)):
             add(name, f"scorer {scorer} (new, not in the reference)", None, new_scorers[scorer].get("version"), "info")
         for key in ("generation", "template"):
-            if key in old and key in suite and _norm(old[key]) != _norm(suite[key]):
-                add(name, f"{key} settings", old[key], suite[key], "refuse")
+            if key in old and key in suite:
+                a, b = _settings(key, old[key]), _settings(key, suite[key])
+                if a != b:
+                    add(name, f"{key} settings", *_what_differs(a, b), "refuse")
         named = any(d["suite"] == name and d["severity"] == "refuse" for d in out)
         if content_differs and not named:
             add(name, "suite content hash (prompt, target, system or gates in the suite file)",

@@ -212,3 +212,19 @@ def test_the_text_comparison_marks_an_unpaired_interval():
     lines = {ln.split()[0]: ln for ln in format_comparison(cmp).splitlines() if ln.startswith("    ")}
     assert lines["ppl"].endswith("unpaired") and "unpaired" not in lines["nll"]
 
+
+
+def test_a_baseline_from_before_a_generation_option_existed_still_gates(tmp_path):
+    """A baseline approved by a harness without `generation.samples` (0.1.0 before sampled
+    suites) has no `samples`/`sample` keys; this version writes `samples: 1, sample: 0`, the
+    same greedy settings. The gate refused it with 'generation settings differs (baseline
+    {'max_tokens': 64, 'temp…, run {'max_tokens': 64, 'temp…)': an upgrade blocked the
+    gate, and the message cut off before the part that differed."""
+    baseline = load_baseline(approve(write_run(tmp_path, "run1", run()), tmp_path / "b.json"))
+    now = _header(run())
+    now["suites"][0]["generation"].update(samples=1, sample=0, top_p=1.0, batch_size=32)
+    check_baseline(baseline, now, allow_mismatch=False)  # the defaults, written out: the same settings
+    now["suites"][0]["generation"].update(max_tokens=64)
+    with pytest.raises(HarnessError) as err:
+        check_baseline(baseline, now, allow_mismatch=False)
+    assert "generation settings differs (baseline {'max_tokens': 16}, run {'max_tokens': 64})" in str(err.value)
