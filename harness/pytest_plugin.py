@@ -22,21 +22,24 @@ test suites nothing.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pytest
 
-__all__ = ["HarnessResult", "run_harness_eval"]
+__all__ = ["HarnessResult", "HarnessBaselineWarning", "run_harness_eval"]
 
 
 class HarnessResult:
     """One eval's outcome: the parsed ``results.json`` and ways into it."""
 
-    def __init__(self, results: dict, out: Path, exit_code: int):
+    def __init__(self, results: dict, out: Path, exit_code: int, baseline_warnings: list[str] | None = None):
         self.results = results
         self.out = Path(out)
         self.exit_code = exit_code
+        # what the baseline could not gate (a renamed adapter, a new suite): `harness eval` prints these
+        self.baseline_warnings = list(baseline_warnings or [])
 
     @property
     def gates(self) -> list[dict]:
@@ -85,8 +88,11 @@ def _adapter_specs(adapters: Mapping[str, Any] | Iterable[str] | None):
 
 def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Path, adapters=None,
                      baseline: str | Path | None = None, out: str | Path | None = None,
-                     limit: int | None = None, *, use_cache: bool = True) -> HarnessResult:
-    """What ``harness eval`` does, in-process: returns the result instead of an exit code."""
+                     limit: int | None = None, *, use_cache: bool = True,
+                     strict_baseline: bool = False) -> HarnessResult:
+    """What ``harness eval`` does, in-process: returns the result instead of an exit code.
+    ``strict_baseline``: a candidate or suite the baseline lacks is a failed gate, as with
+    ``harness eval --strict-baseline``; otherwise it is in ``baseline_warnings``."""
     import json
     import tempfile
 
@@ -106,8 +112,15 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
     suites = load_suites(paths, limit)  # loaded once: what is evaluated is what is gated
     results = run_eval(suites, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
                        command=["pytest", "harness_run", *map(str, paths), "--model", str(model)])
-    code = finish(results, suites, out_dir, base_doc)
-    return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code)
+    code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline)
+    uncovered = []
+    if base_doc is not None and not strict_baseline:
+        from .baseline import baseline_coverage
+
+        uncovered = [f"{reason} (--harness-strict-baseline fails it)"
+                     for suite in results["suites"] for _, reason in baseline_coverage(base_doc, suite)]
+    return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code,
+                         uncovered)
 
 
 # --- options ---------------------------------------------------------------------------
@@ -120,6 +133,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-adapter", action="append", default=[], metavar="NAME=PATH",
                     help="an adapter to evaluate beside the base (repeatable)")
     group.addoption("--harness-baseline", metavar="PATH", default=None, help="approved baseline to gate against")
+    group.addoption("--harness-strict-baseline", action="store_true", default=False,
+                    help="a model or suite the baseline lacks (a renamed adapter) is a failed gate, not a warning")
     group.addoption("--harness-out", metavar="DIR", default=None,
                     help="report folder of the gate run (default: a new temporary folder)")
     group.addoption("--harness-limit", type=int, default=None, metavar="N", help="only the first N cases per suite")
@@ -148,19 +163,26 @@ def harness_run(pytestconfig: pytest.Config):
         key = (repr(suites), str(model), repr(adapters), str(baseline), str(out), limit)
         if key not in memo:
             try:
-                memo[key] = run_harness_eval(suites, model, adapters, baseline, out, limit)
+                memo[key] = run_harness_eval(suites, model, adapters, baseline, out, limit,
+                                             strict_baseline=pytestconfig.getoption("harness_strict_baseline"))
             except HarnessError as exc:
                 failure = f"harness: {exc.one_line()}"
             else:
                 failure = None
             if failure:  # failed outside the except: otherwise pytest prints the error twice, chained
                 pytest.fail(failure, pytrace=False)
+            for text in memo[key].baseline_warnings:  # in pytest's warnings summary, beside the test
+                warnings.warn(HarnessBaselineWarning(text), stacklevel=2)
         return memo[key]
 
     return run
 
 
 # --- gates as collected items ------------------------------------------------------------
+
+class HarnessBaselineWarning(UserWarning):
+    """A candidate or suite of the run that the baseline has no entry for: not gated against it."""
+
 
 class GateFailed(Exception):
     """A gate did not pass; the message is the gate's reason."""
@@ -243,7 +265,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     try:
         result = run_harness_eval(suites, model, config.getoption("harness_adapter"),
                                   config.getoption("harness_baseline"), config.getoption("harness_out"),
-                                  config.getoption("harness_limit"))
+                                  config.getoption("harness_limit"),
+                                  strict_baseline=config.getoption("harness_strict_baseline"))
     except HarnessError as exc:
         raise pytest.UsageError(f"harness: {exc.one_line()}") from None
     config.stash[_RESULT_KEY] = result
@@ -298,3 +321,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     if result is not None:
         terminalreporter.write_line(f"harness: {len(result.gates)} gate(s), {len(result.failed_gates)} failed; "
                                     f"report in {result.out / 'index.html'}")
+        for text in result.baseline_warnings:  # baseline gating never vanishes silently
+            terminalreporter.write_line(f"harness: WARNING {text}", yellow=True)

@@ -182,3 +182,33 @@ def test_a_gates_node_id_reruns_that_gate_alone(scratch):
     one.stdout.fnmatch_lines(["*below the floor 0.900*"])
     other = scratch.runpytest(*args, "gated.yaml::gated/sql/exact_match/max_drop_vs_base")
     other.assert_outcomes(passed=1)
+
+
+def test_a_renamed_adapter_is_not_gated_against_the_baseline_silently(scratch):
+    """`harness eval` warns when the baseline has no model of a candidate's name (a renamed
+    adapter is not gated against it); the plugin dropped that warning: a regressed adapter
+    passed as '2 passed' under a new name with nothing said. Now the terminal summary and the
+    fixture's warnings name it, and --harness-strict-baseline fails it as a gate."""
+    from harness.baseline import approve
+    from harness.pytest_plugin import run_harness_eval
+
+    first = run_harness_eval(str(SMOKE), str(FIXTURE_MODEL), {"sql": str(SQL_ADAPTER)},
+                             out=scratch.path / "v1")
+    baseline = approve(first.out, scratch.path / "baseline.json")
+    args = (*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+            "--harness-adapter", f"renamed={SQL_ADAPTER}", "--harness-baseline", str(baseline))
+    result = scratch.runpytest(*args)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*harness: WARNING baseline*has no model 'renamed'*--harness-strict-baseline*"])
+    strict = scratch.runpytest(*args, "--harness-strict-baseline", "-rf")
+    strict.assert_outcomes(failed=1, passed=1)
+    strict.stdout.fnmatch_lines(["FAILED *smoke/renamed/baseline/baseline_missing*"])
+    scratch.makepyfile(test_release=f"""
+        def test_release(harness_run):
+            run = harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r}, adapters={{"renamed": {str(SQL_ADAPTER)!r}}},
+                              baseline={str(baseline)!r})
+            assert run.passed and run.baseline_warnings
+    """)
+    fixture = scratch.runpytest(*PLUGIN, "test_release.py")
+    fixture.assert_outcomes(passed=1, warnings=1)
+    fixture.stdout.fnmatch_lines(["*HarnessBaselineWarning: baseline*has no model 'renamed'*"])
