@@ -99,6 +99,8 @@ def test_init_writes_a_suite_a_config_and_a_workflow_that_load(tmp_path, capsys)
     steps = " ".join(str(s.get("run", "")) for s in flow["jobs"]["gate"]["steps"])
     assert f"harness eval suites/ --model {cfg.model}" in steps
     assert f"cd {proj} && harness eval suites/ --model {cfg.model}" in out
+    # the training step it prints names the data it needs (init writes none: `data: data folder not found`)
+    assert "put train.jsonl and valid.jsonl in data/, then harness lint-data data/" in out
     code, _, err = cli(capsys, "init", str(proj))  # nothing is overwritten by accident
     assert_bad_input(code, err, "exists", "--force")
     assert cli(capsys, "init", str(proj), "--force")[0] == 0

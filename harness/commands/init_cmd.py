@@ -120,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     if chat is False:
         print(f"{printable(model)} has no chat template: the starter suite uses `template: raw` "
               "(Q:/A: prompts a base model can continue)")
+    # training reads data/train.jsonl and data/valid.jsonl, which init does not write: say so, or
+    # the printed command is the user's first error ("data: data folder not found")
     print(f"next: cd {printable(shlex.quote(str(root)))} && harness eval suites/ --model "
-          f"{printable(shlex.quote(model))}    (train: harness train train/config.yaml)")
+          f"{printable(shlex.quote(model))}    (train: put train.jsonl and valid.jsonl in data/, then "
+          "harness lint-data data/ --config train/config.yaml && harness train train/config.yaml)")
     return 0
