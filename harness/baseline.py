@@ -175,7 +175,9 @@ def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str
     """(candidate, reason) for each candidate of this suite the baseline cannot gate.
 
     A suite missing from the baseline, or an adapter missing from the baseline's suite
-    (a rename, or a new adapter), would otherwise just skip the baseline gates.
+    (a rename, or a new adapter), would otherwise just skip the baseline gates; items of
+    the run the baseline lacks (approved from a run with ``--ids`` or ``--limit``) would be
+    left out of them.
     """
     name = suite_result.get("name")
     models = list(suite_result.get("models") or {})
@@ -187,8 +189,20 @@ def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str
         return [(c, f"baseline {where} has no suite {name!r} (it has: {have}); {c} on {name} is not "
                     f"gated against the baseline") for c in candidates]
     have = sorted(ref.get("models") or {})
-    return [(c, f"baseline {where} has no model {c!r} in suite {name!r} (it has: {', '.join(have) or 'none'}); "
-                f"renamed? {c} is not gated against the baseline") for c in candidates if c not in have]
+    out = [(c, f"baseline {where} has no model {c!r} in suite {name!r} (it has: {', '.join(have) or 'none'}); "
+               f"renamed? {c} is not gated against the baseline") for c in candidates if c not in have]
+    for c in candidates:  # approved from part of the suite (--ids, --limit, --only-failing)
+        if c not in have:
+            continue
+        approved = {str(i.get("id")) for i in (ref["models"][c] or {}).get("items") or []}
+        ids = [str(i.get("id")) for i in (suite_result["models"][c] or {}).get("items") or []]
+        missing = [i for i in ids if i not in approved]
+        if missing:
+            shown = ", ".join(repr(i) for i in missing[:3]) + (", ..." if len(missing) > 3 else "")
+            out.append((c, f"baseline {where} has {len(ids) - len(missing)} of the {len(ids)} items of {c} on "
+                           f"{name!r} (approved from part of the suite: --ids, --limit?); {len(missing)} "
+                           f"({shown}) are not gated against the baseline"))
+    return out
 
 
 def summarize_run(results: dict, source: str | None = None) -> dict:

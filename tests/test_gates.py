@@ -209,6 +209,24 @@ def test_baseline_without_the_model_warns(tmp_path):
     assert model == "v2" and "has no suite 'smoke' (it has: none)" in reason
 
 
+def test_a_baseline_approved_from_part_of_a_suite_warns_about_the_rest(tmp_path):
+    """A run made with --ids (or --limit, --only-failing) passes and `harness baseline approve`
+    takes it; every later run was then gated against the baseline on those items only, silently:
+    approved from 7 of the domain suite's 64 items, the gate read 'n=7' and passed A/A, the
+    other 57 never compared with the approved adapter. Now it is a coverage warning (a failed
+    gate with --strict-baseline), as a renamed adapter is."""
+    part = suite_result({"base": model_result({i: True for i in IDS[:5]}), "ft": model_result({i: True for i in IDS[:5]})})
+    baseline = summarize_run({"suites": [part]})["suites"][0]
+    now = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
+    ((model, reason),) = baseline_coverage({"_path": "b.json", "suites": [baseline]}, now)
+    assert model == "ft"
+    assert f"b.json has 5 of the {len(IDS)} items of ft on 'smoke'" in reason
+    assert f"{IDS[5]!r}" in reason and "not gated against the baseline" in reason
+    # the other way round (this run is the part: --ids, --limit) is what those options are for
+    assert baseline_coverage({"_path": "b.json", "suites": [summarize_run({"suites": [now]})["suites"][0]]},
+                             part) == []
+
+
 def test_missing_metric_fails_and_skipped_scorer_warns(tmp_path):
     suite = make_suite(tmp_path, IDS, {"exact_match.accuracy": {"min": 0.5}})
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
