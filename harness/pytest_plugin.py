@@ -96,9 +96,14 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
     import json
     import tempfile
 
+    from .errors import HarnessError
     from .runner import finish, load_suites, run_eval
     from .suite import find_suites
 
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        # a slice would take it: 0 ran nothing ("no value for this gated metric"), -3 all but 3 cases
+        raise HarnessError(f"limit must be a whole number of at least 1, not {limit!r}", field="--harness-limit",
+                           hint="--harness-limit N or harness_run(..., limit=N): the first N cases of each suite")
     if isinstance(suites, (str, Path)):
         suites = [suites]
     paths = find_suites([str(s) for s in suites])

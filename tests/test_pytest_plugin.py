@@ -212,3 +212,13 @@ def test_a_renamed_adapter_is_not_gated_against_the_baseline_silently(scratch):
     fixture = scratch.runpytest(*PLUGIN, "test_release.py")
     fixture.assert_outcomes(passed=1, warnings=1)
     fixture.stdout.fnmatch_lines(["*HarnessBaselineWarning: baseline*has no model 'renamed'*"])
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_a_limit_below_one_is_a_usage_error(scratch, limit):
+    """`--harness-limit -3` sliced the cases to all but the last 3 and gated those; `0` ran no
+    case and failed every gate as 'the run produced no value'. `harness eval --limit` refuses both."""
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+                               "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", limit)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*harness: [[]--harness-limit[]]: limit must be a whole number of at least 1, not {limit}*"])
