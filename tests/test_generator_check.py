@@ -66,6 +66,9 @@ def test_cli_callable_and_stored_tokens(tmp_path, fixture_base):
     (["--generator", "nomodule_xyz:fn", "--prompt", "hi"], "cannot import"),
     (["--generator", "catalog.user_generators:cached_loop"], "needs prompts"),
     (["--generator", "catalog.user_generators"], "MODULE:FUNCTION"),
+    # a slice took it: --limit -63 checked the domain suite's first prompt and reported "1 of 1"
+    (["--generator", "catalog.user_generators:cached_loop", "--suite", str(ROOT / "suites" / "smoke.yaml"),
+      "--limit", "-2"], "--limit must be at least 1"),
 ])
 def test_cli_bad_input_is_exit_2(args, message):
     done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), *args)

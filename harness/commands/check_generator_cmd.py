@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError("--timeout must be a number of seconds (0: no limit)", field="--timeout")
     if args.max_tokens < 1:
         raise HarnessError("--max-tokens must be at least 1", field="--max-tokens")
+    if args.limit < 1:  # a slice would take it: -3 is all but the last 3 prompts
+        raise HarnessError("--limit must be at least 1", field="--limit")
     if args.out is not None:
         from ..preflight import check_out_file
 
