@@ -377,11 +377,12 @@ def load_suites(paths: list[Path], limit: int | None, select=None) -> list[Suite
     if select:
         suites = select.apply(suites)
     suites = [s.limited(limit) for s in suites]
-    names = [s.name for s in suites]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise HarnessError(f"two suites are named {dupes[0]!r}", field="name",
-                           hint="suite names must be unique within a run")
+    first: dict[str, Suite] = {}
+    for suite in suites:
+        other = first.setdefault(suite.name, suite)
+        if other is not suite:  # name both files: a copy left beside the original is the usual cause
+            raise HarnessError(f"two suites are named {suite.name!r}: this one and {other.path}", path=suite.path,
+                               field="name", hint="suite names must be unique within a run")
     return suites
 
 

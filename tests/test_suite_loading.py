@@ -92,3 +92,15 @@ def test_cli_usage_errors_exit_2(tmp_path):
     assert proc.returncode == 2 and "NAME=PATH" in proc.stderr
     proc = run_harness("frobnicate")
     assert proc.returncode == 2
+
+
+def test_two_suites_with_one_name_name_both_files(tmp_path):
+    """A copy of a suite left beside it (`cp domain_qa.yaml copy.yaml`) was refused as
+    '[name]: two suites are named 'domain_qa'', naming neither file."""
+    from harness.runner import load_suites
+
+    text = "name: twin\nprompt: '{{ q }}'\ntarget: '{{ a }}'\nscorers: [{exact_match: {}}]\ncases: [{q: x, a: y}]\n"
+    first, second = write(tmp_path, text, "a.yaml"), write(tmp_path, text, "b.yaml")
+    with pytest.raises(HarnessError) as err:
+        load_suites([first, second], None)
+    assert err.value.path == str(second) and str(first) in str(err.value) and "twin" in str(err.value)
