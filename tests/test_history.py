@@ -184,3 +184,24 @@ def test_csv_read_back_keeps_ids_and_names_as_text(tmp_path):
     assert flags["2024"] == False  # a nullable boolean's False
     assert pd.isna(flags["base"])  # no gate looked at base: missing, not False
     assert table["gated"].dtype == bool and table["higher_is_better"].dtype == bool
+
+
+def test_the_printed_table_shows_every_run_even_at_one_time_or_none(tmp_path, capsys):
+    """The table `harness history DIR` prints had one column per `created` second: two runs of
+    one second (a CI matrix, parallel runs) showed one run's values ('44 rows from 2 run(s)',
+    one column, the other run's 0.0 hidden), and a run whose `created` is no date was left out."""
+    same = "2025-01-01T00:00:00+00:00"
+    _write_run(tmp_path / "runs" / "linux", same, {"a": True}, {"a": True})
+    _write_run(tmp_path / "runs" / "macos", same, {"a": True}, {"a": False})
+    undated = _write_run(tmp_path / "runs" / "undated", same, {"a": True}, {"a": True})
+    data = json.loads((undated / "results.json").read_text())
+    data["created"] = "unknown"  # the schema asks for a string; an edited or foreign one is no date
+    (undated / "results.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    assert _cli("history", str(tmp_path / "runs"))[0] == 0
+    out = capsys.readouterr().out
+    assert "6 rows from 3 run(s)" in out
+    header = next(line for line in out.splitlines() if "linux" in line)
+    assert "macos" in header and "undated" in header
+    ft = next(line for line in out.splitlines() if line.split()[:1] == ["ft"] or " ft " in line)
+    assert ft.split()[-3:] == ["1.0", "1.0", "0.0"], out  # undated first, then by folder

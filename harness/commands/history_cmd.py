@@ -48,8 +48,16 @@ def run_history(args: argparse.Namespace) -> int:
     if args.csv is None and args.parquet is None and len(df):
         import pandas as pd
 
-        wide = df.pivot_table(index=["suite", "model", "metric"], columns="created", values="value",
-                              aggfunc="first")
+        # one column per run, oldest first: keyed by time alone, runs of one second (a CI matrix)
+        # showed one run's values and a run with no readable time none
+        when = df["created"].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("no date")
+        label = when + " " + df["run"].map(lambda r: Path(r).parent.name)
+        if (df.groupby(label)["run"].nunique() > 1).any():
+            label = when + " " + df["run"]
+        label = pd.Categorical(label, categories=list(dict.fromkeys(label)), ordered=True)
+        wide = df.assign(run_label=label).pivot_table(index=["suite", "model", "metric"], columns="run_label",
+                                                      values="value", aggfunc="first", observed=True)
+        wide.columns.name = None
         with pd.option_context("display.max_rows", 200, "display.width", 160):
             print(wide.round(4).to_string())
     return 0
