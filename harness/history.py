@@ -7,6 +7,7 @@ run's time and commit), so a metric's trend across releases is one ``groupby`` a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -19,6 +20,11 @@ COLUMNS = ["created", "commit", "run", "verdict", "suite", "model", "metric", "v
            "ci_high", "n", "kind", "higher_is_better", "gated", "gate_passed", "fingerprint"]
 
 
+# harness.atomic.write_folder's temporaries (.NAME.PID.RANDOM.tmp / .old): a writer killed
+# mid-swap leaves one holding a complete results.json, which is no run of its own
+_WRITER_TEMP = re.compile(r"^\..+\.\d+\..+\.(tmp|old)$")
+
+
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """results.json files under ``paths`` (each a results.json, a run folder or a folder of runs)."""
     found: list[Path] = []
@@ -29,7 +35,8 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         elif (p / "results.json").is_file():
             found.append(p / "results.json")
         elif p.is_dir():
-            found.extend(sorted(p.rglob("results.json")))
+            found.extend(f for f in sorted(p.rglob("results.json"))
+                         if not any(_WRITER_TEMP.match(part) for part in f.relative_to(p).parts[:-1]))
         else:
             raise HarnessError("no such file or folder", path=p,
                                hint="pass run folders (with results.json) or folders holding them")

@@ -205,3 +205,17 @@ def test_the_printed_table_shows_every_run_even_at_one_time_or_none(tmp_path, ca
     assert "macos" in header and "undated" in header
     ft = next(line for line in out.splitlines() if line.split()[:1] == ["ft"] or " ft " in line)
     assert ft.split()[-3:] == ["1.0", "1.0", "0.0"], out  # undated first, then by folder
+
+
+def test_a_killed_writers_temporary_folder_is_not_a_run(tmp_path):
+    """An eval killed while it swapped its --out folder in (a CI job cancelled) leaves
+    `.v2.<pid>.<random>.tmp/results.json` (the new set, or the old one being deleted) beside
+    the runs until the next write there; `harness history reports/` counted it as another run
+    (the same results twice, or a replaced run back in the trend)."""
+    _write_run(tmp_path / "runs" / "v2", "2025-02-01T00:00:00+00:00", {"a": True}, {"a": True})
+    _write_run(tmp_path / "runs" / ".v2.4242.k3j2_x.tmp", "2025-01-01T00:00:00+00:00", {"a": True}, {"a": False})
+    _write_run(tmp_path / "runs" / ".v2.4242.k3j2_x.old", "2025-01-01T00:00:00+00:00", {"a": True}, {"a": False})
+    df = load([tmp_path / "runs"])
+    assert df["run"].nunique() == 1 and (df["value"] == 1.0).all()
+    # named on its own, a folder is read whatever its name
+    assert load([tmp_path / "runs" / ".v2.4242.k3j2_x.tmp"])["run"].nunique() == 1
