@@ -142,6 +142,11 @@ def load_baseline(path: str | Path) -> dict:
     if fmt != FORMAT:
         hint = ("this looks like a run's results.json; approve it first: harness baseline approve RUN_DIR"
                 if "suites" in data and fmt is None else f"expected format {FORMAT!r}")
+        if isinstance(fmt, str) and fmt.startswith(FORMAT.split("/")[0] + "/"):  # another version's form
+            raise HarnessError(f"baseline format {fmt!r} is not one this mlx-harness reads ({FORMAT!r})",
+                               path=path, field="format",
+                               hint="approved by another mlx-harness version: install that one, or approve "
+                                    "a new baseline with this one (harness baseline approve RUN_DIR)")
         raise HarnessError(f"not a baseline file (format {fmt!r})", path=path, field="format", hint=hint)
     check_input(data, BASELINE_SCHEMA, path, "baseline file")
     suites = data.get("suites")

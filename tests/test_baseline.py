@@ -77,6 +77,13 @@ def test_load_baseline_errors_name_the_file(tmp_path):
         load_baseline(run_dir / "results.json")
     with pytest.raises(HarnessError, match="not found"):
         load_baseline(tmp_path / "missing.json")
+    # a baseline another version approved was 'not a baseline file' (format '.../2')
+    newer = json.loads(approve(run_dir, tmp_path / "b.json").read_text())
+    newer["format"] = "mlx-harness-baseline/2"
+    (tmp_path / "newer.json").write_text(json.dumps(newer))
+    with pytest.raises(HarnessError) as err:
+        load_baseline(tmp_path / "newer.json")
+    assert "is not one this mlx-harness reads" in str(err.value) and "another mlx-harness version" in str(err.value)
 
 
 def _header(res: dict) -> dict:
