@@ -430,15 +430,18 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     checked = [i for i in critical if i in series_ref and i in series_cand]
     missing = [i for i in critical if i not in checked]
     down = [i for i in checked if series_ref[i] == 1.0 and series_cand[i] == 0.0]
+    at_risk = [i for i in checked if series_ref[i] == 1.0]  # only these can flip pass→fail
     if down:
         reason = (f"{metric}: critical item(s) flipped pass→fail against {ref_label}: {', '.join(down)} "
                   f"({len(checked)} critical items checked)")
     else:
         reason = f"{metric}: none of {len(checked)} critical items flipped pass→fail against {ref_label}"
+        if checked and not at_risk:
+            reason += f"; the {ref_label.split(' ')[0]} passes none of them, so none could"
     if missing:
         reason += f"; not in this run: {', '.join(missing)}"
     return not down, reason, {"critical": critical, "checked": checked, "flipped_down": down,
-                              "missing": missing}
+                              "missing": missing, "at_risk": at_risk}
 
 
 def _cluster_text(delta: dict) -> str:
@@ -467,11 +470,14 @@ def _jsonable(obj: Any) -> Any:
 
 def vacuous(gate: dict, info: dict | None = None) -> bool:
     """A bound no value can miss, so passing it says nothing: a floor at or below 0, a
-    ceiling at or above 1 on a proportion, or a drop gate whose reference already sits at a
-    proportion's worst value (a base at 0.000 cannot be dropped below)."""
+    ceiling at or above 1 on a proportion, a drop gate whose reference already sits at a
+    proportion's worst value (a base at 0.000 cannot be dropped below), or a critical-items
+    gate with no critical item the reference passes (none in the run, or all failed there)."""
     kind = str(gate.get("kind") or "")
     details = gate.get("details") or {}
     proportion = (info or {}).get("kind") == "proportion"
+    if kind.startswith("critical_vs_"):  # no critical item the reference passes: none can flip
+        return details.get("at_risk") == []
     if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
         ref = details.get("ref_value")
         if not proportion or not isinstance(ref, (int, float)) or isinstance(ref, bool):
@@ -498,6 +504,8 @@ def vacuous_reason(gate: dict) -> str:
     if gate.get("kind") in ("min", "max"):
         return f"{'floor' if gate.get('kind') == 'min' else 'ceiling'} {fmt(details.get('threshold'))}"
     ref = "base" if str(gate.get("kind")).endswith("_vs_base") else "baseline"
+    if str(gate.get("kind")).startswith("critical_vs_"):
+        return f"{ref} passes no critical item" if details.get("checked") else "no critical item in this run"
     return f"{ref} already at {fmt(details.get('ref_value'))}"
 
 

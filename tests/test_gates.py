@@ -295,3 +295,24 @@ def test_renamed_adapter_against_baseline_warns_or_fails_strict(tmp_path, strict
         assert code == 1 and run["verdict"] == "fail" and missing and missing[0]["model"] == "v2"
     else:
         assert code == 0 and run["verdict"] == "pass" and not missing
+
+
+def test_a_critical_gate_no_item_can_fail_is_counted_as_could_not_fail(tmp_path):
+    """`critical: [capital-fr]` (harness init's starter suite) against a base that fails
+    capital-fr: no critical item can flip pass→fail, yet the gate was one more 'passed'; nor
+    can it when --ids or --limit left the critical items out of the run. It now counts as
+    could not fail, as a drop gate against a base at 0 does."""
+    from factories import results
+    from harness.gates import could_not_fail, tally
+
+    suite = make_suite(tmp_path, IDS, {"exact_match": {"critical": ["q00"], "max_drop_vs_base": None}})
+    sr = suite_result({"base": model_result(verdicts({"q00"})), "ft": model_result(verdicts({"q00"}))})
+    (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "critical_vs_base"]
+    assert gate["passed"] and could_not_fail(sr, gate)
+    assert "the base passes none of them" in gate["reason"]
+    sr["gates"] = [gate]
+    assert tally(results([sr])) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    # the base passes q00: the gate could fail, and does not count as empty
+    sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
+    (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "critical_vs_base"]
+    assert gate["passed"] and not could_not_fail(sr, gate)
