@@ -374,4 +374,8 @@ def find_suites(paths: list[str]) -> list[Path]:
             raise HarnessError("suite file or folder not found", path=p)
     if not found:
         raise HarnessError("no suite files (*.yaml) found", path=", ".join(paths))
-    return found
+    # a folder and a file in it (`suites/ suites/sql.yaml`): the file once, where it came first
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())

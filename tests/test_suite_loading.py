@@ -104,3 +104,15 @@ def test_two_suites_with_one_name_name_both_files(tmp_path):
     with pytest.raises(HarnessError) as err:
         load_suites([first, second], None)
     assert err.value.path == str(second) and str(first) in str(err.value) and "twin" in str(err.value)
+
+
+def test_a_suite_named_twice_on_the_command_line_runs_once(tmp_path):
+    """`harness eval suites/ suites/sql.yaml` (a folder and a file in it, or one file spelt two
+    ways) was refused as 'two suites are named ...: this one and <the same file>'."""
+    from harness.suite import find_suites
+
+    text = "name: one\nprompt: '{{ q }}'\ntarget: '{{ a }}'\nscorers: [{exact_match: {}}]\ncases: [{q: x, a: y}]\n"
+    path = write(tmp_path, text, "one.yaml")
+    other = write(tmp_path, text.replace("name: one", "name: two"), "two.yaml")
+    found = find_suites([str(tmp_path), str(path), str(tmp_path / "." / "one.yaml")])
+    assert found == [path, other]
