@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return _stdout_gone()
 
 
-def _apply_device_env() -> None:
+def apply_device_env() -> None:
     """``HARNESS_DEVICE=cpu`` runs MLX on the CPU (hosted macOS CI runners have no usable
-    Metal GPU); set before mlx-lm is imported, which binds its generation stream."""
+    Metal GPU); set before mlx-lm is imported, which binds its generation stream. The pytest
+    plugin calls it too, before its eval."""
     import os
 
     value = os.environ.get("HARNESS_DEVICE", "").strip().lower()
@@ -88,7 +89,11 @@ def _apply_device_env() -> None:
                            hint="use cpu or gpu, or unset it for MLX's default")
     import mlx.core as mx
 
-    mx.set_default_device(mx.cpu if value == "cpu" else mx.gpu)
+    try:
+        mx.set_default_device(mx.cpu if value == "cpu" else mx.gpu)
+    except ValueError as exc:  # an MLX without that backend (the Linux CPU wheel has no GPU)
+        raise HarnessError(f"HARNESS_DEVICE={value}: MLX cannot use that device here ({exc})",
+                           field="HARNESS_DEVICE", hint="use cpu, or unset it for MLX's default") from None
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -102,7 +107,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         maybe_reexec_with_openblas()  # before mlx loads; returns only if no re-exec is needed
     try:
-        _apply_device_env()
+        apply_device_env()
         args = build_parser().parse_args(argv)
         args.as_command = as_command  # this process is `harness` (may exit hard), not a host's call
         if not getattr(args, "func", None):

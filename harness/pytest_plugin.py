@@ -96,7 +96,10 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
     import json
     import tempfile
 
+    from .cli import apply_device_env
     from .errors import HarnessError
+
+    apply_device_env()  # HARNESS_DEVICE, as `harness eval` reads it (hosted macOS runners: cpu)
     from .runner import finish, load_suites, run_eval
     from .suite import find_suites
 

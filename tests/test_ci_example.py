@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import FIXTURE_MODEL, ROOT, run_harness
@@ -101,3 +102,23 @@ def test_shell_steps_run_on_the_fixture(tmp_path):
 def test_bad_device_env_is_bad_input():
     proc = run_harness("doctor", env={"HARNESS_DEVICE": "tpu"})
     assert proc.returncode == 2 and "HARNESS_DEVICE" in proc.stderr
+
+
+def test_a_device_mlx_cannot_use_here_is_bad_input(monkeypatch):
+    """`HARNESS_DEVICE=gpu` on MLX's Linux CPU wheel was 'harness: internal error: ValueError:
+    [set_default_device] Cannot set gpu device without gpu backend' (exit 3, 'a bug in the
+    harness'); it is the user's setting, so bad input naming it (exit 2)."""
+    import mlx.core as mx
+
+    from harness.cli import apply_device_env
+    from harness.errors import HarnessError
+
+    def no_gpu(device):
+        raise ValueError("[set_default_device] Cannot set gpu device without gpu backend.")
+
+    monkeypatch.setattr(mx, "set_default_device", no_gpu)
+    monkeypatch.setenv("HARNESS_DEVICE", "gpu")
+    with pytest.raises(HarnessError) as err:
+        apply_device_env()
+    assert "HARNESS_DEVICE=gpu: MLX cannot use that device here" in str(err.value)
+    assert "without gpu backend" in str(err.value)

@@ -225,3 +225,14 @@ def test_a_limit_below_one_is_a_usage_error(scratch, limit):
                                "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", limit)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*harness: [[]--harness-limit[]]: limit must be a whole number of at least 1, not {limit}*"])
+
+
+def test_the_gate_run_reads_harness_device_as_harness_eval_does(scratch, monkeypatch):
+    """The docs' macOS CI step sets HARNESS_DEVICE=cpu (hosted runners have no usable Metal);
+    `harness eval` applies it, the plugin's in-process eval ignored it (HARNESS_DEVICE=tpu ran
+    as if unset), so a pytest gate on such a runner went to the GPU."""
+    monkeypatch.setenv("HARNESS_DEVICE", "tpu")
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+                               "--harness-limit", "1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*harness: [[]HARNESS_DEVICE[]]: HARNESS_DEVICE='tpu' is not a device*"])
