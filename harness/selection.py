@@ -52,9 +52,14 @@ class Selection:
         if not out:
             what = "--ids and --only-failing together" if self.ids is not None and self.failing is not None \
                 else ("--ids" if self.ids is not None else f"--only-failing {self.source}")
+            hint = None
+            if self.failing is not None:
+                names = {s.name for s in suites}
+                elsewhere = sorted(n for n, ids in self.failing.items() if ids and n not in names)
+                hint = (f"its items failed only in suites this run does not have: {', '.join(elsewhere)}"
+                        if elsewhere and self.ids is None else "nothing failed in that run")
             raise HarnessError(f"{what} picked no case of these suites", field="--only-failing"
-                               if self.failing is not None else "--ids",
-                               hint="nothing failed in that run" if self.failing is not None else None)
+                               if self.failing is not None else "--ids", hint=hint)
         return out
 
 

@@ -141,6 +141,19 @@ def test_ids_and_only_failing_pick_items(tmp_path, capsys):
     assert_bad_input(code, err, "--ids", "nope-9")
 
 
+def test_only_failing_a_run_of_other_suites_says_so(tmp_path, capsys):
+    """--only-failing with a run of other suites (a renamed suite, the wrong run folder) said
+    'picked no case of these suites (nothing failed in that run)', though items had failed there."""
+    completions = _completions(tmp_path, {"add-2"})
+    other = tmp_path / "other"
+    run = results([suite_result({"base": model_result({"q1": False, "q2": True})}, name="renamed")])
+    write_json(other / "results.json", run)
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out",
+                       tmp_path / "x", "--only-failing", other)
+    assert_bad_input(code, err, "--only-failing", "failed only in suites this run does not have: renamed")
+    assert "nothing failed" not in err
+
+
 def test_eval_ids_runs_only_those_items(tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = cli(capsys, "eval", "suites/smoke.yaml", "--model", str(ROOT / "fixtures" / "model"),
