@@ -66,7 +66,8 @@ def run_rows(results: dict, run: str) -> list[dict]:
             continue
         gates: dict[tuple[str, str], bool] = {}
         for g in suite.get("gates") or []:
-            key = (str(g.get("model")), str(g.get("metric")))
+            # a category gate (`keywords[architecture]`) is a gate on its metric's items
+            key = (str(g.get("model")), str(g.get("metric")).split("[", 1)[0])
             gates[key] = gates.get(key, True) and bool(g.get("passed"))
         for model, result in (suite.get("models") or {}).items():
             for metric, m in ((result or {}).get("metrics") or {}).items():
@@ -90,7 +91,8 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     ``created`` (UTC timestamp), ``commit`` (git commit the run was made at, if known),
     ``run`` (the results.json path), ``verdict``, ``suite``, ``model``, ``metric``,
     ``value``, ``ci_low``, ``ci_high``, ``n``, ``kind``, ``higher_is_better``, ``gated``
-    (a gate looked at this metric), ``gate_passed``, ``fingerprint`` (the model's).
+    (a gate looked at this metric, or at its items in one category), ``gate_passed``,
+    ``fingerprint`` (the model's).
     """
     import pandas as pd
 

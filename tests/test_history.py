@@ -219,3 +219,19 @@ def test_a_killed_writers_temporary_folder_is_not_a_run(tmp_path):
     assert df["run"].nunique() == 1 and (df["value"] == 1.0).all()
     # named on its own, a folder is read whatever its name
     assert load([tmp_path / "runs" / ".v2.4242.k3j2_x.tmp"])["run"].nunique() == 1
+
+
+def test_a_failed_category_gate_shows_on_its_metric(tmp_path):
+    """A run that failed only `keywords[architecture]` (a category gate) had every row of the
+    history table at gate_passed True or NA: `df[df.gated & ~df.gate_passed]` found nothing in
+    a failed run. The category's gates count for their metric."""
+    run = _write_run(tmp_path / "r", "2025-01-01T00:00:00+00:00", {"a": True}, {"a": True})
+    data = json.loads((run / "results.json").read_text())
+    data["verdict"] = "fail"
+    data["suites"][0]["gates"].append({"suite": "smoke", "model": "ft", "metric": "exact_match[architecture]",
+                                       "kind": "max_drop_vs_base", "passed": False, "reason": "r",
+                                       "details": {"category": "architecture"}})
+    (run / "results.json").write_text(json.dumps(data))
+    df = load([run])
+    failed = df[df["gated"] & ~df["gate_passed"].fillna(True)]
+    assert list(zip(failed["model"], failed["metric"])) == [("ft", "exact_match")]
