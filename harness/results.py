@@ -127,7 +127,14 @@ def load_results(path: str | Path, what: str = "results.json", items: bool = Tru
 
 def check_results(data: dict, path: str | Path, what: str = "results.json", items: bool = True) -> Results:
     """``load_results`` for a document already read (with ``read_json(..., finite=True)``)."""
+    from .errors import HarnessError
     from .validation import RESULTS_SCHEMA, RESULTS_SUMMARY_SCHEMA, check_input
+
+    if isinstance(data, dict) and str(data.get("format") or "").startswith("mlx-harness-baseline"):
+        # the schema would name the first field a baseline lacks ("suites/0/gates/1: 'suite' ...")
+        raise HarnessError(f"this is a baseline file, not a run's results.json ({what} expected)", path=path,
+                           field="format", hint="pass a run folder written by harness eval or harness score; "
+                                                "harness compare and harness eval --baseline read baseline files")
 
     check_input(data, RESULTS_SCHEMA if items else RESULTS_SUMMARY_SCHEMA, path, what,
                 hint="pass the results.json of a harness eval or score run, unedited")

@@ -235,3 +235,19 @@ def test_a_failed_category_gate_shows_on_its_metric(tmp_path):
     df = load([run])
     failed = df[df["gated"] & ~df["gate_passed"].fillna(True)]
     assert list(zip(failed["model"], failed["metric"])) == [("ft", "exact_match")]
+
+
+def test_a_baseline_file_is_named_as_such(tmp_path):
+    """`harness history reports/baselines/baseline.json` (or export, --only-failing) said 'not a
+    valid results file: at suites/0/gates/1: 'suite' is a required property (+3 more)'."""
+    from harness.baseline import approve
+
+    run = _write_run(tmp_path / "r", "2025-01-01T00:00:00+00:00", {"a": True}, {"a": True})
+    data = json.loads((run / "results.json").read_text())
+    data["suites"][0]["gates"] = []
+    (run / "results.json").write_text(json.dumps(data))
+    baseline = approve(run, tmp_path / "baseline.json")
+    for args in (("history", str(baseline)), ("export", str(baseline), "--csv", str(tmp_path / "x.csv"))):
+        code, err = _cli(*args)
+        assert code == 2 and "this is a baseline file, not a run's results.json" in err, err
+        assert "required property" not in err
