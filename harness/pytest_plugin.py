@@ -270,6 +270,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     model = config.getoption("harness_model")
     if not model:
         raise pytest.UsageError("--harness-suites needs --harness-model PATH")
+    if config.getoption("harness_strict_baseline") and not config.getoption("harness_baseline"):
+        raise pytest.UsageError("--harness-strict-baseline needs --harness-baseline PATH")  # as harness eval says
     try:
         result = run_harness_eval(suites, model, config.getoption("harness_adapter"),
                                   config.getoption("harness_baseline"), config.getoption("harness_out"),

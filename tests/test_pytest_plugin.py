@@ -215,6 +215,11 @@ def test_a_renamed_adapter_is_not_gated_against_the_baseline_silently(scratch):
     fixture = scratch.runpytest(*PLUGIN, "test_release.py")
     fixture.assert_outcomes(passed=1, warnings=1)
     fixture.stdout.fnmatch_lines(["*HarnessBaselineWarning: baseline*has no model 'renamed'*"])
+    # strict with nothing to be strict against is a mistake, as in `harness eval`
+    alone = scratch.runpytest(*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+                              "--harness-strict-baseline")
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    alone.stderr.fnmatch_lines(["*--harness-strict-baseline needs --harness-baseline*"])
 
 
 @pytest.mark.parametrize("limit", ["0", "-3"])
