@@ -25,7 +25,7 @@ from .cache import CompletionCache, WriteBehind, completion_key
 from .checks import (adapter_prompt_format, format_warning, logit_effect, no_effect_warning, probe_logits,
                      suite_checks, suite_prompt_format)
 from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
-from .errors import HarnessError
+from .errors import HarnessError, printable
 from .files import file_digest
 from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
@@ -79,6 +79,23 @@ def environment() -> dict:
     return env
 
 
+def _check_model_name(name: str) -> None:
+    """An adapter's name goes into every report, junit.xml's test names and the pytest
+    plugin's node ids (``suite.yaml::model: gate``): a line break, a control character or
+    ``::`` there split them (a node id with ``::`` in the name cannot rerun its gate), and
+    spaces at either end are invisible in the scorecard."""
+    import unicodedata
+
+    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")), None)
+    problem = ("holds a control or invisible character " + printable(repr(bad)) if bad is not None else
+               "holds '::' (pytest's node-id separator)" if "::" in name else
+               "starts or ends with a space" if name != name.strip() else
+               f"is {len(name)} characters long (at most 100)" if len(name) > 100 else None)
+    if problem:
+        raise HarnessError(f"adapter name {printable(name[:100])!r} {problem}", field="--adapter",
+                           hint="name it with letters, digits and - _ . (for example --adapter v2=adapters/v2)")
+
+
 def parse_adapter_args(values: list[str]) -> list[ModelSpec]:
     specs, seen = [], {"base"}
     for value in values:
@@ -86,6 +103,7 @@ def parse_adapter_args(values: list[str]) -> list[ModelSpec]:
         if not sep or not name or not path:
             raise HarnessError(f"--adapter {value!r} must be NAME=PATH", field="--adapter",
                                hint="for example --adapter sql=fixtures/adapters/sql")
+        _check_model_name(name)
         if name in seen:
             raise HarnessError(f"model name {name!r} is used twice", field="--adapter",
                                hint="give every adapter its own name (and not 'base')")

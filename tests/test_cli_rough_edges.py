@@ -268,3 +268,19 @@ def test_init_into_a_path_under_a_file_or_over_a_folder_writes_nothing(tmp_path,
     code, _, err = cli(capsys, "init", str(proj), "--model", "m", "--force")
     assert_bad_input(code, err, "config.yaml", "not a file")
     assert not (proj / "suites").exists()
+
+
+@pytest.mark.parametrize("name, says", [
+    ("v2::x", "'::'"), ("a\nb", "control"), ("a\u2028b", "control"), ("a\u202eb", "control"),
+    (" v2", "space"), ("v" * 101, "at most 100"),
+])
+def test_adapter_names_that_break_reports_and_node_ids_are_refused(name, says):
+    """A name goes into junit test names and pytest node ids (``suite.yaml::model: gate``):
+    '::' there made the gate impossible to rerun by its node id, a newline split junit's name."""
+    from harness.errors import HarnessError
+    from harness.runner import parse_adapter_args
+
+    with pytest.raises(HarnessError) as exc:
+        parse_adapter_args([f"{name}=fixtures/adapters/sql"])
+    assert says in str(exc.value) and "--adapter" in str(exc.value)
+    assert [s.name for s in parse_adapter_args(["v2.1-rc_3=fixtures/adapters/sql", "Ünï=x"])] == ["v2.1-rc_3", "Ünï"]
