@@ -312,17 +312,19 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     The base's own weights are shared, never copied, and the LoRA layers are removed
     afterwards, so the next adapter starts from the same base.
     """
-    from mlx_lm.tuner.utils import load_adapters, remove_lora_layers
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.utils import load_adapters
 
     from .preflight import check_adapter
 
     path = Path(adapter_path)
     config = check_adapter(path, base.config, base.path)
     check_adapter_base(base, path, config, allow_base_mismatch)
+    own_weights = tree_flatten(base.model.parameters())  # references: MLX arrays are immutable
     try:
         load_adapters(base.model, str(path))
     except (ValueError, KeyError, TypeError) as exc:
-        remove_lora_layers(base.model)
+        remove_adapter(base.model, own_weights)
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else (lines or [type(exc).__name__])[0]
         raise HarnessError(f"adapter does not fit base {base.path}: {first[:300]}", path=path,
@@ -332,8 +334,25 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     try:
         yield adapter_fingerprint(path)
     finally:
-        remove_lora_layers(base.model)
+        remove_adapter(base.model, own_weights)
         base.active_adapter = None
+
+
+def remove_adapter(model: Any, own_weights: list) -> None:
+    """Take any adapter ``load_adapters`` put on ``model`` off again: unwrap every LoRA and
+    DoRA layer (mlx-lm's ``remove_lora_layers`` unwraps ``LoRALinear`` only), then put back
+    the base's own weights (a ``full`` adapter overwrites them in place). Without this a
+    DoRA or full adapter stayed on, and the base and every later adapter ran on it."""
+    from mlx.utils import tree_unflatten
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+    from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
+
+    wrapped = [(name, m.embedding if isinstance(m, (LoRAEmbedding, DoRAEmbedding)) else m.linear)
+               for name, m in model.named_modules()
+               if isinstance(m, (LoRALinear, LoRASwitchLinear, DoRALinear, LoRAEmbedding, DoRAEmbedding))]
+    if wrapped:
+        model.update_modules(tree_unflatten(wrapped))
+    model.update(tree_unflatten(own_weights))
 
 
 def check_adapter_fits(base: Base, name: str, adapter_path: str | Path,

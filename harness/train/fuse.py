@@ -29,16 +29,17 @@ def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
     if not base.local:
         raise HarnessError("fuse needs a local base folder", path=model_path,
                            hint="download the model and pass its folder")
+    # Saved inside the block: leaving it puts the base's own weights back.
     with adapter_applied(base, "fuse", adapter_path, allow_base_mismatch) as adapter_fp:
         fused = [(name, m.fuse()) for name, m in base.model.named_modules() if hasattr(m, "fuse")]
         base.model.update_modules(tree_unflatten(fused))
-    bad = [name for name, w in tree_flatten(base.model.parameters())
-           if mx.issubdtype(w.dtype, mx.floating) and not bool(mx.all(mx.isfinite(w)).item())]
-    if bad:  # never write a NaN model (a finite adapter on a finite base cannot get here)
-        raise HarnessError(f"the fused weight {bad[0]} has NaN or infinite values; nothing written",
-                           path=adapter_path, hint="check the base and the adapter weights")
-    config = dict(base.config)
-    config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
-                               "base_fingerprint": base.fingerprint}
-    save(out, model_path, base.model, base.tokenizer, config, donate_model=False)
+        bad = [name for name, w in tree_flatten(base.model.parameters())
+               if mx.issubdtype(w.dtype, mx.floating) and not bool(mx.all(mx.isfinite(w)).item())]
+        if bad:  # never write a NaN model (a finite adapter on a finite base cannot get here)
+            raise HarnessError(f"the fused weight {bad[0]} has NaN or infinite values; nothing written",
+                               path=adapter_path, hint="check the base and the adapter weights")
+        config = dict(base.config)
+        config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
+                                   "base_fingerprint": base.fingerprint}
+        save(out, model_path, base.model, base.tokenizer, config, donate_model=False)
     return out
