@@ -108,3 +108,54 @@ def test_enum_and_bounds_come_from_the_schema(tmp_path):
         load_config(write(tmp_path, "model: m\ndata: d\noptimizer: lion\n"))
     with pytest.raises(HarnessError, match="lora_parameters.dropout"):
         config_from_dict({"model": "m", "data": "d", "lora_parameters": {"dropout": 1.0}})
+
+
+def test_mlx_lm_schedule_arguments_are_numbers(tmp_path):
+    """mlx-lm's example config writes `arguments: [1e-5, 1000, 1e-7]`, which YAML 1.1 reads
+    as strings; the run died after loading the model, blamed on optimizer_config."""
+    path = write(tmp_path, "model: m\ndata: d\nlr_schedule:\n  name: cosine_decay\n  warmup: 100\n"
+                           "  warmup_init: 1e-7\n  arguments: [1e-5, 1000, 1e-7]\n")
+    cfg = load_config(path)
+    assert cfg.lr_schedule["arguments"] == [pytest.approx(1e-5), 1000, pytest.approx(1e-7)]
+    assert all(not isinstance(a, str) for a in cfg.lr_schedule["arguments"])
+
+
+@pytest.mark.parametrize("schedule, words", [
+    ("{name: cosine_decay, arguments: [1.0e-3, 10, 0.0, 5, 6]}", "takes from 2 to 3"),
+    ("{name: cosine_decay, arguments: [1.0e-3]}", "decay_steps"),
+    ("{name: step_decay, arguments: [1.0e-3, 0.5, 0]}", "step_size"),
+    ("{name: linear_schedule, arguments: [1.0e-3, 0.0, -5]}", "steps"),
+    ("{name: cosine_decay, arguments: [fast, 10]}", "number"),
+    ("{name: join_schedules, arguments: [1, 2]}", "join_schedules"),
+])
+def test_schedule_that_cannot_be_built_names_its_line(tmp_path, schedule, words):
+    """These were internal errors (exit 3) after the model and data had loaded."""
+    path = write(tmp_path, f"model: m\ndata: d\nlr_schedule: {schedule}\n")
+    with pytest.raises(HarnessError) as exc:
+        load_config(path)
+    assert exc.value.line == 3 and exc.value.field.startswith("lr_schedule")
+    assert words in exc.value.one_line()
+
+
+@pytest.mark.parametrize("options, words", [
+    ("{weight_decay: x}", "weight_decay"),
+    ("{betas: [0.9]}", "betas"),
+    ("{eps: -1}", "epsilon"),
+    ("{momentum: 0.9}", "momentum"),
+    ("{adamw: {weight_decay: 0.01}}", "mlx-lm"),
+])
+def test_optimizer_options_that_cannot_be_used_name_their_line(tmp_path, options, words):
+    path = write(tmp_path, f"model: m\ndata: d\noptimizer_config: {options}\n")
+    with pytest.raises(HarnessError) as exc:
+        load_config(path)
+    assert exc.value.line == 3 and exc.value.field == "optimizer_config"
+    assert words in exc.value.one_line()
+
+
+def test_bad_override_checked_after_merge_names_the_command_line(tmp_path):
+    """`--optimizer_config {betas: [0.9]}` was reported at the YAML file's line 1."""
+    path = write(tmp_path, "model: m\ndata: d\n")
+    with pytest.raises(HarnessError) as exc:
+        load_config(path, parse_overrides(["--optimizer_config", "{betas: [0.9]}"]))
+    assert exc.value.path == "command line" and exc.value.line is None
+    assert exc.value.field == "optimizer_config"

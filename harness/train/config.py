@@ -99,6 +99,8 @@ def _number_strings(data: Any, schema: dict) -> Any:
     if isinstance(data, dict):
         props = schema.get("properties") or {}
         return {k: _number_strings(v, props.get(k) or {}) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_number_strings(v, schema.get("items") or {}) for v in data]
     types = schema.get("type")
     wants_number = types == "number" or (isinstance(types, list) and "number" in types)
     if wants_number and isinstance(data, str):
@@ -161,10 +163,14 @@ def train_schema() -> dict:
     return load_schema("train.schema.json")
 
 
-def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None) -> None:
+def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None,
+           overridden: frozenset[str] = frozenset()) -> None:
     """What a schema cannot say: required-by-now fields (overrides may supply them), the
-    counts where 0 means nothing, and the schedule's name in mlx."""
+    counts where 0 means nothing, the schedule and optimizer options mlx can use. A field
+    set by an override (``overridden``) is reported as the command line's, not a YAML line."""
     def bad(name: str, message: str, hint: str | None = None) -> HarnessError:
+        if name.split(".")[0] in overridden:
+            return HarnessError(message, path="command line", field=name, hint=hint)
         return HarnessError(message, path=path, line=node_line(root, name.split(".")), field=name,
                             hint=hint)
 
@@ -183,6 +189,46 @@ def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None) -> None:
                 getattr(optim.schedulers, name, None)):
             raise bad("lr_schedule.name", f"unknown schedule {name!r}",
                       hint="use cosine_decay, linear_schedule, exponential_decay or step_decay")
+    _try_optimizer(cfg, bad)
+
+
+# mlx-lm nests optimizer_config by optimizer name ({adamw: {weight_decay: 0.01}}).
+MLX_LM_OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "muon", "adafactor")
+
+
+def _try_optimizer(cfg: TrainConfig, bad) -> None:
+    """Build the schedule and the optimizer and take one step on a dummy parameter, so
+    arguments mlx cannot use (wrong count, a zero step size, a string weight decay) stop
+    here with their line, not as an internal error once the model and data have loaded."""
+    import mlx.core as mx
+
+    from .loop import OPTIMIZERS, build_optimizer
+
+    nested = [k for k, v in cfg.optimizer_config.items() if k in MLX_LM_OPTIMIZER_NAMES and isinstance(v, dict)]
+    if nested:
+        raise bad("optimizer_config", f"`{nested[0]}:` nests options by optimizer name (mlx-lm's form)",
+                  hint=f"write the options of `optimizer: {cfg.optimizer}` directly, "
+                       f"e.g. optimizer_config: {{weight_decay: 0.01}}")
+    if cfg.lr_schedule is not None:
+        from mlx_lm.tuner.utils import build_schedule
+
+        args = cfg.lr_schedule["arguments"]
+        try:
+            float(build_schedule(cfg.lr_schedule)(mx.array(1)).item())
+        except (TypeError, ValueError, IndexError) as exc:
+            raise bad("lr_schedule.arguments",
+                      f"mlx cannot build {cfg.lr_schedule['name']}({', '.join(map(repr, args))}): {exc}",
+                      hint="give the schedule's positional arguments, e.g. cosine_decay: "
+                           "[peak, decay_steps, end]") from None
+    try:
+        optimizer = build_optimizer(cfg)
+        weights = {"w": mx.ones((2,))}
+        optimizer.init(weights)
+        mx.eval(optimizer.apply_gradients({"w": mx.ones((2,))}, weights))
+    except (TypeError, ValueError) as exc:
+        given = ", ".join(sorted(map(str, cfg.optimizer_config))) or "none"
+        raise bad("optimizer_config", f"{cfg.optimizer} cannot use these options ({given}): {exc}",
+                  hint=f"see mlx.optimizers.{OPTIMIZERS[cfg.optimizer].__name__} for its arguments") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -249,7 +295,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
             if root is not None:
                 root.value = [(k, v) for k, v in root.value if k.value != key]
     cfg = _validated(data, where, root)
-    _check(cfg, where, root)
+    _check(cfg, where, root, frozenset(overrides or ()))
     return cfg
 
 

@@ -91,11 +91,7 @@ def build_optimizer(cfg: TrainConfig) -> optim.Optimizer:
     from mlx_lm.tuner.utils import build_schedule
 
     lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
-    try:
-        return OPTIMIZERS[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config)
-    except TypeError as exc:
-        raise HarnessError(f"invalid option for {cfg.optimizer}: {exc}",
-                           field="optimizer_config") from None
+    return OPTIMIZERS[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config)
 
 
 @contextmanager
