@@ -120,3 +120,24 @@ def test_fuse_cli_refuses_wrong_base(ours, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "trained on" in lines[0] and str(MODEL) in lines[0]
     assert not (tmp_path / "f").exists()
+
+
+def test_interrupted_fuse_leaves_no_half_written_folder(ours, tmp_path, monkeypatch):
+    """mlx-lm's save writes the folder file by file: a Ctrl-C halfway left a folder with
+    weights and no config.json (which no loader reads), and the rerun refused it as not
+    empty. The fused folder now appears whole or not at all."""
+    import mlx_lm.utils
+
+    real_save = mlx_lm.utils.save
+
+    def save_then_interrupt(dst, *args, **kwargs):
+        real_save(dst, *args, **kwargs)
+        raise KeyboardInterrupt  # after every file was written, before fuse returns
+
+    monkeypatch.setattr(mlx_lm.utils, "save", save_then_interrupt)
+    out = tmp_path / "fused"
+    with pytest.raises(KeyboardInterrupt):
+        fuse(str(MODEL), ours.adapter_path, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no temporary left either
+    monkeypatch.setattr(mlx_lm.utils, "save", real_save)
+    assert (fuse(str(MODEL), ours.adapter_path, out) / "config.json").is_file()

@@ -2,7 +2,8 @@
 
 The base is refused if it is not the one the adapter was trained on (the same check as
 ``harness eval``); the fused folder is a plain mlx-lm model folder, and the adapter it
-came from is recorded in its ``config.json`` under ``fused_adapter``.
+came from is recorded in its ``config.json`` under ``fused_adapter``. The folder appears
+whole or not at all (written beside it, then renamed).
 """
 
 from __future__ import annotations
@@ -41,5 +42,30 @@ def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
         config = dict(base.config)
         config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
                                    "base_fingerprint": base.fingerprint}
-        save(out, model_path, base.model, base.tokenizer, config, donate_model=False)
+        _save_whole(out, lambda folder: save(folder, model_path, base.model, base.tokenizer, config,
+                                             donate_model=False))
     return out
+
+
+def _save_whole(out: Path, save_into) -> None:
+    """mlx-lm's ``save`` writes file by file; it writes into a temporary folder beside
+    ``out`` that is renamed into place, so a kill leaves no folder or the whole one (a
+    temporary left by a killed run is removed by the next)."""
+    import os
+    import shutil
+    import tempfile
+
+    from ..atomic import clean_stale
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out.parent, out.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_into(tmp)
+        os.chmod(tmp, 0o755)
+        if out.is_dir():
+            out.rmdir()  # empty (checked before anything loaded)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
