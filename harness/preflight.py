@@ -45,12 +45,26 @@ def _nearest_existing(path: Path) -> Path:
 def check_out_dir(path: str | Path, field: str = "--out") -> Path:
     """An output folder that exists as a writable folder, or can be made as one.
 
-    Refused: "" (it would write into the current folder), a file or device (``/dev/null``),
+    Refused: "" (it would write into the current folder), the current folder or one that
+    holds it (``.``, ``..``: reports and adapters are swapped into place as a whole folder,
+    which cannot be done to the folder a process runs in), a file or device (``/dev/null``),
     a path under a file, a read-only folder. Nothing is created here.
     """
     if not str(path).strip():
         raise HarnessError("output folder is empty", field=field, hint="name a folder, for example reports/latest")
     out = Path(path)
+    try:
+        here, target = Path.cwd().resolve(), out.expanduser().resolve()
+    except (OSError, RuntimeError):  # cwd deleted, a symlink loop: the checks below speak
+        here = target = None
+    if here is not None and (target == here or target in here.parents):
+        what = "the current folder" if target == here else f"a folder holding the current folder ({here})"
+        raise HarnessError(f"output folder is {what}", path=out, field=field,
+                           hint="name a subfolder, for example reports/latest or adapters/v2")
+    return _writable_folder(out, field)
+
+
+def _writable_folder(out: Path, field: str) -> Path:
     if os.path.lexists(out) and not out.is_dir():
         kind = "a file" if out.is_file() else "not a folder (a device, socket, FIFO or broken link)"
         raise HarnessError(f"output folder is {kind}", path=out, field=field,
@@ -72,7 +86,7 @@ def check_out_file(path: str | Path, field: str) -> Path:
         raise HarnessError("output file is empty", field=field, hint="name a file")
     if os.path.lexists(out) and not out.is_file():
         raise HarnessError("output file is a folder or device", path=out, field=field, hint="name a file")
-    check_out_dir(out.parent if str(out.parent) else Path("."), field=field)
+    _writable_folder(out.parent if str(out.parent) else Path("."), field=field)  # "." is fine for a file
     return out
 
 

@@ -284,3 +284,47 @@ def test_adapter_names_that_break_reports_and_node_ids_are_refused(name, says):
         parse_adapter_args([f"{name}=fixtures/adapters/sql"])
     assert says in str(exc.value) and "--adapter" in str(exc.value)
     assert [s.name for s in parse_adapter_args(["v2.1-rc_3=fixtures/adapters/sql", "Ünï=x"])] == ["v2.1-rc_3", "Ünï"]
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_the_current_folder_as_output_is_refused(tmp_path, capsys, monkeypatch, command):
+    """Reports and adapters are written as a set and swapped into place as a whole folder:
+    `--out .` (or `adapter_path: .`) was an internal error (EBUSY renaming "."), after the
+    whole eval or the first training steps had run."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    model = ROOT / "fixtures" / "model"
+    if command == "train":
+        data = tmp_path / "data"
+        data.mkdir()
+        for split in ("train", "valid"):
+            (data / f"{split}.jsonl").write_text("".join(
+                json.dumps({"prompt": f"{split} q{i}?", "completion": f"a{i}"}) + "\n" for i in range(4)))
+        argv = ["train", str(write_config(tmp_path, model, data)), "--adapter_path", "."]
+    else:
+        argv = ["eval", str(ROOT / "suites" / "smoke.yaml"), "--model", str(model), "--limit", "1",
+                "--no-cache", "--out", "."]
+    code, _, err = cli(capsys, *argv)
+    assert_bad_input(code, err, "current folder")
+    assert sorted(p.name for p in work.iterdir()) == []
+
+
+def write_config(folder: Path, model: Path, data: Path) -> Path:
+    path = folder / "train.yaml"
+    path.write_text(yaml.safe_dump({"model": str(model), "data": str(data), "batch_size": 2, "steps": 2,
+                                    "eval_every": 2, "save_every": 1}))
+    return path
+
+
+def test_an_output_folder_holding_the_current_folder_is_refused(tmp_path, monkeypatch):
+    from harness.errors import HarnessError
+    from harness.preflight import check_out_dir, check_out_file
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b")
+    for out in (".", str(tmp_path / "a" / "b"), "..", str(tmp_path)):
+        with pytest.raises(HarnessError, match="current folder"):
+            check_out_dir(out)
+    assert check_out_dir("reports") == Path("reports")
+    assert check_out_file("history.csv", "--csv") == Path("history.csv")  # a file here is fine
