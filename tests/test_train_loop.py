@@ -207,3 +207,44 @@ def test_training_that_did_not_train_is_warned_logged_and_shown(tmp_path, capsys
                for w in results["warnings"])
     assert "validation loss did not move" in (out / "summary.md").read_text()
     assert "validation loss did not move" in (out / "index.html").read_text()
+
+
+def test_kill_while_the_adapter_is_written_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    """The adapter's two files change together: a kill while the second was written left
+    step 4's weights beside step 2's adapter_config.json (and, at the first save, weights
+    with no config, which mlx-lm cannot load)."""
+    import harness.atomic
+    import harness.train.loop as loop
+
+    real_write, real_fsync = loop.write_adapter, harness.atomic.os.fsync
+    synced = []
+
+    def killed_at_step_4(folder, weights, config):
+        if config["steps"] != 4:
+            return real_write(folder, weights, config)
+
+        def fsync(fd):
+            synced.append(fd)
+            if len(synced) == 2:  # the second file of the adapter is being written
+                raise KeyboardInterrupt
+            real_fsync(fd)
+
+        monkeypatch.setattr(harness.atomic.os, "fsync", fsync)
+        try:
+            return real_write(folder, weights, config)
+        finally:
+            monkeypatch.setattr(harness.atomic.os, "fsync", real_fsync)
+
+    monkeypatch.setattr(loop, "write_adapter", killed_at_step_4)
+    cfg = config(tmp_path, steps=6, save_every=2, report_every=2, eval_every=100, val_rows=8)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, quiet=True)
+    folder = Path(cfg.adapter_path)
+    assert json.loads((folder / "adapter_config.json").read_text())["steps"] == 2
+    # The weights beside it are step 2's too: resuming from the step-4 checkpoint and
+    # training on differs from them, the step-2 state does not.
+    top = mx.load(str(folder / "adapters.safetensors"))
+    step4 = mx.load(str(latest_checkpoint(folder) / "adapters.safetensors"))
+    assert latest_checkpoint(folder).name == "step-0000004"
+    assert not all(mx.array_equal(top[k], step4[k]).item() for k in top)
+    assert not [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporaries

@@ -19,7 +19,7 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten
 
 from .. import __version__
-from ..atomic import write_bytes, write_json
+from ..atomic import json_text, write_folder
 from ..errors import HarnessError
 from .config import TrainConfig
 
@@ -96,7 +96,7 @@ def adapter_config(cfg: TrainConfig, lora: dict, base: Any, data: dict, steps_do
 
 
 def write_adapter(folder: Path, weights: dict[str, mx.array], config: dict) -> None:
-    """Weights first, then the config: a reader never sees a config for missing weights."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_bytes(folder / ADAPTER_WEIGHTS, safetensors_bytes(weights))
-    write_json(folder / ADAPTER_CONFIG, config)
+    """Weights and config as one set (``write_folder``): a kill leaves the previous save's
+    pair or this one, never new weights beside an old config, or weights with no config
+    (which mlx-lm cannot load). The checkpoints and log in the folder are kept."""
+    write_folder(folder, {ADAPTER_WEIGHTS: safetensors_bytes(weights), ADAPTER_CONFIG: json_text(config)})
