@@ -192,6 +192,18 @@ def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None,
     _try_optimizer(cfg, bad)
 
 
+OPTIMIZER_CLASSES = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD"}  # in mlx.optimizers
+
+
+def build_optimizer(cfg: TrainConfig) -> Any:
+    """The optimizer (with its learning-rate schedule) the config describes."""
+    import mlx.optimizers as optim
+    from mlx_lm.tuner.utils import build_schedule
+
+    lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
+    return getattr(optim, OPTIMIZER_CLASSES[cfg.optimizer])(learning_rate=lr, **cfg.optimizer_config)
+
+
 # mlx-lm nests optimizer_config by optimizer name ({adamw: {weight_decay: 0.01}}).
 MLX_LM_OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "muon", "adafactor")
 
@@ -202,7 +214,6 @@ def _try_optimizer(cfg: TrainConfig, bad) -> None:
     here with their line, not as an internal error once the model and data have loaded."""
     import mlx.core as mx
 
-    from .loop import OPTIMIZERS, build_optimizer
 
     nested = [k for k, v in cfg.optimizer_config.items() if k in MLX_LM_OPTIMIZER_NAMES and isinstance(v, dict)]
     if nested:
@@ -228,7 +239,7 @@ def _try_optimizer(cfg: TrainConfig, bad) -> None:
     except (TypeError, ValueError) as exc:
         given = ", ".join(sorted(map(str, cfg.optimizer_config))) or "none"
         raise bad("optimizer_config", f"{cfg.optimizer} cannot use these options ({given}): {exc}",
-                  hint=f"see mlx.optimizers.{OPTIMIZERS[cfg.optimizer].__name__} for its arguments") from None
+                  hint=f"see mlx.optimizers.{OPTIMIZER_CLASSES[cfg.optimizer]} for its arguments") from None
 
 
 def parse_overrides(pairs: list[str]) -> dict:

@@ -26,11 +26,10 @@ from ..models import Base, check_ids_fit, load_base
 from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
 from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
-from .config import TrainConfig
+from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
 from .log import LOG_NAME, Progress, TrainLog
 
-OPTIMIZERS = {"adamw": optim.AdamW, "adam": optim.Adam, "sgd": optim.SGD}
 
 
 # A run that passes over each training row more often than this memorises its rows.
@@ -85,13 +84,6 @@ def masked_loss(model: nn.Module, inputs: mx.array, targets: mx.array,
     logits = model(inputs)
     ce = nn.losses.cross_entropy(logits, targets) * mask
     return ce.astype(mx.float32).sum(), mask.sum()
-
-
-def build_optimizer(cfg: TrainConfig) -> optim.Optimizer:
-    from mlx_lm.tuner.utils import build_schedule
-
-    lr = build_schedule(cfg.lr_schedule) if cfg.lr_schedule else cfg.learning_rate
-    return OPTIMIZERS[cfg.optimizer](learning_rate=lr, **cfg.optimizer_config)
 
 
 @contextmanager
