@@ -319,16 +319,24 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
 
     path = Path(adapter_path)
     config = check_adapter(path, base.config, base.path)
-    check_adapter_base(base, path, config, allow_base_mismatch)
     own_weights = tree_flatten(base.model.parameters())  # references: MLX arrays are immutable
+    # Shapes first (mlx-lm's load checks them), then the recorded base: so a refusal by
+    # fingerprint can say "same shapes", and one by shape names the base it was made for.
     try:
         load_adapters(base.model, str(path))
     except (ValueError, KeyError, TypeError) as exc:
         remove_adapter(base.model, own_weights)
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         first = lines[1] if len(lines) > 1 and lines[0].endswith(":") else (lines or [type(exc).__name__])[0]
-        raise HarnessError(f"adapter does not fit base {base.path}: {first[:300]}", path=path,
+        made_for = config.get("base_model") or config.get("model")
+        made_for = f" (it was trained on {made_for})" if isinstance(made_for, str) and made_for else ""
+        raise HarnessError(f"adapter does not fit base {base.path}{made_for}: {first[:300]}", path=path,
                            hint="train the adapter on this base, or pass its own base with --model") from None
+    try:
+        check_adapter_base(base, path, config, allow_base_mismatch)
+    except BaseException:
+        remove_adapter(base.model, own_weights)
+        raise
     base.model.eval()
     base.active_adapter = name
     try:

@@ -426,9 +426,9 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
     base = load_base(model_path)
     base_warnings = []
     for spec in adapters:  # weights and shapes against the loaded base, before anything generates
+        check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)  # shapes, then base
         base_warnings += check_adapter_base(base, spec.adapter_path, read_adapter_config(spec.adapter_path),
                                             allow_base_mismatch)
-        check_adapter_fits(base, spec.name, spec.adapter_path, allow_base_mismatch)
     # after the adapters: an adapter made for another base is the thing to fix first
     check_chat_suites(base.tokenizer, suites, str(model_path))
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache

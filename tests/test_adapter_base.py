@@ -59,3 +59,17 @@ def test_eval_refuses_before_generating(tmp_path, other_weights):
         last = done.stderr.strip().splitlines()[-1]
         assert last.startswith("harness: error:") and "other weights" in last
         assert "[base]" not in done.stderr and not out.exists()  # nothing generated or written
+
+
+def test_adapter_of_another_size_is_not_called_same_shapes(stories_base):
+    """A harness adapter (which records its base's fingerprint) on a base of another width
+    was refused as "same shapes, other weights": the fingerprint was compared before the
+    shapes. The shapes speak first, and the base it was trained on is named."""
+    from harness.models import check_adapter_fits
+
+    adapter = ROOT / "fixtures" / "adapters" / "sql"
+    with pytest.raises(HarnessError) as exc:
+        check_adapter_fits(stories_base, "sql", adapter)
+    text = exc.value.one_line()
+    assert "same shapes" not in text and "does not fit base" in text
+    assert "trained on fixtures/model" in text
