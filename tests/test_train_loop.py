@@ -248,3 +248,21 @@ def test_kill_while_the_adapter_is_written_leaves_the_previous_one_whole(tmp_pat
     assert latest_checkpoint(folder).name == "step-0000004"
     assert not all(mx.array_equal(top[k], step4[k]).item() for k in top)
     assert not [p.name for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+def test_a_run_stopped_before_its_first_save_can_start_over(tmp_path):
+    """Ctrl-C before the first checkpoint left train_log.jsonl (step 0) alone: the rerun
+    was refused ("already holds ... pass --resume") and --resume was refused ("no
+    checkpoint ... run without --resume"), a loop with no way out but deleting by hand.
+    Nothing there can be resumed or lost, so the run starts over; a real checkpoint or
+    adapter is still protected."""
+    cfg = config(tmp_path, steps=2, save_every=2, report_every=1, eval_every=2, val_rows=8)
+    folder = Path(cfg.adapter_path)
+    folder.mkdir(parents=True)
+    (folder / "train_log.jsonl").write_text('{"step": 0, "val_loss": 7.0}\n')
+    (folder / "checkpoints" / "step-0000001").mkdir(parents=True)  # killed inside its first save
+    result = train(cfg, quiet=True)
+    assert result.steps == 2 and (folder / "adapters.safetensors").is_file()
+    assert [r["step"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())] == [0, 1, 2]
+    with pytest.raises(HarnessError, match="already holds an adapter or a training run"):
+        train(cfg, quiet=True)

@@ -25,10 +25,10 @@ from ..errors import HarnessError, RunFailed
 from ..models import Base, check_ids_fit, load_base
 from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
-from .checkpoint import CHECKPOINTS, RunState, load_checkpoint, save_checkpoint, step_seed
+from .checkpoint import CHECKPOINTS, LATEST, RunState, load_checkpoint, save_checkpoint, step_seed
 from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
-from .log import LOG_NAME, Progress, TrainLog
+from .log import Progress, TrainLog
 
 
 
@@ -185,7 +185,10 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     from ..preflight import check_out_dir
 
     out = check_out_dir(Path(cfg.adapter_path).expanduser(), field="adapter_path")
-    if not resume and any((out / name).exists() for name in (CHECKPOINTS, LOG_NAME, ADAPTER_WEIGHTS)):
+    # What a new run would destroy: an adapter, or a checkpoint --resume can continue. A log
+    # alone (a run stopped before its first save) is neither, and --resume has nothing to
+    # continue from there, so refusing it too left no way on but deleting by hand.
+    if not resume and ((out / ADAPTER_WEIGHTS).exists() or (out / CHECKPOINTS / LATEST).exists()):
         raise HarnessError("the adapter folder already holds an adapter or a training run", path=out,
                            hint="pass --resume to continue it, or choose another adapter_path")
 
