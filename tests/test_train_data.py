@@ -238,3 +238,18 @@ def test_row_the_chat_template_refuses_names_its_line(tmp_path):
     assert exc.value.line == 2 and "Conversation roles must alternate" in exc.value.message
     found = [p for p in lint_data(data, tokenizer=strict).problems if p.line == 2]
     assert len(found) == 1 and "refused" in found[0].message
+
+
+@pytest.mark.parametrize("template", ["auto", "raw"])
+def test_messages_rows_on_a_model_without_chat_template_are_refused(tmp_path, template):
+    """`messages` rows on stories260K (no chat template) with `template: auto` were encoded
+    raw, roles dropped, once --allow-lint-errors let the run past its lint error (which says
+    they need the chat template); `template: raw` was already refused. Both are now."""
+    from mlx_lm.utils import load_tokenizer
+
+    chat = [{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}]
+    write_split(tmp_path, "train", chat)
+    write_split(tmp_path, "valid", chat)
+    with pytest.raises(HarnessError) as exc:
+        load(tmp_path, load_tokenizer(ROOT / "fixtures" / "stories260K"), template=template)
+    assert exc.value.field == "template" and "chat template" in exc.value.one_line()

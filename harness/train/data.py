@@ -114,7 +114,13 @@ def resolve_template(template: str, fmt: str, tokenizer: Any) -> str:
     if fmt == "text":
         return "raw"  # a document has no prompt to template
     if template == "auto":
-        return "chat" if has_chat_template(tokenizer) else "raw"
+        template = "chat" if has_chat_template(tokenizer) else "raw"
+        if fmt == "chat" and template == "raw":  # not silently: the roles would be dropped
+            raise HarnessError("`messages` rows need the chat template, and the model's tokenizer has none",
+                               field="template",
+                               hint="write prompt/completion (or text) rows for a base model without one, "
+                                    "or add a chat_template.jinja to the model folder")
+        return template
     if fmt == "chat" and template == "raw":
         raise HarnessError("`messages` rows need the chat template", field="template",
                            hint="use template: chat, or write prompt/completion rows for raw prompts")
