@@ -61,7 +61,13 @@ def check_out_dir(path: str | Path, field: str = "--out") -> Path:
         what = "the current folder" if target == here else f"a folder holding the current folder ({here})"
         raise HarnessError(f"output folder is {what}", path=out, field=field,
                            hint="name a subfolder, for example reports/latest or adapters/v2")
-    return _writable_folder(out, field)
+    _writable_folder(out, field)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir() and parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
+        # the new set is written beside the folder and swapped in: its parent must take it
+        raise HarnessError(f"output folder cannot be replaced: {parent} is read-only", path=out, field=field,
+                           hint="name a folder whose parent you can write to")
+    return out
 
 
 def _writable_folder(out: Path, field: str) -> Path:

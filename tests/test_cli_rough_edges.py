@@ -328,3 +328,21 @@ def test_an_output_folder_holding_the_current_folder_is_refused(tmp_path, monkey
             check_out_dir(out)
     assert check_out_dir("reports") == Path("reports")
     assert check_out_file("history.csv", "--csv") == Path("history.csv")  # a file here is fine
+
+
+def test_an_output_folder_in_a_read_only_parent_is_refused(tmp_path, monkeypatch):
+    """Reports and adapters are written beside their folder and swapped in: a writable
+    folder in a read-only parent passed the check and failed at the first write (for
+    training, after the first save_every steps, as an internal error)."""
+    import os
+
+    import harness.preflight as preflight
+    from harness.errors import HarnessError
+
+    (tmp_path / "ro" / "adapters").mkdir(parents=True)
+    real_access = os.access
+    monkeypatch.setattr(preflight.os, "access",  # root passes every access check: pretend
+                        lambda p, mode: False if Path(p) == tmp_path / "ro" else real_access(p, mode))
+    with pytest.raises(HarnessError, match="read-only"):
+        preflight.check_out_dir(tmp_path / "ro" / "adapters")
+    assert preflight.check_out_dir(tmp_path / "adapters") == tmp_path / "adapters"
