@@ -44,6 +44,8 @@ def test_good_suite_renders_cases(tmp_path):
     (GOOD.replace("template: chat\n", "") + "template: html\n", 9, "template"),
     (GOOD.replace('{q: "Q2"', '{id: one, q: "Q2"'), 8, "duplicate case id"),
     (GOOD.replace('"{{ q }}"', '"{{ missing }}"'), 7, "missing"),
+    # mx.random.seed takes 0 .. 2**64 - 1: -3 was an internal error once sampling began
+    (GOOD.replace("scorers:", "generation: {temperature: 0.5, seed: -3}\nscorers:"), 4, "seed"),
 ])
 def test_bad_suite_names_file_and_line(tmp_path, text, line, words):
     path = write(tmp_path, text)

@@ -45,6 +45,8 @@ def test_mlx_lm_name_gets_the_harness_name(tmp_path):
     ("model: m\ndata: d\ntemplate: fancy\n", "template"),
     ("model: m\ndata: d\nlr_schedule: {name: nope, arguments: [1]}\n", "lr_schedule.name"),
     ("data: d\n", "model"),
+    ("model: m\ndata: d\nseed: -1\n", "seed"),  # an internal error from mx.random.seed before
+    ("model: m\ndata: d\nseed: 18446744073709551616\n", "seed"),
 ])
 def test_bad_values_name_their_field(tmp_path, text, field):
     with pytest.raises(HarnessError) as exc:
