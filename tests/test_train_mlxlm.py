@@ -141,3 +141,18 @@ def test_interrupted_fuse_leaves_no_half_written_folder(ours, tmp_path, monkeypa
     assert not out.exists() and list(tmp_path.iterdir()) == []  # no temporary left either
     monkeypatch.setattr(mlx_lm.utils, "save", real_save)
     assert (fuse(str(MODEL), ours.adapter_path, out) / "config.json").is_file()
+
+
+def test_trained_model_returned_is_the_adapter_mlx_lm_loads(tmp_path):
+    """TrainResult.base (the Python API's trained model) was left in training mode: with
+    LoRA dropout its outputs were random and differed from the saved adapter's in mlx-lm."""
+    from mlx_lm import load
+
+    cfg = config_from_dict(dict(model=str(MODEL), data=str(small_text_data(tmp_path / "data", rows=8)),
+                                adapter_path=str(tmp_path / "adapter"), batch_size=4, steps=2, eval_every=2,
+                                save_every=2, learning_rate=1e-2,
+                                lora_parameters={"rank": 4, "scale": 20.0, "dropout": 0.5}))
+    result = train(cfg, quiet=True)
+    x = tokens(result.base)
+    mlx_lm_model, _ = load(str(MODEL), adapter_path=str(result.adapter_path))
+    assert mx.allclose(result.base.model(x), mlx_lm_model(x), atol=1e-5).item()

@@ -346,6 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             log.flush()
             progress.report(log.records[-1])
 
+    model.eval()  # the model returned is the adapter as saved and loaded: no dropout
     vals = [r["val_loss"] for r in log.records if "val_loss" in r]
     return TrainResult(adapter_path=out, steps=state.step, first_val_loss=vals[0] if vals else None,
                        final_val_loss=vals[-1] if vals else None, log=list(log.records), base=base,
