@@ -253,3 +253,24 @@ def test_messages_rows_on_a_model_without_chat_template_are_refused(tmp_path, te
     with pytest.raises(HarnessError) as exc:
         load(tmp_path, load_tokenizer(ROOT / "fixtures" / "stories260K"), template=template)
     assert exc.value.field == "template" and "chat template" in exc.value.one_line()
+
+
+def test_rows_with_fields_of_two_formats(tmp_path, tokenizer):
+    """Rows carrying prompt + completion and also text (datasets often keep extra columns)
+    were refused as matching "no format", even with `format: completions` in the config
+    (mlx-lm trains them as completions). The config's format now picks the fields; with
+    `auto` the error says the row matches two formats and how to choose."""
+    from harness.train.lint import lint_data
+
+    rows = [{"prompt": f"q{i}?", "completion": f"a{i}", "text": f"q{i}? a{i}"} for i in range(4)]
+    write_split(tmp_path, "train", rows)
+    write_split(tmp_path, "valid", [dict(r, prompt="v" + r["prompt"]) for r in rows])
+    with pytest.raises(HarnessError) as exc:
+        load(tmp_path, tokenizer)
+    assert "text and completions" in exc.value.one_line() and "format:" in exc.value.one_line()
+    splits, fmt, _, _ = load(tmp_path, tokenizer, fmt="completions")
+    ids, prompt_len = encode_example(tokenizer, "q0?", "a0", "chat")
+    assert fmt == "completions" and (splits["train"].examples[0].ids, splits["train"].examples[0].prompt_len) == (
+        ids, prompt_len)
+    assert not [p for p in lint_data(tmp_path, fmt="completions").problems if "format" in p.message]
+    assert [p for p in lint_data(tmp_path).problems if "text and completions" in p.message]

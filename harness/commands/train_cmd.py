@@ -135,10 +135,11 @@ def run_lint(args: argparse.Namespace) -> int:
             raise HarnessError(f"not a valid Draft 2020-12 schema: {exc.message}", path=args.schema,
                                field="--schema") from None
         check_refs(schema, args.schema, args.schema.parent, path=args.schema, line=None, field="--schema")
-    template, system, max_len, model = "auto", None, 2048, args.model
+    template, system, max_len, model, fmt = "auto", None, 2048, args.model, "auto"
     if args.config is not None:
         cfg = load_config(args.config)
         template, system, max_len, model = cfg.template, cfg.system, cfg.max_seq_length, model or cfg.model
+        fmt = cfg.format
     if args.max_seq_length is not None:
         max_len = args.max_seq_length
     tokenizer = None
@@ -149,7 +150,7 @@ def run_lint(args: argparse.Namespace) -> int:
             raise HarnessError("model folder not found", path=model, field="--model")
         tokenizer = load_tokenizer(Path(model))
     report = lint_data(args.data, schema=schema, tokenizer=tokenizer, template=template,
-                       system=system, max_seq_length=max_len, schema_file=args.schema)
+                       system=system, max_seq_length=max_len, schema_file=args.schema, fmt=fmt)
     for problem in report.problems:
         print(terminal(problem))  # problems quote the data
     checked = "" if tokenizer is not None else " (token checks skipped: pass --model or --config)"

@@ -48,12 +48,34 @@ class Split:
     truncated: int = 0
 
 
-def row_format(row: Any) -> str | None:
-    """The format a row is written in, or None when it matches none (or several)."""
+def row_formats(row: Any) -> list[str]:
+    """Every format whose fields the row has (a row may keep extra columns)."""
     if not isinstance(row, dict):
-        return None
-    found = [name for name, keys in FORMAT_KEYS.items() if all(k in row for k in keys)]
+        return []
+    return [name for name, keys in FORMAT_KEYS.items() if all(k in row for k in keys)]
+
+
+def row_format(row: Any, wanted: str = "auto") -> str | None:
+    """The format a row is read in: ``wanted`` when the row has its fields; with ``auto``
+    the one format it matches. None when it matches none (or, with ``auto``, several)."""
+    found = row_formats(row)
+    if wanted != "auto":
+        return wanted if wanted in found else None
     return found[0] if len(found) == 1 else None
+
+
+def format_problem(row: Any, wanted: str = "auto") -> tuple[str, str]:
+    """(message, hint) for a row ``row_format`` cannot read."""
+    found = row_formats(row)
+    keys = sorted(row) if isinstance(row, dict) else type(row).__name__
+    if wanted == "auto" and len(found) > 1:
+        return (f"row matches several formats ({' and '.join(found)}; keys: {keys})",
+                f"set `format:` in the training config ({' or '.join(found)}) to say which fields to train on")
+    if wanted != "auto" and found:
+        return (f"row is `{found[0]}` but the config's format is {wanted} (keys: {keys})",
+                "use one format in every row of train, valid and test")
+    return (f"row matches no format (keys: {keys})",
+            "each row needs `text`, or `prompt` + `completion`, or `messages`")
 
 
 def read_rows(path: Path) -> list[tuple[int, Any]]:
@@ -93,12 +115,10 @@ def detect_format(rows_by_split: dict[str, tuple[Path, list]], wanted: str) -> s
     first_at = None
     for path, rows in rows_by_split.values():
         for line, row in rows:
-            found = row_format(row)
+            found = row_format(row, wanted)
             if found is None:
-                keys = sorted(row) if isinstance(row, dict) else type(row).__name__
-                raise HarnessError(
-                    f"row matches no format (keys: {keys})", path=path, line=line,
-                    hint="each row needs `text`, or `prompt` + `completion`, or `messages`")
+                message, hint = format_problem(row, wanted)
+                raise HarnessError(message, path=path, line=line, hint=hint)
             if fmt is None:
                 fmt, first_at = found, f"{path}:{line}"
             elif found != fmt:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..bounded import TooMuchWork
 from ..errors import HarnessError
-from .data import FORMAT_KEYS, SPLITS, check_row, encode_row, resolve_template, row_format
+from .data import FORMAT_KEYS, SPLITS, check_row, encode_row, format_problem, resolve_template, row_format
 
 # A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
 LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
@@ -85,7 +85,7 @@ def _prompt_answer(record: dict, fmt: str) -> tuple[str, str | None]:
     return "\n".join(m["content"] for m in msgs[:-1]), msgs[-1]["content"]
 
 
-def _read(path: Path, split: str, report: LintReport) -> list[Row]:
+def _read(path: Path, split: str, report: LintReport, wanted: str = "auto") -> list[Row]:
     from ..suite import jsonl_lines, parse_json_line
 
     rows = []
@@ -96,12 +96,10 @@ def _read(path: Path, split: str, report: LintReport) -> list[Row]:
         except HarnessError as exc:
             report.problems.append(Problem(path, number, "error", exc.message))
             continue
-        fmt = row_format(record)
+        fmt = row_format(record, wanted)
         if fmt is None:
-            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            report.problems.append(Problem(
-                path, number, "error",
-                f"row matches no format (keys: {keys}); needs `text`, `prompt` + `completion`, or `messages`"))
+            message, hint = format_problem(record, wanted)
+            report.problems.append(Problem(path, number, "error", f"{message}; {hint}"))
             continue
         try:
             check_row(record, fmt, path, number)
@@ -351,7 +349,7 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
 
 def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
               template: str = "auto", system: str | None = None,
-              max_seq_length: int = 2048, schema_file: Path | None = None) -> LintReport:
+              max_seq_length: int = 2048, schema_file: Path | None = None, fmt: str = "auto") -> LintReport:
     root = Path(folder)
     if not root.is_dir():
         raise HarnessError("data folder not found", path=root,
@@ -362,7 +360,7 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
         path = root / f"{name}.jsonl"
         if path.is_file():
             before = report.rows
-            splits[name] = _read(path, name, report)
+            splits[name] = _read(path, name, report, fmt)
             if report.rows == before:  # as `harness train` refuses it
                 report.add(path, "error", "file has no rows")
         elif name != "test":

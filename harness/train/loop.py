@@ -159,7 +159,7 @@ def refuse_lint_errors(cfg: TrainConfig, tokenizer, template: str) -> None:
     from .lint import lint_data
 
     report = lint_data(cfg.data, tokenizer=tokenizer, template=template, system=cfg.system,
-                       max_seq_length=cfg.max_seq_length)
+                       max_seq_length=cfg.max_seq_length, fmt=cfg.format)
     errors = [p for p in report.problems if p.level == "error"]
     if not errors:
         return
