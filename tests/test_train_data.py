@@ -274,3 +274,19 @@ def test_rows_with_fields_of_two_formats(tmp_path, tokenizer):
         ids, prompt_len)
     assert not [p for p in lint_data(tmp_path, fmt="completions").problems if "format" in p.message]
     assert [p for p in lint_data(tmp_path).problems if "text and completions" in p.message]
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_split_that_is_not_a_file_is_named_so(tmp_path, tokenizer, split):
+    """A folder (or FIFO, device) named train.jsonl was reported as "train.jsonl not found",
+    and a test.jsonl that is not a file was skipped without a word."""
+    from harness.train.lint import lint_data
+
+    rows = [{"prompt": f"q{i}?", "completion": f"a{i}"} for i in range(2)]
+    for name in ("train", "valid"):
+        if name != split:
+            write_split(tmp_path, name, rows)
+    (tmp_path / f"{split}.jsonl").mkdir()
+    with pytest.raises(HarnessError, match=f"{split}.jsonl is not a regular file"):
+        load(tmp_path, tokenizer)
+    assert [p for p in lint_data(tmp_path).problems if "not a regular file" in p.message]

@@ -15,6 +15,7 @@ mlx-lm looks at the first row only, so a mixed file trains on garbage without a 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,9 +203,9 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         path = root / f"{name}.jsonl"
         if path.is_file():
             raw[name] = (path, read_rows(path))
-        elif name != "test":
-            raise HarnessError(f"{name}.jsonl not found", path=root,
-                               hint="the data folder needs train.jsonl and valid.jsonl")
+        elif missing := missing_split(path):
+            raise HarnessError(missing, path=root, hint="the data folder needs train.jsonl and valid.jsonl "
+                                                        "(optional test.jsonl), each a JSONL file")
         if name in raw and not raw[name][1]:
             raise HarnessError("file has no rows", path=path)
     fmt = detect_format(raw, fmt)
@@ -238,6 +239,14 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         splits[name] = Split(name=name, path=path, examples=examples, sha256="sha256:" + file_digest(path),
                              truncated=truncated)
     return splits, fmt, template, mask_prompt
+
+
+def missing_split(path: Path) -> str | None:
+    """What is wrong with a split that is not a readable file (None: a test split that is
+    simply absent). A folder, FIFO or device there is named as such, not as "not found"."""
+    if os.path.lexists(path):
+        return f"{path.name} is not a regular file (a folder, FIFO, device or broken link)"
+    return None if path.stem == "test" else f"{path.name} not found"
 
 
 def fixed_subset(examples: list[Example], rows: int, seed: int) -> list[Example]:

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..bounded import TooMuchWork
 from ..errors import HarnessError
-from .data import FORMAT_KEYS, SPLITS, check_row, encode_row, format_problem, resolve_template, row_format
+from .data import (FORMAT_KEYS, SPLITS, check_row, encode_row, format_problem, missing_split, resolve_template,
+                   row_format)
 
 # A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
 LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
@@ -363,8 +364,8 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
             splits[name] = _read(path, name, report, fmt)
             if report.rows == before:  # as `harness train` refuses it
                 report.add(path, "error", "file has no rows")
-        elif name != "test":
-            report.add(path, "error", f"{name}.jsonl not found")
+        elif missing := missing_split(path):
+            report.add(path, "error", missing)
     splits = _check_formats(splits, report)
     _check_labels(splits, report)
     _check_wrappers(splits, report)
