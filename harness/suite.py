@@ -208,8 +208,9 @@ def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        raise HarnessError(f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=path, line=line,
-                           hint=f"save the {what} as UTF-8") from None
+        utf16 = " but UTF-16 (it starts with UTF-16's byte-order mark)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise HarnessError(f"not UTF-8 text{utf16} (byte {exc.start} is {raw[exc.start]:#04x})", path=path,
+                           line=line, hint=f"save the {what} as UTF-8") from None
     return [(number, line.rstrip("\r")) for number, line in enumerate(text.split("\n"), start=1)
             if line.strip()]
 

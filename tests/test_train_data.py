@@ -290,3 +290,13 @@ def test_a_split_that_is_not_a_file_is_named_so(tmp_path, tokenizer, split):
     with pytest.raises(HarnessError, match=f"{split}.jsonl is not a regular file"):
         load(tmp_path, tokenizer)
     assert [p for p in lint_data(tmp_path).problems if "not a regular file" in p.message]
+
+
+def test_a_utf16_data_file_is_named_utf16(tmp_path, tokenizer):
+    """Windows tools save "Unicode" text as UTF-16: the error only said byte 0 was 0xff."""
+    rows = "".join(json.dumps({"prompt": f"q{i}?", "completion": f"a{i}"}) + "\n" for i in range(2))
+    (tmp_path / "train.jsonl").write_bytes(rows.encode("utf-16"))
+    (tmp_path / "valid.jsonl").write_text(rows)
+    with pytest.raises(HarnessError, match="UTF-16") as exc:
+        load(tmp_path, tokenizer)
+    assert exc.value.line == 1 and "save the" in exc.value.one_line()
