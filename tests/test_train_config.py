@@ -161,3 +161,16 @@ def test_bad_override_checked_after_merge_names_the_command_line(tmp_path):
         load_config(path, parse_overrides(["--optimizer_config", "{betas: [0.9]}"]))
     assert exc.value.path == "command line" and exc.value.line is None
     assert exc.value.field == "optimizer_config"
+
+
+@pytest.mark.parametrize("line, words", [
+    ("fine_tune_type: lora", "trains LoRA"),
+    ("test: true", "test.jsonl"),
+    ("report_to: wandb", "train_log.jsonl"),
+])
+def test_mlx_lm_only_keys_say_what_to_do(tmp_path, line, words):
+    """mlx-lm's own config keys (its example YAML has fine_tune_type and test) were answered
+    with the list of every allowed key."""
+    with pytest.raises(HarnessError) as exc:
+        load_config(write(tmp_path, f"model: m\ndata: d\n{line}\n"))
+    assert exc.value.line == 3 and words in exc.value.one_line()

@@ -34,6 +34,12 @@ RENAMED = {
     "val_batches": "val_rows (-1 = all of valid.jsonl, N = a fixed seeded subset)",
     "resume_adapter_file": "--resume (continues from the adapter folder's checkpoint)",
     "train": "nothing: `harness train` always trains",
+    "fine_tune_type": "nothing: `harness train` trains LoRA (delete the line; DoRA and full fine-tunes "
+                      "are mlx_lm.lora's, and `harness eval` reads those adapters)",
+    "test": "nothing: a test.jsonl in the data folder is evaluated after the last step",
+    "test_batches": "nothing: all of test.jsonl is evaluated",
+    "report_to": "nothing: the losses are in train_log.jsonl, which the scorecard draws",
+    "project_name": "nothing: the losses are in train_log.jsonl, which the scorecard draws",
 }
 
 
