@@ -300,3 +300,15 @@ def test_a_utf16_data_file_is_named_utf16(tmp_path, tokenizer):
     with pytest.raises(HarnessError, match="UTF-16") as exc:
         load(tmp_path, tokenizer)
     assert exc.value.line == 1 and "save the" in exc.value.one_line()
+
+
+def test_a_jsonl_file_given_as_the_data_folder(tmp_path, tokenizer):
+    """`data: data/train.jsonl` (the file, not its folder) was "data folder not found"."""
+    from harness.train.lint import lint_data
+
+    path = write_split(tmp_path, "train", [{"text": "a"}])
+    for read in (lambda: load(path, tokenizer), lambda: lint_data(path)):
+        with pytest.raises(HarnessError) as exc:
+            read()
+        assert "is a file, not a folder" in exc.value.one_line() and f"pass its folder ({tmp_path})" in \
+            exc.value.one_line()

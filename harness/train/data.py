@@ -194,10 +194,7 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
                 system: str | None, mask_prompt: bool | None, max_seq_length: int,
                 ) -> tuple[dict[str, Split], str, str, bool]:
     """Read and encode every split. Returns (splits, format, template, mask_prompt)."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise HarnessError("data folder not found", path=root,
-                           hint="`data:` is a folder with train.jsonl and valid.jsonl")
+    root = data_folder(data_dir, "`data:` is a folder with train.jsonl and valid.jsonl")
     raw: dict[str, tuple[Path, list]] = {}
     for name in SPLITS:
         path = root / f"{name}.jsonl"
@@ -239,6 +236,19 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         splits[name] = Split(name=name, path=path, examples=examples, sha256="sha256:" + file_digest(path),
                              truncated=truncated)
     return splits, fmt, template, mask_prompt
+
+
+def data_folder(path: str | Path, hint: str) -> Path:
+    """The data folder, or one error: a file there (train.jsonl itself, a common slip) is
+    named as a file and its folder suggested, not reported as "not found"."""
+    root = Path(path)
+    if root.is_dir():
+        return root
+    if os.path.lexists(root):
+        raise HarnessError("the data path is a file, not a folder", path=root,
+                           hint=f"pass its folder ({root.parent}) with train.jsonl and valid.jsonl"
+                           if root.suffix == ".jsonl" else hint)
+    raise HarnessError("data folder not found", path=root, hint=hint)
 
 
 def missing_split(path: Path) -> str | None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..bounded import TooMuchWork
 from ..errors import HarnessError
-from .data import (FORMAT_KEYS, SPLITS, check_row, encode_row, format_problem, missing_split, resolve_template,
-                   row_format)
+from .data import (FORMAT_KEYS, SPLITS, check_row, data_folder, encode_row, format_problem, missing_split,
+                   resolve_template, row_format)
 
 # A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
 LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
@@ -351,10 +351,7 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
 def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
               template: str = "auto", system: str | None = None,
               max_seq_length: int = 2048, schema_file: Path | None = None, fmt: str = "auto") -> LintReport:
-    root = Path(folder)
-    if not root.is_dir():
-        raise HarnessError("data folder not found", path=root,
-                           hint="pass the folder with train.jsonl and valid.jsonl")
+    root = data_folder(folder, "pass the folder with train.jsonl and valid.jsonl")
     report = LintReport()
     splits: dict[str, list[Row]] = {}
     for name in SPLITS:
