@@ -266,3 +266,22 @@ def test_a_run_stopped_before_its_first_save_can_start_over(tmp_path):
     assert [r["step"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())] == [0, 1, 2]
     with pytest.raises(HarnessError, match="already holds an adapter or a training run"):
         train(cfg, quiet=True)
+
+
+def test_resume_with_no_steps_left_says_so(trained, capsys):
+    """`--resume --steps 10` on a run at step 40 trained nothing and printed "adapter written
+    ... after 40 steps"; the same with steps equal to the run's did too."""
+    from harness.cli import main
+
+    folder = trained.adapter_path
+    with pytest.raises(HarnessError) as exc:
+        train(config(folder.parent, steps=10), resume=True, quiet=True)
+    assert exc.value.field == "steps" and "already at step 40" in exc.value.one_line()
+    assert train(config(folder.parent), resume=True, quiet=True).new_steps == 0
+    cfg = folder.parent / "again.yaml"
+    cfg.write_text(json.dumps({k: v for k, v in config(folder.parent).identity().items()}
+                              | {"adapter_path": str(folder), "steps": 40}))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--resume", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing to train" in out and "adapter written" not in out

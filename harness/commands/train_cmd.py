@@ -102,7 +102,10 @@ def run_train(args: argparse.Namespace) -> int:
     rest = [a for a in rest if a not in ("--resume", "--allow-lint-errors", "--quiet")]
     cfg = load_config(args.config, parse_overrides(rest))
     result = train(cfg, resume=resume, allow_lint_errors=allow_lint, quiet=quiet)
-    if result.rank == 0 and result.final_val_loss is not None:
+    if result.rank == 0 and result.new_steps == 0:
+        print(f"nothing to train: {result.adapter_path} is already at step {result.steps} "
+              f"(pass a larger --steps to continue it)")
+    elif result.rank == 0 and result.final_val_loss is not None:
         print(f"adapter written to {result.adapter_path} after {result.steps} steps: "
               f"val loss {result.first_val_loss:.4f} -> {result.final_val_loss:.4f}")
     return 0

@@ -76,6 +76,7 @@ class TrainResult:
     log: list[dict]
     base: Base  # the loaded base with the trained LoRA layers still on (Python API)
     rank: int = 0  # this process's rank under mlx.launch (rank 0 wrote the files)
+    new_steps: int = 0  # steps trained by this call (0: a resumed run that was already complete)
 
 
 def masked_loss(model: nn.Module, inputs: mx.array, targets: mx.array,
@@ -232,11 +233,16 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             raise HarnessError(f"the checkpoint was made with another {what}", path=out,
                                hint="resume with the same config and data (only steps and the "
                                     "report/eval/save intervals may change)")
+        if saved.step > cfg.steps:
+            raise HarnessError(f"the run is already at step {saved.step}, past steps: {cfg.steps}", path=out,
+                               field="steps", hint=f"pass --steps above {saved.step} to train it further; "
+                                                   "a shorter run needs its own adapter_path")
         model.load_weights(list(weights.items()), strict=False)
         restore_optimizer(optimizer, opt_state, model, out)
         state = saved
         log.load_until(state.step)
 
+    first_step = state.step
     stream = TrainStream(train_rows, cfg.batch_size, cfg.seed, cfg.pad_multiple, rank, size)
     val_rows = fixed_subset(splits["valid"].examples, cfg.val_rows, cfg.seed)
     val_batches = eval_batches(val_rows, cfg.val_batch_size or cfg.batch_size, cfg.pad_multiple,
@@ -350,4 +356,4 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     vals = [r["val_loss"] for r in log.records if "val_loss" in r]
     return TrainResult(adapter_path=out, steps=state.step, first_val_loss=vals[0] if vals else None,
                        final_val_loss=vals[-1] if vals else None, log=list(log.records), base=base,
-                       rank=rank)
+                       rank=rank, new_steps=state.step - first_step)
