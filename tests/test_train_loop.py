@@ -285,3 +285,15 @@ def test_resume_with_no_steps_left_says_so(trained, capsys):
     assert main(["train", str(cfg), "--resume", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "nothing to train" in out and "adapter written" not in out
+
+
+def test_resume_into_an_adapter_without_checkpoint_points_elsewhere(tmp_path):
+    """--resume on an mlx_lm.lora adapter folder said "run without --resume", which is then
+    refused because the folder holds an adapter: each message sent the user to the other."""
+    from conftest import make_random_adapter
+
+    cfg = config(tmp_path, steps=2)
+    make_random_adapter(MODEL, Path(cfg.adapter_path))
+    with pytest.raises(HarnessError) as exc:
+        train(cfg, resume=True, quiet=True)
+    assert "without --resume" not in exc.value.one_line() and "another adapter_path" in exc.value.one_line()

@@ -86,6 +86,10 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, mx.array], dict, RunState]:
     """(adapter weights, flat optimizer state, run state) of the latest checkpoint."""
     ckpt = latest_checkpoint(folder)
     if ckpt is None:
+        if (folder / "adapters.safetensors").exists():  # mlx_lm.lora's, or copied without checkpoints/
+            raise HarnessError("the folder holds an adapter but no harness checkpoint to resume from",
+                               path=folder / CHECKPOINTS,
+                               hint="train into another adapter_path (a new run will not overwrite it)")
         raise HarnessError("no checkpoint to resume from", path=folder / CHECKPOINTS,
                            hint="run without --resume to start training")
     try:
