@@ -156,3 +156,14 @@ def test_trained_model_returned_is_the_adapter_mlx_lm_loads(tmp_path):
     x = tokens(result.base)
     mlx_lm_model, _ = load(str(MODEL), adapter_path=str(result.adapter_path))
     assert mx.allclose(result.base.model(x), mlx_lm_model(x), atol=1e-5).item()
+
+
+def test_fuse_says_when_the_base_could_not_be_checked(tmp_path, capsys):
+    """An mlx-lm adapter that names no base here was fused without a word; `harness eval`
+    records the same warning in results.json."""
+    from conftest import make_random_adapter
+
+    adapter = make_random_adapter(MODEL, tmp_path / "mlx")
+    capsys.readouterr()
+    fuse(str(MODEL), adapter, tmp_path / "fused")
+    assert "only its tensor shapes were checked" in capsys.readouterr().err

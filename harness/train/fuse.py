@@ -8,13 +8,15 @@ whole or not at all (written beside it, then renamed).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ..errors import HarnessError
-from ..models import adapter_applied, load_base
+from ..models import adapter_applied, check_adapter_base, load_base
+from ..preflight import read_adapter_config
 
 
 def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
@@ -32,6 +34,10 @@ def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
                            hint="download the model and pass its folder")
     # Saved inside the block: leaving it puts the base's own weights back.
     with adapter_applied(base, "fuse", adapter_path, allow_base_mismatch) as adapter_fp:
+        # what eval records in results.json: a base that could only be checked by shapes
+        for text in check_adapter_base(base, Path(adapter_path), read_adapter_config(Path(adapter_path)),
+                                       allow_base_mismatch):
+            print(f"harness fuse: warning: {text}", file=sys.stderr)
         fused = [(name, m.fuse()) for name, m in base.model.named_modules() if hasattr(m, "fuse")]
         base.model.update_modules(tree_unflatten(fused))
         bad = [name for name, w in tree_flatten(base.model.parameters())
