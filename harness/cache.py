@@ -2,9 +2,10 @@
 
 The key is a hash of everything that changes an output: the model's fingerprint (weights,
 tokenizer, chat template), the adapter's fingerprint, the prompt's token ids (so the
-rendered prompt and template are covered), the generation settings, and the mlx and
-mlx-lm versions. An unchanged re-run is then served from disk, a changed adapter never
-shares an entry with the base, and a new mlx-lm release regenerates.
+rendered prompt and template are covered), the generation settings, the mlx and mlx-lm
+versions and the harness engine's epoch. An unchanged re-run is then served from disk, a
+changed adapter never shares an entry with the base, a new mlx-lm release regenerates, and
+so does a harness fix that changed what the engine generates.
 """
 
 from __future__ import annotations
@@ -30,10 +31,17 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("mlx-harness"))
 
 
-def _versions() -> dict[str, str]:
+# Raised when a harness fix changes what a model generates under an unchanged key, so that
+# entries written by the defect are never served again. 2: DoRA and full adapters stayed on
+# the base after their block (fixed 2026-12-03), and the base's completions that followed
+# were the fine-tune's, stored under the base's key.
+ENGINE_EPOCH = 2
+
+
+def _versions() -> dict[str, str | int]:
     from importlib.metadata import version
 
-    return {"mlx": version("mlx"), "mlx-lm": version("mlx-lm")}
+    return {"mlx": version("mlx"), "mlx-lm": version("mlx-lm"), "harness-engine": ENGINE_EPOCH}
 
 
 def completion_key(model_fingerprint: str, adapter_fingerprint: str | None,

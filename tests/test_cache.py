@@ -4,6 +4,7 @@ adapter never shares an entry with the base."""
 from __future__ import annotations
 
 from harness.cache import CompletionCache, completion_key
+from harness.generation import Completion
 from harness.runner import ModelSpec, run_eval
 from conftest import FIXTURE_MODEL, ROOT, make_random_adapter
 
@@ -48,6 +49,24 @@ def test_key_depends_on_every_part():
     assert ref != completion_key("m", None, [1, 3], {"max_tokens": 8}, versions)
     assert ref != completion_key("m", None, [1, 2], {"max_tokens": 9}, versions)
     assert ref != completion_key("m", None, [1, 2], {"max_tokens": 8}, {"mlx": "2", "mlx-lm": "1"})
+
+
+def test_entries_written_before_an_engine_fix_are_not_served(cache_dir):
+    """Base completions stored while a DoRA/full adapter was wrongly still on the base (before
+    ENGINE_EPOCH 2) sit under the base's key of that time; the key of today differs."""
+    from importlib.metadata import version
+
+    from harness import cache as cache_mod
+
+    cache = CompletionCache(cache_dir)
+    assert cache.versions["harness-engine"] == cache_mod.ENGINE_EPOCH >= 2
+    then = {"mlx": version("mlx"), "mlx-lm": version("mlx-lm")}  # the key's versions before epochs
+    old_key = completion_key("base-fp", None, [1, 2], {"max_tokens": 8}, then)
+    cache.put_many({old_key: Completion(output="the full adapter's answer", finish_reason="stop",
+                                        prompt_tokens=2, output_tokens=4)})
+    now_key = completion_key("base-fp", None, [1, 2], {"max_tokens": 8}, cache.versions)
+    assert cache.get_many([old_key])[old_key].output == "the full adapter's answer"
+    assert now_key != old_key and cache.get_many([now_key]) == {}
 
 
 def test_prompt_format_mismatch_is_warned(cache_dir):
