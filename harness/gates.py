@@ -25,7 +25,7 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
     of one category alone, with their own paired intervals; the gate's metric is
     ``METRIC[CATEGORY]`` (``keywords[architecture]``), in results.json, junit.xml and
     summary.md. A category that can regress alone is gated alone. The defaults are
-    suite-wide: a category gets only the options written for it.
+    suite-wide: a category gets only the options written for it, so it must set a bound.
 ``critical``
     Item ids that must never flip from pass to fail (pass/fail metrics only), against
     the base and against the baseline.
@@ -59,6 +59,9 @@ if TYPE_CHECKING:  # typing only: suites import gates, never the reverse
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_POLICY = {"max_drop_vs_base": DEFAULT_MARGIN, "max_drop_vs_baseline": DEFAULT_MARGIN}
+# the options that make a gate (``higher_is_better`` alone makes none)
+BOUNDS = ("min", "max", "max_drop_vs_base", "min_gain_vs_base", "rel_tolerance_vs_base", "max_drop_vs_baseline",
+          "rel_tolerance_vs_baseline")
 _EPS = 1e-12
 
 __all__ = ["evaluate_gates", "comparisons_for", "policy", "validate_policy", "DEFAULT_MARGIN"]
@@ -81,13 +84,16 @@ def validate_policy(suite: Suite) -> None:
                                field=f"gates.{metric}",
                                hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
         known = {c.category for c in suite.cases if c.category is not None}
-        for category in ((options or {}).get("categories") or {}):
+        for category, cat_options in ((options or {}).get("categories") or {}).items():
+            where = dict(path=suite.path, line=node_line(suite.root, ["gates", metric, "categories", category]),
+                         field=f"gates.{metric}.categories.{category}")
             if str(category) not in known:
-                raise HarnessError(f"gate on {metric!r} in category {category!r}, which no case has",
-                                   path=suite.path,
-                                   line=node_line(suite.root, ["gates", metric, "categories", category]),
-                                   field=f"gates.{metric}.categories.{category}",
+                raise HarnessError(f"gate on {metric!r} in category {category!r}, which no case has", **where,
                                    hint=f"categories of this suite: {', '.join(sorted(known)) or 'none'}")
+            if not set(cat_options or {}) & set(BOUNDS):  # no defaults there: it would gate nothing, silently
+                raise HarnessError(f"category {category!r} of the gate on {metric!r} sets no bound, so it gates "
+                                   f"nothing (a category gets only the options written for it)", **where,
+                                   hint=f"give one of {', '.join(BOUNDS)}, e.g. max_drop_vs_base: 0.05")
         critical = (options or {}).get("critical")
         if critical:
             if "." in metric:

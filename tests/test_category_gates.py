@@ -63,6 +63,18 @@ def test_unknown_category_is_bad_input_naming_the_line(tmp_path):
         suite(tmp_path, {"exact_match": {"categories": {"architecture": {"critical": ["a01"]}}}})
 
 
+def test_a_category_that_sets_no_bound_is_bad_input(tmp_path):
+    """A category gets only the options written for it, so `{higher_is_better: true}` alone
+    made no gate at all, and a run that broke 8 of its 20 items passed with nothing said
+    (before the defaults stopped applying there it got the 0.05 drop gates)."""
+    with pytest.raises(HarnessError) as exc:
+        suite(tmp_path, {"exact_match": {"max_drop_vs_base": 0.25,
+                                         "categories": {"architecture": {"higher_is_better": True}}}})
+    text = exc.value.one_line()
+    assert "category 'architecture'" in text and "sets no bound" in text and "domain.yaml:" in text
+    assert "gates.exact_match.categories.architecture" in text and "max_drop_vs_base" in text
+
+
 def test_a_category_gate_gates_only_its_metric_with_only_its_options(tmp_path):
     """A category gate on keywords made a `repetition` gate named `keywords[architecture]`
     (the defaults of every pass/fail metric, evaluated on the category's items) and added a
