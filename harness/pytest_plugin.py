@@ -107,6 +107,9 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
         # a slice would take it: 0 ran nothing ("no value for this gated metric"), -3 all but 3 cases
         raise HarnessError(f"limit must be a whole number of at least 1, not {limit!r}", field="--harness-limit",
                            hint="--harness-limit N or harness_run(..., limit=N): the first N cases of each suite")
+    if strict_baseline and baseline is None:  # nothing to be strict against: as `harness eval --strict-baseline`
+        raise HarnessError("strict baseline checking needs a baseline", field="--harness-strict-baseline",
+                           hint="pass baseline=PATH to harness_run, or --harness-baseline PATH")
     if isinstance(suites, (str, Path)):
         suites = [suites]
     paths = find_suites([str(s) for s in suites])

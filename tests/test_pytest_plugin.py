@@ -222,6 +222,20 @@ def test_a_renamed_adapter_is_not_gated_against_the_baseline_silently(scratch):
     alone.stderr.fnmatch_lines(["*--harness-strict-baseline needs --harness-baseline*"])
 
 
+def test_strict_baseline_without_a_baseline_fails_the_fixture_too(scratch):
+    """With --harness-strict-baseline and only the fixture (no --harness-suites), a
+    harness_run call without a baseline ran ungated against any baseline and passed: the
+    strict flag did nothing, where `harness eval --strict-baseline` without --baseline is a
+    usage error."""
+    scratch.makepyfile(test_release=f"""
+        def test_release(harness_run):
+            harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r})
+    """)
+    result = scratch.runpytest(*PLUGIN, "test_release.py", "--harness-strict-baseline")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*harness: *--harness-strict-baseline*needs a baseline*baseline=PATH*"])
+
+
 @pytest.mark.parametrize("limit", ["0", "-3"])
 def test_a_limit_below_one_is_a_usage_error(scratch, limit):
     """`--harness-limit -3` sliced the cases to all but the last 3 and gated those; `0` ran no
