@@ -45,6 +45,9 @@ def run_verdict(run: dict) -> tuple[int, list[str]]:
     if str(run.get("format") or "").startswith("mlx-harness-baseline"):
         raise HarnessError("this is a baseline file, not a run's results.json", path=path,
                            hint="give the run's --out folder")
+    if not run.get("suites"):  # no eval or score writes this: an edited file, not a PASS
+        raise HarnessError("this run has no suites: nothing was evaluated", path=path, field="suites",
+                           hint="rerun harness eval; do not edit results.json")
     failed = [(s.get("name"), g) for s in run.get("suites") or [] for g in s.get("gates") or []
               if not g.get("passed")]
     verdict = run.get("verdict")

@@ -39,6 +39,9 @@ def test_verdict_refuses_a_folder_without_results_and_an_edited_verdict(tmp_path
     unfinished.mkdir()
     proc = run_harness("verdict", str(unfinished))
     assert proc.returncode == 2 and "did not finish" in proc.stderr and str(unfinished) in proc.stderr
+    never_made = tmp_path / "removed-then-died"  # `rm -rf reports/v2` as the README says, then no write
+    proc = run_harness("verdict", str(never_made))
+    assert proc.returncode == 2 and "did not finish" in proc.stderr and str(never_made) in proc.stderr
 
     _, out = _scored_run(tmp_path, 6)
     results = json.loads((out / "results.json").read_text())
@@ -46,6 +49,11 @@ def test_verdict_refuses_a_folder_without_results_and_an_edited_verdict(tmp_path
     (out / "results.json").write_text(json.dumps(results))
     proc = run_harness("verdict", str(out))
     assert proc.returncode == 2 and "does not match its gates" in proc.stderr
+
+    results["verdict"], results["suites"] = "pass", []  # every suite cut out: verdict and gates agree
+    (out / "results.json").write_text(json.dumps(results))
+    proc = run_harness("verdict", str(out))
+    assert proc.returncode == 2 and "no suites" in proc.stderr and "[suites]" in proc.stderr
 
     proc = run_harness("verdict", "reports/baselines/fixture.json")
     assert proc.returncode == 2 and "baseline file" in proc.stderr

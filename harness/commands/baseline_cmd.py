@@ -93,7 +93,8 @@ def run_verdict(args: argparse.Namespace) -> int:
     from ..errors import HarnessError
 
     folder = Path(args.run_dir)
-    if folder.is_dir() and not (folder / "results.json").exists():
+    # the README's mlx.launch recipe removes --out first, so a run that died leaves no folder at all
+    if not folder.exists() or (folder.is_dir() and not (folder / "results.json").exists()):
         raise HarnessError("no results.json here: the run did not finish (or wrote to another --out)",
                            path=folder, hint="a run that stops without a verdict (exit 2 or 3, a distributed "
                                              "rank that gave up) writes nothing; see its log, rerun")
