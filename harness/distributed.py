@@ -70,7 +70,7 @@ def group() -> Any:
     """The process group (size 1 when not launched, or when MLX has no distributed backend).
 
     Launched (``MLX_RANK`` set, as ``mlx.launch`` does for ring and JACCL), a rank that
-    cannot connect is exit 3 with one line: the ring gives up after ~31 s, and the harness
+    cannot connect is exit 3 with one line (eval and ``harness train`` take their group here): the ring gives up after ~31 s, and the harness
     used to go on alone as a one-process run, writing its own PASS report with
     ``world_size`` 1 while rank 0 waited for it (measured). Connecting is not guarded by a
     deadline: rank 0 waits in MLX's init holding the GIL (measured: a Python thread stops

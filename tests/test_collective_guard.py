@@ -254,3 +254,31 @@ def test_a_rank_that_cannot_connect_does_not_run_alone(tmp_path):
     assert proc.returncode == 3 and len(lines) == 1, err[-3000:]
     assert lines[0].startswith("harness: error: rank 1 of 2 could not connect to the other ranks at startup")
     assert not (tmp_path / "out").exists() and "PASS" not in out
+
+
+def test_a_training_rank_that_cannot_connect_does_not_train_alone(tmp_path, monkeypatch):
+    """`harness train` under mlx.launch took MLX's non-strict init: a rank that could not
+    reach the others trained as a one-process run and wrote its own adapter (the eval's fix,
+    d6d8fbf, did not reach training). Now the same exit-3 line, nothing written."""
+    import mlx.core as mx
+
+    from harness.train.config import config_from_dict
+    from harness.train.loop import train
+
+    def unreachable(*args, strict=False, **kwargs):  # what the ring raises after ~31 s of trying
+        if strict:
+            raise RuntimeError("[ring] Couldn't connect (error: 111)")
+        return real(*args, **kwargs)
+
+    real = mx.distributed.init
+    monkeypatch.setattr(mx.distributed, "init", unreachable)
+    monkeypatch.setenv("MLX_RANK", "1")
+    distributed.group.cache_clear()
+    try:
+        cfg = config_from_dict(dict(model=str(ROOT / "fixtures" / "model"), data=str(ROOT / "fixtures" / "data" / "wikisql"),
+                                    adapter_path=str(tmp_path / "adapter"), batch_size=8, steps=2))
+        with pytest.raises(CollectiveFailed, match="rank 1 could not connect to the other ranks at startup"):
+            train(cfg, quiet=True)
+    finally:
+        distributed.group.cache_clear()
+    assert not (tmp_path / "adapter").exists()

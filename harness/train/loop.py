@@ -178,7 +178,13 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
 
     The data is linted first (``harness lint-data``): an error refuses the run unless
     ``allow_lint_errors``."""
-    world = mx.distributed.init()
+    from ..distributed import group
+
+    # launched by mlx.launch and unable to reach the others: exit 3, not a run alone that
+    # writes its own adapter while the others wait (harness.distributed.group)
+    world = group()
+    if world is None:
+        world = mx.distributed.init()
     rank, size = world.rank(), world.size()
     if cfg.batch_size % size:
         raise HarnessError(f"batch_size {cfg.batch_size} does not split over {size} processes",
