@@ -4,8 +4,9 @@ A baseline file is results.json slimmed down (format ``mlx-harness-baseline/1``)
 
 - top level: ``format``, ``created`` (approval time), ``approved_from`` (the run
   folder), ``run_created``, ``harness_version``, ``environment``, ``command``,
-  ``verdict``, ``models`` (name -> fingerprint, base_fingerprint, paths);
+  ``verdict``, ``models`` (name -> fingerprint, its ``fingerprint_recipe``, base_fingerprint, paths);
 - ``suites``: name, description, ``fingerprint`` (suite content), ``data_fingerprint``,
+  ``fingerprint_recipe`` (how those two were computed; absent in older files),
   ``scorers`` (name -> version, options), ``generation``, ``template``, the gates as
   they stood (model, metric, kind, passed), and per model its ``fingerprint``,
   ``metrics``, ``categories`` and ``items``: ``{id, category, output_sha256, values}``
@@ -28,12 +29,28 @@ What must match before a run is compared with a baseline, and why:
   not block the gate, but numerics and generation may shift: look at the deltas);
 - not compared: the adapter's own hash. A new adapter is what a baseline gate is
   for; the report shows both hashes.
+
+A hash means something only beside the recipe that computed it, and a harness upgrade
+may change a recipe (0.1.0 at cd660bb hashed the suite file's bytes; later versions hash
+the parsed suite without gates, prose and ``cluster:``). So the suite hashes carry
+``fingerprint_recipe`` (``harness.suite.FINGERPRINT_RECIPE``), the base model's its own
+(``harness.models.MODEL_FINGERPRINT_RECIPE``), and a run also computes its suite hashes
+under every earlier recipe. A baseline of an older recipe is compared under that recipe,
+re-derived from the suite file as it is now: the same suite still gates, an edited one
+still "differs". A baseline without a recipe (approved before they were recorded) is
+compared under each recipe there has been; one that matches none is refused as differing,
+with a note that an older harness may have hashed comments and gates too, and the command
+that re-approves the last release with this harness. Refused rather than passed: the
+suite may really have changed, and a gate against items that are not the approved ones
+could pass a regression. A recipe this harness cannot recompute (a newer harness's) is
+refused as exactly that, never as an edited suite or another base model.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shlex
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -231,6 +248,8 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
         suites.append({
             "name": suite["name"], "description": suite.get("description", ""),
             "fingerprint": suite.get("fingerprint"), "data_fingerprint": suite.get("data_fingerprint"),
+            # only what the run recorded: a run of an older harness keeps its hashes unlabelled
+            **({"fingerprint_recipe": suite["fingerprint_recipe"]} if suite.get("fingerprint_recipe") else {}),
             "template": suite.get("template"),
             "scorers": {n: {"version": s.get("version"), "options": s.get("options")}
                         for n, s in (suite.get("scorers") or {}).items()},
@@ -238,7 +257,7 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
             "gates": [{k: g.get(k) for k in ("model", "metric", "kind", "passed")} for g in suite.get("gates", [])],
             "models": models,
         })
-    keep = ("path", "adapter_path", "fingerprint", "weights_fingerprint", "base_fingerprint")
+    keep = ("path", "adapter_path", "fingerprint", "fingerprint_recipe", "weights_fingerprint", "base_fingerprint")
     return {
         "format": FORMAT,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -324,9 +343,16 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
 
     ref_models, run_models = ref.get("models") or {}, run.get("models") or {}
     rb, nb = (ref_models.get("base") or {}), (run_models.get("base") or {})
+    model_recipes = (rb.get("fingerprint_recipe") or 1, nb.get("fingerprint_recipe") or 1)
     if rb.get("fingerprint") != nb.get("fingerprint") and rb and nb:
-        add(None, "base model fingerprint (weights, tokenizer, chat template)", rb.get("fingerprint"),
-            nb.get("fingerprint"), "refuse")
+        if model_recipes[0] != model_recipes[1]:  # hashed differently: says nothing about the model
+            add(None, "base model fingerprint recipe", *model_recipes, "refuse")
+            out[-1]["message"] = (f"the baseline was approved by an mlx-harness that computes model fingerprints "
+                                  f"differently (recipe {model_recipes[0]}; this one computes recipe "
+                                  f"{model_recipes[1]}), so whether the base model changed cannot be told")
+        else:
+            add(None, "base model fingerprint (weights, tokenizer, chat template)", rb.get("fingerprint"),
+                nb.get("fingerprint"), "refuse")
     for name in sorted(set(ref_models) & set(run_models) - {"base"}):
         if ref_models[name].get("fingerprint") != run_models[name].get("fingerprint"):
             add(None, f"adapter {name} fingerprint", ref_models[name].get("fingerprint"),
@@ -344,9 +370,18 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
         old = ref_suites.get(name)
         if old is None:
             continue
-        content_differs = old.get("fingerprint") != suite.get("fingerprint")
-        if old.get("data_fingerprint") != suite.get("data_fingerprint"):
-            add(name, "data hash", old.get("data_fingerprint"), suite.get("data_fingerprint"), "refuse")
+        how, ref_hashes, run_hashes = _comparable_hashes(old, suite)
+        if how == "incomparable":  # no recipe both sides computed: the hashes say nothing
+            add(name, "suite fingerprint recipe", old.get("fingerprint_recipe"), suite.get("fingerprint_recipe"),
+                "refuse")
+            out[-1]["message"] = (f"the baseline was approved by an mlx-harness that computes suite fingerprints "
+                                  f"differently (recipe {old.get('fingerprint_recipe') or 'unrecorded'}; "
+                                  f"this one computes recipe {suite.get('fingerprint_recipe') or 'unrecorded'}), "
+                                  f"so whether the suite changed cannot be told")
+            ref_hashes = run_hashes = {}
+        content_differs = ref_hashes.get("fingerprint") != run_hashes.get("fingerprint")
+        if ref_hashes.get("data_fingerprint") != run_hashes.get("data_fingerprint"):
+            add(name, "data hash", ref_hashes.get("data_fingerprint"), run_hashes.get("data_fingerprint"), "refuse")
         old_scorers, new_scorers = old.get("scorers") or {}, suite.get("scorers") or {}
         for scorer in sorted(set(old_scorers) & set(new_scorers)):
             ov, nv = old_scorers[scorer].get("version"), new_scorers[scorer].get("version")
@@ -364,9 +399,72 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
                     add(name, f"{key} settings", *_what_differs(a, b), "refuse")
         named = any(d["suite"] == name and d["severity"] == "refuse" for d in out)
         if content_differs and not named:
-            add(name, "suite content hash (prompt, target, system or gates in the suite file)",
-                old.get("fingerprint"), suite.get("fingerprint"), "refuse")
+            add(name, "suite content hash (prompt, target, system or settings in the suite file)",
+                ref_hashes.get("fingerprint"), run_hashes.get("fingerprint"), "refuse")
+            if how == "unrecorded":  # a pre-recipe file: its hash may cover comments and gates too
+                out[-1]["note"] = ("no recipe recorded: an older mlx-harness, which may have hashed the whole "
+                                   "file, comments and gates included")
     return out
+
+
+def _comparable_hashes(ref: dict, run: dict) -> tuple[str, dict, dict]:
+    """(how, ref's hashes, run's hashes) of one suite, both computed by the same recipe.
+
+    A results.json or baseline records ``fingerprint_recipe`` (``harness.suite.FINGERPRINT_RECIPE``)
+    and a run also its hashes under each earlier recipe (``earlier_fingerprints``), so a
+    baseline approved by an older harness is compared under its own recipe: an unchanged
+    suite matches, an edited one still differs. A side without a recipe (written before
+    recipes were recorded) is compared under each recipe the other side has, and matches
+    if one of them does; if none does, ``how`` is ``unrecorded`` and the suite is taken to
+    differ, never to match: a baseline whose suite may have changed must not gate as if it
+    had not. ``how`` is ``incomparable`` when both sides recorded recipes and share none (a
+    baseline from a newer harness): its hashes then say nothing, and the caller refuses.
+    """
+    def hashes(d: dict) -> dict:
+        return {"fingerprint": d.get("fingerprint"), "data_fingerprint": d.get("data_fingerprint")}
+
+    def by_recipe(d: dict) -> dict[str, dict]:
+        out = {str(k): hashes(v) for k, v in (d.get("earlier_fingerprints") or {}).items() if isinstance(v, dict)}
+        return {str(d["fingerprint_recipe"]): hashes(d), **out} if d.get("fingerprint_recipe") else out
+
+    a, b = ref.get("fingerprint_recipe"), run.get("fingerprint_recipe")
+    if a == b:
+        return "same", hashes(ref), hashes(run)
+    if a and b:
+        for recipe in (str(a), str(b)):  # the newer side can recompute the older side's recipe
+            if recipe in by_recipe(ref) and recipe in by_recipe(run):
+                return "same", by_recipe(ref)[recipe], by_recipe(run)[recipe]
+        return "incomparable", hashes(ref), hashes(run)
+    known, unknown = (run, ref) if not a else (ref, run)  # one side predates recorded recipes
+    candidates = list(by_recipe(known).values())
+    match = next((c for c in candidates if c == hashes(unknown)), None)
+    how = "same" if match else "unrecorded"
+    if match is None:  # report the content hash as what differs when the data still matches
+        match = next((c for c in candidates if c["data_fingerprint"] == unknown.get("data_fingerprint")),
+                     hashes(known))
+    return (how, hashes(ref), match) if known is run else (how, match, hashes(run))
+
+
+def _reapprove(baseline: dict, results_like: dict) -> str:
+    """The commands that make a baseline this harness can check: the approved run's models
+    (the last release's adapters, as the baseline recorded them) on this run's suites."""
+    models = baseline.get("models") or {}
+    args = ["harness", "eval", *[s["path"] for s in results_like.get("suites") or [] if s.get("path")],
+            "--model", (models.get("base") or {}).get("path") or "MODEL"]
+    for name, model in models.items():
+        if name != "base" and model.get("adapter_path"):
+            args += ["--adapter", f"{name}={model['adapter_path']}"]
+    args += ["--out", "reports/rebaseline"]
+    to = baseline.get("_path") or str(DEFAULT_BASELINE)
+    return f"{shlex.join(args)} && harness baseline approve reports/rebaseline --to {shlex.quote(to)}"
+
+
+def _difference(d: dict) -> str:
+    where = f"suite {d['suite']}: " if d["suite"] else ""
+    if d.get("message"):
+        return f"{where}{d['message']}"
+    note = f"; {d['note']}" if d.get("note") else ""
+    return f"{where}{d['part']} differs (baseline {_short(d['a'])}, run {_short(d['b'])}{note})"
 
 
 def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool) -> list[str]:
@@ -386,22 +484,19 @@ def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool) -> 
     path = baseline.get("_path")
     if refuse and not allow_mismatch:
         first = refuse[0]
-        where = f"suite {first['suite']}: " if first["suite"] else ""
         more = f" (+{len(refuse) - 1} more difference(s))" if len(refuse) > 1 else ""
-        raise HarnessError(
-            f"baseline does not match this run: {where}{first['part']} differs "
-            f"(baseline {_short(first['a'])}, run {_short(first['b'])}){more}",
-            path=path,
-            hint="approve a new baseline from a run of this setup (harness baseline approve RUN_DIR), "
-                 "or pass --allow-fingerprint-mismatch to compare anyway")
+        hint = ("approve a new baseline from a run of this setup (harness baseline approve RUN_DIR), "
+                "or pass --allow-fingerprint-mismatch to compare anyway")
+        if first.get("message") or first.get("note"):  # the baseline's hashes were computed differently
+            hint = (f"re-approve the last release's adapters with this harness, on the suite as it is now: "
+                    f"{_reapprove(baseline, results_like)}")
+        raise HarnessError(f"baseline does not match this run: {_difference(first)}{more}", path=path, hint=hint)
     warnings = []
     for d in diffs:
         if d["severity"] == "info":
             continue
-        where = f"suite {d['suite']}: " if d["suite"] else ""
         lead = "compared anyway although " if d["severity"] == "refuse" else ""
-        warnings.append(f"baseline: {lead}{where}{d['part']} differs "
-                        f"(baseline {_short(d['a'])}, run {_short(d['b'])})")
+        warnings.append(f"baseline: {lead}{_difference(d)}")
     if isinstance(results_like.get("warnings"), list):
         results_like["warnings"].extend(w for w in warnings if w not in results_like["warnings"])
     return warnings

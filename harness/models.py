@@ -132,6 +132,13 @@ def _stamp_text(stamp: tuple) -> str:
     return ":".join(str(v) for v in stamp)
 
 
+# How base_fingerprint, weights_fingerprint and adapter_fingerprint are computed; results and
+# baselines record it beside the base model's fingerprint, so that a baseline hashed by another
+# recipe is refused for that reason, not as "another base model". Raise it whenever unchanged
+# model files would hash differently (tests/test_fingerprint_recipe.py pins a fixed folder's hash).
+MODEL_FINGERPRINT_RECIPE = 1
+
+
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     h = hashlib.sha256()
     for f in sorted(files):

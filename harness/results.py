@@ -28,6 +28,7 @@ class ModelInfo(TypedDict, total=False):
     path: str | None
     adapter_path: str | None
     fingerprint: str
+    fingerprint_recipe: int  # how fingerprint was computed (harness.models.MODEL_FINGERPRINT_RECIPE)
     weights_fingerprint: str
     base_fingerprint: str | None
     trained_on: str | None
@@ -58,6 +59,8 @@ class SuiteResult(TypedDict, total=False):
     path: str
     fingerprint: str
     data_fingerprint: str
+    fingerprint_recipe: int  # how the two hashes were computed (harness.suite.FINGERPRINT_RECIPE)
+    earlier_fingerprints: dict[str, dict[str, str]]  # the two under each earlier recipe
     template: str
     scorers: dict[str, dict]
     generation: dict[str, Any]
@@ -91,7 +94,9 @@ def suite_entry(suite: Suite, scorers: list[Scorer]) -> SuiteResult:
     """One suite's entry: what identifies it, before any model is scored on it."""
     return SuiteResult(
         name=suite.name, description=suite.description, path=str(suite.path),
-        fingerprint=suite.fingerprint, data_fingerprint=suite.data_fingerprint, template=suite.template,
+        fingerprint=suite.fingerprint, data_fingerprint=suite.data_fingerprint,
+        fingerprint_recipe=suite.fingerprint_recipe, earlier_fingerprints=suite.earlier_fingerprints,
+        template=suite.template,
         scorers={s.name: {"version": s.version, "options": s.options, "skipped": None} for s in scorers},
         generation={k: getattr(suite.generation, k) for k in suite.generation.__dataclass_fields__},
         models={}, gates=[], warnings=[],

@@ -29,7 +29,8 @@ from .errors import HarnessError, printable
 from .files import file_digest
 from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
-from .models import Base, adapter_applied, check_adapter_base, check_adapter_fits, check_ids_fit, load_base
+from .models import (MODEL_FINGERPRINT_RECIPE, Base, adapter_applied, check_adapter_base, check_adapter_fits,
+                     check_ids_fit, load_base)
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
@@ -436,6 +437,7 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
     results = new_results(
         [suite_entry(s, scorer_sets[s.name]) for s in suites],
         {"base": ModelInfo(path=str(model_path), adapter_path=None, fingerprint=base.fingerprint,
+                           fingerprint_recipe=MODEL_FINGERPRINT_RECIPE,
                            weights_fingerprint=base.weights_fingerprint, base_fingerprint=None,
                            training_log=None)},
         environment(), command, base_warnings)

@@ -29,6 +29,19 @@ from .scorers import validate_scorer_options
 from .yamlpos import node_line, validate_with_lines
 
 
+# How `fingerprint` (suite content) and `data_fingerprint` are computed. Results and
+# baselines record it beside the hashes, so that a baseline approved by a harness that
+# hashed differently is not taken for an edited suite. Raise it whenever an unchanged suite
+# would hash differently, and keep the recipe it replaces in `earlier_fingerprints`
+# (tests/test_fingerprint_recipe.py pins the hashes of a fixed suite to catch a change):
+#   1  the suite file's bytes, comments, gates and description included (up to ec62945,
+#      e.g. cd660bb, released as 0.1.0)
+#   2  the parsed suite as canonical JSON without `gates` and `description` (ec62945)
+#   3  2 without `cluster` as well (ec872fb)
+# The data hash has had one recipe: the data file's bytes, or inline cases as canonical JSON.
+FINGERPRINT_RECIPE = 3
+
+
 @dataclass
 class ScorerSpec:
     name: str
@@ -57,6 +70,9 @@ class Suite:
     # why that `cluster:` clusters nothing (one cluster, or one per item), decided on the whole
     # suite at load time so that a subset (--limit, --only-failing) does not raise it
     cluster_warning: str | None = None
+    fingerprint_recipe: int = FINGERPRINT_RECIPE  # how `fingerprint` and `data_fingerprint` were computed
+    # the two hashes under each earlier recipe, {recipe: {fingerprint, data_fingerprint}}
+    earlier_fingerprints: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -260,6 +276,19 @@ def _digest(*parts: bytes) -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
+def _content_json(data: dict, policy: tuple[str, ...]) -> bytes:
+    return json.dumps({k: v for k, v in data.items() if k not in policy}, sort_keys=True, default=str).encode()
+
+
+def earlier_fingerprints(file_bytes: bytes, data: dict, data_bytes: bytes) -> dict[str, dict[str, str]]:
+    """``{recipe: {fingerprint, data_fingerprint}}`` of this suite under each earlier recipe,
+    so a baseline that recorded one of them can be checked against the suite as it is now."""
+    data_fingerprint = _digest(data_bytes)
+    return {"1": {"fingerprint": _digest(file_bytes, data_bytes), "data_fingerprint": data_fingerprint},
+            "2": {"fingerprint": _digest(_content_json(data, ("gates", "description")), data_bytes),
+                  "data_fingerprint": data_fingerprint}}
+
+
 def load_suite(path: str | Path) -> Suite:
     """Parse, validate and render a suite; raises HarnessError with file and line."""
     path = Path(path)
@@ -337,8 +366,7 @@ def load_suite(path: str | Path) -> Suite:
     # Gates, prose and `cluster:` are policy, not content: they change how evidence is weighed,
     # not what a model is asked or how an answer scores, so changing a margin or declaring
     # clusters must not invalidate a baseline (the intervals are computed at compare time).
-    content = {k: v for k, v in data.items() if k not in ("gates", "description", "cluster")}
-    suite_bytes = json.dumps(content, sort_keys=True, default=str).encode()
+    suite_bytes = _content_json(data, ("gates", "description", "cluster"))  # FINGERPRINT_RECIPE
     suite = Suite(
         name=data["name"],
         description=data.get("description", ""),
@@ -351,6 +379,7 @@ def load_suite(path: str | Path) -> Suite:
         cases=cases,
         fingerprint=_digest(suite_bytes, data_bytes),
         data_fingerprint=_digest(data_bytes),
+        earlier_fingerprints=earlier_fingerprints(path.read_bytes(), data, data_bytes),
         integrity_samples=integrity.get("samples", 2),
         integrity_max_tokens=integrity.get("max_tokens", 16),
         raw=data,
