@@ -213,7 +213,10 @@ def test_a_renamed_adapter_is_not_gated_against_the_baseline_silently(scratch):
             assert run.passed and run.baseline_warnings
     """)
     fixture = scratch.runpytest(*PLUGIN, "test_release.py")
-    fixture.assert_outcomes(passed=1, warnings=1)
+    # only the baseline warning is counted: an installed copy (nox's venv) adds pytest's own
+    # PytestAssertRewriteWarning for the already-imported plugin, three of them in CI's runs
+    fixture.assert_outcomes(passed=1)
+    assert fixture.stdout.str().count("HarnessBaselineWarning: baseline") == 1
     fixture.stdout.fnmatch_lines(["*HarnessBaselineWarning: baseline*has no model 'renamed'*"])
     # strict with nothing to be strict against is a mistake, as in `harness eval`
     alone = scratch.runpytest(*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
