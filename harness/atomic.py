@@ -37,6 +37,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# write_folder's temporaries: .NAME.PID.RANDOM.tmp (the new folder) and .NAME.PID.RANDOM.old
+# (the one it replaced); a writer killed mid-swap leaves one holding a complete run.
+_TEMP_NAME = re.compile(r"^\..+\.\d+\..+\.(tmp|old)$")
+
+
+def is_writer_temp(name: str) -> bool:
+    """Whether a file or folder name is one of this module's temporaries (readers skip them)."""
+    return bool(_TEMP_NAME.match(name))
+
+
 def clean_stale(folder: Path, name: str) -> None:
     """Remove temporaries of ``name`` in ``folder`` left by writers that were killed."""
     pattern = re.compile(rf"^\.{re.escape(name)}\.(\d+)\..*\.(tmp|old)$")

@@ -286,7 +286,7 @@ def _flip_design_effect(a: list[float], b: list[float], clusters: list[str] | No
     effect did both: one loss in 100 items of 25 clusters read 1.0 (lower bound -0.054) where
     nothing flipped counted clusters (-0.137), so at a 0.10 margin the worse run passed; and
     at 30 clusters of 8 (drop probability Beta, mean 0.05 = the margin, intra-cluster
-    correlation 0.5) runs with one to a few scattered losses passed 9.9% of the time, 0 now.
+    correlation 0.5) runs with one to a few scattered losses passed 10.0% of the time, 0 now (2,000 runs).
     A loss added to a cluster holding gains cancelled one of them, read as less clustering,
     and raised the bound; counted apart it cannot (docs/ci-gating.md, "Clustered items")."""
     if clusters is None:

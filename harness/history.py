@@ -7,10 +7,10 @@ run's time and commit), so a metric's trend across releases is one ``groupby`` a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .atomic import is_writer_temp
 from .errors import HarnessError
 
 if TYPE_CHECKING:  # pandas is imported only when a table is built (it is slow to import)
@@ -18,11 +18,6 @@ if TYPE_CHECKING:  # pandas is imported only when a table is built (it is slow t
 
 COLUMNS = ["created", "commit", "run", "verdict", "suite", "model", "metric", "value", "ci_low",
            "ci_high", "n", "kind", "higher_is_better", "gated", "gate_passed", "fingerprint"]
-
-
-# harness.atomic.write_folder's temporaries (.NAME.PID.RANDOM.tmp / .old): a writer killed
-# mid-swap leaves one holding a complete results.json, which is no run of its own
-_WRITER_TEMP = re.compile(r"^\..+\.\d+\..+\.(tmp|old)$")
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -36,7 +31,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
             found.append(p / "results.json")
         elif p.is_dir():
             found.extend(f for f in sorted(p.rglob("results.json"))
-                         if not any(_WRITER_TEMP.match(part) for part in f.relative_to(p).parts[:-1]))
+                         if not any(is_writer_temp(part) for part in f.relative_to(p).parts[:-1]))
         else:
             raise HarnessError("no such file or folder", path=p,
                                hint="pass run folders (with results.json) or folders holding them")

@@ -130,12 +130,17 @@ def load_results(path: str | Path, what: str = "results.json", items: bool = Tru
     return check_results(read_json(path, what=what, finite=True), path, what, items)
 
 
+def is_baseline(doc: object) -> bool:
+    """Whether a JSON document read where a run is expected is a baseline file instead."""
+    return isinstance(doc, dict) and str(doc.get("format") or "").startswith("mlx-harness-baseline")
+
+
 def check_results(data: dict, path: str | Path, what: str = "results.json", items: bool = True) -> Results:
     """``load_results`` for a document already read (with ``read_json(..., finite=True)``)."""
     from .errors import HarnessError
     from .validation import RESULTS_SCHEMA, RESULTS_SUMMARY_SCHEMA, check_input
 
-    if isinstance(data, dict) and str(data.get("format") or "").startswith("mlx-harness-baseline"):
+    if is_baseline(data):
         # the schema would name the first field a baseline lacks ("suites/0/gates/1: 'suite' ...")
         raise HarnessError(f"this is a baseline file, not a run's results.json ({what} expected)", path=path,
                            field="format", hint="pass a run folder written by harness eval or harness score; "

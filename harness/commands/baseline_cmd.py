@@ -98,7 +98,7 @@ def run_verdict(args: argparse.Namespace) -> int:
         raise HarnessError("no results.json here: the run did not finish (or wrote to another --out)",
                            path=folder, hint="a run that stops without a verdict (exit 2 or 3, a distributed "
                                              "rank that gave up) writes nothing; see its log, rerun")
-    code, lines = verdict_of(load_run(folder))
+    code, lines = verdict_of(load_run(folder, items=False))
     for line in lines:
         print(terminal(line))
     return code
