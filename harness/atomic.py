@@ -6,7 +6,9 @@
   junit.xml, summary.md) as one: written into a temporary folder beside it, then swapped
   into place with one ``renameat2(RENAME_EXCHANGE)`` on Linux (``renamex_np`` on macOS;
   elsewhere two renames), so a kill leaves the old set or the new one, never a new
-  results.json beside an old index.html. Other files already in the folder are kept.
+  results.json beside an old index.html. Other files already in the folder are kept,
+  except those named in ``retire`` that still hold the given bytes: a run's
+  ``run-in-progress.json`` leaves in the same swap that brings its results in.
 
 Temporary names carry the writer's pid; one left by a killed writer (pid gone) is
 removed by the next write beside it.
@@ -144,8 +146,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_folder(out_dir: str | Path, files: dict[str, str | bytes]) -> None:
-    """Put ``files`` (name -> content) into ``out_dir`` as one set (see the module doc)."""
+def write_folder(out_dir: str | Path, files: dict[str, str | bytes],
+                 retire: dict[str, bytes] | None = None) -> None:
+    """Put ``files`` (name -> content) into ``out_dir`` as one set (see the module doc).
+    ``retire`` (name -> content): a file of the folder left out of the new set when it
+    still holds exactly that content (another writer's is kept)."""
+    retire = retire or {}
     out = Path(out_dir)
     if out.is_symlink():
         out = out.resolve()
@@ -156,7 +162,7 @@ def write_folder(out_dir: str | Path, files: dict[str, str | bytes]) -> None:
     try:
         if out.is_dir():  # keep what else the folder holds (hard links: no copying)
             for entry in out.iterdir():
-                if entry.name in files:
+                if entry.name in files or (entry.name in retire and _holds(entry, retire[entry.name])):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.copytree(entry, tmp / entry.name, symlinks=True, copy_function=_link_or_copy)
@@ -184,6 +190,13 @@ def write_folder(out_dir: str | Path, files: dict[str, str | bytes]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _link_or_copy(src: str | Path, dst: str | Path) -> None:
