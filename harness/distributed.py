@@ -94,7 +94,7 @@ def group() -> Any:
             raise CollectiveFailed(
                 f"rank {launched}{_of_size()} could not connect to the other ranks at startup after "
                 f"{time.monotonic() - started:.1f} s: {exc}; a rank did not start (its own message is "
-                f"above) or the hosts cannot reach each other; nothing was written, rerun "
+                f"above) or the hosts cannot reach each other; no results were written, rerun "
                 f"(exit 3, no verdict)") from exc
     _CLOCK.last = time.monotonic()  # this rank's own work starts now
     return world
@@ -280,7 +280,7 @@ def collective_guard(where: str, who: str) -> Iterator[None]:
         raise CollectiveFailed(
             f"{who} lost the other ranks {where} after {time.monotonic() - entered:.1f} s: {exc}; "
             f"a rank ended (its own message is above), never started, or the network dropped; "
-            f"nothing was written, rerun (exit 3, no verdict)") from exc
+            f"no results were written, rerun (exit 3, no verdict)") from exc
     _CLOCK.left_collective(entered, time.monotonic())
 
 

@@ -120,10 +120,14 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
 
         base_doc = load_baseline(Path(baseline))
     out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="harness-run-"))
+    from .run_marker import start
+
+    command = ["pytest", "harness_run", *map(str, paths), "--model", str(model)]
+    mark = start(out_dir, command)  # a reused out folder: see harness.run_marker
     suites = load_suites(paths, limit)  # loaded once: what is evaluated is what is gated
     results = run_eval(suites, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
-                       command=["pytest", "harness_run", *map(str, paths), "--model", str(model)])
-    code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline)
+                       command=command)
+    code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline, mark=mark)
     uncovered = []
     if base_doc is not None and not strict_baseline:
         from .baseline import baseline_coverage

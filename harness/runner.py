@@ -546,11 +546,12 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
 
 
 def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None,
-           strict_baseline: bool = False) -> int:
+           strict_baseline: bool = False, mark: bytes | None = None) -> int:
     """Gates, verdict, outputs (each written atomically); returns the exit code.
 
     With a baseline, a suite or candidate the baseline lacks (a rename) is a warning
     naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate.
+    ``mark``: what ``run_marker.start`` wrote into ``out_dir``, retired with the results.
     """
     from .baseline import baseline_coverage, baseline_outputs, baseline_suite
     from .gates import comparisons_for, evaluate_gates
@@ -584,7 +585,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_output(results, RESULTS_SCHEMA, out_dir / "results.json")  # before anything is written
-    write_reports(results, out_dir)  # results.json and the reports as one set (atomic.write_folder)
+    write_reports(results, out_dir, mark)  # results.json and the reports as one set (atomic.write_folder)
     return 1 if failed else 0
 
 

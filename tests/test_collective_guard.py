@@ -19,6 +19,7 @@ from harness.blas import preload_env
 from harness.distributed import (FACTOR, FLOOR_S, TIMEOUT_ENV, WorkClock, check_headers, check_rows,
                                  collective_deadline, collective_guard, header, set_collective_timeout)
 from harness.errors import CollectiveFailed, HarnessError
+from harness.run_marker import MARKER, unfinished
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,9 +128,13 @@ def test_a_wait_blocked_outside_python_ends_the_process_with_one_line(tmp_path):
 
 # Stands in for a rank that never joins the completions' all_gather (stuck in its own work,
 # stopped, a host gone): on rank STALL_RANK the generation sleeps instead of generating.
+# With PID_DIR set, each rank writes its pid to PID_DIR/RANK.
 STALL = """\
 import os, sys, time
+from pathlib import Path
 from harness import runner
+if os.environ.get("PID_DIR"):
+    Path(os.environ["PID_DIR"], os.environ["MLX_RANK"]).write_text(str(os.getpid()))
 if os.environ.get("MLX_RANK") == os.environ["STALL_RANK"]:
     def stuck(*args, **kwargs):
         time.sleep(float(os.environ["STALL_S"]))
@@ -157,6 +162,18 @@ def _free_ports() -> int:
     raise RuntimeError("no two adjacent free ports")
 
 
+def _earlier_pass(out: Path) -> dict[str, bytes]:
+    """An earlier passing run's files in ``out`` (`harness score` of the smoke suite)."""
+    completions = out.parent / "earlier.jsonl"
+    answers = {"add-1": "4", "add-2": "15", "mul-1": "12", "cap-1": "Paris", "col-1": "blue", "day-1": "7"}
+    completions.write_text("".join(json.dumps({"id": i, "output": a}) + "\n" for i, a in answers.items()))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "score", str(ROOT / "suites" / "smoke.yaml"),
+                           "--completions", str(completions), "--out", str(out)],
+                          capture_output=True, text=True, env=preload_env(), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
 def _eval_args(tmp_path: Path, stall: Path, cache: bool = False) -> list[str]:
     return [sys.executable, str(stall), "eval", str(ROOT / "suites" / "sql.yaml"),
             "--model", str(ROOT / "fixtures" / "model"), "--limit", "6", "--quiet", "--out", str(tmp_path / "out"),
@@ -176,12 +193,18 @@ def _communicate(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("stalled", [0, 1])
 def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(tmp_path, stalled):
+    """In a reused --out (an earlier run's PASS in it, as in a CI cache): rank 0 marks it before
+    anything else (rank 1 does not), and whether rank 0 gives up (exit 3 from the watchdog,
+    no cleanup) or is the stuck one the launcher ends, `harness verdict` then refuses it."""
     stall = tmp_path / "stall.py"
     stall.write_text(STALL)
     waiting = 1 - stalled
+    earlier = _earlier_pass(tmp_path / "out")
+    pids = tmp_path / "pids"
+    pids.mkdir()
     launch = Path(sys.executable).with_name("mlx.launch")
     env = preload_env({**os.environ, "STALL_RANK": str(stalled), "STALL_S": "3600", TIMEOUT_ENV: "5",
-                       "PYTHONPATH": str(ROOT)})
+                       "PYTHONPATH": str(ROOT), "PID_DIR": str(pids)})
     proc = subprocess.Popen([str(launch), "-n", "2", "--backend", "ring", "-p", str(_free_ports()), "--",
                              *_eval_args(tmp_path, stall, cache=True)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -194,7 +217,13 @@ def test_under_mlx_launch_the_waiting_rank_gives_up_when_the_other_never_joins(t
     # mlx.launch (0.32.4) exits 0 whatever its ranks return: their codes are in its warnings
     assert f"Node with rank {waiting} exited with code 3" in err
     assert f"Node with rank {stalled} exited with code -15" in err  # the launcher ended the stuck one
-    assert not (tmp_path / "out").exists() and "PASS" not in out and "FAIL" not in out
+    assert "PASS" not in out and "FAIL" not in out
+    # no results written: the earlier run's are as they were, with rank 0's mark beside them
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir() if p.name != MARKER} == earlier
+    verdict = subprocess.run([sys.executable, "-m", "harness.cli", "verdict", str(tmp_path / "out")],
+                             capture_output=True, text=True, env=preload_env(), timeout=120)
+    assert verdict.returncode == 2 and "did not finish" in verdict.stderr, verdict.stdout + verdict.stderr
+    assert unfinished(tmp_path / "out")["pid"] == int((pids / "0").read_text())  # rank 0's mark, not rank 1's
     # rank 0's cache holds what it generated before it waited (its 3 items when rank 1 stalls),
     # whole, and marked unchecked: a rerun checks them instead of serving them as checked
     with sqlite3.connect(tmp_path / "cache" / "completions.sqlite") as db:

@@ -19,6 +19,7 @@ import pytest
 from harness.blas import preload_env
 from harness.cache import CompletionCache
 from harness.distributed import shard, unshard
+from harness.run_marker import MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,6 +47,8 @@ def test_two_processes_match_one(tmp_path):
     def launch_two() -> subprocess.CompletedProcess:
         shutil.rmtree(tmp_path / "two", ignore_errors=True)
         shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        (tmp_path / "two").mkdir()  # a reused --out: rank 0 marks it, and its results retire the mark
+        (tmp_path / "two" / "results.json").write_text("{}")
         args = [str(launch), "-n", "2", "--backend", "ring", "-p", str(free_port()), "--",
                 sys.executable, *common, "--out", str(tmp_path / "two"), "--cache-dir", str(tmp_path / "cache")]
         # a session of its own: on a timeout the ranks go too (a hung rank outlived the launcher
@@ -74,6 +77,7 @@ def test_two_processes_match_one(tmp_path):
     verdict = subprocess.run([sys.executable, "-m", "harness.cli", "verdict", str(tmp_path / "two")],
                              capture_output=True, text=True, env=preload_env(), timeout=120)
     assert verdict.returncode == 0 and "2 processes" in verdict.stdout, verdict.stdout + verdict.stderr
+    assert not (tmp_path / "two" / MARKER).exists()  # neither rank left one
     assert two.stderr.count("sql: 9 items, 0 from cache, 9 generated") == 1
     one = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one"), "--no-cache"],
                          capture_output=True, text=True, env=preload_env(), timeout=300)

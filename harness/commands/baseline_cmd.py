@@ -43,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     v = sub.add_parser("verdict", help="a finished run's verdict as the exit code (0 pass, 1 fail)",
                        description="Read RUN_DIR/results.json and exit as `harness eval` did: 0 every gate "
-                                   "passed, 1 a gate failed, 2 no readable results (the run did not finish). "
+                                   "passed, 1 a gate failed, 2 no readable results (the run did not finish: no "
+                                   "results.json, or the run-in-progress.json of a run that stopped "
+                                   "before writing its own). "
                                    "For launchers that drop the exit code: mlx.launch (mlx 0.32.4) exits 0 "
                                    "whatever its ranks return.")
     v.add_argument("run_dir", metavar="RUN_DIR", help="a run's output folder (or its results.json)")
@@ -91,13 +93,18 @@ def run_verdict(args: argparse.Namespace) -> int:
     from ..runs import load_run, run_verdict as verdict_of
 
     from ..errors import HarnessError
+    from ..run_marker import check_finished
 
     folder = Path(args.run_dir)
-    # the README's mlx.launch recipe removes --out first, so a run that died leaves no folder at all
+    # a reused folder: a run that started into it and stopped left its mark, and the results.json
+    # there is an earlier run's (never its PASS for this one)
+    if folder.is_dir() or folder.is_file():
+        check_finished(folder if folder.is_dir() else folder.parent)
+    # a fresh folder (the README's recipe removes --out first): a run that died leaves no results.json
     if not folder.exists() or (folder.is_dir() and not (folder / "results.json").exists()):
         raise HarnessError("no results.json here: the run did not finish (or wrote to another --out)",
                            path=folder, hint="a run that stops without a verdict (exit 2 or 3, a distributed "
-                                             "rank that gave up) writes nothing; see its log, rerun")
+                                             "rank that gave up) writes no results; see its log, rerun")
     code, lines = verdict_of(load_run(folder, items=False))
     for line in lines:
         print(terminal(line))

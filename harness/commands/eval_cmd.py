@@ -86,6 +86,11 @@ def _run(args: argparse.Namespace) -> int:
     from ..preflight import check_out_dir
 
     check_out_dir(args.out)  # before any suite, model or generation
+    from ..run_marker import start
+
+    # a reused --out holds an earlier run's results: mark it before anything else can fail, so that
+    # `harness verdict` does not read them as this run's (rank 0 only; retired with the results)
+    mark = start(args.out, ["harness", *sys.argv[1:]])
     from ..distributed import set_collective_timeout
 
     set_collective_timeout(args.collective_timeout)
@@ -140,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         results["history"] = past_series(history, results)
     if args.junit_items:
         results["report_options"] = {"junit_items": True}
-    code = finish(results, suites, args.out, baseline, strict_baseline=args.strict_baseline)
+    code = finish(results, suites, args.out, baseline, strict_baseline=args.strict_baseline, mark=mark)
     if args.benchmark_json is not None:
         from ..benchjson import write_benchmark_json
 

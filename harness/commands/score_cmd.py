@@ -39,6 +39,9 @@ def _run(args: argparse.Namespace) -> int:
     from ..runner import finish, run_score
 
     check_out_dir(args.out)
+    from ..run_marker import start
+
+    mark = start(args.out, ["harness", *sys.argv[1:]])  # a reused --out: see harness.run_marker
     from ..selection import from_args
 
     results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]],
@@ -48,7 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..baseline import load_baseline
 
         baseline = load_baseline(args.baseline)
-    code = finish(results, [suite], args.out, baseline)
+    code = finish(results, [suite], args.out, baseline, mark=mark)
     header = results["suites"][0]
     for name, info in header["scorers"].items():
         if info["skipped"]:

@@ -119,12 +119,15 @@ def render_reports(results: dict) -> dict[str, str]:
             "summary.md": render_summary(results)}
 
 
-def write_reports(results: dict, out_dir: Path) -> None:
+def write_reports(results: dict, out_dir: Path, mark: bytes | None = None) -> None:
     """Write results.json, index.html, junit.xml and summary.md into ``out_dir`` as one
-    set: every file is rendered first, then the set replaces the old one at once."""
+    set: every file is rendered first, then the set replaces the old one at once. ``mark``:
+    this run's ``run-in-progress.json`` (``harness.run_marker``), which leaves in the same swap."""
     from ..atomic import json_text, write_folder
+    from ..run_marker import MARKER
 
-    write_folder(out_dir, {"results.json": json_text(results), **render_reports(results)})
+    write_folder(out_dir, {"results.json": json_text(results), **render_reports(results)},
+                 retire={MARKER: mark} if mark is not None else None)
 
 
 def write_compare_report(comparison: dict, out_dir: Path, runs: tuple[dict, dict] | None = None) -> Path:
