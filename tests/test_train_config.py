@@ -47,6 +47,11 @@ def test_mlx_lm_name_gets_the_harness_name(tmp_path):
     ("data: d\n", "model"),
     ("model: m\ndata: d\nseed: -1\n", "seed"),  # an internal error from mx.random.seed before
     ("model: m\ndata: d\nseed: 18446744073709551616\n", "seed"),
+    ("model: m\ndata: d\npad_multiple: 0\n", "pad_multiple"),
+    ("model: m\ndata: d\npad_multiple: -8\n", "pad_multiple"),
+    # padded every batch to 100000 tokens a row: a memory blow-up, not an error
+    ("model: m\ndata: d\npad_multiple: 100000\n", "pad_multiple"),
+    ("model: m\ndata: d\nmax_seq_length: 512\npad_multiple: 1024\n", "pad_multiple"),
 ])
 def test_bad_values_name_their_field(tmp_path, text, field):
     with pytest.raises(HarnessError) as exc:
@@ -174,3 +179,20 @@ def test_mlx_lm_only_keys_say_what_to_do(tmp_path, line, words):
     with pytest.raises(HarnessError) as exc:
         load_config(write(tmp_path, f"model: m\ndata: d\n{line}\n"))
     assert exc.value.line == 3 and words in exc.value.one_line()
+
+
+def test_pad_multiple_above_max_seq_length_is_one_line_exit_2_naming_its_line(tmp_path, capsys):
+    from harness import cli
+
+    path = write(tmp_path, "model: m\ndata: d\nmax_seq_length: 512\npad_multiple: 4096\n")
+    code = cli.main(["train", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{path}:4" in err and "pad_multiple" in err and "max_seq_length=512" in err
+    assert load_config(write(tmp_path, "model: m\ndata: d\nmax_seq_length: 512\npad_multiple: 512\n")
+                       ).pad_multiple == 512  # one width for every batch is a fair choice
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("model: m\ndata: d\n")
+    with pytest.raises(HarnessError) as exc:  # an override is the command line's
+        load_config(plain, parse_overrides(["--pad_multiple", "100000"]))
+    assert exc.value.path == "command line" and exc.value.field == "pad_multiple"

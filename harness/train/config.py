@@ -187,6 +187,14 @@ def _check(cfg: TrainConfig, path: str | None, root: yaml.Node | None,
         raise bad("val_rows", "must be -1 (all) or a positive count, got 0")
     if cfg.num_layers == 0:
         raise bad("num_layers", "must be -1 (all) or a positive count, got 0")
+    if cfg.pad_multiple > cfg.max_seq_length:
+        # Every batch is padded up to a multiple of pad_multiple: above max_seq_length that
+        # width is pad_multiple itself, whatever the rows' length (pad_multiple 100000 put
+        # 100000-token rows in every batch: a memory blow-up, not an error). At most
+        # max_seq_length keeps a batch under twice the longest row allowed.
+        raise bad("pad_multiple", f"is {cfg.pad_multiple}, above max_seq_length={cfg.max_seq_length}: every "
+                                  f"batch would be padded to {cfg.pad_multiple} tokens a row",
+                  hint=f"use a small multiple (8, the default; 32 as mlx-lm pads) of at most {cfg.max_seq_length}")
     if cfg.lr_schedule is not None:
         import mlx.optimizers as optim
 
