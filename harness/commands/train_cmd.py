@@ -89,7 +89,8 @@ def config_keys_help() -> str:
     return ("config keys (YAML, or --key value on the command line) and their defaults:\n"
             + "\n".join(lines)
             + "\n\nA documented example: fixtures/train_configs/wikisql.yaml.\n"
-              "A warmup (lr_schedule.warmup) at least as long as the run is warned about.")
+              "A warmup (lr_schedule.warmup) at least as long as the run is warned about, and so are\n"
+              "rows longer than the model's positions (config.json's max_position_embeddings).")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -8,9 +8,9 @@ One JSON object per line, read by the reports for loss curves. Every record has 
   ``trained_tokens`` (cumulative), ``peak_memory_gb``;
 - ``val_loss`` (token-weighted mean over the fixed validation rows; step 0 is the base);
 - ``test_loss`` (once, after the last step, when the data has ``test.jsonl``);
-- ``warnings``: signs that the run did not train (a validation loss that never moved,
-  warmup longer than the run, many passes over few rows); ``harness eval`` shows them
-  beside the adapter's scores.
+- ``warnings``: signs that the run did not train as meant (a validation loss that never
+  moved, warmup longer than the run, many passes over few rows, rows longer than the
+  model's positions); ``harness eval`` shows them beside the adapter's scores.
 
 The file is rewritten atomically at every report, so a killed run leaves a whole file,
 and ``--resume`` keeps the records up to its checkpoint's step.

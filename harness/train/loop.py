@@ -29,6 +29,7 @@ from .checkpoint import CHECKPOINTS, LATEST, RunState, load_checkpoint, save_che
 from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
 from .log import Progress, TrainLog
+from .positions import model_positions, position_warnings, refuse_unreadable_positions
 
 
 
@@ -206,6 +207,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
         cfg.max_seq_length)
     for split in splits.values():
         check_ids_fit(base, ((f"{split.path}:{e.line}: the row has", e.ids) for e in split.examples), split.path)
+    positions = model_positions(base.config)
+    refuse_unreadable_positions(positions, splits, cfg.model)
     if not allow_lint_errors:
         refuse_lint_errors(cfg, base.tokenizer, template)
     train_rows = splits["train"].examples
@@ -292,7 +295,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             model.eval()
             val = evaluate(model, val_batches, world)
             log.add(0, val_loss=val)
-            for text in setup_warnings(cfg, len(train_rows)):
+            for text in setup_warnings(cfg, len(train_rows)) + position_warnings(
+                    positions, cfg.max_seq_length, cfg.max_seq_length != TrainConfig.max_seq_length, splits):
                 log.warn(0, text)
             log.flush()
             progress.report(log.records[-1])
