@@ -11,6 +11,10 @@ Python objects travel as JSON bytes in an ``all_gather`` (padded to the longest)
 works on every backend ``mlx.launch`` offers (ring over TCP on one or several Macs, MPI,
 JACCL).
 
+Training (``train/loop.py``) takes its group here too and guards its collectives with the
+same ``collective_guard``: the gradient sums are inside the compiled step, so each step's
+evaluation is guarded as a whole (``step_s``: its deadline follows the rank's longest step).
+
 Every collective is guarded (``collective_guard``): a rank that waits far longer than
 plausible gives up with one line on stderr and exit 3 (no verdict), instead of waiting
 forever. What happens without it (mlx 0.32.4, ring backend, measured here): a rank that
@@ -253,21 +257,43 @@ def gave_up_line(who: str, where: str, waited_s: float, limit: str) -> str:
             f"({limit}) with --collective-timeout SECONDS or {TIMEOUT_ENV}=SECONDS (0: no limit)")
 
 
+# What MLX's backends put before the errors they raise for a peer that went (ring: "[ring]
+# connection to a peer was lost"); any other RuntimeError in a guarded training step is the
+# step's own (out of memory) and passes through as it is.
+BACKEND_ERRORS = ("[ring]", "[mpi]", "[jaccl]", "[nccl]")
+
+
+def guard_deadline(entered: float, step_s: float | None = None) -> tuple[float | None, str]:
+    """(seconds a collective entered at ``entered`` may wait, None: no limit; the limit as the
+    gave-up line names it). ``step_s``: the longest training step of this rank so far, for a
+    guarded block that holds the rank's own work as well as the collective."""
+    own, longest = _CLOCK.stretch(entered)
+    if step_s is not None:
+        longest = max(longest, step_s)
+    override = _override()
+    what = "work between collectives" + (" or training step" if step_s is not None else "")
+    limit = (f"{override:g} s, set by --collective-timeout or {TIMEOUT_ENV}" if override is not None else
+             f"max({FLOOR_S:g} s, {FACTOR:g} x this rank's longest own {what}, {longest:.1f} s)")
+    return collective_deadline(own, longest, override), limit
+
+
 @contextmanager
-def collective_guard(where: str, who: str) -> Iterator[None]:
+def collective_guard(where: str, who: str, step_s: float | None = None) -> Iterator[None]:
     """Around one collective: give up (one line, exit 3) once the wait passes its deadline;
     a peer lost on the way (MLX raises RuntimeError) is the same kind of failure, one line.
 
     The watchdog thread ends the process (``os._exit``, nothing more is written; rank 0
     writes its reports only after its last collective). A collective that returns late
     raises ``CollectiveFailed`` with the same line.
+
+    ``step_s`` (training): the block is a whole compiled step, this rank's forward and
+    backward pass with the gradient sums inside one graph, so its own work and its wait
+    cannot be timed apart; the deadline is max(``FLOOR_S``, ``FACTOR`` x the longest step
+    so far), ``step_s`` being that longest step (the wait for a slower rank included: what a
+    step of this group takes).
     """
     entered = time.monotonic()
-    own, longest = _CLOCK.stretch(entered)
-    override = _override()
-    deadline = collective_deadline(own, longest, override)
-    limit = (f"{override:g} s, set by --collective-timeout or {TIMEOUT_ENV}" if override is not None else
-             f"max({FLOOR_S:g} s, {FACTOR:g} x this rank's longest own work between collectives, {longest:.1f} s)")
+    deadline, limit = guard_deadline(entered, step_s)
     where = printable(where)  # suite and model names come from the user's files
     line = gave_up_line(who, where, deadline or 0.0, limit)
     try:
@@ -277,6 +303,8 @@ def collective_guard(where: str, who: str) -> Iterator[None]:
                             gave_up_line(who, where, time.monotonic() - entered, limit))):
             yield
     except RuntimeError as exc:  # the backend saw a peer go (a closed connection) or none come
+        if step_s is not None and not str(exc).startswith(BACKEND_ERRORS):
+            raise
         raise CollectiveFailed(
             f"{who} lost the other ranks {where} after {time.monotonic() - entered:.1f} s: {exc}; "
             f"a rank ended (its own message is above), never started, or the network dropped; "

@@ -311,3 +311,96 @@ def test_a_training_rank_that_cannot_connect_does_not_train_alone(tmp_path, monk
     finally:
         distributed.group.cache_clear()
     assert not (tmp_path / "adapter").exists()
+
+
+# --- training's collectives -----------------------------------------------------------
+
+def test_a_training_step_is_measured_against_the_longest_step(monkeypatch):
+    """The gradient sums run inside the compiled step, so the guard wraps the step's whole
+    evaluation: its deadline follows the rank's longest step, not only its work between."""
+    monkeypatch.setattr(distributed, "_CLOCK", WorkClock(last=0.0, longest=2.0))
+    deadline, limit = distributed.guard_deadline(1.0, step_s=100.0)
+    assert deadline == FACTOR * 100.0
+    assert "longest own work between collectives or training step, 100.0 s" in limit
+    assert distributed.guard_deadline(1.0)[0] == FLOOR_S  # eval's measure is unchanged
+    monkeypatch.setenv(TIMEOUT_ENV, "7")
+    set_collective_timeout(None)
+    assert distributed.guard_deadline(1.0, step_s=100.0)[0] == 7.0
+
+
+def test_a_training_step_that_fails_on_its_own_is_not_a_lost_rank():
+    """An out-of-memory in the guarded step is the step's own error, not a peer that left."""
+    with pytest.raises(RuntimeError, match="Attempting to allocate"):
+        with collective_guard("in training step 3 (the gradient sums)", "rank 0 of 2", step_s=1.0):
+            raise RuntimeError("[metal::malloc] Attempting to allocate 99999999999 bytes")
+    with pytest.raises(CollectiveFailed, match="rank 0 of 2 lost the other ranks in training step 3"):
+        with collective_guard("in training step 3 (the gradient sums)", "rank 0 of 2", step_s=1.0):
+            raise RuntimeError("[ring] connection to a peer was lost")
+
+
+def test_a_bad_collective_timeout_stops_train_before_the_model_loads(tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: {tmp_path / 'no-model'}\ndata: {tmp_path / 'no-data'}\n")
+    for args in (["--collective-timeout", "soon", str(config)], [str(config), "--collective-timeout", "-1"]):
+        code = cli.main(["train", *args])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "[--collective-timeout]" in err, err
+
+
+def test_single_process_training_has_no_guard(tmp_path, monkeypatch):
+    """One process has no peer to wait for: no watchdog thread per step."""
+    from harness.train.config import config_from_dict
+    from harness.train.loop import train
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a guard in a one-process run")
+
+    monkeypatch.setattr(distributed, "collective_guard", refused)
+    cfg = config_from_dict(dict(model=str(ROOT / "fixtures" / "model"), data=str(ROOT / "fixtures" / "data" / "wikisql"),
+                                adapter_path=str(tmp_path / "adapter"), batch_size=8, steps=2, val_rows=8))
+    assert train(cfg, quiet=True).steps == 2
+
+
+# Stands in for a training rank that stops joining the gradient sums (stuck, stopped, a host
+# gone): on rank STALL_RANK, building step 3's batch sleeps instead.
+TRAIN_STALL = """\
+import os, sys, time
+from harness.train import batching
+if os.environ.get("MLX_RANK") == os.environ["STALL_RANK"]:
+    original = batching.TrainStream.batch
+    def stuck(self, position):
+        if position == 2:
+            time.sleep(float(os.environ["STALL_S"]))
+        return original(self, position)
+    batching.TrainStream.batch = stuck
+from harness.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.slow
+def test_under_mlx_launch_a_training_rank_gives_up_when_the_other_stops_in_a_step(tmp_path):
+    """The gradient sums had no deadline: rank 0 waited inside step 3's evaluation for the
+    hour the other rank slept (forever, for a rank that hangs)."""
+    stall = tmp_path / "stall.py"
+    stall.write_text(TRAIN_STALL)
+    config = tmp_path / "train.yaml"
+    config.write_text(json.dumps({"model": str(ROOT / "fixtures" / "model"),
+                                  "data": str(ROOT / "fixtures" / "data" / "wikisql"),
+                                  "adapter_path": str(tmp_path / "adapter"), "batch_size": 8, "steps": 6,
+                                  "val_rows": 16, "eval_every": 6, "save_every": 6, "report_every": 1}))
+    launch = Path(sys.executable).with_name("mlx.launch")
+    env = preload_env({**os.environ, "STALL_RANK": "1", "STALL_S": "3600", TIMEOUT_ENV: "10",
+                       "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen([str(launch), "-n", "2", "--backend", "ring", "-p", str(_free_ports()), "--",
+                             sys.executable, str(stall), "train", str(config), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    out, err = _communicate(proc, timeout=180)  # without the guard: waits for the hour
+    gave_up = [line for line in err.splitlines() if line.startswith("harness: error: ")]
+    assert len(gave_up) == 1, err[-3000:]
+    assert gave_up[0].startswith("harness: error: rank 0 of 2 waited 10.0 s for the other ranks in training "
+                                 "step 3 (the gradient sums) and gave up (exit 3, no verdict)")
+    assert "Node with rank 0 exited with code 3" in err
+    assert "Node with rank 1 exited with code -15" in err  # the launcher ended the stuck one
+    assert not (tmp_path / "adapter" / "adapters.safetensors").exists() and "adapter written" not in out

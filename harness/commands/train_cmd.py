@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(by default the first error stops training, exit 2)")
     p.add_argument("--quiet", action="store_true",
                    help="no live progress on stderr (steps, tokens/s, ETA; the log file is still written)")
+    p.add_argument("--collective-timeout", metavar="SECONDS",
+                   help="under mlx.launch: seconds a rank waits for the others (a training step with its "
+                        "gradient sums, the validation loss's sums) before it gives up with exit 3 (default: "
+                        "max(300, 5 x its longest step or own work between collectives); 0: no limit; "
+                        "also $HARNESS_COLLECTIVE_TIMEOUT)")
     p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="--key value",
                    help="config overrides")
     p.set_defaults(func=run_train)
@@ -101,6 +106,14 @@ def run_train(args: argparse.Namespace) -> int:
     allow_lint = args.allow_lint_errors or "--allow-lint-errors" in rest
     quiet = args.quiet or "--quiet" in rest
     rest = [a for a in rest if a not in ("--resume", "--allow-lint-errors", "--quiet")]
+    timeout = args.collective_timeout
+    if "--collective-timeout" in rest:  # after the config, argparse leaves it among the overrides
+        at = rest.index("--collective-timeout")
+        timeout = rest[at + 1] if at + 1 < len(rest) else ""
+        del rest[at:at + 2]
+    from ..distributed import set_collective_timeout
+
+    set_collective_timeout(timeout)  # a bad value is exit 2 before the model loads
     cfg = load_config(args.config, parse_overrides(rest))
     result = train(cfg, resume=resume, allow_lint_errors=allow_lint, quiet=quiet)
     if result.rank == 0 and result.new_steps == 0:

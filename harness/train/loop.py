@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager, Iterator
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -119,17 +119,31 @@ def _arrays(batch: Batch) -> tuple[mx.array, mx.array, mx.array]:
     return mx.array(batch.inputs), mx.array(batch.targets), mx.array(batch.mask)
 
 
-def evaluate(model: nn.Module, batches: list[Batch], world: mx.distributed.Group) -> float:
+def guarded(world: mx.distributed.Group, where: str, step_s: float | None = None) -> ContextManager[None]:
+    """Under ``mlx.launch``: ``harness.distributed.collective_guard`` around a block that
+    waits for the other ranks (a peer that died or stalls ends this rank with one line and
+    exit 3 instead of hanging CI forever). One process: no guard at all (no thread, no cost)."""
+    if world.size() == 1:
+        return nullcontext()
+    from ..distributed import collective_guard
+
+    return collective_guard(where, f"rank {world.rank()} of {world.size()}", step_s)
+
+
+def evaluate(model: nn.Module, batches: list[Batch], world: mx.distributed.Group,
+             what: str = "the validation loss") -> float:
     """Token-weighted mean loss over every row of ``batches`` (summed over ranks)."""
     total, count = mx.array(0.0), mx.array(0.0)
     for batch in batches:
         loss, n = masked_loss(model, *_arrays(batch))
         total, count = total + loss, count + n
         mx.eval(total, count)
-    if world.size() > 1:
+    if world.size() == 1:
+        return (total / count).item()
+    with guarded(world, f"in the sums of {what}"):
         total = mx.distributed.all_sum(total, stream=mx.cpu)
         count = mx.distributed.all_sum(count, stream=mx.cpu)
-    return (total / count).item()
+        return (total / count).item()
 
 
 def _check_finite(value: float, what: str, step: int, folder: Path, last_saved: int) -> None:
@@ -283,6 +297,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
 
     progress = Progress(cfg.steps, enabled=rank == 0 and not quiet, initial=state.step)
     last_saved = state.step if resume else 0
+    longest_step = 0.0  # seconds of this rank's longest step evaluation: the guard's measure
 
     def save() -> None:
         if rank == 0:
@@ -293,7 +308,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     with checkpointed_blocks(model, cfg.grad_checkpoint):
         if state.step == 0:
             model.eval()
-            val = evaluate(model, val_batches, world)
+            val = evaluate(model, val_batches, world, "the validation loss at step 0")
             log.add(0, val_loss=val)
             for text in setup_warnings(cfg, len(train_rows)) + position_warnings(
                     positions, cfg.max_seq_length, cfg.max_seq_length != TrainConfig.max_seq_length, splits):
@@ -315,7 +330,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
                 for piece in pieces[1:]:
                     grads, loss, ntok = accumulate_c(*_arrays(piece), grads, loss, ntok)
                 loss, ntok = apply_c(grads, loss, ntok)
-            mx.eval(compiled_state, loss, ntok)
+            # The gradient sums are inside the compiled graph: the whole step's evaluation is
+            # guarded, its deadline from this rank's longest step so far.
+            evaluated = time.perf_counter()
+            with guarded(world, f"in training step {step} (the gradient sums)", longest_step):
+                mx.eval(compiled_state, loss, ntok)
+            longest_step = max(longest_step, time.perf_counter() - evaluated)
             loss_sum = loss.item()
             state.window_seconds += time.perf_counter() - tic
             _check_finite(loss_sum, "the training loss", step, out, last_saved)
@@ -336,7 +356,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
                 state.window_loss, state.window_tokens, state.window_seconds = 0.0, 0, 0.0
             if step % cfg.eval_every == 0 or last:
                 model.eval()
-                val = evaluate(model, val_batches, world)
+                val = evaluate(model, val_batches, world, f"the validation loss at step {step}")
                 model.train()
                 _check_finite(val, "the validation loss", step, out, last_saved)
                 log.add(step, val_loss=val)
@@ -358,7 +378,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             model.eval()
             test_batches = eval_batches(splits["test"].examples, cfg.val_batch_size or cfg.batch_size,
                                         cfg.pad_multiple, rank, size)
-            log.add(state.step, test_loss=evaluate(model, test_batches, world))
+            log.add(state.step, test_loss=evaluate(model, test_batches, world, "the test loss"))
             log.flush()
             progress.report(log.records[-1])
 
