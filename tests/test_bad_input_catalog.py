@@ -490,6 +490,8 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "train-config-nan-lr": _train_config(GOOD_TRAIN + "learning_rate: .nan\n"),
     "train-config-unknown-key": _train_config(GOOD_TRAIN + "epochs: 3\n"),
     "train-config-num-layers-0": _train_config(GOOD_TRAIN.replace("num_layers: -1", "num_layers: 0")),
+    "train-config-pad-multiple-huge": _train_config(GOOD_TRAIN + "pad_multiple: 100000\n"),
+    "train-collective-timeout-bad": _train_config(GOOD_TRAIN, "--collective-timeout", "soon"),
     "train-config-alias-bomb": _train_config(BOMB),
     "train-override-no-value": _train_config(GOOD_TRAIN, "--steps"),
     "train-override-nan": _train_config(GOOD_TRAIN, "--learning_rate", ".nan"),
