@@ -15,12 +15,17 @@ Two ways in:
   ``--lf``, ``--junitxml`` and node ids (``suites/sql.yaml::sql/v2/sql_execution/min``, what
   an IDE passes to rerun one test) work on gates; a failed gate fails with its reason.
 
+Without ``--harness-out`` (or ``out=``) a run's report goes to a temporary folder that is
+removed when the session ends, unless the session or the run failed: then it is kept (a
+scorecard is what one debugs a failed gate with) and the terminal summary prints its path.
+
 Nothing heavy is imported until an eval runs, so installing the package costs other
 test suites nothing.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -151,7 +156,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--harness-strict-baseline", action="store_true", default=False,
                     help="a model or suite the baseline lacks (a renamed adapter) is a failed gate, not a warning")
     group.addoption("--harness-out", metavar="DIR", default=None,
-                    help="report folder of the gate run (default: a new temporary folder)")
+                    help="report folder of the gate run (default: a temporary folder, removed at the "
+                         "session's end unless the session or the run failed)")
     group.addoption("--harness-limit", type=int, default=None, metavar="N", help="only the first N cases per suite")
 
 
@@ -177,8 +183,9 @@ def harness_run(pytestconfig: pytest.Config):
                         "--harness-model)", pytrace=False)
         key = (repr(suites), str(model), repr(adapters), str(baseline), str(out), limit)
         if key not in memo:
+            folder = out if out is not None else _temporary_run_folder(pytestconfig)
             try:
-                memo[key] = run_harness_eval(suites, model, adapters, baseline, out, limit,
+                memo[key] = run_harness_eval(suites, model, adapters, baseline, folder, limit,
                                              strict_baseline=pytestconfig.getoption("harness_strict_baseline"))
             except HarnessError as exc:
                 failure = f"harness: {exc.one_line()}"
@@ -186,6 +193,7 @@ def harness_run(pytestconfig: pytest.Config):
                 failure = None
             if failure:  # failed outside the except: otherwise pytest prints the error twice, chained
                 pytest.fail(failure, pytrace=False)
+            _record_run(pytestconfig, memo[key])
             for text in memo[key].baseline_warnings:  # in pytest's warnings summary, beside the test
                 warnings.warn(HarnessBaselineWarning(text), stacklevel=2)
         return memo[key]
@@ -279,13 +287,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError("--harness-suites needs --harness-model PATH")
     if config.getoption("harness_strict_baseline") and not config.getoption("harness_baseline"):
         raise pytest.UsageError("--harness-strict-baseline needs --harness-baseline PATH")  # as harness eval says
+    out = config.getoption("harness_out") or _temporary_run_folder(config)
     try:
         result = run_harness_eval(suites, model, config.getoption("harness_adapter"),
-                                  config.getoption("harness_baseline"), config.getoption("harness_out"),
+                                  config.getoption("harness_baseline"), out,
                                   config.getoption("harness_limit"),
                                   strict_baseline=config.getoption("harness_strict_baseline"))
     except HarnessError as exc:
         raise pytest.UsageError(f"harness: {exc.one_line()}") from None
+    _record_run(config, result)
     config.stash[_RESULT_KEY] = result
     config.stash[_FILES_KEY] = set()
     if not any(s.get("gates") for s in result.results["suites"]):
@@ -331,15 +341,67 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 _RESULT_KEY = pytest.StashKey[HarnessResult]()
 _FILES_KEY = pytest.StashKey[set]()  # suite files pytest collected itself
+_TEMPORARY_KEY = pytest.StashKey[dict]()  # run folders made here -> their HarnessResult (None: no run finished)
+_KEPT_KEY = pytest.StashKey[list]()  # of those, the ones kept at the session's end
+
+
+# --- temporary run folders ----------------------------------------------------------------
+
+def _temporary_run_folder(config: pytest.Config) -> Path:
+    """A report folder for a run given none; every session used to leave one (~0.6 MB) in
+    the temporary directory for good."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="harness-run-"))
+    config.stash.setdefault(_TEMPORARY_KEY, {})[path] = None
+    return path
+
+
+def _record_run(config: pytest.Config, result: HarnessResult) -> None:
+    folders = config.stash.get(_TEMPORARY_KEY, {})
+    if result.out in folders:
+        folders[result.out] = result
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Which temporary run folders to keep: a finished run's, when the session failed (a
+    failed gate, or the user's own assertion on the run) or the run did (its failed gate
+    deselected): one debugs those with the scorecard. The terminal summary, which pytest
+    writes after this hook, prints their paths; pytest_unconfigure removes the rest."""
+    failed = exitstatus != pytest.ExitCode.OK
+    runs = session.config.stash.get(_TEMPORARY_KEY, {})
+    session.config.stash[_KEPT_KEY] = [path for path, result in runs.items()
+                                       if result is not None and (failed or not result.passed)]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the temporary run folders not kept; one whose run never finished (bad input,
+    an interrupt before the session began) holds no report and goes too."""
+    kept = set(config.stash.get(_KEPT_KEY, []))
+    for path in config.stash.get(_TEMPORARY_KEY, {}):
+        if path not in kept:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     result = config.stash.get(_RESULT_KEY, None)
+    temporary = config.stash.get(_TEMPORARY_KEY, {})
+    kept = config.stash.get(_KEPT_KEY, [])
     if result is not None:
         from .gates import tally
 
         # what the run's gates vouch for, as `harness eval` says it: a gate that could not fail
         # (a drop gate on a base already at 0) is a passed test, and would read as a real pass
-        terminalreporter.write_line(f"harness: {tally(result.results)}; report in {result.out / 'index.html'}")
+        if result.out in temporary and result.out not in kept:
+            where = "report removed at the end (all passed; --harness-out DIR keeps it)"
+        else:
+            where = f"report in {result.out / 'index.html'}"
+            if result.out in kept:
+                where += " (kept: a gate or a test failed; a temporary folder, remove it when done)"
+        terminalreporter.write_line(f"harness: {tally(result.results)}; {where}")
         for text in result.baseline_warnings:  # baseline gating never vanishes silently
             terminalreporter.write_line(f"harness: WARNING {text}", yellow=True)
+    for path in kept:
+        if result is None or path != result.out:
+            terminalreporter.write_line(f"harness: report of a harness_run kept in {path / 'index.html'} "
+                                        "(a gate or a test failed; a temporary folder, remove it when done)")

@@ -26,7 +26,20 @@ PLUGIN = ("-p", "harness.pytest_plugin")
 
 
 @pytest.fixture
-def scratch(pytester, tmp_path, monkeypatch):
+def temp_dir(tmp_path, monkeypatch):
+    """The temporary directory the plugin's run folders go to, private to the test.
+    ``tempfile.tempdir`` too: the process computed it from TMPDIR long before."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.fixture
+def scratch(pytester, tmp_path, monkeypatch, temp_dir):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     return pytester
 
@@ -258,3 +271,43 @@ def test_the_gate_run_reads_harness_device_as_harness_eval_does(scratch, monkeyp
                                "--harness-limit", "1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*harness: [[]HARNESS_DEVICE[]]: HARNESS_DEVICE='tpu' is not a device*"])
+
+
+
+def test_a_passing_session_leaves_no_temporary_run_folder(scratch, temp_dir):
+    """Every session without --harness-out left a /tmp/harness-run-* folder (~0.6 MB) behind,
+    one more per harness_run call."""
+    scratch.makepyfile(test_release=f"""
+        def test_release(harness_run):
+            run = harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r})
+            assert run.passed and (run.out / "index.html").is_file()  # there while the session runs
+    """)
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(SMOKE), "--harness-model", str(FIXTURE_MODEL),
+                               "--harness-adapter", f"sql={SQL_ADAPTER}")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    assert list(temp_dir.glob("harness-run-*")) == []
+    result.stdout.fnmatch_lines(["harness: *; report removed at the end (all passed; --harness-out DIR keeps it)"])
+    bad = scratch.runpytest(*PLUGIN, "--harness-suites", "nope.yaml", "--harness-model", str(FIXTURE_MODEL))
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    assert list(temp_dir.glob("harness-run-*")) == []  # made before the input was read, removed after
+
+
+def test_a_failed_session_keeps_its_reports_and_says_where(scratch, temp_dir):
+    """One debugs a failed gate, or a failed assertion on a run whose gates passed, with the
+    scorecard: both kept, and the terminal summary names each folder."""
+    gated = _failing_suite(scratch.path, "gated")
+    scratch.makepyfile(test_release=f"""
+        def test_release(harness_run):
+            run = harness_run({str(SMOKE)!r}, {str(FIXTURE_MODEL)!r})
+            assert run.passed
+            assert run.metric("smoke", "sql", "exact_match") > 2, "the user's own bar"
+    """)
+    result = scratch.runpytest(*PLUGIN, "--harness-suites", str(gated), "--harness-model", str(FIXTURE_MODEL),
+                               "--harness-adapter", f"sql={SQL_ADAPTER}", "--harness-limit", "3")
+    result.assert_outcomes(failed=2, passed=1)  # the min gate, the user's bar; the drop gate passes
+    kept = {json.loads((k / "results.json").read_text())["suites"][0]["name"]: k
+            for k in temp_dir.glob("harness-run-*")}
+    assert set(kept) == {"gated", "smoke"} and all((k / "index.html").is_file() for k in kept.values())
+    text = result.stdout.str()
+    assert f"report in {kept['gated'] / 'index.html'} (kept: a gate or a test failed" in text
+    assert f"harness: report of a harness_run kept in {kept['smoke'] / 'index.html'}" in text
