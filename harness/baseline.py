@@ -61,6 +61,7 @@ from .compare import item_values, output_digest
 from .errors import HarnessError
 from .files import read_json
 from .results import duplicate_id, load_results
+from .run_marker import check_finished
 from .validation import BASELINE_SCHEMA, check_input, check_output
 
 FORMAT = "mlx-harness-baseline/1"
@@ -279,6 +280,7 @@ def approve(run_dir: str | Path, to_file: str | Path = DEFAULT_BASELINE) -> Path
     """
     run = Path(run_dir)
     results_path = run / "results.json" if run.is_dir() else run
+    check_finished(results_path.parent)  # never approve an earlier run's results for one that died
     results = load_results(results_path)
     if results["verdict"] != "pass":
         failed = [f"{g['suite']}/{g['model']}/{g['metric']} ({g.get('kind')})"

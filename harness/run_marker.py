@@ -12,7 +12,8 @@ run's mark) before anything else can fail. Their results leave it out of the new
 the same swap that brings them in (``atomic.write_folder``'s ``retire``): the folder
 turns from "unfinished" to "finished" in one rename, never back. A run that is killed
 (SIGKILL, the collective guard's ``os._exit``) or stops on an error leaves it, and
-``harness verdict`` refuses the folder (exit 2). A fresh folder gets no mark, so a run
+``harness verdict`` refuses the folder (exit 2), as do ``baseline approve``, ``compare``
+and ``--only-failing``, which would take the earlier run's results for this one's. A fresh folder gets no mark, so a run
 refused for bad input writes nothing there: with no results.json, verdict already says
 the run did not finish.
 """

@@ -15,6 +15,7 @@ from .compare import fmt, higher_is_better, model_view, paired_delta
 from .errors import HarnessError
 from .files import read_json
 from .results import check_results, is_baseline
+from .run_marker import check_finished
 
 __all__ = ["load_run", "run_verdict", "compare_runs", "format_comparison", "parse_map", "regressions"]
 
@@ -29,6 +30,7 @@ def load_run(path: str | Path, items: bool = True) -> dict:
     data = read_json(p, what="run", finite=True)
     if is_baseline(data):
         return load_baseline(p)
+    check_finished(p.parent)  # a reused folder whose last run died: its results.json is an earlier run's
     if "suites" not in data:
         raise HarnessError("not a results.json or baseline file (no `suites`)", path=p)
     data = dict(check_results(data, p, "run", items))

@@ -78,10 +78,12 @@ def failing_ids(run: str | Path) -> dict[str, set[str]]:
     run folder or results.json."""
     from .files import read_json
     from .results import check_results
+    from .run_marker import check_finished
 
     p = Path(run)
     if p.is_dir():
         p = p / "results.json"
+    check_finished(p.parent)  # a run that died there: its failures are an earlier run's
     data = read_json(p, what="run (--only-failing)", finite=True)
     if not isinstance(data.get("suites"), list):
         raise HarnessError("not a results.json (no `suites`)", path=p, field="--only-failing",

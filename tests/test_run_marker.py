@@ -161,3 +161,20 @@ def test_the_pytest_plugins_run_replaces_a_stopped_runs_mark_with_its_results(tm
     result = run_harness_eval(ROOT / "suites" / "smoke.yaml", FIXTURE_MODEL, out=out, limit=1, use_cache=False)
     assert result.exit_code == 0 and unfinished(out) is None
     assert _verdict(out).returncode == 0
+
+
+def test_approve_compare_and_only_failing_refuse_a_folder_whose_last_run_died(tmp_path):
+    """Not only verdict reads a run folder: approving it made the earlier run's results the
+    new baseline, compare and --only-failing read its outputs as this run's."""
+    out = tmp_path / "out"
+    assert _score(tmp_path, out, wrong=0).returncode == 0
+    (out / MARKER).write_text('{"run_id": "died", "started": "2026-12-03T00:00:00+00:00", "pid": 7}\n')
+    for args in (("baseline", "approve", str(out), "--to", str(tmp_path / "b.json")),
+                 ("compare", str(out), str(out)),
+                 ("score", "suites/smoke.yaml", "--completions", str(tmp_path / "c0.jsonl"),
+                  "--only-failing", str(out), "--out", str(tmp_path / "again"))):
+        refused = run_harness(*args)
+        lines = refused.stderr.splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, (args, refused.stdout + refused.stderr)
+        assert "did not finish" in lines[0] and str(out) in lines[0], args
+    assert not (tmp_path / "b.json").exists() and not (tmp_path / "again").exists()
