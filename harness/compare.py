@@ -389,6 +389,15 @@ def direction(delta: dict | None, hib: bool) -> str:
 
 
 def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
+    """``digits`` decimals; a non-zero value those decimals would show as 0 gets three
+    significant digits instead (a memory delta of 0.0004 GB read "-0.000 [-0.000, -0.000]",
+    coloured as a change: a number that contradicted its colour)."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+    sign = "+" if signed else ""
+    if x == 0:
+        x = 0.0  # never "-0.000"
+    if x and math.isfinite(x) and abs(x) < 0.5 * 10 ** -digits:
+        decimals = 2 - math.floor(math.log10(abs(x)))
+        return f"{x:{sign}.{decimals}f}" if decimals <= 12 else f"{x:{sign}.2e}"
+    return f"{x:{sign}.{digits}f}"

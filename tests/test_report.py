@@ -137,3 +137,14 @@ def test_missing_training_log_is_a_note_not_a_crash(tmp_path):
     res = build(tmp_path, training_log=False)
     res["models"]["ft"]["training_log"] = str(tmp_path / "nope.jsonl")
     assert "training log not readable" in render_html(res)
+
+
+def test_a_tiny_change_is_not_printed_as_zero():
+    """A memory delta of 0.0004 GB read "-0.000 [-0.000, -0.000]" in the scorecard, coloured
+    as a change: numbers that contradicted their colour. Never "-0.000" for zero either."""
+    from harness.compare import fmt
+
+    assert fmt(-0.0004123, signed=True) == "-0.000412" and fmt(0.00049) == "0.000490"
+    assert fmt(-1e-20, signed=True) == "-1.00e-20"
+    assert fmt(-0.0, signed=True) == "+0.000" and fmt(0.0) == "0.000"
+    assert fmt(0.1234, signed=True) == "+0.123" and fmt(None) == "–"
