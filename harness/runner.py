@@ -31,6 +31,7 @@ from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
 from .models import (MODEL_FINGERPRINT_RECIPE, Base, adapter_applied, check_adapter_base, check_adapter_fits,
                      check_ids_fit, load_base)
+from .positions import eval_overrun, model_positions
 from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
@@ -405,6 +406,25 @@ def load_suites(paths: list[Path], limit: int | None, select=None) -> list[Suite
     return suites
 
 
+def check_positions(base: Base, suites: list[Suite]) -> dict[str, str]:
+    """Per suite, the warning about items whose prompt + ``generation.max_tokens`` go past
+    the model's positions (config.json; ``harness.positions``); raises for a learned
+    position table, where they would read memory outside the weights. Adapters do not
+    change the positions, so one check per suite covers every model."""
+    positions = model_positions(base.config)
+    if positions is None:
+        return {}
+    out = {}
+    for suite in suites:
+        lengths = [(case.id, len(encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system)))
+                   for case in suite.cases]
+        text = eval_overrun(positions, lengths, suite.generation.max_tokens, suite.path)
+        if text:
+            log(f"warning: {text}")
+            out[suite.name] = text
+    return out
+
+
 def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[ModelSpec], *,
              limit: int | None = None, use_cache: bool = True, cache_dir: str | None = None,
              baseline: dict | None = None, allow_fingerprint_mismatch: bool = False,
@@ -432,6 +452,7 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
                                             allow_base_mismatch)
     # after the adapters: an adapter made for another base is the thing to fix first
     check_chat_suites(base.tokenizer, suites, str(model_path))
+    overruns = check_positions(base, suites)  # a learned position table refuses, before anything generates
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = new_results(
@@ -441,6 +462,9 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
                            weights_fingerprint=base.weights_fingerprint, base_fingerprint=None,
                            training_log=None)},
         environment(), command, base_warnings)
+    for header in results["suites"]:
+        if header["name"] in overruns:
+            header["warnings"].append(overruns[header["name"]])
     for spec in adapters:
         from .models import adapter_fingerprint
 

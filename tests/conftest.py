@@ -3,7 +3,9 @@ way to run the real `harness` command in a subprocess."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,4 +64,34 @@ def make_random_adapter(model_path: Path, out: Path, seed: int = 0, scale: float
     mx.save_safetensors(str(out / "adapters.safetensors"), weights)
     (out / "adapter_config.json").write_text(json.dumps(
         {"fine_tune_type": "lora", "num_layers": 2, "lora_parameters": params}))
+    return out
+
+
+def few_positions_llama(out: Path, positions: int) -> Path:
+    """The fixture model with config.json cut to ``positions`` (training and eval past the positions)."""
+    shutil.copytree(FIXTURE_MODEL, out)
+    config = json.loads((out / "config.json").read_text())
+    config["max_position_embeddings"] = positions
+    (out / "config.json").write_text(json.dumps(config))
+    return out
+
+
+def tiny_gpt2(out: Path, positions: int) -> Path:
+    """A random 1-layer GPT-2 (a learned position table of ``positions`` rows) with the
+    fixture's tokenizer: enough for mlx-lm to load it, no checkpoint needed."""
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_lm.models import gpt2
+
+    out.mkdir()
+    for f in FIXTURE_MODEL.iterdir():
+        if f.name not in ("model.safetensors", "config.json"):
+            shutil.copy(f, out / f.name)
+    config = dict(model_type="gpt2", n_ctx=positions, n_positions=positions, n_embd=16, n_head=2, n_layer=1,
+                  layer_norm_epsilon=1e-5, vocab_size=1536, bos_token_id=1, eos_token_id=2)
+    mx.random.seed(0)
+    model = gpt2.Model(gpt2.ModelArgs.from_dict(config))
+    mx.save_safetensors(str(out / "model.safetensors"), dict(tree_flatten(model.parameters())),
+                        metadata={"format": "mlx"})
+    (out / "config.json").write_text(json.dumps(config))
     return out

@@ -4,19 +4,17 @@ config names no positions trains as before."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from conftest import few_positions_llama
 from harness.errors import HarnessError
+from harness.positions import Positions, model_positions, position_warnings, refuse_unreadable_positions
 from harness.train import config_from_dict, train
 from harness.train.data import Example
 from harness.train.log import read_warnings
-from harness.train.positions import (Positions, model_positions, position_warnings,
-                                     refuse_unreadable_positions)
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "fixtures" / "model"
@@ -88,11 +86,7 @@ def test_a_learned_position_table_refuses_rows_past_it():
 
 def test_training_past_the_positions_is_warned_and_logged(tmp_path, capsys):
     """The fixture model with config.json cut to 24 positions: the SQL rows are longer."""
-    model = tmp_path / "model"
-    shutil.copytree(MODEL, model)
-    config = json.loads((model / "config.json").read_text())
-    config["max_position_embeddings"] = 24
-    (model / "config.json").write_text(json.dumps(config))
+    model = few_positions_llama(tmp_path / "model", 24)
     data = ROOT / "fixtures" / "data" / "wikisql"
     cfg = config_from_dict(dict(model=str(model), data=str(data), adapter_path=str(tmp_path / "adapter"),
                                 batch_size=8, steps=1, val_rows=8, eval_every=1, save_every=1, report_every=1))
@@ -104,3 +98,4 @@ def test_training_past_the_positions_is_warned_and_logged(tmp_path, capsys):
     assert warned[0].startswith(f"{train_rows} of {train_rows} rows of {data / 'train.jsonl'}")
     assert "longer than the model's 24 positions (config.json's max_position_embeddings (24)" in warned[0]
     assert f"harness train: warning: {warned[0]}" in err
+

@@ -386,6 +386,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
 
 
 WARNING_GROUPS = [
+    ("prompts past the model's positions", re.compile(r"need more positions than the model has")),
     ("prompt format", re.compile(r"prompt format|trained with the .* format", re.I)),
     ("too few items to detect the margin", re.compile(r"paired items|power|can only show a margin", re.I)),
     ("baseline", re.compile(r"^baseline|the baseline|baseline has no", re.I)),

@@ -29,7 +29,7 @@ from .checkpoint import CHECKPOINTS, LATEST, RunState, load_checkpoint, save_che
 from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
 from .log import Progress, TrainLog
-from .positions import model_positions, position_warnings, refuse_unreadable_positions
+from ..positions import model_positions, position_warnings, refuse_unreadable_positions
 
 
 

@@ -1,19 +1,24 @@
-"""The positions a base model was trained on, against the rows a LoRA run will train.
+"""The positions a base model was trained on, against the token lengths it is given:
+training rows (``harness train``) and eval prompts plus their
+``generation.max_tokens`` (``harness eval``).
 
 A row longer than the model's positions trains positions it never saw (RoPE angles it
 was not trained at): silently, since nothing fails. Where config.json says how many
 positions the model has, a run whose rows go past them is warned about (the count of
 such rows; recorded in train_log.jsonl, which ``harness eval`` shows beside the adapter),
 and so is a ``max_seq_length`` set above them. The warning is a warning, not a refusal:
-long-context fine-tunes past the base's length are a thing people do on purpose.
+long-context fine-tunes past the base's length are a thing people do on purpose. An eval
+item whose prompt and answer run past the positions is generated past the trained length
+too: degraded output the scorecard would blame on the model, so each such suite gets a
+warning in the run's results.
 
 Models whose positions are a learned table (GPT-2, GPT-BigCode: ``nn.Embedding`` of
 ``n_positions`` rows in mlx-lm) are the exception: MLX does not bounds-check a gather, so
 a position past the table reads memory outside the weights (as an out-of-vocabulary
-token id does, ``models.check_ids_fit``), and such rows are refused.
+token id does, ``models.check_ids_fit``), and such rows and eval items are refused.
 
 A model whose config names no such field (none of the names mlx-lm's model args use) is
-trained as before, without a check.
+trained and evaluated as before, without a check.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import HarnessError
+from .errors import HarnessError
 
 # config.json fields that hold the trained context length, in mlx-lm's model args.
 LENGTH_FIELDS = ("max_position_embeddings", "n_positions", "n_ctx")
@@ -118,3 +123,31 @@ def refuse_unreadable_positions(positions: Positions | None, splits: dict[str, A
                 path=split.path, line=over[0].line,
                 hint=f"set max_seq_length: {positions.count + 1} or less, which cuts the rows to fit, "
                      f"or shorten them; {model} has no position past {positions.count - 1}")
+
+
+def eval_overrun(positions: Positions | None, prompt_lengths: list[tuple[str, int]], max_tokens: int,
+                 path: str | Path) -> str | None:
+    """The warning for one suite's items (``prompt_lengths``: id and prompt tokens) whose
+    prompt + ``max_tokens`` go past the model's positions, or None when all fit. A learned
+    position table refuses them instead (exit 2), before anything generates. Prompt +
+    max_tokens, not one less: mlx-lm's decoder computes one step ahead, so the last sampled
+    token may be fed too."""
+    if positions is None:
+        return None
+    limit = positions.count
+    over = [(item, n) for item, n in prompt_lengths if n + max_tokens > limit]
+    if not over:
+        return None
+    longest_id, longest = max(over, key=lambda x: x[1])
+    shown = ", ".join(repr(item) for item, _ in over[:3]) + (f" and {len(over) - 3} more" if len(over) > 3 else "")
+    counted = (f"{len(over)} of {len(prompt_lengths)} items ({shown}) need more positions than the model has: "
+               f"the longest, {longest_id!r}, is a {longest}-token prompt + generation.max_tokens {max_tokens} "
+               f"= {longest + max_tokens}, the model has {limit} ({positions.source})")
+    room = limit - longest
+    fix = (f"shorten those prompts or lower generation.max_tokens to {room} or less" if room > 0 else
+           f"shorten those prompts: the longest alone fills all {limit} positions")
+    if positions.learned:
+        raise HarnessError(f"{counted}; positions past its learned table read memory outside the weights",
+                           path=path, field="generation.max_tokens", hint=fix)
+    return (f"suite {path}: {counted}; their outputs are generated past the length it was trained on and may "
+            f"be degraded, whichever model generates them ({fix})")
