@@ -1,5 +1,5 @@
 """The positions a base model was trained on, against the token lengths it is given:
-training rows (``harness train``) and eval prompts plus their
+training rows (``harness train``, ``harness lint-data``) and eval prompts plus their
 ``generation.max_tokens`` (``harness eval``).
 
 A row longer than the model's positions trains positions it never saw (RoPE angles it

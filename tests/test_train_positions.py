@@ -4,12 +4,14 @@ config names no positions trains as before."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import few_positions_llama
+from conftest import few_positions_llama, tiny_gpt2
 from harness.errors import HarnessError
 from harness.positions import Positions, model_positions, position_warnings, refuse_unreadable_positions
 from harness.train import config_from_dict, train
@@ -99,3 +101,30 @@ def test_training_past_the_positions_is_warned_and_logged(tmp_path, capsys):
     assert "longer than the model's 24 positions (config.json's max_position_embeddings (24)" in warned[0]
     assert f"harness train: warning: {warned[0]}" in err
 
+
+def lint(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "lint-data", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+
+
+def test_lint_data_with_a_config_reports_rows_past_the_positions(tmp_path):
+    """lint-data already loads the config's tokenizer; the positions come from config.json."""
+    data = ROOT / "fixtures" / "data" / "wikisql"
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: {few_positions_llama(tmp_path / 'model', 24)}\ndata: {data}\n")
+    proc = lint(str(data), "--config", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    train_rows = len((data / "train.jsonl").read_text().splitlines())
+    lines = proc.stdout.splitlines()
+    assert (f"{data / 'train.jsonl'}: warning: {train_rows} of {train_rows} rows of {data / 'train.jsonl'} "
+            f"(longest ") in proc.stdout
+    assert sum("longer than the model's 24 positions (config.json's max_position_embeddings (24)" in x
+               for x in lines) == 2  # train and valid, as `harness train` warns
+    # the fixture model's 1024 positions hold every row: nothing said
+    config.write_text(f"model: {MODEL}\ndata: {data}\n")
+    assert "positions" not in lint(str(data), "--config", str(config)).stdout
+    # a learned position table: the trainer refuses such rows, so lint calls them errors
+    config.write_text(f"model: {tiny_gpt2(tmp_path / 'gpt2', 24)}\ndata: {data}\n")
+    proc = lint(str(data), "--config", str(config))
+    assert proc.returncode == 1
+    assert f"{data / 'valid.jsonl'}: error: " in proc.stdout and "config.json's n_positions (24)" in proc.stdout

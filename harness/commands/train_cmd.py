@@ -159,15 +159,23 @@ def run_lint(args: argparse.Namespace) -> int:
         fmt = cfg.format
     if args.max_seq_length is not None:
         max_len = args.max_seq_length
-    tokenizer = None
+    tokenizer = positions = None
     if model:
         from mlx_lm.utils import load_tokenizer
+
+        from ..positions import model_positions
+        from ..preflight import read_json_object
 
         if not Path(model).is_dir():
             raise HarnessError("model folder not found", path=model, field="--model")
         tokenizer = load_tokenizer(Path(model))
+        config_file = Path(model) / "config.json"  # the positions it was trained on; no weights read
+        positions = model_positions(read_json_object(config_file, "config.json")) if config_file.is_file() else None
+    from ..train.config import TrainConfig
+
     report = lint_data(args.data, schema=schema, tokenizer=tokenizer, template=template,
-                       system=system, max_seq_length=max_len, schema_file=args.schema, fmt=fmt)
+                       system=system, max_seq_length=max_len, schema_file=args.schema, fmt=fmt,
+                       positions=positions, explicit_max_seq_length=max_len != TrainConfig.max_seq_length)
     for problem in report.problems:
         print(terminal(problem))  # problems quote the data
     checked = "" if tokenizer is not None else " (token checks skipped: pass --model or --config)"

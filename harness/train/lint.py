@@ -6,7 +6,9 @@ or than the other splits, a prompt field (``Input:``) that one split has and ano
 not, answers that are not valid JSON (or fail ``--schema``) where answers are JSON, a
 missing end-of-sequence, rows longer than ``max_seq_length``, duplicates, train/valid
 overlap, empty answers. With a tokenizer (``--model`` or ``--config``) rows are encoded
-exactly as ``harness train`` encodes them, so lengths and EOS are the trainer's.
+exactly as ``harness train`` encodes them, so lengths and EOS are the trainer's, and rows
+longer than the model's positions (its config.json) get the trainer's warning (an error
+for a learned position table, which the trainer refuses).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ..bounded import TooMuchWork
 from ..errors import HarnessError
-from .data import (FORMAT_KEYS, SPLITS, check_row, data_folder, encode_row, format_problem, missing_split,
-                   resolve_template, row_format)
+from ..positions import Positions, position_warnings
+from .data import (FORMAT_KEYS, SPLITS, Example, check_row, data_folder, encode_row, format_problem,
+                   missing_split, resolve_template, row_format)
 
 # A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
 LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
@@ -316,15 +320,20 @@ def _check_end_markers(splits: dict[str, list[Row]], report: LintReport) -> None
 
 
 def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, system: str | None,
-                  max_seq_length: int, report: LintReport) -> None:
-    """Encode as the trainer does: too-long rows, and EOS where the model must learn to stop."""
+                  max_seq_length: int, report: LintReport, positions: Positions | None = None,
+                  explicit_max_seq_length: bool = False) -> None:
+    """Encode as the trainer does: too-long rows, EOS where the model must learn to stop, and
+    rows past the model's positions (``positions``, from its config.json), in the trainer's
+    words: an error for a learned position table (the trainer refuses), else a warning."""
+    encoded: dict[str, SimpleNamespace] = {}
     eos = tokenizer.eos_token_id
     fmts = {r.fmt for rows in splits.values() for r in rows}
     if eos is None:
         first = next(r for rows in splits.values() for r in rows)
         report.add(first.path, "error", "the tokenizer has no EOS token: the model cannot learn to stop")
         return
-    for rows in splits.values():
+    for name, rows in splits.items():
+        encoded[name] = SimpleNamespace(path=rows[0].path if rows else None, examples=[])
         main = Counter(x.fmt for x in rows).most_common(1)[0][0] if rows else None  # once, not per row
         for r in rows:
             if len(fmts) > 1 and r.fmt != main:
@@ -335,6 +344,9 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
             except HarnessError as exc:
                 report.add(r, "error", exc.message)
                 continue
+            kept = ids[:max_seq_length]  # what the trainer keeps of the row, and whether it keeps it
+            if len(kept) - max(prompt_len, 1) >= 1:
+                encoded[name].examples.append(Example(ids=kept, prompt_len=prompt_len, line=r.line))
             answer = ids[prompt_len:-1]
             if eos in answer:
                 report.add(r, "error", "the answer contains the EOS token before its end "
@@ -346,11 +358,26 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
             elif len(ids) > max_seq_length:
                 report.add(r, "error", f"{len(ids)} tokens, longer than max_seq_length={max_seq_length}: "
                                        f"the trainer truncates it and its end-of-sequence is lost")
+    if positions is None:
+        return
+    encoded = {name: split for name, split in encoded.items() if split.examples}
+    level = "error" if positions.learned else "warning"  # a learned table: the trainer refuses them
+    over = False
+    for name, split in encoded.items():
+        for text in position_warnings(positions, max_seq_length, False, {name: split}):
+            report.add(split.path, level, text)
+            over = True
+    if encoded and not over:  # then only a max_seq_length set above the positions is left to say
+        for text in position_warnings(positions, max_seq_length, explicit_max_seq_length, encoded):
+            report.add(next(iter(encoded.values())).path, "warning", text)
 
 
 def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
               template: str = "auto", system: str | None = None,
-              max_seq_length: int = 2048, schema_file: Path | None = None, fmt: str = "auto") -> LintReport:
+              max_seq_length: int = 2048, schema_file: Path | None = None, fmt: str = "auto",
+              positions: Positions | None = None, explicit_max_seq_length: bool = False) -> LintReport:
+    """Every problem of the data folder's splits (``positions``: the model's, from its
+    config.json, to check the encoded rows against; None skips that check)."""
     root = data_folder(folder, "pass the folder with train.jsonl and valid.jsonl")
     report = LintReport()
     splits: dict[str, list[Row]] = {}
@@ -370,6 +397,7 @@ def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = N
     _check_duplicates(splits, report)
     _check_end_markers(splits, report)
     if tokenizer is not None and any(splits.values()):
-        _check_tokens(splits, tokenizer, template, system, max_seq_length, report)
+        _check_tokens(splits, tokenizer, template, system, max_seq_length, report, positions,
+                      explicit_max_seq_length)
     report.problems.sort(key=lambda p: (str(p.path), p.line or 0))
     return report
