@@ -6,13 +6,11 @@ learned position table (GPT-2: MLX does not bounds-check the gather)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import few_positions_llama, tiny_gpt2
+from conftest import few_positions_llama, run_harness, tiny_gpt2
 from harness.errors import HarnessError
 from harness.positions import Positions, eval_overrun, model_positions
 
@@ -33,12 +31,8 @@ def write_suite(folder: Path, max_tokens: int = 4) -> Path:
     return path
 
 
-def harness(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    import os
-
-    env = dict(os.environ, HARNESS_CACHE_DIR=str(cache))
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
-                          timeout=180, cwd=ROOT, env=env)
+def harness(*args: str, cache: Path):
+    return run_harness(*args, env={"HARNESS_CACHE_DIR": str(cache)}, timeout=180)
 
 
 def test_prompt_plus_max_tokens_is_what_must_fit():

@@ -4,14 +4,12 @@ config names no positions trains as before."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import few_positions_llama, tiny_gpt2
+from conftest import few_positions_llama, run_harness, tiny_gpt2
 from harness.errors import HarnessError
 from harness.positions import Positions, model_positions, position_warnings, refuse_unreadable_positions
 from harness.train import config_from_dict, train
@@ -102,9 +100,8 @@ def test_training_past_the_positions_is_warned_and_logged(tmp_path, capsys):
     assert f"harness train: warning: {warned[0]}" in err
 
 
-def lint(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "lint-data", *args], capture_output=True,
-                          text=True, timeout=120, cwd=ROOT)
+def lint(*args: str):
+    return run_harness("lint-data", *args, timeout=120)
 
 
 def test_lint_data_with_a_config_reports_rows_past_the_positions(tmp_path):
