@@ -83,10 +83,12 @@ def validate_policy(suite: Suite) -> None:
                                path=suite.path, line=node_line(suite.root, ["gates", metric]),
                                field=f"gates.{metric}",
                                hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
+        _check_direction(suite, metric, options, ["gates", metric])
         known = {c.category for c in suite.cases if c.category is not None}
         for category, cat_options in ((options or {}).get("categories") or {}).items():
             where = dict(path=suite.path, line=node_line(suite.root, ["gates", metric, "categories", category]),
                          field=f"gates.{metric}.categories.{category}")
+            _check_direction(suite, metric, cat_options, ["gates", metric, "categories", category])
             if str(category) not in known:
                 raise HarnessError(f"gate on {metric!r} in category {category!r}, which no case has", **where,
                                    hint=f"categories of this suite: {', '.join(sorted(known)) or 'none'}")
@@ -106,6 +108,47 @@ def validate_policy(suite: Suite) -> None:
                                    path=suite.path, line=node_line(suite.root, ["gates", metric, "critical"]),
                                    field=f"gates.{metric}.critical",
                                    hint="use the cases' `id` values")
+
+
+def _check_direction(suite: Suite, metric: str, options: Any, keys: list) -> None:
+    """A gate's ``higher_is_better`` against the direction the metric's scorer states: reversed,
+    every drop gate on it passes the regression it is there to catch (``repetition: {max_drop_vs_base:
+    0.2, higher_is_better: false}``, written by someone who read 'repetition' as the bad thing,
+    passed the looping adapter at 0.031 against the base's 1.000). Only a scorer that states no
+    direction (a plugin) takes it from the gate."""
+    if not isinstance(options, dict) or "higher_is_better" not in options:
+        return
+    from .metrics import declared_direction
+
+    stated = declared_direction(metric)
+    if stated is None or bool(options["higher_is_better"]) == stated:
+        return
+    raise HarnessError(f"gate on {metric!r} sets higher_is_better: {str(options['higher_is_better']).lower()}, but "
+                       f"{metric} is {'higher' if stated else 'lower'}-is-better (its scorer says so); reversed, "
+                       f"the gate would pass the regression it is there to catch",
+                       path=suite.path, line=node_line(suite.root, [*keys, "higher_is_better"]),
+                       field=".".join(str(k) for k in keys) + ".higher_is_better",
+                       hint="remove higher_is_better (every metric's direction is listed in docs/scorers.md)")
+
+
+def _require_direction(suite: Suite, metric: str) -> None:
+    """A drop, tolerance or gain gate on a metric whose scorer states no direction (a plugin
+    setting neither ``lower_is_better`` nor ``higher_is_better``) and whose gate sets none:
+    higher would be assumed, and a plugin's toxicity share doubling (0.09 -> 0.20 on the
+    looping adapter) passed ``max_drop_vs_base: 0.01``. A pass rate is higher-is-better by
+    the scorer contract, so only other metrics need this; checked once the kind is known."""
+    from .metrics import declared_direction
+
+    if declared_direction(metric) is not None:
+        return
+    keys = getattr(suite, "gate_keys", None) or ["gates", metric]
+    root = getattr(suite, "root", None)
+    raise HarnessError(f"gate on {metric!r}: its scorer does not say whether higher or lower is better, and "
+                       f"the gate does not either, so a drop cannot be told from a gain",
+                       path=getattr(suite, "path", None), line=node_line(root, keys) if root is not None else None,
+                       field=".".join(str(k) for k in keys),
+                       hint="add higher_is_better: true or false to the gate (or, in the scorer, "
+                            "lower_is_better = frozenset({...}) naming its lower-is-better metrics)")
 
 
 def policy(suite: Suite, suite_result: dict, defaults: bool = True) -> dict[str, dict]:
@@ -200,6 +243,9 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                          f"(metrics: {', '.join(sorted(view.metrics)) or 'none'})", {})
                 continue
             info = view.metrics[metric]
+            if "higher_is_better" not in opts and info.get("kind") != "proportion" \
+                    and any(k.startswith(("max_drop_", "rel_tolerance_", "min_gain_")) for k in opts):
+                _require_direction(suite, metric)
             for kind in ("min", "max"):
                 if kind in opts:
                     gate(kind, *_bound_gate(metric, info, kind, float(opts[kind])))
@@ -341,7 +387,9 @@ def _category_gates(suite: Suite, name: str, suite_result: dict, baseline_suite:
     sub = category_slice(suite_result, category)
     if not any(m["items"] for m in sub["models"].values()):
         return [], [f"gates on {metric} in category {category!r} not checked: this run has no items in it"]
-    policy_only = SimpleNamespace(name=name, raw={"gates": {metric: options}}, gates={metric: options})
+    policy_only = SimpleNamespace(name=name, raw={"gates": {metric: options}}, gates={metric: options},
+                                  path=getattr(suite, "path", None), root=getattr(suite, "root", None),
+                                  gate_keys=["gates", metric, "categories", category])
     gates, warnings = evaluate_gates(policy_only, sub, category_slice(baseline_suite, category),  # type: ignore[arg-type]
                                      defaults=False)
     for g in gates:

@@ -42,6 +42,29 @@ def higher_is_better(metric_name: str) -> bool:
     return plugin.higher_is_better(metric_name) if plugin is not None else True
 
 
+def declared_direction(metric_name: str) -> bool | None:
+    """The direction a scorer states for this metric, or None when nobody stated one: a
+    plugin scorer that sets neither ``lower_is_better`` nor ``higher_is_better`` (then
+    ``higher_is_better`` assumes higher, which is a guess: a toxicity share or a latency
+    would pass as it grows). Built-in scorers state every direction."""
+    from .scorers import REGISTRY, Scorer
+
+    for name in sorted(REGISTRY, key=len, reverse=True):
+        if metric_name == name or metric_name.startswith(name + "."):
+            return REGISTRY[name].higher_is_better(metric_name)
+    from .scorers.plugins import load_plugin
+
+    try:
+        plugin = load_plugin(metric_name.split(".", 1)[0])
+    except Exception:  # a broken plugin is reported where a suite names it
+        return None
+    if plugin is None:
+        return True  # no scorer of that name: the default higher_is_better gives
+    stated = any("lower_is_better" in vars(k) or "higher_is_better" in vars(k)
+                 for k in plugin.__mro__ if k is not Scorer and issubclass(k, Scorer))
+    return plugin.higher_is_better(metric_name) if stated else None
+
+
 def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,
            higher_is_better: bool = True) -> dict:
     def clean(x):
