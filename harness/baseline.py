@@ -7,7 +7,7 @@ A baseline file is results.json slimmed down (format ``mlx-harness-baseline/1``)
   ``verdict``, ``models`` (name -> fingerprint, its ``fingerprint_recipe``, base_fingerprint, paths);
 - ``suites``: name, description, ``fingerprint`` (suite content), ``data_fingerprint``,
   ``fingerprint_recipe`` (how those two were computed; absent in older files),
-  ``scorers`` (name -> version, options), ``generation``, ``template``, the gates as
+  ``scorers`` (name -> version, options, ``files``: digests of the files it reads), ``generation``, ``template``, the gates as
   they stood (model, metric, kind, passed), and per model its ``fingerprint``,
   ``metrics``, ``categories`` and ``items``: ``{id, category, output_sha256, values}``
   where ``values`` are the item's series (see ``harness.compare``: 1/0 per pass/fail
@@ -22,7 +22,9 @@ What must match before a run is compared with a baseline, and why:
   suite data hash (different items: pairs would not be the same questions),
   suite content hash (prompt, target, template, generation settings or scorer
   options changed, so outputs and scores mean something else),
-  scorer versions (a scorer's definition changed),
+  scorer versions (a scorer's definition changed), the files a scorer reads
+  besides the suite (``files``: a JSON Schema and what its ``$ref``s reach; an edited
+  schema is a changed definition; compared where both sides recorded them),
   base model fingerprint (weights, tokenizer and chat template: a different base
   changes every output, and adapters must sit on the base they were trained on);
 - reported as warnings: harness, mlx and mlx-lm versions (a release upgrade should
@@ -252,7 +254,8 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
             # only what the run recorded: a run of an older harness keeps its hashes unlabelled
             **({"fingerprint_recipe": suite["fingerprint_recipe"]} if suite.get("fingerprint_recipe") else {}),
             "template": suite.get("template"),
-            "scorers": {n: {"version": s.get("version"), "options": s.get("options")}
+            "scorers": {n: {"version": s.get("version"), "options": s.get("options"),
+                            **({"files": s["files"]} if s.get("files") else {})}
                         for n, s in (suite.get("scorers") or {}).items()},
             "generation": suite.get("generation"),
             "gates": [{k: g.get(k) for k in ("model", "metric", "kind", "passed")} for g in suite.get("gates", [])],
@@ -392,6 +395,13 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
             if _norm(old_scorers[scorer].get("options")) != _norm(new_scorers[scorer].get("options")):
                 add(name, f"scorer {scorer} options", old_scorers[scorer].get("options"),
                     new_scorers[scorer].get("options"), "refuse")
+            # the files it reads (a JSON Schema): compared where both sides recorded them
+            # (an older harness did not, and then only the options above are compared)
+            old_files, new_files = old_scorers[scorer].get("files"), new_scorers[scorer].get("files")
+            if isinstance(old_files, dict) and isinstance(new_files, dict):
+                for file in sorted(set(old_files) | set(new_files)):
+                    if old_files.get(file) != new_files.get(file):
+                        add(name, f"scorer {scorer} file {file}", old_files.get(file), new_files.get(file), "refuse")
         for scorer in sorted(set(new_scorers) - set(old_scorers)):
             add(name, f"scorer {scorer} (new, not in the reference)", None, new_scorers[scorer].get("version"), "info")
         for key in ("generation", "template"):

@@ -97,10 +97,28 @@ def suite_entry(suite: Suite, scorers: list[Scorer]) -> SuiteResult:
         fingerprint=suite.fingerprint, data_fingerprint=suite.data_fingerprint,
         fingerprint_recipe=suite.fingerprint_recipe, earlier_fingerprints=suite.earlier_fingerprints,
         template=suite.template,
-        scorers={s.name: {"version": s.version, "options": s.options, "skipped": None} for s in scorers},
+        scorers={s.name: {"version": s.version, "options": s.options, "skipped": None,
+                          **({"files": files} if (files := scorer_files(s, suite.dir)) else {})} for s in scorers},
         generation={k: getattr(suite.generation, k) for k in suite.generation.__dataclass_fields__},
         models={}, gates=[], warnings=[],
     )
+
+
+def scorer_files(scorer: Scorer, suite_dir: Path) -> dict[str, str]:
+    """``{path relative to the suite's folder: digest}`` of the files a scorer reads besides the
+    suite (``Scorer.input_files``): the suite's hashes cover the suite file and its data only, so a
+    schema file edited after a baseline was approved went unnoticed and its scores were gated
+    against the approved ones, computed under the old schema."""
+    from .files import file_digest
+
+    out = {}
+    for file in scorer.input_files():
+        try:
+            name = Path(file).resolve().relative_to(Path(suite_dir).resolve()).as_posix()
+        except ValueError:
+            name = str(file)
+        out[name] = "sha256:" + file_digest(file)[:32]
+    return dict(sorted(out.items()))
 
 
 def item_record(case: Case, completion: Completion | dict) -> ItemRecord:

@@ -87,6 +87,12 @@ class Scorer:
         Raise HarnessError(path=path, line=line, field=field) with the fix.
         """
 
+    def input_files(self) -> list[Path]:
+        """Files this scorer reads besides the suite and its data (a JSON Schema and the files
+        its ``$ref``s reach). Their digests are recorded beside the options, so a baseline is
+        refused when one changed, as when the options did: the approved scores meant something else."""
+        return []
+
     def score(self, item: Item) -> Score:
         raise NotImplementedError
 

@@ -302,6 +302,14 @@ class JsonSchema(Scorer):
         check_refs(self.schema, self._schema_file if isinstance(spec, str) else None,
                    self.suite_dir or Path("."), path=path, line=line, field=where)
 
+    def input_files(self) -> list[Path]:
+        from .schema_sandbox import check_refs
+
+        own = self._schema_file if isinstance(self.options["schema"], str) else None
+        reached = check_refs(self.schema, own, self.suite_dir or Path("."), path=own or Path("."), line=None,
+                             field="schema")
+        return ([own] if own is not None else []) + reached
+
     @property
     def _schema_file(self) -> Path:
         return (self.suite_dir or Path(".")) / self.options["schema"]

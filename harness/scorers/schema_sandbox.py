@@ -165,9 +165,10 @@ def _refs(node: Any, depth: int = 0):
 
 
 def check_refs(schema: Any, schema_file: Path | None, suite_dir: Path, *, path: Path, line: int | None,
-               field: str | None) -> None:
+               field: str | None) -> list[Path]:
     """Resolve every ``$ref`` (and those of the files they reach) now: HarnessError if one
-    points outside the suite's folder, to the network, or nowhere."""
+    points outside the suite's folder, to the network, or nowhere. Returns the files the
+    ``$ref``s reach (the schema's own file not included)."""
     uri = base_uri(schema_file, suite_dir)
     reg = registry(suite_dir)
     reg = reg.with_resource(uri, Resource.from_contents(with_base(schema, uri), default_specification=DRAFT202012))
@@ -189,6 +190,7 @@ def check_refs(schema: Any, schema_file: Path | None, suite_dir: Path, *, path: 
                 seen.add(target)
                 document = resolver.lookup(target) if target != urldefrag(where)[0] else resolved
                 todo.append((target, document.contents))
+    return sorted({Path(unquote(urlsplit(u).path)) for u in seen if u != uri and urlsplit(u).scheme == "file"})
 
 
 __all__ = ["BoundedValidator", "registry", "make_validator", "check_refs", "base_uri", "with_base"]
