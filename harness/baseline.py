@@ -70,6 +70,7 @@ FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
 
 __all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
+           "baseline_coverage", "baseline_unused",
            "summarize_run", "fingerprint_differences", "pack_outputs", "unpack_outputs",
            "baseline_outputs"]
 MAX_WORSE_KEPT = 20
@@ -227,6 +228,36 @@ def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str
             out.append((c, f"baseline {where} has {len(ids) - len(missing)} of the {len(ids)} items of {c} on "
                            f"{name!r} (approved from part of the suite: --ids, --limit?); {len(missing)} "
                            f"({shown}) are not gated against the baseline"))
+    return out
+
+
+def baseline_unused(baseline: dict, results: dict) -> list[str]:
+    """What the baseline approved that this run does not evaluate: its suites the run lacks,
+    and its adapters the run has on none of the suites they were approved on.
+
+    The reverse of ``baseline_coverage``: a suite file deleted or renamed in a pull request, or
+    an adapter dropped from the command line, left its approved scores gating nothing, and the
+    run said PASS with no word of it. A warning, not a failure, even with ``--strict-baseline``:
+    running part of what a baseline holds (one suite, a CI matrix job per suite) is ordinary.
+    """
+    where = baseline.get("_path") or "the baseline"
+    run_suites = {s.get("name"): s for s in results.get("suites") or []}
+    out = []
+    missing = [s.get("name") for s in baseline.get("suites") or [] if s.get("name") not in run_suites]
+    if missing:
+        out.append(f"baseline {where} approved suite(s) {', '.join(map(repr, missing))} that this run did not "
+                   f"evaluate (removed or renamed?): their approved scores gate nothing here")
+    unrun: dict[str, list[str]] = {}
+    for suite in baseline.get("suites") or []:
+        run = run_suites.get(suite.get("name"))
+        if run is None or any(m != "base" and m not in (suite.get("models") or {}) for m in run.get("models") or {}):
+            continue  # none, or a candidate the baseline lacks: baseline_coverage's 'renamed?' names both
+        for model in suite.get("models") or {}:
+            if model != "base" and model not in (run.get("models") or {}):
+                unrun.setdefault(model, []).append(str(suite.get("name")))
+    for model, names in unrun.items():
+        out.append(f"baseline {where} approved adapter {model!r} on {', '.join(map(repr, names))}, which this run "
+                   f"does not evaluate (renamed? dropped from --adapter?): its approved scores gate nothing here")
     return out
 
 

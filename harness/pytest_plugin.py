@@ -139,6 +139,10 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
 
         uncovered = [f"{reason} (--harness-strict-baseline fails it)"
                      for suite in results["suites"] for _, reason in baseline_coverage(base_doc, suite)]
+    if base_doc is not None:
+        from .baseline import baseline_unused
+
+        uncovered += baseline_unused(base_doc, results)
     return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code,
                          uncovered)
 

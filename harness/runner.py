@@ -606,6 +606,11 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
             header["baseline_outputs"] = baseline_outputs(reference, header)
         header["warnings"] = list(header.get("warnings") or []) + warnings + extra_warnings
         failed |= any(not g["passed"] for g in gates)
+    if baseline is not None:  # what the baseline approved and this run left out
+        from .baseline import baseline_unused
+
+        results["warnings"] = list(results.get("warnings") or []) + [
+            w for w in baseline_unused(baseline, results) if w not in (results.get("warnings") or [])]
     results["verdict"] = "fail" if failed else "pass"
     results["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     check_output(results, RESULTS_SCHEMA, out_dir / "results.json")  # before anything is written

@@ -166,4 +166,9 @@ def _run(args: argparse.Namespace) -> int:
         for suite in results["suites"]:
             for _, reason in baseline_coverage(baseline, suite):
                 print(printable(f"  WARNING {reason} (--strict-baseline fails it)"))
+    if baseline is not None:  # nor does what the baseline approved and this run left out
+        from ..baseline import baseline_unused
+
+        for reason in baseline_unused(baseline, results):
+            print(printable(f"  WARNING {reason}"))
     return code
