@@ -363,14 +363,15 @@ def _what_differs(a: Any, b: Any) -> tuple[Any, Any]:
     return {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
 
 
-def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
+def fingerprint_differences(ref: dict, run: dict, models: bool = True) -> list[dict]:
     """Parts that differ between a reference (baseline or run A) and a run (or run B).
 
     Both are results-like dicts (top level with ``models``, ``harness_version``,
     ``environment``; ``suites`` with their fingerprints and scorers). Returns
     ``[{suite, part, a, b, severity}]``, severity ``refuse`` (the comparison would be
     meaningless), ``warn`` (versions) or ``info`` (expected, e.g. a new adapter).
-    Suites only present on one side are not differences.
+    Suites only present on one side are not differences. ``models=False`` leaves the models
+    out (stored completions, ``harness score``: no model of their own to compare).
     """
     out: list[dict] = []
 
@@ -378,6 +379,8 @@ def fingerprint_differences(ref: dict, run: dict) -> list[dict]:
         out.append({"suite": suite, "part": part, "a": a, "b": b, "severity": severity})
 
     ref_models, run_models = ref.get("models") or {}, run.get("models") or {}
+    if not models:
+        ref_models = run_models = {}
     rb, nb = (ref_models.get("base") or {}), (run_models.get("base") or {})
     model_recipes = (rb.get("fingerprint_recipe") or 1, nb.get("fingerprint_recipe") or 1)
     if rb.get("fingerprint") != nb.get("fingerprint") and rb and nb:
@@ -510,7 +513,7 @@ def _difference(d: dict) -> str:
     return f"{where}{d['part']} differs (baseline {_short(d['a'])}, run {_short(d['b'])}{note})"
 
 
-def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool) -> list[str]:
+def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool, models: bool = True) -> list[str]:
     """Refuse to gate against a baseline whose fingerprints differ where it matters.
 
     ``results_like`` is the run's results dict before generation: results.json's shape
@@ -520,9 +523,10 @@ def check_baseline(baseline: dict, results_like: dict, allow_mismatch: bool) -> 
     ``generation``, ``template``). Raises HarnessError naming the first part that
     differs (and how many more) unless ``allow_mismatch``; otherwise those become
     warnings. Version differences are always warnings. Warnings are returned and also
-    appended to ``results_like["warnings"]`` when that list exists.
+    appended to ``results_like["warnings"]`` when that list exists. ``models=False``: the
+    suites only (``harness score``: stored completions have no model fingerprint).
     """
-    diffs = fingerprint_differences(baseline, results_like)
+    diffs = fingerprint_differences(baseline, results_like, models=models)
     refuse = [d for d in diffs if d["severity"] == "refuse"]
     path = baseline.get("_path")
     if refuse and not allow_mismatch:

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--allow-fingerprint-mismatch", action="store_true",
+                   help="gate against a baseline whose suite data, content, scorer versions, options or files "
+                        "differ (warned; the comparison may be meaningless)")
     p.add_argument("--ids", action="append", metavar="ID,ID", help="only these case ids (comma-separated, repeatable)")
     p.add_argument("--only-failing", metavar="RUN",
                    help="only the cases that failed in RUN (a run folder or its results.json)")
@@ -44,13 +47,21 @@ def _run(args: argparse.Namespace) -> int:
     mark = start(args.out, ["harness", *sys.argv[1:]])  # a reused --out: see harness.run_marker
     from ..selection import from_args
 
-    results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]],
-                               select=from_args(args.ids, args.only_failing))
     baseline = None
     if args.baseline:
         from ..baseline import load_baseline
 
         baseline = load_baseline(args.baseline)
+    results, suite = run_score(Path(args.suite), args.completions, command=["harness", *sys.argv[1:]],
+                               select=from_args(args.ids, args.only_failing))
+    if baseline is not None:
+        from ..baseline import check_baseline
+
+        # the suite as eval checks it (data, content, scorer versions, options, files): an edited
+        # suite's scores were gated against the approved ones without a word; the models are not
+        # compared, stored completions have no fingerprint of the model that wrote them
+        check_baseline(baseline, results, args.allow_fingerprint_mismatch, models=False)
+        results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
     code = finish(results, [suite], args.out, baseline, mark=mark)
     header = results["suites"][0]
     for name, info in header["scorers"].items():

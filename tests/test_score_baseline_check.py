@@ -1,0 +1,39 @@
+"""`harness score --baseline` checks the suite against the baseline as `harness eval` does:
+an edited suite's scores were gated against the approved ones without a word."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import ROOT, run_harness
+
+
+def test_score_refuses_a_baseline_of_another_suite_definition(tmp_path):
+    suite = tmp_path / "smoke.yaml"
+    shutil.copy(ROOT / "suites" / "smoke.yaml", suite)
+    answers = {"add-1": "4", "add-2": "15", "mul-1": "12", "cap-1": "paris", "col-1": "blue", "day-1": "7"}
+    completions = tmp_path / "completions.jsonl"
+    completions.write_text("".join(
+        json.dumps({"id": i, "output": out, "model": model}) + "\n"
+        for model in ("base", "ft") for i, out in answers.items()))
+    first = run_harness("score", str(suite), "--completions", str(completions), "--out", str(tmp_path / "v1"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    baseline = tmp_path / "baseline.json"
+    assert run_harness("baseline", "approve", str(tmp_path / "v1"), "--to", str(baseline)).returncode == 0
+    same = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                       "--out", str(tmp_path / "same"))
+    assert same.returncode == 0, same.stdout + same.stderr  # the suite as approved: gated as before
+    # the scorer made case-sensitive after approval: 'paris' now fails, a different definition
+    suite.write_text(suite.read_text().replace("exact_match: {case_sensitive: false}",
+                                               "exact_match: {case_sensitive: true}"))
+    edited = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                         "--out", str(tmp_path / "edited"))
+    assert edited.returncode == 2, edited.stdout + edited.stderr
+    assert "scorer exact_match options differs" in edited.stderr and "baseline.json" in edited.stderr
+    assert not (tmp_path / "edited" / "results.json").exists()
+    anyway = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                         "--allow-fingerprint-mismatch", "--out", str(tmp_path / "anyway"))
+    assert anyway.returncode in (0, 1), anyway.stderr
+    written = json.loads((tmp_path / "anyway" / "results.json").read_text())
+    assert any("compared anyway" in w and "exact_match options" in w for w in written["warnings"])
