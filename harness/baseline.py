@@ -289,7 +289,10 @@ def summarize_run(results: dict, source: str | None = None) -> dict:
                             **({"files": s["files"]} if s.get("files") else {})}
                         for n, s in (suite.get("scorers") or {}).items()},
             "generation": suite.get("generation"),
-            "gates": [{k: g.get(k) for k in ("model", "metric", "kind", "passed")} for g in suite.get("gates", [])],
+            "gates": [{**{k: g.get(k) for k in ("model", "metric", "kind", "passed")},
+                       **({"limit": g["details"]["limit"]} if isinstance((g.get("details") or {}).get("limit"),
+                                                                         (int, float)) else {})}
+                      for g in suite.get("gates", [])],
             "models": models,
         })
     keep = ("path", "adapter_path", "fingerprint", "fingerprint_recipe", "weights_fingerprint", "base_fingerprint")

@@ -64,7 +64,7 @@ BOUNDS = ("min", "max", "max_drop_vs_base", "min_gain_vs_base", "rel_tolerance_v
           "rel_tolerance_vs_baseline")
 _EPS = 1e-12
 
-__all__ = ["evaluate_gates", "comparisons_for", "policy", "validate_policy", "DEFAULT_MARGIN"]
+__all__ = ["evaluate_gates", "comparisons_for", "policy", "policy_changes", "validate_policy", "DEFAULT_MARGIN"]
 
 
 def validate_policy(suite: Suite) -> None:
@@ -233,9 +233,12 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
 
             def gate(kind: str, passed: bool, reason: str, details: dict) -> None:
                 origin = "default" if kind in opts.get("_defaulted", ()) else source
+                # the option as written (a margin, a floor): a baseline keeps it, so a later run
+                # can say that a gate was loosened since approval (policy_changes)
+                limit = {"limit": float(opts[kind])} if kind in BOUNDS else {}
                 gates.append({"suite": name, "model": cand, "metric": metric, "kind": kind,
                               "passed": bool(passed), "reason": reason,
-                              "details": _jsonable(dict(details, policy=origin, higher_is_better=hib))})
+                              "details": _jsonable(dict(details, policy=origin, higher_is_better=hib, **limit))})
 
             if metric not in view.metrics or view.metrics[metric].get("value") is None:
                 if source == "suite":
@@ -303,6 +306,61 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
         if hint:
             warn(hint)
     return gates, warnings
+
+
+# which way each bound gives: a larger value of these lets more through
+_LOOSER_WHEN_LARGER = {"max": True, "min": False, "min_gain_vs_base": False, "max_drop_vs_base": True,
+                       "max_drop_vs_baseline": True, "rel_tolerance_vs_base": True, "rel_tolerance_vs_baseline": True}
+
+
+def policy_changes(suite: Suite, suite_result: dict, baseline_suite: dict | None) -> list[str]:
+    """Gates the baseline was approved under that the suite's policy now drops or loosens.
+
+    Gates are policy, not content (the suite's hashes leave them out, so editing a margin does
+    not void a baseline); but ``keywords: false``, ``gates: false`` or a margin widened from
+    0.25 to 0.9 in a pull request let the regression through that the approved gates caught,
+    and the run said PASS with nothing said. Named per (metric, kind), for the candidates the
+    run and the baseline share; a loosened margin only where the baseline kept it (``limit``).
+    """
+    if not baseline_suite:
+        return []
+    run_models = set(suite_result.get("models") or {})
+    current = policy(suite, suite_result)
+    written = (suite.raw or {}).get("gates", suite.gates)
+    written = written if isinstance(written, dict) else {}
+    gone: dict[tuple[str, str], list[str]] = {}
+    looser: dict[tuple[str, str, float, float], list[str]] = {}
+    for g in baseline_suite.get("gates") or []:
+        model, metric, kind = g.get("model"), str(g.get("metric") or ""), str(g.get("kind") or "")
+        if model not in run_models or model == "base" and len(run_models) > 1:
+            continue
+        if kind not in BOUNDS and not kind.startswith("critical_vs_"):
+            continue  # integrity, baseline_missing, a backend's own: not the suite's policy
+        if metric.endswith("]") and "[" in metric:  # a category gate: only the options written for it
+            name, category = metric[:-1].split("[", 1)
+            entry = written.get(name)
+            opts = ((entry or {}).get("categories") or {}).get(category) if isinstance(entry, dict) else None
+            opts = {k: v for k, v in (opts or {}).items() if v is not None}
+        else:
+            opts = current.get(metric) or {}
+        present = bool(opts.get("critical")) if kind.startswith("critical_vs_") else kind in opts
+        if not present:
+            gone.setdefault((metric, kind), []).append(str(model))
+            continue
+        approved = g.get("limit")
+        if isinstance(approved, (int, float)) and kind in _LOOSER_WHEN_LARGER:
+            now = float(opts[kind])
+            if (now > approved) if _LOOSER_WHEN_LARGER[kind] else (now < approved):
+                looser.setdefault((metric, kind, float(approved), now), []).append(str(model))
+    out = []
+    if gone:
+        listed = "; ".join(f"{metric} {kind} ({', '.join(models)})" for (metric, kind), models in gone.items())
+        out.append(f"gates the baseline was approved under are gone from the suite's policy: {listed}; a "
+                   f"regression they caught passes unseen (re-approve the baseline if the change is meant)")
+    for (metric, kind, approved, now), models in looser.items():
+        out.append(f"gate {metric} {kind} loosened since the baseline was approved: {fmt(approved)} -> {fmt(now)} "
+                   f"({', '.join(models)}; re-approve the baseline if the change is meant)")
+    return out
 
 
 # A record field that names what several items are about (a table, a document): its items

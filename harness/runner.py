@@ -578,7 +578,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     ``mark``: what ``run_marker.start`` wrote into ``out_dir``, retired with the results.
     """
     from .baseline import baseline_coverage, baseline_outputs, baseline_suite
-    from .gates import comparisons_for, evaluate_gates
+    from .gates import comparisons_for, evaluate_gates, policy_changes
     from .reports import write_reports
 
     failed = False
@@ -586,6 +586,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
         reference = baseline_suite(baseline, suite.name) if baseline else None
         header["comparisons"] = comparisons_for(header, reference)
         gates, warnings = evaluate_gates(suite, header, reference, header["comparisons"])
+        warnings += policy_changes(suite, header, reference)
         if baseline is not None:
             for model, reason in baseline_coverage(baseline, header):
                 warnings.append(reason)

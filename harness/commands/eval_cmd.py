@@ -167,8 +167,12 @@ def _run(args: argparse.Namespace) -> int:
             for _, reason in baseline_coverage(baseline, suite):
                 print(printable(f"  WARNING {reason} (--strict-baseline fails it)"))
     if baseline is not None:  # nor does what the baseline approved and this run left out
-        from ..baseline import baseline_unused
+        from ..baseline import baseline_suite, baseline_unused
+        from ..gates import policy_changes
 
         for reason in baseline_unused(baseline, results):
             print(printable(f"  WARNING {reason}"))
+        for suite, header in zip(suites, results["suites"]):  # nor gates dropped or loosened since approval
+            for reason in policy_changes(suite, header, baseline_suite(baseline, suite.name)):
+                print(printable(f"  WARNING {suite.name}: {reason}"))
     return code

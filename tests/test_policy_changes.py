@@ -1,0 +1,83 @@
+"""Gates the baseline was approved under, dropped or loosened in the suite since: named, since
+gates are policy (not hashed) and `keywords: false` in a pull request passed silently."""
+
+from __future__ import annotations
+
+import pytest
+
+import yaml
+
+from factories import model_result, results, suite_result
+from harness.baseline import summarize_run
+from harness.gates import evaluate_gates, policy_changes
+
+IDS = [f"q{i:02d}" for i in range(30)]
+APPROVED = {"exact_match": {"max_drop_vs_base": 0.25, "max_drop_vs_baseline": 0.25, "critical": ["q01"],
+                            "categories": {"a": {"max_drop_vs_base": 0.5}}}}
+
+
+def make_suite(tmp_path, ids, gates):
+    """A real suite whose cases are all in category `a`."""
+    from harness.suite import load_suite
+
+    doc = {"name": "smoke", "prompt": "{{ q }}", "target": "{{ a }}", "scorers": [{"exact_match": {}}],
+           "gates": gates, "cases": [{"id": i, "q": f"Question {i}?", "a": "4", "category": "a"} for i in ids]}
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return load_suite(path)
+
+
+def _run() -> dict:
+    ok = {i: True for i in IDS}
+    sr = suite_result({"base": model_result(ok, category="a"), "ft": model_result(ok, category="a")})
+    return sr
+
+
+def _approved(tmp_path) -> dict:
+    sr = _run()
+    sr["gates"], _ = evaluate_gates(make_suite(tmp_path, IDS, APPROVED), sr, None)
+    return summarize_run(results([sr]))["suites"][0]
+
+
+@pytest.mark.parametrize("now, expected", [
+    (APPROVED, []),
+    ({"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.1}}, []),  # tightened
+    ({"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.9}},
+     ["gate exact_match max_drop_vs_base loosened since the baseline was approved: 0.250 -> 0.900 (ft;"]),
+    ({"exact_match": False}, ["exact_match max_drop_vs_base (ft)", "exact_match critical_vs_base (ft)",
+                              "exact_match[a] max_drop_vs_base (ft)"]),
+    (False, ["exact_match max_drop_vs_base (ft)", "exact_match[a] max_drop_vs_base (ft)"]),
+    ({"exact_match": {"max_drop_vs_base": 0.25, "max_drop_vs_baseline": 0.25}},
+     ["exact_match critical_vs_base (ft)", "exact_match[a] max_drop_vs_base (ft)"]),
+    ({"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": None}}, ["exact_match max_drop_vs_base (ft)"]),
+])
+def test_dropped_and_loosened_gates_are_named(tmp_path, now, expected):
+    approved = _approved(tmp_path)
+    assert any(g.get("limit") == 0.25 for g in approved["gates"])  # the baseline keeps the margins
+    warnings = policy_changes(make_suite(tmp_path, IDS, now), _run(), approved)
+    text = " | ".join(warnings)
+    for part in expected:
+        assert part in text, text
+    if not expected:
+        assert warnings == []
+    # defaults still give the 0.05 drop gate on a pass/fail metric: not 'gone' unless turned off
+    assert ("gone from the suite's policy" in text) == any("(ft)" in p and "loosened" not in p for p in expected)
+
+
+def test_a_baseline_without_margins_names_only_dropped_gates(tmp_path):
+    approved = _approved(tmp_path)
+    for g in approved["gates"]:
+        g.pop("limit", None)  # approved by an older harness
+    loose = {"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.9}}
+    assert policy_changes(make_suite(tmp_path, IDS, loose), _run(), approved) == []
+    assert policy_changes(make_suite(tmp_path, IDS, {"exact_match": False}), _run(), approved)
+
+
+def test_finish_names_them_in_the_suite_warnings(tmp_path):
+    from harness.runner import finish
+
+    approved = summarize_run(results([dict(_run(), gates=evaluate_gates(
+        make_suite(tmp_path, IDS, APPROVED), _run(), None)[0])]))
+    run = results([_run()])
+    assert finish(run, [make_suite(tmp_path, IDS, {"exact_match": False})], tmp_path / "out", approved) == 0
+    assert any("gone from the suite's policy" in w for w in run["suites"][0]["warnings"])
