@@ -37,7 +37,7 @@ from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
 from .prompts import check_chat_suites, encode_prompt, format_differences
 from .results import ModelInfo, item_record, new_results, suite_entry
-from .scorers import Item, Score, Scorer, make_scorer
+from .scorers import REGISTRY, Item, Score, Scorer, make_scorer
 from .suite import Suite, load_suite
 from .validation import RESULTS_SCHEMA, check_output
 
@@ -166,9 +166,26 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
         if not scorer.uses_cache and any(c.get("cached") for c in completions):
             skipped[scorer.name] = "measures live generation; these completions came from a cache or file"
             continue
-        result = _scored(scorer, items, model, reuse)
+        spec = next((s for s in suite.scorers if s.name == scorer.name), None)
+        where = dict(path=suite.path, field=spec.field if spec else f"scorers: {scorer.name}",
+                     hint="fix the scorer, or uninstall the package whose mlx_harness.scorers entry point provides it")
+        try:
+            result = _scored(scorer, items, model, reuse)
+        except HarnessError:
+            raise
+        except Exception as exc:  # a plugin's bug: say which scorer, not a bare internal error
+            if scorer.name in REGISTRY:
+                raise
+            raise HarnessError(f"plugin scorer {scorer.name!r} raised {type(exc).__name__}: {exc}", **where) from None
         if len(result) != len(items):
             raise RuntimeError(f"scorer {scorer.name} returned {len(result)} scores for {len(items)} items")
+        for item, score in zip(items, result):
+            why = score.problem() if isinstance(score, Score) else f"it returned {type(score).__name__}, not a Score"
+            if why:  # NaN was an internal error ('not JSON compliant: nan') naming no scorer and no item
+                text = f"scorer {scorer.name!r} gave item {item.case.id!r} a score it cannot count: {why}"
+                if scorer.name in REGISTRY:
+                    raise RuntimeError(text)
+                raise HarnessError(f"plugin {text}", **where)
         scores[scorer.name] = result
     return scores, skipped
 

@@ -31,6 +31,22 @@ class Score:
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def problem(self) -> str | None:
+        """Why this score cannot be counted, or None: a value or per-item number that is not a
+        finite number (NaN would drop the item from its metric's mean: a failure vanishing),
+        a verdict that is not a bool."""
+        import math
+
+        if self.passed is not None and not isinstance(self.passed, bool):
+            return f"passed is {self.passed!r}, not True, False or None"
+        numbers = [("value", self.value)] + [(f"metrics[{k!r}]", v) for k, v in (self.metrics or {}).items()]
+        for name, x in numbers:
+            if x is None:
+                continue
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+                return f"{name} is {x!r}, not a finite number"
+        return None
+
     def to_json(self) -> dict:
         out: dict[str, Any] = {"value": self.value, "passed": self.passed, "detail": self.detail}
         if self.metrics:
