@@ -202,9 +202,17 @@ def format_comparison(cmp: dict) -> str:
 
 def regressions(cmp: dict) -> list[str]:
     """What `--fail-on-regression` fails on: a metric whose paired interval lies wholly on
-    the worse side, or an item that went from pass to fail (one line each, per model)."""
+    the worse side, an item that went from pass to fail (one line each, per model), or a
+    suite whose data, content or scorers differ between the runs (its deltas mean nothing)."""
     out = []
     for suite in cmp.get("suites") or []:
+        # a suite whose items, prompts or scoring differ between A and B: its deltas compare two
+        # definitions, and a loosened scorer read 'better' (keywords mode all -> fraction,
+        # threshold 0: 0.828 -> 1.000 for a regressed adapter), so B cannot be shown no worse
+        differs = [d for d in suite.get("fingerprints") or [] if d.get("severity") == "refuse"]
+        if differs:
+            what = "; ".join(f"{d['part']} differs" for d in differs[:3]) + (" ..." if len(differs) > 3 else "")
+            out.append(f"{suite['name']}: not comparable ({what}): its deltas compare two definitions")
         for model, entry in suite["models"].items():
             for metric, m in entry["metrics"].items():
                 d = m.get("delta") or {}

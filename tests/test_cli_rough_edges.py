@@ -346,3 +346,19 @@ def test_an_output_folder_in_a_read_only_parent_is_refused(tmp_path, monkeypatch
     with pytest.raises(HarnessError, match="read-only"):
         preflight.check_out_dir(tmp_path / "ro" / "adapters")
     assert preflight.check_out_dir(tmp_path / "adapters") == tmp_path / "adapters"
+
+
+def test_compare_fail_on_regression_fails_a_suite_scored_another_way(tmp_path, capsys):
+    """B's suite scored under other options than A's (a scorer loosened between the runs): its
+    deltas compare two definitions, and a regressed adapter read 'better' with exit 0."""
+    a = _named_run(tmp_path, "a", "ft", {"add-1", "mul-1"})
+    loose = results([suite_result({"base": model_result({i: True for i in SMOKE_IDS}),
+                                   "ft": model_result({i: True for i in SMOKE_IDS})},
+                                  scorers={"exact_match": {"version": "1", "options": {"case_sensitive": False},
+                                                           "skipped": None}})])
+    write_json(tmp_path / "b" / "results.json", loose)
+    code, stdout, _ = cli(capsys, "compare", a, tmp_path / "b", "--out", tmp_path / "cmp", "--fail-on-regression")
+    assert code == 1
+    assert "REGRESSION smoke: not comparable (scorer exact_match options differs)" in stdout
+    code, stdout, _ = cli(capsys, "compare", a, tmp_path / "b", "--out", tmp_path / "cmp")
+    assert code == 0 and "differs: scorer exact_match options" in stdout  # without the flag: shown, as before
