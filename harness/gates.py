@@ -353,6 +353,12 @@ def policy_changes(suite: Suite, suite_result: dict, baseline_suite: dict | None
             if (now > approved) if _LOOSER_WHEN_LARGER[kind] else (now < approved):
                 looser.setdefault((metric, kind, float(approved), now), []).append(str(model))
     out = []
+    clustered = any(i.get("cluster") is not None for m in (baseline_suite.get("models") or {}).values()
+                    if isinstance(m, dict) for i in m.get("items") or [])
+    if clustered and not getattr(suite, "cluster", None):  # intervals count items again, not clusters
+        out.append("the baseline was approved with `cluster:` and the suite no longer declares it: the "
+                   "intervals against the base count items as independent again, narrower than the approved "
+                   "gates' (re-approve the baseline if the change is meant)")
     if gone:
         listed = "; ".join(f"{metric} {kind} ({', '.join(models)})" for (metric, kind), models in gone.items())
         out.append(f"gates the baseline was approved under are gone from the suite's policy: {listed}; a "

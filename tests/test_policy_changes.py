@@ -81,3 +81,19 @@ def test_finish_names_them_in_the_suite_warnings(tmp_path):
     run = results([_run()])
     assert finish(run, [make_suite(tmp_path, IDS, {"exact_match": False})], tmp_path / "out", approved) == 0
     assert any("gone from the suite's policy" in w for w in run["suites"][0]["warnings"])
+
+
+def test_a_cluster_declaration_removed_since_approval_is_named(tmp_path):
+    """`cluster:` is policy too (not hashed): removed, the intervals against the base count the
+    items as independent again (sql.yaml: 100 items instead of 25 tables) with nothing said."""
+    approved = _approved(tmp_path)
+    for item in approved["models"]["ft"]["items"]:
+        item["cluster"] = f"t{int(item['id'][1:]) % 5}"
+    (warning,) = policy_changes(make_suite(tmp_path, IDS, APPROVED), _run(), approved)
+    assert "approved with `cluster:`" in warning and "no longer declares it" in warning
+    doc = yaml.safe_load((tmp_path / "smoke.yaml").read_text())
+    doc["cluster"] = "a"  # declared (here: the category field), as approved
+    (tmp_path / "smoke.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    from harness.suite import load_suite
+
+    assert policy_changes(load_suite(tmp_path / "smoke.yaml"), _run(), approved) == []
