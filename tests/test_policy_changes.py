@@ -97,3 +97,22 @@ def test_a_cluster_declaration_removed_since_approval_is_named(tmp_path):
     from harness.suite import load_suite
 
     assert policy_changes(load_suite(tmp_path / "smoke.yaml"), _run(), approved) == []
+
+
+def test_the_pytest_plugin_names_them_with_its_baseline_warnings(tmp_path):
+    from conftest import FIXTURE_MODEL, ROOT
+    from harness.baseline import approve
+    from harness.pytest_plugin import run_harness_eval
+
+    adapters = {"sql": str(ROOT / "fixtures" / "adapters" / "sql")}
+    first = run_harness_eval(str(ROOT / "suites" / "smoke.yaml"), str(FIXTURE_MODEL), adapters, out=tmp_path / "v1")
+    baseline = approve(first.out, tmp_path / "baseline.json")
+    edited = tmp_path / "suites" / "smoke.yaml"
+    edited.parent.mkdir()
+    text = (ROOT / "suites" / "smoke.yaml").read_text()
+    edited.write_text(text.replace("exact_match: {max_drop_vs_base: 0.6, max_drop_vs_baseline: 0.6}",
+                                   "exact_match: false"))
+    assert edited.read_text() != text
+    run = run_harness_eval(str(edited), str(FIXTURE_MODEL), adapters, baseline=baseline, out=tmp_path / "v2")
+    assert any("gone from the suite's policy: exact_match max_drop_vs_base (sql)" in w
+               for w in run.baseline_warnings), run.baseline_warnings
