@@ -143,9 +143,10 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
 
     Returns None when neither side can say anything about the metric. Keys:
     ``diff``, ``ci_low``, ``ci_high`` (candidate - reference), ``ref_value``,
-    ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, and for
+    ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, for
     pass/fail metrics ``flipped_down`` (pass -> fail ids), ``flipped_up`` and
-    ``mcnemar_p``.
+    ``mcnemar_p``, and ``missing``: ids of the candidate's items that have a reference
+    value but no value of their own (not paired).
     """
     names = set(ref.series) & set(cand.series)
     pooled = _pooled_series(ref, cand, metric)
@@ -169,6 +170,11 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                 "ref_value": float(fn(_arr(a))), "cand_value": float(fn(_arr(b))),
                 "n": len(ids), "statistic": stat, "series": series,
             }
+            # items of the candidate's run the reference has a value for and the candidate has
+            # none (its scorer said None): left out of the pairing, where a failure would hide
+            missing = [i for i in a_map if i not in b_map and i in cand.categories]
+            if missing:
+                out["missing"] = missing
             if clusters is not None:
                 out.update(clusters=len(set(clusters)), design_effect=deff, n_eff=len(ids) / deff)
             if binary:

@@ -270,8 +270,17 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     continue
                 if wanted and delta.get("approximate"):
                     warn(f"{metric} vs {ref_kind}: {delta['approximate']}")
+                missing = delta.get("missing") if wanted else None
+                if missing and "." in metric:  # a per-item number a scorer gives only where it applies
+                    warn(f"{metric} vs {ref_kind}: {_missing_text(missing, ref_label, cand)}")
                 for kind in wanted:
                     passed, reason, details = _delta_gate(metric, cand, ref_label, delta, kind, float(opts[kind]), hib)
+                    if missing and "." not in metric:
+                        # a scorer's own metric with no value where the reference has one: the
+                        # interval cannot speak for those items (a plugin giving None for an empty
+                        # answer passed a candidate that answered nothing on 10 of 20 items)
+                        passed = False
+                        reason += f"; {_missing_text(missing, ref_label, cand)}"
                     # a drop on a pass/fail metric: its margin decides whether the items could show it
                     drop = kind != f"min_gain_{suffix}" and is_binary(ref_view, metric)
                     margin = _margin(kind, float(opts[kind]), delta, hib) if drop else 0.0
@@ -463,6 +472,12 @@ def _category_gates(suite: Suite, name: str, suite_result: dict, baseline_suite:
     return gates, [f"category {category}: {w}" for w in warnings]
 
 
+def _missing_text(missing: list[str], ref_label: str, cand: str) -> str:
+    shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+    return (f"{len(missing)} item(s) scored for {ref_label} have no value for {cand} ({shown}): left out of the "
+            f"interval, where a failure the scorer gave no value would hide")
+
+
 def _bound_gate(metric: str, info: dict, kind: str, limit: float) -> tuple[bool, str, dict]:
     value = float(info["value"])
     ci = _ci_text(info.get("ci_low"), info.get("ci_high"))
@@ -507,7 +522,7 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
             f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
     details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",
                                          "mcnemar_p", "flipped_down", "flipped_up", "statistic",
-                                         "clusters", "design_effect", "n_eff", "approximate")
+                                         "clusters", "design_effect", "n_eff", "approximate", "missing")
                if k in delta}
     if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high)):  # None: NaN once stored
         return False, f"{head}: no interval could be computed", details

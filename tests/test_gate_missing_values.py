@@ -1,0 +1,44 @@
+"""Items the reference has a value for and the candidate has none: a scorer that gives None
+where an answer failed (a plugin's 'nothing to score' for an empty answer) dropped them from
+the pairing, and a candidate that answered nothing on half the items passed its drop gate."""
+
+from __future__ import annotations
+
+from factories import item, make_suite, model_result, suite_result
+from harness.gates import evaluate_gates
+
+IDS = [f"q{i:02d}" for i in range(20)]
+
+
+def _model(values: dict[str, float | None], key_values: dict[str, float | None]) -> dict:
+    items = []
+    for i in IDS:
+        it = item(i, None)
+        it["scores"]["exact_match"]["value"] = values[i]
+        it["scores"]["exact_match"]["metrics"] = {"m": key_values[i]}
+        items.append(it)
+    res = model_result(items)
+    known = [v for v in values.values() if v is not None]
+    res["metrics"]["exact_match"] = {"value": sum(known) / len(known), "ci_low": None, "ci_high": None,
+                                     "n": len(known), "kind": "mean", "higher_is_better": True}
+    return res
+
+
+def test_a_candidate_with_no_value_where_the_base_has_one_fails_the_drop_gate(tmp_path):
+    full = {i: 1.0 for i in IDS}
+    half = {i: (None if k % 2 else 1.0) for k, i in enumerate(IDS)}
+    sr = suite_result({"base": _model(full, full), "ft": _model(half, half)})
+    suite = make_suite(tmp_path, IDS, {"exact_match": {"max_drop_vs_base": 0.05},
+                                       "exact_match.m": {"max_drop_vs_base": 0.05}})
+    gates, warnings = evaluate_gates(suite, sr, None)
+    main = next(g for g in gates if g["metric"] == "exact_match")
+    assert not main["passed"]  # 1.000 vs 1.000 on the 10 paired items passed before
+    assert "10 item(s) scored for base have no value for ft (q01, q03, q05, q07, q09, …)" in main["reason"]
+    assert main["details"]["missing"][:2] == ["q01", "q03"]
+    # a per-item number (Score.metrics) may apply to some items only: named, not failed
+    key = next(g for g in gates if g["metric"] == "exact_match.m")
+    assert key["passed"] and any(w.startswith("exact_match.m vs base: 10 item(s)") for w in warnings)
+    # the same items missing on both sides (a case with no target): nothing is said
+    sr = suite_result({"base": _model(half, half), "ft": _model(half, half)})
+    gates, warnings = evaluate_gates(suite, sr, None)
+    assert all(g["passed"] for g in gates) and not any("no value" in w for w in warnings)
