@@ -144,3 +144,18 @@ def test_named_chat_templates_without_a_default_are_no_chat_template(tmp_path):
         assert proc.returncode == 0, proc.stderr
         starter = (tmp_path / f"proj-{name}" / "suites" / "starter.yaml").read_text()
         assert ("template: chat" if name == "default" else "template: raw") in starter
+
+
+def test_score_prints_why_a_gate_failed(tmp_path):
+    """harness score said 'FAIL ... (0 of 1 gates passed, 1 failed)' and no more; eval prints
+    each failed gate's reason (the drop, the interval, the flipped items)."""
+    answers = {"add-1": "4", "add-2": "15", "mul-1": "12", "cap-1": "paris", "col-1": "blue", "day-1": "7"}
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(
+        json.dumps({"id": i, "output": out if model == "base" else "no idea", "model": model}) + "\n"
+        for model in ("base", "ft") for i, out in answers.items()))
+    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("  FAILED ")]
+    assert failed == [ln for ln in failed if "smoke / ft / exact_match: exact_match: ft - base = -1.000" in ln]
+    assert len(failed) == 1 and "6 flipped pass→fail" in failed[0]

@@ -74,4 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..gates import tally
 
     print(printable(f"{results['verdict'].upper()}: report in {args.out / 'index.html'} ({tally(results)})"))
+    for gate in header["gates"]:  # what failed and why, as harness eval prints it
+        if not gate["passed"]:
+            print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
     return code
