@@ -70,7 +70,7 @@ FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
 
 __all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
-           "baseline_coverage", "baseline_unused",
+           "baseline_coverage", "baseline_unused", "baseline_notes",
            "summarize_run", "fingerprint_differences", "pack_outputs", "unpack_outputs",
            "baseline_outputs"]
 MAX_WORSE_KEPT = 20
@@ -259,6 +259,27 @@ def baseline_unused(baseline: dict, results: dict) -> list[str]:
         out.append(f"baseline {where} approved adapter {model!r} on {', '.join(map(repr, names))}, which this run "
                    f"does not evaluate (renamed? dropped from --adapter?): its approved scores gate nothing here")
     return out
+
+
+def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = False,
+                   flag: str | None = "--strict-baseline") -> list[str]:
+    """Every way gating against this baseline falls short of what it approved, one line each,
+    for the terminal (harness eval, harness score, the pytest plugin): candidates and items it
+    lacks (``baseline_coverage``; left out under ``strict``, where they are failed gates; ``flag``
+    names the option that fails them, None where there is none), suites and adapters the run
+    left out (``baseline_unused``), gates dropped or loosened since approval
+    (``gates.policy_changes``)."""
+    from .gates import policy_changes
+
+    notes = []
+    if not strict:
+        suffix = f" ({flag} fails it)" if flag else ""
+        notes += [reason + suffix for suite in results.get("suites") or []
+                  for _, reason in baseline_coverage(baseline, suite)]
+    notes += baseline_unused(baseline, results)
+    for suite, header in zip(suites, results.get("suites") or []):
+        notes += [f"{suite.name}: {text}" for text in policy_changes(suite, header, baseline_suite(baseline, suite.name))]
+    return notes
 
 
 def summarize_run(results: dict, source: str | None = None) -> dict:

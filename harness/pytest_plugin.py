@@ -134,18 +134,11 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
                        command=command)
     code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline, mark=mark)
     uncovered = []
-    if base_doc is not None and not strict_baseline:
-        from .baseline import baseline_coverage
-
-        uncovered = [f"{reason} (--harness-strict-baseline fails it)"
-                     for suite in results["suites"] for _, reason in baseline_coverage(base_doc, suite)]
     if base_doc is not None:
-        from .baseline import baseline_suite, baseline_unused
-        from .gates import policy_changes
+        from .baseline import baseline_notes
 
-        uncovered += baseline_unused(base_doc, results)
-        uncovered += [f"{suite.name}: {text}" for suite, header in zip(suites, results["suites"])
-                      for text in policy_changes(suite, header, baseline_suite(base_doc, suite.name))]
+        uncovered = baseline_notes(base_doc, results, suites, strict=strict_baseline,
+                                   flag="--harness-strict-baseline")
     return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code,
                          uncovered)
 

@@ -37,3 +37,26 @@ def test_score_refuses_a_baseline_of_another_suite_definition(tmp_path):
     assert anyway.returncode in (0, 1), anyway.stderr
     written = json.loads((tmp_path / "anyway" / "results.json").read_text())
     assert any("compared anyway" in w and "exact_match options" in w for w in written["warnings"])
+
+
+def test_score_prints_the_baseline_warnings_eval_prints(tmp_path):
+    """A candidate the baseline lacks (a rename): harness eval prints a WARNING line; harness
+    score kept it in results.json only."""
+    suite = ROOT / "suites" / "smoke.yaml"
+    completions = tmp_path / "c.jsonl"
+
+    def write(model: str) -> None:
+        completions.write_text("".join(json.dumps({"id": i, "output": "4", "model": m}) + "\n"
+                                       for m in ("base", model)
+                                       for i in ("add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1")))
+    write("ft")
+    assert run_harness("score", str(suite), "--completions", str(completions), "--out", str(tmp_path / "v1")
+                       ).returncode == 0
+    baseline = tmp_path / "baseline.json"
+    assert run_harness("baseline", "approve", str(tmp_path / "v1"), "--to", str(baseline)).returncode == 0
+    write("ft2")
+    done = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                       "--out", str(tmp_path / "v2"))
+    shown = [ln for ln in done.stdout.splitlines() if ln.startswith("  WARNING")]
+    assert len(shown) == 1 and "no model 'ft2'" in shown[0] and "renamed?" in shown[0], done.stdout
+    assert "--strict-baseline" not in shown[0]  # harness score has no such flag

@@ -77,4 +77,9 @@ def _run(args: argparse.Namespace) -> int:
     for gate in header["gates"]:  # what failed and why, as harness eval prints it
         if not gate["passed"]:
             print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
+    if baseline is not None:  # as harness eval prints them
+        from ..baseline import baseline_notes
+
+        for note in baseline_notes(baseline, results, [suite], flag=None):
+            print(printable(f"  WARNING {note}"))
     return code
