@@ -83,6 +83,7 @@ def validate_policy(suite: Suite) -> None:
                                path=suite.path, line=node_line(suite.root, ["gates", metric]),
                                field=f"gates.{metric}",
                                hint=f"metrics are named after scorers: {', '.join(sorted(scorer_names))}")
+        _check_metric_name(suite, metric, scorer)
         _check_direction(suite, metric, options, ["gates", metric])
         known = {c.category for c in suite.cases if c.category is not None}
         for category, cat_options in ((options or {}).get("categories") or {}).items():
@@ -108,6 +109,24 @@ def validate_policy(suite: Suite) -> None:
                                    path=suite.path, line=node_line(suite.root, ["gates", metric, "critical"]),
                                    field=f"gates.{metric}.critical",
                                    hint="use the cases' `id` values")
+
+
+def _check_metric_name(suite: Suite, metric: str, scorer: str) -> None:
+    """A gate on a metric its scorer never produces gated nothing until the run ended: it failed
+    after generating everything, as 'the run produced no value' (``repetition.seqrep``)."""
+    from .scorers import scorer_class
+
+    keys = scorer_class(scorer).metric_keys
+    if keys is None or metric == scorer:
+        return
+    samples = getattr(getattr(suite, "generation", None), "samples", 1) or 1
+    known = set(keys) | ({f"pass@{samples}", f"pass^{samples}"} if samples > 1 else set())
+    if metric.split(".", 1)[1] in known:
+        return
+    names = ", ".join([scorer] + [f"{scorer}.{k}" for k in sorted(known)])
+    raise HarnessError(f"gate on {metric!r}, a metric scorer {scorer!r} does not produce", path=suite.path,
+                       line=node_line(suite.root, ["gates", metric]), field=f"gates.{metric}",
+                       hint=f"its metrics: {names} (docs/scorers.md)")
 
 
 def _check_direction(suite: Suite, metric: str, options: Any, keys: list) -> None:

@@ -68,3 +68,22 @@ def test_a_plugin_metric_with_no_direction_needs_one_in_the_gate(tmp_path, monke
     gates, _ = evaluate_gates(suite, run, None)
     (gate,) = gates
     assert not gate["passed"] and "allowed increase 0.010" in gate["reason"]
+
+
+def test_a_gate_on_a_metric_its_scorer_does_not_produce_is_refused_at_load(tmp_path):
+    # it failed after generating everything, as 'the run produced no value for this gated metric'
+    with pytest.raises(HarnessError) as err:
+        make_suite(tmp_path, IDS, {"exact_match.accuracy": {"min": 0.5}})
+    assert "gates.exact_match.accuracy" in str(err.value) and err.value.line is not None
+    assert "does not produce" in str(err.value) and "its metrics: exact_match" in err.value.hint
+
+
+def test_every_built_in_scorer_states_the_metrics_it_produces():
+    """metric_keys, what the load-time check trusts, against what the scorers emit."""
+    from test_metric_definitions import emitted
+
+    from harness.scorers import REGISTRY
+
+    stated = {name if not key else f"{name}.{key}" for name, cls in REGISTRY.items()
+              for key in {"", *cls.metric_keys}}
+    assert stated == set(emitted())

@@ -4,10 +4,20 @@ the pairing, and a candidate that answered nothing on half the items passed its 
 
 from __future__ import annotations
 
+import pytest
+
 from factories import item, make_suite, model_result, suite_result
 from harness.gates import evaluate_gates
 
 IDS = [f"q{i:02d}" for i in range(20)]
+
+
+@pytest.fixture(autouse=True)
+def any_metric_names(monkeypatch):
+    """exact_match stands in for a plugin with a per-item number `m` (metric_keys not stated)."""
+    from harness.scorers.exact_match import ExactMatch
+
+    monkeypatch.setattr(ExactMatch, "metric_keys", None)
 
 
 def _model(values: dict[str, float | None], key_values: dict[str, float | None]) -> dict:

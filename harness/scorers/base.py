@@ -81,6 +81,11 @@ class Scorer:
     # better (seq_rep, seconds); the scorer's own name when its main metric is. Read only
     # through `higher_is_better`, the one place a metric's direction comes from.
     lower_is_better: ClassVar[frozenset[str]] = frozenset()
+    # Every metric this scorer can produce beyond its own name (``name.KEY``: keys of
+    # `Score.metrics` and of `aggregate`), so a gate on a misspelt one (``repetition.seqrep``)
+    # is refused when the suite loads rather than failing after generation as 'no value'.
+    # None: not stated (plugins), and then only the scorer's name is checked.
+    metric_keys: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def higher_is_better(cls, metric: str) -> bool:

@@ -10,6 +10,7 @@ from .base import Item, Score, Scorer
 
 class ExactMatch(Scorer):
     name = "exact_match"
+    metric_keys = frozenset()
     options_schema = {
         "type": "object",
         "additionalProperties": False,

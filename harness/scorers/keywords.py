@@ -95,6 +95,7 @@ class Keywords(Scorer):
     name = "keywords"
     version = "1"
     lower_is_better = frozenset({"forbidden"})
+    metric_keys = frozenset({"all", "any", "fraction", "forbidden"})
     options_schema = {
         "type": "object",
         "additionalProperties": False,

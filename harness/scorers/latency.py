@@ -57,6 +57,8 @@ class Latency(Scorer):
     needs_model = True
     uses_cache = False
     lower_is_better = frozenset({"latency", "ttft_s", "total_s", "peak_memory_gb"})
+    metric_keys = frozenset({*TIMINGS, "peak_memory_gb", "peak_memory_gb.max",
+                             *(f"{t}.{q}" for t in TIMINGS for q in ("p50", "p95"))})
 
     @classmethod
     def higher_is_better(cls, metric: str) -> bool:

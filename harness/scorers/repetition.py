@@ -96,6 +96,7 @@ class Repetition(Scorer):
         },
     }
     lower_is_better = frozenset({"seq_rep", "loop"})
+    metric_keys = frozenset({"seq_rep", "loop"})
 
     def score(self, item: Item) -> Score:
         o = self.options

@@ -18,6 +18,7 @@ from .normalize import fold, normalize_sql
 
 class SqlExact(Scorer):
     name = "sql_exact"
+    metric_keys = frozenset()
     version = "1"
 
     def score(self, item: Item) -> Score:

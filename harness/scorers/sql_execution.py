@@ -338,6 +338,7 @@ def _generic_row(info: list[tuple], literals: list[Any], rng: random.Random, n: 
 
 class SqlExecution(Scorer):
     name = "sql_execution"
+    metric_keys = frozenset({"executed"})
     version = "2"  # 2: text-typed columns compare as text (no numeric coercion)
     options_schema = {
         "type": "object",

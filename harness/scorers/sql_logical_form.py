@@ -54,6 +54,7 @@ from .normalize import strip_sql
 
 class SqlLogicalForm(Scorer):
     name = "sql_logical_form"
+    metric_keys = frozenset({"agg", "select", "where"})
     version = "2"  # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py
     options_schema = {
         "type": "object",

@@ -36,6 +36,7 @@ class TokenAccuracy(Scorer):
     needs_model = True
     reuse_scores = True  # one forward pass per batch of items, the same for the same inputs
     lower_is_better = frozenset({"nll", "perplexity"})
+    metric_keys = frozenset({"nll", "perplexity"})
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
         import mlx.core as mx
