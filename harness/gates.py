@@ -260,7 +260,12 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                               "details": _jsonable(dict(details, policy=origin, higher_is_better=hib, **limit))})
 
             if metric not in view.metrics or view.metrics[metric].get("value") is None:
-                if source == "suite":
+                # a default gate too when a reference has the metric: a pass/fail scorer that gave
+                # the candidate no value at all (None for every empty answer) made no gate, and
+                # the run said 'no gate applied ... measured, not gated', exit 0
+                references = ([views.get("base")] if cand != "base" else []) + [baseline_views.get(cand)]
+                if source == "suite" or any(r is not None and (r.metrics.get(metric) or {}).get("value") is not None
+                                            for r in references):
                     gate("missing", False, f"{metric}: the run produced no value for this gated metric "
                          f"(metrics: {', '.join(sorted(view.metrics)) or 'none'})", {})
                 continue

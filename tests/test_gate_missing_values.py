@@ -52,3 +52,18 @@ def test_a_candidate_with_no_value_where_the_base_has_one_fails_the_drop_gate(tm
     sr = suite_result({"base": _model(half, half), "ft": _model(half, half)})
     gates, warnings = evaluate_gates(suite, sr, None)
     assert all(g["passed"] for g in gates) and not any("no value" in w for w in warnings)
+
+
+def test_a_pass_fail_metric_the_candidate_has_no_value_for_fails_its_default_gate(tmp_path):
+    """A pass/fail scorer giving None to every answer of the candidate (all empty): the default
+    drop gate was skipped and the run read 'no gate applied ... measured, not gated', exit 0."""
+    base = model_result({i: True for i in IDS})
+    ft = model_result([item(i, None) for i in IDS])  # value None, passed None: no metric at all
+    assert "exact_match" not in ft["metrics"]
+    gates, _ = evaluate_gates(make_suite(tmp_path, IDS), suite_result({"base": base, "ft": ft}), None)
+    (gate,) = gates
+    assert (gate["model"], gate["kind"], gate["passed"]) == ("ft", "missing", False)
+    assert "produced no value" in gate["reason"]
+    # nothing to miss where the reference has no value either: no gate, as before
+    gates, _ = evaluate_gates(make_suite(tmp_path, IDS), suite_result({"base": ft, "ft": ft}), None)
+    assert gates == []
