@@ -21,6 +21,28 @@ GOOD = {"choices": [{"message": {"role": "assistant", "content": "Paris"}, "fini
         "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
 
 
+_TOOL_CALL = {"role": "assistant", "content": None,
+              "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+# HTTP 200 answers that carry no answer of the requested model (mode: (answer, the item's error))
+NOT_ANSWERS = {
+    "tool_calls": {"model": "m", "choices": [{"message": _TOOL_CALL, "finish_reason": "tool_calls"}]},
+    "null_content": {"choices": [{"message": _TOOL_CALL, "finish_reason": "stop"}]},
+    "no_message": {"choices": [{"index": 0, "finish_reason": "stop"}]},
+    "content_filter": {"choices": [{"message": {"role": "assistant", "content": ""},
+                                    "finish_reason": "content_filter"}]},
+    "substituted": dict(GOOD, model="some-other-model"),
+    "substituted_mini": dict(GOOD, model="m-mini"),
+}
+NOT_ANSWER_ERRORS = {
+    "tool_calls": "finish_reason 'tool_calls': the model called a tool",
+    "null_content": "the answer has no text: message.content is null (it carries tool_calls)",
+    "no_message": "the answer has no text: neither `text` nor a `message` object",
+    "content_filter": "finish_reason 'content_filter'",
+    "substituted": "answered by model 'some-other-model', not the requested 'm'",
+    "substituted_mini": "answered by model 'm-mini', not the requested 'm'",
+}
+
+
 class _Hostile(BaseHTTPRequestHandler):
     mode = "drip"
     protocol_version = "HTTP/1.1"
@@ -83,6 +105,8 @@ class _Hostile(BaseHTTPRequestHandler):
         elif mode == "shapes":
             self._send(json.dumps({"choices": [{"message": "Paris", "finish_reason": 7}],
                                    "usage": ["not", "a", "dict"]}).encode())
+        elif mode in NOT_ANSWERS:
+            self._send(json.dumps(NOT_ANSWERS[mode]).encode())
         elif mode == "counts":
             self._send(json.dumps(dict(GOOD, usage={"prompt_tokens": "many", "completion_tokens": -3})).encode())
         else:  # models_*: /v1/models is the hostile part, completions are fine
@@ -135,18 +159,49 @@ def test_unusable_answers_fail_their_items_not_the_run(hostile, tmp_path, mode, 
     assert all(error in (i.get("error") or "") for i in items), items[0].get("error")
 
 
-@pytest.mark.parametrize("mode", ["shapes", "counts"])
-def test_odd_fields_are_read_defensively(hostile, tmp_path, mode):
-    """A message that is a string, usage that is a list, counts that are not counts: the item
-    is scored on what text there is, and the numbers are not passed on."""
-    proc, _ = _eval(hostile(mode), tmp_path, mode)
+def test_odd_fields_are_read_defensively(hostile, tmp_path):
+    """Usage that is a list, counts that are not counts: the item is scored on its text, and
+    the numbers are not passed on."""
+    proc, _ = _eval(hostile("counts"), tmp_path, "counts")
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
-    items = _items(tmp_path, mode)
+    items = _items(tmp_path, "counts")
     assert len(items) == 6 and not any(i.get("error") for i in items)
-    if mode == "shapes":
-        assert all(i["output"] == "" for i in items)
-    else:
-        assert [i["output"] for i in items] == ["Paris"] * 6
+    assert [i["output"] for i in items] == ["Paris"] * 6
+    assert all(i.get("output_tokens") in (0, None) for i in items)
+
+
+@pytest.mark.parametrize("mode", ["shapes", *NOT_ANSWERS])
+def test_an_answer_without_the_models_text_fails_its_item_and_is_not_cached(hostile, tmp_path, mode):
+    """HTTP 200 that is no answer of the requested model: content null (a tool call), a
+    message that is not an object, the content filter, another model named in `model`.
+    Scored as an empty output these passed: smoke's base and adapter both empty is no drop,
+    and an empty text passes forbidden keywords and repetition. They are failed requests
+    (the endpoint_requests gate, exit 1) and never enter the cache, from where a later run
+    would serve them as answers."""
+    cache = tmp_path / "cache"
+    proc = run_harness("eval", SMOKE, "--endpoint", hostile(mode), "--model", "m", "--timeout", "20",
+                       "--retries", "0", "--cache-dir", str(cache), "--out", str(tmp_path / mode), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED smoke / base / endpoint_requests: 6 of 6 requests failed" in proc.stdout
+    expected = NOT_ANSWER_ERRORS.get(mode, "the answer has no text: neither `text` nor a `message` object")
+    assert all(expected in (i.get("error") or "") for i in _items(tmp_path, mode)), _items(tmp_path, mode)[0]
+    import sqlite3
+
+    db = sqlite3.connect(cache / "completions.sqlite")
+    try:
+        assert db.execute("SELECT COUNT(*) FROM completions WHERE key NOT LIKE 'scores:%'").fetchone()[0] == 0
+    finally:
+        db.close()
+
+
+def test_a_snapshot_or_tag_of_the_requested_model_is_the_same_model():
+    from harness.backends.openai import _same_model
+
+    for answered, requested in [("m", "m"), ("gpt-4o-2024-08-06", "gpt-4o"), ("llama3:latest", "llama3"),
+                                ("/srv/models/qwen", "qwen"), ("fixtures/model", "/abs/fixtures/model")]:
+        assert _same_model(answered, requested), (answered, requested)
+    for answered, requested in [("gpt-4o-mini", "gpt-4o"), ("llama3", "llama3:70b"), ("other", "m")]:
+        assert not _same_model(answered, requested), (answered, requested)
 
 
 @pytest.mark.parametrize("mode", ["models_list", "models_deep", "models_drip"])

@@ -10,7 +10,9 @@ the local path's.
   of wall clock from connect to the last byte (a watchdog shuts its socket, so a server that
   drips its answer a byte at a time cannot hold it), and at most 8 MiB of answer; connection
   errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential backoff.
-  Answers are untrusted: JSON nested too deep or of the wrong shape fails the item, never the run. A request that still fails is reported on its item (``error``), scored as an
+  Answers are untrusted: JSON nested too deep or of the wrong shape fails the item, never the run;
+  so does a 200 that is not the model's answer (no text, a tool call, the content filter, another
+  model named in ``model``): scored as an empty output it would pass some scorers. A request that still fails is reported on its item (``error``), scored as an
   empty output, and fails the ``endpoint_requests`` gate: a run never hangs on a server.
 - ``--adapter NAME=PATH`` sends ``"adapters": PATH`` per request, as ``mlx_lm.server``
   takes it (the path is the server's; with mlx_lm.server, ``--model`` must name the model
@@ -293,20 +295,68 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float) -> dict:
+# finish_reasons that say the text is not the model's answer to the prompt: scored as output,
+# an empty or cut text passes every scorer that rewards saying little (forbidden keywords,
+# repetition, length), so the item fails instead.
+NOT_AN_ANSWER = {
+    "content_filter": "the server's content filter withheld or cut the answer",
+    "tool_calls": "the model called a tool instead of answering",
+    "function_call": "the model called a function instead of answering",
+    "error": "the server reports an error in place of the answer",
+}
+
+
+def _answer_text(choice: dict) -> str:
+    """The answer's text: ``text`` (completions) or ``message.content`` (chat; a string, or a
+    list of text parts). Absent or null is a failed request, not an empty answer: a tool
+    call or a refusal has ``content: null``, and an empty output passes some scorers."""
+    text = choice.get("text")
+    if isinstance(text, str):
+        return text
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content):
+        return "".join(p["text"] for p in content)
+    if isinstance(message, dict):
+        extra = [k for k in ("tool_calls", "function_call", "refusal") if message.get(k)]
+        why = f"message.content is {_preview(content, 60)}" + (f" (it carries {', '.join(extra)})" if extra else "")
+    else:
+        why = f"neither `text` nor a `message` object: {_preview(choice, 120)}"
+    raise RequestFailed(f"the answer has no text: {why}", False)
+
+
+def _same_model(answered: str, requested: str) -> bool:
+    """Whether the response's ``model`` names the requested model: the same name, a tagged or
+    dated variant of it (``gpt-4o`` -> ``gpt-4o-2024-08-06``, ``llama3`` -> ``llama3:latest``),
+    or a local folder's name."""
+    a, r = answered.strip().lower(), requested.strip().lower()
+    if a == r or any(a.startswith(r + sep) for sep in (":", "@")):
+        return True
+    if a.startswith(r + "-") and a[len(r) + 1:][:1].isdigit():  # a snapshot; gpt-4o-mini is not gpt-4o
+        return True
+    return a == Path(r.rstrip("/")).name or Path(a.rstrip("/")).name == Path(r.rstrip("/")).name != ""
+
+
+def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float, requested_model: str | None = None) -> dict:
     from ..generation import cut_at_stop
 
     choices = response.get("choices") if isinstance(response, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise RequestFailed(f"response has no choices: {_preview(response)}", False)
+    served = response.get("model")
+    if requested_model and isinstance(served, str) and served and not _same_model(served, requested_model):
+        raise RequestFailed(f"answered by model {served[:100]!r}, not the requested {requested_model!r}: "
+                            "the server substituted another model (load the requested one, or pass "
+                            "--model the name the server serves it under)", False)
     choice = choices[0]
-    text = choice.get("text")
-    if text is None:
-        message = choice.get("message")
-        text = message.get("content") if isinstance(message, dict) else None
-    text = text if isinstance(text, str) else ""
-    cut = cut_at_stop(text, stop) if stop else text  # some servers return the stop string
     reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason in NOT_AN_ANSWER:
+        raise RequestFailed(f"finish_reason {reason!r}: {NOT_AN_ANSWER[reason]}", False)
+    text = _answer_text(choice)
+    cut = cut_at_stop(text, stop) if stop else text  # some servers return the stop string
     finish = "length" if reason == "length" else "stop"
     usage = response.get("usage")
     usage = usage if isinstance(usage, dict) else {}
@@ -332,7 +382,7 @@ def generate_via_endpoint(client: EndpointClient, suite, cases, adapter_path: st
         t0 = time.perf_counter()
         try:
             return _completion_from(client.post(path, body), tuple(suite.generation.stop),
-                                    time.perf_counter() - t0)
+                                    time.perf_counter() - t0, client.config.model)
         except RequestFailed as exc:
             return _failed(str(exc))
 
