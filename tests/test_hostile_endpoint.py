@@ -212,3 +212,82 @@ def test_a_malformed_models_listing_is_ignored(hostile, tmp_path, mode):
     res = json.loads((tmp_path / mode / "results.json").read_text())
     assert res["environment"]["endpoint"]["served"] is None
     assert [i["output"] for i in _items(tmp_path, mode)] == ["Paris"] * 6
+
+
+SMOKE_ANSWERS = {"2 + 2": "4", "10 + 5": "15", "3 times": "12", "France": "Paris", "sky": "blue", "week": "7"}
+
+
+class _Retrained(BaseHTTPRequestHandler):
+    """A server whose adapter is retrained between two runs: it answers smoke's items right
+    until ``state['adapter']`` says 'regressed', then 'no idea'; the base always right."""
+
+    state: dict = {}
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._send({"data": []})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.state.setdefault("requests", []).append(body.get("adapters"))
+        question = body["messages"][-1]["content"]
+        right = next(v for k, v in SMOKE_ANSWERS.items() if k in question)
+        text = "no idea" if body.get("adapters") and self.state.get("adapter") == "regressed" else right
+        self._send(dict(GOOD, choices=[{"message": {"role": "assistant", "content": text},
+                                        "finish_reason": "stop"}]))
+
+    def _send(self, obj) -> None:
+        raw = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+@pytest.mark.parametrize("model, adapter", [("m", "/srv/adapters/v2"), (str(ROOT / "fixtures" / "model"),
+                                                                         "/srv/adapters/v2")])
+def test_an_adapter_retrained_on_the_server_is_not_served_from_the_cache(tmp_path, model, adapter):
+    """The cache key of a model or adapter that is not a local folder can hold only its name:
+    an adapter retrained into the same server path was served the first run's answers (the
+    second run: '6 from cache', PASS, although the adapter now answers nothing right). Such
+    models are not cached; a local base still is."""
+    state: dict = {}
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Retrained,), {"state": state}))
+    try:
+        def run(name):
+            return run_harness("eval", SMOKE, "--endpoint", url, "--model", model, "--adapter", f"v2={adapter}",
+                               "--retries", "0", "--cache-dir", str(tmp_path / "cache"),
+                               "--out", str(tmp_path / name), timeout=120)
+        first = run("first")
+        assert first.returncode == 0, first.stdout + first.stderr
+        state["adapter"] = "regressed"
+        second = run("second")
+    finally:
+        servers.close()
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "FAILED smoke / v2 / exact_match" in second.stdout
+    assert "not cached: the " in second.stderr
+    adapter_requests = [a for a in state["requests"] if a]
+    assert len(adapter_requests) == 12  # both runs asked the server for every adapter item
+    base_requests = len(state["requests"]) - len(adapter_requests)
+    assert base_requests == (6 if model != "m" else 12)  # a local base is hashed, and cached
+
+
+def test_a_local_model_and_adapter_are_cached(tmp_path):
+    state: dict = {}
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Retrained,), {"state": state}))
+    try:
+        for name in ("first", "second"):
+            proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", str(ROOT / "fixtures" / "model"),
+                               "--adapter", f"sql={ROOT / 'fixtures' / 'adapters' / 'sql'}", "--retries", "0",
+                               "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / name), timeout=120)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        servers.close()
+    assert len(state["requests"]) == 12 and "not cached" not in proc.stderr
+    assert proc.stderr.count("6 from cache, 0 requested") == 2

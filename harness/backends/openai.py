@@ -18,7 +18,9 @@ the local path's.
   takes it (the path is the server's; with mlx_lm.server, ``--model`` must name the model
   path, not ``default_model``, or the server ignores per-request adapters).
 - The cache key holds the endpoint's model identity: URL, model name, what ``/v1/models``
-  says of it, and the weights' fingerprint when NAME is a local folder.
+  says of it, and the weights' fingerprint when NAME is a local folder. Completions are
+  cached only when the model and the adapter are local folders (hashed here): under a bare
+  name, retrained weights would be served the old answers.
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
   truncates or drops context fails the ``endpoint_parity`` gate.
@@ -417,6 +419,19 @@ def _draw(client: EndpointClient, suite, adapter_path: str | None, fingerprint: 
     return completions
 
 
+def _unhashed(identity: dict, adapter_path: str | None) -> str | None:
+    """What of the answering model cannot be hashed here (None: all of it can).
+
+    The cache key can hold only names for a model or adapter that is not a local folder: an
+    adapter retrained into the same server path, or a server restarted on new weights under
+    the same name, would have the old answers served from the cache as the new model's."""
+    if identity.get("local_fingerprint") is None:
+        return f"the model {identity['model']!r}"
+    if adapter_path is not None and not Path(adapter_path).is_dir():
+        return f"the adapter {adapter_path!r}"
+    return None
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -472,10 +487,16 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
     for name, adapter_path in [("base", None)] + [(s.name, str(s.adapter_path)) for s in adapters]:
         _log(f"[{name}]")
         adapter_fp = adapter_fps.get(name)
+        unhashed = _unhashed(identity, adapter_path)
+        model_cache = cache
+        if cache is not None and unhashed:
+            model_cache = None
+            _log(f"  not cached: {unhashed} is not a folder here, so new weights at the same name "
+                 "could not be told from the old; every item is requested")
         for suite, header in zip(suites, results["suites"]):
             scorers = scorer_sets[suite.name]
             live = any(not s.uses_cache for s in scorers)
-            draws = [_draw(client, drawn, adapter_path, fingerprint, adapter_fp, cache, live)
+            draws = [_draw(client, drawn, adapter_path, fingerprint, adapter_fp, model_cache, live)
                      for drawn in suite_draws(suite)]
             completions = draws[0]
             errors = [(suite.cases[i].id, c["error"]) for d in draws for i, c in enumerate(d) if c.get("error")]
