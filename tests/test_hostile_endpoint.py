@@ -291,3 +291,34 @@ def test_a_local_model_and_adapter_are_cached(tmp_path):
         servers.close()
     assert len(state["requests"]) == 12 and "not cached" not in proc.stderr
     assert proc.stderr.count("6 from cache, 0 requested") == 2
+
+
+@pytest.mark.parametrize("adapter_state, checked", [("ignored", False), ("ignored", True), ("regressed", True)])
+def test_an_adapter_the_server_ignores_is_named(tmp_path, adapter_state, checked):
+    """A server that ignores the per-request `adapters` field answers the adapter's items with
+    the base: its scores were the base's, no paired gate saw a drop, and the run passed with
+    nothing said. Now a warning names it, and a suite with checks: {adapter_effect: true}
+    fails; an adapter whose answers differ is neither."""
+    suite = tmp_path / "smoke.yaml"
+    suite.write_text((ROOT / "suites" / "smoke.yaml").read_text()
+                     + ("checks: {adapter_effect: true}\n" if checked else ""))
+    state = {"adapter": adapter_state}
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Retrained,), {"state": state}))
+    try:
+        proc = run_harness("eval", str(suite), "--endpoint", url, "--model", "m", "--adapter", "v2=/srv/v2",
+                           "--retries", "0", "--no-cache", "--out", str(tmp_path / "out"), timeout=120)
+    finally:
+        servers.close()
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    warned = [w for w in res["warnings"] if "all 6 served outputs equal the base's" in w]
+    gates = [g for g in res["suites"][0]["gates"] if g["metric"] == "adapter_effect"]
+    if adapter_state == "ignored":
+        assert len(warned) == 1 and "adapters" in warned[0]
+        assert proc.returncode == (1 if checked else 0), proc.stdout + proc.stderr
+        assert [g["passed"] for g in gates] == ([False] if checked else [])
+        if checked:
+            assert "FAILED smoke / v2 / adapter_effect" in proc.stdout
+    else:  # the adapter answers otherwise: it regressed (exit 1 from exact_match), but it was evaluated
+        assert not warned and [g["passed"] for g in gates] == [True]
+        assert "0 of 6 served outputs equal the base's" in gates[0]["reason"]

@@ -190,3 +190,14 @@ def test_bad_endpoint_arguments_exit_2(tmp_path):
     assert proc.returncode == 2 and "--endpoint" in proc.stderr
     proc = run_harness("eval", SUITES[0], "--model", str(FIXTURE_MODEL), "--parity", "--out", str(tmp_path))
     assert proc.returncode == 2 and "--endpoint" in proc.stderr
+
+
+def test_mlx_server_ignoring_adapters_for_default_model_is_warned(mlx_server, tmp_path):
+    """mlx_lm.server applies no per-request adapter to `default_model` (README): the sql
+    adapter's 12 outputs were the base's and its gates compared the base with itself."""
+    out = tmp_path / "out"
+    proc = run_harness("eval", SUITES[1], "--limit", "12", "--endpoint", mlx_server, "--model", "default_model",
+                       "--adapter", f"sql={SQL_ADAPTER}", "--no-cache", "--out", str(out))
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    assert any("adapter sql: all 12 served outputs equal the base's" in w for w in res["warnings"]), res["warnings"]

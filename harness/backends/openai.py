@@ -526,9 +526,48 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                 endpoint_outputs[(name, suite.name)] = completions
     if cache is not None:
         cache.close()
+    for spec in adapters:
+        _served_adapter_effect(spec.name, suites, results)
     if parity:
         _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, parity_samples, parity_min)
     return results
+
+
+def _served_adapter_effect(name: str, suites: list, results: dict) -> None:
+    """An adapter whose served outputs all equal the base's: a warning, and a failed
+    ``adapter_effect`` gate where a suite sets ``checks: {adapter_effect: true}`` (as for a
+    local adapter whose logits equal the base's).
+
+    A server that ignores the per-request ``adapters`` field (mlx_lm.server for
+    ``default_model``; vLLM and LM Studio serve adapters under a model name of their own)
+    answers every adapter request with the base: the adapter's scores are the base's, no
+    paired gate sees a drop, and the run passed without the adapter ever being evaluated."""
+    from ..checks import enabled
+
+    same = n = 0
+    for header in results["suites"]:
+        models = header["models"]
+        base = {str(i["id"]): i for i in models["base"]["items"]}
+        for item in models[name]["items"]:
+            other = base.get(str(item["id"]))
+            if item.get("error") or other is None or other.get("error"):
+                continue  # an unanswered item says nothing either way
+            n += 1
+            same += item.get("output") == other.get("output")
+    none = n > 0 and same == n
+    reason = (f"adapter {name}: all {n} served outputs equal the base's: the server may ignore the "
+              "per-request `adapters` field (mlx_lm.server does when --model is default_model; vLLM and "
+              "LM Studio serve an adapter under a model name of its own), or the adapter changes nothing; "
+              "--parity applies it locally and compares" if none else
+              f"adapter {name}: {same} of {n} served outputs equal the base's")
+    if none:
+        results["warnings"].append(reason)
+    for suite, header in zip(suites, results["suites"]):
+        if enabled(suite, "adapter_effect"):
+            header.setdefault("extra_gates", []).append({
+                "suite": suite.name, "model": name, "metric": "adapter_effect", "kind": "check",
+                "passed": not none, "reason": reason,
+                "details": {"same_outputs": same, "n": n, "policy": "suite"}})
 
 
 def _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, samples, minimum) -> None:
