@@ -32,6 +32,7 @@ NOT_ANSWERS = {
                                     "finish_reason": "content_filter"}]},
     "substituted": dict(GOOD, model="some-other-model"),
     "substituted_mini": dict(GOOD, model="m-mini"),
+    "past_max_tokens": dict(GOOD, usage={"prompt_tokens": 5, "completion_tokens": 400}),  # smoke asks 16
 }
 NOT_ANSWER_ERRORS = {
     "tool_calls": "finish_reason 'tool_calls': the model called a tool",
@@ -40,6 +41,7 @@ NOT_ANSWER_ERRORS = {
     "content_filter": "finish_reason 'content_filter'",
     "substituted": "answered by model 'some-other-model', not the requested 'm'",
     "substituted_mini": "answered by model 'm-mini', not the requested 'm'",
+    "past_max_tokens": "the server wrote 400 tokens, past max_tokens 16: it ignores max_tokens",
 }
 
 

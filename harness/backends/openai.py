@@ -342,7 +342,8 @@ def _same_model(answered: str, requested: str) -> bool:
     return a == Path(r.rstrip("/")).name or Path(a.rstrip("/")).name == Path(r.rstrip("/")).name != ""
 
 
-def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float, requested_model: str | None = None) -> dict:
+def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float, requested_model: str | None = None,
+                     max_tokens: int | None = None) -> dict:
     from ..generation import cut_at_stop
 
     choices = response.get("choices") if isinstance(response, dict) else None
@@ -362,8 +363,12 @@ def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float, requ
     finish = "length" if reason == "length" else "stop"
     usage = response.get("usage")
     usage = usage if isinstance(usage, dict) else {}
+    written = _count(usage.get("completion_tokens"))
+    if max_tokens is not None and written > max_tokens:  # the suite's max_tokens is part of the test
+        raise RequestFailed(f"the server wrote {written} tokens, past max_tokens {max_tokens}: it ignores "
+                            "max_tokens, so the answer is not the one the suite asks for", False)
     return {"output": cut, "finish_reason": "stop" if cut != text else finish,
-            "prompt_tokens": _count(usage.get("prompt_tokens")), "output_tokens": _count(usage.get("completion_tokens")),
+            "prompt_tokens": _count(usage.get("prompt_tokens")), "output_tokens": written,
             "output_token_ids": [], "stopped_by": "stop_string" if cut != text else
             ("length" if finish == "length" else "eos"),
             "ttft_s": None, "decode_tps": None, "prompt_tps": None, "total_s": elapsed,
@@ -384,7 +389,7 @@ def generate_via_endpoint(client: EndpointClient, suite, cases, adapter_path: st
         t0 = time.perf_counter()
         try:
             return _completion_from(client.post(path, body), tuple(suite.generation.stop),
-                                    time.perf_counter() - t0, client.config.model)
+                                    time.perf_counter() - t0, client.config.model, body.get("max_tokens"))
         except RequestFailed as exc:
             return _failed(str(exc))
 
