@@ -124,7 +124,8 @@ def _cell(text: object) -> object:
 
 
 def items_table(results: dict, *, spreadsheet_safe: bool = True) -> "pd.DataFrame":
-    """One row per suite, item and model: id, category, output, finish reason, and for
+    """One row per suite, item and model: id, category, output, finish reason, ``error``
+    (why an endpoint never answered it: its scores are those of an empty output), and for
     every scorer ``<scorer>.value`` and ``<scorer>.passed``."""
     import pandas as pd
 
@@ -134,18 +135,19 @@ def items_table(results: dict, *, spreadsheet_safe: bool = True) -> "pd.DataFram
             for item in (result or {}).get("items") or []:
                 row = {"suite": suite.get("name"), "id": str(item.get("id")), "model": model,
                        "category": item.get("category"), "output": item.get("output"),
-                       "finish_reason": item.get("finish_reason"), "target": item.get("target")}
+                       "finish_reason": item.get("finish_reason"), "target": item.get("target"),
+                       "error": item.get("error")}
                 for name, score in (item.get("scores") or {}).items():
                     if name not in scorer_names:
                         scorer_names.append(name)
                     row[f"{name}.value"] = (score or {}).get("value")
                     row[f"{name}.passed"] = (score or {}).get("passed")
                 rows.append(row)
-    columns = ["suite", "id", "model", "category", "output", "finish_reason", "target"]
+    columns = ["suite", "id", "model", "category", "output", "finish_reason", "target", "error"]
     columns += [f"{n}.{k}" for n in scorer_names for k in ("value", "passed")]
     df = pd.DataFrame(rows, columns=columns)
     if spreadsheet_safe:
-        for col in ("id", "category", "output", "target"):
+        for col in ("id", "category", "output", "target", "error"):
             df[col] = df[col].map(_cell)
     return df
 
@@ -168,7 +170,7 @@ def write_table(df: "pd.DataFrame", *, csv: Path | None = None, parquet: Path | 
 
 
 TEXT_COLUMNS = ("commit", "run", "verdict", "suite", "model", "metric", "kind", "fingerprint",
-                "id", "category", "output", "finish_reason", "target")
+                "id", "category", "output", "finish_reason", "target", "error")
 BOOL_COLUMNS = ("higher_is_better", "gated", "gate_passed")
 
 

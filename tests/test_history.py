@@ -72,7 +72,7 @@ def test_a_count_beyond_int64_is_shown_as_unknown_not_a_crash(tmp_path):
 def test_items_table_quotes_formulas_and_has_each_scorer(tmp_path):
     run = results([suite_result({"base": model_result({"q1": True, "q2": False}, output="=HYPERLINK(1)")})])
     df = items_table(run)
-    assert list(df.columns) == ["suite", "id", "model", "category", "output", "finish_reason", "target",
+    assert list(df.columns) == ["suite", "id", "model", "category", "output", "finish_reason", "target", "error",
                                 "exact_match.value", "exact_match.passed"]
     assert list(df["output"]) == ["'=HYPERLINK(1)", "'=HYPERLINK(1)"]
     assert list(df["exact_match.passed"]) == [True, False]

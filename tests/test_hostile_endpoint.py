@@ -324,3 +324,28 @@ def test_an_adapter_the_server_ignores_is_named(tmp_path, adapter_state, checked
     else:  # the adapter answers otherwise: it regressed (exit 1 from exact_match), but it was evaluated
         assert not warned and [g["passed"] for g in gates] == [True]
         assert "0 of 6 served outputs equal the base's" in gates[0]["reason"]
+
+
+def test_an_unanswered_item_is_a_failed_row_with_its_reason_in_the_report_and_export(hostile, tmp_path):
+    """A failed request is scored as the empty output: keywords' `forbidden` and repetition
+    pass on "". The item table showed it as a pass with an empty output and `harness export`
+    had no column saying it was never answered."""
+    suite = tmp_path / "kw.yaml"
+    suite.write_text("name: kw\nprompt: '{{ q }}'\ntemplate: chat\ngeneration: {max_tokens: 8}\n"
+                     "scorers:\n  - keywords: {}\n"
+                     "cases:\n  - {id: k1, q: 'Which port?', concepts: [], forbidden: ['8080']}\n")
+    out = tmp_path / "out"
+    proc = run_harness("eval", str(suite), "--endpoint", hostile("tool_calls"), "--model", "m", "--retries", "0",
+                       "--no-cache", "--out", str(out), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    item = json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"][0]
+    assert item["scores"]["keywords"]["passed"] is True  # the empty output's score, as scored
+    from harness.history import read_csv
+    from harness.reports.html import context
+
+    (row,) = context(json.loads((out / "results.json").read_text()))["item_rows"]
+    assert row["verdict"] == "fail" and row["detail"].startswith("no answer: finish_reason 'tool_calls'")
+    assert "no answer: finish_reason" in (out / "index.html").read_text()
+    export = run_harness("export", str(out), "--csv", str(tmp_path / "items.csv"))
+    assert export.returncode == 0, export.stderr
+    assert read_csv(tmp_path / "items.csv")["error"][0].startswith("finish_reason 'tool_calls'")

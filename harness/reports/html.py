@@ -505,6 +505,8 @@ def _item_rows(results: dict, cards: Cards, model_order: list[str]) -> tuple[lis
                 out = str(item.get("output", ""))
                 preview = out if len(out) <= PREVIEW_CHARS else out[:PREVIEW_CHARS] + "…"
                 v = verdict(item)
+                if item.get("error"):  # never answered (an endpoint's failed request): its scores are of ""
+                    v, detail = "fail", f"no answer: {str(item['error'])[:DETAIL_CHARS]}"
                 rows.append({"suite": name, "model": m, "id": item_id, "category": item.get("category") or "",
                              "verdict": v or "n/a", "flips": flips, "flipped": bool(flips),
                              "failing": failing, "detail": detail, "value": value,
