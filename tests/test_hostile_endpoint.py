@@ -349,3 +349,31 @@ def test_an_unanswered_item_is_a_failed_row_with_its_reason_in_the_report_and_ex
     export = run_harness("export", str(out), "--csv", str(tmp_path / "items.csv"))
     assert export.returncode == 0, export.stderr
     assert read_csv(tmp_path / "items.csv")["error"][0].startswith("finish_reason 'tool_calls'")
+
+
+def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warned(tmp_path):
+    """A running mlx_lm.server keeps the adapter it loaded (and a prompt cache keyed by its
+    path): after a retrain into the same folder it answered the new run with the old adapter,
+    12 of 12 sql outputs, and nothing said so. The run that finds the folder's files changed
+    since the last run against the same server says so; an unchanged folder says nothing."""
+    import shutil
+
+    adapter = tmp_path / "v2"
+    shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", adapter)
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Retrained,), {"state": {}}))
+    try:
+        def warnings(name):
+            proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", str(ROOT / "fixtures" / "model"),
+                               "--adapter", f"v2={adapter}", "--retries", "0", "--cache-dir", str(tmp_path / "c"),
+                               "--out", str(tmp_path / name), timeout=120)
+            assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+            return [w for w in json.loads((tmp_path / name / "results.json").read_text())["warnings"]
+                    if "changed on disk" in w]
+        assert warnings("first") == []
+        shutil.copy(ROOT / "fixtures" / "adapters" / "regress" / "adapters.safetensors", adapter)  # retrained
+        (changed,) = warnings("retrained")
+        assert f"adapter v2 ({adapter})" in changed and url in changed and "restart the server" in changed
+        assert warnings("again") == []
+    finally:
+        servers.close()

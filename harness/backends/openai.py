@@ -530,12 +530,40 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
             if parity:
                 endpoint_outputs[(name, suite.name)] = completions
     if cache is not None:
+        results["warnings"] += _changed_since_last_run(cache, config, identity, adapters, adapter_fps)
         cache.close()
     for spec in adapters:
         _served_adapter_effect(spec.name, suites, results)
     if parity:
         _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, parity_samples, parity_min)
     return results
+
+
+def _changed_since_last_run(cache, config: EndpointConfig, identity: dict, adapters: list,
+                            adapter_fps: dict[str, str]) -> list[str]:
+    """Warnings for a local model or adapter folder whose files changed since the last run
+    against this endpoint; remembers what this run saw (in the completion cache's database).
+
+    A server does not reread a folder it has loaded: mlx_lm.server keeps the model and
+    adapter it holds, and its prompt cache is keyed by the adapter's path, so after a retrain
+    into the same folder it answered a whole suite with the old adapter (12 of 12 sql outputs
+    the old adapter's). The harness hashes the new files; nothing else would say so."""
+    seen = [(f"the model {config.model}", config.model, identity.get("local_fingerprint"))]
+    seen += [(f"adapter {s.name} ({s.adapter_path})", str(s.adapter_path), adapter_fps[s.name])
+             for s in adapters if s.adapter_path.is_dir()]
+    warnings = []
+    for label, path, fingerprint in seen:
+        if fingerprint is None:
+            continue
+        key = "endpoint-folder:" + hashlib.sha256(f"{config.url}\0{Path(path).resolve()}".encode()).hexdigest()
+        before = cache.get_json(key)
+        if isinstance(before, str) and before != fingerprint:
+            warnings.append(f"{label} changed on disk since the last run against {config.url}: a server that "
+                            "loaded it before answers with the old weights until restarted (mlx_lm.server "
+                            "does, and keeps its prompt cache); restart the server, or check with --parity")
+        if before != fingerprint:
+            cache.put_json(key, fingerprint)
+    return warnings
 
 
 def _served_adapter_effect(name: str, suites: list, results: dict) -> None:
