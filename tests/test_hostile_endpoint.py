@@ -377,3 +377,37 @@ def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warn
         assert warnings("again") == []
     finally:
         servers.close()
+
+
+class _StampedListing(_Retrained):
+    """/v1/models as mlx_lm.server and vLLM answer it: `created` is the time of the request."""
+
+    created: object = "now"
+
+    def do_GET(self):
+        created = int(time.time()) if self.created == "now" else self.created
+        self._send({"object": "list", "data": [{"id": "m", "object": "model", "created": created}]})
+
+
+@pytest.mark.parametrize("created, kept", [("now", False), (1_700_000_000, True)])
+def test_a_listing_stamped_with_the_request_time_does_not_change_the_identity(tmp_path, created, kept):
+    """A per-request `created` in the endpoint's identity changed its fingerprint every run:
+    a run against its own approved baseline was refused (exit 2, 'base model fingerprint
+    differs'), so --allow-fingerprint-mismatch became a habit that also lets a real model
+    change through. A model's own time (Ollama: when it was pulled) stays in the identity."""
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_StampedListing,), {"state": {}, "created": created}))
+    try:
+        def run(name, *extra):
+            return run_harness("eval", SMOKE, "--endpoint", url, "--model", "m", "--retries", "0", "--no-cache",
+                               "--out", str(tmp_path / name), *extra, timeout=120)
+        assert run("first").returncode == 0
+        approved = run_harness("baseline", "approve", str(tmp_path / "first"), "--to", str(tmp_path / "bl.json"))
+        assert approved.returncode == 0, approved.stderr
+        time.sleep(1.1)  # the next second: a per-request stamp differs
+        second = run("second", "--baseline", str(tmp_path / "bl.json"))
+    finally:
+        servers.close()
+    assert second.returncode == 0, second.stdout + second.stderr
+    served = json.loads((tmp_path / "second" / "results.json").read_text())["environment"]["endpoint"]["served"]
+    assert ("created" in served) is kept and served["id"] == "m"

@@ -18,7 +18,7 @@ the local path's.
   takes it (the path is the server's; with mlx_lm.server, ``--model`` must name the model
   path, not ``default_model``, or the server ignores per-request adapters).
 - The cache key holds the endpoint's model identity: URL, model name, what ``/v1/models``
-  says of it, and the weights' fingerprint when NAME is a local folder. Completions are
+  says of it (less a ``created`` that is only the time of the request), and the weights' fingerprint when NAME is a local folder. Completions are
   cached only when the model and the adapter are local folders (hashed here): under a bare
   name, retrained weights would be served the old answers.
 - ``--parity`` generates a spread sample of items with the local engine on the same
@@ -230,9 +230,25 @@ class EndpointClient:
         entries = data.get("data") if isinstance(data, dict) else None
         for entry in entries if isinstance(entries, list) else []:
             if isinstance(entry, dict) and entry.get("id") == self.config.model:
-                return {k: entry.get(k) for k in ("id", "owned_by", "created")
-                        if k in entry and isinstance(entry.get(k), (str, int, float, type(None)))}
+                served = {k: entry.get(k) for k in ("id", "owned_by", "created")
+                          if k in entry and isinstance(entry.get(k), (str, int, float, type(None)))}
+                if _is_now(served.get("created")):
+                    del served["created"]
+                return served
         return None
+
+
+CREATED_IS_NOW_S = 300  # a `created` this close to our clock is the request's time, not the model's
+
+
+def _is_now(created: object) -> bool:
+    """Whether a listing's ``created`` is the time of the request: mlx_lm.server and vLLM
+    stamp each answer with ``int(time.time())``. In the identity it changed the endpoint's
+    fingerprint every run, so every run refused its baseline ('base model fingerprint
+    differs') and only --allow-fingerprint-mismatch, which also lets a real model change
+    through, got past it. A model's own time (Ollama: when it was pulled) is kept."""
+    return (isinstance(created, (int, float)) and not isinstance(created, bool)
+            and abs(created - time.time()) < CREATED_IS_NOW_S)
 
 
 def model_identity(client: EndpointClient) -> tuple[str, dict]:
