@@ -33,6 +33,9 @@ NOT_ANSWERS = {
     "substituted": dict(GOOD, model="some-other-model"),
     "substituted_mini": dict(GOOD, model="m-mini"),
     "past_max_tokens": dict(GOOD, usage={"prompt_tokens": 5, "completion_tokens": 400}),  # smoke asks 16
+    "error_beside_choices": dict(GOOD, choices=[{"message": {"role": "assistant", "content": ""},
+                                                 "finish_reason": "stop"}],
+                                 error={"message": "model overloaded", "code": 503}),
 }
 NOT_ANSWER_ERRORS = {
     "tool_calls": "finish_reason 'tool_calls': the model called a tool",
@@ -42,6 +45,7 @@ NOT_ANSWER_ERRORS = {
     "substituted": "answered by model 'some-other-model', not the requested 'm'",
     "substituted_mini": "answered by model 'm-mini', not the requested 'm'",
     "past_max_tokens": "the server wrote 400 tokens, past max_tokens 16: it ignores max_tokens",
+    "error_beside_choices": 'the server reports an error: {"message": "model overloaded"',
 }
 
 

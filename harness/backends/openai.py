@@ -362,6 +362,8 @@ def _completion_from(response: dict, stop: tuple[str, ...], elapsed: float, requ
                      max_tokens: int | None = None) -> dict:
     from ..generation import cut_at_stop
 
+    if isinstance(response, dict) and response.get("error"):  # an error beside choices is still an error
+        raise RequestFailed(f"the server reports an error: {_preview(response.get('error'))}", False)
     choices = response.get("choices") if isinstance(response, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise RequestFailed(f"response has no choices: {_preview(response)}", False)
