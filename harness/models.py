@@ -327,6 +327,10 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     path = Path(adapter_path)
     config = check_adapter(path, base.config, base.path)
     own_weights = tree_flatten(base.model.parameters())  # references: MLX arrays are immutable
+    # Hashed before and after loading: the fingerprint keys the completion cache, and a folder
+    # rewritten in between (a training run saving into it) stored the old weights' outputs
+    # under the new weights' fingerprint, served to every later run of the new adapter.
+    loaded_fingerprint = adapter_fingerprint(path)
     # Shapes first (mlx-lm's load checks them), then the recorded base: so a refusal by
     # fingerprint can say "same shapes", and one by shape names the base it was made for.
     try:
@@ -344,10 +348,15 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     except BaseException:
         remove_adapter(base.model, own_weights)
         raise
+    if adapter_fingerprint(path) != loaded_fingerprint:
+        remove_adapter(base.model, own_weights)
+        raise HarnessError("adapter folder changed while it was being loaded", path=path,
+                           hint="is a training run saving into it? evaluate it when the run has finished "
+                                "(or a copy of the folder)")
     base.model.eval()
     base.active_adapter = name
     try:
-        yield adapter_fingerprint(path)
+        yield loaded_fingerprint
     finally:
         remove_adapter(base.model, own_weights)
         base.active_adapter = None

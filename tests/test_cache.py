@@ -75,3 +75,35 @@ def test_prompt_format_mismatch_is_warned(cache_dir):
                        limit=2, cache_dir=str(cache_dir))
     warnings = results["suites"][0]["warnings"]
     assert any("trained with the 'chat' prompt format" in w and "'raw'" in w for w in warnings), warnings
+
+
+def test_an_adapter_rewritten_while_it_loads_is_refused_not_cached_under_the_new_hash(fixture_base, tmp_path,
+                                                                                     monkeypatch):
+    """The adapter's fingerprint keys its completions. It was hashed after loading: a training
+    run that saved into the folder in between got the old weights' outputs stored under the
+    new weights' fingerprint, and every later run of the new adapter was served them."""
+    import shutil
+
+    import mlx_lm.tuner.utils as tuner_utils
+    import pytest
+
+    from harness.errors import HarnessError
+    from harness.models import adapter_applied, adapter_fingerprint
+
+    folder = tmp_path / "v2"
+    shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", folder)
+    real_load = tuner_utils.load_adapters
+
+    def load_then_retrain(model, path):  # the weights loaded are sql's; then the folder is rewritten
+        loaded = real_load(model, path)
+        shutil.copy(ROOT / "fixtures" / "adapters" / "regress" / "adapters.safetensors", folder)
+        return loaded
+
+    monkeypatch.setattr(tuner_utils, "load_adapters", load_then_retrain)
+    with pytest.raises(HarnessError, match="changed while it was being loaded"):
+        with adapter_applied(fixture_base, "v2", folder, allow_base_mismatch=True):
+            pass
+    monkeypatch.setattr(tuner_utils, "load_adapters", real_load)
+    with adapter_applied(fixture_base, "v2", folder, allow_base_mismatch=True) as fingerprint:  # settled: fine
+        assert fingerprint == adapter_fingerprint(folder)
+    assert fixture_base.active_adapter is None  # the refused load left the base as it was
