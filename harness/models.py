@@ -348,6 +348,9 @@ def adapter_applied(base: Base, name: str, adapter_path: str | Path,
     except BaseException:
         remove_adapter(base.model, own_weights)
         raise
+    import mlx.core as mx
+
+    mx.eval(base.model.parameters())  # read the adapter's weights now (mx.load is lazy), then hash again
     if adapter_fingerprint(path) != loaded_fingerprint:
         remove_adapter(base.model, own_weights)
         raise HarnessError("adapter folder changed while it was being loaded", path=path,

@@ -107,3 +107,36 @@ def test_an_adapter_rewritten_while_it_loads_is_refused_not_cached_under_the_new
     with adapter_applied(fixture_base, "v2", folder, allow_base_mismatch=True) as fingerprint:  # settled: fine
         assert fingerprint == adapter_fingerprint(folder)
     assert fixture_base.active_adapter is None  # the refused load left the base as it was
+
+
+def test_the_adapter_weights_in_use_are_the_ones_hashed(fixture_base, tmp_path, monkeypatch):
+    """mx.load is lazy: an adapter file overwritten in place after its fingerprint was taken
+    (cp over it) was read at the first generation, so the completions cached under the old
+    fingerprint came from the new bytes. The weights are read before the second hash."""
+    import shutil
+
+    import mlx.core as mx
+
+    import harness.models as models
+    from harness.models import adapter_applied
+
+    folder = tmp_path / "v2"
+    shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", folder)
+    prompt = mx.array([[1, 2, 3, 4, 5]])
+    with adapter_applied(fixture_base, "v2", folder):
+        hashed_logits = fixture_base.model(prompt)
+        mx.eval(hashed_logits)
+    real, calls = models.adapter_fingerprint, []
+
+    def hash_then_overwrite(path):
+        fingerprint = real(path)
+        calls.append(path)
+        if len(calls) == 2:  # the check after loading: the file changes right after it
+            with open(folder / "adapters.safetensors", "r+b") as f:
+                f.write((ROOT / "fixtures" / "adapters" / "regress" / "adapters.safetensors").read_bytes())
+        return fingerprint
+
+    monkeypatch.setattr(models, "adapter_fingerprint", hash_then_overwrite)
+    with adapter_applied(fixture_base, "v2", folder):
+        logits = fixture_base.model(prompt)
+    assert mx.array_equal(logits, hashed_logits).item()
