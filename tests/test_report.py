@@ -148,3 +148,21 @@ def test_a_tiny_change_is_not_printed_as_zero():
     assert fmt(-1e-20, signed=True) == "-1.00e-20"
     assert fmt(-0.0, signed=True) == "+0.000" and fmt(0.0) == "0.000"
     assert fmt(0.1234, signed=True) == "+0.123" and fmt(None) == "–"
+
+
+def test_the_terminal_points_at_the_warnings(tmp_path):
+    """Warnings were only in summary.md and the scorecard: a PASS line said nothing of them."""
+    from conftest import run_harness
+
+    answers = {"add-1": "4", "add-2": "15", "mul-1": "12", "cap-1": "Paris", "col-1": "blue", "day-1": "7"}
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i, "output": a, "model": m}) + "\n"
+                                   for m in ("base", "v2") for i, a in answers.items()))
+    quiet = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(tmp_path / "a"))
+    assert quiet.returncode == 0 and "warning" not in quiet.stdout.lower(), quiet.stdout
+    warned = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(tmp_path / "b"),
+                         "--baseline", "reports/baselines/fixture.json")  # v2 is not in it; five suites left out
+    n = len(json.loads((tmp_path / "b" / "results.json").read_text())["warnings"]) + sum(
+        len(s.get("warnings") or []) for s in json.loads((tmp_path / "b" / "results.json").read_text())["suites"])
+    assert warned.returncode == 0 and n >= 2
+    assert warned.stdout.splitlines()[-1] == f"  {n} warnings: see summary.md (a warning does not change the verdict)"

@@ -165,4 +165,8 @@ def _run(args: argparse.Namespace) -> int:
 
         for note in baseline_notes(baseline, results, suites, strict=args.strict_baseline):
             print(printable(f"  WARNING {note}"))
+    from ..reports.summary import warnings_line
+
+    if (line := warnings_line(results)) is not None:
+        print(printable(line))
     return code

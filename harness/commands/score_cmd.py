@@ -82,4 +82,8 @@ def _run(args: argparse.Namespace) -> int:
 
         for note in baseline_notes(baseline, results, [suite], flag=None):
             print(printable(f"  WARNING {note}"))
+    from ..reports.summary import warnings_line
+
+    if (line := warnings_line(results)) is not None:
+        print(printable(line))
     return code

@@ -65,8 +65,7 @@ def context(results: dict) -> dict:
             rows.append({"suite": suite["name"], "metric": gated_metric, "cells": cells})
     gates = [g for s in results.get("suites") or [] for g in s.get("gates") or []]
     empty = [g for s in results.get("suites") or [] for g in s.get("gates") or [] if could_not_fail(s, g)]
-    warnings = list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
-                                                        for w in s.get("warnings") or []]
+    warnings = run_warnings(results)
     baseline = results.get("baseline") or {}
     return {
         "verdict": results.get("verdict", "fail"), "created": results.get("created", ""),
@@ -78,3 +77,17 @@ def context(results: dict) -> dict:
         "score_rows": rows, "warnings": warnings, "max_rows": MAX_ROWS,
         "baseline": baseline.get("path") if isinstance(baseline, dict) else None,
     }
+
+
+def run_warnings(results: dict) -> list[str]:
+    """Every warning of a run, the run's own first, then each suite's (prefixed with its name)."""
+    return list(results.get("warnings") or []) + [f"{s['name']}: {w}" for s in results.get("suites") or []
+                                                  for w in s.get("warnings") or []]
+
+
+def warnings_line(results: dict) -> str | None:
+    """The terminal's pointer to the warnings, printed under the verdict line: they were only in
+    summary.md and the scorecard, so a PASS whose adapter had no effect on a server said nothing."""
+    n = len(run_warnings(results))
+    return f"  {n} warning{'s' if n != 1 else ''}: see summary.md (a warning does not change the verdict)" if n else None
+
