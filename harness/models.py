@@ -275,12 +275,12 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
     is here, its weights' fingerprint must match; otherwise, or when nothing is recorded,
     a warning says the base was checked by tensor shapes only.
     """
-    def refuse(trained_on: str, recorded: str) -> None:
+    def refuse(trained_on: str, recorded: str, what: str = "other weights", ours: str = "") -> None:
         if allow_mismatch:
             return
         raise HarnessError(
             f"adapter was trained on {trained_on} ({recorded}), not on {base.path} "
-            f"({base.weights_fingerprint}): same shapes, other weights",
+            f"({ours or base.weights_fingerprint}): same shapes, {what}",
             path=adapter_path,
             hint="evaluate it on its own base, or pass --allow-base-mismatch if the bases are compatible",
         )
@@ -288,7 +288,11 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
     recorded = config.get("base_fingerprint")
     if recorded:
         if recorded not in (base.fingerprint, base.weights_fingerprint):
-            refuse(config.get("base_model") or config.get("model") or "an unnamed base", recorded)
+            # harness train records the base's whole fingerprint: an edited chat template or
+            # tokenizer file alone was refused as "other weights", which sent users to the weights
+            refuse(config.get("base_model") or config.get("model") or "an unnamed base", recorded,
+                   "other weights, tokenizer or chat template (the adapter's base_fingerprint covers all three)",
+                   base.fingerprint)
         return []
     name = config.get("model") or config.get("base_model")
     if not isinstance(name, str) or not name:

@@ -73,3 +73,22 @@ def test_adapter_of_another_size_is_not_called_same_shapes(stories_base):
     text = exc.value.one_line()
     assert "same shapes" not in text and "does not fit base" in text
     assert "trained on fixtures/model" in text
+
+
+def test_a_base_whose_chat_template_alone_changed_is_not_called_other_weights(tmp_path, fixture_base):
+    """The harness adapter records its base's whole fingerprint (weights, tokenizer, template):
+    an edited chat template alone was refused as "same shapes, other weights"."""
+    import shutil
+
+    from harness.models import load_base
+
+    edited = tmp_path / "base"
+    shutil.copytree(FIXTURE_MODEL, edited)
+    (edited / "chat_template.jinja").write_text((edited / "chat_template.jinja").read_text() + "\n")
+    base = load_base(str(edited))
+    assert base.weights_fingerprint == fixture_base.weights_fingerprint and base.fingerprint != fixture_base.fingerprint
+    adapter = ROOT / "fixtures" / "adapters" / "sql"
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    with pytest.raises(HarnessError) as exc:
+        check_adapter_base(base, adapter, config, False)
+    assert "other weights, tokenizer or chat template" in str(exc.value) and base.fingerprint in str(exc.value)
