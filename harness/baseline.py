@@ -268,7 +268,7 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
     lacks (``baseline_coverage``; left out under ``strict``, where they are failed gates; ``flag``
     names the option that fails them, None where there is none), suites and adapters the run
     left out (``baseline_unused``), gates dropped or loosened since approval
-    (``gates.policy_changes``)."""
+    (``gates.policy_changes``; left out under ``strict`` too, failed gates there)."""
     from .gates import policy_changes
 
     notes = []
@@ -277,8 +277,11 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
         notes += [reason + suffix for suite in results.get("suites") or []
                   for _, reason in baseline_coverage(baseline, suite)]
     notes += baseline_unused(baseline, results)
-    for suite, header in zip(suites, results.get("suites") or []):
-        notes += [f"{suite.name}: {text}" for text in policy_changes(suite, header, baseline_suite(baseline, suite.name))]
+    if not strict:
+        suffix = f" ({flag} fails it)" if flag else ""
+        for suite, header in zip(suites, results.get("suites") or []):
+            notes += [f"{suite.name}: {text}{suffix}"
+                      for text in policy_changes(suite, header, baseline_suite(baseline, suite.name))]
     return notes
 
 

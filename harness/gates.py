@@ -64,7 +64,7 @@ BOUNDS = ("min", "max", "max_drop_vs_base", "min_gain_vs_base", "rel_tolerance_v
           "rel_tolerance_vs_baseline")
 _EPS = 1e-12
 
-__all__ = ["evaluate_gates", "comparisons_for", "policy", "policy_changes", "validate_policy", "DEFAULT_MARGIN"]
+__all__ = ["evaluate_gates", "comparisons_for", "policy", "policy_changes", "policy_change_gates", "validate_policy", "DEFAULT_MARGIN"]
 
 
 def validate_policy(suite: Suite) -> None:
@@ -346,6 +346,10 @@ _LOOSER_WHEN_LARGER = {"max": True, "min": False, "min_gain_vs_base": False, "ma
                        "max_drop_vs_baseline": True, "rel_tolerance_vs_base": True, "rel_tolerance_vs_baseline": True}
 
 
+# the failed gates --strict-baseline makes of policy_changes: no item is behind them
+POLICY_GATE_KINDS = ("policy_dropped", "policy_loosened", "cluster_removed")
+
+
 def policy_changes(suite: Suite, suite_result: dict, baseline_suite: dict | None) -> list[str]:
     """Gates the baseline was approved under that the suite's policy now drops or loosens.
 
@@ -355,20 +359,43 @@ def policy_changes(suite: Suite, suite_result: dict, baseline_suite: dict | None
     and the run said PASS with nothing said. Named per (metric, kind), for the candidates the
     run and the baseline share; a loosened margin only where the baseline kept it (``limit``).
     """
+    return [text for text, _ in _policy_findings(suite, suite_result, baseline_suite)]
+
+
+def policy_change_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None) -> list[dict]:
+    """``policy_changes`` as failed gates, one per (candidate, metric, kind), for
+    ``--strict-baseline``: a pull request that loosens a gate against the approved baseline is
+    what a strict CI blocks. Each names the gate and both limits (``approved`` and ``now``;
+    ``now`` None for a gate that is gone)."""
+    gates = []
+    for _, found in _policy_findings(suite, suite_result, baseline_suite):
+        for model, metric, kind, gate_kind, approved, now, reason in found:
+            gates.append({"suite": suite.name, "model": model, "metric": metric, "kind": kind, "passed": False,
+                          "reason": reason + " (--strict-baseline)",
+                          "details": {"gate": gate_kind, "approved": approved, "now": now}})
+    return gates
+
+
+def _policy_findings(suite: Suite, suite_result: dict, baseline_suite: dict | None) -> list[tuple[str, list[tuple]]]:
+    """(warning text, [(model, metric, kind, the approved gate's kind, approved limit, limit now,
+    gate reason)]) per change; kinds ``POLICY_GATE_KINDS``."""
     if not baseline_suite:
         return []
     run_models = set(suite_result.get("models") or {})
     current = policy(suite, suite_result)
     written = (suite.raw or {}).get("gates", suite.gates)
     written = written if isinstance(written, dict) else {}
-    gone: dict[tuple[str, str], list[str]] = {}
+    gone: dict[tuple[str, str], list[tuple[str, Any]]] = {}
     looser: dict[tuple[str, str, float, float], list[str]] = {}
+    shared: list[str] = []
     for g in baseline_suite.get("gates") or []:
         model, metric, kind = g.get("model"), str(g.get("metric") or ""), str(g.get("kind") or "")
         if model not in run_models or model == "base" and len(run_models) > 1:
             continue
         if kind not in BOUNDS and not kind.startswith("critical_vs_"):
-            continue  # integrity, baseline_missing, a backend's own: not the suite's policy
+            continue  # integrity, baseline_missing, a backend's own, a strict run's policy gates
+        if str(model) not in shared:
+            shared.append(str(model))
         if metric.endswith("]") and "[" in metric:  # a category gate: only the options written for it
             name, category = metric[:-1].split("[", 1)
             entry = written.get(name)
@@ -378,28 +405,47 @@ def policy_changes(suite: Suite, suite_result: dict, baseline_suite: dict | None
             opts = current.get(metric) or {}
         present = bool(opts.get("critical")) if kind.startswith("critical_vs_") else kind in opts
         if not present:
-            gone.setdefault((metric, kind), []).append(str(model))
+            gone.setdefault((metric, kind), []).append((str(model), g.get("limit")))
             continue
         approved = g.get("limit")
         if isinstance(approved, (int, float)) and kind in _LOOSER_WHEN_LARGER:
             now = float(opts[kind])
             if (now > approved) if _LOOSER_WHEN_LARGER[kind] else (now < approved):
                 looser.setdefault((metric, kind, float(approved), now), []).append(str(model))
-    out = []
+    out: list[tuple[str, list[tuple]]] = []
     clustered = any(i.get("cluster") is not None for m in (baseline_suite.get("models") or {}).values()
                     if isinstance(m, dict) for i in m.get("items") or [])
     if clustered and not getattr(suite, "cluster", None):  # intervals count items again, not clusters
-        out.append("the baseline was approved with `cluster:` and the suite no longer declares it: the "
-                   "intervals against the base count items as independent again, narrower than the approved "
-                   "gates' (re-approve the baseline if the change is meant)")
+        text = ("the baseline was approved with `cluster:` and the suite no longer declares it: the "
+                "intervals against the base count items as independent again, narrower than the approved "
+                "gates' (re-approve the baseline if the change is meant)")
+        models = shared or sorted(m for m in run_models if m != "base" or len(run_models) == 1)
+        out.append((text, [(m, "cluster", "cluster_removed", None, "declared", None,
+                            "`cluster:` removed since the baseline was approved (approved: declared; now: none): "
+                            "the intervals against the base count items as independent again") for m in models]))
     if gone:
-        listed = "; ".join(f"{metric} {kind} ({', '.join(models)})" for (metric, kind), models in gone.items())
-        out.append(f"gates the baseline was approved under are gone from the suite's policy: {listed}; a "
-                   f"regression they caught passes unseen (re-approve the baseline if the change is meant)")
+        listed = "; ".join(f"{metric} {kind} ({', '.join(m for m, _ in found)})" for (metric, kind), found in gone.items())
+        out.append((f"gates the baseline was approved under are gone from the suite's policy: {listed}; a "
+                    f"regression they caught passes unseen (re-approve the baseline if the change is meant)",
+                    [(model, metric, "policy_dropped", kind, limit, None,
+                      f"gate {metric} {kind} dropped since the baseline was approved (approved: "
+                      f"{_limit_text(limit)}; now: none)")
+                     for (metric, kind), found in gone.items() for model, limit in found]))
     for (metric, kind, approved, now), models in looser.items():
-        out.append(f"gate {metric} {kind} loosened since the baseline was approved: {fmt(approved)} -> {fmt(now)} "
-                   f"({', '.join(models)}; re-approve the baseline if the change is meant)")
+        out.append((f"gate {metric} {kind} loosened since the baseline was approved: {fmt(approved)} -> {fmt(now)} "
+                    f"({', '.join(models)}; re-approve the baseline if the change is meant)",
+                    [(model, metric, "policy_loosened", kind, approved, now,
+                      f"gate {metric} {kind} loosened since the baseline was approved (approved: {fmt(approved)}; "
+                      f"now: {fmt(now)})") for model in models]))
     return out
+
+
+def _limit_text(limit: Any) -> str:
+    """An approved gate's limit: its number, or 'in force' where the baseline kept none (a
+    critical-items gate, or a baseline approved before limits were recorded)."""
+    if isinstance(limit, (int, float)) and not isinstance(limit, bool):
+        return fmt(limit)
+    return "in force"
 
 
 # A record field that names what several items are about (a table, a document): its items

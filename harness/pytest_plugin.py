@@ -96,8 +96,9 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
                      limit: int | None = None, *, use_cache: bool = True,
                      strict_baseline: bool = False) -> HarnessResult:
     """What ``harness eval`` does, in-process: returns the result instead of an exit code.
-    ``strict_baseline``: a candidate or suite the baseline lacks is a failed gate, as with
-    ``harness eval --strict-baseline``; otherwise it is in ``baseline_warnings``."""
+    ``strict_baseline``: a candidate or suite the baseline lacks, and a gate the baseline was
+    approved under that the suite drops or loosens, is a failed gate, as with ``harness eval
+    --strict-baseline``; otherwise it is in ``baseline_warnings``."""
     import json
     import tempfile
 
@@ -154,7 +155,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an adapter to evaluate beside the base (repeatable)")
     group.addoption("--harness-baseline", metavar="PATH", default=None, help="approved baseline to gate against")
     group.addoption("--harness-strict-baseline", action="store_true", default=False,
-                    help="a model or suite the baseline lacks (a renamed adapter) is a failed gate, not a warning")
+                    help="a model or suite the baseline lacks (a renamed adapter), or a gate the baseline was "
+                         "approved under and the suite now drops or loosens, is a failed gate, not a warning")
     group.addoption("--harness-out", metavar="DIR", default=None,
                     help="report folder of the gate run (default: a temporary folder, removed at the "
                          "session's end unless the session or the run failed)")

@@ -591,11 +591,13 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     """Gates, verdict, outputs (each written atomically); returns the exit code.
 
     With a baseline, a suite or candidate the baseline lacks (a rename) is a warning
-    naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate.
+    naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate, and
+    makes gates dropped or loosened since approval (and a removed ``cluster:``) failed gates
+    (``gates.policy_change_gates``) where they are otherwise warnings.
     ``mark``: what ``run_marker.start`` wrote into ``out_dir``, retired with the results.
     """
     from .baseline import baseline_coverage, baseline_outputs, baseline_suite
-    from .gates import comparisons_for, evaluate_gates, policy_changes
+    from .gates import comparisons_for, evaluate_gates, policy_change_gates, policy_changes
     from .reports import write_reports
 
     failed = False
@@ -604,6 +606,8 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
         header["comparisons"] = comparisons_for(header, reference)
         gates, warnings = evaluate_gates(suite, header, reference, header["comparisons"])
         warnings += policy_changes(suite, header, reference)
+        if strict_baseline:
+            gates += policy_change_gates(suite, header, reference)
         if baseline is not None:
             for model, reason in baseline_coverage(baseline, header):
                 warnings.append(reason)

@@ -116,3 +116,69 @@ def test_the_pytest_plugin_names_them_with_its_baseline_warnings(tmp_path):
     run = run_harness_eval(str(edited), str(FIXTURE_MODEL), adapters, baseline=baseline, out=tmp_path / "v2")
     assert any("gone from the suite's policy: exact_match max_drop_vs_base (sql)" in w
                for w in run.baseline_warnings), run.baseline_warnings
+    assert run.exit_code == 0
+    strict = run_harness_eval(str(edited), str(FIXTURE_MODEL), adapters, baseline=baseline, out=tmp_path / "v3",
+                              strict_baseline=True)  # --harness-strict-baseline
+    assert strict.exit_code == 1 and not any("gone from" in w for w in strict.baseline_warnings)
+    failed = [g for s in strict.results["suites"] for g in s["gates"] if not g["passed"]]
+    assert [(g["model"], g["metric"], g["kind"]) for g in failed] == [("sql", "exact_match", "policy_dropped")]
+    assert "(approved: 0.600; now: none)" in failed[0]["reason"]
+
+
+@pytest.mark.parametrize("now, kind, approved, limit_now, shown", [
+    ({"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.9}}, "policy_loosened", 0.25, 0.9,
+     "(approved: 0.250; now: 0.900)"),
+    ({"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": None}}, "policy_dropped", 0.25, None,
+     "(approved: 0.250; now: none)"),
+    ({"exact_match": {"max_drop_vs_base": 0.25, "max_drop_vs_baseline": 0.25}}, "policy_dropped", None, None,
+     "(approved: in force; now: none)"),
+])
+def test_strict_baseline_fails_a_loosened_or_dropped_gate(tmp_path, now, kind, approved, limit_now, shown):
+    """--strict-baseline: a pull request loosening a gate against the approved baseline is what a
+    strict CI blocks; without it the same run passes with the warning."""
+    import json
+
+    from harness.runner import finish
+
+    baseline = summarize_run(results([dict(_run(), gates=evaluate_gates(
+        make_suite(tmp_path, IDS, APPROVED), _run(), None)[0])]))
+    suite = make_suite(tmp_path, IDS, now)
+    lax = results([_run()])
+    assert finish(lax, [suite], tmp_path / "lax", baseline) == 0
+    assert all(g["passed"] for g in lax["suites"][0]["gates"])
+    strict = results([_run()])
+    assert finish(strict, [suite], tmp_path / "strict", baseline, strict_baseline=True) == 1
+    (failed,) = [g for g in strict["suites"][0]["gates"] if not g["passed"] and g["metric"] == "exact_match"]
+    assert failed["kind"] == kind and failed["details"]["gate"] in ("max_drop_vs_base", "critical_vs_base") and failed["model"] == "ft" and failed["metric"] == "exact_match"
+    assert failed["details"]["approved"] == approved and failed["details"]["now"] == limit_now
+    assert shown in failed["reason"] and "--strict-baseline" in failed["reason"]
+    written = json.loads((tmp_path / "strict" / "results.json").read_text())
+    assert written["verdict"] == "fail"
+    assert shown in (tmp_path / "strict" / "summary.md").read_text()
+    assert shown in (tmp_path / "strict" / "junit.xml").read_text()
+    assert shown in (tmp_path / "strict" / "index.html").read_text()
+
+
+def test_strict_baseline_fails_a_removed_cluster(tmp_path):
+    from harness.runner import finish
+
+    baseline = summarize_run(results([dict(_run(), gates=evaluate_gates(
+        make_suite(tmp_path, IDS, APPROVED), _run(), None)[0])]))
+    for item in baseline["suites"][0]["models"]["ft"]["items"]:
+        item["cluster"] = f"t{int(item['id'][1:]) % 5}"
+    run = results([_run()])
+    assert finish(run, [make_suite(tmp_path, IDS, APPROVED)], tmp_path / "out", baseline, strict_baseline=True) == 1
+    (failed,) = [g for g in run["suites"][0]["gates"] if not g["passed"]]
+    assert failed["kind"] == "cluster_removed" and "(approved: declared; now: none)" in failed["reason"]
+
+
+def test_baseline_notes_leave_the_failed_policy_gates_to_the_failed_lines(tmp_path):
+    approved = _approved(tmp_path)
+    baseline = {"suites": [approved]}
+    loose = make_suite(tmp_path, IDS, {"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.9}})
+    from harness.baseline import baseline_notes
+
+    run = results([_run()])
+    (note,) = baseline_notes(baseline, run, [loose])
+    assert "loosened" in note and note.endswith("(--strict-baseline fails it)")
+    assert baseline_notes(baseline, run, [loose], strict=True) == []

@@ -59,4 +59,35 @@ def test_score_prints_the_baseline_warnings_eval_prints(tmp_path):
                        "--out", str(tmp_path / "v2"))
     shown = [ln for ln in done.stdout.splitlines() if ln.startswith("  WARNING")]
     assert len(shown) == 1 and "no model 'ft2'" in shown[0] and "renamed?" in shown[0], done.stdout
-    assert "--strict-baseline" not in shown[0]  # harness score has no such flag
+    assert shown[0].endswith("(--strict-baseline fails it)")  # harness score has the flag too now
+
+
+def test_score_strict_baseline_fails_a_gate_loosened_since_approval(tmp_path):
+    """A margin widened in a pull request: a WARNING line without --strict-baseline, a failed
+    gate naming both limits with it (exit 1), as harness eval does."""
+    suite = tmp_path / "smoke.yaml"
+    shutil.copy(ROOT / "suites" / "smoke.yaml", suite)
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i, "output": "4", "model": m}) + "\n" for m in ("base", "ft")
+                                   for i in ("add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1")))
+    assert run_harness("score", str(suite), "--completions", str(completions), "--out", str(tmp_path / "v1")
+                       ).returncode == 0
+    baseline = tmp_path / "baseline.json"
+    assert run_harness("baseline", "approve", str(tmp_path / "v1"), "--to", str(baseline)).returncode == 0
+    text = suite.read_text()
+    suite.write_text(text.replace("exact_match: {max_drop_vs_base: 0.6,", "exact_match: {max_drop_vs_base: 0.9,"))
+    assert suite.read_text() != text
+    lax = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                      "--out", str(tmp_path / "lax"))
+    assert lax.returncode == 0, lax.stdout + lax.stderr
+    assert any("loosened since the baseline was approved: 0.600 -> 0.900" in ln and "--strict-baseline fails it" in ln
+               for ln in lax.stdout.splitlines() if ln.startswith("  WARNING")), lax.stdout
+    strict = run_harness("score", str(suite), "--completions", str(completions), "--baseline", str(baseline),
+                         "--strict-baseline", "--out", str(tmp_path / "strict"))
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert ("FAILED smoke / ft / exact_match: gate exact_match max_drop_vs_base loosened since the baseline was "
+            "approved (approved: 0.600; now: 0.900)") in strict.stdout, strict.stdout
+    assert not any("loosened" in ln for ln in strict.stdout.splitlines() if ln.startswith("  WARNING"))
+    lone = run_harness("score", str(suite), "--completions", str(completions), "--strict-baseline",
+                       "--out", str(tmp_path / "lone"))
+    assert lone.returncode == 2 and "--strict-baseline needs --baseline" in lone.stderr

@@ -22,8 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="an mlx-lm adapter folder to evaluate on the same items (repeatable)")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
     p.add_argument("--strict-baseline", action="store_true",
-                   help="fail (exit 1) when the baseline lacks a suite or adapter of this run (a rename); "
-                        "default: a warning naming both")
+                   help="fail (exit 1) when the baseline lacks a suite or adapter of this run (a rename), or "
+                        "when a gate it was approved under is dropped or loosened (or its cluster: removed); "
+                        "default: a warning naming both sides")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/latest"),
                    help="output folder (default reports/latest)")
     p.add_argument("--limit", type=int, help="only the first N cases of each suite")

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--completions", type=Path, required=True, help="JSONL file of stored completions")
     p.add_argument("--out", type=out_dir_arg, default=Path("reports/score"), help="output folder")
     p.add_argument("--baseline", type=Path, help="approved baseline file to gate against")
+    p.add_argument("--strict-baseline", action="store_true",
+                   help="fail (not warn) when the baseline lacks a model or suite of this run, or when a gate the "
+                        "baseline was approved under is dropped or loosened (or its cluster: removed)")
     p.add_argument("--allow-fingerprint-mismatch", action="store_true",
                    help="gate against a baseline whose suite data, content, scorer versions, options or files "
                         "differ (warned; the comparison may be meaningless)")
@@ -42,6 +45,10 @@ def _run(args: argparse.Namespace) -> int:
     from ..runner import finish, run_score
 
     check_out_dir(args.out)
+    if args.strict_baseline and not args.baseline:
+        from ..errors import HarnessError
+
+        raise HarnessError("--strict-baseline needs --baseline", field="--strict-baseline")
     from ..run_marker import start
 
     mark = start(args.out, ["harness", *sys.argv[1:]])  # a reused --out: see harness.run_marker
@@ -62,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
         # compared, stored completions have no fingerprint of the model that wrote them
         check_baseline(baseline, results, args.allow_fingerprint_mismatch, models=False)
         results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
-    code = finish(results, [suite], args.out, baseline, mark=mark)
+    code = finish(results, [suite], args.out, baseline, strict_baseline=args.strict_baseline, mark=mark)
     header = results["suites"][0]
     for name, info in header["scorers"].items():
         if info["skipped"]:
@@ -80,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     if baseline is not None:  # as harness eval prints them
         from ..baseline import baseline_notes
 
-        for note in baseline_notes(baseline, results, [suite], flag=None):
+        for note in baseline_notes(baseline, results, [suite], strict=args.strict_baseline):
             print(printable(f"  WARNING {note}"))
     from ..reports.summary import warnings_line
 
