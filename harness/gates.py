@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, suite_comparisons)
 from .errors import HarnessError
-from .stats import expected_discordance, power_warning, smallest_margin
+from .stats import expected_discordance, power_warning, smallest_margin, wilson
 from .yamlpos import node_line
 
 if TYPE_CHECKING:  # typing only: suites import gates, never the reverse
@@ -273,9 +273,12 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
             if "higher_is_better" not in opts and info.get("kind") != "proportion" \
                     and any(k.startswith(("max_drop_", "rel_tolerance_", "min_gain_")) for k in opts):
                 _require_direction(suite, metric)
-            for kind in ("min", "max"):
-                if kind in opts:
-                    gate(kind, *_bound_gate(metric, info, kind, float(opts[kind])))
+            bounds = [kind for kind in ("min", "max") if kind in opts]
+            unscored = _unscored(metric, cand, views, baseline_views) if bounds else []
+            for kind in bounds:
+                passed, reason, details = _bound_gate(metric, info, kind, float(opts[kind]), unscored, hib,
+                                                      is_binary(view, metric))
+                gate(kind, passed, reason, details)
 
             refs: list[tuple[str, str, ModelView | None, str]] = []
             if cand != "base":
@@ -548,10 +551,36 @@ def _missing_text(missing: list[str], ref_label: str, cand: str) -> str:
             f"interval, where a failure the scorer gave no value would hide")
 
 
-def _bound_gate(metric: str, info: dict, kind: str, limit: float) -> tuple[bool, str, dict]:
+def _unscored(metric: str, cand: str, views: dict, baseline_views: dict) -> list[str]:
+    """The candidate's items with no value for a scorer's own metric that another model of the
+    run, or the baseline's same model, has one for: a scorer's None where an answer failed (a
+    plugin's 'nothing to score' for an empty answer). A floor counted only the scored items."""
+    if "." in metric:  # a per-item number (Score.metrics) may apply to some items only
+        return []
+    own = views[cand].series.get(metric) or {}
+    others = [v for name, v in views.items() if name != cand] + [baseline_views.get(cand)]
+    scored = {i for v in others if v is not None for i in (v.series.get(metric) or {})}
+    return [i for i in views[cand].categories if i not in own and i in scored]
+
+
+def _bound_gate(metric: str, info: dict, kind: str, limit: float, unscored: list[str] | None = None,
+                hib: bool = True, binary: bool = False) -> tuple[bool, str, dict]:
+    """A floor or ceiling. ``unscored`` (``_unscored``): on a pass/fail metric each counts as a
+    failed item (the proportion over all the items); on another metric the gate fails, as a
+    drop gate does, since no value stands for them."""
     value = float(info["value"])
     ci = _ci_text(info.get("ci_low"), info.get("ci_high"))
     n = info.get("n")
+    extra: dict = {}
+    if unscored and binary and isinstance(n, int) and n >= 0:
+        passes = round(value * n) if hib else n - round(value * n)  # the items that passed
+        n += len(unscored)
+        value = passes / n if hib else 1 - passes / n
+        low, high = wilson(passes, n)
+        if not hib:
+            low, high = 1 - high, 1 - low
+        ci = _ci_text(low, high)
+        extra = {"ci_low": low, "ci_high": high, "unscored": unscored}
     if kind == "min":
         passed = value >= limit - _EPS
         verdict = f"at or above the floor {fmt(limit)}" if passed else f"below the floor {fmt(limit)}"
@@ -559,8 +588,18 @@ def _bound_gate(metric: str, info: dict, kind: str, limit: float) -> tuple[bool,
         passed = value <= limit + _EPS
         verdict = f"at or below the ceiling {fmt(limit)}" if passed else f"above the ceiling {fmt(limit)}"
     reason = f"{metric} = {fmt(value)} ({ci}n={n}), {verdict}"
-    return passed, reason, {"value": value, "ci_low": info.get("ci_low"), "ci_high": info.get("ci_high"),
-                            "n": n, "threshold": limit}
+    if unscored:
+        shown = ", ".join(unscored[:5]) + (", …" if len(unscored) > 5 else "")
+        if binary:
+            reason += f"; {len(unscored)} item(s) with no value counted as failed ({shown})"
+        else:
+            passed = False
+            reason += (f"; {len(unscored)} item(s) another model has a value for have none here ({shown}): "
+                       "no value stands for them")
+    details = {"value": value, "ci_low": info.get("ci_low"), "ci_high": info.get("ci_high"), "n": n,
+               "threshold": limit}
+    details.update(extra)
+    return passed, reason, details
 
 
 def _margin(kind: str, value: float, delta: dict, hib: bool) -> float:

@@ -67,3 +67,38 @@ def test_a_pass_fail_metric_the_candidate_has_no_value_for_fails_its_default_gat
     # nothing to miss where the reference has no value either: no gate, as before
     gates, _ = evaluate_gates(make_suite(tmp_path, IDS), suite_result({"base": ft, "ft": ft}), None)
     assert gates == []
+
+
+def test_a_floor_counts_the_items_a_pass_fail_metric_left_unscored_as_failed(tmp_path):
+    """A plugin scorer giving None (passed=None) on the candidate's failures: the floor counted
+    the scored items only, 10 of 10 = 1.000 over a 0.8 floor, where 10 of 20 answered."""
+    base = model_result({i: True for i in IDS})
+    ft = model_result([item(i, None if k % 2 else True) for k, i in enumerate(IDS)])
+    assert ft["metrics"]["exact_match"]["value"] == 1.0 and ft["metrics"]["exact_match"]["n"] == 10
+    suite = make_suite(tmp_path, IDS, {"exact_match": {"min": 0.8}})
+    gates, _ = evaluate_gates(suite, suite_result({"base": base, "ft": ft}), None)
+    floor = next(g for g in gates if g["model"] == "ft" and g["kind"] == "min")
+    assert not floor["passed"]
+    assert floor["details"]["value"] == 0.5 and floor["details"]["n"] == 20
+    assert "10 item(s) with no value counted as failed (q01, q03, q05, q07, q09, …)" in floor["reason"]
+    # the baseline's same model scored them: counted too, with the candidate alone in the run
+    from harness.baseline import summarize_run
+
+    from factories import results
+
+    approved = summarize_run(results([suite_result({"ft": base})]))["suites"][0]
+    gates, _ = evaluate_gates(suite, suite_result({"ft": ft}), approved)
+    assert not next(g for g in gates if g["kind"] == "min")["passed"]
+    # no other model scored them either (cases with no target): the floor counts what it has
+    gates, _ = evaluate_gates(suite, suite_result({"base": ft, "ft": ft}), None)
+    floor = next(g for g in gates if g["model"] == "ft" and g["kind"] == "min")
+    assert floor["passed"] and floor["details"]["n"] == 10 and "no value" not in floor["reason"]
+
+
+def test_a_floor_on_a_scorer_mean_fails_where_items_have_no_value(tmp_path):
+    full = {i: 1.0 for i in IDS}
+    half = {i: (None if k % 2 else 1.0) for k, i in enumerate(IDS)}
+    sr = suite_result({"base": _model(full, full), "ft": _model(half, half)})
+    gates, _ = evaluate_gates(make_suite(tmp_path, IDS, {"exact_match": {"min": 0.5}}), sr, None)
+    floor = next(g for g in gates if g["model"] == "ft" and g["kind"] == "min")
+    assert not floor["passed"] and "no value stands for them" in floor["reason"]
