@@ -87,7 +87,7 @@ def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dic
     Models are matched by name, or by ``mapping`` (A's name -> B's name), and items by id.
     Returns ``{"a", "b", "fingerprints": [differences], "only_in_a", "only_in_b",
     "unpaired": [one line per model that could not be paired],
-    "suites": [{name, fingerprints, models: {model: {a_name, metrics: {m: {a, b, delta}},
+    "suites": [{name, fingerprints, only_in_a: [A's models B lacks], models: {model: {a_name, metrics: {m: {a, b, delta}},
     changed_outputs, flipped_down, flipped_up}}}]}`` (models keyed by B's name).
     """
     mapping = dict(mapping or {})
@@ -118,6 +118,7 @@ def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dic
             "name": name,
             "fingerprints": [d for d in all_diffs if d["suite"] == name],
             "models": {},
+            "only_in_a": [],  # A's models B has no partner for (after --map): B lost them
         }
         in_a, in_b = list(sa.get("models", {})), list(sb.get("models", {}))
         pairs = []
@@ -128,6 +129,7 @@ def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dic
         paired_a, paired_b = {p for p, _ in pairs}, {m for _, m in pairs}
         lone_a = [m for m in in_a if m not in paired_a]
         lone_b = [m for m in in_b if m not in paired_b]
+        entry["only_in_a"] = lone_a
         if lone_a or lone_b:
             hint = (f"; pair them with --map {lone_a[0]}={lone_b[0]}" if lone_a and lone_b else "")
             out["unpaired"].append(
@@ -203,8 +205,11 @@ def format_comparison(cmp: dict) -> str:
 def regressions(cmp: dict) -> list[str]:
     """What `--fail-on-regression` fails on: a metric whose paired interval lies wholly on
     the worse side, an item that went from pass to fail (one line each, per model), or a
-    suite whose data, content or scorers differ between the runs (its deltas mean nothing)."""
-    out = []
+    suite whose data, content or scorers differ between the runs (its deltas mean nothing),
+    and what A covered that B does not: a suite, or a model of a suite (after ``--map``). B
+    dropping a suite or an adapter is not B being no worse on it; B's extras are fine."""
+    out = [f"{name}: in run A, not in run B: B does not evaluate this suite, so it cannot be shown no worse"
+           for name in cmp.get("only_in_a") or []]
     for suite in cmp.get("suites") or []:
         # a suite whose items, prompts or scoring differ between A and B: its deltas compare two
         # definitions, and a loosened scorer read 'better' (keywords mode all -> fraction,
@@ -213,6 +218,9 @@ def regressions(cmp: dict) -> list[str]:
         if differs:
             what = "; ".join(f"{d['part']} differs" for d in differs[:3]) + (" ..." if len(differs) > 3 else "")
             out.append(f"{suite['name']}: not comparable ({what}): its deltas compare two definitions")
+        for model in suite.get("only_in_a") or []:
+            out.append(f"{suite['name']} / {model}: in run A, not in run B (pair a renamed model with "
+                       f"--map {model}=NEW): B does not evaluate it, so it cannot be shown no worse")
         for model, entry in suite["models"].items():
             for metric, m in entry["metrics"].items():
                 d = m.get("delta") or {}

@@ -174,9 +174,14 @@ def test_compare_names_unpaired_models_pairs_by_map_and_fails_on_regression(tmp_
     b = _named_run(tmp_path, "b", "adapter-v2", {"add-1", "mul-1"})
     out = ["--out", tmp_path / "cmp"]
     code, stdout, err = cli(capsys, "compare", a, b, *out, "--fail-on-regression")
-    assert code == 0  # nothing paired that got worse: base = base ...
+    assert code == 1  # nothing paired got worse (base = base), but B lost A's adapter
     assert "only in A: adapter-v1; only in B: adapter-v2; pair them with --map adapter-v1=adapter-v2" in stdout
-    assert "not compared" in err  # ... and the adapters it could not pair are named, not dropped
+    assert "not compared" in err  # ... the adapters it could not pair are named, not dropped ...
+    lost = [ln for ln in stdout.splitlines() if ln.startswith("REGRESSION")]
+    assert lost == ["REGRESSION smoke / adapter-v1: in run A, not in run B (pair a renamed model with --map "
+                    "adapter-v1=NEW): B does not evaluate it, so it cannot be shown no worse"]  # ... and fail
+    code, _, _ = cli(capsys, "compare", a, b, *out)
+    assert code == 0  # without the flag: shown, as before
 
     code, stdout, _ = cli(capsys, "compare", a, b, *out, "--map", "adapter-v1=adapter-v2", "--fail-on-regression")
     assert code == 1
@@ -346,6 +351,29 @@ def test_an_output_folder_in_a_read_only_parent_is_refused(tmp_path, monkeypatch
     with pytest.raises(HarnessError, match="read-only"):
         preflight.check_out_dir(tmp_path / "ro" / "adapters")
     assert preflight.check_out_dir(tmp_path / "adapters") == tmp_path / "adapters"
+
+
+def test_compare_fail_on_regression_fails_what_b_lost_and_not_what_b_added(tmp_path, capsys):
+    """A suite or a model of run A that run B does not have (a suite file deleted, an adapter
+    dropped from --adapter): printed and exit 0, so B read 'no worse' on what it never ran."""
+    two = results([suite_result({"base": model_result({i: True for i in SMOKE_IDS}),
+                                 "ft": model_result({i: True for i in SMOKE_IDS})}),
+                   suite_result({"base": model_result({i: True for i in SMOKE_IDS}),
+                                 "ft": model_result({i: True for i in SMOKE_IDS})}, name="other")])
+    write_json(tmp_path / "two" / "results.json", two)
+    one = _named_run(tmp_path, "one", "ft", set())  # suite smoke alone
+    out = ["--out", tmp_path / "cmp"]
+    code, stdout, _ = cli(capsys, "compare", tmp_path / "two", one, *out, "--fail-on-regression")
+    assert code == 1
+    assert "REGRESSION other: in run A, not in run B: B does not evaluate this suite" in stdout
+    code, stdout, _ = cli(capsys, "compare", one, tmp_path / "two", *out, "--fail-on-regression")
+    assert code == 0 and "REGRESSION" not in stdout  # B has more: fine
+    base_only = results([suite_result({"base": model_result({i: True for i in SMOKE_IDS})})])
+    write_json(tmp_path / "base" / "results.json", base_only)
+    code, stdout, _ = cli(capsys, "compare", one, tmp_path / "base", *out, "--fail-on-regression")
+    assert code == 1 and "REGRESSION smoke / ft: in run A, not in run B" in stdout
+    code, stdout, _ = cli(capsys, "compare", tmp_path / "base", one, *out, "--fail-on-regression")
+    assert code == 0
 
 
 def test_compare_fail_on_regression_fails_a_suite_scored_another_way(tmp_path, capsys):

@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "otherwise paired by name, and the ones that cannot be are listed")
     c.add_argument("--fail-on-regression", action="store_true",
                    help="exit 1 when B is worse: a metric's paired interval wholly on the worse side, "
-                        "or an item that went from pass to fail")
+                        "an item that went from pass to fail, a suite whose definition differs, or a "
+                        "suite or model of A that B does not have (after --map)")
     c.set_defaults(func=run_compare)
 
     v = sub.add_parser("verdict", help="a finished run's verdict as the exit code (0 pass, 1 fail)",
