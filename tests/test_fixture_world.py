@@ -69,3 +69,20 @@ def test_committed_baseline_covers_what_nox_eval_runs():
     assert shipped <= set(suites)
     for suite in suites.values():
         assert {"base", "sql", "domain"} <= set(suite["models"])
+
+
+def test_committed_baseline_knows_every_shipped_gate_it_can_see_loosened():
+    """A baseline names a loosened gate only if it recorded that gate's limit; one approved
+    from a run without --baseline recorded no max_drop_vs_baseline gate, so widening that
+    margin in a pull request passed unremarked even under --strict-baseline."""
+    from harness.baseline import load_baseline
+
+    baseline = load_baseline(ROOT / "reports" / "baselines" / "fixture.json")
+    recorded = {(s["name"], g["metric"], g["kind"]) for s in baseline["suites"] for g in s.get("gates") or []
+                if g.get("limit") is not None}
+    for path in (ROOT / "suites").glob("*.yaml"):
+        suite = yaml.safe_load(path.read_text())
+        for metric, options in (suite.get("gates") or {}).items():
+            for kind in ("max_drop_vs_base", "max_drop_vs_baseline"):
+                if isinstance(options, dict) and options.get(kind) is not None:
+                    assert (suite["name"], metric, kind) in recorded, (path.name, metric, kind)
