@@ -274,8 +274,23 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
     notes = []
     if not strict:
         suffix = f" ({flag} fails it)" if flag else ""
-        notes += [reason + suffix for suite in results.get("suites") or []
-                  for _, reason in baseline_coverage(baseline, suite)]
+        # a new adapter (or a rename) is missing from every suite: one line for it, not one a suite
+        # (the red path printed twelve for its two new adapters)
+        absent: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for suite in results.get("suites") or []:
+            ref = baseline_suite(baseline, suite.get("name"))
+            have = sorted((ref or {}).get("models") or {})
+            for candidate, reason in baseline_coverage(baseline, suite):
+                if ref is not None and candidate not in have:
+                    absent.setdefault((candidate, ", ".join(have) or "none"), []).append((str(suite.get("name")), reason))
+                else:
+                    notes.append(reason + suffix)
+        where = baseline.get("_path") or "the baseline"
+        notes[:0] = [(found[0][1] if len(found) == 1 else
+                      f"baseline {where} has no model {candidate!r} in suites "
+                      f"{', '.join(repr(name) for name, _ in found)} (it has: {have}); renamed? {candidate} "
+                      f"is not gated against the baseline") + suffix
+                     for (candidate, have), found in absent.items()]
     notes += baseline_unused(baseline, results)
     if not strict:
         suffix = f" ({flag} fails it)" if flag else ""

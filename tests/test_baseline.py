@@ -239,3 +239,21 @@ def test_a_baseline_from_before_a_generation_option_existed_still_gates(tmp_path
     with pytest.raises(HarnessError) as err:
         check_baseline(baseline, now, allow_mismatch=False)
     assert "generation settings differs (baseline {'max_tokens': 16}, run {'max_tokens': 64})" in str(err.value)
+
+
+def test_an_adapter_the_baseline_lacks_is_one_terminal_line_not_one_per_suite():
+    """The red path printed twelve 'renamed?' lines for its two new adapters (six suites each)."""
+    from harness.baseline import baseline_notes
+
+    def suite(name, models):
+        return {"name": name, "models": {m: {"items": [{"id": "a"}]} for m in models}}
+
+    baseline = {"_path": "b.json", "suites": [
+        {"name": n, "models": {m: {"items": [{"id": "a"}]} for m in ("base", "v1")}} for n in ("s1", "s2", "s3")]}
+    results = {"suites": [suite(n, ("base", "v1", "new")) for n in ("s1", "s2")] + [suite("s3", ("base", "v1"))]}
+    [line] = baseline_notes(baseline, results, [])
+    assert line == ("baseline b.json has no model 'new' in suites 's1', 's2' (it has: base, v1); renamed? new is not "
+                    "gated against the baseline (--strict-baseline fails it)")
+    results["suites"] = results["suites"][:1]
+    line, unused = baseline_notes(baseline, results, [])  # one suite: the line baseline_coverage words
+    assert "has no model 'new' in suite 's1' (it has: base, v1)" in line and "'s2', 's3'" in unused
