@@ -415,3 +415,143 @@ def test_a_listing_stamped_with_the_request_time_does_not_change_the_identity(tm
     assert second.returncode == 0, second.stdout + second.stderr
     served = json.loads((tmp_path / "second" / "results.json").read_text())["environment"]["endpoint"]["served"]
     assert ("created" in served) is kept and served["id"] == "m"
+
+
+# --- rate limits: 429/503 with Retry-After --------------------------------------------
+
+def _limited(after: list[str | None], status: int = 429):
+    """A server that answers its first len(after) POSTs with ``status`` (and ``Retry-After:
+    after[i]`` when not None), then GOOD; ``.hits`` counts the POSTs it saw."""
+    class Limited(_Hostile):
+        hits = 0
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            n = type(self).hits
+            type(self).hits += 1
+            if n >= len(after):
+                return self._send(json.dumps(GOOD).encode())
+            body = b'{"error": {"message": "rate limited"}}'
+            self.send_response(status)
+            if after[n] is not None:
+                self.send_header("Retry-After", after[n])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    return Limited
+
+
+def _client(url: str, retries: int = 2, now: float = 1_000_000.0):
+    """An EndpointClient whose waits are recorded, not slept."""
+    from harness.backends.openai import EndpointClient, EndpointConfig
+
+    slept: list[float] = []
+    client = EndpointClient(EndpointConfig(url=url, model="m", retries=retries, timeout=10),
+                            sleep=slept.append, now=lambda: now, jitter=lambda: 0.5)
+    return client, slept
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retry_after_in_seconds_is_waited_for(status):
+    """The retries used to run out after 0.5 + 1 s whatever the server asked: a hosted API
+    that rate-limits for 20 s failed every item it limited."""
+    servers = HttpServers()
+    try:
+        handler = _limited(["20", "7"], status)
+        client, slept = _client(servers.start(handler))
+        answer = client.post("/v1/chat/completions", {"model": "m"})
+        assert answer["choices"][0]["message"]["content"] == "Paris"
+        assert slept == [20.0, 7.0] and handler.hits == 3
+    finally:
+        servers.close()
+
+
+def test_retry_after_as_an_http_date_is_waited_for():
+    from email.utils import formatdate
+
+    now = 1_700_000_000.0
+    servers = HttpServers()
+    try:
+        client, slept = _client(servers.start(_limited([formatdate(now + 30, usegmt=True)])), now=now)
+        client.post("/v1/chat/completions", {"model": "m"})
+        assert slept == [30.0]
+    finally:
+        servers.close()
+
+
+def test_without_retry_after_the_backoff_is_exponential_and_jittered():
+    from harness.backends.openai import EndpointClient, EndpointConfig
+
+    servers = HttpServers()
+    try:
+        url = servers.start(_limited([None, None, None]))
+        dice = iter([0.0, 0.999, 0.5])
+        slept: list[float] = []
+        client = EndpointClient(EndpointConfig(url=url, model="m", retries=3, backoff=1.0),
+                                sleep=slept.append, jitter=lambda: next(dice))
+        client.post("/v1/chat/completions", {"model": "m"})
+        # backoff * 2**attempt, times a factor in [0.5, 1): concurrent requests do not return in step
+        assert slept == pytest.approx([0.5, 2 * 0.9995, 4 * 0.75])
+    finally:
+        servers.close()
+
+
+def test_a_retry_after_past_the_cap_fails_the_item_at_once_naming_the_request():
+    """Retry-After: 3600 on every answer: waiting would hold the run for hours; the item fails
+    now, its error naming what the server asked."""
+    servers = HttpServers()
+    try:
+        handler = _limited(["3600"] * 10)
+        client, slept = _client(servers.start(handler), retries=5)
+        from harness.backends.openai import RequestFailed
+
+        with pytest.raises(RequestFailed) as exc:
+            client.post("/v1/chat/completions", {"model": "m"})
+        assert slept == [] and handler.hits == 1
+        assert str(exc.value).startswith("HTTP 429: ")
+        assert ("the server asks to retry after 3600 s (Retry-After: 3600), more than the 60 s the harness waits"
+                in str(exc.value))
+    finally:
+        servers.close()
+
+
+def test_the_waits_of_one_request_are_bounded_in_all():
+    from harness.backends.openai import RETRY_BUDGET_S, RequestFailed
+
+    servers = HttpServers()
+    try:
+        client, slept = _client(servers.start(_limited(["59"] * 20)), retries=20)
+        with pytest.raises(RequestFailed) as exc:
+            client.post("/v1/chat/completions", {"model": "m"})
+        assert sum(slept) <= RETRY_BUDGET_S and slept == [59.0] * 3
+        assert f"would pass the {RETRY_BUDGET_S:.0f} s the harness waits in all for one request" in str(exc.value)
+        assert "after 4 attempts" in str(exc.value)
+    finally:
+        servers.close()
+
+
+def test_a_server_that_always_asks_for_an_hour_fails_the_run_not_hangs_it(tmp_path):
+    """End to end, the real clock: every item fails at once with the server's request named."""
+    servers = HttpServers()
+    try:
+        url = servers.start(_limited(["3600"] * 1000))
+        proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", "m", "--no-cache",
+                           "--out", str(tmp_path / "out"), timeout=120)
+    finally:
+        servers.close()
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    items = _items(tmp_path, "out")
+    assert len(items) == 6 and all("Retry-After: 3600" in i["error"] for i in items)
+    assert "endpoint_requests" in proc.stdout
+
+
+def test_retry_after_values():
+    from harness.backends.openai import retry_after_seconds
+
+    assert retry_after_seconds("120", 0) == 120.0
+    assert retry_after_seconds(" 1.5 ", 0) == 1.5
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480.0 - 10) == 10.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480.0 + 99) == 0.0  # past: now
+    for unreadable in (None, "", "soon", "-5", "nan", "inf"):
+        assert retry_after_seconds(unreadable, 0) is None

@@ -9,7 +9,10 @@ the local path's.
 - Bounded: at most ``concurrency`` requests in flight; each attempt has ``timeout`` seconds
   of wall clock from connect to the last byte (a watchdog shuts its socket, so a server that
   drips its answer a byte at a time cannot hold it), and at most 8 MiB of answer; connection
-  errors, timeouts, 429 and 5xx are retried ``retries`` times with exponential backoff.
+  errors, timeouts, 429 and 5xx are retried ``retries`` times: after the wait the server asks
+  for in ``Retry-After`` (seconds or an HTTP date), else exponential backoff with jitter. One
+  wait is at most ``MAX_RETRY_AFTER_S`` and one request's waits together at most
+  ``RETRY_BUDGET_S``: a server that asks for longer fails the item at once, its request named.
   Answers are untrusted: JSON nested too deep or of the wrong shape fails the item, never the run;
   so does a 200 that is not the model's answer (no text, a tool call, the content filter, another
   model named in ``model``): scored as an empty output it would pass some scorers. A request that still fails is reported on its item (``error``), scored as an
@@ -34,19 +37,27 @@ import hashlib
 import http.client
 import json
 import os
+import random
 import socket
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from ..errors import HarnessError
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# A rate-limited API (429/503 with Retry-After) is waited for, within bounds: one wait at most
+# MAX_RETRY_AFTER_S, one request's waits at most RETRY_BUDGET_S in all. A server asking for
+# longer fails the item now (named in its error), rather than hold the run for an hour.
+MAX_RETRY_AFTER_S = 60.0
+RETRY_BUDGET_S = 180.0
 
 
 @dataclass
@@ -78,9 +89,31 @@ class EndpointConfig:
 
 
 class RequestFailed(Exception):
-    def __init__(self, message: str, retryable: bool):
+    def __init__(self, message: str, retryable: bool, retry_after: str | None = None):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after  # the server's Retry-After header, as sent
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date, RFC 9110);
+    None when absent or unreadable (then the backoff applies), 0 for a date in the past."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)  # the RFC says an integer; some servers send "1.5"
+    except ValueError:
+        pass
+    else:
+        return seconds if seconds >= 0 and seconds != float("inf") else None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 MAX_ANSWER_BYTES = 8 << 20  # far beyond any completion
@@ -175,7 +208,8 @@ def _fetch(req: urllib.request.Request, seconds: float, limit: int) -> bytes:
                 detail = exc.read(500).decode("utf-8", "replace").strip()
             except (OSError, http.client.HTTPException):
                 detail = ""
-            raise RequestFailed(f"HTTP {exc.code}: {detail[:200]}", exc.code in RETRY_STATUS) from None
+            retry_after = exc.headers.get("Retry-After") if exc.headers is not None else None
+            raise RequestFailed(f"HTTP {exc.code}: {detail[:200]}", exc.code in RETRY_STATUS, retry_after) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError, http.client.HTTPException,
                 ValueError) as exc:
             if dog.expired:
@@ -190,8 +224,15 @@ def _fetch(req: urllib.request.Request, seconds: float, limit: int) -> bytes:
 
 
 class EndpointClient:
-    def __init__(self, config: EndpointConfig):
+    """POSTs to one endpoint. ``sleep``, ``now`` and ``jitter`` (a float in [0, 1)) are the
+    clock and the dice of the retry waits, replaceable so tests wait for nothing."""
+
+    def __init__(self, config: EndpointConfig, *, sleep: Callable[[float], None] = time.sleep,
+                 now: Callable[[], float] = time.time, jitter: Callable[[], float] = random.random):
         self.config = config
+        self.sleep = sleep
+        self.now = now
+        self.jitter = jitter
 
     def _post_once(self, path: str, body: dict) -> dict:
         data = json.dumps(body).encode()
@@ -204,18 +245,41 @@ class EndpointClient:
             raise RequestFailed(f"response is not a JSON object: {_preview(answer, 120)}", False)
         return answer
 
+    def _wait(self, exc: RequestFailed, attempt: int, waited: float) -> float | str:
+        """Seconds to wait before the next attempt, or why not to make one."""
+        asked = retry_after_seconds(exc.retry_after, self.now())
+        if asked is not None:
+            if asked > MAX_RETRY_AFTER_S:
+                return (f"the server asks to retry after {asked:.0f} s (Retry-After: {exc.retry_after}), "
+                        f"more than the {MAX_RETRY_AFTER_S:.0f} s the harness waits")
+            wait = asked
+        else:  # exponential backoff, jittered so concurrent requests do not come back together
+            wait = min(MAX_RETRY_AFTER_S, self.config.backoff * (2 ** attempt) * (0.5 + self.jitter() / 2))
+        if waited + wait > RETRY_BUDGET_S:
+            why = f"Retry-After: {exc.retry_after}" if asked is not None else "backoff"
+            return (f"waiting {wait:.0f} s more ({why}) would pass the {RETRY_BUDGET_S:.0f} s "
+                    "the harness waits in all for one request")
+        return wait
+
     def post(self, path: str, body: dict) -> dict:
-        """POST with retries and exponential backoff; raises RequestFailed after the last try."""
+        """POST with retries (after the server's Retry-After, else exponential backoff with
+        jitter); raises RequestFailed after the last try or once the waits would pass their bounds."""
         attempt = 0
+        waited = 0.0
         while True:
             try:
                 return self._post_once(path, body)
             except RequestFailed as exc:
+                tries = f"after {attempt + 1} attempts" if attempt else ""
                 if not exc.retryable or attempt >= self.config.retries:
                     if attempt:
-                        raise RequestFailed(f"{exc} (after {attempt + 1} attempts)", False) from None
+                        raise RequestFailed(f"{exc} ({tries})", False) from None
                     raise
-                time.sleep(self.config.backoff * (2 ** attempt))
+                wait = self._wait(exc, attempt, waited)
+                if isinstance(wait, str):
+                    raise RequestFailed(f"{exc} ({wait}{'; ' + tries if tries else ''})", False) from None
+                self.sleep(wait)
+                waited += wait
                 attempt += 1
 
     def models_listing(self) -> dict | None:
