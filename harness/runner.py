@@ -242,6 +242,15 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
 
 # --- generation --------------------------------------------------------------------
 
+def encode_suite(base: Base, suite: Suite) -> list[list[int]]:
+    """Every case's prompt as token ids, refused when an id is past the model's vocabulary
+    (``models.check_ids_fit``): whatever generates them (this runner, ``--parity``) checks alike."""
+    prompts = [encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system) for case in suite.cases]
+    check_ids_fit(base, ((f"suite {suite.name!r}, case {case.id!r}: the prompt has", ids)
+                         for case, ids in zip(suite.cases, prompts)))
+    return prompts
+
+
 def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str | None,
                    cache: CompletionCache | None, live: bool,
                    progress: Progress | None = None, show_progress: bool = False, model: str = "base"
@@ -257,10 +266,7 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     rank, size = rank_and_size()
     where = f"suite {suite.name!r}, model {model!r}"
     tokenizer = base.tokenizer
-    prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
-               for case in suite.cases]
-    check_ids_fit(base, ((f"suite {suite.name!r}, case {case.id!r}: the prompt has", ids)
-                         for case, ids in zip(suite.cases, prompts)))
+    prompts = encode_suite(base, suite)
     gen_cfg = suite.generation
     if cache is not None:
         gen_key = gen_cfg.cache_key()

@@ -555,3 +555,69 @@ def test_retry_after_values():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480.0 + 99) == 0.0  # past: now
     for unreadable in (None, "", "soon", "-5", "nan", "inf"):
         assert retry_after_seconds(unreadable, 0) is None
+
+
+# --- --parity checks its local model as `harness eval` does --------------------------
+
+class _Completions(_Hostile):
+    """Answers every POST with a raw completion; ``.hits`` counts them."""
+    hits = 0
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).hits += 1
+        self._send(json.dumps({"choices": [{"text": "4", "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode())
+
+
+def _parity_run(tmp_path, local_model, suite):
+    servers = HttpServers()
+    handler = type("Handler", (_Completions,), {"hits": 0})
+    try:
+        proc = run_harness("eval", str(suite), "--endpoint", servers.start(handler), "--model", "m",
+                           "--parity", "--parity-model", str(local_model), "--retries", "0", "--no-cache",
+                           "--out", str(tmp_path / "out"), timeout=180)
+    finally:
+        servers.close()
+    assert proc.returncode != 3, proc.stderr[-2000:]
+    return proc, handler.hits
+
+
+def test_parity_warns_of_prompts_past_the_local_models_positions(tmp_path):
+    """`harness eval` warns when prompt + max_tokens pass the model's positions; --parity
+    generated locally past them without a word (and the served weights have the same positions)."""
+    from conftest import few_positions_llama
+    from test_eval_positions import write_suite
+
+    suite = write_suite(tmp_path)
+    proc, hits = _parity_run(tmp_path, few_positions_llama(tmp_path / "model", 24), suite)
+    assert proc.returncode in (0, 1) and hits == 4, proc.stderr[-2000:]
+    [header] = json.loads((tmp_path / "out" / "results.json").read_text())["suites"]
+    [warning] = [w for w in header["warnings"] if "positions" in w]
+    assert warning.startswith(f"suite {suite}: 3 of 4 items ('long-0', 'long-1', 'long-2') need more positions "
+                              "than the model has")
+    assert "the model has 24 (config.json's max_position_embeddings (24))" in warning
+
+
+def test_parity_on_a_learned_position_table_is_refused_before_any_request(tmp_path):
+    from conftest import tiny_gpt2
+    from test_eval_positions import write_suite
+
+    suite = write_suite(tmp_path)
+    proc, hits = _parity_run(tmp_path, tiny_gpt2(tmp_path / "gpt2", 24), suite)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("harness: error:")]
+    assert f"{suite} [generation.max_tokens]: 3 of 4 items ('long-0', 'long-1', 'long-2') need more positions" in line
+    assert hits == 0 and not (tmp_path / "out").exists()
+
+
+def test_parity_refuses_prompt_ids_past_the_local_models_vocabulary(tmp_path):
+    from test_eval_positions import write_suite
+    from test_vocab_fit import small_model
+
+    suite = write_suite(tmp_path)
+    proc, hits = _parity_run(tmp_path, small_model(tmp_path / "model", vocab=256), suite)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    [line] = [x for x in proc.stderr.splitlines() if x.startswith("harness: error:")]
+    assert "suite 'lengths', case " in line and "but the model's vocab_size is 256" in line
+    assert hits == 0 and not (tmp_path / "out").exists()

@@ -26,7 +26,8 @@ the local path's.
   name, retrained weights would be served the old answers.
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
-  truncates or drops context fails the ``endpoint_parity`` gate.
+  truncates or drops context fails the ``endpoint_parity`` gate. The local model is loaded and
+  checked as ``harness eval`` checks it (token ids, positions) before the first request.
 
 HTTP is the standard library's ``urllib``: no client dependency.
 """
@@ -546,6 +547,7 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         if parity and not spec.adapter_path.is_dir():
             raise HarnessError("adapter folder not found (--parity applies it locally)", path=spec.adapter_path,
                                field=f"--adapter {spec.name}")
+    local = _parity_model(local_model, suites) if parity else None  # refusals before any request
     client = EndpointClient(config)
     fingerprint, identity = model_identity(client)
     _log(f"endpoint {config.url} model {config.model}")
@@ -556,6 +558,9 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         {"base": ModelInfo(path=config.model, adapter_path=None, fingerprint=fingerprint, base_fingerprint=None,
                            training_log=None, endpoint=config.url)},
         environment() | {"endpoint": identity}, command)
+    for header in results["suites"]:
+        if local is not None and header["name"] in local[2]:  # the served weights have these positions too
+            header["warnings"].append(local[2][header["name"]])
     adapter_fps: dict[str, str] = {}
     for spec in adapters:
         path = spec.adapter_path
@@ -617,8 +622,24 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
     for spec in adapters:
         _served_adapter_effect(spec.name, suites, results)
     if parity:
-        _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, parity_samples, parity_min)
+        _parity(suites, results, adapters, local, client, endpoint_outputs, parity_samples, parity_min)
     return results
+
+
+def _parity_model(local_model: str, suites: list) -> tuple:
+    """The local engine for ``--parity``, loaded and checked as ``harness eval`` checks before
+    generating: chat templates, token ids within the vocabulary, prompt + max_tokens within the
+    positions (a warning per suite; a learned position table refuses). Returns (base, each
+    suite's prompt ids, each suite's positions warning)."""
+    from ..models import load_base
+    from ..prompts import check_chat_suites
+    from ..runner import check_positions, encode_suite
+
+    _log(f"parity: loading {local_model} locally")
+    base = load_base(local_model)
+    check_chat_suites(base.tokenizer, suites, str(local_model))
+    prompts = {suite.name: encode_suite(base, suite) for suite in suites}
+    return base, prompts, check_positions(base, suites)
 
 
 def _changed_since_last_run(cache, config: EndpointConfig, identity: dict, adapters: list,
@@ -685,17 +706,14 @@ def _served_adapter_effect(name: str, suites: list, results: dict) -> None:
                 "details": {"same_outputs": same, "n": n, "policy": "suite"}})
 
 
-def _parity(suites, results, config, adapters, local_model, client, endpoint_outputs, samples, minimum) -> None:
-    """Greedy outputs of the endpoint vs the local engine on a spread sample of each suite."""
+def _parity(suites, results, adapters, local: tuple, client, endpoint_outputs, samples, minimum) -> None:
+    """Greedy outputs of the endpoint vs the local engine (``_parity_model``) on a spread sample of each suite."""
     from ..generation import generate
     from ..integrity import sample_indices
-    from ..models import adapter_applied, load_base
-    from ..prompts import check_chat_suites, encode_prompt
+    from ..models import adapter_applied
     from ..suite import GenerationConfig
 
-    _log(f"parity: loading {local_model} locally")
-    base = load_base(local_model)
-    check_chat_suites(base.tokenizer, suites, str(local_model))
+    base, encoded, _ = local
     specs = [("base", None)] + [(s.name, s.adapter_path) for s in adapters]
     for name, path in specs:
         def check() -> None:
@@ -709,7 +727,7 @@ def _parity(suites, results, config, adapters, local_model, client, endpoint_out
                                                    greedy=True)
                 gen = suite.generation
                 cfg = GenerationConfig(max_tokens=gen.max_tokens, stop=tuple(gen.stop), batch_size=max(2, len(cases)))
-                prompts = [encode_prompt(base.tokenizer, c.prompt, suite.template, suite.system) for c in cases]
+                prompts = [encoded[suite.name][i] for i in idx]
                 local = generate(base.model, base.tokenizer, prompts, cfg)
                 # leading/trailing whitespace differs by detokenizer (servers strip the first space)
                 same = [s.get("error") is None and s["output"].strip() == loc.output.strip()
