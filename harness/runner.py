@@ -247,7 +247,7 @@ def encode_suite(base: Base, suite: Suite) -> list[list[int]]:
     (``models.check_ids_fit``): whatever generates them (this runner, ``--parity``) checks alike."""
     prompts = [encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system) for case in suite.cases]
     check_ids_fit(base, ((f"suite {suite.name!r}, case {case.id!r}: the prompt has", ids)
-                         for case, ids in zip(suite.cases, prompts)))
+                         for case, ids in zip(suite.cases, prompts)), suite.path)
     return prompts
 
 
@@ -266,7 +266,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     rank, size = rank_and_size()
     where = f"suite {suite.name!r}, model {model!r}"
     tokenizer = base.tokenizer
-    prompts = encode_suite(base, suite)
+    prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
+               for case in suite.cases]  # their ids were checked against the model by check_prompts_fit
     gen_cfg = suite.generation
     if cache is not None:
         gen_key = gen_cfg.cache_key()
@@ -429,19 +430,20 @@ def load_suites(paths: list[Path], limit: int | None, select=None) -> list[Suite
     return suites
 
 
-def check_positions(base: Base, suites: list[Suite]) -> dict[str, str]:
-    """Per suite, the warning about items whose prompt + ``generation.max_tokens`` go past
-    the model's positions (config.json; ``harness.positions``); raises for a learned
-    position table, where they would read memory outside the weights. Adapters do not
-    change the positions, so one check per suite covers every model."""
+def check_prompts_fit(base: Base, suites: list[Suite]) -> dict[str, str]:
+    """Every prompt of every suite against the model, tokenized once, before any suite
+    generates (a refusal after the first suites have generated throws their hours away):
+    a token id past the embedding refuses (``models.check_ids_fit``), and so do items past
+    a learned position table, since MLX does not bounds-check either gather. Returns, per
+    suite, the warning about items whose prompt + ``generation.max_tokens`` go past RoPE
+    positions (config.json; ``harness.positions``). Adapters change neither the tokenizer
+    nor the positions, so one pass covers every model."""
     positions = model_positions(base.config)
-    if positions is None:
-        return {}
     out = {}
     for suite in suites:
-        lengths = [(case.id, len(encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system)))
-                   for case in suite.cases]
-        text = eval_overrun(positions, lengths, suite.generation.max_tokens, suite.path)
+        prompts = [(case.id, ids) for case, ids in zip(suite.cases, encode_suite(base, suite))]
+        text = eval_overrun(positions, [(item, len(ids)) for item, ids in prompts],
+                            suite.generation.max_tokens, suite.path)
         if text:
             log(f"warning: {text}")
             out[suite.name] = text
@@ -475,7 +477,7 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
                                             allow_base_mismatch)
     # after the adapters: an adapter made for another base is the thing to fix first
     check_chat_suites(base.tokenizer, suites, str(model_path))
-    overruns = check_positions(base, suites)  # a learned position table refuses, before anything generates
+    overruns = check_prompts_fit(base, suites)  # a bad token id or a learned position table refuses, before anything generates
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = new_results(

@@ -101,9 +101,9 @@ def test_eval_on_a_learned_position_table_is_refused_before_generation(tmp_path)
 
 def test_the_shipped_suites_fit_the_fixture_model():
     from harness.models import load_base
-    from harness.runner import check_positions, load_suites
+    from harness.runner import check_prompts_fit, load_suites
 
     base = load_base(str(MODEL))
     suites = load_suites(sorted((ROOT / "suites").glob("*.yaml")), None)
     assert model_positions(base.config).count == 1024
-    assert check_positions(base, suites) == {}
+    assert check_prompts_fit(base, suites) == {}

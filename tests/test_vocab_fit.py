@@ -6,6 +6,7 @@ vocab_size 1024 beside the fixture's 1536-token tokenizer)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -82,3 +83,55 @@ def test_training_refuses_rows_past_the_embedding(tmp_path):
     assert f"{data / 'train.jsonl'}:1: the row has token id" in proc.stderr
     assert "but the model's vocab_size is 256" in proc.stderr
     assert not (tmp_path / "adapter").exists()
+
+
+GENERATE_SPY = """\
+import os, sys
+from pathlib import Path
+from harness import runner
+real = runner.generate
+def spy(*args, **kwargs):
+    Path(os.environ["GENERATED"]).write_text("generated")
+    return real(*args, **kwargs)
+runner.generate = spy
+from harness.cli import main
+sys.exit(main())
+"""
+
+
+def _raw_suite(path: Path, name: str, prompts: dict[str, str]) -> Path:
+    cases = "".join(f"  - {{id: {item}, prompt: {json.dumps(text)}, target: x}}\n" for item, text in prompts.items())
+    path.write_text(f"name: {name}\nprompt: \"{{{{ prompt }}}}\"\ntarget: \"{{{{ target }}}}\"\ntemplate: raw\n"
+                    f"generation: {{max_tokens: 2, temperature: 0.0}}\nscorers:\n  - exact_match: {{}}\n"
+                    f"cases:\n{cases}")
+    return path
+
+
+def test_a_bad_id_in_the_last_suite_refuses_before_the_first_suite_generates(tmp_path):
+    """Every suite's prompts are checked before any suite generates: a refusal found only
+    when the last suite's turn came would throw away the earlier suites' generation."""
+    from harness.models import load_base
+    from harness.prompts import encode_prompt
+    from harness.blas import preload_env
+
+    first = _raw_suite(tmp_path / "first.yaml", "first", {"ok-1": "hi"})
+    last = _raw_suite(tmp_path / "last.yaml", "last", {"ok-2": "hi", "bad-1": "quixotic xylophone 漢字"})
+    tokenizer = load_base(str(ROOT / "fixtures" / "model")).tokenizer
+    vocab = 1 + max(encode_prompt(tokenizer, "hi", "raw", None))  # the first suite fits...
+    assert max(encode_prompt(tokenizer, "quixotic xylophone 漢字", "raw", None)) >= vocab  # ...bad-1 does not
+    model = small_model(tmp_path / "model", vocab=vocab)
+    spy = tmp_path / "spy.py"
+    spy.write_text(GENERATE_SPY)
+    generated = tmp_path / "generated"
+    env = preload_env({**os.environ, "GENERATED": str(generated), "PYTHONPATH": str(ROOT),
+                       "HARNESS_CACHE_DIR": str(tmp_path / "cache")})
+    proc = subprocess.run([sys.executable, str(spy), "eval", str(first), str(last), "--model", str(model),
+                           "--out", str(tmp_path / "out"), "--quiet"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert not generated.exists()  # the first suite did not generate
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("harness: error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]  # one line, naming the suite file and the item
+    assert errors[0].startswith(f"harness: error: {last}: suite 'last', case 'bad-1': the prompt has token id ")
+    assert f"but the model's vocab_size is {vocab}" in errors[0]
+    assert not (tmp_path / "out" / "results.json").exists()

@@ -633,13 +633,14 @@ def _parity_model(local_model: str, suites: list) -> tuple:
     suite's prompt ids, each suite's positions warning)."""
     from ..models import load_base
     from ..prompts import check_chat_suites
-    from ..runner import check_positions, encode_suite
+    from ..runner import check_prompts_fit, encode_suite
 
     _log(f"parity: loading {local_model} locally")
     base = load_base(local_model)
     check_chat_suites(base.tokenizer, suites, str(local_model))
+    warnings = check_prompts_fit(base, suites)  # ids and positions, as harness eval checks them
     prompts = {suite.name: encode_suite(base, suite) for suite in suites}
-    return base, prompts, check_positions(base, suites)
+    return base, prompts, warnings
 
 
 def _changed_since_last_run(cache, config: EndpointConfig, identity: dict, adapters: list,
