@@ -477,7 +477,7 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
                                             allow_base_mismatch)
     # after the adapters: an adapter made for another base is the thing to fix first
     check_chat_suites(base.tokenizer, suites, str(model_path))
-    overruns = check_prompts_fit(base, suites)  # a bad token id or a learned position table refuses, before anything generates
+    overruns = check_prompts_fit(base, suites)  # bad ids, learned-position overruns: before any generation
     cache = CompletionCache(cache_dir) if use_cache and rank_and_size()[0] == 0 else None  # rank 0's cache
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = new_results(
