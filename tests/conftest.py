@@ -76,22 +76,31 @@ def few_positions_llama(out: Path, positions: int) -> Path:
     return out
 
 
-def tiny_gpt2(out: Path, positions: int) -> Path:
-    """A random 1-layer GPT-2 (a learned position table of ``positions`` rows) with the
-    fixture's tokenizer: enough for mlx-lm to load it, no checkpoint needed."""
+def random_model(out: Path, module: str, config: dict) -> Path:
+    """A randomly initialised mlx-lm ``module`` (llama, gpt2, ...) of ``config`` with the
+    fixture's tokenizer files, saved as a model folder: small models with the shapes a test
+    needs (few positions, a short vocabulary), no checkpoint needed."""
+    import importlib
+
     import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_lm.models import gpt2
 
+    arch = importlib.import_module(f"mlx_lm.models.{module}")
     out.mkdir()
     for f in FIXTURE_MODEL.iterdir():
         if f.name not in ("model.safetensors", "config.json"):
             shutil.copy(f, out / f.name)
-    config = dict(model_type="gpt2", n_ctx=positions, n_positions=positions, n_embd=16, n_head=2, n_layer=1,
-                  layer_norm_epsilon=1e-5, vocab_size=1536, bos_token_id=1, eos_token_id=2)
     mx.random.seed(0)
-    model = gpt2.Model(gpt2.ModelArgs.from_dict(config))
+    model = arch.Model(arch.ModelArgs.from_dict(config))
     mx.save_safetensors(str(out / "model.safetensors"), dict(tree_flatten(model.parameters())),
                         metadata={"format": "mlx"})
     (out / "config.json").write_text(json.dumps(config))
     return out
+
+
+def tiny_gpt2(out: Path, positions: int) -> Path:
+    """A random 1-layer GPT-2 (a learned position table of ``positions`` rows) with the
+    fixture's tokenizer: enough for mlx-lm to load it."""
+    return random_model(out, "gpt2", dict(model_type="gpt2", n_ctx=positions, n_positions=positions, n_embd=16,
+                                          n_head=2, n_layer=1, layer_norm_epsilon=1e-5, vocab_size=1536,
+                                          bos_token_id=1, eos_token_id=2))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,23 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def small_model(out: Path, vocab: int) -> Path:
-    import mlx.core as mx
-    from mlx.utils import tree_flatten
-    from mlx_lm.models import llama
+    """A random 1-layer llama whose embedding has ``vocab`` rows, with the fixture's tokenizer."""
+    from conftest import random_model
 
     config = json.loads((ROOT / "fixtures" / "model" / "config.json").read_text())
     config.update(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                   num_attention_heads=2, num_key_value_heads=1, head_dim=8)
-    out.mkdir()
-    for f in (ROOT / "fixtures" / "model").iterdir():
-        if f.name not in ("model.safetensors", "config.json"):
-            shutil.copy(f, out / f.name)
-    mx.random.seed(0)
-    model = llama.Model(llama.ModelArgs.from_dict(config))
-    mx.save_safetensors(str(out / "model.safetensors"), dict(tree_flatten(model.parameters())),
-                        metadata={"format": "mlx"})
-    (out / "config.json").write_text(json.dumps(config))
-    return out
+    return random_model(out, "llama", config)
 
 
 def test_prompt_ids_past_the_embedding_are_refused(tmp_path):
