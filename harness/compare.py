@@ -336,6 +336,15 @@ def _arr(values: list[float]):
     return np.asarray(values, dtype=float)
 
 
+# A run-level number reported without an interval (a peak memory's max): its "interval" is
+# the point itself, which shows no uncertainty and must not be read as a significant change.
+POINT_ONLY = "point estimates only (no interval reported)"
+
+
+def has_interval(delta: dict) -> bool:
+    return delta.get("method") != POINT_ONLY
+
+
 def _mover(ref: dict | None, cand: dict | None) -> dict | None:
     """Unpaired interval of a difference from each side's own interval (MOVER)."""
     if not ref or not cand or ref.get("value") is None or cand.get("value") is None:
@@ -352,8 +361,7 @@ def _mover(ref: dict | None, cand: dict | None) -> dict | None:
     return {"diff": d, "ci_low": low, "ci_high": high, "ref_value": r, "cand_value": c,
             "n": min(int(ref.get("n") or 0), int(cand.get("n") or 0)), "statistic": "reported",
             "series": None,
-            "method": "unpaired, from the reported intervals (MOVER)" if exact
-            else "point estimates only (no interval reported)"}
+            "method": "unpaired, from the reported intervals (MOVER)" if exact else POINT_ONLY}
 
 
 def suite_comparisons(suite_result: dict, baseline_suite: dict | None) -> dict:
@@ -385,7 +393,7 @@ def direction(delta: dict | None, hib: bool) -> str:
     if not delta:
         return ""
     low, high = delta.get("ci_low"), delta.get("ci_high")
-    if low is None or high is None:
+    if low is None or high is None or not has_interval(delta):  # a point is no evidence of a change
         return ""
     if (hib and high < 0) or (not hib and low > 0):
         return "worse"

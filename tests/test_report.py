@@ -166,3 +166,18 @@ def test_the_terminal_points_at_the_warnings(tmp_path):
         len(s.get("warnings") or []) for s in json.loads((tmp_path / "b" / "results.json").read_text())["suites"])
     assert warned.returncode == 0 and n >= 2
     assert warned.stdout.splitlines()[-1] == f"  {n} warnings: see summary.md (a warning does not change the verdict)"
+
+
+def test_a_number_reported_without_an_interval_is_never_coloured_as_a_change():
+    """The latency suite's peak-memory max has no interval: its delta's "interval" was the point
+    itself, so 1 KB less than the baseline read as a significant gain (green) and 1 MB more than
+    the base as a loss (red)."""
+    from harness.compare import _mover, direction
+    from harness.reports.html import _delta_cell
+
+    point = _mover({"value": 0.012024}, {"value": 0.012023})
+    assert direction(point, hib=False) == "" and direction(point, hib=True) == ""
+    cell = _delta_cell(point, hib=False)
+    assert cell["cls"] == "" and cell["ci"] == "(no interval)"
+    measured = _mover({"value": 0.5, "ci_low": 0.45, "ci_high": 0.55}, {"value": 0.8, "ci_low": 0.75, "ci_high": 0.85})
+    assert direction(measured, hib=True) == "better" and _delta_cell(measured, hib=True)["ci"].startswith("[+")

@@ -32,7 +32,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..compare import direction, fmt, suite_comparisons
+from ..compare import direction, fmt, has_interval, suite_comparisons
 from . import charts
 from ..gates import could_not_fail, vacuous_bound, vacuous_reason
 from .items import Cards, gate_items, scorer_flips, verdict
@@ -62,6 +62,8 @@ def _delta_cell(delta: dict | None, hib: bool, ref_name: str = "") -> dict | Non
         return None
     low, high = delta.get("ci_low"), delta.get("ci_high")
     ci = f"[{fmt(low, signed=True)}, {fmt(high, signed=True)}]" if low is not None and high is not None else ""
+    if not has_interval(delta):
+        ci = "(no interval)"
     extra = []
     if "flipped_down" in delta:
         extra.append(f"{len(delta['flipped_down'])}↓ {len(delta['flipped_up'])}↑")
