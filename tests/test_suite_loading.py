@@ -88,10 +88,14 @@ def test_cli_malformed_suite_exits_2_with_one_line(tmp_path):
 
 
 def test_cli_usage_errors_exit_2(tmp_path):
-    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(tmp_path / "nope"))
+    out = tmp_path / "out"  # never the repository's reports/latest: a refused run into a folder
+    out.mkdir()             # that holds results marks it unfinished (run-in-progress.json)
+    (out / "results.json").write_text("{}")
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(tmp_path / "nope"), "--out", str(out))
     assert proc.returncode == 2 and "model folder not found" in proc.stderr
-    proc = run_harness("eval", "suites/smoke.yaml", "--model", "fixtures/model", "--adapter", "x")
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", "fixtures/model", "--adapter", "x", "--out", str(out))
     assert proc.returncode == 2 and "NAME=PATH" in proc.stderr
+    assert (out / "run-in-progress.json").exists()  # verdict will not read the earlier results as this run's
     proc = run_harness("frobnicate")
     assert proc.returncode == 2
 
