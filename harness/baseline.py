@@ -215,8 +215,7 @@ def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str
         return [(c, f"baseline {where} has no suite {name!r} (it has: {have}); {c} on {name} is not "
                     f"gated against the baseline") for c in candidates]
     have = sorted(ref.get("models") or {})
-    out = [(c, f"baseline {where} has no model {c!r} in suite {name!r} (it has: {', '.join(have) or 'none'}); "
-               f"renamed? {c} is not gated against the baseline") for c in candidates if c not in have]
+    out = [(c, _no_model(where, c, [str(name)], ", ".join(have) or "none")) for c in candidates if c not in have]
     for c in candidates:  # approved from part of the suite (--ids, --limit, --only-failing)
         if c not in have:
             continue
@@ -229,6 +228,13 @@ def baseline_coverage(baseline: dict, suite_result: dict) -> list[tuple[str, str
                            f"{name!r} (approved from part of the suite: --ids, --limit?); {len(missing)} "
                            f"({shown}) are not gated against the baseline"))
     return out
+
+
+def _no_model(where: str, candidate: str, suites: list[str], have: str) -> str:
+    """The 'renamed?' line for a candidate the baseline lacks on one suite or several."""
+    on = f"suite {suites[0]!r}" if len(suites) == 1 else f"suites {', '.join(map(repr, suites))}"
+    return (f"baseline {where} has no model {candidate!r} in {on} (it has: {have}); renamed? {candidate} is not "
+            f"gated against the baseline")
 
 
 def baseline_unused(baseline: dict, results: dict) -> list[str]:
@@ -276,21 +282,17 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
         suffix = f" ({flag} fails it)" if flag else ""
         # a new adapter (or a rename) is missing from every suite: one line for it, not one a suite
         # (the red path printed twelve for its two new adapters)
-        absent: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        absent: dict[tuple[str, str], list[str]] = {}
         for suite in results.get("suites") or []:
             ref = baseline_suite(baseline, suite.get("name"))
             have = sorted((ref or {}).get("models") or {})
             for candidate, reason in baseline_coverage(baseline, suite):
                 if ref is not None and candidate not in have:
-                    absent.setdefault((candidate, ", ".join(have) or "none"), []).append((str(suite.get("name")), reason))
+                    absent.setdefault((candidate, ", ".join(have) or "none"), []).append(str(suite.get("name")))
                 else:
                     notes.append(reason + suffix)
         where = baseline.get("_path") or "the baseline"
-        notes[:0] = [(found[0][1] if len(found) == 1 else
-                      f"baseline {where} has no model {candidate!r} in suites "
-                      f"{', '.join(repr(name) for name, _ in found)} (it has: {have}); renamed? {candidate} "
-                      f"is not gated against the baseline") + suffix
-                     for (candidate, have), found in absent.items()]
+        notes[:0] = [_no_model(where, candidate, names, have) + suffix for (candidate, have), names in absent.items()]
     notes += baseline_unused(baseline, results)
     if not strict:
         suffix = f" ({flag} fails it)" if flag else ""
