@@ -190,6 +190,14 @@ def _encode_row(tokenizer: Any, row: dict, fmt: str, template: str, system: str 
 
 
 
+def kept_ids(ids: list[int], prompt_len: int, max_seq_length: int) -> list[int] | None:
+    """What the trainer keeps of an encoded row: cut to ``max_seq_length``; None when no
+    target token is left after the cut (the row is skipped). ``harness lint-data`` checks
+    the same rows the trainer keeps."""
+    kept = ids[:max_seq_length]
+    return kept if len(kept) - max(prompt_len, 1) >= 1 else None
+
+
 def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
                 system: str | None, mask_prompt: bool | None, max_seq_length: int,
                 ) -> tuple[dict[str, Split], str, str, bool]:
@@ -218,11 +226,12 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         for line, row in rows:
             ids, prompt_len = encode_row(tokenizer, row, fmt, template, system, mask_prompt, path, line)
             if len(ids) > max_seq_length:
-                ids, truncated = ids[:max_seq_length], truncated + 1
-            if len(ids) - max(prompt_len, 1) < 1:
+                truncated += 1
+            kept = kept_ids(ids, prompt_len, max_seq_length)
+            if kept is None:
                 empty += 1  # nothing left to train on after truncation
                 continue
-            examples.append(Example(ids=ids, prompt_len=prompt_len, line=line))
+            examples.append(Example(ids=kept, prompt_len=prompt_len, line=line))
         if truncated:
             print(f"harness train: warning: {truncated} rows of {path} are longer than "
                   f"max_seq_length={max_seq_length} and were truncated "

@@ -25,7 +25,7 @@ from ..bounded import TooMuchWork
 from ..errors import HarnessError
 from ..positions import Positions, position_warnings
 from .data import (FORMAT_KEYS, SPLITS, Example, check_row, data_folder, encode_row, format_problem,
-                   missing_split, resolve_template, row_format)
+                   kept_ids, missing_split, resolve_template, row_format)
 
 # A prompt field label at the start of a line: "Input:", "### Response:", "table:", "Q:".
 LABEL = re.compile(r"^[ \t]*(?:#+[ \t]*)?([A-Za-z][A-Za-z0-9 _/-]{0,30}):", re.MULTILINE)
@@ -344,8 +344,8 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
             except HarnessError as exc:
                 report.add(r, "error", exc.message)
                 continue
-            kept = ids[:max_seq_length]  # what the trainer keeps of the row, and whether it keeps it
-            if len(kept) - max(prompt_len, 1) >= 1:
+            kept = kept_ids(ids, prompt_len, max_seq_length)
+            if kept is not None:
                 encoded[name].examples.append(Example(ids=kept, prompt_len=prompt_len, line=r.line))
             answer = ids[prompt_len:-1]
             if eos in answer:
