@@ -6,9 +6,9 @@ holds the previous run's results.json when the new run stops before writing its 
 crash, an OOM kill, bad input, a rank that gave up or never connected): verdict read that
 earlier run and said PASS.
 
-``harness eval`` and ``harness score`` (the writing process: rank 0, or a process alone)
-write ``run-in-progress.json`` into a folder that already holds results (or another
-run's mark) before anything else can fail. Their results leave it out of the new set in
+``harness eval``, ``harness score`` and the pytest plugin's ``harness_run`` (the writing
+process: rank 0, or a process alone) write ``run-in-progress.json`` into a folder that
+already holds results (or another run's mark) before anything else can fail. Their results leave it out of the new set in
 the same swap that brings them in (``atomic.write_folder``'s ``retire``): the folder
 turns from "unfinished" to "finished" in one rename, never back. A run that is killed
 (SIGKILL, the collective guard's ``os._exit``) or stops on an error leaves it, and
