@@ -438,16 +438,22 @@ def check_prompts_fit(base: Base, suites: list[Suite]) -> dict[str, str]:
     suite, the warning about items whose prompt + ``generation.max_tokens`` go past RoPE
     positions (config.json; ``harness.positions``). Adapters change neither the tokenizer
     nor the positions, so one pass covers every model."""
+    return encode_suites_fit(base, suites)[1]
+
+
+def encode_suites_fit(base: Base, suites: list[Suite]) -> tuple[dict[str, list[list[int]]], dict[str, str]]:
+    """``check_prompts_fit``, also returning each suite's prompt ids, for a caller that
+    generates them (``--parity``) without tokenizing every suite a second time."""
     positions = model_positions(base.config)
-    out = {}
+    encoded, out = {}, {}
     for suite in suites:
-        prompts = [(case.id, ids) for case, ids in zip(suite.cases, encode_suite(base, suite))]
-        text = eval_overrun(positions, [(item, len(ids)) for item, ids in prompts],
+        encoded[suite.name] = encode_suite(base, suite)
+        text = eval_overrun(positions, [(case.id, len(ids)) for case, ids in zip(suite.cases, encoded[suite.name])],
                             suite.generation.max_tokens, suite.path)
         if text:
             log(f"warning: {text}")
             out[suite.name] = text
-    return out
+    return encoded, out
 
 
 def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[ModelSpec], *,

@@ -633,13 +633,12 @@ def _parity_model(local_model: str, suites: list) -> tuple:
     suite's prompt ids, each suite's positions warning)."""
     from ..models import load_base
     from ..prompts import check_chat_suites
-    from ..runner import check_prompts_fit, encode_suite
+    from ..runner import encode_suites_fit
 
     _log(f"parity: loading {local_model} locally")
     base = load_base(local_model)
     check_chat_suites(base.tokenizer, suites, str(local_model))
-    warnings = check_prompts_fit(base, suites)  # ids and positions, as harness eval checks them
-    prompts = {suite.name: encode_suite(base, suite) for suite in suites}
+    prompts, warnings = encode_suites_fit(base, suites)  # ids and positions, as harness eval checks them
     return base, prompts, warnings
 
 
