@@ -297,7 +297,7 @@ class EndpointClient:
             if isinstance(entry, dict) and entry.get("id") == self.config.model:
                 served = {k: entry.get(k) for k in ("id", "owned_by", "created")
                           if k in entry and isinstance(entry.get(k), (str, int, float, type(None)))}
-                if _is_now(served.get("created")):
+                if _is_now(served.get("created"), self.now()):
                     del served["created"]
                 return served
         return None
@@ -306,14 +306,14 @@ class EndpointClient:
 CREATED_IS_NOW_S = 300  # a `created` this close to our clock is the request's time, not the model's
 
 
-def _is_now(created: object) -> bool:
+def _is_now(created: object, now: float) -> bool:
     """Whether a listing's ``created`` is the time of the request: mlx_lm.server and vLLM
     stamp each answer with ``int(time.time())``. In the identity it changed the endpoint's
     fingerprint every run, so every run refused its baseline ('base model fingerprint
     differs') and only --allow-fingerprint-mismatch, which also lets a real model change
     through, got past it. A model's own time (Ollama: when it was pulled) is kept."""
     return (isinstance(created, (int, float)) and not isinstance(created, bool)
-            and abs(created - time.time()) < CREATED_IS_NOW_S)
+            and abs(created - now) < CREATED_IS_NOW_S)
 
 
 def model_identity(client: EndpointClient) -> tuple[str, dict]:
