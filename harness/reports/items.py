@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from . import visible
+from ..gates import POLICY_GATE_KINDS
 
 MAX_WORSE_SHOWN = 20  # for a gate on a mean metric: the items that got worse the most
 MAX_EXTRA_CHARS = 240
@@ -211,8 +212,8 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
             if category is None or it.get("category") == category}
     ref_kind = "baseline" if kind.endswith("vs_baseline") else (
         "base" if (kind.endswith("vs_base") or "base" in models) and model != "base" else "")
-    if kind in ("missing", "integrity", "policy_dropped", "policy_loosened", "cluster_removed"):
-        return [], ""  # nothing an item did (gates.POLICY_GATE_KINDS: the suite's policy changed)
+    if kind in ("missing", "integrity", *POLICY_GATE_KINDS):
+        return [], ""  # nothing an item did (the suite's policy changed)
     if isinstance(details.get("flipped_down"), list) and (kind.endswith("vs_base") or kind.endswith("vs_baseline")):
         ids = [str(i) for i in details["flipped_down"] if str(i) in cand]
         if ids or kind.startswith("critical"):

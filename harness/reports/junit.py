@@ -8,6 +8,7 @@ allowed it; fail->pass a pass. junit.xml has failures exactly when the run exits
 from __future__ import annotations
 
 from ..gates import could_not_fail, vacuous_reason
+from .items import split_category
 
 
 def context(results: dict) -> dict:
@@ -98,8 +99,9 @@ def gates_covering(suite: dict, model: str, metric: str, ref_name: str, item_id:
         kind = str(g.get("kind") or "")
         if g.get("model") != model or not kind.endswith(f"_vs_{ref_name}"):
             continue
-        name, _, cat = str(g.get("metric") or "").partition("[")
-        if name != metric or (cat and cat[:-1] != category):
+        name, cat = split_category(str(g.get("metric") or ""))
+        cat = (g.get("details") or {}).get("category", cat)  # as gate_items reads a gate's category
+        if name != metric or (cat is not None and cat != category):
             continue
         if kind.startswith("critical_vs_") and item_id not in [str(i) for i in
                                                                (g.get("details") or {}).get("critical") or []]:
