@@ -59,9 +59,11 @@ if TYPE_CHECKING:  # typing only: suites import gates, never the reverse
 
 DEFAULT_MARGIN = 0.05
 DEFAULT_POLICY = {"max_drop_vs_base": DEFAULT_MARGIN, "max_drop_vs_baseline": DEFAULT_MARGIN}
-# the options that make a gate (``higher_is_better`` alone makes none)
-BOUNDS = ("min", "max", "max_drop_vs_base", "min_gain_vs_base", "rel_tolerance_vs_base", "max_drop_vs_baseline",
-          "rel_tolerance_vs_baseline")
+# the options that make a gate (``higher_is_better`` alone makes none), each with which way
+# it gives: True where a larger value lets more through (policy_changes: a loosened gate)
+_LOOSER_WHEN_LARGER = {"min": False, "max": True, "max_drop_vs_base": True, "min_gain_vs_base": False,
+                       "rel_tolerance_vs_base": True, "max_drop_vs_baseline": True, "rel_tolerance_vs_baseline": True}
+BOUNDS = tuple(_LOOSER_WHEN_LARGER)
 _EPS = 1e-12
 
 __all__ = ["evaluate_gates", "comparisons_for", "policy", "policy_changes", "policy_change_gates", "validate_policy", "DEFAULT_MARGIN"]
@@ -342,11 +344,6 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
         if hint:
             warn(hint)
     return gates, warnings
-
-
-# which way each bound gives: a larger value of these lets more through
-_LOOSER_WHEN_LARGER = {"max": True, "min": False, "min_gain_vs_base": False, "max_drop_vs_base": True,
-                       "max_drop_vs_baseline": True, "rel_tolerance_vs_base": True, "rel_tolerance_vs_baseline": True}
 
 
 # the failed gates --strict-baseline makes of policy_changes: no item is behind them
