@@ -28,18 +28,25 @@ def higher_is_better(metric_name: str) -> bool:
     scorers (``mlx_harness.scorers`` entry points) decide for theirs; a metric of no
     known scorer is higher-is-better.
     """
+    try:
+        scorer, _ = _scorer_of(metric_name)
+    except Exception:  # a broken plugin is reported where a suite names it, not here
+        scorer = None
+    return scorer.higher_is_better(metric_name) if scorer is not None else True
+
+
+def _scorer_of(metric_name: str) -> tuple[type[Scorer] | None, bool]:
+    """(the scorer class that defines the metric or None, whether it is a built-in): the
+    built-in of the longest matching name, else an installed plugin scorer (which decides its
+    own). Raises what a broken plugin raises."""
     from .scorers import REGISTRY
 
     for name in sorted(REGISTRY, key=len, reverse=True):  # longest scorer name first
         if metric_name == name or metric_name.startswith(name + "."):
-            return REGISTRY[name].higher_is_better(metric_name)
-    from .scorers.plugins import load_plugin  # an installed plugin scorer decides its own
+            return REGISTRY[name], True
+    from .scorers.plugins import load_plugin
 
-    try:
-        plugin = load_plugin(metric_name.split(".", 1)[0])
-    except Exception:  # a broken plugin is reported where a suite names it, not here
-        plugin = None
-    return plugin.higher_is_better(metric_name) if plugin is not None else True
+    return load_plugin(metric_name.split(".", 1)[0]), False
 
 
 def declared_direction(metric_name: str) -> bool | None:
@@ -47,17 +54,12 @@ def declared_direction(metric_name: str) -> bool | None:
     plugin scorer that sets neither ``lower_is_better`` nor ``higher_is_better`` (then
     ``higher_is_better`` assumes higher, which is a guess: a toxicity share or a latency
     would pass as it grows). Built-in scorers state every direction."""
-    from .scorers import REGISTRY, Scorer
-
-    for name in sorted(REGISTRY, key=len, reverse=True):
-        if metric_name == name or metric_name.startswith(name + "."):
-            return REGISTRY[name].higher_is_better(metric_name)
-    from .scorers.plugins import load_plugin
-
     try:
-        plugin = load_plugin(metric_name.split(".", 1)[0])
+        plugin, built_in = _scorer_of(metric_name)
     except Exception:  # a broken plugin is reported where a suite names it
         return None
+    if built_in:
+        return plugin.higher_is_better(metric_name)
     if plugin is None:
         return True  # no scorer of that name: the default higher_is_better gives
     stated = any("lower_is_better" in vars(k) or "higher_is_better" in vars(k)
