@@ -278,8 +278,8 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
     from .gates import policy_changes
 
     notes = []
+    suffix = f" ({flag} fails it)" if flag else ""
     if not strict:
-        suffix = f" ({flag} fails it)" if flag else ""
         # a new adapter (or a rename) is missing from every suite: one line for it, not one a suite
         # (the red path printed twelve for its two new adapters)
         absent: dict[tuple[str, str], list[str]] = {}
@@ -295,7 +295,6 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
         notes[:0] = [_no_model(where, candidate, names, have) + suffix for (candidate, have), names in absent.items()]
     notes += baseline_unused(baseline, results)
     if not strict:
-        suffix = f" ({flag} fails it)" if flag else ""
         for suite, header in zip(suites, results.get("suites") or []):
             notes += [f"{suite.name}: {text}{suffix}"
                       for text in policy_changes(suite, header, baseline_suite(baseline, suite.name))]

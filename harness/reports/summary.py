@@ -90,4 +90,3 @@ def warnings_line(results: dict) -> str | None:
     summary.md and the scorecard, so a PASS whose adapter had no effect on a server said nothing."""
     n = len(run_warnings(results))
     return f"  {n} warning{'s' if n != 1 else ''}: see summary.md (a warning does not change the verdict)" if n else None
-
