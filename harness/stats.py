@@ -13,7 +13,8 @@ binom_test_two_sided(k, n, p=0.5) -> p
     Exact two-sided binomial test (R's ``binom.test`` convention).
 paired_bootstrap_diff_ci(a, b, seed=0, n_boot=2000, level=0.95, stat="mean", clusters=None)
     Seeded paired BCa bootstrap of stat(b) - stat(a) over items (or clusters)
-    resampled jointly: the interval for continuous metrics.
+    resampled jointly: the interval for continuous metrics (method="wider", each
+    bound the wider of BCa and percentile, for quantiles).
 tango_paired_ci(down, up, n, level=0.95) -> (low, high)
     Tango's score interval for a paired difference of pass rates: the interval for
     pass/fail metrics (holds its level when few items flip).
@@ -159,6 +160,10 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
+# "wider": each bound the wider of BCa's and the percentile interval's (quantile differences)
+BOOTSTRAP_METHODS = ("bca", "percentile", "wider")
+
+
 @np.errstate(over="ignore", invalid="ignore")  # values near 1e308 overflow: checked below, no warning
 def paired_bootstrap_diff_ci(
     a: Sequence[float],
@@ -179,15 +184,18 @@ def paired_bootstrap_diff_ci(
     ``clusters`` (one label per item) resamples whole clusters instead of items
     (items of a cluster are not independent). ``method``: "bca" (bias-corrected and
     accelerated, Efron 1987; the default: it holds its level where the percentile
-    interval is too narrow, see docs/ci-gating.md) or "percentile".
+    interval is too narrow, see docs/ci-gating.md), "percentile", or "wider" (each bound
+    the wider of the two: what quantile differences use, where the jackknife behind BCa's
+    acceleration is unreliable: the p95 difference of 24 items missed 7.4% on the upper
+    side with BCa, 5.5% with the percentile bootstrap, 4.2% with the wider of the two).
     Returns (point_estimate, low, high); all NaN for no usable pairs.
     """
     if len(a) != len(b):
         raise ValueError(f"paired bootstrap: lengths differ ({len(a)} vs {len(b)})")
     if clusters is not None and len(clusters) != len(a):
         raise ValueError(f"paired bootstrap: {len(clusters)} cluster labels for {len(a)} items")
-    if method not in ("bca", "percentile"):
-        raise ValueError(f"unknown bootstrap method {method!r} (use bca or percentile)")
+    if method not in BOOTSTRAP_METHODS:
+        raise ValueError(f"unknown bootstrap method {method!r} (use bca, percentile or wider)")
     keep = [i for i, (x, y) in enumerate(zip(a, b))
             if x is not None and y is not None and not math.isnan(float(x)) and not math.isnan(float(y))]
     if not keep:
@@ -225,10 +233,12 @@ def paired_bootstrap_diff_ci(
     finite = bool(np.all(np.isfinite(boot)) and np.all(np.isfinite(jack)))
     if not finite:  # values near the float limit (1e308) overflowed: no interval, not a crash
         return (point, math.nan, math.nan)
+    p_low, p_high = (float(x) for x in np.quantile(boot, [alpha, 1.0 - alpha]))
     if method == "percentile":
-        low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-        return (point, float(low), float(high))
+        return (point, p_low, p_high)
     low, high = _bca_bounds(boot, jack, point, alpha, n_groups)
+    if method == "wider":
+        return (point, min(low, p_low), max(high, p_high))
     return (point, low, high)
 
 

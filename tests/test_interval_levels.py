@@ -48,7 +48,10 @@ def test_identical_outputs_on_a_mean_metric_still_pass():
 def test_skewed_mean_differences_at_small_n_pass_too_often():
     # Documented shortfall: per-item changes with a rare large loss (lognormal sigma 1, the
     # loss side) at n = 20: the BCa lower bound misses the true mean 8.7% of the time (MC s.e.
-    # 0.3%, 10,000 runs); the t interval misses 13.2%. No fix in the harness.
+    # 0.3%, 10,000 runs); the t interval misses 13.2%. No fix in the harness: the published
+    # skew-aware intervals narrow it (bootstrap-t 6.6%, Hall's transformation bootstrapped
+    # 6.0%, 2000 runs) at a large cost in power where changes are sparse, and none can hold
+    # the level for every unbounded distribution (Bahadur & Savage 1956; docs/ci-gating.md).
     rng = np.random.default_rng(20)
     n, reps, miss = 20, 1500, 0
     zeros = np.zeros(n)
@@ -59,11 +62,13 @@ def test_skewed_mean_differences_at_small_n_pass_too_often():
     assert 0.05 < p < 0.13, p
 
 
-def test_p95_difference_on_24_items_misses_on_the_deciding_side():
-    # Documented shortfall: p95 latency on 24 items (the latency suite's size), lognormal
-    # sigma 0.5, reference and candidate correlated 0.8, the candidate 10% slower: the upper
-    # bound (the side a latency gate decides on) misses the true p95 difference 6.7% of the
-    # time (MC s.e. 0.4%, 4000 runs).
+def test_p95_difference_on_24_items_misses_less_on_the_deciding_side():
+    # Documented shortfall, narrowed: p95 latency on 24 items (the latency suite's size),
+    # lognormal sigma 0.5, reference and candidate correlated 0.8, the candidate 10% slower:
+    # the upper bound (the side a latency gate decides on) missed the true p95 difference
+    # 7.7% of the time with BCa alone, 3.7% as the wider of BCa's and the percentile
+    # bootstrap's bound (MC s.e. 0.3%, 4000 runs). These 600 runs: BCa 8.0%, the wider 2.7%
+    # (s.e. 0.7%); no distribution-free bound exists at 24 items.
     rng = np.random.default_rng(24)
     n, reps, miss, s, rho = 24, 600, 0, 0.5, 0.8
     z95 = 1.6448536269514722
@@ -72,9 +77,32 @@ def test_p95_difference_on_24_items_misses_on_the_deciding_side():
         z1, z2 = rng.standard_normal(n), rng.standard_normal(n)
         a = np.exp(s * z1)
         b = np.exp(0.1 + s * (rho * z1 + math.sqrt(1 - rho * rho) * z2))
-        miss += paired_bootstrap_diff_ci(a, b, stat="p95")[2] < true
+        miss += paired_bootstrap_diff_ci(a, b, stat="p95", method="wider")[2] < true
     p, _ = _rate(miss, reps)
-    assert 0.035 < p < 0.12, p
+    assert 0.01 < p < 0.055, p
+
+
+def test_quantile_gates_use_the_wider_bound():
+    # The comparison a gate reads takes, for a quantile, each bound the wider of BCa's and
+    # the percentile bootstrap's, and its method says so; a mean keeps BCa.
+    rng = np.random.default_rng(3)
+    ref = rng.lognormal(0.0, 0.5, 24)
+    cand = ref * np.exp(rng.normal(0.1, 0.3, 24))
+    models = {}
+    for name, values in (("base", ref), ("cand", cand)):
+        models[name] = {"fingerprint": None, "metrics": {"latency.ttft_s.p95": metric(
+            float(np.quantile(values, 0.95)), None, None, 24, "quantile")},
+            "items": [{"id": f"i{k}", "category": None, "output": f"o{k}", "ttft_s": float(v), "scores": {}}
+                      for k, v in enumerate(values)]}
+    gates, _ = evaluate_gates(cal._suite({"latency.ttft_s.p95": {
+        "rel_tolerance_vs_base": 0.25, "higher_is_better": False}}), {"name": "l", "models": models,
+                                                                     "scorers": {}}, None)
+    (gate,) = gates
+    _, bca_low, bca_high = paired_bootstrap_diff_ci(ref, cand, stat="p95")
+    _, p_low, p_high = paired_bootstrap_diff_ci(ref, cand, stat="p95", method="percentile")
+    assert (gate["details"]["ci_low"], gate["details"]["ci_high"]) == (min(bca_low, p_low), max(bca_high, p_high))
+    assert gate["details"]["ci_high"] > bca_high  # here the percentile bound is the more cautious one
+    assert "the wider bound" in gate["details"]["method"]
 
 
 def _clustered_boundary(groups: int, icc: float, reps: int, seed: int, per: int = 8) -> int:
