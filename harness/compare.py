@@ -16,7 +16,7 @@ series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of th
 ``latency.ttft_s`` series. Metrics that resolve are compared *paired* (items matched by
 id): pass/fail metrics by Tango's score interval for paired proportions (with the flips
 and the exact McNemar p), means by a seeded paired BCa bootstrap, quantiles by the wider of
-its bounds and the percentile bootstrap's; items of one
+its bounds and the expanded percentile bootstrap's; items of one
 cluster (a suite's ``cluster:`` field) count through the design effect or are resampled
 together (see docs/ci-gating.md). Metrics that do not resolve (an
 aggregate-only number) fall back to the two reported intervals (MOVER, Newcombe's
@@ -197,14 +197,15 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                 out.update(diff=diff, ci_low=low, ci_high=high, method=method, flipped_down=down,
                            flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
                 return out
-            # a quantile's bounds: the wider of BCa's and the percentile bootstrap's on each side
-            # (BCa alone missed a p95 difference 7.4% / 5.6% / 4.2% of the time at 24 / 48 / 100
-            # items, the wider one 4.2% / 1.2% / 0.8%; docs/ci-gating.md)
+            # a quantile's bounds: the wider of BCa's and the expanded percentile bootstrap's on
+            # each side (BCa alone missed a p95 difference 7.7% / 5.2% / 4.6% of the time at 24 /
+            # 48 / 100 items, the wider one 3.2% / 0.9% / 0.9%; docs/ci-gating.md)
             diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat,
                                                        clusters=clusters,
                                                        method="bca" if stat == "mean" else "wider")
-            method = (f"paired {'BCa' if stat == 'mean' else 'BCa and percentile (the wider bound)'} bootstrap "
-                      f"({N_BOOT} resamples of {'clusters' if clusters is not None else 'items'}, seed {SEED})")
+            kind = "BCa" if stat == "mean" else "BCa and expanded percentile (the wider bound)"
+            method = (f"paired {kind} bootstrap ({N_BOOT} resamples of "
+                      f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
             if (stat == "mean" and low == high and not _same_outputs(ref, cand, ids)
                     and all(0.0 <= v <= 1.0 for v in a + b)):
                 # every item changed by the same amount (usually none changed): a bootstrap has
@@ -317,8 +318,8 @@ def _approximate_quantile(stat: str, units: int, unit: str = "items") -> str | N
     """What to say when ``units`` items (or clusters) are too few for any distribution-free
     bound on the quantile ``stat``; None when they suffice. The bootstrap interval is then
     the only one there is, and at small n it is too narrow: the upper bound of a p95
-    difference on 24 items (the latency suite's size) missed 3-4% of the time instead of
-    2.5%, even as the wider of BCa's and the percentile bootstrap's (docs/ci-gating.md)."""
+    difference on 24 items (the latency suite's size) missed 3% of the time instead of 2.5%,
+    even as the wider of BCa's and the expanded percentile bound (docs/ci-gating.md)."""
     q = 0.5 if stat == "median" else float(stat[1:]) / 100.0
     if not 0.0 < q < 1.0:  # p0 / p100: the minimum or maximum, no quantile bound to speak of
         return None
@@ -327,7 +328,7 @@ def _approximate_quantile(stat: str, units: int, unit: str = "items") -> str | N
         return None
     return (f"{stat} of {units} {unit}: order statistics bound a {stat} only from {need}, so this bootstrap "
             f"interval is approximate and may read too narrow (a p95 difference on 24 items missed on the "
-            f"deciding side 3-4% of the time, not 2.5%); gate the median, or run {need}+ {unit}")
+            f"deciding side about 3% of the time, not 2.5%); gate the median, or run {need}+ {unit}")
 
 
 def _same_outputs(ref: ModelView, cand: ModelView, ids: list[str]) -> bool:

@@ -14,7 +14,7 @@ binom_test_two_sided(k, n, p=0.5) -> p
 paired_bootstrap_diff_ci(a, b, seed=0, n_boot=2000, level=0.95, stat="mean", clusters=None)
     Seeded paired BCa bootstrap of stat(b) - stat(a) over items (or clusters)
     resampled jointly: the interval for continuous metrics (method="wider", each
-    bound the wider of BCa and percentile, for quantiles).
+    bound the wider of BCa and the expanded percentile, for quantiles).
 tango_paired_ci(down, up, n, level=0.95) -> (low, high)
     Tango's score interval for a paired difference of pass rates: the interval for
     pass/fail metrics (holds its level when few items flip).
@@ -160,7 +160,7 @@ def mcnemar_exact(b: int, c: int) -> float:
     return min(1.0, 2.0 * tail)
 
 
-# "wider": each bound the wider of BCa's and the percentile interval's (quantile differences)
+# "wider": each bound the wider of BCa's and the expanded percentile interval's (quantiles)
 BOOTSTRAP_METHODS = ("bca", "percentile", "wider")
 
 
@@ -185,9 +185,9 @@ def paired_bootstrap_diff_ci(
     (items of a cluster are not independent). ``method``: "bca" (bias-corrected and
     accelerated, Efron 1987; the default: it holds its level where the percentile
     interval is too narrow, see docs/ci-gating.md), "percentile", or "wider" (each bound
-    the wider of the two: what quantile differences use, where the jackknife behind BCa's
-    acceleration is unreliable: the p95 difference of 24 items missed 7.4% on the upper
-    side with BCa, 5.5% with the percentile bootstrap, 4.2% with the wider of the two).
+    the wider of BCa's and the expanded percentile one's: what quantile differences use,
+    where the jackknife behind BCa's acceleration is unreliable: the p95 difference of 24
+    items missed 7.7% on the upper side with BCa, about 3% with the wider bound).
     Returns (point_estimate, low, high); all NaN for no usable pairs.
     """
     if len(a) != len(b):
@@ -233,12 +233,14 @@ def paired_bootstrap_diff_ci(
     finite = bool(np.all(np.isfinite(boot)) and np.all(np.isfinite(jack)))
     if not finite:  # values near the float limit (1e308) overflowed: no interval, not a crash
         return (point, math.nan, math.nan)
-    p_low, p_high = (float(x) for x in np.quantile(boot, [alpha, 1.0 - alpha]))
     if method == "percentile":
-        return (point, p_low, p_high)
+        low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+        return (point, float(low), float(high))
     low, high = _bca_bounds(boot, jack, point, alpha, n_groups)
-    if method == "wider":
-        return (point, min(low, p_low), max(high, p_high))
+    if method == "wider":  # against the expanded percentile interval (Hesterberg 2015), as BCa's tails
+        wide = _expanded_tail(alpha, n_groups)
+        p_low, p_high = np.quantile(boot, [wide, 1.0 - wide])
+        return (point, min(low, float(p_low)), max(high, float(p_high)))
     return (point, low, high)
 
 

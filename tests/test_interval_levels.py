@@ -62,13 +62,12 @@ def test_skewed_mean_differences_at_small_n_pass_too_often():
     assert 0.05 < p < 0.13, p
 
 
-def test_p95_difference_on_24_items_misses_less_on_the_deciding_side():
-    # Documented shortfall, narrowed: p95 latency on 24 items (the latency suite's size),
-    # lognormal sigma 0.5, reference and candidate correlated 0.8, the candidate 10% slower:
-    # the upper bound (the side a latency gate decides on) missed the true p95 difference
-    # 7.7% of the time with BCa alone, 3.7% as the wider of BCa's and the percentile
-    # bootstrap's bound (MC s.e. 0.3%, 4000 runs). These 600 runs: BCa 8.0%, the wider 2.7%
-    # (s.e. 0.7%); no distribution-free bound exists at 24 items.
+def test_p95_difference_on_24_items_holds_the_level_within_simulation_error():
+    # p95 latency on 24 items (the latency suite's size), lognormal sigma 0.5, reference and
+    # candidate correlated 0.8, the candidate 10% slower: the upper bound (the side a latency
+    # gate decides on) missed the true p95 difference 7.7% of the time with BCa alone; as the
+    # wider of BCa's and the expanded percentile bound 3.2% (correlation 0.5: 5.3% -> 2.8%;
+    # MC s.e. 0.3%, 4000 runs each). These 600 runs: BCa 8.0%, the wider bound 2.0%.
     rng = np.random.default_rng(24)
     n, reps, miss, s, rho = 24, 600, 0, 0.5, 0.8
     z95 = 1.6448536269514722
@@ -78,13 +77,13 @@ def test_p95_difference_on_24_items_misses_less_on_the_deciding_side():
         a = np.exp(s * z1)
         b = np.exp(0.1 + s * (rho * z1 + math.sqrt(1 - rho * rho) * z2))
         miss += paired_bootstrap_diff_ci(a, b, stat="p95", method="wider")[2] < true
-    p, _ = _rate(miss, reps)
-    assert 0.01 < p < 0.055, p
+    p, se = _rate(miss, reps)
+    assert p <= 0.025 + 3 * se, f"{miss}/{reps} missed"
 
 
 def test_quantile_gates_use_the_wider_bound():
     # The comparison a gate reads takes, for a quantile, each bound the wider of BCa's and
-    # the percentile bootstrap's, and its method says so; a mean keeps BCa.
+    # the (expanded) percentile bootstrap's, and its method says so; a mean keeps BCa.
     rng = np.random.default_rng(3)
     ref = rng.lognormal(0.0, 0.5, 24)
     cand = ref * np.exp(rng.normal(0.1, 0.3, 24))
@@ -99,8 +98,9 @@ def test_quantile_gates_use_the_wider_bound():
                                                                      "scorers": {}}, None)
     (gate,) = gates
     _, bca_low, bca_high = paired_bootstrap_diff_ci(ref, cand, stat="p95")
-    _, p_low, p_high = paired_bootstrap_diff_ci(ref, cand, stat="p95", method="percentile")
-    assert (gate["details"]["ci_low"], gate["details"]["ci_high"]) == (min(bca_low, p_low), max(bca_high, p_high))
+    _, low, high = paired_bootstrap_diff_ci(ref, cand, stat="p95", method="wider")
+    assert (gate["details"]["ci_low"], gate["details"]["ci_high"]) == (low, high)
+    assert low <= bca_low
     assert gate["details"]["ci_high"] > bca_high  # here the percentile bound is the more cautious one
     assert "the wider bound" in gate["details"]["method"]
 
