@@ -314,7 +314,7 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     drop = kind != f"min_gain_{suffix}" and is_binary(ref_view, metric)
                     margin = _margin(kind, float(opts[kind]), delta, hib) if drop else 0.0
                     if drop and not passed:
-                        reason += _too_few_items(delta, margin)
+                        reason += _too_few_items(delta, margin, hib)
                     gate(kind, passed, reason, details)
                     if drop and (ref_kind, metric) not in powered:
                         powered.add((ref_kind, metric))
@@ -605,11 +605,19 @@ def _margin(kind: str, value: float, delta: dict, hib: bool) -> float:
     return value
 
 
-def _too_few_items(delta: dict, margin: float) -> str:
+def _too_few_items(delta: dict, margin: float, hib: bool = True) -> str:
     """For a failed drop gate that its items could not have passed: the clause that says so,
-    so the FAILED line names the cause (too few items) and not only the bound."""
+    so the FAILED line names the cause (too few items) and not only the bound.
+
+    Not when the point estimate itself is past the margin: then the measured drop, not the
+    item count, failed the gate (any number of items would fail it), and "an equally good
+    model would likely fail this gate too: widen the margin" sent a user whose adapter lost
+    every item (keywords 1.000 -> 0.000 on 30 items) to loosen the gate instead."""
     n_eff = int(delta.get("n_eff") or delta["n"])
     if n_eff <= 0 or margin <= 0 or power_warning(n_eff, margin, delta["ref_value"]) is None:
+        return ""
+    diff = delta.get("diff")
+    if diff is not None and (diff < -margin - _EPS if hib else diff > margin + _EPS):
         return ""
     shows = smallest_margin(n_eff, expected_discordance(delta["ref_value"]))
     items = f"{n_eff} effective items" if n_eff < delta["n"] else f"{n_eff} items"

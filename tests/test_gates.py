@@ -91,6 +91,27 @@ def test_a_gate_its_items_cannot_pass_says_so_in_its_reason(tmp_path):
     assert _too_few_items({"n": 0, "ref_value": 0.5}, 0.05) == ""  # no paired items: no "margin of inf"
 
 
+def test_a_drop_past_the_margin_is_not_blamed_on_too_few_items(tmp_path):
+    """An adapter that lost every item the base passed (0.500 -> 0.000 on 30 items) failed with
+    "... 30 items can only show a margin of about 0.3, so an equally good model would likely fail
+    this gate too: add items, or widen the margin": the measured drop, not the item count, failed
+    it, and the advice sent the user to loosen the gate. Only a failure from the interval's width
+    (a point estimate within the margin) gets that clause."""
+    half = set(IDS[:15])
+    sr = suite_result({"base": model_result(verdicts(half)), "ft": model_result(verdicts(set(IDS)))})
+    (gate,) = failed(evaluate_gates(make_suite(tmp_path, IDS), sr, None)[0])
+    assert "ft - base = -0.500" in gate["reason"]
+    assert "can only show" not in gate["reason"] and "widen the margin" not in gate["reason"]
+    from harness.gates import _too_few_items
+
+    within = {"n": 30, "ref_value": 0.5, "diff": -0.03}
+    assert "can only show a margin" in _too_few_items(within, 0.05)  # width, not the estimate
+    assert _too_few_items(dict(within, diff=-0.2), 0.05) == ""
+    # lower is better: the worse side is an increase
+    assert _too_few_items(dict(within, diff=0.2), 0.05, hib=False) == ""
+    assert "can only show a margin" in _too_few_items(dict(within, diff=-0.2), 0.05, hib=False)
+
+
 def test_improvement_only_passes_and_superiority_gate(tmp_path):
     base = verdicts({"q01", "q02", "q03", "q04", "q05", "q06", "q07", "q08"})
     ft = verdicts()
