@@ -112,3 +112,25 @@ def test_options_checked_at_load(tmp_path):
     with pytest.raises(HarnessError) as err:
         REGISTRY["keywords"]({"forbidden": ["!!!"]}).check(tmp_path / "s.yaml", 3, "scorers[0].keywords")
     assert err.value.field == "scorers[0].keywords.forbidden[0]" and err.value.line == 3
+
+
+def test_docs_scorers_md_documents_every_option_with_its_default_and_a_case_that_scores_as_it_says():
+    """docs/scorers.md described every scorer but this one: a user writing a keywords suite from
+    the docs had no case format (`concepts`, `forbidden`) and no options (`mode`, `threshold`)."""
+    import json
+    import re
+
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "scorers.md").read_text(encoding="utf-8")
+    section = text.split("## Keywords (`keywords`)", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| `?([^|`]+?)`? \|", section, re.M))
+    props = REGISTRY["keywords"].options_schema["properties"]
+    assert set(rows) == set(props)
+    for name, spec in props.items():
+        assert rows[name] == (str(spec["default"]) if "default" in spec else "none"), name
+    record = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+    case = Case(id=record["id"], index=0, category=None, record=record, prompt="q", target=None)
+    scorer = REGISTRY["keywords"]({})
+    assert scorer.score(Item(case=case, output="The API gateway: port 8443.", finish_reason="stop")).passed
+    assert not scorer.score(Item(case=case, output="gateway on 8443, not 8080", finish_reason="stop")).passed
