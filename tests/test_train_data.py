@@ -312,3 +312,30 @@ def test_a_jsonl_file_given_as_the_data_folder(tmp_path, tokenizer):
             read()
         assert "is a file, not a folder" in exc.value.one_line() and f"pass its folder ({tmp_path})" in \
             exc.value.one_line()
+
+
+def test_the_readme_s_row_examples_train_as_it_says_on_a_raw_sentencepiece_model(tmp_path, stories_base):
+    """README.md named `format: text | completions | chat` but showed no row: a user bringing
+    their own data had to guess the fields. Its three examples must be the three formats, and on
+    stories260K (no chat template) a completions row trains on the answer + EOS, raw."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```jsonl\n", 1)[1].split("```", 1)[0]
+    rows = [json.loads(line) for line in block.splitlines()]
+    from harness.train.data import row_format
+
+    assert [row_format(r) for r in rows] == ["text", "completions", "chat"]
+    tok = stories_base.tokenizer
+    for i, row in enumerate(rows[:2]):
+        folder = tmp_path / str(i)
+        for split in ("train", "valid"):
+            write_split(folder, split, [row])
+        splits, fmt, template, mask_prompt = load_splits(folder, "auto", "auto", tok, None, None, 2048)
+        (ex,) = splits["train"].examples
+        assert template == "raw" and ex.ids[-1] == tok.eos_token_id
+        if fmt == "completions":
+            assert mask_prompt and ex.ids[:ex.prompt_len] == list(tok.encode(row["prompt"]))
+    folder = tmp_path / "chat"
+    for split in ("train", "valid"):
+        write_split(folder, split, [rows[2]])
+    with pytest.raises(HarnessError, match="need the chat template"):
+        load_splits(folder, "auto", "auto", tok, None, None, 2048)
