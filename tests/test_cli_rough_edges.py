@@ -232,7 +232,8 @@ def test_init_keeps_an_odd_model_name_a_name_in_yaml_and_in_the_workflow_shell(t
     assert raw["model"] == model
     flow = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text(encoding="utf-8"))
     gate = next(s["run"] for s in flow["jobs"]["gate"]["steps"] if "harness eval" in str(s.get("run", "")))
-    words = shlex.split(gate.split(" --adapter")[0])
+    line = next(x for x in gate.splitlines() if x.strip().startswith("harness eval"))
+    words = shlex.split(line.split(" --adapter")[0])
     assert words[:5] == ["harness", "eval", "suites/", "--model", model]
 
 
@@ -390,3 +391,34 @@ def test_compare_fail_on_regression_fails_a_suite_scored_another_way(tmp_path, c
     assert "REGRESSION smoke: not comparable (scorer exact_match options differs)" in stdout
     code, stdout, _ = cli(capsys, "compare", a, tmp_path / "b", "--out", tmp_path / "cmp")
     assert code == 0 and "differs: scorer exact_match options" in stdout  # without the flag: shown, as before
+
+
+def test_init_s_workflow_says_when_it_gates_without_the_baseline(tmp_path, capsys):
+    """The generated Gate step dropped `--baseline` without a word when the file was missing: right
+    on the first pull request, but a change that removed or moved reports/baselines/baseline.json
+    turned every baseline gate off and the job stayed green. It now warns (a GitHub annotation)."""
+    import os
+
+    proj = tmp_path / "proj"
+    assert cli(capsys, "init", str(proj), "--model", "my models/base")[0] == 0
+    flow = yaml.safe_load((proj / ".github" / "workflows" / "harness.yml").read_text(encoding="utf-8"))
+    gate = next(s["run"] for s in flow["jobs"]["gate"]["steps"] if "harness eval" in str(s.get("run", "")))
+    stub = tmp_path / "bin" / "harness"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nfor a in \"$@\"; do echo \"arg:$a\"; done\n")
+    stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+
+    def run() -> tuple[str, list[str]]:
+        out = subprocess.run(["bash", "-e", "-c", gate], cwd=proj, env=env, capture_output=True, text=True,
+                             check=True).stdout
+        return out, [line[4:] for line in out.splitlines() if line.startswith("arg:")]
+
+    out, args = run()
+    assert "::warning::no reports/baselines/baseline.json" in out and "--baseline" not in args
+    assert args[:4] == ["eval", "suites/", "--model", "my models/base"]
+    (proj / "reports" / "baselines").mkdir(parents=True)
+    (proj / "reports" / "baselines" / "baseline.json").write_text("{}")
+    out, args = run()
+    assert "::warning::" not in out
+    assert args[args.index("--baseline") + 1] == "reports/baselines/baseline.json" and args[-2:] == ["--out", "reports/ci"]
