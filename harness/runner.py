@@ -684,8 +684,10 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
                                f"model {model!r}", path=path, line=number)
         by_model[model][key] = {"output": row["output"], "finish_reason": reason, "cached": True}
     if "base" not in by_model:
-        raise HarnessError("no completions for model 'base'", path=path,
-                           hint="lines without `model` count as base")
+        raise HarnessError(f"no completions for model 'base' (the file has: {', '.join(sorted(by_model)) or 'none'})",
+                           path=path,
+                           hint="every model is compared with the base: add its completions (lines without "
+                                "`model`, or \"model\": \"base\"; a base named otherwise: rename it to base)")
     out = {}
     for model, rows in by_model.items():
         keys = [c.id if samples == 1 else (c.id, j) for j in range(samples) for c in suite.cases]

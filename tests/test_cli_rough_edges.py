@@ -422,3 +422,14 @@ def test_init_s_workflow_says_when_it_gates_without_the_baseline(tmp_path, capsy
     out, args = run()
     assert "::warning::" not in out
     assert args[args.index("--baseline") + 1] == "reports/baselines/baseline.json" and args[-2:] == ["--out", "reports/ci"]
+
+
+def test_score_without_base_completions_names_the_models_it_found_and_what_to_add(tmp_path, capsys):
+    """Completions of the candidate alone (my new adapter's outputs, to gate against a baseline)
+    were refused with "no completions for model 'base' (lines without `model` count as base)":
+    not which models the file had, nor that the base's outputs must be added."""
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i, "output": "x", "model": "v2"}) + "\n" for i in SMOKE_IDS))
+    code, _, err = cli(capsys, "score", "suites/smoke.yaml", "--completions", completions, "--out", tmp_path / "o")
+    assert_bad_input(code, err, str(completions), "no completions for model 'base'", "the file has: v2",
+                     "add its completions")
