@@ -341,6 +341,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.extend(made)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """``--harness-model``/``--harness-adapter``/``--harness-baseline`` without
+    ``--harness-suites``, and no selected test that uses ``harness_run``: nothing is gated. A CI
+    line that forgot ``--harness-suites`` passed with the adapter never evaluated (an adapter
+    failing all five of its gates: '1 passed', exit 0); it is a usage error, as a mistake in
+    ``harness eval``'s arguments is."""
+    config = session.config
+    if config.getoption("harness_suites"):
+        return
+    given = [f"--harness-{name}" for name in ("model", "adapter", "baseline")
+             if config.getoption(f"harness_{name}")]
+    if not given or any("harness_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    raise pytest.UsageError(f"harness: {', '.join(given)} given, but no --harness-suites and no selected test "
+                            "uses harness_run: nothing would be gated (add --harness-suites suites/)")
+
+
 _RESULT_KEY = pytest.StashKey[HarnessResult]()
 _FILES_KEY = pytest.StashKey[set]()  # suite files pytest collected itself
 _TEMPORARY_KEY = pytest.StashKey[dict]()  # run folders made here -> their HarnessResult (None: no run finished)

@@ -311,3 +311,24 @@ def test_a_failed_session_keeps_its_reports_and_says_where(scratch, temp_dir):
     text = result.stdout.str()
     assert f"report in {kept['gated'] / 'index.html'} (kept: a gate or a test failed" in text
     assert f"harness: report of a harness_run kept in {kept['smoke'] / 'index.html'}" in text
+
+
+def test_harness_options_without_suites_or_harness_run_are_a_usage_error(scratch):
+    """`pytest --harness-model M --harness-adapter v2=A --harness-baseline B` with --harness-suites
+    forgotten evaluated nothing and passed on the user's other tests (exit 0): the adapter was never
+    gated. Harness options that gate nothing are a usage error; a selected test that uses
+    harness_run (which reads them as defaults) still runs."""
+    scratch.makepyfile(test_other="def test_unrelated():\n    assert True\n")
+    args = (*PLUGIN, "--harness-model", str(FIXTURE_MODEL), "--harness-adapter", f"sql={SQL_ADAPTER}")
+    result = scratch.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--harness-model, --harness-adapter given, but no --harness-suites*"
+                                 "nothing would be gated*"])
+    scratch.makepyfile(test_release=f"""
+        def test_release(harness_run):
+            assert harness_run({str(SMOKE)!r}).results["suites"][0]["models"].keys() == {{"base", "sql"}}
+    """)
+    scratch.runpytest(*args).assert_outcomes(passed=2)
+    # the run's own tests deselected: nothing gated again
+    assert scratch.runpytest(*args, "-k", "unrelated").ret == pytest.ExitCode.USAGE_ERROR
+    scratch.runpytest(*PLUGIN, "test_other.py").assert_outcomes(passed=1)  # no harness option: untouched
