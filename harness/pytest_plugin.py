@@ -346,12 +346,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ``--harness-suites``, and no selected test that uses ``harness_run``: nothing is gated. A CI
     line that forgot ``--harness-suites`` passed with the adapter never evaluated (an adapter
     failing all five of its gates: '1 passed', exit 0); it is a usage error, as a mistake in
-    ``harness eval``'s arguments is."""
+    ``harness eval``'s arguments is. Options from ``addopts`` are left alone."""
     config = session.config
     if config.getoption("harness_suites"):
         return
+    # only options typed for this invocation: ones from addopts (a project default for its
+    # harness_run tests) must not refuse a run of the project's other tests
+    typed = [str(a) for a in config.invocation_params.args]
     given = [f"--harness-{name}" for name in ("model", "adapter", "baseline")
-             if config.getoption(f"harness_{name}")]
+             if config.getoption(f"harness_{name}")
+             and any(a == f"--harness-{name}" or a.startswith(f"--harness-{name}=") for a in typed)]
     if not given or any("harness_run" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     raise pytest.UsageError(f"harness: {', '.join(given)} given, but no --harness-suites and no selected test "

@@ -332,3 +332,7 @@ def test_harness_options_without_suites_or_harness_run_are_a_usage_error(scratch
     # the run's own tests deselected: nothing gated again
     assert scratch.runpytest(*args, "-k", "unrelated").ret == pytest.ExitCode.USAGE_ERROR
     scratch.runpytest(*PLUGIN, "test_other.py").assert_outcomes(passed=1)  # no harness option: untouched
+    # the same options as a project default (addopts) for its harness_run tests: running only the
+    # project's other tests is not refused
+    scratch.makeini(f"[pytest]\naddopts = --harness-model {FIXTURE_MODEL} --harness-adapter sql={SQL_ADAPTER}\n")
+    scratch.runpytest(*PLUGIN, "test_other.py").assert_outcomes(passed=1)
