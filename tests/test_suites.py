@@ -79,6 +79,45 @@ def test_domain_reference_answers_pass_and_other_answers_fail():
     assert not any(s.passed for s in scorer.score_all(_items(suite, [""] * len(suite.cases))))
 
 
+def _score_pair(tmp_path, suite: str, base: dict[str, str], candidate: dict[str, str]):
+    """`harness score` of a base and a candidate's stored outputs on a shipped suite:
+    (exit code, the candidate's failed gates as METRIC/KIND)."""
+    from conftest import run_harness
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i, "output": o, "model": m, "finish_reason": "stop"}) + "\n"
+                                   for m, outs in (("base", base), ("candidate", candidate))
+                                   for i, o in outs.items()), encoding="utf-8")
+    out = tmp_path / "out"
+    proc = run_harness("score", str(SUITES / f"{suite}.yaml"), "--completions", str(completions), "--out", str(out))
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    failed = {f"{g['metric']}/{g['kind']}" for g in results["suites"][0]["gates"]
+              if not g["passed"] and g["model"] == "candidate"}
+    return proc.returncode, failed
+
+
+def test_domain_gate_fails_an_adapter_that_forgot_what_the_base_knew(tmp_path):
+    """The fixture base knows 9 of the 64 facts (0.141). An adapter that forgets all nine
+    (the regress, forgetful and looping adapters: 0.000, 95% CI -0.246 to -0.076) passed the
+    0.25 margin against the base, which no adapter could fail at that base rate."""
+    suite = _suite("domain_qa")
+    known = {c.id for c in suite.cases[:63:7]}
+    assert len(known) == 9
+    base = {c.id: (c.target if c.id in known else "I am not sure.") for c in suite.cases}
+    code, failed = _score_pair(tmp_path / "forgot", "domain_qa", base, {c.id: "I am not sure." for c in suite.cases})
+    assert code == 1 and failed == {"keywords/max_drop_vs_base"}, failed
+    # the sql adapter's noise (4 of the nine lost, 2 others gained) still passes
+    noisy = dict(base)
+    for c in suite.cases[:63:7][:4]:
+        noisy[c.id] = "I am not sure."
+    for c in suite.cases[1:3]:
+        noisy[c.id] = c.target
+    code, failed = _score_pair(tmp_path / "noisy", "domain_qa", base, noisy)
+    assert code == 0 and not failed, failed
+
+
 def test_domain_training_data_format_and_held_out_validation():
     train = [json.loads(l) for l in (ROOT / "fixtures/data/domain/train.jsonl").read_text().splitlines()]
     valid = [json.loads(l) for l in (ROOT / "fixtures/data/domain/valid.jsonl").read_text().splitlines()]
