@@ -108,3 +108,27 @@ def test_a_huge_output_is_measured_on_its_tail():
     s = score(varied + " " + "ab" * 40)
     assert s.metrics["loop"] == 1.0 and f"the last {MAX_CHARS} of" in s.detail
     assert s.extra["characters"] > 2_000_000
+
+
+@pytest.mark.parametrize("output", [
+    "First you look. " + " ".join(f"Step {n}: check the logs." for n in range(1, 15)),
+    " ".join(f"Day {n}: we walked to the lake and back." for n in range(1, 12)),
+    " ".join(f"{n}. It is good." for n in range(1, 30)),
+    "Rooms: " + ", ".join(f"room {n}" for n in range(101, 140)),
+])
+def test_a_counting_loop_is_a_loop(output):
+    """No block repeats exactly and the changing numbers keep seq_rep low (0.33 on the first),
+    so 'Step 1: ... Step 2: ...' to max_tokens passed as no collapse."""
+    s = score(output)
+    assert s.passed is False and s.metrics["loop"] == 1.0, s.detail
+    assert "apart from its numbers" in s.detail
+
+
+@pytest.mark.parametrize("output", [
+    ", ".join(str(p) for p in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71)),
+    "Version 1.2.3.4.5.6.7.8.9.10.11.12.13.14 and then 2024-01-01, 2024-01-02, 2024-01-03, 2024-01-04",
+    "1. Pack water. 2. Pack a map. 3. Check the weather. 4. Tell someone your route.",
+])
+def test_numbers_alone_and_a_varied_numbered_list_are_not_loops(output):
+    s = score(output)
+    assert s.passed is True and s.metrics["loop"] == 0.0, s.detail

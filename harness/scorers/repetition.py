@@ -21,7 +21,11 @@ Per item:
 - ``loop``: 1 when the output ends in a block of 1..``max_period`` characters repeated
   at least ``min_repeats`` times back to back (the last copy may be cut short), over at
   least ``min_loop_chars`` characters: ``success success success …``, ``helhelhel…``,
-  ``你好你好你好…``, a sentence said over and over.
+  ``你好你好你好…``, a sentence said over and over; also when the block repeats only
+  *apart from its numbers* (every run of digits read as one ``0``) and holds a letter:
+  a counting loop, ``Step 1: check the logs. Step 2: check the logs. Step 3: …``, in
+  which no block repeats exactly and the changing numbers keep ``seq_rep`` low (0.33 on
+  that one). A run of numbers alone (``1, 2, 3, …``, a list of primes) is not a loop.
 
 An item fails (``collapsed``) when it loops or its ``seq_rep`` is above ``max_seq_rep``.
 The metric ``repetition`` is the share of items that did **not** collapse (higher is
@@ -30,6 +34,7 @@ better); ``repetition.seq_rep`` and ``repetition.loop`` are lower-is-better.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from .base import Item, Score, Scorer
@@ -38,6 +43,13 @@ from .normalize import stream_safe
 # Longer outputs are measured on their last MAX_CHARS characters (where a loop shows), so
 # a hostile stored completion costs bounded time and memory (n-gram sets grow with it).
 MAX_CHARS = 100_000
+_DIGIT_RUN = re.compile(r"\d+")
+
+
+def numbers_masked(text: str) -> str:
+    """The text with every run of digits (any script) as one ``0``: a counting loop
+    (``day 1: …. day 2: ….``) repeats exactly in it."""
+    return _DIGIT_RUN.sub("0", text)
 
 
 def normalize(text: str) -> str:
@@ -78,7 +90,9 @@ def trailing_loop(units, max_period: int, min_repeats: int,
 
 class Repetition(Scorer):
     name = "repetition"
-    version = "2"  # 2: measured on characters (was model tokens in eval, words in score)
+    # 2: measured on characters (was model tokens in eval, words in score); 3: a block that
+    # repeats apart from its numbers (a counting loop) is a loop
+    version = "3"
     options_schema = {
         "type": "object",
         "additionalProperties": False,
@@ -105,17 +119,24 @@ class Repetition(Scorer):
         full = len(text)
         text = text[-MAX_CHARS:]
         rep = seq_rep(text, n)
-        loop = trailing_loop(text, o.get("max_period", 256), o.get("min_repeats", 3),
-                             o.get("min_loop_chars", 24))
+        loop_args = (o.get("max_period", 256), o.get("min_repeats", 3), o.get("min_loop_chars", 24))
+        loop, looped = trailing_loop(text, *loop_args), text
+        counting = False
+        if not loop:
+            masked = numbers_masked(text)
+            found = trailing_loop(masked, *loop_args) if masked != text else None
+            if found and any(ch.isalpha() for ch in masked[-found[0]:]):
+                loop, looped, counting = found, masked, True
         limit = o.get("max_seq_rep", 0.5)
         too_repetitive = rep > limit
         collapsed = bool(loop) or too_repetitive
         if loop:
             period, repeats = loop
-            block = text[-period:]  # the repeated block (a rotation of it, if cut mid-copy)
+            block = looped[-period:]  # the repeated block (a rotation of it, if cut mid-copy)
             shown = repr(block[:40] + ("…" if len(block) > 40 else ""))
             detail = (f"loops: a block of {period} character{'s' if period > 1 else ''} ({shown}) "
-                      f"repeated {repeats:.3g} times at the end")
+                      f"repeated {repeats:.3g} times at the end"
+                      + (" apart from its numbers (digits shown as 0)" if counting else ""))
         elif too_repetitive:
             detail = f"repetitive: {rep:.0%} of its {n}-character n-grams are repeats (limit {limit:.0%})"
         else:
