@@ -213,3 +213,28 @@ def test_thousands_of_conditions_fail_with_their_reason():
         "table: 1-1\ncolumns: Player, No.\nQ: q\nA: ", "SELECT Player FROM 1-1 WHERE No. = 3",
         "SELECT Player FROM 1-1 WHERE " + " AND ".join(["No. = 3"] * 2000))])[0]
     assert score.value == 0.0 and "conditions" in score.detail, score.detail
+
+
+_TEAMS = wikisql.Table(id="2-1000-1", fragments=("Season", "Team", "Games", "Goals", "Coach"))
+
+
+@pytest.mark.parametrize("tail", ["; DROP TABLE x", " OR Goals = 13", " LIMIT 1", " ORDER BY Goals",
+                                  " -- the answer", " /* x */", " SELECT Team FROM 2-1000-1 WHERE Goals = 12",
+                                  " AND 1 = 1", " GROUP BY Team"])
+def test_a_bare_value_never_swallows_sql(tail):
+    """`Goals = 12; DROP TABLE x` parsed as Goals = '12; DROP TABLE x', and on a real column
+    the executor's first number made it right: a second statement, an OR, a LIMIT or the
+    query looping on one line passed sql_execution."""
+    with pytest.raises(wikisql.ParseError):
+        wikisql.parse("SELECT Team FROM 2-1000-1 WHERE Goals = 12" + tail, _TEAMS)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("SELECT Team FROM 2-1000-1 WHERE Goals = 12;", "12"),
+    ("SELECT Team FROM 2-1000-1 WHERE Goals = 12 ;  ", "12"),
+    ("SELECT Coach FROM 2-1000-1 WHERE Team = Green Bay Packers", "Green Bay Packers"),
+    ("SELECT Coach FROM 2-1000-1 WHERE Team = Toronto Raptors AND Goals = 12", "Toronto Raptors"),
+    ("SELECT Coach FROM 2-1000-1 WHERE Team = 'Fromage; OR -- x' AND Goals = 12", "Fromage; OR -- x"),
+])
+def test_bare_and_quoted_values_still_parse(text, value):
+    assert wikisql.parse(text, _TEAMS).conditions[0].text == value

@@ -339,7 +339,9 @@ def _generic_row(info: list[tuple], literals: list[Any], rng: random.Random, n: 
 class SqlExecution(Scorer):
     name = "sql_execution"
     metric_keys = frozenset({"executed"})
-    version = "2"  # 2: text-typed columns compare as text (no numeric coercion)
+    # 2: text-typed columns compare as text (no numeric coercion); 3: a bare value holds no
+    # `;`, comment, comparison or SQL clause (wikisql.py), so `= 6; DROP TABLE x` is not `= 6`
+    version = "3"
     options_schema = {
         "type": "object",
         "additionalProperties": False,

@@ -55,7 +55,9 @@ from .normalize import strip_sql
 class SqlLogicalForm(Scorer):
     name = "sql_logical_form"
     metric_keys = frozenset({"agg", "select", "where"})
-    version = "2"  # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py
+    # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py; 3: a bare value holds
+    # no `;`, comment, comparison or SQL clause (wikisql.py)
+    version = "3"
     options_schema = {
         "type": "object",
         "additionalProperties": False,

@@ -123,6 +123,13 @@ def as_number(text: str) -> float | str:
 # --- parser ------------------------------------------------------------------------------------
 
 _AND = re.compile(r"(?<!\s)\s+AND\s+", re.IGNORECASE)  # from a run's first space only
+# What a bare value never holds: a statement's end (``;`` and more text: a second
+# statement), a comment, a comparison, or SQL that changes the query (another condition
+# joined by AND or OR, LIMIT, ORDER BY, GROUP BY, HAVING, UNION, another SELECT: a model
+# looping on one line). WikiSQL's own bare values are numbers.
+_NOT_IN_BARE_VALUE = re.compile(
+    r";|--|/\*|[=<>]|!=|\b(?:SELECT|FROM|WHERE|AND|OR|LIMIT|HAVING|UNION|INTERSECT|EXCEPT)\b"
+    r"|\b(?:ORDER|GROUP)\s+BY\b", re.IGNORECASE)
 
 
 def bare_value_ends(rest: str) -> list[int]:
@@ -243,9 +250,14 @@ class _Parser:
                 # '' is an escaped quote (or an empty value): the next try is after it
                 k = self.s.find(quote, k + 2 if self.s[k + 1:k + 2] == quote else k + 1)
             return
-        # A bare value (a number, or an unquoted word) runs to an AND or to the end.
-        for end in bare_value_ends(self.s[i:]):
-            if end:
+        # A bare value (a number, or an unquoted word) runs to an AND or to the end, but
+        # never over what _NOT_IN_BARE_VALUE names: `6; DROP TABLE x`, `6 OR 1 = 1`,
+        # `6 LIMIT 1` or `2007 SELECT ... WHERE Year = 2007` were read as one value, and on
+        # a real column its first number (WikiSQL's executor) made each a right answer.
+        rest = self.s[i:]
+        stop = _NOT_IN_BARE_VALUE.search(rest)
+        for end in bare_value_ends(rest):
+            if end and (stop is None or end <= stop.start() or not rest[stop.start():end].strip(" \t\n\r;")):
                 yield (i, i + end, ""), i + end
 
     def and_after(self, j: int) -> Iterator[int]:
