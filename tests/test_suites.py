@@ -172,6 +172,22 @@ def test_json_suite_schema_and_prompts():
     assert all("photo" in c.record and c.category for c in suite.cases)
 
 
+
+@pytest.mark.parametrize("critique", [
+    {**CRITIQUE, "dimensions": [{"name": "composition", "score": 7, "comment": "Room to fly into."}] * 3},
+    {**CRITIQUE, "dimensions": CRITIQUE["dimensions"][:2] + [CRITIQUE["dimensions"][0]]},
+    {**CRITIQUE, "image_description": " " * 12},
+    {**CRITIQUE, "dimensions": [{**d, "comment": "  "} for d in CRITIQUE["dimensions"]]},
+], ids=["one-dimension-thrice", "a-dimension-twice", "blank-description", "blank-comments"])
+def test_json_suite_schema_refuses_degenerate_critiques(critique):
+    """Schema-valid before: a critique that scores one dimension three times (a loop inside
+    the JSON), or whose strings are only spaces, passed strict compliance."""
+    suite = _suite("json_schema")
+    scorer = make_scorer(suite.scorers[0], suite.dir)
+    (score,) = scorer.score_all(_items(suite, [json.dumps(critique)]))
+    assert not score.passed, score.detail
+
+
 # --- repetition and latency --------------------------------------------------------------------
 
 def test_repetition_suite_has_open_prompts_and_room_to_loop():

@@ -16,7 +16,9 @@ wrong and what to fix:
 - ``non_standard_number``: JSON except for ``NaN``, ``Infinity`` or ``-Infinity``;
 - ``invalid``: a JSON value began and its brackets close, but it is not JSON: a trailing
   comma, a raw tab or newline inside a string, single quotes, unquoted keys, comments,
-  mismatched brackets (the decoder's message is the detail);
+  mismatched brackets (the decoder's message is the detail); also an object that gives
+  one name twice (``{"score": 9, "score": 2}``: parsers disagree on which wins, and
+  Python's keeps the last, so a schema check passed whichever value it saw);
 - ``prose``: no JSON value ever began (no ``{`` or ``[`` in the output), whatever the
   finish reason: the model answered in words, and more tokens would not help;
 - ``empty``: nothing but whitespace.
@@ -83,8 +85,25 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constants)  # strict: no NaN/Infinity, no raw control chars
-_PYTHON_DECODER = json.JSONDecoder()  # what Python's json accepts (NaN, Infinity)
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """An object's members, refusing a name given twice: RFC 8259 (4) says names SHOULD be
+    unique and parsers disagree on which value wins (Python keeps the last, others the
+    first or refuse), so ``{"score": 9, "score": 2}`` means different things to different
+    readers; I-JSON (RFC 7493) forbids it."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in an object (RFC 8259: names should be unique; "
+                             "parsers disagree on which value wins)")
+        out[key] = value
+    return out
+
+
+# strict: no NaN/Infinity, no raw control chars, no duplicate keys
+_DECODER = json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+# what Python's json accepts (NaN, Infinity), duplicate keys still refused: only numbers make
+# an output non_standard_number
+_PYTHON_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 def _loads(text: str, decoder: json.JSONDecoder = _DECODER) -> Any:
@@ -253,7 +272,7 @@ _CLASS_TEXT = {
 
 class JsonSchema(Scorer):
     name = "json_schema"
-    version = "2"  # 2: classes cut_off, non_standard_number, prose, empty
+    version = "3"  # 2: classes cut_off, non_standard_number, prose, empty; 3: duplicate keys are invalid
     options_schema = {
         "type": "object",
         "additionalProperties": False,
