@@ -118,6 +118,36 @@ def test_domain_gate_fails_an_adapter_that_forgot_what_the_base_knew(tmp_path):
     assert code == 0 and not failed, failed
 
 
+def test_domain_gate_fails_a_release_that_lost_a_third_of_one_category(tmp_path):
+    """Suite-wide, a release of the domain adapter that lost 8 of its 14 operations facts
+    (0.828 -> 0.703) passed the 0.25 margin against the baseline; each category is now
+    gated on its own items: 5 of one category lost fail, 4 (retraining noise) pass."""
+    from conftest import run_harness
+
+    suite = _suite("domain_qa")
+    answers = {c.id: c.target for c in suite.cases}
+    approved = tmp_path / "approved"
+    _score_pair(approved, "domain_qa", answers, answers)
+    baseline = tmp_path / "baseline.json"
+    proc = run_harness("baseline", "approve", str(approved / "out"), "--to", str(baseline))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    operations = [c.id for c in suite.cases if c.category == "operations"]
+
+    def release(lost: int):
+        candidate = {i: ("I am not sure." if i in operations[:lost] else a) for i, a in answers.items()}
+        rows = "".join(json.dumps({"id": i, "output": o, "model": m, "finish_reason": "stop"}) + "\n"
+                       for m, outs in (("base", answers), ("candidate", candidate)) for i, o in outs.items())
+        (tmp_path / f"c{lost}.jsonl").write_text(rows, encoding="utf-8")
+        out = tmp_path / f"out{lost}"
+        proc = run_harness("score", str(SUITES / "domain_qa.yaml"), "--completions", str(tmp_path / f"c{lost}.jsonl"),
+                           "--baseline", str(baseline), "--out", str(out))
+        gates = json.loads((out / "results.json").read_text())["suites"][0]["gates"]
+        return proc.returncode, {g["metric"] for g in gates if not g["passed"] and g["kind"] == "max_drop_vs_baseline"}
+
+    assert release(5) == (1, {"keywords[operations]"})
+    assert release(4) == (0, set())
+
+
 def test_domain_training_data_format_and_held_out_validation():
     train = [json.loads(l) for l in (ROOT / "fixtures/data/domain/train.jsonl").read_text().splitlines()]
     valid = [json.loads(l) for l in (ROOT / "fixtures/data/domain/valid.jsonl").read_text().splitlines()]
