@@ -132,3 +132,12 @@ def test_a_counting_loop_is_a_loop(output):
 def test_numbers_alone_and_a_varied_numbered_list_are_not_loops(output):
     s = score(output)
     assert s.passed is True and s.metrics["loop"] == 0.0, s.detail
+
+
+def test_min_chars_fails_an_output_too_short_to_judge():
+    """An empty answer cannot show a loop; with min_chars it fails instead of passing."""
+    assert score("").passed is True  # the default: nothing repeats in nothing
+    for output in ("", "   \n "):
+        s = score(output, options={"min_chars": 1})
+        assert s.passed is False and s.metrics["loop"] == 0.0 and s.detail.startswith("too short to judge")
+    assert score("OK", options={"min_chars": 1}).passed is True

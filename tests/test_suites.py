@@ -226,6 +226,16 @@ def test_repetition_suite_has_open_prompts_and_room_to_loop():
     assert [s.name for s in suite.scorers] == ["repetition"]
 
 
+def test_repetition_suite_fails_an_adapter_that_writes_nothing(tmp_path):
+    """Empty answers cannot loop: an adapter that stopped at once on every prompt passed the
+    repetition suite, 32 of 32 'not collapsed'."""
+    suite = _suite("repetition")
+    base = {c.id: f"A varied answer about {c.prompt.lower()} with a beginning, a middle and an end."
+            for c in suite.cases}
+    code, failed = _score_pair(tmp_path, "repetition", base, {c.id: "" for c in suite.cases})
+    assert code == 1 and failed == {"repetition/max_drop_vs_base"}, failed
+
+
 def test_latency_suite_grades_prompt_lengths_one_at_a_time():
     suite = _suite("latency")
     assert suite.generation.batch_size == 1

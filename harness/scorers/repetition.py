@@ -27,7 +27,10 @@ Per item:
   which no block repeats exactly and the changing numbers keep ``seq_rep`` low (0.33 on
   that one). A run of numbers alone (``1, 2, 3, …``, a list of primes) is not a loop.
 
-An item fails (``collapsed``) when it loops or its ``seq_rep`` is above ``max_seq_rep``.
+An item fails (``collapsed``) when it loops or its ``seq_rep`` is above ``max_seq_rep``;
+with ``min_chars`` set, also when its normalised text is shorter (too short to show
+whether it loops: an adapter that stopped at once passed a repetition suite as never
+looping, 32 of 32).
 The metric ``repetition`` is the share of items that did **not** collapse (higher is
 better); ``repetition.seq_rep`` and ``repetition.loop`` are lower-is-better.
 """
@@ -107,6 +110,9 @@ class Repetition(Scorer):
                                "description": "characters a loop must cover"},
             "max_period": {"type": "integer", "minimum": 1, "maximum": 2000, "default": 256,
                            "description": "longest repeated block looked for, in characters"},
+            "min_chars": {"type": "integer", "minimum": 0, "default": 0,
+                          "description": "an output with fewer characters (normalised) fails: too short "
+                                         "to show whether it loops (1: an empty answer fails)"},
         },
     }
     lower_is_better = frozenset({"seq_rep", "loop"})
@@ -129,7 +135,8 @@ class Repetition(Scorer):
                 loop, looped, counting = found, masked, True
         limit = o.get("max_seq_rep", 0.5)
         too_repetitive = rep > limit
-        collapsed = bool(loop) or too_repetitive
+        too_short = full < o.get("min_chars", 0)
+        collapsed = bool(loop) or too_repetitive or too_short
         if loop:
             period, repeats = loop
             block = looped[-period:]  # the repeated block (a rotation of it, if cut mid-copy)
@@ -139,6 +146,8 @@ class Repetition(Scorer):
                       + (" apart from its numbers (digits shown as 0)" if counting else ""))
         elif too_repetitive:
             detail = f"repetitive: {rep:.0%} of its {n}-character n-grams are repeats (limit {limit:.0%})"
+        elif too_short:
+            detail = f"too short to judge: fewer than min_chars = {o['min_chars']} characters"
         else:
             detail = f"no loop; {rep:.0%} of its {n}-character n-grams are repeats"
         detail += (f" ({full} characters)" if full == len(text)
