@@ -311,7 +311,8 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                         passed = False
                         reason += f"; {_missing_text(missing, ref_label, cand)}"
                     # a drop on a pass/fail metric: its margin decides whether the items could show it
-                    drop = kind != f"min_gain_{suffix}" and is_binary(ref_view, metric)
+                    # (a mean whose every value is 0 or 1 was compared as one: its flips are in the delta)
+                    drop = kind != f"min_gain_{suffix}" and (is_binary(ref_view, metric) or "flipped_down" in delta)
                     margin = _margin(kind, float(opts[kind]), delta, hib) if drop else 0.0
                     if drop and not passed:
                         reason += _too_few_items(delta, margin, hib)
@@ -635,7 +636,7 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
             f"{_cluster_text(delta)}; "
             f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
     details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",
-                                         "mcnemar_p", "flipped_down", "flipped_up", "statistic",
+                                         "mcnemar_p", "flipped_down", "flipped_up", "worse", "statistic",
                                          "clusters", "design_effect", "n_eff", "approximate", "missing")
                if k in delta}
     if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high)):  # None: NaN once stored
@@ -664,10 +665,12 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
         reason += f"; approximate: {delta['approximate']}"
     if "flipped_down" in delta:
         down, up = delta["flipped_down"], delta["flipped_up"]
-        reason += f"; {len(down)} flipped pass→fail"
+        worse = delta.get("worse")  # a mean of 0/1 values: which way its items got worse
+        reason += f"; {len(down)} flipped pass→fail" if worse is None else f"; {len(down)} got worse ({worse})"
         if down:
             reason += " (" + ", ".join(down[:8]) + (", …" if len(down) > 8 else "") + ")"
-        reason += f", {len(up)} fail→pass; McNemar p={delta['mcnemar_p']:.3g}"
+        reason += (f", {len(up)} fail→pass" if worse is None else f", {len(up)} better"
+                   ) + f"; McNemar p={delta['mcnemar_p']:.3g}"
     return passed, reason, details
 
 
@@ -722,7 +725,10 @@ def vacuous(gate: dict, info: dict | None = None) -> bool:
     gate with no critical item the reference passes (none in the run, or all failed there)."""
     kind = str(gate.get("kind") or "")
     details = gate.get("details") or {}
-    proportion = (info or {}).get("kind") == "proportion"
+    # a mean compared as pass/fail (every value 0 or 1: its flips are in the details) is bounded
+    # as a proportion is: a reference at 0 on every item cannot be dropped below
+    proportion = (info or {}).get("kind") == "proportion" or (
+        kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")) and "flipped_down" in details)
     if kind.startswith("critical_vs_"):  # no critical item the reference passes: none can flip
         return details.get("at_risk") == []
     if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
