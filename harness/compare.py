@@ -14,8 +14,9 @@ Per-item numbers come in *series*, keyed like metrics:
 A metric resolves to a series and a statistic: ``X`` and ``X.key`` are means of their
 series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of the
 ``latency.ttft_s`` series. Metrics that resolve are compared *paired* (items matched by
-id): pass/fail metrics by Tango's score interval for paired proportions (with the flips
-and the exact McNemar p), means by a seeded paired BCa bootstrap, quantiles by the wider of
+id): pass/fail metrics, and means whose every paired value is 0 or 1, by Tango's score
+interval for paired proportions (with the flips and the exact McNemar p), other means by a
+seeded paired BCa bootstrap, quantiles by the wider of
 its bounds and the expanded percentile bootstrap's; items of one
 cluster (a suite's ``cluster:`` field) count through the design effect or are resampled
 together (see docs/ci-gating.md). Metrics that do not resolve (an

@@ -64,6 +64,38 @@ def test_a_mean_of_zero_one_values_holds_the_level_of_a_pass_rate():
     assert p <= 0.025 + 3 * se, f"{passes}/{reps} false passes"
 
 
+def _half_credit_churn(n: int, reps: int, seed: int, lose: float = 0.09, gain: float = 0.1) -> int:
+    """Gate passes of a mean in [0, 1] with half credit (a keywords share of 2 concepts: 60% of
+    items at 1, 20% at 0.5, 20% at 0); sparse changes: an item loses 1.0 or 0.5 with
+    probability ``lose`` each (0.5 from 0.5), gains 1.0 or 0.5 from 0 and 0.5 from 0.5 with
+    probability ``gain`` each. The defaults make a true drop of 0.051 (the margin)."""
+    rng = np.random.default_rng(seed)
+    passes = 0
+    for _ in range(reps):
+        u, v, w = rng.random(n), rng.random(n), rng.random(n)
+        base = np.where(u < 0.6, 1.0, np.where(u < 0.8, 0.5, 0.0))
+        cand = np.where((base == 1.0) & (v < lose), 0.0, base)
+        cand = np.where((base == 1.0) & (v >= lose) & (v < 2 * lose), 0.5, cand)
+        cand = np.where((base == 0.5) & (v < lose), 0.0, cand)
+        cand = np.where((base == 0.0) & (w < gain), 1.0, cand)
+        cand = np.where((base == 0.0) & (w >= gain) & (w < 2 * gain), 0.5, cand)
+        cand = np.where((base == 0.5) & (cand == 0.5) & (w < gain), 1.0, cand)
+        ob, oc = cal._outputs(n, (base != cand) | (rng.random(n) < 0.3))
+        passes += cal.gate_passes(cal._mean_model(base, ob), cal._mean_model(cand, oc), "partial")
+    return passes
+
+
+def test_half_credit_with_sparse_churn_at_24_items_passes_too_often():
+    # Documented shortfall (not fixed): a mean in [0, 1] with some 0.5 values keeps BCa, which
+    # passed this boundary candidate 8.7% / 4.2% / 4.8% of the time at 24 / 64 / 100 items
+    # (2000 runs, s.e. 0.6 / 0.5 / 0.5%); with losses only (lose 0.05, gain 0) 0.0% / 3.0% / 3.6%.
+    # Tango on the summed parts (losses, gains as fractional flips) would hold it (0.4% / 1.1% /
+    # 1.3%) at half BCa's power where nothing changed on average (docs/ci-gating.md).
+    reps = 600
+    p, _ = _rate(_half_credit_churn(24, reps, seed=5), reps)
+    assert 0.05 < p < 0.13, p
+
+
 def test_identical_outputs_on_a_mean_metric_still_pass():
     # The A/A rule is kept: the same outputs are the reference, whatever n.
     values = np.linspace(0.0, 1.0, 8)
