@@ -147,7 +147,8 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
     ``diff``, ``ci_low``, ``ci_high`` (candidate - reference), ``ref_value``,
     ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, for
     pass/fail metrics ``flipped_down`` (pass -> fail ids), ``flipped_up`` and
-    ``mcnemar_p``, and ``missing``: ids of the candidate's items that have a reference
+    ``mcnemar_p`` (also for a mean whose every paired value is 0 or 1, with ``worse``: the
+    change ``flipped_down`` names, 0→1 on a lower-is-better one), and ``missing``: ids of the candidate's items that have a reference
     value but no value of their own (not paired).
     """
     names = set(ref.series) & set(cand.series)
