@@ -49,7 +49,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 
-from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, suite_comparisons)
+from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, paired_delta, suite_comparisons)
 from .errors import HarnessError
 from .stats import expected_discordance, power_warning, smallest_margin, wilson
 from .yamlpos import node_line
@@ -316,6 +316,9 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                     margin = _margin(kind, float(opts[kind]), delta, hib) if drop else 0.0
                     if drop and not passed:
                         reason += _too_few_items(delta, margin, hib)
+                    worst = _worst_case(metric, ref_view, view, delta, kind, float(opts[kind]), hib) if drop else None
+                    if worst is not None:
+                        details["worst_case"] = worst
                     gate(kind, passed, reason, details)
                     if drop and (ref_kind, metric) not in powered:
                         powered.add((ref_kind, metric))
@@ -626,6 +629,48 @@ def _too_few_items(delta: dict, margin: float, hib: bool = True) -> str:
             f"would likely fail this gate too: add items, or widen the margin (see the warnings)")
 
 
+def _within_margin(delta: dict, margin: float, hib: bool) -> bool:
+    """A drop or tolerance gate's rule: the worse-side bound of the paired interval clears the
+    margin. One place, so the gate and its worst case (``_worst_case``) can never disagree."""
+    return delta["ci_low"] >= -margin - _EPS if hib else delta["ci_high"] <= margin + _EPS
+
+
+def _worst_candidate(ref: ModelView, cand: ModelView, series: str, bad: float) -> ModelView:
+    """The candidate at its worst on the items it shares with the reference: every paired item
+    at the metric's bad value (``bad``), nothing else changed (its clusters, categories and
+    metric kinds kept, no outputs, so no item counts as an identical output)."""
+    ids = [i for i in (ref.series.get(series) or {}) if i in (cand.series.get(series) or {})]
+    return ModelView(metrics=cand.metrics, series={series: {i: bad for i in ids}},
+                     categories=cand.categories, clusters=cand.clusters)
+
+
+def _worst_case(metric: str, ref: ModelView, cand: ModelView, delta: dict, kind: str, value: float,
+                hib: bool) -> dict | None:
+    """Whether a drop or tolerance gate on a pass/fail-compared metric could fail at all: the
+    worst candidate on the same paired items (every item the reference passes flipped to fail,
+    nothing gained) run through the same ``paired_delta`` and rule as the gate, clusters and
+    design effect included. A reference passing 9 of 64 items cannot drop by more than 0.141,
+    and Tango's lower bound for losing all nine is -0.246: at ``max_drop_vs_base: 0.25`` a
+    candidate failing every item passed (domain_qa ``keywords``), and the green badge said
+    the gate vouched for something. None where it does not apply (not pass/fail, a gain gate,
+    a gate whose direction is not the one the flips count in)."""
+    if "flipped_down" not in delta or kind.startswith("min_gain") or not delta.get("series"):
+        return None
+    lower_better = delta.get("worse") == "0→1"
+    if lower_better == hib:  # the flips count the other way than the gate reads them
+        return None
+    worst = paired_delta(ref, _worst_candidate(ref, cand, delta["series"], 1.0 if lower_better else 0.0), metric)
+    if worst is None or "flipped_down" not in worst or worst.get("n") != delta.get("n") or worst.get("flipped_up"):
+        return None
+    if any(worst.get(k) is None or math.isnan(worst[k]) for k in ("ci_low", "ci_high")):
+        return None
+    out = {"passes": len(worst["flipped_down"]), "n": worst["n"], "ci_low": worst["ci_low"],
+           "ci_high": worst["ci_high"], "passed": _within_margin(worst, _margin(kind, value, delta, hib), hib)}
+    if worst.get("design_effect") is not None:
+        out["design_effect"] = worst["design_effect"]
+    return out
+
+
 def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, value: float,
                 hib: bool) -> tuple[bool, str, dict]:
     diff, low, high = delta["diff"], delta["ci_low"], delta["ci_high"]
@@ -651,12 +696,11 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
     else:
         margin = _margin(kind, value, delta, hib)
         rel = f" ({value:.0%} of {fmt(delta['ref_value'])})" if kind.startswith("rel_tolerance") else ""
+        passed = _within_margin(delta, margin, hib)
         if hib:
-            passed = low >= -margin - _EPS
             rule = (f"allowed drop {fmt(margin)}{rel}: the lower bound is "
                     f"{'above' if passed else 'below'} -{fmt(margin)}")
         else:
-            passed = high <= margin + _EPS
             rule = (f"allowed increase {fmt(margin)}{rel}: the upper bound is "
                     f"{'below' if passed else 'above'} +{fmt(margin)}")
         details.update(margin=margin)
@@ -722,7 +766,10 @@ def vacuous(gate: dict, info: dict | None = None) -> bool:
     """A bound no value can miss, so passing it says nothing: a floor at or below 0, a
     ceiling at or above 1 on a proportion, a drop gate whose reference already sits at a
     proportion's worst value (a base at 0.000 cannot be dropped below), or a critical-items
-    gate with no critical item the reference passes (none in the run, or all failed there)."""
+    gate with no critical item the reference passes (none in the run, or all failed there),
+    or a drop gate on a pass/fail-compared metric that even the worst candidate passes (every
+    item the reference passes flipped to fail: ``details.worst_case``, decided by the gate's own
+    interval and rule when the gate was evaluated; a reference passing 9 of 64 under a 0.25 margin)."""
     kind = str(gate.get("kind") or "")
     details = gate.get("details") or {}
     # a mean compared as pass/fail (every value 0 or 1: its flips are in the details) is bounded
@@ -733,6 +780,8 @@ def vacuous(gate: dict, info: dict | None = None) -> bool:
         return details.get("at_risk") == []
     if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
         ref = details.get("ref_value")
+        if (details.get("worst_case") or {}).get("passed") is True:
+            return True
         if not proportion or not isinstance(ref, (int, float)) or isinstance(ref, bool):
             return False
         return ref <= 0 if details.get("higher_is_better", True) else ref >= 1
@@ -759,7 +808,14 @@ def vacuous_reason(gate: dict) -> str:
     ref = "base" if str(gate.get("kind")).endswith("_vs_base") else "baseline"
     if str(gate.get("kind")).startswith("critical_vs_"):
         return f"{ref} passes no critical item" if details.get("checked") else "no critical item in this run"
-    return f"{ref} already at {fmt(details.get('ref_value'))}"
+    worst = details.get("worst_case") or {}
+    ref_value = details.get("ref_value")
+    at_worst = isinstance(ref_value, (int, float)) and (
+        ref_value <= 0 if details.get("higher_is_better", True) else ref_value >= 1)
+    if worst.get("passed") is True and not at_worst:
+        return (f"even a candidate failing every item would pass: the {ref} passes only "
+                f"{worst.get('passes')} of {worst.get('n')}")
+    return f"{ref} already at {fmt(ref_value)}"
 
 
 def gate_info(suite_result: dict, gate: dict) -> dict | None:

@@ -346,3 +346,86 @@ def test_a_critical_gate_no_item_can_fail_is_counted_as_could_not_fail(tmp_path)
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
     (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "critical_vs_base"]
     assert gate["passed"] and not could_not_fail(sr, gate)
+
+
+def _nine_of_64(candidate_passes: set[str], margin: float, tmp_path):
+    """A 64-item suite whose base passes 9 items (0.141, domain_qa ``keywords`` on the fixture
+    base); the candidate passes ``candidate_passes``."""
+    ids = [f"q{i:02d}" for i in range(64)]
+    suite = make_suite(tmp_path, ids, {"exact_match": {"max_drop_vs_base": margin}})
+    base = model_result({i: i in ids[:9] for i in ids})
+    cand = model_result({i: i in candidate_passes for i in ids})
+    sr = suite_result({"base": base, "ft": cand})
+    (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "max_drop_vs_base"]
+    return sr, gate
+
+
+def test_a_drop_gate_even_the_worst_candidate_passes_could_not_fail(tmp_path):
+    """domain_qa `keywords` had max_drop_vs_base: 0.25 against a base at 9/64 (0.141): a
+    candidate failing every item has Tango bound -0.246 and passed, with a green badge as if
+    the gate vouched for something. It counts as could not fail now, with the reason; at 0.2
+    the same items can fail, and a good candidate's pass is a real one."""
+    from factories import results
+    from harness.gates import could_not_fail, tally, vacuous_reason
+    from harness.stats import tango_paired_ci
+
+    ids = [f"q{i:02d}" for i in range(64)]
+    sr, gate = _nine_of_64(set(ids[:9]), 0.25, tmp_path)  # as good as the base
+    worst = gate["details"]["worst_case"]
+    assert worst["passes"] == 9 and worst["n"] == 64 and worst["passed"]
+    assert worst["ci_low"] == pytest.approx(tango_paired_ci(9, 0, 64)[0]) and -0.25 < worst["ci_low"] < -0.24
+    assert gate["passed"] and could_not_fail(sr, gate)
+    assert vacuous_reason(gate) == "even a candidate failing every item would pass: the base passes only 9 of 64"
+    sr["gates"] = [gate]
+    assert tally(results([sr])) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    # the worst candidate itself: passes (the verdict is unchanged), and could not fail either
+    sr, gate = _nine_of_64(set(), 0.25, tmp_path)
+    assert gate["passed"] and could_not_fail(sr, gate)
+    assert gate["details"]["ci_low"] == pytest.approx(gate["details"]["worst_case"]["ci_low"])
+    # the shipped margin, 0.2: the worst candidate fails it, so a good candidate's pass is real
+    sr, gate = _nine_of_64(set(ids[:9]), 0.2, tmp_path)
+    assert gate["passed"] and gate["details"]["worst_case"] == dict(
+        gate["details"]["worst_case"], passed=False, passes=9, n=64)
+    assert not could_not_fail(sr, gate)
+    sr, gate = _nine_of_64(set(), 0.2, tmp_path)
+    assert not gate["passed"]
+
+
+def test_the_worst_case_of_a_lower_is_better_zero_one_mean_flips_the_good_items(tmp_path):
+    """A 0/1 mean where 1 is bad (repetition.seq_rep-like, `worse: 0→1`): its worst candidate
+    turns every reference 0 into a 1; the reference clean on 3 of 40 items under a 0.2 margin
+    could not fail, under 0.05 it could."""
+    from harness.compare import ModelView, paired_delta
+    from harness.gates import _worst_case
+
+    ids = [f"q{i:02d}" for i in range(40)]
+    info = {"kind": "mean", "value": 0.925, "higher_is_better": False}
+    series = {"loops": {i: 0.0 if n < 3 else 1.0 for n, i in enumerate(ids)}}
+    ref, cand = ModelView(metrics={"loops": info}, series=series), ModelView(metrics={"loops": info}, series=series)
+    delta = paired_delta(ref, cand, "loops")
+    assert delta["worse"] == "0→1"
+    wide = _worst_case("loops", ref, cand, delta, "max_drop_vs_base", 0.2, False)
+    narrow = _worst_case("loops", ref, cand, delta, "max_drop_vs_base", 0.05, False)
+    assert wide["passes"] == 3 and wide["passed"] and wide["ci_high"] > 0.075
+    assert narrow["passes"] == 3 and not narrow["passed"]
+    # read the other way (higher is better), the flips do not count what the gate reads: none
+    assert _worst_case("loops", ref, cand, delta, "max_drop_vs_base", 0.2, True) is None
+
+
+def test_the_worst_case_counts_clusters_as_the_gate_does(tmp_path):
+    """The same 9 of 64 under 0.25, but 8 of the 9 in one cluster of 8 (8 clusters): losing
+    them all is one cluster's worth of evidence, the worst candidate's interval is as wide as
+    the gate's would be (design effect > 1) and fails 0.25, so the gate could fail."""
+    from harness.gates import could_not_fail
+
+    ids = [f"q{i:02d}" for i in range(64)]
+    suite = make_suite(tmp_path, ids, {"exact_match": {"max_drop_vs_base": 0.25}})
+    base, cand = (model_result({i: i in ids[:9] for i in ids}) for _ in range(2))
+    for model in (base, cand):
+        for n, it in enumerate(model["items"]):
+            it["cluster"] = f"c{n // 8}"
+    sr = suite_result({"base": base, "ft": cand})
+    (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "max_drop_vs_base"]
+    worst = gate["details"]["worst_case"]
+    assert worst["passes"] == 9 and worst["design_effect"] > 1 and worst["ci_low"] < -0.25
+    assert gate["passed"] and not worst["passed"] and not could_not_fail(sr, gate)
