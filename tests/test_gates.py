@@ -378,6 +378,10 @@ def test_a_drop_gate_even_the_worst_candidate_passes_could_not_fail(tmp_path):
     assert vacuous_reason(gate) == "even a candidate failing every item would pass: the base passes only 9 of 64"
     sr["gates"] = [gate]
     assert tally(results([sr])) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    from harness.reports import junit, summary
+    (case,) = junit.context(results([sr]))["suites"][0]["cases"]
+    assert case["reason"].startswith("vacuous, could not fail (even a candidate failing every item would pass")
+    assert [g["metric"] for g in summary.context(results([sr]))["vacuous_gates"]] == ["exact_match"]
     # the worst candidate itself: passes (the verdict is unchanged), and could not fail either
     sr, gate = _nine_of_64(set(), 0.25, tmp_path)
     assert gate["passed"] and could_not_fail(sr, gate)
