@@ -267,6 +267,22 @@ def baseline_unused(baseline: dict, results: dict) -> list[str]:
     return out
 
 
+def unchecked_baseline_note(suites: list, flag: str = "--baseline FILE") -> str | None:
+    """One line for a run without a baseline whose suites write gates against one: those gates
+    do not exist in such a run, and a CI line that forgot ``--baseline`` (or whose baseline path
+    variable was empty) passed with every one of them off and no word of it. ``flag`` is what
+    gives the baseline where the run came from. None where no suite writes such a gate (the
+    defaults alone: a first run, the one a baseline is approved from, is not warned)."""
+    from .gates import written_baseline_bounds
+
+    named = [(suite.name, bounds) for suite in suites if (bounds := written_baseline_bounds(suite))]
+    if not named:
+        return None
+    listed = "; ".join(f"suite {name!r}: {', '.join(bounds)}" for name, bounds in named)
+    return (f"no baseline given, so the gates against the approved baseline were not checked ({listed}); "
+            f"pass {flag} to check them")
+
+
 def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = False,
                    flag: str | None = "--strict-baseline") -> list[str]:
     """Every way gating against this baseline falls short of what it approved, one line each,

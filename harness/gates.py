@@ -66,7 +66,7 @@ _LOOSER_WHEN_LARGER = {"min": False, "max": True, "max_drop_vs_base": True, "min
 BOUNDS = tuple(_LOOSER_WHEN_LARGER)
 _EPS = 1e-12
 
-__all__ = ["evaluate_gates", "comparisons_for", "policy", "policy_changes", "policy_change_gates", "validate_policy", "DEFAULT_MARGIN"]
+__all__ = ["evaluate_gates", "written_baseline_bounds", "comparisons_for", "policy", "policy_changes", "policy_change_gates", "validate_policy", "DEFAULT_MARGIN"]
 
 
 def validate_policy(suite: Suite) -> None:
@@ -201,6 +201,19 @@ def policy(suite: Suite, suite_result: dict, defaults: bool = True) -> dict[str,
             filled = tuple(k for k in DEFAULT_POLICY if k not in own and k not in out[metric])
             out[metric].update({k: DEFAULT_POLICY[k] for k in filled})
             out[metric]["_defaulted"] = tuple(sorted(set(out[metric]["_defaulted"]) | set(filled)))
+    return out
+
+
+def written_baseline_bounds(suite: Suite) -> list[str]:
+    """The bounds against the baseline the suite's policy writes (``keywords max_drop_vs_baseline``,
+    ``keywords[sql] rel_tolerance_vs_baseline``), the defaults left out: a run without a baseline
+    checks none of them, and said nothing of it (``harness.baseline.unchecked_baseline_note``)."""
+    kinds = ("max_drop_vs_baseline", "rel_tolerance_vs_baseline", "min_gain_vs_baseline")
+    out = []
+    for metric, opts in policy(suite, {}, defaults=False).items():
+        out += [f"{metric} {kind}" for kind in kinds if kind in opts]
+        for category, cat_opts in (opts.get("categories") or {}).items():
+            out += [f"{metric}[{category}] {kind}" for kind in kinds if (cat_opts or {}).get(kind) is not None]
     return out
 
 

@@ -133,13 +133,18 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
     suites = load_suites(paths, limit)  # loaded once: what is evaluated is what is gated
     results = run_eval(suites, str(model), specs, limit=limit, use_cache=use_cache, baseline=base_doc,
                        command=command)
-    code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline, mark=mark)
+    flag = "--harness-baseline FILE (or harness_run(..., baseline=FILE))"
+    code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline, mark=mark, baseline_flag=flag)
     uncovered = []
     if base_doc is not None:
         from .baseline import baseline_notes
 
         uncovered = baseline_notes(base_doc, results, suites, strict=strict_baseline,
                                    flag="--harness-strict-baseline")
+    else:  # a suite's gates against a baseline, none checked
+        from .baseline import unchecked_baseline_note
+
+        uncovered = [note for note in [unchecked_baseline_note(suites, flag)] if note is not None]
     return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code,
                          uncovered)
 

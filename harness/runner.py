@@ -601,7 +601,8 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
 
 
 def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | None,
-           strict_baseline: bool = False, mark: bytes | None = None) -> int:
+           strict_baseline: bool = False, mark: bytes | None = None,
+           baseline_flag: str = "--baseline FILE") -> int:
     """Gates, verdict, outputs (each written atomically); returns the exit code.
 
     With a baseline, a suite or candidate the baseline lacks (a rename) is a warning
@@ -609,6 +610,8 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     makes gates dropped or loosened since approval (and a removed ``cluster:``) failed gates
     (``gates.policy_change_gates``) where they are otherwise warnings.
     ``mark``: what ``run_marker.start`` wrote into ``out_dir``, retired with the results.
+    Without a baseline, gates the suites write against one are a run warning
+    (``baseline.unchecked_baseline_note``; ``baseline_flag`` is how the caller gives one).
     """
     from .baseline import baseline_coverage, baseline_outputs, baseline_suite
     from .gates import comparisons_for, evaluate_gates, policy_change_gates, policy_changes
@@ -642,7 +645,12 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
             header["baseline_outputs"] = baseline_outputs(reference, header)
         header["warnings"] = list(header.get("warnings") or []) + warnings + extra_warnings
         failed |= any(not g["passed"] for g in gates)
-    if baseline is not None:  # what the baseline approved and this run left out
+    if baseline is None:  # gates the suites write against a baseline, none checked
+        from .baseline import unchecked_baseline_note
+
+        if (note := unchecked_baseline_note(suites, baseline_flag)) is not None:
+            results["warnings"] = list(results.get("warnings") or []) + [note]
+    else:  # what the baseline approved and this run left out
         from .baseline import baseline_unused
 
         results["warnings"] = list(results.get("warnings") or []) + [

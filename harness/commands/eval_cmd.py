@@ -166,6 +166,11 @@ def _run(args: argparse.Namespace) -> int:
 
         for note in baseline_notes(baseline, results, suites, strict=args.strict_baseline):
             print(printable(f"  WARNING {note}"))
+    else:  # a suite's gates against a baseline, none checked: said where the verdict is read
+        from ..baseline import unchecked_baseline_note
+
+        if (note := unchecked_baseline_note(suites)) is not None:
+            print(printable(f"  WARNING {note}"))
     from ..reports.summary import warnings_line
 
     if (line := warnings_line(results)) is not None:
