@@ -1,7 +1,10 @@
 """Run history: many runs' ``results.json`` as one pandas table, and per-item exports.
 
 ``load(paths)`` gives one row per run, suite, model and metric (value, interval, n, the
-run's time and commit), so a metric's trend across releases is one ``groupby`` away.
+run's time and commit, and what the value was measured on: the base model's fingerprint,
+the suite's, the item count), so a metric's trend across releases is one ``groupby`` away;
+group by those three too, or a "base" line mixes another base model folder under the same
+name, an edited suite and a two-item ``--ids`` run (``past_series`` does).
 ``items_table(run)`` is the per-item view of one run (what ``harness export`` writes).
 """
 
@@ -17,7 +20,8 @@ if TYPE_CHECKING:  # pandas is imported only when a table is built (it is slow t
     import pandas as pd
 
 COLUMNS = ["created", "commit", "run", "verdict", "suite", "model", "metric", "value", "ci_low",
-           "ci_high", "n", "kind", "higher_is_better", "gated", "gate_passed", "fingerprint"]
+           "ci_high", "n", "kind", "higher_is_better", "gated", "gate_passed", "fingerprint",
+           "base_fingerprint", "suite_fingerprint", "suite_fingerprint_recipe", "items"]
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -55,10 +59,12 @@ def run_rows(results: dict, run: str) -> list[dict]:
     """The rows ``load`` makes of one results.json (dict)."""
     env = results.get("environment") or {}
     created, commit, verdict = results.get("created") or None, env.get("git_commit"), results.get("verdict")
+    models = results.get("models") if isinstance(results.get("models"), dict) else {}
     rows = []
     for suite in results["suites"]:
         if not isinstance(suite, dict):
             continue
+        recipe = suite.get("fingerprint_recipe")
         gates: dict[tuple[str, str], bool] = {}
         for g in suite.get("gates") or []:
             # a category gate (`keywords[architecture]`) is a gate on its metric's items
@@ -75,8 +81,21 @@ def run_rows(results: dict, run: str) -> list[dict]:
                     "n": m.get("n"), "kind": m.get("kind"), "higher_is_better": m.get("higher_is_better"),
                     "gated": (model, metric) in gates, "gate_passed": gates.get((model, metric)),
                     "fingerprint": (result or {}).get("fingerprint"),
+                    "base_fingerprint": base_fingerprint(models, model),
+                    "suite_fingerprint": suite.get("fingerprint"),
+                    "suite_fingerprint_recipe": recipe if isinstance(recipe, int) else None,
+                    "items": len(items) if isinstance(items := (result or {}).get("items"), list) else None,
                 })
     return rows
+
+
+def base_fingerprint(models: dict, model: str) -> str | None:
+    """The fingerprint of the base model ``model`` ran on (its own, for the base), from
+    results.json's ``models``: the same name over another model folder is another series."""
+    meta = models.get(model) if isinstance(models.get(model), dict) else {}
+    base = models.get("base") if isinstance(models.get("base"), dict) else {}
+    found = meta.get("base_fingerprint") or base.get("fingerprint") or (meta.get("fingerprint") if model == "base" else None)
+    return found if isinstance(found, str) else None
 
 
 def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
@@ -87,7 +106,10 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     ``run`` (the results.json path), ``verdict``, ``suite``, ``model``, ``metric``,
     ``value``, ``ci_low``, ``ci_high``, ``n``, ``kind``, ``higher_is_better``, ``gated``
     (a gate looked at this metric, or at its items in one category), ``gate_passed``,
-    ``fingerprint`` (the model's).
+    ``fingerprint`` (the model's), and what the value was measured on: ``base_fingerprint``
+    (the base model's), ``suite_fingerprint`` with its ``suite_fingerprint_recipe``
+    (``harness.suite.FINGERPRINT_RECIPE``), ``items`` (the model's item count: ``--ids`` and
+    ``--limit`` runs measure fewer).
     """
     import pandas as pd
 
@@ -104,8 +126,9 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     df["created"] = pd.to_datetime(df["created"], utc=True, errors="coerce", format="ISO8601")
     for col in ("value", "ci_low", "ci_high"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    n = pd.to_numeric(df["n"], errors="coerce")
-    df["n"] = n.where(n.abs() < 2 ** 53).astype("Int64")  # a count beyond that was edited in: unknown
+    for col in ("n", "items", "suite_fingerprint_recipe"):
+        n = pd.to_numeric(df[col], errors="coerce")
+        df[col] = n.where(n.abs() < 2 ** 53).astype("Int64")  # a count beyond that was edited in: unknown
     df["gate_passed"] = df["gate_passed"].astype("boolean")  # missing where no gate looked: not False
     return df.sort_values(["created", "run", "suite", "model", "metric"], kind="stable",
                           na_position="first").reset_index(drop=True)
@@ -170,6 +193,7 @@ def write_table(df: "pd.DataFrame", *, csv: Path | None = None, parquet: Path | 
 
 
 TEXT_COLUMNS = ("commit", "run", "verdict", "suite", "model", "metric", "kind", "fingerprint",
+                "base_fingerprint", "suite_fingerprint",
                 "id", "category", "output", "finish_reason", "target", "error")
 BOOL_COLUMNS = ("higher_is_better", "gated", "gate_passed")
 
@@ -191,7 +215,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
             dtype[col] = str
         elif col in BOOL_COLUMNS or col.endswith(".passed"):
             dtype[col] = "boolean"
-        elif col == "n":
+        elif col in ("n", "items", "suite_fingerprint_recipe"):
             dtype[col] = "Int64"
     df = pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
     if "created" in df.columns:
@@ -232,20 +256,75 @@ def past_series(history: "pd.DataFrame", results: dict, max_points: int = 50) ->
     """Past values of every (suite, model, metric) of ``results``, for ``results["history"]``.
 
     Only what this run also measured is kept (the scorecard draws gated metrics), newest
-    ``max_points`` runs per series.
+    ``max_points`` runs per series, and of those only the points measured on what this run
+    was: the same base model (fingerprint), the same suite (fingerprint, under the past
+    run's recipe) and the same item count. A series keyed by names alone drew another base
+    model folder under the name "base", an edited suite and a two-item ``--ids`` run as one
+    line; the points left out are counted by why in the series' ``left_out``
+    (``{"runs", "why"}``), which the scorecard prints beside the trend. Each point carries
+    ``measured_on`` (``{base_fingerprint, suite_fingerprint, items}``).
     """
-    wanted = {(s.get("name"), model, metric)
-              for s in results.get("suites") or []
-              for model, r in (s.get("models") or {}).items()
-              for metric in (r.get("metrics") or {})}
+    models = results.get("models") if isinstance(results.get("models"), dict) else {}
+    now: dict[tuple, dict] = {}
+    for s in results.get("suites") or []:
+        hashes = {str(r): (e or {}).get("fingerprint") for r, e in (s.get("earlier_fingerprints") or {}).items()}
+        hashes[str(s.get("fingerprint_recipe", 1))] = s.get("fingerprint")
+        for model, r in (s.get("models") or {}).items():
+            items = r.get("items")
+            for metric in (r.get("metrics") or {}):
+                now[(s.get("name"), model, metric)] = {
+                    "base": base_fingerprint(models, model), "suite": hashes,
+                    "items": len(items) if isinstance(items, list) else None}
     series = []
     for (suite, model, metric), group in history.groupby(["suite", "model", "metric"], sort=True):
-        if (suite, model, metric) not in wanted:
+        if (suite, model, metric) not in now:
             continue
         group = group.sort_values("created", kind="stable", na_position="first").tail(max_points)
-        points = [{"created": None if r.created is None or str(r.created) == "NaT" else r.created.isoformat(),
-                   "commit": r.commit if isinstance(r.commit, str) else None,
-                   "value": None if r.value != r.value else float(r.value)}
-                  for r in group.itertuples()]
-        series.append({"suite": suite, "model": model, "metric": metric, "points": points})
+        points, why = [], {}
+        for r in group.itertuples():
+            breaks = _breaks(r, now[(suite, model, metric)])
+            for reason in breaks:
+                why[reason] = why.get(reason, 0) + 1
+            if breaks:
+                continue
+            points.append({
+                "created": None if r.created is None or str(r.created) == "NaT" else r.created.isoformat(),
+                "commit": r.commit if isinstance(r.commit, str) else None,
+                "value": None if r.value != r.value else float(r.value),
+                "measured_on": {"base_fingerprint": _text(r.base_fingerprint),
+                                "suite_fingerprint": _text(r.suite_fingerprint),
+                                "items": None if _missing(r.items) else int(r.items)}})
+        left_out = len(group) - len(points)
+        series.append({"suite": suite, "model": model, "metric": metric, "points": points,
+                       **({"left_out": {"runs": left_out, "why": why}} if left_out else {})})
     return {"runs": int(history["run"].nunique()), "series": series}
+
+
+def _breaks(row, now: dict) -> list[str]:
+    """Why a past point is not on this run's line: what it was measured on that differs."""
+    out = []
+    base = _text(row.base_fingerprint)
+    if base is None or now["base"] is None:
+        out.append("base model not recorded")  # stored completions (harness score) name none
+    elif base != now["base"]:
+        out.append("another base model")
+    recipe = 1 if _missing(row.suite_fingerprint_recipe) else int(row.suite_fingerprint_recipe)
+    suite = _text(row.suite_fingerprint)
+    if suite is None or now["suite"].get(str(recipe)) is None:
+        out.append("suite version not recorded")
+    elif now["suite"][str(recipe)] != suite:
+        out.append("another suite version")
+    if _missing(row.items) or int(row.items) != now["items"]:
+        out.append(f"another item count ({'unknown' if _missing(row.items) else int(row.items)}, "
+                   f"this run {now['items']})")
+    return out
+
+
+def _missing(value) -> bool:
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value))
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None

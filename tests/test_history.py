@@ -251,3 +251,66 @@ def test_a_baseline_file_is_named_as_such(tmp_path):
         code, err = _cli(*args)
         assert code == 2 and "this is a baseline file, not a run's results.json" in err, err
         assert "required property" not in err
+
+
+def _measured_run(folder, created, base_fp="sha256:base", suite_fp="sha256:suite", ids=("a", "b", "c")):
+    run = results([suite_result({"base": model_result({i: True for i in ids})}, fingerprint=suite_fp)],
+                  base_fp=base_fp)
+    run["created"] = created
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(run))
+    return run
+
+
+def test_a_trend_draws_only_past_runs_measured_on_what_this_run_was(tmp_path):
+    """A series keyed by suite, model and metric alone drew another base model folder under the
+    name "base", an edited suite and a two-item --ids run as one line. Each point now carries
+    what it was measured on; the others are left off the line and counted, by why, beside it."""
+    from harness.history import past_series
+    from harness.reports.trends import trend_view
+
+    runs = tmp_path / "runs"
+    _measured_run(runs / "other-base", "2025-01-01T00:00:00+00:00", base_fp="sha256:another-folder")
+    _measured_run(runs / "edited", "2025-01-02T00:00:00+00:00", suite_fp="sha256:edited")
+    _measured_run(runs / "ids", "2025-01-03T00:00:00+00:00", ids=("a", "b"))
+    _measured_run(runs / "same", "2025-01-04T00:00:00+00:00")
+    now = _measured_run(tmp_path / "now", "2025-01-05T00:00:00+00:00")
+    df = load([runs])
+    assert set(df["base_fingerprint"]) == {"sha256:base", "sha256:another-folder"}
+    assert sorted(df["items"]) == [2, 3, 3, 3] and set(df["suite_fingerprint"]) == {"sha256:suite", "sha256:edited"}
+
+    history = past_series(df, now)
+    (series,) = [s for s in history["series"] if s["metric"] == "exact_match"]
+    assert [p["created"][:10] for p in series["points"]] == ["2025-01-04"]
+    assert series["points"][0]["measured_on"] == {"base_fingerprint": "sha256:base",
+                                                  "suite_fingerprint": "sha256:suite", "items": 3}
+    assert series["left_out"] == {"runs": 3, "why": {"another base model": 1, "another suite version": 1,
+                                                     "another item count (2, this run 3)": 1}}
+    now["history"] = history
+    now["suites"][0]["gates"] = [{"suite": "smoke", "model": "base", "metric": "exact_match", "kind": "min",
+                                  "passed": True, "reason": "r", "details": {}}]
+    (row,) = trend_view(now)["rows"]
+    assert row["runs"] == 2  # the comparable past run and this one
+    assert row["left_out"] == ("3 earlier run(s) not drawn, measured on another base model (1), another suite "
+                               "version (1), another item count (2, this run 3) (1)")
+
+
+def test_an_ids_run_is_not_drawn_on_the_full_runs_line(tmp_path):
+    """End to end: a two-item --ids run of smoke sits in the history folder; the scorecard's line
+    for the full run (the sql adapter's gated exact_match) leaves it out and says so."""
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}
+    runs = tmp_path / "runs"
+    for name, extra in (("few", ["--ids", "add-1,cap-1"]), ("full", [])):
+        proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--out", str(runs / name),
+                           "--quiet", *ADAPTER, *extra, env=env)
+        assert proc.returncode in (0, 1), proc.stderr  # two items: a gate may fail, the run is still history
+    out = tmp_path / "now"
+    proc = run_harness("eval", "suites/smoke.yaml", "--model", str(FIXTURE_MODEL), "--out", str(out), "--quiet",
+                       "--history", str(runs), *ADAPTER, env=env)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    (series,) = [s for s in res["history"]["series"] if s["model"] == "sql" and s["metric"] == "exact_match"]
+    assert len(series["points"]) == 1 and series["points"][0]["measured_on"]["items"] == 6
+    assert series["left_out"] == {"runs": 1, "why": {"another item count (2, this run 6)": 1}}
+    assert "1 earlier run(s) not drawn, measured on another item count (2, this run 6) (1)" in (
+        out / "index.html").read_text()

@@ -2,7 +2,9 @@
 inline SVG sparklines for the scorecard (``templates/trend.html.j2``).
 
 The past values come from ``results["history"]`` (written by ``harness.history.past_series``);
-this run's value is the last point, drawn in the verdict's colour of its gate.
+this run's value is the last point, drawn in the verdict's colour of its gate. A line holds
+only the past runs measured on what this one was (base model, suite version, item count);
+the others are counted beside it, by why (``left_out_text``).
 """
 
 from __future__ import annotations
@@ -40,12 +42,22 @@ def sparkline(values: list[float], label: str, failed: bool) -> Markup:
                   f"<title>{escape(label)}</title>{''.join(body)}</svg>")
 
 
+def left_out_text(left_out: dict | None) -> str | None:
+    """``3 earlier run(s) not drawn: another base model (2), another suite version (1)``, or None."""
+    if not left_out or not left_out.get("runs"):
+        return None
+    why = ", ".join(f"{reason} ({n})" for reason, n in (left_out.get("why") or {}).items())
+    return f"{left_out['runs']} earlier run(s) not drawn, measured on {why}"
+
+
 def trend_view(results: dict) -> dict | None:
     """Rows for the trend partial: one per gated (suite, model, metric); None without history."""
     history = results.get("history")
     if not history:
         return None
     past = {(s["suite"], s["model"], s["metric"]): s["points"] for s in history.get("series") or []}
+    # past runs measured on another base, suite version or item count: not on this line, said beside it
+    left_out = {(s["suite"], s["model"], s["metric"]): s.get("left_out") for s in history.get("series") or []}
     rows, seen = [], set()
     for suite in results.get("suites") or []:
         for gate in suite.get("gates") or []:
@@ -63,5 +75,5 @@ def trend_view(results: dict) -> dict | None:
                      + ", ".join("–" if v is None else f"{v:.3g}" for v in values) + " (oldest first, this run last)")
             rows.append({"suite": key[0], "model": key[1], "metric": key[2], "runs": len(values),
                          "first": values[0], "last": values[-1], "failed": failed,
-                         "svg": sparkline(values, label, failed)})
+                         "svg": sparkline(values, label, failed), "left_out": left_out_text(left_out.get(key))})
     return {"runs": history.get("runs", 0), "rows": rows}
