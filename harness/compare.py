@@ -147,8 +147,10 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
     ``diff``, ``ci_low``, ``ci_high`` (candidate - reference), ``ref_value``,
     ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, for
     pass/fail metrics ``flipped_down`` (pass -> fail ids), ``flipped_up`` and
-    ``mcnemar_p`` (also for a mean whose every paired value is 0 or 1, with ``worse``: the
-    change ``flipped_down`` names, 0→1 on a lower-is-better one), and ``missing``: ids of the candidate's items that have a reference
+    ``mcnemar_p`` (also for a mean whose every paired value is 0 or 1; ``worse``: the
+    change ``flipped_down`` names, on such a mean and on any lower-is-better one, where it
+    is 0→1: flipped_down always lists the items that got worse), and ``missing``: ids of
+    the candidate's items that have a reference
     value but no value of their own (not paired).
     """
     names = set(ref.series) & set(cand.series)
@@ -174,9 +176,11 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                              and "mean" in {(v.metrics.get(metric) or {}).get("kind") for v in (ref, cand)})
             binary = binary or zero_one_mean
             # flips count in the metric's better direction: flipped_down names the items that got
-            # worse (what junit, compare and the baseline read it as), 0→1 on a lower-is-better
-            # mean (a loop, a forbidden word); computed on 1 - value there, and the interval turned back
-            lower_better = zero_one_mean and not higher_is_better(metric, cand, ref)
+            # worse (what junit, compare, the critical gate and the baseline read it as), 0→1 on a
+            # lower-is-better mean (a loop, a forbidden word) or proportion (a plugin's leak rate,
+            # whose pass→fail flips are fixes: listed as regressions, the new leaks as gains);
+            # computed on 1 - value there, and the interval turned back
+            lower_better = binary and not higher_is_better(metric, cand, ref)
             a_map, b_map = ((a_map, b_map) if not lower_better else
                             ({i: 1.0 - v for i, v in a_map.items()}, {i: 1.0 - v for i, v in b_map.items()}))
             deff = (_flip_design_effect([a_map[i] for i in ids], [b_map[i] for i in ids], clusters) if binary else
@@ -210,7 +214,7 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                         if clusters is not None and not up else "")
                     if zero_one_mean:
                         method += "; every value 0 or 1: a mean of pass/fail values, Tango's paired score interval"
-                if zero_one_mean:
+                if zero_one_mean or lower_better:
                     out["worse"] = "0→1" if lower_better else "1→0"
                 if lower_better:
                     diff, low, high = 0.0 - diff, 0.0 - high, 0.0 - low  # 0.0 -: no -0.000 shown

@@ -736,13 +736,17 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     series_ref, series_cand = ref.series.get(metric, {}), view.series.get(metric, {})
     checked = [i for i in critical if i in series_ref and i in series_cand]
     missing = [i for i in critical if i not in checked]
-    down = [i for i in checked if series_ref[i] == 1.0 and series_cand[i] == 0.0]
-    at_risk = [i for i in checked if series_ref[i] == 1.0]  # only these can flip pass→fail
+    # worse in the metric's direction, as paired_delta's flipped_down: on a lower-is-better one
+    # (a plugin's leak rate, keywords.forbidden) 0→1; 1→0 there is a fix, and failed this gate
+    good = 1.0 if higher_is_better(metric, view, ref) else 0.0
+    flip = "pass→fail" if good == 1.0 else "0→1 (worse)"
+    down = [i for i in checked if series_ref[i] == good and series_cand[i] == 1.0 - good]
+    at_risk = [i for i in checked if series_ref[i] == good]  # only these can get worse
     if down:
-        reason = (f"{metric}: critical item(s) flipped pass→fail against {ref_label}: {', '.join(down)} "
+        reason = (f"{metric}: critical item(s) flipped {flip} against {ref_label}: {', '.join(down)} "
                   f"({len(checked)} critical items checked)")
     else:
-        reason = f"{metric}: none of {len(checked)} critical items flipped pass→fail against {ref_label}"
+        reason = f"{metric}: none of {len(checked)} critical items flipped {flip} against {ref_label}"
         if checked and not at_risk:
             reason += f"; the {ref_label.split(' ')[0]} passes none of them, so none could"
     if missing:

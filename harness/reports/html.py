@@ -35,7 +35,7 @@ from markupsafe import Markup
 from ..compare import direction, fmt, has_interval, suite_comparisons
 from . import charts
 from ..gates import could_not_fail, vacuous_bound, vacuous_reason
-from .items import Cards, gate_items, scorer_flips, verdict
+from .items import Cards, flip_words, gate_items, lower_is_better_scorers, scorer_flips, verdict
 from .trends import trend_view
 
 MAX_CHART_ROWS = 24  # metric groups in the 0-1 chart of one suite
@@ -290,6 +290,7 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
     # flipped items vs base that no failed gate already shows
     flips = []
     base = models.get("base")
+    lower = lower_is_better_scorers(suite)
     if base is not None:
         by_id = {str(i["id"]): i for i in base.get("items") or []}
         for m in names:
@@ -297,11 +298,13 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
                 continue
             down, up = [], []
             for item in models[m].get("items") or []:
-                went_down, went_up = scorer_flips(by_id.get(str(item["id"])), item)
+                went_down, went_up = scorer_flips(by_id.get(str(item["id"])), item, lower)
                 if went_down:
-                    down.append((item, "pass→fail vs base (" + ", ".join(went_down) + ")", True))
+                    down.append((item, f"{flip_words(went_down, lower, True)} vs base (" + ", ".join(went_down) + ")",
+                                 True))
                 elif went_up:
-                    up.append((item, "fail→pass vs base (" + ", ".join(went_up) + ")", False))
+                    up.append((item, f"{flip_words(went_up, lower, False)} vs base (" + ", ".join(went_up) + ")",
+                               False))
             rest = [x for x in down + up if (suite.get("name"), m, str(x[0]["id"]), "base") not in failed_keys]
             shown = [cards.make(suite, m, item, "base", change, d) for item, change, d in rest[:MAX_OTHER_FLIPS]]
             flips.append({"model": m, "down_total": len(down), "up_total": len(up), "cards": shown,
@@ -437,9 +440,10 @@ def _failures(results: dict, cards: Cards) -> tuple[list[dict], set]:
                 if worse:
                     change = worse
                 elif ref_kind == "base":
+                    lower = lower_is_better_scorers(suite)
                     went_down, _ = scorer_flips({str(i["id"]): i for i in (models.get("base") or {})
-                                                 .get("items") or []}.get(item_id), item)
-                    change = "pass→fail vs base" if went_down else "fails"
+                                                 .get("items") or []}.get(item_id), item, lower)
+                    change = f"{flip_words(went_down, lower, True)} vs base" if went_down else "fails"
                 elif ref_kind == "baseline":
                     change = "pass→fail vs baseline"
                 else:
@@ -472,6 +476,7 @@ def _item_rows(results: dict, cards: Cards, model_order: list[str]) -> tuple[lis
         metric = main_metric(suite)
         scorer = (metric or "").split(".", 1)[0]
         base_items = {str(i["id"]): i for i in (models.get("base") or {}).get("items") or []}
+        lower = lower_is_better_scorers(suite)
         comparisons = suite.get("comparisons") or {}
         for m in [x for x in model_order if x in models]:
             down_bl: set[str] = set()
@@ -484,7 +489,7 @@ def _item_rows(results: dict, cards: Cards, model_order: list[str]) -> tuple[lis
                 item_id = str(item["id"])
                 flips = []
                 if m != "base":
-                    went_down, went_up = scorer_flips(base_items.get(item_id), item)
+                    went_down, went_up = scorer_flips(base_items.get(item_id), item, lower)
                     if went_down:
                         flips.append("↓ vs base")
                     elif went_up:

@@ -57,19 +57,41 @@ def verdict(item: dict) -> str | None:
     return "pass" if all(passed) else "fail"
 
 
-def scorer_flips(ref: dict | None, cand: dict) -> tuple[list[str], list[str]]:
-    """Scorers that went pass->fail and fail->pass from ``ref`` to ``cand``."""
+def scorer_flips(ref: dict | None, cand: dict, lower: frozenset[str] | set[str] = frozenset()
+                 ) -> tuple[list[str], list[str]]:
+    """Scorers whose verdict got worse and better from ``ref`` to ``cand``: pass->fail and
+    fail->pass, the other way round for the scorers in ``lower`` (a pass rate where lower is
+    better, as ``lower_is_better_scorers`` finds them): there a verdict going to pass (a leak
+    found) is the regression, as ``paired_delta``'s flipped_down counts it."""
     if ref is None:
         return [], []
     ref_scores, scores = ref.get("scores") or {}, cand.get("scores") or {}
     down, up = [], []
     for name, score in scores.items():
         a, b = (ref_scores.get(name) or {}).get("passed"), score.get("passed")
+        if name in lower:
+            a, b = (None if a is None else not a), (None if b is None else not b)
         if a is True and b is False:
             down.append(name)
         elif a is False and b is True:
             up.append(name)
     return down, up
+
+
+def lower_is_better_scorers(suite: dict) -> set[str]:
+    """The suite's scorers whose pass rate is lower-is-better (results.json records each metric's
+    direction): their flips count the other way in ``scorer_flips``."""
+    return {name for model in (suite.get("models") or {}).values()
+            for name, info in (model.get("metrics") or {}).items()
+            if "." not in name and isinstance(info, dict) and info.get("higher_is_better") is False}
+
+
+def flip_words(names: list[str], lower: set[str] | frozenset[str], worse: bool) -> str:
+    """'pass→fail' / 'fail→pass', or 'worse' / 'better' when a lower-is-better scorer is among them
+    (its verdict went the other way)."""
+    if any(n in lower for n in names):
+        return "worse" if worse else "better"
+    return "pass→fail" if worse else "fail→pass"
 
 
 def _extra_lines(extra: Any) -> list[tuple[str, str]]:
@@ -195,7 +217,8 @@ def _num(x: float | None) -> str:
 
 def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str]:
     """The items behind a failed gate: ``[(item id, reference kind, change)]`` and a note;
-    ``change`` is "" for a pass/fail flip or failure, else what got worse.
+    ``change`` is "" for a pass/fail flip or failure, else what got worse (a lower-is-better
+    metric's flip: ``METRIC 0→1 (worse)``).
 
     vs-base and vs-baseline gates: the items that flipped pass→fail (for a mean metric,
     the items that got worse the most); critical gates: the critical items that flipped;
@@ -217,7 +240,9 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
     if isinstance(details.get("flipped_down"), list) and (kind.endswith("vs_base") or kind.endswith("vs_baseline")):
         ids = [str(i) for i in details["flipped_down"] if str(i) in cand]
         if ids or kind.startswith("critical"):
-            return [(i, ref_kind, "") for i in ids], ""
+            # a lower-is-better metric's flipped_down went 0→1: no "pass→fail" to print
+            change = f"{metric} 0→1 (worse)" if details.get("worse") == "0→1" else ""
+            return [(i, ref_kind, change) for i in ids], ""
     if kind.endswith("vs_base") or kind.endswith("vs_baseline"):
         # a mean metric: rank the items by how much they got worse
         hib = details.get("higher_is_better", True)
