@@ -105,8 +105,12 @@ def test_every_consumer_of_the_flips_names_the_new_leaks(tmp_path):
     assert not critical["passed"] and critical["details"]["flipped_down"] == ["c4"], critical["reason"]
     assert critical["details"]["at_risk"] == ["c4"]
 
-    failing = sorted(c["name"] for c in flipped_item_cases(result) if not c["passed"])
+    items = flipped_item_cases(result)
+    failing = sorted(c["name"] for c in items if not c["passed"])
     assert failing == sorted(f"item {i} vs base" for i in LEAKED)
+    reasons = {c["name"]: c["reason"] for c in items}
+    assert reasons["item c4 vs base"].startswith("0→1 (worse) vs base on leak, failed gate")
+    assert reasons["item c1 vs base"].startswith("1→0 (better) vs base on leak")
 
     scorecard = context(run)
     (flips,) = scorecard["suites"][0]["flips"]

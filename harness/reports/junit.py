@@ -61,28 +61,33 @@ def flipped_item_cases(suite: dict) -> list[dict]:
                         case = found.setdefault(key, {
                             "classname": f"{suite['name']}.{model}.items",
                             "name": f"item {item_id} vs {ref_name}", "passed": True, "reason": "",
-                            "kind": "flipped_item", "skipped": None, "_down": [], "_up": []})
+                            "kind": "flipped_item", "skipped": None, "_down": [], "_up": [], "_lower": set()})
                         case["_down" if direction == "flipped_down" else "_up"].append(metric)
+                        if delta.get("worse") == "0→1":  # lower is better: flipped_down went 0→1
+                            case["_lower"].add(metric)
     cases = []
     for (model, item_id, ref_name), case in found.items():
         item = items.get(model, {}).get(item_id) or {}
         output = str(item.get("output", ""))
         shown = output[:200] + ("…" if len(output) > 200 else "")
-        down, up = case.pop("_down"), case.pop("_up")
+        down, up, lower = case.pop("_down"), case.pop("_up"), case.pop("_lower")
         parts = []
         for metric in down:
+            flip = "0→1 (worse)" if metric in lower else "pass→fail"
             gates = gates_covering(suite, model, metric, ref_name, item_id, item.get("category"))
             failed = [_gate_name(g) for g in gates if not g.get("passed")]
             if failed:
                 case["passed"] = False
-                parts.append(f"pass→fail vs {ref_name} on {metric}, failed gate: {', '.join(failed)}")
+                parts.append(f"{flip} vs {ref_name} on {metric}, failed gate: {', '.join(failed)}")
             elif gates:
                 names = ", ".join(_gate_name(g) for g in gates)
-                parts.append(f"pass→fail vs {ref_name} on {metric}, within the gate's margin ({names} passed)")
+                parts.append(f"{flip} vs {ref_name} on {metric}, within the gate's margin ({names} passed)")
             else:
-                parts.append(f"pass→fail vs {ref_name} on {metric}, not gated (no gate on {metric} vs {ref_name})")
-        if up:
-            parts.append(f"fail→pass vs {ref_name} on {', '.join(up)}")
+                parts.append(f"{flip} vs {ref_name} on {metric}, not gated (no gate on {metric} vs {ref_name})")
+        if [m for m in up if m not in lower]:
+            parts.append(f"fail→pass vs {ref_name} on {', '.join(m for m in up if m not in lower)}")
+        if [m for m in up if m in lower]:
+            parts.append(f"1→0 (better) vs {ref_name} on {', '.join(m for m in up if m in lower)}")
         case["reason"] = f"{'; '.join(parts)}; output: {shown!r}"
         cases.append(case)
     return cases
