@@ -208,7 +208,7 @@ def written_baseline_bounds(suite: Suite) -> list[str]:
     """The bounds against the baseline the suite's policy writes (``keywords max_drop_vs_baseline``,
     ``keywords[sql] rel_tolerance_vs_baseline``), the defaults left out: a run without a baseline
     checks none of them, and said nothing of it (``harness.baseline.unchecked_baseline_note``)."""
-    kinds = ("max_drop_vs_baseline", "rel_tolerance_vs_baseline", "min_gain_vs_baseline")
+    kinds = ("max_drop_vs_baseline", "rel_tolerance_vs_baseline")  # the suite schema has no min_gain_vs_baseline
     out = []
     for metric, opts in policy(suite, {}, defaults=False).items():
         out += [f"{metric} {kind}" for kind in kinds if kind in opts]
