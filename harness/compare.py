@@ -170,8 +170,9 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
             zero_one = all(x in (0.0, 1.0) for x in a) and all(y in (0.0, 1.0) for y in b)
             binary = stat == "mean" and zero_one and (is_binary(ref, metric) or is_binary(cand, metric))
             # a mean whose every value is 0 or 1 on both sides is a paired difference of pass
-            # rates: the BCa bootstrap passed a true drop equal to the margin 7.3% / 7.3% / 4.5%
-            # of the time at 24 / 40 / 100 items (target 2.5%), Tango 1.3% / 2.4% / 2.2%
+            # rates: the BCa bootstrap passed a true drop equal to the margin 10.2% / 8.0% / 5.8%
+            # of the time at 24 / 40 / 100 items (target 2.5%), Tango 1.5% / 1.5% / 2.3% (2,000
+            # runs each; docs/ci-gating.md, "A mean of 0/1 values with flips both ways")
             zero_one_mean = (stat == "mean" and zero_one and not binary
                              and "mean" in {(v.metrics.get(metric) or {}).get("kind") for v in (ref, cand)})
             binary = binary or zero_one_mean
