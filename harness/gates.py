@@ -796,12 +796,9 @@ def vacuous(gate: dict, info: dict | None = None) -> bool:
     if kind.startswith("critical_vs_"):  # no critical item the reference passes: none can flip
         return details.get("at_risk") == []
     if kind.startswith(("max_drop_vs_", "rel_tolerance_vs_")):
-        ref = details.get("ref_value")
         if (details.get("worst_case") or {}).get("passed") is True:
             return True
-        if not proportion or not isinstance(ref, (int, float)) or isinstance(ref, bool):
-            return False
-        return ref <= 0 if details.get("higher_is_better", True) else ref >= 1
+        return proportion and _reference_at_worst(details)
     threshold = details.get("threshold")
     if not isinstance(threshold, (int, float)):
         return False
@@ -826,13 +823,19 @@ def vacuous_reason(gate: dict) -> str:
     if str(gate.get("kind")).startswith("critical_vs_"):
         return f"{ref} passes no critical item" if details.get("checked") else "no critical item in this run"
     worst = details.get("worst_case") or {}
-    ref_value = details.get("ref_value")
-    at_worst = isinstance(ref_value, (int, float)) and (
-        ref_value <= 0 if details.get("higher_is_better", True) else ref_value >= 1)
-    if worst.get("passed") is True and not at_worst:
+    if worst.get("passed") is True and not _reference_at_worst(details):
         return (f"even a candidate failing every item would pass: the {ref} passes only "
                 f"{worst.get('passes')} of {worst.get('n')}")
-    return f"{ref} already at {fmt(ref_value)}"
+    return f"{ref} already at {fmt(details.get('ref_value'))}"
+
+
+def _reference_at_worst(details: dict) -> bool:
+    """A drop gate's reference already at a proportion's worst value (0, or 1 where lower is
+    better): no candidate can be worse. One test, for ``vacuous`` and ``vacuous_reason``."""
+    ref = details.get("ref_value")
+    if not isinstance(ref, (int, float)) or isinstance(ref, bool):
+        return False
+    return ref <= 0 if details.get("higher_is_better", True) else ref >= 1
 
 
 def gate_info(suite_result: dict, gate: dict) -> dict | None:
