@@ -80,6 +80,21 @@ def test_the_gate_says_which_items_got_worse_warns_on_power_and_marks_a_zero_ref
     assert gate["passed"] and vacuous(gate, result["models"]["cand"]["metrics"]["partial"])
 
 
+def test_a_zero_one_mean_at_zero_is_vacuous_even_where_its_worst_case_could_fail():
+    # under a 0.05 margin the worst candidate's interval (no flips on 24 items) reaches past
+    # the margin, so worst_case does not say could-not-fail; the reference at 0 on every item
+    # does (nothing can drop below 0): the mean is bounded as a proportion is
+    n = 24
+    zeros = np.zeros(n)
+    ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
+    result = {"name": "s", "models": {"base": cal._mean_model(zeros, ob), "cand": cal._mean_model(zeros, oc)},
+              "scorers": {}}
+    gates, _ = evaluate_gates(cal._suite({"partial": {"max_drop_vs_base": 0.05}}), result, None)
+    (gate,) = [g for g in gates if g["kind"] == "max_drop_vs_base"]
+    assert gate["details"]["worst_case"]["passed"] is False
+    assert vacuous(gate, result["models"]["cand"]["metrics"]["partial"])
+
+
 def test_a_mean_with_a_half_value_keeps_the_bootstrap():
     base = [1.0, 0.5] + [1.0] * 18
     d = paired_delta(_view(base), _view([0.0] + base[1:]), "partial")
