@@ -79,9 +79,10 @@ def test_domain_reference_answers_pass_and_other_answers_fail():
     assert not any(s.passed for s in scorer.score_all(_items(suite, [""] * len(suite.cases))))
 
 
-def _score_pair(tmp_path, suite: str, base: dict[str, str], candidate: dict[str, str]):
-    """`harness score` of a base and a candidate's stored outputs on a shipped suite:
-    (exit code, the candidate's failed gates as METRIC/KIND)."""
+def _score_pair(tmp_path, suite: str, base: dict[str, str], candidate: dict[str, str], *options: str):
+    """`harness score` of a base and a candidate's stored outputs on a shipped suite (with
+    ``options``, e.g. ``--baseline FILE``): (exit code, the candidate's failed gates as
+    METRIC/KIND)."""
     from conftest import run_harness
 
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -90,7 +91,8 @@ def _score_pair(tmp_path, suite: str, base: dict[str, str], candidate: dict[str,
                                    for m, outs in (("base", base), ("candidate", candidate))
                                    for i, o in outs.items()), encoding="utf-8")
     out = tmp_path / "out"
-    proc = run_harness("score", str(SUITES / f"{suite}.yaml"), "--completions", str(completions), "--out", str(out))
+    proc = run_harness("score", str(SUITES / f"{suite}.yaml"), "--completions", str(completions), "--out", str(out),
+                       *options)
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     results = json.loads((out / "results.json").read_text())
     failed = {f"{g['metric']}/{g['kind']}" for g in results["suites"][0]["gates"]
@@ -135,14 +137,8 @@ def test_domain_gate_fails_a_release_that_lost_a_third_of_one_category(tmp_path)
 
     def release(lost: int):
         candidate = {i: ("I am not sure." if i in operations[:lost] else a) for i, a in answers.items()}
-        rows = "".join(json.dumps({"id": i, "output": o, "model": m, "finish_reason": "stop"}) + "\n"
-                       for m, outs in (("base", answers), ("candidate", candidate)) for i, o in outs.items())
-        (tmp_path / f"c{lost}.jsonl").write_text(rows, encoding="utf-8")
-        out = tmp_path / f"out{lost}"
-        proc = run_harness("score", str(SUITES / "domain_qa.yaml"), "--completions", str(tmp_path / f"c{lost}.jsonl"),
-                           "--baseline", str(baseline), "--out", str(out))
-        gates = json.loads((out / "results.json").read_text())["suites"][0]["gates"]
-        return proc.returncode, {g["metric"] for g in gates if not g["passed"] and g["kind"] == "max_drop_vs_baseline"}
+        code, failed = _score_pair(tmp_path / f"lost{lost}", "domain_qa", answers, candidate, "--baseline", str(baseline))
+        return code, {gate.rsplit("/", 1)[0] for gate in failed if gate.endswith("/max_drop_vs_baseline")}
 
     assert release(5) == (1, {"keywords[operations]"})
     assert release(4) == (0, set())
