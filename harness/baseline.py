@@ -317,6 +317,18 @@ def baseline_notes(baseline: dict, results: dict, suites: list, strict: bool = F
     return notes
 
 
+def gating_notes(baseline: dict | None, results: dict, suites: list, strict: bool = False,
+                 strict_flag: str | None = "--strict-baseline", baseline_flag: str = "--baseline FILE") -> list[str]:
+    """The terminal's warnings on baseline gating, one line each, for every caller that prints a
+    verdict (harness eval, harness score, the pytest plugin): with a baseline what gating fell
+    short of (``baseline_notes``), without one the gates the suites write against one
+    (``unchecked_baseline_note``). One place, so the callers cannot drift apart."""
+    if baseline is not None:
+        return baseline_notes(baseline, results, suites, strict=strict, flag=strict_flag)
+    note = unchecked_baseline_note(suites, baseline_flag)
+    return [] if note is None else [note]
+
+
 def summarize_run(results: dict, source: str | None = None) -> dict:
     """The baseline form of a results.json dict (see the module docstring)."""
     suites = []

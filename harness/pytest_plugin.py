@@ -135,16 +135,10 @@ def run_harness_eval(suites: str | Path | Iterable[str | Path], model: str | Pat
                        command=command)
     flag = "--harness-baseline FILE (or harness_run(..., baseline=FILE))"
     code = finish(results, suites, out_dir, base_doc, strict_baseline=strict_baseline, mark=mark, baseline_flag=flag)
-    uncovered = []
-    if base_doc is not None:
-        from .baseline import baseline_notes
+    from .baseline import gating_notes
 
-        uncovered = baseline_notes(base_doc, results, suites, strict=strict_baseline,
-                                   flag="--harness-strict-baseline")
-    else:  # a suite's gates against a baseline, none checked
-        from .baseline import unchecked_baseline_note
-
-        uncovered = [note for note in [unchecked_baseline_note(suites, flag)] if note is not None]
+    uncovered = gating_notes(base_doc, results, suites, strict=strict_baseline,
+                             strict_flag="--harness-strict-baseline", baseline_flag=flag)
     return HarnessResult(json.loads((out_dir / "results.json").read_text(encoding="utf-8")), out_dir, code,
                          uncovered)
 

@@ -161,16 +161,11 @@ def _run(args: argparse.Namespace) -> int:
         for gate in suite["gates"]:
             if not gate["passed"]:
                 print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
-    if baseline is not None:  # baseline gating never falls short silently
-        from ..baseline import baseline_notes
+    from ..baseline import gating_notes
 
-        for note in baseline_notes(baseline, results, suites, strict=args.strict_baseline):
-            print(printable(f"  WARNING {note}"))
-    else:  # a suite's gates against a baseline, none checked: said where the verdict is read
-        from ..baseline import unchecked_baseline_note
-
-        if (note := unchecked_baseline_note(suites)) is not None:
-            print(printable(f"  WARNING {note}"))
+    # baseline gating never falls short silently, nor goes unchecked for want of --baseline
+    for note in gating_notes(baseline, results, suites, strict=args.strict_baseline):
+        print(printable(f"  WARNING {note}"))
     from ..reports.summary import warnings_line
 
     if (line := warnings_line(results)) is not None:

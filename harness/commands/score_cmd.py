@@ -84,16 +84,11 @@ def _run(args: argparse.Namespace) -> int:
     for gate in header["gates"]:  # what failed and why, as harness eval prints it
         if not gate["passed"]:
             print(printable(f"  FAILED {gate['suite']} / {gate['model']} / {gate['metric']}: {gate['reason']}"))
-    if baseline is not None:  # as harness eval prints them
-        from ..baseline import baseline_notes
+    from ..baseline import gating_notes
 
-        for note in baseline_notes(baseline, results, [suite], strict=args.strict_baseline):
-            print(printable(f"  WARNING {note}"))
-    else:  # a suite's gates against a baseline, none checked: said where the verdict is read
-        from ..baseline import unchecked_baseline_note
-
-        if (note := unchecked_baseline_note([suite])) is not None:
-            print(printable(f"  WARNING {note}"))
+    # baseline gating never falls short silently, nor goes unchecked for want of --baseline
+    for note in gating_notes(baseline, results, [suite], strict=args.strict_baseline):
+        print(printable(f"  WARNING {note}"))
     from ..reports.summary import warnings_line
 
     if (line := warnings_line(results)) is not None:
