@@ -427,6 +427,10 @@ def _failures(results: dict, cards: Cards) -> tuple[list[dict], set]:
     keys: set = set()
     for suite in results.get("suites") or []:
         models = suite.get("models") or {}
+        # once a suite, not once a failed item: a gate failing on most of a large suite rescanned
+        # every base item and every metric's direction for each of them
+        base_items = {str(i["id"]): i for i in (models.get("base") or {}).get("items") or []}
+        lower = lower_is_better_scorers(suite)
         for g in suite.get("gates") or []:
             if g.get("passed"):
                 continue
@@ -440,9 +444,7 @@ def _failures(results: dict, cards: Cards) -> tuple[list[dict], set]:
                 if worse:
                     change = worse
                 elif ref_kind == "base":
-                    lower = lower_is_better_scorers(suite)
-                    went_down, _ = scorer_flips({str(i["id"]): i for i in (models.get("base") or {})
-                                                 .get("items") or []}.get(item_id), item, lower)
+                    went_down, _ = scorer_flips(base_items.get(item_id), item, lower)
                     change = f"{flip_words(went_down, lower, True)} vs base" if went_down else "fails"
                 elif ref_kind == "baseline":
                     change = "pass→fail vs baseline"
