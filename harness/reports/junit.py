@@ -84,10 +84,10 @@ def flipped_item_cases(suite: dict) -> list[dict]:
                 parts.append(f"{flip} vs {ref_name} on {metric}, within the gate's margin ({names} passed)")
             else:
                 parts.append(f"{flip} vs {ref_name} on {metric}, not gated (no gate on {metric} vs {ref_name})")
-        if [m for m in up if m not in lower]:
-            parts.append(f"fail→pass vs {ref_name} on {', '.join(m for m in up if m not in lower)}")
-        if [m for m in up if m in lower]:
-            parts.append(f"1→0 (better) vs {ref_name} on {', '.join(m for m in up if m in lower)}")
+        for flip, names in (("fail→pass", [m for m in up if m not in lower]),
+                            ("1→0 (better)", [m for m in up if m in lower])):
+            if names:
+                parts.append(f"{flip} vs {ref_name} on {', '.join(names)}")
         case["reason"] = f"{'; '.join(parts)}; output: {shown!r}"
         cases.append(case)
     return cases
