@@ -288,8 +288,8 @@ def past_series(history: "pd.DataFrame", results: dict, max_points: int = 50) ->
             if breaks:
                 continue
             points.append({
-                "created": None if r.created is None or str(r.created) == "NaT" else r.created.isoformat(),
-                "commit": r.commit if isinstance(r.commit, str) else None,
+                "created": None if _missing(r.created) else r.created.isoformat(),
+                "commit": _text(r.commit),
                 "value": None if r.value != r.value else float(r.value),
                 "measured_on": {"base_fingerprint": _text(r.base_fingerprint),
                                 "suite_fingerprint": _text(r.suite_fingerprint),
@@ -321,10 +321,12 @@ def _breaks(row, now: dict) -> list[str]:
 
 
 def _missing(value) -> bool:
+    """None, NaN, NaT or pd.NA: a cell the run did not record."""
     import pandas as pd
 
     return value is None or bool(pd.isna(value))
 
 
 def _text(value) -> str | None:
+    """A text cell, or None for a missing one (NaN after a CSV round trip, not a string)."""
     return value if isinstance(value, str) else None
