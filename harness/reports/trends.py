@@ -43,7 +43,8 @@ def sparkline(values: list[float], label: str, failed: bool) -> Markup:
 
 
 def left_out_text(left_out: dict | None) -> str | None:
-    """``3 earlier run(s) not drawn: another base model (2), another suite version (1)``, or None."""
+    """``3 earlier run(s) not drawn, measured on another base model (2), another suite version (1)``
+    or None."""
     if not left_out or not left_out.get("runs"):
         return None
     why = ", ".join(f"{reason} ({n})" for reason, n in (left_out.get("why") or {}).items())
