@@ -57,12 +57,12 @@ def verdict(item: dict) -> str | None:
     return "pass" if all(passed) else "fail"
 
 
-def scorer_flips(ref: dict | None, cand: dict, lower: frozenset[str] | set[str] = frozenset()
-                 ) -> tuple[list[str], list[str]]:
+def scorer_flips(ref: dict | None, cand: dict, lower: frozenset[str] | set[str]) -> tuple[list[str], list[str]]:
     """Scorers whose verdict got worse and better from ``ref`` to ``cand``: pass->fail and
     fail->pass, the other way round for the scorers in ``lower`` (a pass rate where lower is
     better, as ``lower_is_better_scorers`` finds them): there a verdict going to pass (a leak
-    found) is the regression, as ``paired_delta``'s flipped_down counts it."""
+    found) is the regression, as ``paired_delta``'s flipped_down counts it. ``lower`` has no
+    default: a caller that left it out would read a leak found as an item fixed."""
     if ref is None:
         return [], []
     ref_scores, scores = ref.get("scores") or {}, cand.get("scores") or {}
