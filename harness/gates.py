@@ -258,7 +258,11 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
     for metric, opts in policy(suite, suite_result, defaults).items():
         scorer = metric.split(".", 1)[0]
         if scorer in skipped:
-            warn(f"gates on {metric} not checked: scorer {scorer} was skipped ({skipped[scorer]})")
+            found = _unmeasured_gates(suite, name, metric, opts, skipped[scorer], candidates, models,
+                                      baseline_suite is not None)
+            gates += found
+            if not found:  # a default gate, or one that would have checked nothing in this run anyway
+                warn(f"gates on {metric} not checked: scorer {scorer} was skipped ({skipped[scorer]})")
             continue
         source = opts.get("_source", "suite")
         for cand in candidates:
@@ -361,6 +365,49 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
         if hint:
             warn(hint)
     return gates, warnings
+
+
+def _unmeasured_gates(suite: Suite, name: str, metric: str, opts: dict, why: str, candidates: list[str],
+                      models: dict, has_baseline: bool) -> list[dict]:
+    """A failed ``unmeasured`` gate per candidate for a gate the suite wrote on a metric whose
+    scorer this run skipped (``harness score`` has no model; an endpoint returns text only, no
+    logits or timings). It was a warning, and the run said PASS: ``latency: {max: 2.0}`` run
+    through ``--endpoint`` was a green verdict that checked nothing. Only the options that
+    would have been checked in this run (a drop gate against the base needs a candidate that
+    is not the base; against the baseline, a baseline) count; the defaults stay a warning."""
+    if opts.get("_source", "suite") != "suite":
+        return []
+    written = [k for k in opts if k in BOUNDS and k not in opts.get("_defaulted", ())]
+    written += ["critical"] if opts.get("critical") else []
+    keys = getattr(suite, "gate_keys", None) or ["gates", metric]
+    root = getattr(suite, "root", None)
+    line = node_line(root, keys) if root is not None else None
+    path = getattr(suite, "path", None)
+    where = f"{path}:{line}" if path and line else str(path or f"suite {name!r}")
+    out = []
+    for cand in candidates:
+        kinds = [k for k in written if _checked_in_run(k, cand != "base" and "base" in models, has_baseline)]
+        if not kinds:
+            continue
+        out.append({"suite": name, "model": cand, "metric": metric, "kind": "unmeasured", "passed": False,
+                    "reason": f"suite {name!r} gates {metric} ({', '.join(kinds)}), but scorer "
+                              f"{metric.split('.', 1)[0]} was skipped in this run ({why}), so nothing was "
+                              f"checked: measure it with `harness eval --model` on the weights themselves (a "
+                              f"loaded model, generating afresh), or remove the gate ({where}, "
+                              f"{'.'.join(str(k) for k in keys)})",
+                    "details": {"policy": "suite", "skipped": why, "written": kinds}})
+    return out
+
+
+def _checked_in_run(kind: str, vs_base: bool, has_baseline: bool) -> bool:
+    """Whether a gate option would be checked in this run had its metric been measured: a
+    drop gate against the base needs a candidate besides the base, one against the baseline
+    a baseline (its absence is ``baseline.unchecked_baseline_note``'s), ``critical`` either."""
+    if kind.endswith("_vs_base"):
+        return vs_base
+    if kind.endswith("_vs_baseline"):
+        return has_baseline
+    return kind in ("min", "max") or vs_base or has_baseline
 
 
 # the failed gates --strict-baseline makes of policy_changes: no item is behind them

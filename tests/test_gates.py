@@ -257,14 +257,58 @@ def test_a_baseline_approved_from_part_of_a_suite_warns_about_the_rest(tmp_path)
                              part) == []
 
 
-def test_missing_metric_fails_and_skipped_scorer_warns(tmp_path):
+def test_missing_metric_fails_and_a_written_gate_on_a_skipped_scorer_fails_unmeasured(tmp_path):
+    """A gate the suite wrote on a scorer the run skipped (`harness score`, `--endpoint`: no
+    model, no timings) was a warning and the run said PASS: `latency: {max: ...}` through an
+    endpoint was a green verdict that checked nothing. It is a failed `unmeasured` gate naming
+    the suite, the metric, the scorer, why and what to do; the default drop gates stay a warning."""
     suite = make_suite(tmp_path, IDS, {"exact_match.accuracy": {"min": 0.5}})
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
     (gate,) = failed(evaluate_gates(suite, sr, None)[0])
     assert gate["kind"] == "missing"
     sr["scorers"]["exact_match"]["skipped"] = "needs a loaded model"
     gates, warnings = evaluate_gates(suite, sr, None)
-    assert gates == [] and "skipped (needs a loaded model)" in warnings[0]
+    (gate,) = gates
+    assert (gate["model"], gate["metric"], gate["kind"], gate["passed"]) == ("ft", "exact_match.accuracy",
+                                                                            "unmeasured", False)
+    reason = gate["reason"]
+    assert "suite 'smoke' gates exact_match.accuracy (min)" in reason
+    assert "scorer exact_match was skipped in this run (needs a loaded model)" in reason
+    assert "harness eval --model" in reason and "remove the gate" in reason
+    assert f"{suite.path}:" in reason and "gates.exact_match.accuracy" in reason
+    assert gate["details"] == {"policy": "suite", "skipped": "needs a loaded model", "written": ["min"]}
+    # the default drop gate on exact_match, which the suite did not write: a warning, as before
+    assert warnings == ["gates on exact_match not checked: scorer exact_match was skipped (needs a loaded model)"]
+
+
+def test_a_skipped_scorers_written_gates_fail_only_where_they_would_have_checked_something(tmp_path):
+    """Each option counts where this run would have checked it had the metric been measured:
+    a drop gate against the base in a base-only run checks nothing either way (a warning);
+    against the baseline, only with one; a category's gate is its own `unmeasured` gate."""
+    gates_written = {"exact_match.accuracy": {"max_drop_vs_base": 0.1, "max_drop_vs_baseline": 0.1},
+                     "exact_match": {"categories": {"a": {"min": 0.5}}}}
+    import yaml
+
+    from harness.suite import load_suite
+
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump({"name": "smoke", "prompt": "{{ q }}", "target": "{{ a }}",
+                                    "scorers": [{"exact_match": {}}], "gates": gates_written,
+                                    "cases": [{"id": i, "q": f"{i}?", "a": "4", "category": "a"} for i in IDS]}))
+    suite = load_suite(path)
+    skipped = {"exact_match": {"version": "1", "options": {}, "skipped": "needs a loaded model"}}
+    base_only = suite_result({"base": model_result(verdicts(), category="a")}, scorers=skipped)
+    gates, warnings = evaluate_gates(suite, base_only, None)
+    assert [(g["model"], g["metric"], g["kind"]) for g in gates] == [("base", "exact_match[a]", "unmeasured")]
+    assert gates[0]["reason"].startswith("category a: suite 'smoke' gates exact_match (min)")
+    assert "gates.exact_match.categories.a" in gates[0]["reason"]
+    assert any("gates on exact_match.accuracy not checked" in w for w in warnings)
+    with_baseline = suite_result({"base": model_result(verdicts(), category="a"),
+                                  "ft": model_result(verdicts(), category="a")}, scorers=skipped)
+    gates, _ = evaluate_gates(suite, with_baseline, with_baseline)
+    assert {(g["model"], g["metric"]): g["details"]["written"] for g in gates} == {
+        ("ft", "exact_match.accuracy"): ["max_drop_vs_base", "max_drop_vs_baseline"], ("ft", "exact_match[a]"): ["min"]}
+    assert not any(g["passed"] for g in gates)
 
 
 def test_policy_validated_against_the_suite(tmp_path):

@@ -235,7 +235,7 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
             if category is None or it.get("category") == category}
     ref_kind = "baseline" if kind.endswith("vs_baseline") else (
         "base" if (kind.endswith("vs_base") or "base" in models) and model != "base" else "")
-    if kind in ("missing", "integrity", *POLICY_GATE_KINDS):
+    if kind in ("missing", "unmeasured", "integrity", *POLICY_GATE_KINDS):
         return [], ""  # nothing an item did (the suite's policy changed)
     if isinstance(details.get("flipped_down"), list) and (kind.endswith("vs_base") or kind.endswith("vs_baseline")):
         ids = [str(i) for i in details["flipped_down"] if str(i) in cand]
