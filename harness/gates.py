@@ -39,6 +39,9 @@ candidate gets ``max_drop_vs_base: 0.05`` and ``max_drop_vs_baseline: 0.05`` unl
 suite's entry for that metric sets the option itself (another margin, or ``null`` to
 drop that one gate). Turning gating off is explicit: ``metric: false`` (no gates on that
 metric), ``gates: false`` (none in the suite).
+
+A gate the suite writes on a scorer the run skipped (no model: ``harness score``,
+``--endpoint``) fails as ``unmeasured``: it checked nothing, and a warning let the run PASS.
 """
 
 from __future__ import annotations
