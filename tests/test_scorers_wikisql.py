@@ -170,7 +170,7 @@ def _bare_value_ends_by_regex(rest: str) -> list[int]:
     of whitespace), kept as the reference for ``bare_value_ends``."""
     import re
 
-    return [m.start() for m in re.finditer(r"\s+AND\s+|\s*;?\s*$", rest, re.IGNORECASE)]
+    return [m.start() for m in re.finditer(r"\s+AND\s+|[\s;]*$", rest, re.IGNORECASE)]
 
 
 @settings(max_examples=800, deadline=None)
@@ -189,6 +189,9 @@ def test_bare_value_ends_are_the_regex_definition(rest):
     "SELECT Player FROM 1-1 WHERE No. = '" + "'" * 99_000,
     "SELECT Player FROM 1-1 WHERE No. = '" + "' " * 49_000,
     "SELECT Player FROM 1-1 WHERE No. = '" + "' AND " * 14_000,
+    # a tail of ;s and spaces, where the value and the statement end (and one that goes on)
+    "SELECT Player FROM 1-1 WHERE No. = 3" + " ;" * 49_000,
+    "SELECT Player FROM 1-1 WHERE No. = 3" + "; " * 49_000 + "x",
 ])
 def test_hostile_outputs_parse_in_linear_time(output):
     """Stored outputs of 100,000 characters that the parser took seconds to hours on."""
@@ -238,3 +241,27 @@ def test_a_bare_value_never_swallows_sql(tail):
 ])
 def test_bare_and_quoted_values_still_parse(text, value):
     assert wikisql.parse(text, _TEAMS).conditions[0].text == value
+
+
+@pytest.mark.parametrize("value", ["12;;", "12 ;", "'12';;", "12 ; ;", "12;\n ;\t", "12;;;;"])
+def test_every_trailing_semicolon_ends_the_value(value):
+    """`Goals = 12;;` read as '12;' (only one `;` was dropped): text to the logical form,
+    but the number 12 to the executor on a real column, so the scorers disagreed."""
+    assert wikisql.parse("SELECT Team FROM 2-1000-1 WHERE Goals = " + value, _TEAMS).conditions[0].text == "12"
+
+
+_TEAMS_PROMPT = "table: 2-1000-1\ncolumns: Season, Team, Games, Goals, Coach\nQ: how many goals?\nA: "
+
+
+@pytest.mark.parametrize("value", ["12;;", "12 ;", "'12';;", "12 ; ;"])
+@pytest.mark.parametrize("select", ["Team", "MAX Goals"])  # Goals a text column, then a real one
+def test_both_scorers_agree_on_trailing_semicolons(select, value):
+    """Gold or prediction ending in `;`s: both scorers give each the gold's answer, as for
+    the same query written without them (before, gold `MAX Goals ... = 12;;` against a
+    prediction `= 12` was right for sql_execution and wrong for sql_logical_form)."""
+    plain = f"SELECT {select} FROM 2-1000-1 WHERE Goals = 12"
+    with_tail = f"SELECT {select} FROM 2-1000-1 WHERE Goals = {value}"
+    for gold, output in [(with_tail, plain), (plain, with_tail), (with_tail, with_tail)]:
+        item = _item(_TEAMS_PROMPT, gold, output)
+        values = {name: REGISTRY[name]({}).score(item).value for name in ("sql_logical_form", "sql_execution")}
+        assert values == {"sql_logical_form": 1.0, "sql_execution": 1.0}, (gold, output)

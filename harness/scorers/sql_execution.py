@@ -340,8 +340,9 @@ class SqlExecution(Scorer):
     name = "sql_execution"
     metric_keys = frozenset({"executed"})
     # 2: text-typed columns compare as text (no numeric coercion); 3: a bare value holds no
-    # `;`, comment, comparison or SQL clause (wikisql.py), so `= 6; DROP TABLE x` is not `= 6`
-    version = "3"
+    # `;`, comment, comparison or SQL clause (wikisql.py), so `= 6; DROP TABLE x` is not `= 6`;
+    # 4: every trailing `;` ends a bare value (`= 12;;` is 12, as sql_logical_form reads it)
+    version = "4"
     options_schema = {
         "type": "object",
         "additionalProperties": False,

@@ -20,7 +20,7 @@ Deliberate differences from the official code, all forced by scoring *text*:
    indices, a value). Here both queries are text in WikiSQL's notation, parsed with the
    column-aware parser of ``wikisql.py`` against the prompt's ``columns:`` line. The
    parser accepts what a model writes for the same structure: any keyword case,
-   ``COUNT(col)``, quoted identifiers, ``''``-escaped quotes, a trailing ``;``, a code
+   ``COUNT(col)``, quoted identifiers, ``''``-escaped quotes, trailing ``;``s, a code
    fence, ``==`` for ``=``. Column names match case-insensitively (the official
    ``Query.from_sequence`` lower-cases headers too). A prediction that does not parse
    scores 0 (officially, a prediction that fails to convert is wrong too).
@@ -56,8 +56,9 @@ class SqlLogicalForm(Scorer):
     name = "sql_logical_form"
     metric_keys = frozenset({"agg", "select", "where"})
     # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py; 3: a bare value holds
-    # no `;`, comment, comparison or SQL clause (wikisql.py)
-    version = "3"
+    # no `;`, comment, comparison or SQL clause (wikisql.py); 4: every trailing `;` (and the
+    # whitespace between) ends a bare value, so `= 12;;` is 12, not '12;'
+    version = "4"
     options_schema = {
         "type": "object",
         "additionalProperties": False,

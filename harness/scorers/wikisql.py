@@ -10,7 +10,7 @@ No tokenizer can split that without knowing the columns, so the parser takes the
 table's column list (the ``columns:`` line of the prompt) and matches column names
 longest first, backtracking where a value's closing quote is ambiguous. It also accepts
 the usual variations of a model's answer: any keyword case, ``COUNT(col)``, quoted
-identifiers, ``''``-escaped quotes, and a ``;`` at the end.
+identifiers, ``''``-escaped quotes, and ``;``s (and whitespace) at the end.
 
 ``sql_logical_form`` compares two parses; ``sql_execution`` translates them to
 parameterised SQLite over a table it builds from the same column list.
@@ -132,18 +132,30 @@ _NOT_IN_BARE_VALUE = re.compile(
     r"|\b(?:ORDER|GROUP)\s+BY\b", re.IGNORECASE)
 
 
+def statement_end(text: str) -> int:
+    """Where ``text`` ends but for a tail of whitespace and ``;``s, in any mix (``12 ; ;``).
+
+    One definition for the parser's end and a bare value's end: a bare value that kept
+    the first of two ``;`` (``12;``) was text to the logical form but the number 12 to
+    the executor on a real column, so the two scorers disagreed on ``Goals = 12;;``.
+    A backward scan, linear on a hostile tail of 100,000 ``; ``.
+    """
+    i = len(text)
+    while i and (text[i - 1] == ";" or text[i - 1].isspace()):
+        i -= 1
+    return i
+
+
 def bare_value_ends(rest: str) -> list[int]:
     """Where a bare value at the start of ``rest`` may end: before each ``<space>AND<space>``,
-    then where only spaces and one ``;`` are left, then the very end.
+    then where only whitespace and ``;``s are left (``statement_end``), then the very end.
 
-    The positions where the parser's regex (an AND between spaces, or spaces, ``;`` and
-    spaces to the end; ``tests/test_scorers_wikisql.py`` keeps it) starts its matches,
+    The positions where the parser's regex (an AND between spaces, or whitespace and
+    ``;``s to the end; ``tests/test_scorers_wikisql.py`` keeps it) starts its matches,
     found in linear time: that regex retried both branches at every space of a run (12 s
     on an output with 2,000 spaces, hours on 100,000).
     """
-    tail = len(rest.rstrip())
-    if rest[tail - 1:tail] == ";":
-        tail = len(rest[:tail - 1].rstrip())
+    tail = statement_end(rest)
     ends, pos = [], 0
     for m in _AND.finditer(rest):
         if m.start() >= tail:
@@ -167,9 +179,7 @@ class _Parser:
         self.cands = [(fold(name), name, span) for name, span in table.candidates()]
         self._memo: dict[int, tuple[Condition, ...] | None] = {}
         # end(i) is i >= this: what follows is only whitespace and ;s (read once, not per try)
-        tail = len(text.rstrip())
-        tail = len(text[:tail].rstrip(";"))
-        self._end_from = len(text[:tail].rstrip())
+        self._end_from = statement_end(text)
 
     def ws(self, i: int, required: bool = True) -> Iterator[int]:
         m = _WS.match(self.s, i)
