@@ -38,7 +38,7 @@ from .progress import Progress as LiveProgress
 from .prompts import check_chat_suites, encode_prompt, format_differences
 from .results import ModelInfo, item_record, new_results, suite_entry
 from .scorers import REGISTRY, Item, Score, Scorer, make_scorer
-from .suite import Suite, load_suite
+from .suite import Suite, check_unique_names, load_suite
 from .validation import RESULTS_SCHEMA, check_output
 
 
@@ -421,12 +421,7 @@ def load_suites(paths: list[Path], limit: int | None, select=None) -> list[Suite
     if select:
         suites = select.apply(suites)
     suites = [s.limited(limit) for s in suites]
-    first: dict[str, Suite] = {}
-    for suite in suites:
-        other = first.setdefault(suite.name, suite)
-        if other is not suite:  # name both files: a copy left beside the original is the usual cause
-            raise HarnessError(f"two suites are named {suite.name!r}: this one and {other.path}", path=suite.path,
-                               field="name", hint="suite names must be unique within a run")
+    check_unique_names(suites)
     return suites
 
 

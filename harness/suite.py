@@ -391,6 +391,17 @@ def load_suite(path: str | Path) -> Suite:
     return suite
 
 
+def check_unique_names(suites: list[Suite]) -> None:
+    """Suites of one run must have distinct names: results, gates and baselines are keyed
+    by the name. Both files are named: a copy left beside the original is the usual cause."""
+    first: dict[str, Suite] = {}
+    for suite in suites:
+        other = first.setdefault(suite.name, suite)
+        if other is not suite:
+            raise HarnessError(f"two suites are named {suite.name!r}: this one and {other.path}", path=suite.path,
+                               field="name", hint="suite names must be unique within a run")
+
+
 def find_suites(paths: list[str]) -> list[Path]:
     """Suite files named on the command line; a folder means every *.yaml in it."""
     found: list[Path] = []
