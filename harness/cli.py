@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "harness.commands.check_generator_cmd",
     "harness.commands.history_cmd",
     "harness.commands.init_cmd",
+    "harness.commands.check_suite_cmd",
 ]
 
 

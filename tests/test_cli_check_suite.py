@@ -1,0 +1,103 @@
+"""`harness check-suite`: a suite's typos found without a model, by the same loading code
+eval runs (a walk-through found a typo only when an eval started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.suite import load_suite
+from hostile_util import assert_bad_input, cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+name: {name}
+prompt: "{{{{ q }}}}"
+target: "{{{{ a }}}}"
+scorers:
+  - exact_match: {{}}
+gates:
+  exact_match: {{max_drop_vs_base: 0.2}}
+cases:
+  - {{id: a, q: "1+1?", a: "2"}}
+  - {{id: b, q: "2+2?", a: "4"}}
+"""
+
+
+def _good(name: str = "good") -> str:
+    return GOOD.format(name=name)
+
+
+def test_every_shipped_suite_passes(capsys):
+    code, out, err = cli(capsys, "check-suite", ROOT / "suites")
+    shipped = sorted((ROOT / "suites").glob("*.yaml"))
+    lines = out.splitlines()
+    assert code == 0 and err == "", err
+    assert len(lines) == len(shipped) and all(line.startswith("OK ") for line in lines), out
+    for path, line in zip(shipped, lines):
+        suite = load_suite(path)
+        assert f"suite {suite.name!r}, {len(suite.cases)} items, gates: " in line, line
+    sql = next(line for line in lines if "sql.yaml" in line)
+    assert "sql_execution (max_drop_vs_base 0.15, max_drop_vs_baseline 0.15)" in sql
+
+
+# (what is wrong, the edit, what the line must name)
+BROKEN = [
+    ("typo'd gate option", lambda s: s.replace("max_drop_vs_base:", "max_drop_vs_bse:"),
+     [":7 ", "gates.exact_match.max_drop_vs_bse", "unknown field"]),
+    ("unknown scorer", lambda s: s.replace("exact_match: {}", "exact_mach: {}"),
+     [":5 ", "scorers[0].exact_mach", "unknown scorer 'exact_mach'", "known scorers: exact_match"]),
+    ("typo'd scorer option", lambda s: s.replace("exact_match: {}", "exact_match: {ignore_cse: true}"),
+     [":5 ", "scorers[0].exact_match", "ignore_cse"]),
+    ("missing items file", lambda s: s.replace("cases:\n  - {id: a, q: \"1+1?\", a: \"2\"}\n"
+                                               "  - {id: b, q: \"2+2?\", a: \"4\"}\n", "data: items.jsonl\n"),
+     ["items.jsonl", "[data]", "data file not found"]),
+    ("missing schema file", lambda s: s.replace("exact_match: {}", "json_schema: {schema: schemas/answer.json}")
+     .replace("exact_match: {max", "json_schema: {max"),
+     ["scorers[0].json_schema", "answer.json"]),
+    ("duplicate item id", lambda s: s.replace("id: b", "id: a"), [":10 ", "[id]", "duplicate case id 'a'"]),
+    ("gate on a scorer the suite lacks", lambda s: s.replace("  exact_match: {max", "  keywords: {max"),
+     [":7 ", "gates.keywords", "no scorer 'keywords'"]),
+]
+
+
+@pytest.mark.parametrize("what, edit, needles", BROKEN, ids=[b[0] for b in BROKEN])
+def test_a_broken_suite_fails_with_the_line_eval_stops_on(tmp_path, capsys, what, edit, needles):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(edit(_good("bad")), encoding="utf-8")
+    (tmp_path / "good.yaml").write_text(_good(), encoding="utf-8")
+    code, out, _ = cli(capsys, "check-suite", tmp_path)
+    lines = out.splitlines()
+    assert code == 2, out
+    # every suite gets its line: the good one is still checked after the bad one
+    assert len(lines) == 2 and lines[1].startswith(f"OK {tmp_path / 'good.yaml'}: suite 'good', 2 items"), out
+    assert lines[0].startswith("FAIL ") and str(bad) in lines[0], lines[0]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    # the same error eval gives, from the same code, before any model loads
+    code, _, err = cli(capsys, "eval", bad, "--model", tmp_path / "no-model", "--out", tmp_path / "out")
+    assert_bad_input(code, err)
+    assert err.strip().removeprefix("harness: error: ") in lines[0]
+
+
+def test_two_suites_with_one_name_fail_naming_both(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(_good("same"), encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(_good("same"), encoding="utf-8")
+    code, out, _ = cli(capsys, "check-suite", tmp_path)
+    assert code == 2
+    last = out.splitlines()[-1]
+    assert last.startswith("FAIL ") and str(tmp_path / "b.yaml") in last and str(tmp_path / "a.yaml") in last
+    assert "[name]" in last and "two suites are named 'same'" in last
+
+
+def test_no_suite_found_is_bad_input(tmp_path, capsys):
+    code, _, err = cli(capsys, "check-suite", tmp_path / "nowhere.yaml")
+    assert_bad_input(code, err, "nowhere.yaml", "not found")
+
+
+def test_the_starter_suite_of_init_passes(tmp_path, capsys):
+    assert cli(capsys, "init", tmp_path / "proj", "--model", ROOT / "fixtures" / "model")[0] == 0
+    code, out, _ = cli(capsys, "check-suite", tmp_path / "proj" / "suites")
+    assert code == 0 and out.startswith(f"OK {tmp_path / 'proj' / 'suites' / 'starter.yaml'}: suite "), out
