@@ -17,7 +17,7 @@ from harness.blas import preload_env
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-COMPARED = ("step", "train_loss", "val_loss", "lr", "trained_tokens")
+COMPARED = ("step", "train_loss", "val_loss", "lr", "trained_tokens", "eos_top1", "eos_prob")
 
 
 def free_port() -> int:

@@ -158,16 +158,22 @@ def test_memory_knobs_keep_the_same_training(tmp_path):
     assert all(mx.allclose(a[k], c[k], rtol=1e-4, atol=5e-5).item() for k in a)
 
 
-def test_stories260k_raw_prompts(tmp_path):
-    stories = [("Once upon a time, there was a little girl named Lily.", " She liked to play in the park."),
-               ("Tom had a big red ball.", " He threw it to his dog and the dog ran fast."),
-               ("One day, a cat saw a bird.", " The cat wanted to be friends with the bird."),
-               ("Sue went to the shop with her mom.", " They bought milk and bread.")]
-    data = tmp_path / "data"
-    data.mkdir()
+STORY_ROWS = [("Once upon a time, there was a little girl named Lily.", " She liked to play in the park."),
+              ("Tom had a big red ball.", " He threw it to his dog and the dog ran fast."),
+              ("One day, a cat saw a bird.", " The cat wanted to be friends with the bird."),
+              ("Sue went to the shop with her mom.", " They bought milk and bread.")]
+
+
+def stories_data(folder: Path) -> Path:
+    folder.mkdir(parents=True)
     for split, reps in (("train", 8), ("valid", 1)):
-        (data / f"{split}.jsonl").write_text("".join(
-            json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in stories * reps))
+        (folder / f"{split}.jsonl").write_text("".join(
+            json.dumps({"prompt": p, "completion": c}) + "\n" for p, c in STORY_ROWS * reps))
+    return folder
+
+
+def test_stories260k_raw_prompts(tmp_path):
+    data = stories_data(tmp_path / "data")
     result = train(config_from_dict(dict(model=str(STORIES), data=str(data), adapter_path=str(tmp_path / "ad"),
                                          steps=16, batch_size=4, learning_rate=1e-4, eval_every=16,
                                          save_every=16, report_every=8)), quiet=True,
@@ -175,6 +181,33 @@ def test_stories260k_raw_prompts(tmp_path):
     cfg = json.loads((tmp_path / "ad" / "adapter_config.json").read_text())
     assert cfg["prompt_format"]["template"] == "raw"  # no chat template: raw prompts, BOS added
     assert result.final_val_loss < result.first_val_loss - 1.0  # measured 2.97 -> 0.45
+
+
+def test_an_adapter_that_does_not_predict_eos_is_warned(tmp_path, capsys):
+    """stories260K never saw its EOS in pretraining (llama2.c separates stories with BOS): a
+    LoRA run memorises the answers (val loss 2.97 -> 0.45 in 16 steps) and still puts EOS
+    first at no answer's end (measured 0 of 4, mean probability 0.004), so every output at
+    eval runs to max_tokens. The run says so at train time, in the log the scorecard reads."""
+    from harness.train.log import read_warnings
+
+    data = stories_data(tmp_path / "data")
+    result = train(config_from_dict(dict(model=str(STORIES), data=str(data), adapter_path=str(tmp_path / "ad"),
+                                         steps=4, batch_size=4, learning_rate=1e-4, eval_every=2,
+                                         save_every=4, report_every=4)), allow_lint_errors=True)
+    assert "does not predict the end token '</s>'" in capsys.readouterr().err
+    log = [json.loads(line) for line in (result.adapter_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "eos_top1" in r] == [0, 2, 4]  # measured at every validation
+    assert log[-1]["eos_top1"] == 0.0 and log[-1]["eos_prob"] < 0.05
+    warned = read_warnings(result.adapter_path / "train_log.jsonl")
+    assert len(warned) == 1 and "top choice in 0% of them" in warned[0] and "`stop:` string" in warned[0]
+
+
+def test_an_adapter_that_learned_to_stop_is_not_warned(trained):
+    """The fixture base saw its EOS in pretraining: after 40 steps the adapter puts EOS first
+    at the end of nearly every validation answer, and no stopping warning is written."""
+    last = trained.log[-1]
+    assert last["eos_top1"] >= 0.9 and last["eos_prob"] > 0.5, last
+    assert not any("end token" in w for r in trained.log for w in r.get("warnings", []))
 
 
 def test_training_that_did_not_train_is_warned_logged_and_shown(tmp_path, capsys):

@@ -6,11 +6,14 @@ One JSON object per line, read by the reports for loss curves. Every record has 
 - ``train_loss`` (token-weighted mean over the steps since the last report), ``lr``,
   ``tokens_per_s`` (trained target tokens per second of training, all ranks),
   ``trained_tokens`` (cumulative), ``peak_memory_gb``;
-- ``val_loss`` (token-weighted mean over the fixed validation rows; step 0 is the base);
+- ``val_loss`` (token-weighted mean over the fixed validation rows; step 0 is the base),
+  with ``eos_top1`` and ``eos_prob``: the share of validation answers whose final EOS
+  target is the model's top choice, and its mean probability (``stopping.py``);
 - ``test_loss`` (once, after the last step, when the data has ``test.jsonl``);
 - ``warnings``: signs that the run did not train as meant (a validation loss that never
   moved, warmup longer than the run, many passes over few rows, rows longer than the
-  model's positions); ``harness eval`` shows them beside the adapter's scores.
+  model's positions, an adapter that does not predict EOS where answers end);
+  ``harness eval`` shows them beside the adapter's scores.
 
 The file is rewritten atomically at every report, so a killed run leaves a whole file,
 and ``--resume`` keeps the records up to its checkpoint's step.

@@ -29,6 +29,7 @@ from .checkpoint import CHECKPOINTS, LATEST, RunState, load_checkpoint, save_che
 from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
 from .log import Progress, TrainLog
+from .stopping import EosTally, stopping_warning
 from ..positions import model_positions, position_warnings, refuse_unreadable_positions
 
 
@@ -83,7 +84,10 @@ class TrainResult:
 def masked_loss(model: nn.Module, inputs: mx.array, targets: mx.array,
                 mask: mx.array) -> tuple[mx.array, mx.array]:
     """(sum of cross-entropy over masked targets, number of masked targets)."""
-    logits = model(inputs)
+    return logits_loss(model(inputs), targets, mask)
+
+
+def logits_loss(logits: mx.array, targets: mx.array, mask: mx.array) -> tuple[mx.array, mx.array]:
     ce = nn.losses.cross_entropy(logits, targets) * mask
     return ce.astype(mx.float32).sum(), mask.sum()
 
@@ -131,18 +135,26 @@ def guarded(world: mx.distributed.Group, where: str, step_s: float | None = None
 
 
 def evaluate(model: nn.Module, batches: list[Batch], world: mx.distributed.Group,
-             what: str = "the validation loss") -> float:
-    """Token-weighted mean loss over every row of ``batches`` (summed over ranks)."""
+             what: str = "the validation loss", eos: EosTally | None = None) -> float:
+    """Token-weighted mean loss over every row of ``batches`` (summed over ranks); with
+    ``eos``, the same logits also fill its tally (summed over ranks too)."""
     total, count = mx.array(0.0), mx.array(0.0)
     for batch in batches:
-        loss, n = masked_loss(model, *_arrays(batch))
+        inputs, targets, mask = _arrays(batch)
+        logits = model(inputs)
+        loss, n = logits_loss(logits, targets, mask)
         total, count = total + loss, count + n
-        mx.eval(total, count)
+        if eos is not None:
+            eos.add(logits, batch.targets, batch.mask, batch.lengths)
+        mx.eval(total, count, *(eos.arrays() if eos is not None else []))
     if world.size() == 1:
         return (total / count).item()
     with guarded(world, f"in the sums of {what}"):
         total = mx.distributed.all_sum(total, stream=mx.cpu)
         count = mx.distributed.all_sum(count, stream=mx.cpu)
+        if eos is not None:
+            eos.answers, eos.top1, eos.prob = (mx.distributed.all_sum(a, stream=mx.cpu) for a in eos.arrays())
+            mx.eval(*eos.arrays())
         return (total / count).item()
 
 
@@ -295,6 +307,12 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     step_once = compiled(lambda inputs, targets, mask: apply(*grads_of(inputs, targets, mask)))
     first_c, accumulate_c, apply_c = compiled(grads_of), compiled(accumulate), compiled(apply)
 
+    eos_id = base.tokenizer.eos_token_id
+    eos_token = repr(base.tokenizer.convert_ids_to_tokens(eos_id)) if eos_id is not None else ""
+
+    def eos_tally() -> EosTally | None:
+        return EosTally(eos_id) if eos_id is not None else None
+
     progress = Progress(cfg.steps, enabled=rank == 0 and not quiet, initial=state.step)
     last_saved = state.step if resume else 0
     longest_step = 0.0  # seconds of this rank's longest step evaluation: the guard's measure
@@ -308,8 +326,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     with checkpointed_blocks(model, cfg.grad_checkpoint):
         if state.step == 0:
             model.eval()
-            val = evaluate(model, val_batches, world, "the validation loss at step 0")
-            log.add(0, val_loss=val)
+            ends = eos_tally()
+            val = evaluate(model, val_batches, world, "the validation loss at step 0", ends)
+            log.add(0, val_loss=val, **((ends.summary() if ends else None) or {}))
             for text in setup_warnings(cfg, len(train_rows)) + position_warnings(
                     positions, cfg.max_seq_length, cfg.max_seq_length != TrainConfig.max_seq_length, splits):
                 log.warn(0, text)
@@ -356,11 +375,16 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
                 state.window_loss, state.window_tokens, state.window_seconds = 0.0, 0, 0.0
             if step % cfg.eval_every == 0 or last:
                 model.eval()
-                val = evaluate(model, val_batches, world, f"the validation loss at step {step}")
+                ends = eos_tally()
+                val = evaluate(model, val_batches, world, f"the validation loss at step {step}", ends)
                 model.train()
                 _check_finite(val, "the validation loss", step, out, last_saved)
-                log.add(step, val_loss=val)
+                measured = ends.summary() if ends else None
+                log.add(step, val_loss=val, **(measured or {}))
                 if last:
+                    text = stopping_warning(measured, eos_token)
+                    if text:
+                        log.warn(step, text)
                     vals = [r["val_loss"] for r in log.records if "val_loss" in r]
                     lr = (f"{cfg.lr_schedule.get('name')} peaking at {cfg.lr_schedule['arguments'][0]}"
                           if cfg.lr_schedule else f"{cfg.learning_rate:g}")
