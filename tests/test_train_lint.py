@@ -275,3 +275,26 @@ def test_field_drift_check_is_linear(tmp_path):
     write(tmp_path, "valid", [{"prompt": f"plain {i}", "completion": "x"} for i in range(12_000)])
     found = [p for p in within(2.0, lambda: lint_data(tmp_path)).problems if "` is missing in" in p.message]
     assert len(found) == 12_000 and "`F0:` is missing in 12000 of 12000 rows of valid.jsonl" in found[0].message
+
+
+def test_completion_that_continues_the_prompts_word_is_warned_on_sentencepiece(tmp_path):
+    """stories260K's SentencePiece tokenizer encodes a completion on its own as a new word
+    (measured: "Once upon a ti" + "me" trains `ti ▁m e`, "a ti me"; joined, "time" is one
+    token), so such a row trains another text than it shows. A space where the split is, or a
+    byte-level BPE (the fixture model's: other tokens, the same text), is not flagged."""
+    from mlx_lm.utils import load_tokenizer
+
+    write(tmp_path, "train", [{"prompt": "Once upon a ti", "completion": "me there was a cat."},
+                              {"prompt": "Once upon a time,", "completion": " there was a dog."},
+                              {"prompt": "Tom had a big red ball", "completion": " and a hat."},
+                              {"prompt": "She was 1", "completion": "2 years old."}])
+    write(tmp_path, "valid", [{"prompt": "The dog ran", "completion": " fast."}])
+    stories = lint_data(tmp_path, tokenizer=load_tokenizer(ROOT / "fixtures" / "stories260K"), template="raw")
+    split = [p for p in stories.problems if "continues the prompt's last word" in p.message]
+    assert [(p.path.name, p.line, p.level) for p in split] == [("train.jsonl", 1, "warning"),
+                                                                ("train.jsonl", 4, "warning")]
+    assert "trains 'ce upon a ti me there was a cat.', not 'ce upon a time there was a cat.'" in split[0].message
+    assert "'She was 1 2 years old.', not 'She was 12 years old.'" in split[1].message
+    assert stories.errors == 0
+    bpe = lint_data(tmp_path, tokenizer=load_tokenizer(FIXTURE_MODEL), template="raw")
+    assert not any("last word" in p.message for p in bpe.problems)

@@ -8,7 +8,9 @@ missing end-of-sequence, rows longer than ``max_seq_length``, duplicates, train/
 overlap, empty answers. With a tokenizer (``--model`` or ``--config``) rows are encoded
 exactly as ``harness train`` encodes them, so lengths and EOS are the trainer's, and rows
 longer than the model's positions (its config.json) get the trainer's warning (an error
-for a learned position table, which the trainer refuses).
+for a learned position table, which the trainer refuses), and a raw ``completions`` row
+whose completion continues the prompt's last word ("a ti" + "me") is a warning where the
+tokenizer (SentencePiece) encodes the completion as a new word ("a ti me").
 """
 
 from __future__ import annotations
@@ -347,6 +349,8 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
             kept = kept_ids(ids, prompt_len, max_seq_length)
             if kept is not None:
                 encoded[name].examples.append(Example(ids=kept, prompt_len=prompt_len, line=r.line))
+            if r.fmt == "completions" and tmpl == "raw":
+                _check_word_split(r, ids, tokenizer, system, report)
             answer = ids[prompt_len:-1]
             if eos in answer:
                 report.add(r, "error", "the answer contains the EOS token before its end "
@@ -370,6 +374,28 @@ def _check_tokens(splits: dict[str, list[Row]], tokenizer: Any, template: str, s
     if encoded and not over:  # then only a max_seq_length set above the positions is left to say
         for text in position_warnings(positions, max_seq_length, explicit_max_seq_length, encoded):
             report.add(next(iter(encoded.values())).path, "warning", text)
+
+
+def _check_word_split(r: Row, ids: list[int], tokenizer: Any, system: str | None, report: LintReport) -> None:
+    """A completion that continues the prompt's last word ("Once upon a ti" + "me"): the
+    trainer encodes prompt and completion apart, and a SentencePiece tokenizer starts the
+    completion as a new word ("▁m e"), so the row trains "a ti me", not what its text says.
+    Flagged where the decoded tokens differ from the joined text's; a byte-level BPE only
+    splits the tokens differently and decodes the same text."""
+    from ..prompts import encode_prompt
+
+    prompt, completion = r.record["prompt"], r.record["completion"]
+    if not (prompt[-1:].isalnum() and completion[:1].isalnum()):
+        return
+    trained = tokenizer.decode(ids[:-1])  # without the EOS
+    meant = tokenizer.decode(encode_prompt(tokenizer, prompt + completion, "raw", system))
+    if trained == meant:
+        return
+    tail = len(completion) + min(len(prompt), 12)  # the prompt's end, not its BOS
+    report.add(r, "warning", f"the completion continues the prompt's last word ({prompt[-12:]!r} + "
+                             f"{completion[:12]!r}) but is encoded as a new word: the row trains "
+                             f"{trained[-tail - 1:]!r}, not {meant[-tail:]!r}; split prompt and "
+                             f"completion at a word boundary, the space starting the completion")
 
 
 def lint_data(folder: str | Path, schema: dict | None = None, tokenizer: Any = None,
