@@ -18,8 +18,29 @@ from typing import Any, Iterator
 from .errors import HarnessError
 from .files import file_digest
 
-# Files of a model folder that change its outputs. Weights are matched by suffix.
-TOKENIZER_FILES = (
+# What of a model folder is hashed into its fingerprint: every file the loading path may read
+# (mlx-lm's ``load``: config.json, generation_config.json, hf_quant_config.json, model*.safetensors;
+# transformers' AutoTokenizer: tokenizer.json, tokenizer_config.json, special_tokens_map.json,
+# added_tokens.json, chat_template.jinja, additional_chat_templates/*.jinja, and its tokenizer
+# class's vocabulary files, which vary: vocab.json, merges.txt, vocab.txt, tokenizer.model,
+# spiece.model, tokenizer.model.v3, tekken.json, *.tiktoken...). The folder's top-level files are
+# hashed except those known to change nothing, so a tokenizer file of a kind not listed here is
+# hashed rather than missed: a swapped vocabulary served the old tokenizer's cached completions
+# and passed a baseline "on the same base".
+WEIGHTS_GLOB = "model*.safetensors"  # mlx_lm.utils.load_model's: other weight files are never loaded
+CHAT_TEMPLATE_DIR = "additional_chat_templates"  # transformers reads every *.jinja in it
+INERT_PREFIXES = ("readme", "license", "licence", "notice", "copying", "use_policy")  # docs, legal
+INERT_SUFFIXES = frozenset((
+    # documentation and pictures
+    ".md", ".markdown", ".rst", ".pdf", ".html", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp",
+    # code that never runs: the model and its tokenizer are loaded without trust_remote_code
+    ".py", ".pyc",
+    # weights mlx-lm does not load (and would be slow to hash); model*.safetensors: WEIGHTS_GLOB
+    ".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".onnx", ".h5", ".msgpack", ".npz", ".npy",
+))
+# The files recipe 1 hashed (any *.safetensors besides): an adapter records its base's
+# fingerprint as the harness that trained it computed it.
+RECIPE_1_FILES = (
     "config.json",
     "generation_config.json",
     "tokenizer.json",
@@ -136,7 +157,10 @@ def _stamp_text(stamp: tuple) -> str:
 # baselines record it beside the base model's fingerprint, so that a baseline hashed by another
 # recipe is refused for that reason, not as "another base model". Raise it whenever unchanged
 # model files would hash differently (tests/test_fingerprint_recipe.py pins a fixed folder's hash).
-MODEL_FINGERPRINT_RECIPE = 1
+MODEL_FINGERPRINT_RECIPE = 2
+# 1: *.safetensors and the eight files of RECIPE_1_FILES. 2: every file that can change the
+# outputs (``fingerprinted_files``), weights only those mlx-lm loads; both hash a file by its
+# relative path and digest, so a folder holding only files both cover hashes the same.
 
 
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
@@ -148,15 +172,43 @@ def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
+def weight_files(path: Path) -> list[Path]:
+    """The weight files mlx-lm loads from a model folder."""
+    return sorted(p for p in path.glob(WEIGHTS_GLOB) if p.is_file())
+
+
+def fingerprinted_files(path: Path) -> list[Path]:
+    """The files of a model folder that can change what it writes: its weights (``weight_files``),
+    every other top-level file but documentation, licences, hidden files, Python code and
+    weights mlx-lm does not load, and the named chat templates."""
+    def output_changing(p: Path) -> bool:
+        name = p.name.lower()
+        return not (name.startswith(".") or name.startswith(INERT_PREFIXES) or p.suffix.lower() in INERT_SUFFIXES)
+
+    templates = path / CHAT_TEMPLATE_DIR
+    named = sorted(templates.glob("*.jinja")) if templates.is_dir() else []
+    others = [p for p in path.iterdir() if p.is_file() and output_changing(p)]
+    return weight_files(path) + sorted(others) + [p for p in named if p.is_file()]
+
+
 def base_fingerprint(path: Path, chat_template: str | None = None) -> str:
-    files = [p for p in path.iterdir() if p.is_file() and (
-        p.suffix == ".safetensors" or p.name in TOKENIZER_FILES)]
+    """Hash of what a base model writes with: ``fingerprinted_files`` and the chat template the
+    tokenizer loaded. A folder with no file that recipe 2 added (vocab.json...) or dropped
+    (weights other than model*.safetensors) hashes as under recipe 1: its caches, baselines
+    and adapters stay valid."""
+    return _digest_files(fingerprinted_files(path), path, extra=chat_template or "")
+
+
+def base_fingerprint_recipe_1(path: Path, chat_template: str | None = None) -> str:
+    """``base_fingerprint`` as recipe 1 computed it: an adapter trained by an older harness
+    records this one."""
+    files = [p for p in path.iterdir() if p.is_file() and (p.suffix == ".safetensors" or p.name in RECIPE_1_FILES)]
     return _digest_files(files, path, extra=chat_template or "")
 
 
 def weights_fingerprint(path: Path) -> str:
     """Hash of the weights alone (a baseline may pin these apart from the tokenizer)."""
-    return _digest_files(sorted(path.glob("*.safetensors")), path)
+    return _digest_files(weight_files(path), path)
 
 
 def adapter_fingerprint(path: Path) -> str:
@@ -176,6 +228,15 @@ class Base:
     weights_fingerprint: str
     local: bool = True
     active_adapter: str | None = field(default=None)
+    folder: str | None = None  # where it was loaded from (a hub id's snapshot folder)
+
+    def recipe_1_fingerprint(self) -> str | None:
+        """Its fingerprint as recipe 1 computed it, which an adapter trained by an older
+        harness records (computed only when asked: recipe 1 hashed any *.safetensors)."""
+        if self.folder is None:
+            return None
+        template = getattr(self.tokenizer, "chat_template", None)
+        return base_fingerprint_recipe_1(Path(self.folder), template if isinstance(template, str) else None)
 
 
 def check_ids_fit(base: Base, token_ids: "Iterator[tuple[str, list[int]]]", path: str | Path | None = None) -> None:
@@ -227,14 +288,23 @@ def load_base(path_or_repo: str) -> Base:
                            hint="the model folder is incomplete or corrupt") from None
     template = getattr(tokenizer, "chat_template", None)
     check_chat_template(root, template)
+    try:
+        fingerprint = base_fingerprint(root, template if isinstance(template, str) else None)
+        weights = weights_fingerprint(root)
+    except OSError as exc:  # a file of the folder that cannot be read cannot be told apart
+        raise HarnessError(f"cannot read a model file to fingerprint it: {exc.strerror or exc}",
+                           path=exc.filename or root,
+                           hint="make it readable, or move it out of the model folder if the model does not use it"
+                           ) from None
     return Base(
         path=str(path_or_repo),
         model=model,
         tokenizer=tokenizer,
         config=config,
-        fingerprint=base_fingerprint(root, template if isinstance(template, str) else None),
-        weights_fingerprint=weights_fingerprint(root),
+        fingerprint=fingerprint,
+        weights_fingerprint=weights,
         local=local.exists(),
+        folder=str(root),
     )
 
 
@@ -287,12 +357,17 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
 
     recorded = config.get("base_fingerprint")
     if recorded:
-        if recorded not in (base.fingerprint, base.weights_fingerprint):
-            # harness train records the base's whole fingerprint: an edited chat template or
-            # tokenizer file alone was refused as "other weights", which sent users to the weights
-            refuse(config.get("base_model") or config.get("model") or "an unnamed base", recorded,
-                   "other weights, tokenizer or chat template (the adapter's base_fingerprint covers all three)",
-                   base.fingerprint)
+        if recorded in (base.fingerprint, base.weights_fingerprint):
+            return []
+        if recorded == base.recipe_1_fingerprint():  # trained by a harness before recipe 2
+            return [f"adapter {adapter_path} records its base's fingerprint as mlx-harness recipe 1 computed it: "
+                    f"{base.path} matches under that recipe, which did not hash every tokenizer file "
+                    f"(vocab.json, merges.txt, added_tokens.json...), so those were not compared"]
+        # harness train records the base's whole fingerprint: an edited chat template or
+        # tokenizer file alone was refused as "other weights", which sent users to the weights
+        refuse(config.get("base_model") or config.get("model") or "an unnamed base", recorded,
+               "other weights, tokenizer or chat template (the adapter's base_fingerprint covers all three)",
+               base.fingerprint)
         return []
     name = config.get("model") or config.get("base_model")
     if not isinstance(name, str) or not name:
@@ -305,7 +380,7 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
             return []
         return [f"adapter {adapter_path} was trained on {name!r}, which is not here to compare "
                 f"with {base.path}: only tensor shapes were checked (names differ)"]
-    weights = sorted(folder.glob("*.safetensors"))
+    weights = weight_files(folder)
     if not weights:
         return [f"adapter {adapter_path} names base {name!r}, whose folder has no weights: "
                 f"only tensor shapes were checked"]

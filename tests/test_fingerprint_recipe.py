@@ -21,7 +21,7 @@ import pytest
 from harness.baseline import approve, check_baseline, fingerprint_differences, load_baseline
 from harness.errors import HarnessError
 from harness.models import (MODEL_FINGERPRINT_RECIPE, adapter_fingerprint, base_fingerprint,
-                            weights_fingerprint)
+                            base_fingerprint_recipe_1, weights_fingerprint)
 from harness.results import new_results, suite_entry
 from harness.scorers import make_scorer
 from harness.suite import FINGERPRINT_RECIPE, load_suite
@@ -163,16 +163,31 @@ def test_suite_fingerprint_recipe_is_pinned(tmp_path):
 
 def test_model_fingerprint_recipe_is_pinned(tmp_path):
     """Fails when unchanged model files hash differently: raise MODEL_FINGERPRINT_RECIPE
-    (and say in harness.baseline how a baseline of the old recipe is checked), then update."""
+    (and say in harness.baseline how a baseline of the old recipe is checked), then update.
+    Recipe 1's hash stays computable: adapters trained by an older harness record it."""
     (tmp_path / "config.json").write_bytes(b'{"model_type": "llama"}')
     (tmp_path / "tokenizer.json").write_bytes(b'{"version": "1.0"}')
     (tmp_path / "model.safetensors").write_bytes(b"\0" * 16)
     (tmp_path / "adapters.safetensors").write_bytes(b"\1" * 16)
     (tmp_path / "adapter_config.json").write_bytes(b'{"rank": 8}')
+    (tmp_path / "vocab.json").write_bytes(b'{"a": 0}')  # recipe 2 hashes it, recipe 1 did not
+    (tmp_path / "README.md").write_bytes(b"# a model")  # neither does
+    (tmp_path / "additional_chat_templates").mkdir()
+    (tmp_path / "additional_chat_templates" / "tool_use.jinja").write_bytes(b"{{ tools }}")
     got = (MODEL_FINGERPRINT_RECIPE, base_fingerprint(tmp_path, "{{ messages }}"), weights_fingerprint(tmp_path),
-           adapter_fingerprint(tmp_path))
-    assert got == (1, "sha256:fabc94d46f80213a25968fb548b5a406", "sha256:e50a416bdc242838883069b158adb17f",
-                   "sha256:a2dfc04de70cb8c428051a7874b0c915")
+           adapter_fingerprint(tmp_path), base_fingerprint_recipe_1(tmp_path, "{{ messages }}"))
+    assert got == (2, "sha256:37ff172b2d4470c7868c6cf2bd04e9f8", "sha256:874d4de1e9cc4cf086f2fd26105c73f9",
+                   "sha256:a2dfc04de70cb8c428051a7874b0c915",
+                   "sha256:fabc94d46f80213a25968fb548b5a406")  # what recipe 1 computed for this folder
+
+
+def test_a_folder_of_files_both_recipes_cover_keeps_its_fingerprint():
+    """The fixture model (the one reports/baselines/fixture.json and fixtures/adapters/* were
+    made on) hashes as under recipe 1: its baseline, caches and adapters stay valid."""
+    recorded = json.loads((ROOT / "fixtures" / "adapters" / "sql" / "adapter_config.json").read_text())
+    template = (ROOT / "fixtures" / "model" / "chat_template.jinja").read_text(encoding="utf-8")
+    assert base_fingerprint(ROOT / "fixtures" / "model", template) == recorded["base_fingerprint"]
+    assert weights_fingerprint(ROOT / "fixtures" / "model") == recorded["base_weights_fingerprint"]
 
 
 def test_the_cli_gates_against_the_old_baseline(tmp_path):
