@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 import numpy as np
 
 from harness.stats import (binom_test_two_sided, bootstrap_mean_ci, design_effect, items_needed, mcnemar_exact,
-                           paired_bootstrap_diff_ci, power_warning, quantile, smallest_margin, tango_paired_ci,
-                           wilson, z_for_level)
+                           paired_bootstrap_diff_ci, power_warning, quantile, scaled_tango_ci, smallest_margin,
+                           tango_paired_ci, wilson, z_for_level)
+from harness.stats import _expanded_tail
 
 
 def test_wilson_known_values():
@@ -139,6 +140,23 @@ def test_tango_bounds_solve_the_score_equation(down, up, extra):
     assert -1.0 <= low <= est <= high <= 1.0
     if down == up == 0:  # nothing flipped: about -z^2/(n+z^2)..+z^2/(n+z^2), not zero width
         assert low == pytest.approx(-1.959964 ** 2 / (n + 1.959964 ** 2), rel=1e-3)
+
+
+def test_scaled_tango_is_tangos_interval_on_whole_flips_and_scales_with_the_changes():
+    # Differences of -1, 0, 1: flips of size 1, Tango's interval on the counts (tails expanded
+    # for 24 items, as BCa's); halving every change halves the interval (scale-equivariant);
+    # half-credit changes count as flips of their mean square size, sum(d^2)/sum(|d|).
+    d = np.array([-1.0] * 5 + [1.0] * 2 + [0.0] * 17)
+    expanded = 1.0 - 2.0 * _expanded_tail(0.025, 24)
+    assert scaled_tango_ci(d, 24) == pytest.approx(tango_paired_ci(5, 2, 24, expanded), abs=1e-12)
+    assert scaled_tango_ci(d / 2, 24) == pytest.approx(tuple(x / 2 for x in tango_paired_ci(5, 2, 24, expanded)))
+    mixed = np.array([-1.0, -0.5, -0.5, 0.5] + [0.0] * 20)  # size 1.75/2.5 = 0.7: 2.5 down, 0.71 up
+    low, high = scaled_tango_ci(mixed, 24)
+    t_low, t_high = tango_paired_ci(2.0 / 0.7, 0.5 / 0.7, 24, expanded)
+    assert (low, high) == pytest.approx((0.7 * t_low, 0.7 * t_high))
+    assert low < mixed.mean() < high
+    with pytest.raises(ValueError, match="nonzero"):
+        scaled_tango_ci(np.zeros(5), 5)
 
 
 def test_bca_bootstrap_and_clusters():
