@@ -230,8 +230,11 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
             method = (f"paired {_INTERVAL_NAMES[interval]} bootstrap ({N_BOOT} resamples of "
                       f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
             if interval == "bca_tango" and low != high:
+                # clusters: the flips' design effect, as for pass/fail metrics (no gain: each
+                # cluster one item at most; a loss never cancels a gain)
                 units = len(set(clusters)) if clusters is not None else len(ids)
-                t_low, t_high = scaled_tango_ci([y - x for x, y in zip(a, b)], units, LEVEL, deff)
+                t_low, t_high = scaled_tango_ci([y - x for x, y in zip(a, b)], units, LEVEL,
+                                                _flip_design_effect(a, b, clusters))
                 low, high = min(low, t_low), max(high, t_high)
             if (stat == "mean" and low == high and not _same_outputs(ref, cand, ids)
                     and all(0.0 <= v <= 1.0 for v in a + b)):

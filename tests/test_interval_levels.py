@@ -108,6 +108,45 @@ def test_half_credit_gate_still_passes_an_equally_good_candidate():
     assert 0.3 < p < 0.6, p
 
 
+def _clustered_half_credit(groups: int, icc: float, reps: int, seed: int, per: int = 8) -> int:
+    """Gate passes of the half-credit boundary candidate (losses 9%, gains 10%, true drop
+    0.051 = the margin) on ``groups`` declared clusters of ``per`` items, each cluster's loss
+    probability from a Beta with mean 0.09 and intra-cluster correlation ``icc``."""
+    rng = np.random.default_rng(seed)
+    n, scale = groups * per, (1 - icc) / icc
+    passes = 0
+    for _ in range(reps):
+        lose = np.repeat(rng.beta(0.09 * scale, 0.91 * scale, groups), per)
+        u, v, w = rng.random(n), rng.random(n), rng.random(n)
+        base = np.where(u < 0.6, 1.0, np.where(u < 0.8, 0.5, 0.0))
+        cand = np.where((base == 1.0) & (v < lose), 0.0, base)
+        cand = np.where((base == 1.0) & (v >= lose) & (v < 2 * lose), 0.5, cand)
+        cand = np.where((base == 0.5) & (v < lose), 0.0, cand)
+        cand = np.where((base == 0.0) & (w < 0.1), 1.0, cand)
+        cand = np.where((base == 0.0) & (w >= 0.1) & (w < 0.2), 0.5, cand)
+        cand = np.where((base == 0.5) & (cand == 0.5) & (w < 0.1), 1.0, cand)
+        ob, oc = cal._outputs(n, (base != cand) | (rng.random(n) < 0.3))
+        models = [cal._mean_model(base, ob), cal._mean_model(cand, oc)]
+        for model in models:
+            for k, item in enumerate(model["items"]):
+                item["cluster"] = f"t{k // per}"
+        passes += cal.gate_passes(*models, "partial")
+    return passes
+
+
+def test_clustered_half_credit_counts_its_flips_as_pass_fail_metrics_do():
+    # 10 clusters of 8, losses clustered (intra-cluster correlation 0.3): BCa alone passed
+    # the boundary 10.4% of the time (1000 runs); the scaled Tango interval with the mean's
+    # design effect 5.5%, with the flips' design effect (no gain: each cluster one item at
+    # most; a loss never cancels a gain, as for pass/fail metrics) 1.9%. Correlation 0.1: 7.7
+    # -> 0.1%; 30 clusters: 4.0 -> 3.0% (0.3), 3.5 -> 1.2% (0.1). These 800 runs: 2.1% (the
+    # mean's design effect: 6.0%).
+    reps = 800
+    passes = _clustered_half_credit(10, 0.3, reps, seed=1)
+    p, se = _rate(passes, reps)
+    assert p <= 0.025 + 3 * se, f"{passes}/{reps} false passes"
+
+
 def test_identical_outputs_on_a_mean_metric_still_pass():
     # The A/A rule is kept: the same outputs are the reference, whatever n.
     values = np.linspace(0.0, 1.0, 8)
