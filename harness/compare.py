@@ -465,6 +465,29 @@ def direction(delta: dict | None, hib: bool) -> str:
     return ""
 
 
+_REVERSED = {"pass→fail": "fail→pass", "1→0": "0→1", "0→1": "1→0"}
+
+
+def flip_change(delta: dict, worse: bool) -> str:
+    """The change the items in a delta's ``flipped_down`` (``worse``) or ``flipped_up`` went
+    through: its ``worse`` key ('1→0' on a 0/1 mean, '0→1' where lower is better) or turned
+    round; on a pass/fail proportion 'pass→fail' / 'fail→pass'."""
+    change = delta.get("worse") or "pass→fail"
+    return change if worse else _REVERSED[change]
+
+
+def flip_label(changes: set[str] | list[str], worse: bool) -> str:
+    """Words for flipped items merged over several metrics (``harness compare``'s per-model
+    lists): 'pass→fail' / 'fail→pass' when that is what every one of them did, 'got worse (0→1)'
+    when all went one other way (a leak rate's new leaks went 0→1, not pass→fail), else 'got
+    worse' / 'got better'."""
+    changes = set(changes)
+    if len(changes) == 1 and next(iter(changes)) in ("pass→fail", "fail→pass"):
+        return next(iter(changes))
+    word = "got worse" if worse else "got better"
+    return f"{word} ({next(iter(changes))})" if len(changes) == 1 else word
+
+
 def fmt(x: float | None, digits: int = 3, signed: bool = False) -> str:
     """``digits`` decimals; a non-zero value those decimals would show as 0 gets three
     significant digits instead (a memory delta of 0.0004 GB read "-0.000 [-0.000, -0.000]",

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from .baseline import fingerprint_differences, load_baseline
-from .compare import fmt, higher_is_better, model_view, paired_delta
+from .compare import flip_change, flip_label, fmt, higher_is_better, model_view, paired_delta
 from .errors import HarnessError
 from .files import read_json
 from .results import check_results, is_baseline
 from .run_marker import check_finished
 
-__all__ = ["load_run", "run_verdict", "compare_runs", "format_comparison", "parse_map", "regressions"]
+__all__ = ["load_run", "run_verdict", "compare_runs", "flip_labels", "format_comparison", "parse_map",
+           "regressions"]
 
 
 def load_run(path: str | Path, items: bool = True) -> dict:
@@ -88,7 +89,10 @@ def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dic
     Returns ``{"a", "b", "fingerprints": [differences], "only_in_a", "only_in_b",
     "unpaired": [one line per model that could not be paired],
     "suites": [{name, fingerprints, only_in_a: [A's models B lacks], models: {model: {a_name, metrics: {m: {a, b, delta}},
-    changed_outputs, flipped_down, flipped_up}}}]}`` (models keyed by B's name).
+    changed_outputs, flipped_down, flipped_up, flip_changes}}}]}`` (models keyed by B's name).
+    ``flipped_down`` lists the items that got worse on any metric, ``flipped_up`` those that got
+    better on one and worse on none; ``flip_changes``: item -> the changes it went through
+    (``compare.flip_change``: 'pass→fail', or '0→1' on a lower-is-better metric).
     """
     mapping = dict(mapping or {})
     a_suites = {s["name"]: s for s in a.get("suites", [])}
@@ -140,25 +144,43 @@ def compare_runs(a: dict, b: dict, mapping: dict[str, str] | None = None) -> dic
         for a_name, model in pairs:
             va, vb = model_view(sa["models"][a_name]), model_view(sb["models"][model])
             metrics = {}
-            flipped_down: set[str] = set()
-            flipped_up: set[str] = set()
+            # item -> the changes it went through, per metric that listed it: a lower-is-better
+            # metric's worse items went 0→1, so the merged lists cannot all be called pass→fail
+            down: dict[str, set[str]] = {}
+            up: dict[str, set[str]] = {}
             for metric in [m for m in vb.metrics if m in va.metrics]:
                 delta = paired_delta(va, vb, metric)
                 metrics[metric] = {"a": va.metrics[metric], "b": vb.metrics[metric], "delta": delta,
                                    "higher_is_better": higher_is_better(metric, vb, va)}
                 if delta:
-                    flipped_down.update(delta.get("flipped_down", []))
-                    flipped_up.update(delta.get("flipped_up", []))
+                    for item_id in delta.get("flipped_down", []):
+                        down.setdefault(item_id, set()).add(flip_change(delta, worse=True))
+                    for item_id in delta.get("flipped_up", []):
+                        up.setdefault(item_id, set()).add(flip_change(delta, worse=False))
             common = [i for i in vb.outputs if i in va.outputs]
+            flipped_up = sorted(set(up) - set(down))
             entry["models"][model] = {
                 "a_name": a_name,
                 "metrics": metrics,
                 "changed_outputs": sorted(i for i in common if va.outputs[i] != vb.outputs[i]),
                 "compared_outputs": len(common),
-                "flipped_down": sorted(flipped_down), "flipped_up": sorted(flipped_up - flipped_down),
+                "flipped_down": sorted(down), "flipped_up": flipped_up,
+                "flip_changes": {**{i: sorted(c) for i, c in down.items()}, **{i: sorted(up[i]) for i in flipped_up}},
             }
         out["suites"].append(entry)
     return out
+
+
+def flip_labels(entry: dict) -> tuple[str, str]:
+    """Words for one model's merged flipped_down and flipped_up lists (``compare_runs``):
+    'pass→fail' / 'fail→pass' only when that is what those items did (``flip_label``)."""
+    changes = entry.get("flip_changes") or {}
+    return (flip_label({c for i in entry["flipped_down"] for c in changes.get(i, ())}, worse=True),
+            flip_label({c for i in entry["flipped_up"] for c in changes.get(i, ())}, worse=False))
+
+
+def _ascii(words: str) -> str:
+    return words.replace("→", "->")  # the terminal report's arrows
 
 
 def format_comparison(cmp: dict) -> str:
@@ -180,8 +202,9 @@ def format_comparison(cmp: dict) -> str:
         for model, entry in suite["models"].items():
             a_name = entry.get("a_name", model)
             label = model if a_name == model else f"{a_name} -> {model}"
+            got_worse, got_better = (_ascii(w) for w in flip_labels(entry))
             lines.append(f"  {label}: {len(entry['changed_outputs'])}/{entry['compared_outputs']} outputs changed"
-                         f", {len(entry['flipped_down'])} pass->fail, {len(entry['flipped_up'])} fail->pass")
+                         f", {len(entry['flipped_down'])} {got_worse}, {len(entry['flipped_up'])} {got_better}")
             for metric, m in entry["metrics"].items():
                 d = m["delta"] or {}
                 mark = ""
@@ -197,7 +220,7 @@ def format_comparison(cmp: dict) -> str:
                              f"  Δ {fmt(d.get('diff'), signed=True)} [{fmt(d.get('ci_low'), signed=True)},"
                              f" {fmt(d.get('ci_high'), signed=True)}]{p}{mark}")
             if entry["flipped_down"]:
-                lines.append("    pass->fail: " + ", ".join(entry["flipped_down"][:20])
+                lines.append(f"    {got_worse}: " + ", ".join(entry["flipped_down"][:20])
                              + (" ..." if len(entry["flipped_down"]) > 20 else ""))
     return "\n".join(lines)
 
@@ -231,6 +254,6 @@ def regressions(cmp: dict) -> list[str]:
                                f"[{fmt(d['ci_low'], signed=True)}, {fmt(d['ci_high'], signed=True)}]")
             if entry["flipped_down"]:
                 down = entry["flipped_down"]
-                out.append(f"{suite['name']} / {model}: {len(down)} item(s) pass->fail ("
+                out.append(f"{suite['name']} / {model}: {len(down)} item(s) {_ascii(flip_labels(entry)[0])} ("
                            + ", ".join(down[:5]) + (", ..." if len(down) > 5 else "") + ")")
     return out

@@ -32,7 +32,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from ..compare import direction, fmt, has_interval, suite_comparisons
+from ..compare import direction, flip_label, fmt, has_interval, suite_comparisons
 from . import charts
 from ..gates import could_not_fail, vacuous_bound, vacuous_reason
 from .items import Cards, flip_words, gate_items, lower_is_better_scorers, scorer_flips, verdict
@@ -297,17 +297,25 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
             if m == "base":
                 continue
             down, up = [], []
+            down_scorers: set[str] = set()
+            up_scorers: set[str] = set()
             for item in models[m].get("items") or []:
                 went_down, went_up = scorer_flips(by_id.get(str(item["id"])), item, lower)
                 if went_down:
                     down.append((item, f"{flip_words(went_down, lower, True)} vs base (" + ", ".join(went_down) + ")",
                                  True))
+                    down_scorers.update(went_down)
                 elif went_up:
                     up.append((item, f"{flip_words(went_up, lower, False)} vs base (" + ", ".join(went_up) + ")",
                                False))
+                    up_scorers.update(went_up)
             rest = [x for x in down + up if (suite.get("name"), m, str(x[0]["id"]), "base") not in failed_keys]
             shown = [cards.make(suite, m, item, "base", change, d) for item, change, d in rest[:MAX_OTHER_FLIPS]]
+            # the badges: a lower-is-better scorer's new failures went to pass (a leak found), so
+            # "pass→fail" only when no such scorer is behind them
             flips.append({"model": m, "down_total": len(down), "up_total": len(up), "cards": shown,
+                          "down_words": _got(flip_words(sorted(down_scorers), lower, True)),
+                          "up_words": _got(flip_words(sorted(up_scorers), lower, False)),
                           "rest": len(rest), "elsewhere": len(down) + len(up) - len(rest)})
 
     latency = []
@@ -571,10 +579,16 @@ def context(results: dict) -> dict:
     }
 
 
+def _got(words: str) -> str:
+    """``flip_words``' 'worse' / 'better' as a badge says it."""
+    return f"got {words}" if words in ("worse", "better") else words
+
+
 def compare_context(cmp: dict, a: dict | None = None, b: dict | None = None) -> dict:
     """Rows for compare.html.j2 from ``compare_runs``; with the two runs, the changed
     outputs side by side (a baseline file gives its outputs when it kept them)."""
     from ..baseline import unpack_outputs
+    from ..runs import flip_labels
     from .items import diff_markup
 
     def outputs(run: dict | None, suite: str, model: str) -> dict[str, dict]:
@@ -606,12 +620,15 @@ def compare_context(cmp: dict, a: dict | None = None, b: dict | None = None) -> 
                     left, right = diff_markup(x["output"], y["output"])
                 else:
                     left, right = None, None
+                changes = (entry.get("flip_changes") or {}).get(item_id, ())
                 changed.append({"id": item_id, "left": left, "right": right, "prompt": y.get("prompt") or "",
-                                "category": y.get("category"),
-                                "flip": "pass→fail" if item_id in down else ("fail→pass" if item_id in up else "")})
+                                "category": y.get("category"), "down": item_id in down,
+                                "flip": (flip_label(changes, worse=True) if item_id in down else
+                                         flip_label(changes, worse=False) if item_id in up else "")})
+            worse, better = flip_labels(entry)
             models.append({"name": name, "a_name": a_name, "rows": rows, "changed": changed,
                            "compared": entry["compared_outputs"], "flipped_down": entry["flipped_down"],
-                           "flipped_up": entry["flipped_up"],
+                           "flipped_up": entry["flipped_up"], "worse": worse, "better": better,
                            "texts": sum(1 for c in changed if c["left"] is not None)})
         suites.append({"name": suite["name"], "fingerprints": suite["fingerprints"], "models": models})
     return {"a": cmp.get("a"), "b": cmp.get("b"), "fingerprints": cmp.get("fingerprints") or [],
