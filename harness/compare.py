@@ -147,10 +147,10 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
     Returns None when neither side can say anything about the metric. Keys:
     ``diff``, ``ci_low``, ``ci_high`` (candidate - reference), ``ref_value``,
     ``cand_value`` (on the paired items), ``n`` (paired items), ``method``, for
-    pass/fail metrics ``flipped_down`` (pass -> fail ids), ``flipped_up`` and
-    ``mcnemar_p`` (also for a mean whose every paired value is 0 or 1; ``worse``: the
-    change ``flipped_down`` names, on such a mean and on any lower-is-better one, where it
-    is 0→1: flipped_down always lists the items that got worse), and ``missing``: ids of
+    pass/fail metrics ``flipped_down`` (the ids that got worse), ``flipped_up``,
+    ``mcnemar_p`` (also for a mean whose every paired value is 0 or 1) and ``worse``: the
+    change ``flipped_down`` names, 'pass→fail' on a pass rate, '1→0' on such a mean, '0→1'
+    on any lower-is-better one (flipped_down always lists the items that got worse), and ``missing``: ids of
     the candidate's items that have a reference
     value but no value of their own (not paired).
     """
@@ -216,8 +216,9 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                         if clusters is not None and not up else "")
                     if zero_one_mean:
                         method += "; every value 0 or 1: a mean of pass/fail values, Tango's paired score interval"
-                if zero_one_mean or lower_better:
-                    out["worse"] = "0→1" if lower_better else "1→0"
+                # always written: a reader that took a missing key for pass→fail called a
+                # lower-is-better metric's new leaks pass→fail when the key went astray
+                out["worse"] = "0→1" if lower_better else ("1→0" if zero_one_mean else "pass→fail")
                 if lower_better:
                     diff, low, high = 0.0 - diff, 0.0 - high, 0.0 - low  # 0.0 -: no -0.000 shown
                 out.update(diff=diff, ci_low=low, ci_high=high, method=method, flipped_down=down,
@@ -470,20 +471,28 @@ _REVERSED = {"pass→fail": "fail→pass", "1→0": "0→1", "0→1": "1→0"}
 
 def flip_change(delta: dict, worse: bool) -> str:
     """The change the items in a delta's ``flipped_down`` (``worse``) or ``flipped_up`` went
-    through: its ``worse`` key ('1→0' on a 0/1 mean, '0→1' where lower is better) or turned
-    round; on a pass/fail proportion 'pass→fail' / 'fail→pass'."""
-    change = delta.get("worse") or "pass→fail"
+    through: its ``worse`` key ('pass→fail', '1→0' on a 0/1 mean, '0→1' where lower is better)
+    or that turned round; 'got worse' / 'got better' for a delta without it (none
+    ``paired_delta`` writes): no direction is assumed."""
+    change = delta.get("worse")
+    if change not in _REVERSED:
+        return "got worse" if worse else "got better"
     return change if worse else _REVERSED[change]
 
 
+def change_words(change: str, worse: bool) -> str:
+    """A ``flip_change`` as one item's note says it: 'pass→fail', '0→1 (worse)', '1→0 (better)'."""
+    return f"{change} ({'worse' if worse else 'better'})" if change in ("1→0", "0→1") else change
+
+
 def flip_label(changes: set[str] | list[str], worse: bool) -> str:
-    """Words for flipped items merged over several metrics (``harness compare``'s per-model
-    lists): 'pass→fail' / 'fail→pass' when that is what every one of them did, 'got worse (0→1)'
+    """Words for flipped items, merged over several metrics in ``harness compare``'s per-model
+    lists: 'pass→fail' / 'fail→pass' when that is what every one of them did, 'got worse (0→1)'
     when all went one other way (a leak rate's new leaks went 0→1, not pass→fail), else 'got
     worse' / 'got better'."""
     changes = set(changes)
-    if len(changes) == 1 and next(iter(changes)) in ("pass→fail", "fail→pass"):
-        return next(iter(changes))
+    if len(changes) == 1 and next(iter(changes)) not in ("1→0", "0→1"):
+        return next(iter(changes))  # pass→fail, fail→pass, or flip_change's words for no key
     word = "got worse" if worse else "got better"
     return f"{word} ({next(iter(changes))})" if len(changes) == 1 else word
 

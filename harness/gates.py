@@ -52,7 +52,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 
-from .compare import (ModelView, fmt, higher_is_better, is_binary, model_view, paired_delta, suite_comparisons)
+from .compare import (ModelView, flip_change, flip_label, fmt, higher_is_better, is_binary, model_view, paired_delta,
+                      suite_comparisons)
 from .errors import HarnessError
 from .stats import expected_discordance, power_warning, smallest_margin, wilson
 from .yamlpos import node_line
@@ -772,11 +773,13 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
         reason += f"; approximate: {delta['approximate']}"
     if "flipped_down" in delta:
         down, up = delta["flipped_down"], delta["flipped_up"]
-        worse = delta.get("worse")  # a mean of 0/1 values: which way its items got worse
-        reason += f"; {len(down)} flipped pass→fail" if worse is None else f"; {len(down)} got worse ({worse})"
+        # the change the delta says its items went through: pass→fail on a pass rate, 1→0 on a
+        # mean of 0/1 values, 0→1 where lower is better (a new leak is no pass→fail)
+        worse = flip_label({flip_change(delta, worse=True)}, worse=True)
+        reason += f"; {len(down)} flipped pass→fail" if worse == "pass→fail" else f"; {len(down)} {worse}"
         if down:
             reason += " (" + ", ".join(down[:8]) + (", …" if len(down) > 8 else "") + ")"
-        reason += (f", {len(up)} fail→pass" if worse is None else f", {len(up)} better"
+        reason += (f", {len(up)} fail→pass" if worse == "pass→fail" else f", {len(up)} better"
                    ) + f"; McNemar p={delta['mcnemar_p']:.3g}"
     return passed, reason, details
 
@@ -802,6 +805,7 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     if missing:
         reason += f"; not in this run: {', '.join(missing)}"
     return not down, reason, {"critical": critical, "checked": checked, "flipped_down": down,
+                              "worse": "pass→fail" if good == 1.0 else "0→1",  # as a delta's: what down did
                               "missing": missing, "at_risk": at_risk}
 
 

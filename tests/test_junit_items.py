@@ -18,8 +18,8 @@ def _run_with_flips(junit_items: bool) -> dict:
     cand = model_result({"q1": False, "q2": True, "q3": True}, output="<b>&evil")
     suite = suite_result({"base": base, "cand": cand})
     suite["comparisons"] = {"cand": {"exact_match": {
-        "vs_base": {"diff": 0.0, "flipped_down": ["q1"], "flipped_up": ["q3"]},
-        "vs_baseline": {"diff": -0.3, "flipped_down": ["q1"], "flipped_up": []}}}}
+        "vs_base": {"diff": 0.0, "flipped_down": ["q1"], "flipped_up": ["q3"], "worse": "pass→fail"},
+        "vs_baseline": {"diff": -0.3, "flipped_down": ["q1"], "flipped_up": [], "worse": "pass→fail"}}}}
     run = results([suite])
     if junit_items:
         run["report_options"] = {"junit_items": True}

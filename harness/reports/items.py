@@ -16,6 +16,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from . import visible
+from ..compare import change_words, flip_change
 from ..gates import POLICY_GATE_KINDS
 
 MAX_WORSE_SHOWN = 20  # for a gate on a mean metric: the items that got worse the most
@@ -217,8 +218,9 @@ def _num(x: float | None) -> str:
 
 def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str]:
     """The items behind a failed gate: ``[(item id, reference kind, change)]`` and a note;
-    ``change`` is "" for a pass/fail flip or failure, else what got worse (a lower-is-better
-    metric's flip: ``METRIC 0→1 (worse)``).
+    ``change`` is "" for a pass→fail flip or failure, else what got worse, as the gate's
+    ``worse`` says (a lower-is-better metric's flip: ``METRIC 0→1 (worse)``; a mean of 0/1
+    values: ``METRIC 1→0 (worse)``).
 
     vs-base and vs-baseline gates: the items that flipped pass→fail (for a mean metric,
     the items that got worse the most); critical gates: the critical items that flipped;
@@ -240,8 +242,10 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
     if isinstance(details.get("flipped_down"), list) and (kind.endswith("vs_base") or kind.endswith("vs_baseline")):
         ids = [str(i) for i in details["flipped_down"] if str(i) in cand]
         if ids or kind.startswith("critical"):
-            # a lower-is-better metric's flipped_down went 0→1: no "pass→fail" to print
-            change = f"{metric} 0→1 (worse)" if details.get("worse") == "0→1" else ""
+            # what the items did, as the gate's delta says: "" for pass→fail (the caller says it
+            # against its reference), else e.g. a lower-is-better metric's "leak 0→1 (worse)"
+            worse = flip_change(details, worse=True)
+            change = "" if worse == "pass→fail" else f"{metric} {change_words(worse, worse=True)}"
             return [(i, ref_kind, change) for i in ids], ""
     if kind.endswith("vs_base") or kind.endswith("vs_baseline"):
         # a mean metric: rank the items by how much they got worse

@@ -1,12 +1,14 @@
 """`junit.xml`: one test case per gate (classname suite.model, name metric and gate kind);
 a failed gate is a <failure> whose message is the gate's reason. CI systems show these
 as test results, so a regression reads like a failing test. With ``--junit-items`` every
-item that flipped (vs the base or the baseline) is a test case of its own too: pass->fail
-a failure when a gate on that metric and reference failed, else a pass that says the gates
-allowed it; fail->pass a pass. junit.xml has failures exactly when the run exits 1."""
+item that flipped (vs the base or the baseline) is a test case of its own too: one that got
+worse (pass->fail, or 0->1 where lower is better) a failure when a gate on that metric and
+reference failed, else a pass that says the gates allowed it; one that got better a pass.
+junit.xml has failures exactly when the run exits 1."""
 
 from __future__ import annotations
 
+from ..compare import change_words, flip_change
 from ..gates import could_not_fail, vacuous_reason
 from .items import split_category
 
@@ -61,19 +63,20 @@ def flipped_item_cases(suite: dict) -> list[dict]:
                         case = found.setdefault(key, {
                             "classname": f"{suite['name']}.{model}.items",
                             "name": f"item {item_id} vs {ref_name}", "passed": True, "reason": "",
-                            "kind": "flipped_item", "skipped": None, "_down": [], "_up": [], "_lower": set()})
-                        case["_down" if direction == "flipped_down" else "_up"].append(metric)
-                        if delta.get("worse") == "0→1":  # lower is better: flipped_down went 0→1
-                            case["_lower"].add(metric)
+                            "kind": "flipped_item", "skipped": None, "_down": [], "_up": []})
+                        # what the item did, as the delta says: pass→fail, 1→0 on a 0/1 mean,
+                        # 0→1 where lower is better (and the other way for flipped_up)
+                        worse = direction == "flipped_down"
+                        case["_down" if worse else "_up"].append(
+                            (metric, change_words(flip_change(delta, worse), worse)))
     cases = []
     for (model, item_id, ref_name), case in found.items():
         item = items.get(model, {}).get(item_id) or {}
         output = str(item.get("output", ""))
         shown = output[:200] + ("…" if len(output) > 200 else "")
-        down, up, lower = case.pop("_down"), case.pop("_up"), case.pop("_lower")
+        down, up = case.pop("_down"), case.pop("_up")
         parts = []
-        for metric in down:
-            flip = "0→1 (worse)" if metric in lower else "pass→fail"
+        for metric, flip in down:
             gates = gates_covering(suite, model, metric, ref_name, item_id, item.get("category"))
             failed = [_gate_name(g) for g in gates if not g.get("passed")]
             if failed:
@@ -84,10 +87,8 @@ def flipped_item_cases(suite: dict) -> list[dict]:
                 parts.append(f"{flip} vs {ref_name} on {metric}, within the gate's margin ({names} passed)")
             else:
                 parts.append(f"{flip} vs {ref_name} on {metric}, not gated (no gate on {metric} vs {ref_name})")
-        for flip, names in (("fail→pass", [m for m in up if m not in lower]),
-                            ("1→0 (better)", [m for m in up if m in lower])):
-            if names:
-                parts.append(f"{flip} vs {ref_name} on {', '.join(names)}")
+        for flip in dict.fromkeys(f for _, f in up):  # one part per change, in the order seen
+            parts.append(f"{flip} vs {ref_name} on {', '.join(m for m, f in up if f == flip)}")
         case["reason"] = f"{'; '.join(parts)}; output: {shown!r}"
         cases.append(case)
     return cases
