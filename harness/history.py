@@ -314,9 +314,12 @@ def _breaks(row, now: dict) -> list[str]:
         out.append("suite version not recorded")
     elif now["suite"][str(recipe)] != suite:
         out.append("another suite version")
-    if _missing(row.items) or int(row.items) != now["items"]:
-        out.append(f"another item count ({'unknown' if _missing(row.items) else int(row.items)}, "
-                   f"this run {now['items']})")
+    if _missing(row.items) or now["items"] is None:
+        # as the base model and suite version: a count either side lacks is not "another" one
+        # (a results file without its items read "another item count (3, this run None)")
+        out.append("item count not recorded")
+    elif int(row.items) != now["items"]:
+        out.append(f"another item count ({int(row.items)}, this run {now['items']})")
     return out
 
 

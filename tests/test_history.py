@@ -291,8 +291,35 @@ def test_a_trend_draws_only_past_runs_measured_on_what_this_run_was(tmp_path):
                                   "passed": True, "reason": "r", "details": {}}]
     (row,) = trend_view(now)["rows"]
     assert row["runs"] == 2  # the comparable past run and this one
-    assert row["left_out"] == ("3 earlier run(s) not drawn, measured on another base model (1), another suite "
+    assert row["left_out"] == ("3 earlier run(s) not drawn: another base model (1), another suite "
                                "version (1), another item count (2, this run 3) (1)")
+
+
+def test_an_unknown_item_count_is_not_recorded_not_this_run_none(tmp_path):
+    """A run whose item count is unknown (its model entries carry no item list) read "another
+    item count (3, this run None)" beside its trend; a past run without a count read "(unknown,
+    this run 3)". Either side missing is what the base model and suite version say then."""
+    from harness.history import past_series
+    from harness.reports.trends import trend_view
+
+    runs = tmp_path / "runs"
+    _measured_run(runs / "same", "2025-01-04T00:00:00+00:00")
+    now = _measured_run(tmp_path / "now", "2025-01-05T00:00:00+00:00")
+    del now["suites"][0]["models"]["base"]["items"]
+    history = past_series(load([runs]), now)
+    (series,) = [s for s in history["series"] if s["metric"] == "exact_match"]
+    assert series["points"] == [] and series["left_out"] == {"runs": 1, "why": {"item count not recorded": 1}}
+    now["history"] = history
+    now["suites"][0]["gates"] = [{"suite": "smoke", "model": "base", "metric": "exact_match", "kind": "min",
+                                  "passed": True, "reason": "r", "details": {}}]
+    (row,) = trend_view(now)["rows"]
+    assert row["left_out"] == "1 earlier run(s) not drawn: item count not recorded (1)"
+
+    df = load([runs])
+    df["items"] = None  # a past run that recorded no count
+    known = _measured_run(tmp_path / "known", "2025-01-06T00:00:00+00:00")
+    (series,) = [s for s in past_series(df, known)["series"] if s["metric"] == "exact_match"]
+    assert series["left_out"]["why"] == {"item count not recorded": 1}
 
 
 def test_an_ids_run_is_not_drawn_on_the_full_runs_line(tmp_path):
@@ -312,5 +339,5 @@ def test_an_ids_run_is_not_drawn_on_the_full_runs_line(tmp_path):
     (series,) = [s for s in res["history"]["series"] if s["model"] == "sql" and s["metric"] == "exact_match"]
     assert len(series["points"]) == 1 and series["points"][0]["measured_on"]["items"] == 6
     assert series["left_out"] == {"runs": 1, "why": {"another item count (2, this run 6)": 1}}
-    assert "1 earlier run(s) not drawn, measured on another item count (2, this run 6) (1)" in (
+    assert "1 earlier run(s) not drawn: another item count (2, this run 6) (1)" in (
         out / "index.html").read_text()

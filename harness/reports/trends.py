@@ -43,12 +43,12 @@ def sparkline(values: list[float], label: str, failed: bool) -> Markup:
 
 
 def left_out_text(left_out: dict | None) -> str | None:
-    """``3 earlier run(s) not drawn, measured on another base model (2), another suite version (1)``
-    or None."""
+    """``3 earlier run(s) not drawn: another base model (2), item count not recorded (1)`` or
+    None ("... not recorded": this run or the past one lacks it)."""
     if not left_out or not left_out.get("runs"):
         return None
     why = ", ".join(f"{reason} ({n})" for reason, n in (left_out.get("why") or {}).items())
-    return f"{left_out['runs']} earlier run(s) not drawn, measured on {why}"
+    return f"{left_out['runs']} earlier run(s) not drawn: {why}"
 
 
 def trend_view(results: dict) -> dict | None:
