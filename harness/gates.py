@@ -898,6 +898,9 @@ def gate_info(suite_result: dict, gate: dict) -> dict | None:
     return (((suite_result.get("models") or {}).get(gate.get("model")) or {}).get("metrics") or {}).get(metric)
 
 
+VACUOUS_PHRASE = "passed but could not have failed"  # one wording for these gates in every report
+
+
 def could_not_fail(suite_result: dict, gate: dict) -> bool:
     """A passed gate that vouches for nothing (``vacuous`` on the candidate's metric): the
     one test the scorecard, summary.md, junit.xml and the console line all use."""
@@ -905,7 +908,9 @@ def could_not_fail(suite_result: dict, gate: dict) -> bool:
 
 
 def tally(results: dict) -> str:
-    """One line on what the gates vouch for: how many passed, failed, and could not fail.
+    """One line on what the gates vouch for: how many passed, failed, and passed but could not
+    have failed (the phrase summary.md, the scorecard and junit.xml use for them: they are not
+    among the first count, so no one reads "23 of 44 passed; 21 ..." as 21 of the 23).
 
     A run with no gate (a base alone, no floor, no baseline) is measured, not gated; a
     bare PASS would read as a verdict it is not."""
@@ -918,5 +923,5 @@ def tally(results: dict) -> str:
     if failed:
         text += f", {failed} failed"
     if empty:
-        text += f"; {empty} could not fail, see summary.md"
+        text += f"; {empty} {VACUOUS_PHRASE}, see summary.md"
     return text

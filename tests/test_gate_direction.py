@@ -15,7 +15,7 @@ IDS = [f"q{i:02d}" for i in range(20)]
 
 def test_a_gate_that_reverses_a_stated_direction_is_refused(tmp_path):
     # a pass rate is higher-is-better; `higher_is_better: false` on it passed a looping adapter
-    # whose repetition fell from 1.000 to 0.031 ('0 of 1 gates passed; 1 could not fail', exit 0)
+    # whose repetition fell from 1.000 to 0.031 ('0 of 1 gates passed; 1 passed but could not have failed', exit 0)
     with pytest.raises(HarnessError) as err:
         make_suite(tmp_path, IDS, {"exact_match": {"max_drop_vs_base": 0.1, "higher_is_better": False}})
     text = str(err.value)

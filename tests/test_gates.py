@@ -385,7 +385,7 @@ def test_a_critical_gate_no_item_can_fail_is_counted_as_could_not_fail(tmp_path)
     assert gate["passed"] and could_not_fail(sr, gate)
     assert "the base passes none of them" in gate["reason"]
     sr["gates"] = [gate]
-    assert tally(results([sr])) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    assert tally(results([sr])) == "0 of 1 gates passed; 1 passed but could not have failed, see summary.md"
     # the base passes q00: the gate could fail, and does not count as empty
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts())})
     (gate,) = [g for g in evaluate_gates(suite, sr, None)[0] if g["kind"] == "critical_vs_base"]
@@ -421,10 +421,10 @@ def test_a_drop_gate_even_the_worst_candidate_passes_could_not_fail(tmp_path):
     assert gate["passed"] and could_not_fail(sr, gate)
     assert vacuous_reason(gate) == "even a candidate failing every item would pass: the base passes only 9 of 64"
     sr["gates"] = [gate]
-    assert tally(results([sr])) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    assert tally(results([sr])) == "0 of 1 gates passed; 1 passed but could not have failed, see summary.md"
     from harness.reports import junit, summary
     (case,) = junit.context(results([sr]))["suites"][0]["cases"]
-    assert case["reason"].startswith("vacuous, could not fail (even a candidate failing every item would pass")
+    assert case["reason"].startswith("vacuous, passed but could not have failed (even a candidate failing every item would pass")
     assert [g["metric"] for g in summary.context(results([sr]))["vacuous_gates"]] == ["exact_match"]
     # the worst candidate itself: passes (the verdict is unchanged), and could not fail either
     sr, gate = _nine_of_64(set(), 0.25, tmp_path)

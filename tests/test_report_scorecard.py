@@ -104,13 +104,14 @@ def test_a_drop_gate_against_a_reference_at_zero_earns_no_badge(tmp_path):
     html = render_html(run)
     assert "✓ max_drop_vs_base" not in html
     assert "max_drop_vs_base (vacuous: base already at 0.000)" in html
-    assert "only gates that could not fail" in section(html, "overview")
-    assert "0 of 1 gate failed · 1 could not fail" in html  # the header
-    assert tally(run) == "0 of 1 gates passed; 1 could not fail, see summary.md"
+    assert "only gates that passed but could not have failed" in section(html, "overview")
+    assert "0 of 1 gate failed · 1 passed but could not have failed" in html  # the header
+    assert tally(run) == "0 of 1 gates passed; 1 passed but could not have failed, see summary.md"
     summary = context(run)
     assert [g["why"] for g in summary["vacuous_gates"]] == ["base already at 0.000"]
-    assert "<system-out>vacuous, could not fail (base already at 0.000): exact_match" in render_junit(run)
-    assert ("1 of the passed gates could not have failed" in render_summary(run)
+    assert ("<system-out>vacuous, passed but could not have failed (base already at 0.000): exact_match"
+            in render_junit(run))
+    assert ("1 gate passed but could not have failed, so it vouches for nothing" in render_summary(run)
             and "smoke: `exact_match` (1 gate)." in render_summary(run))
 
     ok = results([suite_result({"base": _model(set(), "base"), "ft": _model(set(), "ft")})])

@@ -34,7 +34,7 @@ from markupsafe import Markup
 
 from ..compare import direction, flip_label, fmt, has_interval, suite_comparisons
 from . import charts
-from ..gates import could_not_fail, vacuous_bound, vacuous_reason
+from ..gates import VACUOUS_PHRASE, could_not_fail, vacuous_bound, vacuous_reason
 from .items import Cards, flip_words, gate_items, lower_is_better_scorers, scorer_flips, verdict
 from .trends import trend_view
 
@@ -383,7 +383,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
             elif real:
                 state, label = "pass", f"✓ {len(real)} gate{'s' if len(real) != 1 else ''} passed"
             elif own:
-                state, label = "neutral", "only gates that could not fail"
+                state, label = "neutral", f"only gates that {VACUOUS_PHRASE}"
             else:
                 state, label = "neutral", "reference" if m == "base" and len(models) > 1 else "no gates"
             hib = (info or {}).get("higher_is_better", True)
@@ -569,7 +569,7 @@ def context(results: dict) -> dict:
         "failures": failures,
         "n_failed_items": len(failed_keys),
         "n_gates": len(all_gates), "n_failed": sum(1 for g in all_gates if not g.get("passed")),
-        "n_vacuous": sum(s["vacuous"] for s in suites),
+        "n_vacuous": sum(s["vacuous"] for s in suites), "vacuous_phrase": VACUOUS_PHRASE,
         "suites": suites,
         "item_rows": item_rows, "facets": facets,
         "training": training_charts(results, colors),

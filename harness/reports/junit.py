@@ -9,7 +9,7 @@ junit.xml has failures exactly when the run exits 1."""
 from __future__ import annotations
 
 from ..compare import change_words, flip_change
-from ..gates import could_not_fail, vacuous_reason
+from ..gates import VACUOUS_PHRASE, could_not_fail, vacuous_reason
 from .items import split_category
 
 
@@ -20,7 +20,7 @@ def context(results: dict) -> dict:
         for g in suite.get("gates") or []:
             reason = g.get("reason", "")
             if could_not_fail(suite, g):
-                reason = f"vacuous, could not fail ({vacuous_reason(g)}): {reason}"
+                reason = f"vacuous, {VACUOUS_PHRASE} ({vacuous_reason(g)}): {reason}"
             cases.append({"classname": f"{g.get('suite', suite['name'])}.{g.get('model')}",
                           "name": _gate_name(g),
                           "passed": bool(g.get("passed")), "reason": reason,

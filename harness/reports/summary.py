@@ -4,7 +4,7 @@ for $GITHUB_STEP_SUMMARY or a pull-request comment (details stay in index.html).
 from __future__ import annotations
 
 from ..compare import direction, fmt
-from ..gates import could_not_fail, vacuous_reason
+from ..gates import VACUOUS_PHRASE, could_not_fail, vacuous_reason
 
 MAX_ROWS = 30
 
@@ -72,7 +72,7 @@ def context(results: dict) -> dict:
         "models": models, "suites": results.get("suites") or [],
         "n_gates": len(gates), "n_failed": sum(1 for g in gates if not g.get("passed")),
         "failed_gates": [g for g in gates if not g.get("passed")],
-        "vacuous_gates": [dict(g, why=vacuous_reason(g)) for g in empty],
+        "vacuous_gates": [dict(g, why=vacuous_reason(g)) for g in empty], "vacuous_phrase": VACUOUS_PHRASE,
         "vacuous_by_suite": _by_suite(empty),
         "score_rows": rows, "warnings": warnings, "max_rows": MAX_ROWS,
         "baseline": baseline.get("path") if isinstance(baseline, dict) else None,
