@@ -12,8 +12,9 @@ Policy (the suite's ``gates:`` mapping, metric name -> options; schema in
     -margin (the lower bound for higher-is-better metrics), never on the point estimate.
 ``min_gain_vs_base``
     Superiority: the better-side bound must be beyond +gain (0: significantly better).
-``max_drop_vs_baseline``
-    The same non-inferiority test against the approved baseline's model of the same name.
+``max_drop_vs_baseline`` / ``min_gain_vs_baseline``
+    The same non-inferiority / superiority tests against the approved baseline's model of
+    the same name ("better than the last release").
 ``rel_tolerance_vs_base`` / ``rel_tolerance_vs_baseline``
     A margin given as a fraction of the reference value (latency, memory: ``0.25``
     allows 25% worse).
@@ -66,7 +67,8 @@ DEFAULT_POLICY = {"max_drop_vs_base": DEFAULT_MARGIN, "max_drop_vs_baseline": DE
 # the options that make a gate (``higher_is_better`` alone makes none), each with which way
 # it gives: True where a larger value lets more through (policy_changes: a loosened gate)
 _LOOSER_WHEN_LARGER = {"min": False, "max": True, "max_drop_vs_base": True, "min_gain_vs_base": False,
-                       "rel_tolerance_vs_base": True, "max_drop_vs_baseline": True, "rel_tolerance_vs_baseline": True}
+                       "rel_tolerance_vs_base": True, "max_drop_vs_baseline": True, "min_gain_vs_baseline": False,
+                       "rel_tolerance_vs_baseline": True}
 BOUNDS = tuple(_LOOSER_WHEN_LARGER)
 _EPS = 1e-12
 
@@ -212,7 +214,7 @@ def written_baseline_bounds(suite: Suite) -> list[str]:
     """The bounds against the baseline the suite's policy writes (``keywords max_drop_vs_baseline``,
     ``keywords[sql] rel_tolerance_vs_baseline``), the defaults left out: a run without a baseline
     checks none of them, and said nothing of it (``harness.baseline.unchecked_baseline_note``)."""
-    kinds = ("max_drop_vs_baseline", "rel_tolerance_vs_baseline")  # the suite schema has no min_gain_vs_baseline
+    kinds = ("max_drop_vs_baseline", "min_gain_vs_baseline", "rel_tolerance_vs_baseline")
     out = []
     for metric, opts in policy(suite, {}, defaults=False).items():
         out += [f"{metric} {kind}" for kind in kinds if kind in opts]

@@ -127,6 +127,51 @@ def test_improvement_only_passes_and_superiority_gate(tmp_path):
     assert [g["kind"] for g in failed(result)] == ["min_gain_vs_base"]
 
 
+def test_a_gain_over_the_last_release_can_be_written_and_fails_when_not_shown(tmp_path):
+    """`min_gain_vs_baseline` ("the adapter must be better than the last release") was
+    evaluated here but refused by the suite schema as an unknown field, so it could not be
+    written. It loads (in a category too), is named among the baseline bounds a run without
+    a baseline leaves unchecked, passes a clear gain over the baseline and fails an equal one."""
+    from harness.gates import written_baseline_bounds
+
+    import yaml
+
+    from harness.suite import load_suite
+
+    path = tmp_path / "release.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "release", "prompt": "{{ q }}", "target": "{{ a }}", "scorers": [{"exact_match": {}}],
+        "gates": {"exact_match": {"min_gain_vs_baseline": 0.0, "categories": {"ops": {"min_gain_vs_baseline": 0.1}}}},
+        "cases": [{"id": i, "q": f"Question {i}?", "a": "4", "category": "ops"} for i in IDS]}))
+    suite = load_suite(path)
+    assert suite.gates["exact_match"]["min_gain_vs_baseline"] == 0.0
+    assert written_baseline_bounds(suite) == ["exact_match min_gain_vs_baseline",
+                                              "exact_match[ops] min_gain_vs_baseline"]
+    release = verdicts({"q01", "q02", "q03", "q04", "q05", "q06", "q07", "q08"})
+    baseline = summarize_run({"suites": [suite_result({"base": model_result(verdicts(set(IDS))),
+                                                       "ft": model_result(release)})]})["suites"][0]
+    plain = make_suite(tmp_path, IDS, {"exact_match": {"min_gain_vs_baseline": 0.0}}, name="plain")
+
+    def gain_gate(ft: dict[str, bool]) -> dict:
+        sr = suite_result({"base": model_result(verdicts(set(IDS))), "ft": model_result(ft)})
+        result, _ = evaluate_gates(plain, sr, baseline)
+        (gate,) = [g for g in result if g["kind"] == "min_gain_vs_baseline"]
+        return gate
+
+    better = gain_gate(verdicts())  # fixes all eight items the release failed
+    assert better["passed"] and "lower bound is beyond +0.000" in better["reason"], better["reason"]
+    same = gain_gate(release)  # the release again: no gain shown
+    assert not same["passed"] and "lower bound is not beyond +0.000" in same["reason"], same["reason"]
+    assert same["model"] == "ft" and "baseline ft" in same["reason"]
+
+
+def test_a_gain_over_the_last_release_is_checked_like_the_gain_over_base(tmp_path):
+    for bad, needle in ((-0.1, "minimum"), ("much", "number")):
+        with pytest.raises(HarnessError) as err:
+            make_suite(tmp_path, IDS, {"exact_match": {"min_gain_vs_baseline": bad}})
+        assert "min_gain_vs_baseline" in str(err.value) and needle in str(err.value), str(err.value)
+
+
 def test_min_floor_and_empty_policy(tmp_path):
     sr = suite_result({"base": model_result(verdicts()), "ft": model_result(verdicts(set(IDS[:20])))})
     result, _ = evaluate_gates(make_suite(tmp_path, IDS, {"exact_match": {"min": 0.5}}), sr, None)
