@@ -7,13 +7,15 @@ shows up here; the fixed ones are held at the target."""
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
+import pytest
 
 from harness import calibration as cal
 from harness.gates import evaluate_gates
 from harness.metrics import metric
-from harness.stats import paired_bootstrap_diff_ci, quantile_bound_items
+from harness.stats import paired_bootstrap_diff_ci, quantile_bound_items, t_quantile
 
 MARGIN = 0.05
 
@@ -206,11 +208,21 @@ def test_quantile_gates_use_the_wider_bound():
         "rel_tolerance_vs_base": 0.25, "higher_is_better": False}}), {"name": "l", "models": models,
                                                                      "scorers": {}}, None)
     (gate,) = gates
+    low, high = gate["details"]["ci_low"], gate["details"]["ci_high"]
+    assert (low, high) == paired_bootstrap_diff_ci(ref, cand, stat="p95", method="wider")[1:]
     _, bca_low, bca_high = paired_bootstrap_diff_ci(ref, cand, stat="p95")
-    _, low, high = paired_bootstrap_diff_ci(ref, cand, stat="p95", method="wider")
-    assert (gate["details"]["ci_low"], gate["details"]["ci_high"]) == (low, high)
-    assert low <= bca_low
-    assert gate["details"]["ci_high"] > bca_high  # here the percentile bound is the more cautious one
+    # the expanded percentile interval (Hesterberg 2015), computed here from its definition: the
+    # plain percentile one on the same resamples at the tail whose normal quantile is
+    # sqrt(n/(n-1)) t_{0.025, n-1}
+    tail = NormalDist().cdf(math.sqrt(24 / 23) * t_quantile(0.025, 23))
+    assert tail < 0.025
+    _, pct_low, pct_high = paired_bootstrap_diff_ci(ref, cand, stat="p95", method="percentile", level=1 - 2 * tail)
+    assert low == pytest.approx(min(bca_low, pct_low), abs=1e-12)
+    assert high == pytest.approx(max(bca_high, pct_high), abs=1e-12)
+    # on these items each side takes the other method's bound: a gate that read BCa alone, the
+    # percentile interval alone, or one method's pair of bounds, fails one of these
+    assert bca_low < pct_low - 0.1 and low == bca_low  # the lower bound: BCa's
+    assert pct_high > bca_high + 0.1 and high == pytest.approx(pct_high, abs=1e-12)  # the upper: the percentile's
     assert "the wider bound" in gate["details"]["method"]
 
 
