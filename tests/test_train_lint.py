@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURE_MODEL, run_harness
 
-from harness.train.lint import lint_data
+from harness.train.lint import Problem, counted_lines, kind_records, lint_data, problem_kinds
+from harness.train.log import read_warnings
 from timing import within
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,11 +158,16 @@ def test_train_refuses_lint_errors_unless_allowed(tmp_path):
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]
     assert f"{data / 'valid.jsonl'}:1" in line and "lint error" in line and "formatted differently" in line
-    assert "--allow-lint-errors" in line
+    assert "--allow-lint-errors" in line and "--config CONFIG.yaml" in line  # token checks need the model
     assert not (tmp_path / "refused").exists()
     done = run_harness(*args, "--adapter_path", str(tmp_path / "allowed"), "--allow-lint-errors")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "allowed" / "adapters.safetensors").is_file()
+    # allowed, not forgotten: printed before the first step and kept in the adapter's log
+    assert "the training data has 4 lint errors (allowed by --allow-lint-errors)" in done.stderr
+    assert f"  {data / 'valid.jsonl'}:1: error: prompt does not start with" in done.stderr
+    assert any(w.startswith(f"lint-data: {data / 'valid.jsonl'}:1: error: prompt does not start with")
+               for w in read_warnings(tmp_path / "allowed" / "train_log.jsonl"))
 
 
 def test_drift_in_mixed_data_is_found_per_layout_group(tmp_path):
@@ -298,3 +304,60 @@ def test_completion_that_continues_the_prompts_word_is_warned_on_sentencepiece(t
     assert stories.errors == 0
     bpe = lint_data(tmp_path, tokenizer=load_tokenizer(FIXTURE_MODEL), template="raw")
     assert not any("last word" in p.message for p in bpe.problems)
+
+
+def test_problems_are_grouped_by_kind_whatever_the_row_quotes():
+    """The same problem on other rows is one kind (other line numbers, other quoted data,
+    an apostrophe in the prose), another level or another message is another kind."""
+    path = Path("data/train.jsonl")
+    split = "the completion continues the prompt's last word ({!r} + {!r}) but is encoded as a new word"
+    problems = [Problem(path, 1, "warning", split.format("a ti", "me")),
+                Problem(path, 2, "warning", "same prompt as line 1 with another answer"),
+                Problem(path, 3, "warning", split.format("it's a b", "ig dog")),  # repr in double quotes
+                Problem(path, 4, "error", "same prompt as line 1 with another answer"),
+                Problem(path, 5, "warning", "same prompt as line 2 with another answer"),
+                Problem(Path("data/valid.jsonl"), 9, "warning", split.format("O\\'ne", "day"))]
+    assert [[p.line for p in kind] for kind in problem_kinds(problems)] == [[1, 3, 9], [2, 5], [4]]
+    assert counted_lines(problems, shown=1) == [
+        str(problems[0]), "  (+2 more like it: 1 in train.jsonl, 1 in valid.jsonl)",
+        str(problems[1]), "  (+1 more like it: 1 in train.jsonl)", str(problems[3])]
+    assert kind_records(problems)[0] == f"{problems[0]} (+2 more like it: 1 in train.jsonl, 1 in valid.jsonl)"
+    many = [Problem(path, n, "warning", f"same prompt as line {n - 1} with another answer") for n in range(2, 5002)]
+    assert counted_lines(many) == [str(p) for p in many[:3]] + ["  (+4997 more like these: 4997 in train.jsonl)"]
+
+
+def test_train_prints_the_lint_warnings_counted_and_keeps_them_in_its_log(tmp_path):
+    """A user who trains without running lint-data hears that 12 rows train "ba ll", not
+    "ball" (stories260K's SentencePiece, raw template): before the first step, the first rows
+    of each kind with file:line and a count of the rest; the adapter's log keeps one line per
+    kind, which `harness eval` shows beside the adapter."""
+    data = tmp_path / "data"
+    names = ["Tom", "Sue", "Lily", "Ben", "Max", "Mia", "Sam", "Zoe", "Tim", "Ann"]
+    write(data, "train", [{"prompt": f"{n} had a big red ba", "completion": "ll and a little hat."} for n in names]
+          + [{"prompt": "Tom had a big red ba", "completion": "g of toys."}])  # 11: the same prompt as 1
+    write(data, "valid", [{"prompt": "One day, a cat saw a bi", "completion": "rd in the tree."},
+                          {"prompt": "The dog ran", "completion": " fast."}])
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: {ROOT / 'fixtures' / 'stories260K'}\ndata: {data}\nadapter_path: {tmp_path / 'ad'}\n"
+                      "steps: 2\nbatch_size: 4\nlearning_rate: 1.0e-4\neval_every: 2\nsave_every: 2\n"
+                      "report_every: 1\nval_rows: -1\n")
+    done = run_harness("train", str(config), "--quiet")
+    assert done.returncode == 0, done.stderr
+    train_file, valid_file = data / "train.jsonl", data / "valid.jsonl"
+    lines = done.stderr.splitlines()
+    header = next(i for i, x in enumerate(lines) if "lint warning" in x)
+    assert lines[header] == (f"harness train: warning: the training data has 13 lint warnings; training goes on "
+                             f"(`harness lint-data {data} --config CONFIG.yaml` lists each):")
+    shown = lines[header + 1:header + 6]
+    assert [x.split(": warning: ")[0] for x in shown[:3]] == [f"  {train_file}:{n}" for n in (1, 2, 3)]
+    assert "the row trains 'a big red ba ll and a little hat.', not 'a big red ball" in shown[0]
+    assert shown[3] == "    (+9 more like these: 8 in train.jsonl, 1 in valid.jsonl)"
+    assert shown[4] == f"  {train_file}:11: warning: same prompt as line 1 with another answer"
+    assert sum(str(train_file) in x for x in lines) == 4  # not one line per row
+    records = read_warnings(tmp_path / "ad" / "train_log.jsonl")
+    lint = [w for w in records if w.startswith("lint-data: ")]
+    assert len(lint) == 2, records
+    assert lint[0].startswith(f"lint-data: {train_file}:1: warning: the completion continues the prompt's last word")
+    assert lint[0].endswith("(+11 more like it: 10 in train.jsonl, 1 in valid.jsonl)")
+    assert lint[1] == f"lint-data: {train_file}:11: warning: same prompt as line 1 with another answer"
+    assert str(valid_file) not in done.stderr  # counted, not listed

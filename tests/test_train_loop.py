@@ -199,6 +199,7 @@ def test_an_adapter_that_does_not_predict_eos_is_warned(tmp_path, capsys):
     assert [r["step"] for r in log if "eos_top1" in r] == [0, 2, 4]  # measured at every validation
     assert log[-1]["eos_top1"] == 0.0 and log[-1]["eos_prob"] < 0.05
     warned = read_warnings(result.adapter_path / "train_log.jsonl")
+    warned = [w for w in warned if not w.startswith("lint-data: ")]  # the repeated rows it was allowed
     assert len(warned) == 1 and "top choice in 0% of them" in warned[0] and "`stop:` string" in warned[0]
 
 

@@ -83,6 +83,48 @@ class LintReport:
             self.problems.append(Problem(row_or_path, None, level, message))
 
 
+# What differs from row to row inside one kind of problem: quoted data (a repr, which no
+# letter precedes: the apostrophe of "the prompt's" opens no quote), field names, numbers.
+ROW_DETAILS = re.compile(r"(?<!\w)'(?:[^'\\]|\\.)*'|(?<!\w)\"(?:[^\"\\]|\\.)*\"|`[^`]*`|\d+")
+SHOWN_PER_KIND = 3  # rows of one kind of problem that `harness train` shows before counting
+
+
+def problem_kinds(problems: list[Problem]) -> list[list[Problem]]:
+    """The problems grouped by kind (level, and message less its row's details), in the
+    order each kind first occurs: "same prompt as line 4 ..." and "... line 9 ..." are one
+    kind, so a run over thousands of rows says each thing once, with its count."""
+    kinds: dict[tuple[str, str], list[Problem]] = {}
+    for p in problems:
+        kinds.setdefault((p.level, ROW_DETAILS.sub("_", p.message)), []).append(p)
+    return list(kinds.values())
+
+
+def more_like_these(kind: list[Problem], shown: int) -> str:
+    """``(+N more like these: 78 in train.jsonl, 2 in valid.jsonl)``; empty when none."""
+    rest = Counter(p.path.name for p in kind[shown:])
+    if not rest:
+        return ""
+    where = ", ".join(f"{n} in {name}" for name, n in rest.items())
+    return f"(+{len(kind) - shown} more like {'these' if shown > 1 else 'it'}: {where})"
+
+
+def counted_lines(problems: list[Problem], shown: int = SHOWN_PER_KIND) -> list[str]:
+    """Each kind of problem as ``harness lint-data`` prints it (``file:line: level: message``),
+    its first ``shown`` rows and how many more: what `harness train` prints before it trains."""
+    out = []
+    for kind in problem_kinds(problems):
+        out += [str(p) for p in kind[:shown]]
+        if more := more_like_these(kind, shown):
+            out.append(f"  {more}")
+    return out
+
+
+def kind_records(problems: list[Problem]) -> list[str]:
+    """One line per kind of problem, its first row and how many more: what the training log
+    keeps (and ``harness eval`` shows beside the adapter) however many rows have it."""
+    return [" ".join(filter(None, (str(kind[0]), more_like_these(kind, 1)))) for kind in problem_kinds(problems)]
+
+
 def _prompt_answer(record: dict, fmt: str) -> tuple[str, str | None]:
     if fmt == "text":
         return record["text"], None

@@ -12,7 +12,8 @@ One JSON object per line, read by the reports for loss curves. Every record has 
 - ``test_loss`` (once, after the last step, when the data has ``test.jsonl``);
 - ``warnings``: signs that the run did not train as meant (a validation loss that never
   moved, warmup longer than the run, many passes over few rows, rows longer than the
-  model's positions, an adapter that does not predict EOS where answers end);
+  model's positions, an adapter that does not predict EOS where answers end, and the
+  problems ``harness lint-data`` finds in the data, one line per kind with its count);
   ``harness eval`` shows them beside the adapter's scores.
 
 The file is rewritten atomically at every report, so a killed run leaves a whole file,
@@ -64,15 +65,16 @@ class TrainLog:
         else:
             self.records.append({"step": step, **clean})
 
-    def warn(self, step: int, text: str) -> None:
-        """Record a warning at ``step`` (kept in the log) and print it."""
+    def warn(self, step: int, text: str, echo: bool = True) -> None:
+        """Record a warning at ``step`` (kept in the log) and print it (unless ``echo`` is
+        False: the caller printed it in a longer form, as the lint problems are)."""
         if self.records and self.records[-1]["step"] == step:
             rec = self.records[-1]
         else:
             rec = {"step": step}
             self.records.append(rec)
         rec.setdefault("warnings", []).append(text)
-        if self.enabled:
+        if self.enabled and echo:
             print(f"harness train: warning: {text}", file=sys.stderr, flush=True)
 
     def flush(self) -> None:

@@ -9,6 +9,7 @@ same update as one big batch, not an average of per-batch means weighted wrongly
 from __future__ import annotations
 
 import math
+import sys
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 from mlx.utils import tree_flatten, tree_map, tree_map_with_path
 
-from ..errors import HarnessError, RunFailed
+from ..errors import HarnessError, RunFailed, terminal
 from ..models import Base, check_ids_fit, load_base
 from .adapter import ADAPTER_WEIGHTS, adapter_config, adapter_weights, apply_lora, write_adapter
 from .batching import Batch, TrainStream, eval_batches, split_rows
 from .checkpoint import CHECKPOINTS, LATEST, RunState, load_checkpoint, save_checkpoint, step_seed
 from .config import TrainConfig, build_optimizer
 from .data import fixed_subset, load_splits
+from .lint import Problem, counted_lines, kind_records, lint_data
 from .log import Progress, TrainLog
 from .stopping import EosTally, stopping_warning
 from ..positions import model_positions, position_warnings, refuse_unreadable_positions
@@ -180,23 +182,34 @@ def restore_optimizer(optimizer: optim.Optimizer, saved: dict[str, mx.array], mo
     optimizer.init(model.trainable_parameters())  # keeps every restored entry
 
 
-def refuse_lint_errors(cfg: TrainConfig, tokenizer, template: str) -> None:
-    """``harness lint-data`` on the training data, as the trainer will encode it; its first
-    error stops training (exit 2) unless ``allow_lint_errors``. Warnings are printed."""
-
-    from .lint import lint_data
-
+def lint_training_data(cfg: TrainConfig, tokenizer, template: str, allow_errors: bool = False) -> list[Problem]:
+    """``harness lint-data`` on the training data, as the trainer will encode it: its first
+    error stops training (exit 2) unless ``allow_errors``; returns what the run goes on
+    with (the warnings, and the errors it was allowed), for ``lint_notice`` and the log."""
     report = lint_data(cfg.data, tokenizer=tokenizer, template=template, system=cfg.system,
                        max_seq_length=cfg.max_seq_length, fmt=cfg.format)
     errors = [p for p in report.problems if p.level == "error"]
-    if not errors:
-        return
-    first = errors[0]
-    raise HarnessError(
-        f"the training data has {len(errors)} lint error(s); first: {first.message}",
-        path=first.path, line=first.line,
-        hint=f"run `harness lint-data {cfg.data}` to list them, fix the data, "
-             f"or pass --allow-lint-errors to train anyway")
+    if errors and not allow_errors:
+        first = errors[0]
+        raise HarnessError(
+            f"the training data has {len(errors)} lint error(s); first: {first.message}",
+            path=first.path, line=first.line,
+            hint=f"run `harness lint-data {cfg.data} --config CONFIG.yaml` to list them, fix the data, "
+                 f"or pass --allow-lint-errors to train anyway")
+    return report.problems
+
+
+def lint_notice(problems: list[Problem], data: str) -> str:
+    """The lint problems a run goes on with, before its first step: each kind once, its
+    first rows with file:line and a count of the rest (a user who never ran lint-data
+    hears of a row that trains another text than it shows)."""
+    errors = sum(p.level == "error" for p in problems)
+    counts = [f"{n} lint {what}{'s' if n != 1 else ''}" for n, what in
+              ((errors, "error"), (len(problems) - errors, "warning")) if n]
+    allowed = " (allowed by --allow-lint-errors)" if errors else ""
+    lines = [f"harness train: warning: the training data has {' and '.join(counts)}{allowed}; training goes on "
+             f"(`harness lint-data {data} --config CONFIG.yaml` lists each):"]
+    return terminal("\n".join(lines + [f"  {line}" for line in counted_lines(problems)]))  # they quote the data
 
 
 def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
@@ -204,7 +217,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     """Train a LoRA adapter as ``cfg`` says and write it to ``cfg.adapter_path``.
 
     The data is linted first (``harness lint-data``): an error refuses the run unless
-    ``allow_lint_errors``."""
+    ``allow_lint_errors``; what the run goes on with is printed, each kind of problem once
+    with its count, and kept in the training log."""
     from ..distributed import group
 
     # launched by mlx.launch and unable to reach the others: exit 3, not a run alone that
@@ -235,8 +249,9 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
         check_ids_fit(base, ((f"{split.path}:{e.line}: the row has", e.ids) for e in split.examples), split.path)
     positions = model_positions(base.config)
     refuse_unreadable_positions(positions, splits, cfg.model)
-    if not allow_lint_errors:
-        refuse_lint_errors(cfg, base.tokenizer, template)
+    linted = lint_training_data(cfg, base.tokenizer, template, allow_lint_errors)
+    if linted and rank == 0:
+        print(lint_notice(linted, cfg.data), file=sys.stderr, flush=True)
     train_rows = splits["train"].examples
     if len(train_rows) < cfg.batch_size:
         raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
@@ -329,6 +344,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
             ends = eos_tally()
             val = evaluate(model, val_batches, world, "the validation loss at step 0", ends)
             log.add(0, val_loss=val, **((ends.summary() if ends else None) or {}))
+            for text in kind_records(linted):  # printed above, each kind with its rows
+                log.warn(0, f"lint-data: {text}", echo=False)
             for text in setup_warnings(cfg, len(train_rows)) + position_warnings(
                     positions, cfg.max_seq_length, cfg.max_seq_length != TrainConfig.max_seq_length, splits):
                 log.warn(0, text)
