@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in adapter_path from its last checkpoint")
     p.add_argument("--allow-lint-errors", action="store_true",
                    help="train even when `harness lint-data` finds errors in the data "
-                        "(by default the first error stops training, exit 2)")
+                        "(by default the first error stops training, exit 2; warnings, and errors "
+                        "allowed, are printed before the first step and kept in train_log.jsonl)")
     p.add_argument("--quiet", action="store_true",
                    help="no live progress on stderr (steps, tokens/s, ETA; the log file is still written)")
     p.add_argument("--collective-timeout", metavar="SECONDS",

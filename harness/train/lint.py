@@ -11,6 +11,8 @@ longer than the model's positions (its config.json) get the trainer's warning (a
 for a learned position table, which the trainer refuses), and a raw ``completions`` row
 whose completion continues the prompt's last word ("a ti" + "me") is a warning where the
 tokenizer (SentencePiece) encodes the completion as a new word ("a ti me").
+``harness train`` runs the same lint and prints what it goes on with counted by kind
+(``counted_lines``): the first rows of each, then how many more.
 """
 
 from __future__ import annotations
