@@ -601,7 +601,7 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     """Gates, verdict, outputs (each written atomically); returns the exit code.
 
     With a baseline, a suite or candidate the baseline lacks (a rename) is a warning
-    naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate, and
+    naming both sides; ``strict_baseline`` makes it a failed ``baseline_missing`` gate instead, and
     makes gates dropped or loosened since approval (and a removed ``cluster:``) failed gates
     (``gates.policy_change_gates``) where they are otherwise warnings.
     ``mark``: what ``run_marker.start`` wrote into ``out_dir``, retired with the results.
@@ -617,16 +617,20 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
         reference = baseline_suite(baseline, suite.name) if baseline else None
         header["comparisons"] = comparisons_for(header, reference)
         gates, warnings = evaluate_gates(suite, header, reference, header["comparisons"])
-        warnings += policy_changes(suite, header, reference)
+        # under --strict-baseline each shortfall is a failed gate and not also a warning: summary.md
+        # listed every one twice (the terminal's baseline_notes already left them out)
         if strict_baseline:
             gates += policy_change_gates(suite, header, reference)
+        else:
+            warnings += policy_changes(suite, header, reference)
         if baseline is not None:
             for model, reason in baseline_coverage(baseline, header):
-                warnings.append(reason)
                 if strict_baseline:
                     gates.append({"suite": suite.name, "model": model, "metric": "baseline",
                                   "kind": "baseline_missing", "passed": False,
                                   "reason": reason + " (--strict-baseline)", "details": {}})
+                else:
+                    warnings.append(reason)
         for name, model_result in header["models"].items():
             check = model_result.get("integrity")
             if check and not check["passed"]:

@@ -152,11 +152,31 @@ def test_strict_baseline_fails_a_loosened_or_dropped_gate(tmp_path, now, kind, a
     assert failed["kind"] == kind and failed["details"]["gate"] in ("max_drop_vs_base", "critical_vs_base") and failed["model"] == "ft" and failed["metric"] == "exact_match"
     assert failed["details"]["approved"] == approved and failed["details"]["now"] == limit_now
     assert shown in failed["reason"] and "--strict-baseline" in failed["reason"]
+    # once, as the failed gate, not again as a warning (summary.md listed both)
+    assert any("the baseline was approved" in w for w in lax["suites"][0]["warnings"])
+    assert not any("the baseline was approved" in w for w in strict["suites"][0]["warnings"])
     written = json.loads((tmp_path / "strict" / "results.json").read_text())
     assert written["verdict"] == "fail"
     assert shown in (tmp_path / "strict" / "summary.md").read_text()
     assert shown in (tmp_path / "strict" / "junit.xml").read_text()
     assert shown in (tmp_path / "strict" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_finish_looks_for_policy_changes_once_per_suite(tmp_path, monkeypatch, strict):
+    """A strict run made the same findings twice per suite (once for the warnings it then
+    listed a second time, once for the failed gates); either way it is one look now."""
+    from harness import gates
+    from harness.runner import finish
+
+    baseline = summarize_run(results([dict(_run(), gates=evaluate_gates(
+        make_suite(tmp_path, IDS, APPROVED), _run(), None)[0])]))
+    calls = []
+    real = gates._policy_findings
+    monkeypatch.setattr(gates, "_policy_findings", lambda *a: calls.append(1) or real(*a))
+    loose = make_suite(tmp_path, IDS, {"exact_match": {**APPROVED["exact_match"], "max_drop_vs_base": 0.9}})
+    assert finish(results([_run()]), [loose], tmp_path / "out", baseline, strict_baseline=strict) == int(strict)
+    assert len(calls) == 1
 
 
 def test_strict_baseline_fails_a_removed_cluster(tmp_path):
