@@ -794,21 +794,32 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     # worse in the metric's direction, as paired_delta's flipped_down: on a lower-is-better one
     # (a plugin's leak rate, keywords.forbidden) 0→1; 1→0 there is a fix, and failed this gate
     good = 1.0 if higher_is_better(metric, view, ref) else 0.0
-    flip = "pass→fail" if good == 1.0 else "0→1 (worse)"
+    # the change in the delta's words, as the drop gate beside it says it (a 0/1 mean's 1→0
+    # read 'pass→fail' here while its delta and drop gate said '1→0')
+    went = _went(delta, worse=True)
     down = [i for i in checked if series_ref[i] == good and series_cand[i] == 1.0 - good]
     at_risk = [i for i in checked if series_ref[i] == good]  # only these can get worse
     if down:
-        reason = (f"{metric}: critical item(s) flipped {flip} against {ref_label}: {', '.join(down)} "
+        reason = (f"{metric}: critical item(s) {went} against {ref_label}: {', '.join(down)} "
                   f"({len(checked)} critical items checked)")
     else:
-        reason = f"{metric}: none of {len(checked)} critical items flipped {flip} against {ref_label}"
+        reason = f"{metric}: none of {len(checked)} critical items {went} against {ref_label}"
         if checked and not at_risk:
             reason += f"; the {ref_label.split(' ')[0]} passes none of them, so none could"
     if missing:
         reason += f"; not in this run: {', '.join(missing)}"
-    return not down, reason, {"critical": critical, "checked": checked, "flipped_down": down,
-                              "worse": "pass→fail" if good == 1.0 else "0→1",  # as a delta's: what down did
-                              "missing": missing, "at_risk": at_risk}
+    details = {"critical": critical, "checked": checked, "flipped_down": down, "missing": missing, "at_risk": at_risk}
+    if "worse" in delta:  # as a delta's: what down did
+        details["worse"] = delta["worse"]
+    return not down, reason, details
+
+
+def _went(delta: dict, worse: bool) -> str:
+    """What a delta's flipped items did, as a gate's reason says it after their count: 'flipped
+    pass→fail' / 'fail→pass' on a pass rate, else ``flip_label``'s 'got worse (1→0)', 'got better
+    (0→1)' (the delta's ``worse`` through ``flip_change``: the words junit and compare use)."""
+    change = flip_label({flip_change(delta, worse=worse)}, worse=worse)
+    return f"flipped {change}" if change == "pass→fail" else change
 
 
 def _cluster_text(delta: dict) -> str:

@@ -99,3 +99,23 @@ def test_a_mean_with_a_half_value_keeps_the_bootstrap():
     base = [1.0, 0.5] + [1.0] * 18
     d = paired_delta(_view(base), _view([0.0] + base[1:]), "partial")
     assert "BCa" in d["method"] and "flipped_down" not in d
+
+
+def test_a_critical_gate_on_a_zero_one_mean_says_the_deltas_change():
+    """The drop gate and the delta said 1→0 for the same items while the critical gate beside
+    them said 'pass→fail': one change, one set of words (``compare.flip_change``)."""
+    n = 24
+    base = np.array([1.0] * 12 + [0.0] * 12)
+    cand = base.copy()
+    cand[:2] = 0.0
+    ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
+    result = {"name": "s", "models": {"base": cal._mean_model(base, ob), "cand": cal._mean_model(cand, oc)},
+              "scorers": {}}
+    gates, _ = evaluate_gates(cal._suite({"partial": {"critical": ["i0", "i5"]}}), result, None)
+    (gate,) = [g for g in gates if g["kind"] == "critical_vs_base"]
+    assert not gate["passed"] and gate["details"]["flipped_down"] == ["i0"]
+    assert gate["reason"].startswith("partial: critical item(s) got worse (1→0) against base: i0"), gate["reason"]
+    assert "pass→fail" not in gate["reason"] and gate["details"]["worse"] == "1→0"
+    gates, _ = evaluate_gates(cal._suite({"partial": {"critical": ["i5"]}}), result, None)
+    (gate,) = [g for g in gates if g["kind"] == "critical_vs_base"]
+    assert gate["passed"] and gate["reason"] == "partial: none of 1 critical items got worse (1→0) against base"
