@@ -480,11 +480,6 @@ def flip_change(delta: dict, worse: bool) -> str:
     return change if worse else _REVERSED[change]
 
 
-def change_words(change: str, worse: bool) -> str:
-    """A ``flip_change`` as one item's note says it: 'pass→fail', '0→1 (worse)', '1→0 (better)'."""
-    return f"{change} ({'worse' if worse else 'better'})" if change in ("1→0", "0→1") else change
-
-
 def flip_label(changes: set[str] | list[str], worse: bool) -> str:
     """Words for flipped items, merged over several metrics in ``harness compare``'s per-model
     lists: 'pass→fail' / 'fail→pass' when that is what every one of them did, 'got worse (0→1)'

@@ -776,13 +776,12 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
     if "flipped_down" in delta:
         down, up = delta["flipped_down"], delta["flipped_up"]
         # the change the delta says its items went through: pass→fail on a pass rate, 1→0 on a
-        # mean of 0/1 values, 0→1 where lower is better (a new leak is no pass→fail)
-        worse = flip_label({flip_change(delta, worse=True)}, worse=True)
-        reason += f"; {len(down)} flipped pass→fail" if worse == "pass→fail" else f"; {len(down)} {worse}"
+        # mean of 0/1 values, 0→1 where lower is better (a new leak is no pass→fail); the items
+        # that got better in the same words (they read '3 better', with no change named)
+        reason += f"; {len(down)} {_went(delta, worse=True)}"
         if down:
             reason += " (" + ", ".join(down[:8]) + (", …" if len(down) > 8 else "") + ")"
-        reason += (f", {len(up)} fail→pass" if worse == "pass→fail" else f", {len(up)} better"
-                   ) + f"; McNemar p={delta['mcnemar_p']:.3g}"
+        reason += f", {len(up)} {_went(delta, worse=False)}; McNemar p={delta['mcnemar_p']:.3g}"
     return passed, reason, details
 
 

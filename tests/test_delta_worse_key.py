@@ -52,9 +52,9 @@ def test_readers_take_the_change_from_the_key():
              "comparisons": {"cand": {"keywords.all": {"vs_base": {"diff": -0.05, "flipped_down": ["q1"],
                                                                    "flipped_up": [], "worse": "1→0"}}}}}
     (case,) = flipped_item_cases(suite)
-    assert case["reason"].startswith("1→0 (worse) vs base on keywords.all, not gated")
+    assert case["reason"].startswith("got worse (1→0) vs base on keywords.all, not gated")
     gate = {"kind": "max_drop_vs_base", "model": "cand", "metric": "keywords.all", "passed": False,
             "details": {"flipped_down": ["q1"], "worse": "1→0"}}
-    assert gate_items(gate, suite)[0] == [("q1", "base", "keywords.all 1→0 (worse)")]
+    assert gate_items(gate, suite)[0] == [("q1", "base", "keywords.all got worse (1→0)")]
     gate["details"]["worse"] = "pass→fail"
     assert gate_items(gate, suite)[0] == [("q1", "base", "")]  # the caller says pass→fail vs its reference

@@ -97,3 +97,26 @@ def test_the_scorecard_badge_says_got_worse_when_a_lower_is_better_scorer_flippe
 
     run = results([suite_result({"base": _model(set(), set()), "ft": _model(set(), {"q03"})})])
     assert '<span class="badge fail">1 pass→fail</span>' in _flip_header(render_html(run))
+
+
+def test_junit_items_and_the_gate_reason_say_a_change_as_compare_does():
+    """junit's item that got better read '1→0 (better)' where `harness compare` and the
+    scorecard said 'got better (1→0)' for the same item, and the drop gate's reason (junit's
+    failure message) '1 better', naming no change: one form now, compare.flip_label's."""
+    from harness.calibration import _suite
+    from harness.gates import comparisons_for, evaluate_gates
+    from harness.reports.junit import flipped_item_cases
+
+    a, b = _run({"q01"}, set(), "a/results.json"), _run({"q05", "q06"}, set(), "b/results.json")
+    model, _ = _html(compare_runs(a, b), a, b)
+    cards = {c["id"]: c["flip"] for c in model["changed"]}
+    assert cards["q01"] == "got better (1→0)" and cards["q05"] == "got worse (0→1)"
+
+    sr = suite_result({"base": _model({"q01"}, set()), "ft": _model({"q05", "q06"}, set())})
+    sr["comparisons"] = comparisons_for(sr, None)
+    sr["gates"], _ = evaluate_gates(_suite({"leak": {"max_drop_vs_base": 0.05}}), sr, None, sr["comparisons"])
+    notes = {c["name"]: c["reason"] for c in flipped_item_cases(sr)}
+    for i in ("q01", "q05", "q06"):
+        assert notes[f"item {i} vs base"].startswith(f"{cards[i]} vs base on leak"), notes
+    (gate,) = [g for g in sr["gates"] if g["metric"] == "leak" and g["kind"] == "max_drop_vs_base"]
+    assert "; 2 got worse (0→1) (q05, q06), 1 got better (1→0); McNemar" in gate["reason"], gate["reason"]

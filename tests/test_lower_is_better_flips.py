@@ -99,7 +99,7 @@ def test_every_consumer_of_the_flips_names_the_new_leaks(tmp_path):
 
     gates = {g["kind"]: g for g in result["gates"] if g["model"] == "candidate"}
     drop = gates["max_drop_vs_base"]
-    assert not drop["passed"] and "12 got worse (0→1) (c4, c5," in drop["reason"] and "3 better" in drop["reason"]
+    assert not drop["passed"] and "12 got worse (0→1) (c4, c5," in drop["reason"] and "3 got better (1→0)" in drop["reason"]
     assert drop["details"]["worst_case"]["passed"] is False  # a gate that could fail, and says so
     critical = gates["critical_vs_base"]  # c1 was fixed, c4 leaks now
     assert not critical["passed"] and critical["details"]["flipped_down"] == ["c4"], critical["reason"]
@@ -109,8 +109,8 @@ def test_every_consumer_of_the_flips_names_the_new_leaks(tmp_path):
     failing = sorted(c["name"] for c in items if not c["passed"])
     assert failing == sorted(f"item {i} vs base" for i in LEAKED)
     reasons = {c["name"]: c["reason"] for c in items}
-    assert reasons["item c4 vs base"].startswith("0→1 (worse) vs base on leak, failed gate")
-    assert reasons["item c1 vs base"].startswith("1→0 (better) vs base on leak")
+    assert reasons["item c4 vs base"].startswith("got worse (0→1) vs base on leak, failed gate")
+    assert reasons["item c1 vs base"].startswith("got better (1→0) vs base on leak")
 
     scorecard = context(run)
     (flips,) = scorecard["suites"][0]["flips"]
@@ -118,7 +118,7 @@ def test_every_consumer_of_the_flips_names_the_new_leaks(tmp_path):
     rows = {r["id"]: r["flips"] for r in scorecard["item_rows"] if r["model"] == "candidate"}
     assert rows["c4"] == ["↓ vs base"] and rows["c1"] == ["↑ vs base"]
     entries, _ = gate_items(drop, result)  # the failed gate's item cards: what changed, not "pass→fail"
-    assert {i for i, _, _ in entries} == set(LEAKED) and {c for _, _, c in entries} == {"leak 0→1 (worse)"}
+    assert {i for i, _, _ in entries} == set(LEAKED) and {c for _, _, c in entries} == {"leak got worse (0→1)"}
 
     # harness compare: run A the base's outputs, run B the candidate's, as the same model
     for name, outs in (("a", base), ("b", cand)):

@@ -16,7 +16,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from . import visible
-from ..compare import change_words, flip_change
+from ..compare import flip_change, flip_label
 from ..gates import POLICY_GATE_KINDS
 
 MAX_WORSE_SHOWN = 20  # for a gate on a mean metric: the items that got worse the most
@@ -219,8 +219,8 @@ def _num(x: float | None) -> str:
 def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str]:
     """The items behind a failed gate: ``[(item id, reference kind, change)]`` and a note;
     ``change`` is "" for a pass→fail flip or failure, else what got worse, as the gate's
-    ``worse`` says (a lower-is-better metric's flip: ``METRIC 0→1 (worse)``; a mean of 0/1
-    values: ``METRIC 1→0 (worse)``).
+    ``worse`` says in ``compare.flip_label``'s words (a lower-is-better metric's flip:
+    ``METRIC got worse (0→1)``; a mean of 0/1 values: ``METRIC got worse (1→0)``).
 
     vs-base and vs-baseline gates: the items that flipped pass→fail (for a mean metric,
     the items that got worse the most); critical gates: the critical items that flipped;
@@ -243,9 +243,9 @@ def gate_items(gate: dict, suite: dict) -> tuple[list[tuple[str, str, str]], str
         ids = [str(i) for i in details["flipped_down"] if str(i) in cand]
         if ids or kind.startswith("critical"):
             # what the items did, as the gate's delta says: "" for pass→fail (the caller says it
-            # against its reference), else e.g. a lower-is-better metric's "leak 0→1 (worse)"
-            worse = flip_change(details, worse=True)
-            change = "" if worse == "pass→fail" else f"{metric} {change_words(worse, worse=True)}"
+            # against its reference), else e.g. a lower-is-better metric's "leak got worse (0→1)"
+            worse = flip_label({flip_change(details, worse=True)}, worse=True)
+            change = "" if worse == "pass→fail" else f"{metric} {worse}"
             return [(i, ref_kind, change) for i in ids], ""
     if kind.endswith("vs_base") or kind.endswith("vs_baseline"):
         # a mean metric: rank the items by how much they got worse

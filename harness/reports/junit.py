@@ -8,7 +8,7 @@ junit.xml has failures exactly when the run exits 1."""
 
 from __future__ import annotations
 
-from ..compare import change_words, flip_change
+from ..compare import flip_change, flip_label
 from ..gates import VACUOUS_PHRASE, could_not_fail, vacuous_reason
 from .items import split_category
 
@@ -64,11 +64,12 @@ def flipped_item_cases(suite: dict) -> list[dict]:
                             "classname": f"{suite['name']}.{model}.items",
                             "name": f"item {item_id} vs {ref_name}", "passed": True, "reason": "",
                             "kind": "flipped_item", "skipped": None, "_down": [], "_up": []})
-                        # what the item did, as the delta says: pass→fail, 1→0 on a 0/1 mean,
-                        # 0→1 where lower is better (and the other way for flipped_up)
+                        # what the item did, as the delta says it and in compare's words: pass→fail,
+                        # got worse (1→0) on a 0/1 mean, got worse (0→1) where lower is better (and
+                        # fail→pass, got better (0→1), got better (1→0) for flipped_up)
                         worse = direction == "flipped_down"
                         case["_down" if worse else "_up"].append(
-                            (metric, change_words(flip_change(delta, worse), worse)))
+                            (metric, flip_label({flip_change(delta, worse)}, worse)))
     cases = []
     for (model, item_id, ref_name), case in found.items():
         item = items.get(model, {}).get(item_id) or {}
