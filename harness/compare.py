@@ -129,7 +129,13 @@ def is_binary(view: ModelView, metric: str) -> bool:
 
 
 def higher_is_better(metric: str, *views: ModelView, default: bool | None = None) -> bool:
-    """The direction a run recorded for the metric, else ``harness.metrics.higher_is_better``."""
+    """The direction a run recorded for the metric, else ``harness.metrics.higher_is_better``.
+
+    ``paired_delta`` counts flips in it, never in a gate's own ``higher_is_better`` (allowed only
+    where a plugin scorer states no direction): a run's comparisons are stored with it and read
+    by reports and ``harness compare``, which know no policy. The gates read the gate's direction
+    (``gates.evaluate_gates``' ``hib``, this function unless the gate sets one) and allow for a
+    delta counted the other way (``_worst_case``, ``_critical_gate``)."""
     for view in views:
         info = view.metrics.get(metric)
         if info and "higher_is_better" in info:

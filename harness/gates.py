@@ -356,7 +356,7 @@ def evaluate_gates(suite: Suite, suite_result: dict, baseline_suite: dict | None
                 if opts.get("critical") and delta is not None:
                     gate(f"critical_{suffix}", *_critical_gate(metric, cand, ref_label, delta,
                                                               [str(i) for i in opts["critical"]],
-                                                              ref_view, view))
+                                                              ref_view, view, hib))
     for metric, opts in (suite.gates or {}).items():
         for category, cat_opts in ((opts or {}).get("categories") or {}).items():
             cat_gates, cat_warnings = _category_gates(suite, name, suite_result, baseline_suite, metric,
@@ -786,16 +786,24 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
 
 
 def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical: list[str],
-                   ref: ModelView, view: ModelView) -> tuple[bool, str, dict]:
+                   ref: ModelView, view: ModelView, hib: bool) -> tuple[bool, str, dict]:
+    """Critical items that got worse in ``hib``, the direction every gate on the metric reads
+    (on a lower-is-better one, a plugin's leak rate or keywords.forbidden, 0→1; 1→0 there is a
+    fix, and failed this gate). It re-read the metric's recorded direction, which a gate's own
+    ``higher_is_better`` on a plugin scorer that states none does not change: it failed a fix
+    and passed a new failure there. Its words are the delta's (a 0/1 mean's 1→0 read
+    'pass→fail' here while the delta and the drop gate beside it said 1→0)."""
     series_ref, series_cand = ref.series.get(metric, {}), view.series.get(metric, {})
     checked = [i for i in critical if i in series_ref and i in series_cand]
     missing = [i for i in critical if i not in checked]
-    # worse in the metric's direction, as paired_delta's flipped_down: on a lower-is-better one
-    # (a plugin's leak rate, keywords.forbidden) 0→1; 1→0 there is a fix, and failed this gate
-    good = 1.0 if higher_is_better(metric, view, ref) else 0.0
-    # the change in the delta's words, as the drop gate beside it says it (a 0/1 mean's 1→0
-    # read 'pass→fail' here while its delta and drop gate said '1→0')
-    went = _went(delta, worse=True)
+    good = 1.0 if hib else 0.0
+    counted = delta  # its `worse`: the change of the items it counts as worse
+    if "worse" in delta and (delta["worse"] == "0→1") == hib:
+        # the delta counted in the recorded direction, this gate reads the other: its worse items
+        # went 0→1 (a gate can only turn an unstated direction, assumed higher, to lower;
+        # validate_policy refuses any other reversal)
+        counted = {"worse": "0→1"} if not hib else {}
+    went = _went(counted, worse=True)
     down = [i for i in checked if series_ref[i] == good and series_cand[i] == 1.0 - good]
     at_risk = [i for i in checked if series_ref[i] == good]  # only these can get worse
     if down:
@@ -808,8 +816,8 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     if missing:
         reason += f"; not in this run: {', '.join(missing)}"
     details = {"critical": critical, "checked": checked, "flipped_down": down, "missing": missing, "at_risk": at_risk}
-    if "worse" in delta:  # as a delta's: what down did
-        details["worse"] = delta["worse"]
+    if "worse" in counted:  # as a delta's: what down did
+        details["worse"] = counted["worse"]
     return not down, reason, details
 
 

@@ -87,3 +87,21 @@ def test_every_built_in_scorer_states_the_metrics_it_produces():
     stated = {name if not key else f"{name}.{key}" for name, cls in REGISTRY.items()
               for key in {"", *cls.metric_keys}}
     assert stated == set(emitted())
+
+
+def test_a_critical_gate_reads_the_direction_its_gate_sets(tmp_path, monkeypatch):
+    """A plugin verdict that means 'toxic' and states no direction, gated `higher_is_better:
+    false`: the drop gates read it lower-is-better, the critical gate read the scorer's assumed
+    higher and failed on q01, which stopped being toxic, and passed q05, which started."""
+    monkeypatch.setattr(plugins, "load_plugin", lambda name: Toxic if name == "toxic" else None)
+    run = suite_result({"base": model_result([item(i, i == "q01", scorer="toxic") for i in IDS]),
+                        "ft": model_result([item(i, i == "q05", scorer="toxic") for i in IDS])})
+    assert run["models"]["ft"]["metrics"]["toxic"].get("higher_is_better", True)  # as results.json records it
+    for critical, down in ((["q01", "q05"], ["q05"]), (["q01"], [])):
+        suite = make_suite(tmp_path, IDS, {"toxic": {"critical": critical, "higher_is_better": False}},
+                           scorer="toxic")
+        gates, _ = evaluate_gates(suite, run, None)
+        (gate,) = [g for g in gates if g["kind"] == "critical_vs_base"]
+        assert gate["details"]["flipped_down"] == down and gate["passed"] == (not down), gate["reason"]
+        assert gate["details"]["higher_is_better"] is False
+    assert gate["details"]["at_risk"] == [] and "got worse (0→1)" in gate["reason"], gate["reason"]
