@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from .errors import HarnessError
 from .files import file_digest
+from .preflight import WEIGHTS_GLOB, weight_files  # what mlx-lm's loader reads: preflight checks the same
 
 # What of a model folder is hashed into its fingerprint: every file the loading path may read
 # (mlx-lm's ``load``: config.json, generation_config.json, hf_quant_config.json, model*.safetensors;
@@ -27,7 +28,6 @@ from .files import file_digest
 # hashed except those known to change nothing, so a tokenizer file of a kind not listed here is
 # hashed rather than missed: a swapped vocabulary served the old tokenizer's cached completions
 # and passed a baseline "on the same base".
-WEIGHTS_GLOB = "model*.safetensors"  # mlx_lm.utils.load_model's: other weight files are never loaded
 CHAT_TEMPLATE_DIR = "additional_chat_templates"  # transformers reads every *.jinja in it
 INERT_PREFIXES = ("readme", "license", "licence", "notice", "copying", "use_policy")  # docs, legal
 INERT_SUFFIXES = frozenset((
@@ -170,11 +170,6 @@ def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
         h.update(b"\0" + _model_file_digest(f).encode() + b"\n")
     h.update(extra.encode())
     return "sha256:" + h.hexdigest()[:32]
-
-
-def weight_files(path: Path) -> list[Path]:
-    """The weight files mlx-lm loads from a model folder."""
-    return sorted(p for p in path.glob(WEIGHTS_GLOB) if p.is_file())
 
 
 def fingerprinted_files(path: Path) -> list[Path]:

@@ -148,6 +148,14 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
 
 # --- model folders -----------------------------------------------------------------
 
+WEIGHTS_GLOB = "model*.safetensors"  # mlx_lm.utils.load_model's: other weight files are never loaded
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The weight files mlx-lm loads from a model folder (what is checked, loaded and fingerprinted)."""
+    return sorted(p for p in path.glob(WEIGHTS_GLOB) if p.is_file())
+
+
 def read_json_object(path: Path, what: str) -> dict:
     try:
         from .files import read_input
@@ -178,11 +186,19 @@ def num_blocks(config: dict) -> int | None:
 
 def check_model_folder(folder: str | Path) -> dict:
     """A local model folder mlx-lm can load: config.json an object with ``model_type`` and
-    ``hidden_size`` (or its text config's), weight files whose headers fit their sizes."""
+    ``hidden_size`` (or its text config's), weight files mlx-lm reads (``WEIGHTS_GLOB``) whose
+    headers fit their sizes. Any other *.safetensors (``weights.safetensors``, an adapter's)
+    passed here and failed inside mlx-lm with an unclear error."""
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         what = "is not a folder" if os.path.lexists(folder) else "model folder not found"
         raise HarnessError(what, path=folder, field="--model", hint="pass the mlx-lm model folder")
+    if not weight_files(folder) and any((folder / n).is_file() for n in ("adapters.safetensors",
+                                                                           "adapter_config.json")):
+        # a common mistake; without this, "cannot read config.json" or mlx-lm's own error
+        raise HarnessError("this is an adapter folder, not a model folder", path=folder, field="--model",
+                           hint=f"pass it as --adapter NAME={folder} with --model its base "
+                                "(the `model` its adapter_config.json names)")
     config = read_json_object(folder / "config.json", "config.json")
     text_cfg = config.get("text_config") if isinstance(config.get("text_config"), dict) else {}
     if not isinstance(config.get("model_type"), str):
@@ -192,9 +208,15 @@ def check_model_folder(folder: str | Path) -> dict:
     if not any(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise HarnessError("config.json has no positive `hidden_size`", path=folder / "config.json",
                            field="hidden_size", hint="the model config is incomplete or corrupt")
-    weights = sorted(folder.glob("*.safetensors"))
+    weights = weight_files(folder)
     if not weights:
-        raise HarnessError("no *.safetensors weights in the model folder", path=folder, field="--model")
+        others = sorted(p.name for p in folder.glob("*.safetensors"))
+        raise HarnessError(f"no {WEIGHTS_GLOB} weights in the model folder"
+                           + (f" ({', '.join(others[:3])} {'is' if len(others) == 1 else 'are'} not read by "
+                              "mlx-lm's loader)" if others else ""),
+                           path=folder, field="--model",
+                           hint=f"mlx-lm loads only {WEIGHTS_GLOB}: pass an mlx-lm model folder "
+                                "(mlx_lm.convert writes one), or rename the weights model.safetensors")
     for f in weights:
         safetensors_header(f)
     return config
@@ -329,6 +351,6 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
     return config
 
 
-__all__ = ["out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header", "read_json_object",
+__all__ = ["WEIGHTS_GLOB", "weight_files", "out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header", "read_json_object",
            "num_blocks", "check_model_folder", "check_chat_template", "check_adapter_config",
            "check_adapter_weights", "check_adapter_depth", "check_adapter", "read_adapter_config"]
