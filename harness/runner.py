@@ -150,9 +150,14 @@ def _scored(scorer: Scorer, items: list[Item], model: Base | None, reuse: ScoreR
     return result
 
 
+STORED_HAVE_NO_MODEL = "stored completions were scored without one"  # why `harness score` skips
+
+
 def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
-           model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict[str, list[Score]], dict[str, str]]:
-    """Each scorer's per-item scores of one set of completions, and the scorers skipped."""
+           model: Base | None, reuse: ScoreReuse | None = None,
+           no_model: str = STORED_HAVE_NO_MODEL) -> tuple[dict[str, list[Score]], dict[str, str]]:
+    """Each scorer's per-item scores of one set of completions, and the scorers skipped, each
+    with what it needed (``Scorer.model_needs``) and why this run lacked it (``no_model``)."""
     tokenizer = model.tokenizer if model is not None else None
     items = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
                   tokenizer=tokenizer, suite_dir=suite.dir)
@@ -161,7 +166,7 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
     skipped: dict[str, str] = {}
     for scorer in scorers:
         if scorer.needs_model and model is None:
-            skipped[scorer.name] = "needs a loaded model; stored completions were scored without one"
+            skipped[scorer.name] = f"needs a loaded model for {scorer.model_needs}; {no_model}"
             continue
         if not scorer.uses_cache and any(c.get("cached") for c in completions):
             skipped[scorer.name] = "measures live generation; these completions came from a cache or file"
@@ -191,12 +196,14 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
 
 
 def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fingerprint: str,
-                model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict, dict]:
+                model: Base | None, reuse: ScoreReuse | None = None,
+                no_model: str = STORED_HAVE_NO_MODEL) -> tuple[dict, dict]:
     """Score one model's completions (dicts as Completion.to_json) on one suite.
 
-    Returns (the results.json model object, {scorer: skip reason}).
+    Returns (the results.json model object, {scorer: skip reason}); ``no_model``: why a
+    run without a model has none (stored completions, a served endpoint).
     """
-    scores, skipped = _score(suite, scorers, completions, model, reuse)
+    scores, skipped = _score(suite, scorers, completions, model, reuse, no_model)
     records = [item_record(case, c) for case, c in zip(suite.cases, completions)]
     return _model_result(suite, scorers, scores, records, fingerprint), skipped
 
@@ -213,7 +220,8 @@ def _model_result(suite: Suite, scorers: list[Scorer], scores: dict[str, list[Sc
 
 
 def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], fingerprint: str,
-                  model: Base | None, reuse: ScoreReuse | None = None) -> tuple[dict, dict]:
+                  model: Base | None, reuse: ScoreReuse | None = None,
+                  no_model: str = STORED_HAVE_NO_MODEL) -> tuple[dict, dict]:
     """Score k completions per item (``draws[j]``: draw j of every case; see harness.sampling).
 
     Items keep draw 0 as ``output`` and every draw under ``samples``; scores are the
@@ -221,7 +229,7 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
     """
     from .sampling import combine, sampled_proportion
 
-    per_draw = [_score(suite, scorers, completions, model, reuse) for completions in draws]
+    per_draw = [_score(suite, scorers, completions, model, reuse, no_model) for completions in draws]
     skipped = per_draw[0][1]
     names = [n for n in per_draw[0][0]]
     scores = {name: [combine([per_draw[j][0][name][i] for j in range(len(draws))])

@@ -121,3 +121,38 @@ def test_the_shipped_latency_suite_is_measured_again_on_a_warm_cache(tmp_path):
         assert res["suites"][0]["scorers"]["latency"]["skipped"] is None
         gates = {(g["metric"], g["kind"]): g["passed"] for g in res["suites"][0]["gates"]}
         assert gates == {("latency.peak_memory_gb.max", "rel_tolerance_vs_base"): True}
+
+
+def test_each_skipped_scorer_says_what_it_lacked_through_an_endpoint(tmp_path):
+    """Every scorer an endpoint run skipped read the same text ('needs the model itself
+    (logits, timings)'), whatever it needed: a failed gate on token_accuracy and one on
+    latency gave the same reason. Each now names what it needed and the endpoint's lack."""
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc["scorers"] += [{"latency": {}}, {"token_accuracy": {}}]
+    doc["gates"].update({"latency": {"max": 2.0}, "token_accuracy": {"min": 0.1}})
+    suite = tmp_path / "smoke.yaml"
+    suite.write_text(yaml.safe_dump(doc, sort_keys=False))
+    servers = HttpServers()
+    url = servers.start(_Answers)
+    try:
+        out = tmp_path / "out"
+        proc = run_harness("eval", str(suite), "--endpoint", url, "--model", "m", "--retries", "0",
+                           "--no-cache", "--out", str(out), timeout=120)
+    finally:
+        servers.close()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    res = json.loads((out / "results.json").read_text())
+    skipped = {n: s["skipped"] for n, s in res["suites"][0]["scorers"].items() if s["skipped"]}
+    assert set(skipped) == {"latency", "token_accuracy"}
+    assert skipped["latency"] != skipped["token_accuracy"]
+    assert "logits" in skipped["token_accuracy"] and "logits" not in skipped["latency"]
+    assert "time to first token" in skipped["latency"] and "peak memory" in skipped["latency"]
+    assert "time to first token" not in skipped["token_accuracy"]
+    for why in skipped.values():  # the endpoint's words are added, not substituted
+        assert "an endpoint returns text only" in why and "stored completions" not in why
+    gates = {g["metric"]: g for g in res["suites"][0]["gates"] if g["kind"] == "unmeasured"}
+    assert set(gates) == {"latency", "token_accuracy"}
+    for metric, gate in gates.items():
+        assert skipped[metric] in gate["reason"] and gate["details"]["skipped"] == skipped[metric]
+    page = (out / "index.html").read_text()
+    assert "logits over each target token" in page and "time to first token" in page

@@ -520,6 +520,11 @@ def _unhashed(identity: dict, adapter_path: str | None) -> str | None:
     return None
 
 
+# Why a needs_model scorer is skipped here (after what it needed: ``Scorer.model_needs``).
+ENDPOINT_HAS_NO_MODEL = ("an endpoint returns text only (with its token counts and the request's wall time), "
+                         "and this run loads no model beside it (--parity loads one only to compare outputs)")
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -594,9 +599,11 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
             errors = [(suite.cases[i].id, c["error"]) for d in draws for i, c in enumerate(d) if c.get("error")]
             fingerprint_m = results["models"][name]["fingerprint"]
             if len(draws) > 1:
-                model_result, skipped = score_sampled(suite, scorers, draws, fingerprint_m, None)
+                model_result, skipped = score_sampled(suite, scorers, draws, fingerprint_m, None,
+                                                      no_model=ENDPOINT_HAS_NO_MODEL)
             else:
-                model_result, skipped = score_model(suite, scorers, completions, fingerprint_m, None)
+                model_result, skipped = score_model(suite, scorers, completions, fingerprint_m, None,
+                                                    no_model=ENDPOINT_HAS_NO_MODEL)
             for record, c in zip(model_result["items"], completions):
                 if c.get("error"):
                     record["error"] = c["error"]
@@ -604,8 +611,7 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                                          "detail": "served outputs: checked against the local engine only with --parity"}
             header["models"][name] = model_result
             for scorer_name, why in skipped.items():
-                header["scorers"][scorer_name]["skipped"] = (
-                    "needs the model itself (logits, timings); an endpoint returns text only")
+                header["scorers"][scorer_name]["skipped"] = why  # the scorer's own need, and the endpoint's lack
             n_requests = len(suite.cases) * len(draws)
             gates = header.setdefault("extra_gates", [])
             gates.append({"suite": suite.name, "model": name, "metric": "endpoint_requests", "kind": "endpoint",

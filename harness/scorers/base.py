@@ -73,6 +73,10 @@ class Scorer:
     version: ClassVar[str] = "1"
     options_schema: ClassVar[dict] = {"type": "object", "additionalProperties": False}
     needs_model: ClassVar[bool] = False  # token_accuracy, latency: skipped by `harness score`
+    # What a needs_model scorer reads from the loaded model, in a run without one: its skip
+    # reason (results.json, the scorecard, a failed `unmeasured` gate) says what was missing
+    # for this scorer, not one text for every skipped scorer.
+    model_needs: ClassVar[str] = "the loaded model itself"
     uses_cache: ClassVar[bool] = True  # latency must measure real generation
     # A needs_model scorer whose scores are a pure function of the items and the model
     # (token_accuracy): on an unchanged re-run they come from the completion cache.

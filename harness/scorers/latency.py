@@ -55,6 +55,8 @@ class Latency(Scorer):
     name = "latency"
     version = "1"
     needs_model = True
+    model_needs = ("the local engine's own timings of each item (time to first token, prompt and decode "
+                   "tokens/s) and its peak memory")
     uses_cache = False
     lower_is_better = frozenset({"latency", "ttft_s", "total_s", "peak_memory_gb"})
     metric_keys = frozenset({*TIMINGS, "peak_memory_gb", "peak_memory_gb.max",

@@ -34,6 +34,7 @@ class TokenAccuracy(Scorer):
     name = "token_accuracy"
     version = "2"  # 2: token_accuracy and nll pooled over tokens (were means of item means)
     needs_model = True
+    model_needs = "the model's logits over each target token (teacher forcing: prompt ids + target ids)"
     reuse_scores = True  # one forward pass per batch of items, the same for the same inputs
     lower_is_better = frozenset({"nll", "perplexity"})
     metric_keys = frozenset({"nll", "perplexity"})
