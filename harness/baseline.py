@@ -62,6 +62,7 @@ from .atomic import write_json
 from .compare import item_values, output_digest
 from .errors import HarnessError
 from .files import read_json
+from .models import ENDPOINT_FINGERPRINT_PREFIX, recorded_fingerprint_recipe
 from .results import duplicate_id, load_results
 from .run_marker import check_finished
 from .validation import BASELINE_SCHEMA, check_input, check_output
@@ -434,6 +435,11 @@ def _what_differs(a: Any, b: Any) -> tuple[Any, Any]:
     return {k: a.get(k) for k in keys}, {k: b.get(k) for k in keys}
 
 
+def _fingerprint_kind(model: dict) -> str:
+    endpoint = str(model.get("fingerprint") or "").startswith(ENDPOINT_FINGERPRINT_PREFIX)
+    return "a served model's identity (--endpoint)" if endpoint else "a hash of a model folder's files"
+
+
 def fingerprint_differences(ref: dict, run: dict, models: bool = True) -> list[dict]:
     """Parts that differ between a reference (baseline or run A) and a run (or run B).
 
@@ -453,13 +459,20 @@ def fingerprint_differences(ref: dict, run: dict, models: bool = True) -> list[d
     if not models:
         ref_models = run_models = {}
     rb, nb = (ref_models.get("base") or {}), (run_models.get("base") or {})
-    model_recipes = (rb.get("fingerprint_recipe") or 1, nb.get("fingerprint_recipe") or 1)
+    model_recipes = (recorded_fingerprint_recipe(rb), recorded_fingerprint_recipe(nb))
     if rb.get("fingerprint") != nb.get("fingerprint") and rb and nb:
-        if model_recipes[0] != model_recipes[1]:  # hashed differently: says nothing about the model
+        kinds = [_fingerprint_kind(m) for m in (rb, nb)]
+        if kinds[0] != kinds[1]:  # a served model's identity vs a folder's files: never the same hash
+            add(None, "base model fingerprint recipe", *model_recipes, "refuse")
+            out[-1]["message"] = (f"the baseline's base model fingerprint is {kinds[0]} and this run's "
+                                  f"{kinds[1]}, so whether the base model changed cannot be told: compare "
+                                  "runs of the same kind (both --endpoint, or both a local --model)")
+        elif model_recipes[0] != model_recipes[1]:  # hashed differently: says nothing about the model
             add(None, "base model fingerprint recipe", *model_recipes, "refuse")
             out[-1]["message"] = (f"the baseline was approved by an mlx-harness that computes model fingerprints "
-                                  f"differently (recipe {model_recipes[0]}; this one computes recipe "
-                                  f"{model_recipes[1]}), so whether the base model changed cannot be told")
+                                  f"differently (recipe {model_recipes[0] or 'unrecorded'}; this one computes "
+                                  f"recipe {model_recipes[1] or 'unrecorded'}), so whether the base model "
+                                  "changed cannot be told")
         else:
             add(None, "base model fingerprint (weights, tokenizer, chat template)", rb.get("fingerprint"),
                 nb.get("fingerprint"), "refuse")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pandas is imported only when a table is built (it is slow t
 
 COLUMNS = ["created", "commit", "run", "verdict", "suite", "model", "metric", "value", "ci_low",
            "ci_high", "n", "kind", "higher_is_better", "gated", "gate_passed", "fingerprint",
-           "base_fingerprint", "suite_fingerprint", "suite_fingerprint_recipe", "items"]
+           "base_fingerprint", "base_fingerprint_recipe", "suite_fingerprint", "suite_fingerprint_recipe", "items"]
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
@@ -82,6 +82,7 @@ def run_rows(results: dict, run: str) -> list[dict]:
                     "gated": (model, metric) in gates, "gate_passed": gates.get((model, metric)),
                     "fingerprint": (result or {}).get("fingerprint"),
                     "base_fingerprint": base_fingerprint(models, model),
+                    "base_fingerprint_recipe": base_fingerprint_recipe(models, model),
                     "suite_fingerprint": suite.get("fingerprint"),
                     "suite_fingerprint_recipe": recipe if isinstance(recipe, int) else None,
                     "items": len(items) if isinstance(items := (result or {}).get("items"), list) else None,
@@ -98,6 +99,21 @@ def base_fingerprint(models: dict, model: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def base_fingerprint_recipe(models: dict, model: str) -> str | None:
+    """The recipe ``base_fingerprint(models, model)`` was computed by, as text (``2``, or a served
+    model's ``endpoint-1+files-2``; ``harness.models.recorded_fingerprint_recipe``), None when
+    unknown: two fingerprints are compared only within one recipe."""
+    from .models import recorded_fingerprint_recipe
+
+    found = base_fingerprint(models, model)
+    if found is None:
+        return None
+    base = models.get("base") if isinstance(models.get("base"), dict) else {}
+    entry = base if base.get("fingerprint") == found else {"fingerprint": found}  # no recipe of its own
+    recipe = recorded_fingerprint_recipe(entry)
+    return None if recipe is None else str(recipe)
+
+
 def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     """One row per run, suite, model and metric, oldest run first.
 
@@ -107,7 +123,8 @@ def load(paths: Iterable[str | Path] | str | Path) -> "pd.DataFrame":
     ``value``, ``ci_low``, ``ci_high``, ``n``, ``kind``, ``higher_is_better``, ``gated``
     (a gate looked at this metric, or at its items in one category), ``gate_passed``,
     ``fingerprint`` (the model's), and what the value was measured on: ``base_fingerprint``
-    (the base model's), ``suite_fingerprint`` with its ``suite_fingerprint_recipe``
+    (the base model's) with its ``base_fingerprint_recipe`` (text: ``2``, or a served model's
+    ``endpoint-1+files-2``), ``suite_fingerprint`` with its ``suite_fingerprint_recipe``
     (``harness.suite.FINGERPRINT_RECIPE``), ``items`` (the model's item count: ``--ids`` and
     ``--limit`` runs measure fewer).
     """
@@ -193,7 +210,7 @@ def write_table(df: "pd.DataFrame", *, csv: Path | None = None, parquet: Path | 
 
 
 TEXT_COLUMNS = ("commit", "run", "verdict", "suite", "model", "metric", "kind", "fingerprint",
-                "base_fingerprint", "suite_fingerprint",
+                "base_fingerprint", "base_fingerprint_recipe", "suite_fingerprint",
                 "id", "category", "output", "finish_reason", "target", "error")
 BOOL_COLUMNS = ("higher_is_better", "gated", "gate_passed")
 
@@ -257,12 +274,13 @@ def past_series(history: "pd.DataFrame", results: dict, max_points: int = 50) ->
 
     Only what this run also measured is kept (the scorecard draws gated metrics), newest
     ``max_points`` runs per series, and of those only the points measured on what this run
-    was: the same base model (fingerprint), the same suite (fingerprint, under the past
+    was: the same base model (fingerprint, compared only with one of the same recipe: another
+    recipe is "fingerprint recipe differs", not "another base model"), the same suite (fingerprint, under the past
     run's recipe) and the same item count. A series keyed by names alone drew another base
     model folder under the name "base", an edited suite and a two-item ``--ids`` run as one
     line; the points left out are counted by why in the series' ``left_out``
     (``{"runs", "why"}``), which the scorecard prints beside the trend. Each point carries
-    ``measured_on`` (``{base_fingerprint, suite_fingerprint, items}``).
+    ``measured_on`` (``{base_fingerprint, base_fingerprint_recipe, suite_fingerprint, items}``).
     """
     models = results.get("models") if isinstance(results.get("models"), dict) else {}
     now: dict[tuple, dict] = {}
@@ -274,6 +292,7 @@ def past_series(history: "pd.DataFrame", results: dict, max_points: int = 50) ->
             for metric in (r.get("metrics") or {}):
                 now[(s.get("name"), model, metric)] = {
                     "base": base_fingerprint(models, model), "suite": hashes,
+                    "base_recipe": base_fingerprint_recipe(models, model),
                     "items": len(items) if isinstance(items, list) else None}
     series = []
     for (suite, model, metric), group in history.groupby(["suite", "model", "metric"], sort=True):
@@ -292,6 +311,7 @@ def past_series(history: "pd.DataFrame", results: dict, max_points: int = 50) ->
                 "commit": _text(r.commit),
                 "value": None if r.value != r.value else float(r.value),
                 "measured_on": {"base_fingerprint": _text(r.base_fingerprint),
+                                "base_fingerprint_recipe": _text(getattr(r, "base_fingerprint_recipe", None)),
                                 "suite_fingerprint": _text(r.suite_fingerprint),
                                 "items": None if _missing(r.items) else int(r.items)}})
         left_out = len(group) - len(points)
@@ -307,7 +327,14 @@ def _breaks(row, now: dict) -> list[str]:
     if base is None or now["base"] is None:
         out.append("base model not recorded")  # stored completions (harness score) name none
     elif base != now["base"]:
-        out.append("another base model")
+        # as a baseline's check: a hash is compared only with one of the same recipe (an endpoint's
+        # identity never equals a folder's file hash; recipe 1 and 2 hash other files)
+        recipe = _text(getattr(row, "base_fingerprint_recipe", None))
+        if recipe != now["base_recipe"]:
+            out.append(f"fingerprint recipe differs ({recipe or 'unrecorded'}, this run "
+                       f"{now['base_recipe'] or 'unrecorded'})")
+        else:
+            out.append("another base model")
     recipe = 1 if _missing(row.suite_fingerprint_recipe) else int(row.suite_fingerprint_recipe)
     suite = _text(row.suite_fingerprint)
     if suite is None or now["suite"].get(str(recipe)) is None:

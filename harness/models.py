@@ -163,6 +163,25 @@ MODEL_FINGERPRINT_RECIPE = 2
 # relative path and digest, so a folder holding only files both cover hashes the same.
 
 
+ENDPOINT_FINGERPRINT_PREFIX = "endpoint:"  # a served model's identity hash, not a file hash (backends/openai.py)
+
+
+def recorded_fingerprint_recipe(entry: dict) -> int | str | None:
+    """The recipe a results.json or baseline ``models`` entry's fingerprint was computed by, so
+    that two fingerprints are compared only within one recipe: the recorded one (an integer
+    ``MODEL_FINGERPRINT_RECIPE`` for a file hash, an ``endpoint-...`` text for a served
+    model's identity, which no file hash can equal); else 1 for a file hash (recorded from
+    recipe 2 on); else None for an endpoint identity recorded without one: unknown, since
+    its hash holds a local folder's file hash under whichever recipe that harness used."""
+    recipe = entry.get("fingerprint_recipe")
+    if isinstance(recipe, (int, str)) and not isinstance(recipe, bool):
+        return recipe
+    fingerprint = entry.get("fingerprint")
+    if isinstance(fingerprint, str) and fingerprint.startswith(ENDPOINT_FINGERPRINT_PREFIX):
+        return None
+    return 1
+
+
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     h = hashlib.sha256()
     for f in sorted(files):

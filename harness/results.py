@@ -28,7 +28,9 @@ class ModelInfo(TypedDict, total=False):
     path: str | None
     adapter_path: str | None
     fingerprint: str
-    fingerprint_recipe: int  # how fingerprint was computed (harness.models.MODEL_FINGERPRINT_RECIPE)
+    # how fingerprint was computed: harness.models.MODEL_FINGERPRINT_RECIPE (a file hash), or
+    # an endpoint's identity, "endpoint-N[+files-M]" (harness.backends.openai.endpoint_fingerprint_recipe)
+    fingerprint_recipe: int | str
     weights_fingerprint: str
     base_fingerprint: str | None
     trained_on: str | None

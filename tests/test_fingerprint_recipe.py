@@ -139,6 +139,41 @@ def test_a_model_fingerprint_of_another_recipe_is_not_called_another_model(tmp_p
     assert "base model fingerprint (weights" not in str(err.value)
 
 
+def test_an_endpoint_identity_is_not_a_file_hash_of_another_recipe(tmp_path):
+    """An endpoint run recorded no recipe, so a baseline approved from one read as recipe 1:
+    against a local run it said 'approved by an mlx-harness that computes model fingerprints
+    differently (recipe 1; this one computes recipe 2)'. Its recipe is now text that no file
+    hash recipe can equal, and the refusal says the two fingerprints are of different kinds."""
+    from harness.backends.openai import ENDPOINT_IDENTITY_RECIPE, endpoint_fingerprint_recipe
+    from harness.models import recorded_fingerprint_recipe
+
+    assert endpoint_fingerprint_recipe({"local_fingerprint": None}) == f"endpoint-{ENDPOINT_IDENTITY_RECIPE}"
+    assert (endpoint_fingerprint_recipe({"local_fingerprint": "sha256:x"})
+            == f"endpoint-{ENDPOINT_IDENTITY_RECIPE}+files-{MODEL_FINGERPRINT_RECIPE}")
+    assert recorded_fingerprint_recipe({"fingerprint": "endpoint:abc"}) is None  # unrecorded: unknown
+    assert recorded_fingerprint_recipe({"fingerprint": "sha256:abc"}) == 1
+    baseline = _current_baseline(tmp_path)
+    served = copy.deepcopy(baseline)
+    served["models"]["base"].update(fingerprint="endpoint:abc", fingerprint_recipe="endpoint-1+files-2")
+    local = _header(OLD / "smoke.yaml", baseline)
+    for ref, run in ((served, local), (local, served)):
+        (diff,) = [d for d in fingerprint_differences(ref, run) if d["severity"] == "refuse"]
+        assert diff["part"] == "base model fingerprint recipe"
+        assert "a served model's identity (--endpoint)" in diff["message"]
+        assert "a hash of a model folder's files" in diff["message"]
+    with pytest.raises(HarnessError) as err:
+        check_baseline(served, local, allow_mismatch=False)
+    assert "a served model's identity" in str(err.value) and "base model fingerprint (weights" not in str(err.value)
+    # two endpoint identities of one recipe that differ: another model; an unrecorded one: unknown recipe
+    other = copy.deepcopy(served)
+    other["models"]["base"]["fingerprint"] = "endpoint:def"
+    (diff,) = [d for d in fingerprint_differences(served, other) if d["severity"] == "refuse"]
+    assert diff["part"] == "base model fingerprint (weights, tokenizer, chat template)"
+    del other["models"]["base"]["fingerprint_recipe"]
+    (diff,) = [d for d in fingerprint_differences(other, served) if d["severity"] == "refuse"]
+    assert diff["part"] == "base model fingerprint recipe" and "recipe unrecorded" in diff["message"]
+
+
 def test_suite_fingerprint_recipe_is_pinned(tmp_path):
     """Fails when an unchanged suite hashes differently: raise FINGERPRINT_RECIPE, keep the
     recipe it replaces in harness.suite.earlier_fingerprints, and update these pins."""

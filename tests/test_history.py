@@ -282,7 +282,7 @@ def test_a_trend_draws_only_past_runs_measured_on_what_this_run_was(tmp_path):
     history = past_series(df, now)
     (series,) = [s for s in history["series"] if s["metric"] == "exact_match"]
     assert [p["created"][:10] for p in series["points"]] == ["2025-01-04"]
-    assert series["points"][0]["measured_on"] == {"base_fingerprint": "sha256:base",
+    assert series["points"][0]["measured_on"] == {"base_fingerprint": "sha256:base", "base_fingerprint_recipe": "1",
                                                   "suite_fingerprint": "sha256:suite", "items": 3}
     assert series["left_out"] == {"runs": 3, "why": {"another base model": 1, "another suite version": 1,
                                                      "another item count (2, this run 3)": 1}}
@@ -341,3 +341,40 @@ def test_an_ids_run_is_not_drawn_on_the_full_runs_line(tmp_path):
     assert series["left_out"] == {"runs": 1, "why": {"another item count (2, this run 6)": 1}}
     assert "1 earlier run(s) not drawn: another item count (2, this run 6) (1)" in (
         out / "index.html").read_text()
+
+
+def test_a_base_fingerprint_of_another_recipe_is_not_another_base_model(tmp_path):
+    """history compared base fingerprints whatever recipe computed them: a past run hashed by
+    recipe 1, or an endpoint's identity hash, read "another base model". As a baseline's check
+    does, a hash is now compared only with one of the same recipe; an equal hash is the same
+    model; the recipe is a column of the table, kept as text through a CSV round trip."""
+    from harness.history import past_series, read_csv, write_table
+
+    runs = tmp_path / "runs"
+    recipe_1 = _measured_run(runs / "recipe-1", "2025-01-01T00:00:00+00:00", base_fp="sha256:by-recipe-1")
+    assert "fingerprint_recipe" not in recipe_1["models"]["base"]  # an older harness: recipe 1
+    served = results([suite_result({"base": model_result({i: True for i in "abc"})})], base_fp="endpoint:abc")
+    served["models"]["base"]["fingerprint_recipe"] = "endpoint-1+files-2"
+    served["created"] = "2025-01-02T00:00:00+00:00"
+    (runs / "served").mkdir(parents=True)
+    (runs / "served" / "results.json").write_text(json.dumps(served))
+    for name, fp, day in (("other", "sha256:another-folder", 3), ("same", "sha256:base", 4),
+                          ("same-hash-recipe-1", "sha256:base", 5)):
+        run = results([suite_result({"base": model_result({i: True for i in "abc"})})], base_fp=fp)
+        if name != "same-hash-recipe-1":
+            run["models"]["base"]["fingerprint_recipe"] = 2
+        run["created"] = f"2025-01-0{day}T00:00:00+00:00"
+        (runs / name).mkdir(parents=True)
+        (runs / name / "results.json").write_text(json.dumps(run))
+    now = _measured_run(tmp_path / "now", "2025-01-09T00:00:00+00:00")
+    now["models"]["base"]["fingerprint_recipe"] = 2
+    df = load([runs])
+    assert list(df.drop_duplicates("run")["base_fingerprint_recipe"]) == ["1", "endpoint-1+files-2", "2", "2", "1"]
+    (series,) = [s for s in past_series(df, now)["series"] if s["metric"] == "exact_match"]
+    assert [p["created"][:10] for p in series["points"]] == ["2025-01-04", "2025-01-05"]  # equal hashes
+    assert series["points"][0]["measured_on"]["base_fingerprint_recipe"] == "2"
+    assert series["left_out"] == {"runs": 3, "why": {"fingerprint recipe differs (1, this run 2)": 1,
+                                                     "fingerprint recipe differs (endpoint-1+files-2, this run 2)": 1,
+                                                     "another base model": 1}}
+    write_table(df, csv=tmp_path / "h.csv")
+    assert list(read_csv(tmp_path / "h.csv")["base_fingerprint_recipe"]) == list(df["base_fingerprint_recipe"])

@@ -383,6 +383,38 @@ def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warn
         servers.close()
 
 
+def test_an_endpoint_run_records_its_fingerprint_recipe_and_a_local_run_is_not_another_model(tmp_path):
+    """An endpoint's fingerprint is a hash of what the server says it serves (and of the
+    local folder's files when --model is one), not a file hash; it recorded no recipe, so a
+    baseline approved from it read as recipe 1 and a local run against it was refused as 'an
+    mlx-harness that computes model fingerprints differently (recipe 1 ...)'."""
+    from harness.models import MODEL_FINGERPRINT_RECIPE
+
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Retrained,), {"state": {}}))
+    try:
+        def run(name, model):
+            proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", model, "--adapter", "v2=/srv/v2",
+                               "--retries", "0", "--no-cache", "--out", str(tmp_path / name), timeout=120)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            return json.loads((tmp_path / name / "results.json").read_text())["models"]
+        bare = run("bare", "m")
+        folder = run("folder", str(ROOT / "fixtures" / "model"))
+    finally:
+        servers.close()
+    assert {m["fingerprint_recipe"] for m in bare.values()} == {"endpoint-1"}
+    assert {m["fingerprint_recipe"] for m in folder.values()} == {f"endpoint-1+files-{MODEL_FINGERPRINT_RECIPE}"}
+    assert bare["base"]["fingerprint"].startswith("endpoint:")
+    approved = run_harness("baseline", "approve", str(tmp_path / "folder"), "--to", str(tmp_path / "bl.json"))
+    assert approved.returncode == 0, approved.stderr
+    assert json.loads((tmp_path / "bl.json").read_text())["models"]["base"]["fingerprint_recipe"] == (
+        f"endpoint-1+files-{MODEL_FINGERPRINT_RECIPE}")
+    local = run_harness("eval", SMOKE, "--model", str(ROOT / "fixtures" / "model"), "--no-cache",
+                        "--baseline", str(tmp_path / "bl.json"), "--out", str(tmp_path / "local"))
+    assert local.returncode == 2, local.stdout + local.stderr
+    assert "a served model's identity (--endpoint)" in local.stderr and "computes model fingerprints" not in local.stderr
+
+
 class _StampedListing(_Retrained):
     """/v1/models as mlx_lm.server and vLLM answer it: `created` is the time of the request."""
 

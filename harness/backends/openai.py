@@ -316,9 +316,28 @@ def _is_now(created: object, now: float) -> bool:
             and abs(created - now) < CREATED_IS_NOW_S)
 
 
+# How model_identity's fingerprint is computed: sha256 of {endpoint URL, model name, its
+# /v1/models entry less a `created` that is the request's time, the local folder's
+# base_fingerprint}. Raise it when an unchanged server would hash differently.
+ENDPOINT_IDENTITY_RECIPE = 1
+
+
+def endpoint_fingerprint_recipe(identity: dict) -> str:
+    """The ``fingerprint_recipe`` of an endpoint run's models: ``endpoint-N``, and
+    ``+files-M`` when the identity holds a local folder's file hash (``MODEL_FINGERPRINT_RECIPE``
+    M, which changes that hash too). Text, so it never equals a file-hash recipe (an integer):
+    a baseline or trend compares an endpoint's fingerprint only with another endpoint's of
+    the same recipe, and a local run's is "another recipe", not "another base model"."""
+    from ..models import MODEL_FINGERPRINT_RECIPE
+
+    recipe = f"endpoint-{ENDPOINT_IDENTITY_RECIPE}"
+    return recipe + (f"+files-{MODEL_FINGERPRINT_RECIPE}" if identity.get("local_fingerprint") else "")
+
+
 def model_identity(client: EndpointClient) -> tuple[str, dict]:
-    """(fingerprint, identity) of the endpoint's model, for the cache key and results.json."""
-    from ..models import base_fingerprint
+    """(fingerprint, identity) of the endpoint's model, for the cache key and results.json
+    (how the fingerprint is computed: ``ENDPOINT_IDENTITY_RECIPE``)."""
+    from ..models import ENDPOINT_FINGERPRINT_PREFIX, base_fingerprint
 
     identity: dict = {"endpoint": client.config.url, "model": client.config.model,
                       "served": client.models_listing(), "local_fingerprint": None}
@@ -329,7 +348,7 @@ def model_identity(client: EndpointClient) -> tuple[str, dict]:
         except OSError:
             pass
     blob = json.dumps(identity, sort_keys=True).encode()
-    return "endpoint:" + hashlib.sha256(blob).hexdigest()[:32], identity
+    return ENDPOINT_FINGERPRINT_PREFIX + hashlib.sha256(blob).hexdigest()[:32], identity
 
 
 def request_body(suite, case, config: EndpointConfig, adapter_path: str | None, greedy: bool = False) -> tuple[str, dict]:
@@ -555,13 +574,15 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
     local = _parity_model(local_model, suites) if parity else None  # refusals before any request
     client = EndpointClient(config)
     fingerprint, identity = model_identity(client)
+    recipe = endpoint_fingerprint_recipe(identity)
     _log(f"endpoint {config.url} model {config.model}")
     cache = CompletionCache(cache_dir) if use_cache else None
     scorer_sets = {s.name: [make_scorer(spec, s.dir) for spec in s.scorers] for s in suites}
     results = new_results(
         [suite_entry(s, scorer_sets[s.name]) for s in suites],
-        {"base": ModelInfo(path=config.model, adapter_path=None, fingerprint=fingerprint, base_fingerprint=None,
-                           training_log=None, endpoint=config.url)},
+        {"base": ModelInfo(path=config.model, adapter_path=None, fingerprint=fingerprint,
+                           fingerprint_recipe=recipe, base_fingerprint=None, training_log=None,
+                           endpoint=config.url)},
         environment() | {"endpoint": identity}, command)
     for header in results["suites"]:
         if local is not None and header["name"] in local[2]:  # the served weights have these positions too
@@ -572,6 +593,7 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         adapter_fps[spec.name] = adapter_fingerprint(path) if path.is_dir() else f"path:{path}"
         results["models"][spec.name] = {"path": config.model, "adapter_path": str(path),
                                         "fingerprint": f"{fingerprint}+{adapter_fps[spec.name]}",
+                                        "fingerprint_recipe": recipe,
                                         "base_fingerprint": fingerprint, "training_log": None,
                                         "endpoint": config.url}
     if baseline is not None:
