@@ -355,30 +355,67 @@ def test_an_unanswered_item_is_a_failed_row_with_its_reason_in_the_report_and_ex
     assert read_csv(tmp_path / "items.csv")["error"][0].startswith("finish_reason 'tool_calls'")
 
 
-def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warned(tmp_path):
+class _Shouting(_Retrained):
+    """As ``_Retrained``, but the adapter it loaded answers in capitals: right (exact_match is
+    case-insensitive on smoke) and not the base's text, so it has an effect."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        question = body["messages"][-1]["content"]
+        right = next(v for k, v in SMOKE_ANSWERS.items() if k in question)
+        if body.get("adapters"):
+            right = "no idea" if self.state.get("adapter") == "regressed" else right.upper()
+        self._send(dict(GOOD, choices=[{"message": {"role": "assistant", "content": right},
+                                        "finish_reason": "stop"}]))
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warned(tmp_path, checked):
     """A running mlx_lm.server keeps the adapter it loaded (and a prompt cache keyed by its
     path): after a retrain into the same folder it answered the new run with the old adapter,
     12 of 12 sql outputs, and nothing said so. The run that finds the folder's files changed
-    since the last run against the same server says so; an unchanged folder says nothing."""
+    since the last run against the same server says so, and when every served output equals
+    the previous version's, that the server still serves the old adapter: a failed
+    adapter_effect gate under `checks: {adapter_effect: true}`, and the same again next run
+    until the server answers otherwise. Those answers are not cached: they were kept under the
+    new adapter's fingerprint, so after the server was restarted on the regressed adapter the
+    next run was served the old adapter's answers from the cache and passed."""
     import shutil
 
+    suite = tmp_path / "smoke.yaml"
+    suite.write_text((ROOT / "suites" / "smoke.yaml").read_text() + ("checks: {adapter_effect: true}\n" if checked else ""))
     adapter = tmp_path / "v2"
     shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", adapter)
+    state: dict = {}  # the adapter the server loaded answers right until it is "regressed" (restarted)
     servers = HttpServers()
-    url = servers.start(type("Handler", (_Retrained,), {"state": {}}))
+    url = servers.start(type("Handler", (_Shouting,), {"state": state}))
     try:
-        def warnings(name):
-            proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", str(ROOT / "fixtures" / "model"),
+        def run(name, code):
+            proc = run_harness("eval", str(suite), "--endpoint", url, "--model", str(ROOT / "fixtures" / "model"),
                                "--adapter", f"v2={adapter}", "--retries", "0", "--cache-dir", str(tmp_path / "c"),
                                "--out", str(tmp_path / name), timeout=120)
-            assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-            return [w for w in json.loads((tmp_path / name / "results.json").read_text())["warnings"]
-                    if "changed on disk" in w]
-        assert warnings("first") == []
+            assert proc.returncode == code, proc.stdout + proc.stderr
+            res = json.loads((tmp_path / name / "results.json").read_text())
+            gates = [g for g in res["suites"][0]["gates"] if g["metric"] == "adapter_effect"]
+            return proc, [w for w in res["warnings"] if "changed on disk" in w], gates
+        _, warned, _ = run("first", 0)
+        assert warned == []
         shutil.copy(ROOT / "fixtures" / "adapters" / "regress" / "adapters.safetensors", adapter)  # retrained
-        (changed,) = warnings("retrained")
-        assert f"adapter v2 ({adapter})" in changed and url in changed and "restart the server" in changed
-        assert warnings("again") == []
+        for name in ("retrained", "not-restarted"):  # the server still answers with the old adapter
+            proc, (stale,), gates = run(name, 1 if checked else 0)
+            assert f"adapter v2 ({adapter})" in stale and url in stale and "restart the server" in stale
+            assert "all 6 served outputs equal its previous version's" in stale
+            assert "not cached: adapter v2" in proc.stderr
+            assert [g["passed"] for g in gates] == ([False] if checked else [])
+            if checked:
+                assert "FAILED smoke / v2 / adapter_effect" in proc.stdout and gates[0]["details"]["served_old"]
+        state["adapter"] = "regressed"  # restarted: the retrained adapter answers, and it regressed
+        proc, (changed,), gates = run("restarted", 1)
+        assert "FAILED smoke / v2 / exact_match" in proc.stdout  # not the old answers from the cache
+        assert "previous version's" not in changed and "restart the server" in changed
+        assert [g["passed"] for g in gates] == ([True] if checked else [])
+        _, warned, _ = run("again", 1)
+        assert warned == []
     finally:
         servers.close()
 

@@ -23,7 +23,8 @@ the local path's.
 - The cache key holds the endpoint's model identity: URL, model name, what ``/v1/models``
   says of it (less a ``created`` that is only the time of the request), and the weights' fingerprint when NAME is a local folder. Completions are
   cached only when the model and the adapter are local folders (hashed here): under a bare
-  name, retrained weights would be served the old answers.
+  name, retrained weights would be served the old answers. Nor when such a folder changed
+  since the last run against this server, which may still hold the old weights (``_still_served``).
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
   truncates or drops context fails the ``endpoint_parity`` gate. The local model is loaded and
@@ -603,6 +604,8 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
 
     endpoint_outputs: dict[tuple[str, str], list[dict]] = {}
+    folders = _folders_seen(cache, config, identity, adapters, adapter_fps) if cache is not None else []
+    changed = {f["name"]: f for f in folders if isinstance(f["before"], str) and f["before"] != f["now"]}
     for name, adapter_path in [("base", None)] + [(s.name, str(s.adapter_path)) for s in adapters]:
         _log(f"[{name}]")
         adapter_fp = adapter_fps.get(name)
@@ -612,6 +615,10 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
             model_cache = None
             _log(f"  not cached: {unhashed} is not a folder here, so new weights at the same name "
                  "could not be told from the old; every item is requested")
+        elif cache is not None and (name in changed or "base" in changed):
+            model_cache = None  # its answers may be the old weights': kept, they outlived a server restart
+            _log(f"  not cached: {changed.get(name, changed.get('base'))['label']} changed on disk since the "
+                 f"last run against {config.url}: a server that loaded it before may answer with the old weights")
         for suite, header in zip(suites, results["suites"]):
             scorers = scorer_sets[suite.name]
             live = any(not s.uses_cache for s in scorers)
@@ -642,13 +649,22 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                                      f"{len(errors)} of {n_requests} requests failed after retries; first: "
                                      f"{errors[0][0]}: {errors[0][1]}"),
                           "details": {"failed": [i for i, _ in errors][:50], "policy": "endpoint"}})
-            if parity:
-                endpoint_outputs[(name, suite.name)] = completions
+            endpoint_outputs[(name, suite.name)] = completions
+    stale: dict[str, str] = {}
     if cache is not None:
-        results["warnings"] += _changed_since_last_run(cache, config, identity, adapters, adapter_fps)
+        if "base" not in changed:  # the base's identity as last run: the old adapter's answers are keyed by it
+            for name, folder in changed.items():
+                why = _still_served(cache, fingerprint, folder, suites, endpoint_outputs, config.url)
+                if why:
+                    stale[name] = why
+        results["warnings"] += [stale.get(f["name"]) or _changed_warning(f, config.url)
+                                for f in changed.values()]
+        for folder in folders:  # a folder still served old is checked again next run (unless --parity)
+            if folder["before"] != folder["now"] and (parity or folder["name"] not in stale):
+                cache.put_json(folder["key"], folder["now"])
         cache.close()
     for spec in adapters:
-        _served_adapter_effect(spec.name, suites, results)
+        _served_adapter_effect(spec.name, suites, results, None if parity else stale.get(spec.name))
     if parity:
         _parity(suites, results, adapters, local, client, endpoint_outputs, parity_samples, parity_min)
     return results
@@ -670,37 +686,73 @@ def _parity_model(local_model: str, suites: list) -> tuple:
     return base, prompts, warnings
 
 
-def _changed_since_last_run(cache, config: EndpointConfig, identity: dict, adapters: list,
-                            adapter_fps: dict[str, str]) -> list[str]:
-    """Warnings for a local model or adapter folder whose files changed since the last run
-    against this endpoint; remembers what this run saw (in the completion cache's database).
+def _folders_seen(cache, config: EndpointConfig, identity: dict, adapters: list,
+                  adapter_fps: dict[str, str]) -> list[dict]:
+    """The local model and adapter folders of this run, each with its fingerprint now and at
+    the last run against this endpoint (``before``, remembered in the completion cache's
+    database; None the first time): ``{name, label, key, now, before}``.
 
     A server does not reread a folder it has loaded: mlx_lm.server keeps the model and
     adapter it holds, and its prompt cache is keyed by the adapter's path, so after a retrain
     into the same folder it answered a whole suite with the old adapter (12 of 12 sql outputs
     the old adapter's). The harness hashes the new files; nothing else would say so."""
-    seen = [(f"the model {config.model}", config.model, identity.get("local_fingerprint"))]
-    seen += [(f"adapter {s.name} ({s.adapter_path})", str(s.adapter_path), adapter_fps[s.name])
+    seen = [("base", f"the model {config.model}", config.model, identity.get("local_fingerprint"))]
+    seen += [(s.name, f"adapter {s.name} ({s.adapter_path})", str(s.adapter_path), adapter_fps[s.name])
              for s in adapters if s.adapter_path.is_dir()]
-    warnings = []
-    for label, path, fingerprint in seen:
+    out = []
+    for name, label, path, fingerprint in seen:
         if fingerprint is None:
             continue
         key = "endpoint-folder:" + hashlib.sha256(f"{config.url}\0{Path(path).resolve()}".encode()).hexdigest()
         before = cache.get_json(key)
-        if isinstance(before, str) and before != fingerprint:
-            warnings.append(f"{label} changed on disk since the last run against {config.url}: a server that "
-                            "loaded it before answers with the old weights until restarted (mlx_lm.server "
-                            "does, and keeps its prompt cache); restart the server, or check with --parity")
-        if before != fingerprint:
-            cache.put_json(key, fingerprint)
-    return warnings
+        out.append({"name": name, "label": label, "key": key, "now": fingerprint,
+                    "before": before if isinstance(before, str) else None})
+    return out
 
 
-def _served_adapter_effect(name: str, suites: list, results: dict) -> None:
+def _changed_warning(folder: dict, url: str) -> str:
+    return (f"{folder['label']} changed on disk since the last run against {url}: a server that "
+            "loaded it before answers with the old weights until restarted (mlx_lm.server "
+            "does, and keeps its prompt cache); restart the server, or check with --parity")
+
+
+def _still_served(cache, fingerprint: str, folder: dict, suites: list, outputs: dict, url: str) -> str | None:
+    """Why an adapter changed on disk is still served old: every item answered now has the
+    same output as the previous version gave it (from the completion cache), or None.
+
+    The warning alone left the run's verdict to the old adapter's answers: a retrained
+    adapter that regressed passed its gates while the server never loaded it."""
+    from ..cache import completion_key
+    from ..runner import suite_draws
+
+    same = n = answered = 0
+    for suite in suites:
+        drawn = suite_draws(suite)[0]
+        served = outputs[(folder["name"], suite.name)]
+        keys = [completion_key(fingerprint, folder["before"], _prompt_key(drawn, c), drawn.generation.cache_key(),
+                               cache.versions) for c in drawn.cases]
+        old = cache.get_many(keys)
+        for key, c in zip(keys, served):
+            if c.get("error"):
+                continue
+            answered += 1
+            if key in old:
+                n += 1
+                same += old[key].output == c["output"]
+    if n == 0 or n < answered or same < n:
+        return None  # the previous version's answers unknown for some item, or the answers changed
+    return (f"{folder['label']} changed on disk since the last run against {url}, but all {n} served outputs "
+            "equal its previous version's: the server likely still answers with the old adapter (mlx_lm.server "
+            "keeps the adapter it loaded, and its prompt cache), or the retrain changed no output; restart the "
+            "server, or pass --parity, which applies the adapter locally and tells the two apart")
+
+
+def _served_adapter_effect(name: str, suites: list, results: dict, stale: str | None = None) -> None:
     """An adapter whose served outputs all equal the base's: a warning, and a failed
     ``adapter_effect`` gate where a suite sets ``checks: {adapter_effect: true}`` (as for a
-    local adapter whose logits equal the base's).
+    local adapter whose logits equal the base's). So too an adapter still served old
+    (``stale``: ``_still_served``'s reason, warned by the caller): the adapter under test had
+    no effect on what was served.
 
     A server that ignores the per-request ``adapters`` field (mlx_lm.server for
     ``default_model``; vLLM and LM Studio serve adapters under a model name of their own)
@@ -726,12 +778,14 @@ def _served_adapter_effect(name: str, suites: list, results: dict) -> None:
               f"adapter {name}: {same} of {n} served outputs equal the base's")
     if none:
         results["warnings"].append(reason)
+    if stale:
+        reason = stale if not none else f"{reason}; {stale}"
     for suite, header in zip(suites, results["suites"]):
         if enabled(suite, "adapter_effect"):
             header.setdefault("extra_gates", []).append({
                 "suite": suite.name, "model": name, "metric": "adapter_effect", "kind": "check",
-                "passed": not none, "reason": reason,
-                "details": {"same_outputs": same, "n": n, "policy": "suite"}})
+                "passed": not (none or stale), "reason": reason,
+                "details": {"same_outputs": same, "n": n, "policy": "suite", "served_old": bool(stale)}})
 
 
 def _parity(suites, results, adapters, local: tuple, client, endpoint_outputs, samples, minimum) -> None:
