@@ -16,8 +16,9 @@ series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of th
 ``latency.ttft_s`` series. Metrics that resolve are compared *paired* (items matched by
 id): pass/fail metrics, and means whose every paired value is 0 or 1, by Tango's score
 interval for paired proportions (with the flips and the exact McNemar p), other means by a
-seeded paired BCa bootstrap (means in [0, 1]: each bound the wider of it and Tango's
-interval on the differences as scaled flips), quantiles by the wider of
+seeded paired BCa bootstrap (means of a metric in [0, 1] by its nature, a share its scorer
+declares so: each bound the wider of it and Tango's interval
+on the differences as scaled flips), quantiles by the wider of
 its bounds and the expanded percentile bootstrap's (``continuous_interval`` chooses); items of one
 cluster (a suite's ``cluster:`` field) count through the design effect or are resampled
 together (see docs/ci-gating.md). Metrics that do not resolve (an
@@ -230,28 +231,9 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
                 out.update(diff=diff, ci_low=low, ci_high=high, method=method, flipped_down=down,
                            flipped_up=up, mcnemar_p=mcnemar_exact(len(down), len(up)))
                 return out
-            interval = continuous_interval(stat, a, b)
-            diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat,
-                                                       clusters=clusters,
-                                                       method="wider" if interval == "wider" else "bca")
-            method = (f"paired {_INTERVAL_NAMES[interval]} bootstrap ({N_BOOT} resamples of "
-                      f"{'clusters' if clusters is not None else 'items'}, seed {SEED})")
-            if interval == "bca_tango" and low != high:
-                # clusters: the flips' design effect, as for pass/fail metrics (no gain: each
-                # cluster one item at most; a loss never cancels a gain)
-                units = len(set(clusters)) if clusters is not None else len(ids)
-                t_low, t_high = scaled_tango_ci([y - x for x, y in zip(a, b)], units, LEVEL,
-                                                _flip_design_effect(a, b, clusters))
-                low, high = min(low, t_low), max(high, t_high)
-            if (stat == "mean" and low == high and not _same_outputs(ref, cand, ids)
-                    and all(0.0 <= v <= 1.0 for v in a + b)):
-                # every item changed by the same amount (usually none changed): a bootstrap has
-                # zero width, and 12 items of which none happened to drop passed a true drop of
-                # 0.05 54% of the time; bounded in [0, 1], the data say what n items with no
-                # flip say (Tango); only identical outputs are the reference (A/A)
-                no_flip_low, no_flip_high = tango_paired_ci(0.0, 0.0, len(ids) / deff, LEVEL)
-                low, high = max(-1.0, diff + no_flip_low), min(1.0, diff + no_flip_high)
-                method += "; no item changed differently from the others: Tango's interval for no flips"
+            interval = continuous_interval(stat, series, a, b)
+            diff, low, high, method = _continuous_bounds(interval, stat, a, b, clusters, deff,
+                                                         _same_outputs(ref, cand, ids))
             if stat != "mean":
                 note = (_approximate_quantile(stat, len(set(clusters)), "clusters") if clusters is not None
                         else _approximate_quantile(stat, len(ids)))
@@ -264,30 +246,83 @@ def paired_delta(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
 
 
 _INTERVAL_NAMES = {"bca": "BCa", "wider": "BCa and expanded percentile (the wider bound)",
-                   "bca_tango": "BCa and scaled Tango score (the wider bound)"}
+                   "bca_tango": "BCa and scaled Tango score (the wider bound)",
+                   "bca_out_of_range": "BCa"}
+OUT_OF_RANGE = ("values outside [0, 1] on a metric its scorer declares a share in [0, 1] (a scorer "
+                "bug, or a file written by another version): Tango's interval for shares not used")
 
 
-def continuous_interval(stat: str, a: list[float], b: list[float]) -> str:
+def continuous_interval(stat: str, series: str, a: list[float], b: list[float]) -> str:
     """Which interval a paired difference that is not a difference of pass rates gets: the
     one place that chooses it (keys of ``_INTERVAL_NAMES``; docs/ci-gating.md has the numbers).
+    ``series`` names the per-item values (``keywords.fraction``, ``latency``, ``@ttft_s``),
+    ``a`` and ``b`` the reference's and the candidate's.
 
     - a quantile: "wider", each bound the wider of BCa's and the expanded percentile
       bootstrap's (BCa alone missed a p95 difference 7.7% / 5.2% / 4.6% of the time at 24 /
       48 / 100 items, the wider one 3.2% / 0.9% / 0.9%);
-    - a mean whose values all lie in [0, 1] (half credit, a share; all 0 or 1 goes to Tango
-      before this): "bca_tango", each bound the wider of BCa's and Tango's score interval
-      on the differences counted as flips of their mean square size (``scaled_tango_ci``):
-      sparse half-credit changes passed a true drop equal to the margin 8.2% / 7.6% / 4.1% /
-      4.7% of the time at 24 / 40 / 64 / 100 items with BCa, 1.3% / 2.3% / 1.8% / 2.3% so.
-      The test is on the values (a latency under a second takes it too): the scaled
-      interval is scale-equivariant, and the wider bound is never less cautious than BCa's;
-    - any other mean: "bca" (it matched the t interval's level on normal differences).
+    - a mean of a metric whose values lie in [0, 1] by its nature (a pass rate, a keyword
+      credit, a repetition rate: ``harness.metrics.in_unit_interval``, from the scorer's
+      ``unbounded`` keys; all 0 or 1 goes to Tango before this): "bca_tango", each bound
+      the wider of BCa's and Tango's score interval on the differences counted as flips of
+      their mean square size (``scaled_tango_ci``): sparse half-credit changes passed a true
+      drop equal to the margin 8.2% / 7.6% / 4.1% / 4.7% of the time at 24 / 40 / 64 / 100
+      items with BCa, 1.3% / 2.3% / 1.8% / 2.3% so. A value outside [0, 1] there is a
+      scorer bug (the runner refuses such a score): "bca_out_of_range", BCa with the
+      method saying why, never Tango's interval in units the values do not have;
+    - a mean its scorer declares unbounded (seconds, tokens/s, GB, NLL) and an item field
+      (``@ttft_s``): "bca" whatever the values: a latency under a second is no share
+      (it matched the t interval's level on normal differences);
+    - a mean nobody declares (a plugin that leaves ``unbounded`` unset, no known scorer):
+      decided on the values, "bca_tango" when all lie in [0, 1], else "bca": the default
+      that catches a regression (``Scorer.in_unit_interval`` says why).
     """
     if stat != "mean":
         return "wider"
-    if all(0.0 <= v <= 1.0 for v in a) and all(0.0 <= v <= 1.0 for v in b):
-        return "bca_tango"
-    return "bca"
+    in_range = all(0.0 <= v <= 1.0 for v in a) and all(0.0 <= v <= 1.0 for v in b)
+    declared = False if series.startswith("@") else _declared_unit_interval(series)
+    if declared is None:
+        return "bca_tango" if in_range else "bca"
+    if not declared:
+        return "bca"
+    return "bca_tango" if in_range else "bca_out_of_range"
+
+
+def _declared_unit_interval(series: str) -> bool | None:
+    from .metrics import in_unit_interval  # metrics imports the scorers; compare stays light
+
+    return in_unit_interval(series)
+
+
+def _continuous_bounds(interval: str, stat: str, a: list[float], b: list[float], clusters: list[str] | None,
+                       deff: float, same_outputs: bool, of: str = "") -> tuple[float, float, float, str]:
+    """(diff, low, high, method) of the paired difference b - a with the interval
+    ``continuous_interval`` chose: the bootstrap, Tango's bound where it is the wider, and
+    where every item changed by the same amount on a [0, 1] mean, Tango's no-flip interval.
+    ``of`` says what the values are, in the method."""
+    diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat=stat,
+                                               clusters=clusters,
+                                               method="wider" if interval == "wider" else "bca")
+    method = (f"paired {_INTERVAL_NAMES[interval]} bootstrap ({N_BOOT} resamples of "
+              f"{'clusters' if clusters is not None else 'items'}, seed {SEED}){of}")
+    if interval == "bca_out_of_range":
+        method += "; " + OUT_OF_RANGE
+    if interval == "bca_tango" and low != high:
+        # clusters: the flips' design effect, as for pass/fail metrics (no gain: each
+        # cluster one item at most; a loss never cancels a gain)
+        units = len(set(clusters)) if clusters is not None else len(a)
+        t_low, t_high = scaled_tango_ci([y - x for x, y in zip(a, b)], units, LEVEL,
+                                        _flip_design_effect(a, b, clusters))
+        low, high = min(low, t_low), max(high, t_high)
+    if interval == "bca_tango" and low == high and not same_outputs:
+        # every item changed by the same amount (usually none changed): a bootstrap has
+        # zero width, and 12 items of which none happened to drop passed a true drop of
+        # 0.05 54% of the time; bounded in [0, 1], the data say what n items with no
+        # flip say (Tango); only identical outputs are the reference (A/A)
+        no_flip_low, no_flip_high = tango_paired_ci(0.0, 0.0, len(a) / deff, LEVEL)
+        low, high = max(-1.0, diff + no_flip_low), min(1.0, diff + no_flip_high)
+        method += "; no item changed differently from the others: Tango's interval for no flips"
+    return diff, low, high, method
 
 
 def _pooled_series(ref: ModelView, cand: ModelView, metric: str) -> dict | None:

@@ -67,6 +67,20 @@ def declared_direction(metric_name: str) -> bool | None:
     return plugin.higher_is_better(metric_name) if stated else None
 
 
+def in_unit_interval(metric_name: str) -> bool | None:
+    """Whether the metric's per-item values lie in [0, 1] by its nature (a share, a pass
+    rate: True) or not (seconds, tokens/s: False), as its scorer declares it
+    (``Scorer.in_unit_interval``, from its ``unbounded`` keys): THE one place, read by
+    ``harness.compare.continuous_interval`` and the runner's check of each score. None
+    where nobody says: a plugin that leaves ``unbounded`` unset, a metric of no known
+    scorer, a plugin that does not load (the comparison then decides on the values)."""
+    try:
+        scorer, _ = _scorer_of(metric_name)
+    except Exception:  # a broken plugin is reported where a suite names it
+        return None
+    return scorer.in_unit_interval(metric_name) if scorer is not None else None
+
+
 def metric(value: float | None, low: float | None, high: float | None, n: int, kind: str,
            higher_is_better: bool = True) -> dict:
     def clean(x):

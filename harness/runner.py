@@ -185,7 +185,8 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
         if len(result) != len(items):
             raise RuntimeError(f"scorer {scorer.name} returned {len(result)} scores for {len(items)} items")
         for item, score in zip(items, result):
-            why = score.problem() if isinstance(score, Score) else f"it returned {type(score).__name__}, not a Score"
+            why = (score.problem() or scorer.range_problem(score) if isinstance(score, Score)
+                   else f"it returned {type(score).__name__}, not a Score")
             if why:  # NaN was an internal error ('not JSON compliant: nan') naming no scorer and no item
                 text = f"scorer {scorer.name!r} gave item {item.case.id!r} a score it cannot count: {why}"
                 if scorer.name in REGISTRY:

@@ -46,6 +46,17 @@ def test_the_docs_table_lists_every_metric_with_the_code_s_kind_and_direction():
         assert higher_is_better(name) is hib, name  # the one place, as results.json records it
 
 
+def test_the_docs_table_says_which_metrics_are_shares_as_the_scorers_declare():
+    from harness.metrics import in_unit_interval
+
+    text = (ROOT / "docs" / "scorers.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `([a-z_0-9.]+)` \| \w+ \| (?:higher|lower) \| ([^|]+?) \|", text, re.M)
+    assert {name for name, _ in rows} == set(documented())
+    assert {name: values for name, values in rows} == {
+        name: "[0, 1]" if in_unit_interval(name) else "any" for name, _ in rows}
+    assert {values for _, values in rows} == {"[0, 1]", "any"}
+
+
 def test_directions_of_the_metrics_that_were_contradictory():
     assert higher_is_better("repetition") is True  # share of items that did not collapse
     assert higher_is_better("repetition.seq_rep") is False and higher_is_better("repetition.loop") is False

@@ -90,6 +90,14 @@ class Scorer:
     # is refused when the suite loads rather than failing after generation as 'no value'.
     # None: not stated (plugins), and then only the scorer's name is checked.
     metric_keys: ClassVar[frozenset[str] | None] = None
+    # Keys (as in ``lower_is_better``: the scorer's own name for its main value) whose
+    # per-item values are NOT confined to [0, 1]: seconds, tokens/s, GB, a log-likelihood.
+    # Every other metric of a scorer that sets this is a share in [0, 1] (a pass rate, a
+    # keyword credit, a repetition rate): its paired means get the interval for bounded
+    # means (``harness.compare.continuous_interval``), and a value outside [0, 1] is
+    # refused as a scorer bug. Read only through ``in_unit_interval``. None: not stated
+    # (plugins); see there.
+    unbounded: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def higher_is_better(cls, metric: str) -> bool:
@@ -100,6 +108,42 @@ class Scorer:
         """
         key = metric[len(cls.name) + 1:] if metric.startswith(cls.name + ".") else metric
         return key not in cls.lower_is_better
+
+    @classmethod
+    def in_unit_interval(cls, metric: str) -> bool | None:
+        """Whether every per-item value of one of this scorer's metrics (``name`` or
+        ``name.key``) lies in [0, 1] by its nature (True) or not (False); None where the
+        scorer does not say (``unbounded`` unset, a plugin written before it existed).
+
+        None is decided on each comparison's values (``harness.compare.continuous_interval``):
+        values that all lie in [0, 1] take the bounded means' interval, each bound the
+        wider of BCa's and Tango's. That is the default that catches a regression: every
+        gate reads one bound (the worse side for a drop or tolerance, the better side for a
+        gain), and the wider bound never lets more through, while BCa alone, should the
+        metric be a share, passed a half-credit drop equal to the margin 8.2% of the time at
+        24 items instead of 2.5%. Its price falls on a metric that is not a share, on the
+        side towards no change, which no gate reads: ``harness compare`` (and its
+        ``--fail-on-regression``) called WORSE 62% instead of 76% of 24-item runs of a
+        latency around 0.3 s 9% slower; hence the built-in scorers all declare it.
+        """
+        if cls.unbounded is None:
+            return None
+        key = metric[len(cls.name) + 1:] if metric.startswith(cls.name + ".") else metric
+        return key not in cls.unbounded
+
+    @classmethod
+    def range_problem(cls, score: Score) -> str | None:
+        """Why a score's number cannot be one of this scorer's, or None: a value outside
+        [0, 1] on a metric the scorer declares a share (``in_unit_interval``). Its
+        comparisons would take the interval for shares on numbers that are none; the
+        declaration or the scorer is wrong, and the run says so rather than guess."""
+        numbers = [(cls.name, cls.name, "value", score.value)] if score.passed is None else []  # else 1/0 from passed
+        numbers += [(f"{cls.name}.{k}", k, f"metrics[{k!r}]", v) for k, v in (score.metrics or {}).items()]
+        for metric, key, what, x in numbers:
+            if x is not None and cls.in_unit_interval(metric) and not 0.0 <= x <= 1.0:
+                return (f"{what} is {x!r}, outside [0, 1], but the scorer declares {metric} a share in "
+                        f"[0, 1] (add {key!r} to its `unbounded` if its values are not confined to [0, 1])")
+        return None
 
     def __init__(self, options: dict, suite_dir: Path | None = None):
         self.options = options

@@ -11,6 +11,7 @@ from .base import Item, Score, Scorer
 class ExactMatch(Scorer):
     name = "exact_match"
     metric_keys = frozenset()
+    unbounded = frozenset()  # a pass rate
     options_schema = {
         "type": "object",
         "additionalProperties": False,

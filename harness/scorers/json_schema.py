@@ -286,6 +286,7 @@ class JsonSchema(Scorer):
     # every class share but ``class.ok`` is lower-is-better
     lower_is_better = frozenset(f"class.{c}" for c in CLASSES if c != "ok")
     metric_keys = frozenset({"lenient", "parsed", *(f"class.{c}" for c in CLASSES)})
+    unbounded = frozenset()  # compliance and class shares
 
     def check(self, path, line, field, cases=()) -> None:
         where = f"{field}.schema"

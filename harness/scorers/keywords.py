@@ -96,6 +96,7 @@ class Keywords(Scorer):
     version = "1"
     lower_is_better = frozenset({"forbidden"})
     metric_keys = frozenset({"all", "any", "fraction", "forbidden"})
+    unbounded = frozenset()  # a pass rate and shares: `fraction` is half credit at 2 concepts
     options_schema = {
         "type": "object",
         "additionalProperties": False,

@@ -61,6 +61,7 @@ class Latency(Scorer):
     lower_is_better = frozenset({"latency", "ttft_s", "total_s", "peak_memory_gb"})
     metric_keys = frozenset({*TIMINGS, "peak_memory_gb", "peak_memory_gb.max",
                              *(f"{t}.{q}" for t in TIMINGS for q in ("p50", "p95"))})
+    unbounded = frozenset({"latency", *metric_keys})  # seconds, tokens/s, GB: none is a share
 
     @classmethod
     def higher_is_better(cls, metric: str) -> bool:

@@ -117,6 +117,7 @@ class Repetition(Scorer):
     }
     lower_is_better = frozenset({"seq_rep", "loop"})
     metric_keys = frozenset({"seq_rep", "loop"})
+    unbounded = frozenset()  # a share not collapsed, a share of repeated n-grams, a loop 0/1
 
     def score(self, item: Item) -> Score:
         o = self.options

@@ -339,6 +339,7 @@ def _generic_row(info: list[tuple], literals: list[Any], rng: random.Random, n: 
 class SqlExecution(Scorer):
     name = "sql_execution"
     metric_keys = frozenset({"executed"})
+    unbounded = frozenset()  # a pass rate, a share that ran
     # 2: text-typed columns compare as text (no numeric coercion); 3: a bare value holds no
     # `;`, comment, comparison or SQL clause (wikisql.py), so `= 6; DROP TABLE x` is not `= 6`;
     # 4: every trailing `;` ends a bare value (`= 12;;` is 12, as sql_logical_form reads it)

@@ -55,6 +55,7 @@ from .normalize import strip_sql
 class SqlLogicalForm(Scorer):
     name = "sql_logical_form"
     metric_keys = frozenset({"agg", "select", "where"})
+    unbounded = frozenset()  # a pass rate and shares of its parts
     # 2: values compare as lower-cased strings, as WikiSQL's lib/query.py; 3: a bare value holds
     # no `;`, comment, comparison or SQL clause (wikisql.py); 4: every trailing `;` (and the
     # whitespace between) ends a bare value, so `= 12;;` is 12, not '12;'

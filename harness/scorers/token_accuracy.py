@@ -38,6 +38,7 @@ class TokenAccuracy(Scorer):
     reuse_scores = True  # one forward pass per batch of items, the same for the same inputs
     lower_is_better = frozenset({"nll", "perplexity"})
     metric_keys = frozenset({"nll", "perplexity"})
+    unbounded = frozenset({"nll", "perplexity"})  # nats per token; the accuracy is a share
 
     def score_all(self, items: list[Item], model: Any = None) -> list[Score]:
         import mlx.core as mx

@@ -20,6 +20,7 @@ class ContainsTarget(Scorer):
 
     name = "contains_target"
     version = "1"  # part of a baseline's fingerprint: bump it when the definition changes
+    unbounded = frozenset()  # the pass rate and `position` (a fraction of the output) are shares
     options_schema = {
         "type": "object",
         "additionalProperties": False,
