@@ -17,7 +17,7 @@ series; a suffixed name like ``latency.ttft_s_p95`` is the 95th percentile of th
 id): pass/fail metrics, and means whose every paired value is 0 or 1, by Tango's score
 interval for paired proportions (with the flips and the exact McNemar p), other means by a
 seeded paired BCa bootstrap (means of a metric in [0, 1] by its nature, a share its scorer
-declares so: each bound the wider of it and Tango's interval
+declares so, pooled token accuracy included: each bound the wider of it and Tango's interval
 on the differences as scaled flips), quantiles by the wider of
 its bounds and the expanded percentile bootstrap's (``continuous_interval`` chooses); items of one
 cluster (a suite's ``cluster:`` field) count through the design effect or are resampled
@@ -352,12 +352,15 @@ def _pooled_series(ref: ModelView, cand: ModelView, metric: str) -> dict | None:
     a = [weights_a[i] * a_map[i] / mean_w for i in ids]
     b = [weights_a[i] * b_map[i] / mean_w for i in ids]
     clusters = _cluster_labels(ref, cand, ids)
-    diff, low, high = paired_bootstrap_diff_ci(a, b, seed=SEED, n_boot=N_BOOT, level=LEVEL, stat="mean",
-                                               clusters=clusters)
+    # chosen on the items' own values (an accuracy hits / tokens is a share: 3 of 4 tokens is
+    # the half credit of a keywords share), the interval computed on the weighted ones
+    interval = continuous_interval("mean", metric, [a_map[i] for i in ids], [b_map[i] for i in ids])
+    diff, low, high, method = _continuous_bounds(interval, "mean", a, b, clusters, _design_effect(a, b, clusters),
+                                                 _same_outputs(ref, cand, ids),
+                                                 of=" of token-weighted item values (pooled over tokens)")
     return {"diff": diff, "ci_low": low, "ci_high": high, "ref_value": sum(a) / len(a),
             "cand_value": sum(b) / len(b), "n": len(ids), "statistic": "pooled", "series": metric,
-            "method": f"paired BCa bootstrap ({N_BOOT} resamples of {'clusters' if clusters else 'items'}, "
-                      f"seed {SEED}) of token-weighted item values (pooled over tokens)"}
+            "method": method}
 
 
 def _cluster_labels(ref: ModelView, cand: ModelView, ids: list[str]) -> list[str] | None:

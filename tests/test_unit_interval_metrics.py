@@ -182,3 +182,41 @@ def test_numbers_the_scorer_does_not_call_shares_pass(share_suite, monkeypatch):
     monkeypatch.setattr(Share, "metrics", {"part": 3.0})
     result, _ = _score(share_suite)
     assert result["metrics"]["share.part"]["value"] == pytest.approx(5 / 3)
+
+
+def _token_model(rows) -> dict:
+    """A results.json model entry from (hits, target tokens, nll sum) per item."""
+    from harness.metrics import scorer_metrics
+    from harness.scorers.token_accuracy import _score as token_score
+
+    scores = [token_score(*r) for r in rows]
+    items = [{"id": f"q{i}", "category": None, "output": f"o{i}", "scores": {"token_accuracy": s.to_json()}}
+             for i, s in enumerate(scores)]
+    return {"fingerprint": "x", "metrics": scorer_metrics(REGISTRY["token_accuracy"]({}), scores), "items": items}
+
+
+def test_a_pooled_accuracy_is_a_share_and_its_nll_is_not():
+    # token accuracy per item is hits / tokens: a share with partial credit (3 of 4 tokens);
+    # a few items losing some of their tokens is the sparse half-credit change of a keywords
+    # share, so the pooled delta goes through the same choice (it called BCa itself)
+    lengths = [4, 8, 2, 6, 10, 4, 3, 8, 5, 6, 4, 2] * 2
+    hits_a = [4, 7, 2, 5, 9, 4, 2, 8, 5, 6, 3, 2] * 2
+    hits_b = list(hits_a)
+    for k, lost in ((1, 1), (4, 2), (16, 1)):  # 1 of 7, 2 of 9, 1 of 3 tokens
+        hits_b[k] -= lost
+    ref = _token_model([(h, n, 1.0 * n) for h, n in zip(hits_a, lengths)])
+    cand = _token_model([(h, n, 1.0 * n + (hits_a[k] - h)) for k, (h, n) in enumerate(zip(hits_b, lengths))])
+    acc = paired_delta(model_view(ref), model_view(cand), "token_accuracy")
+    mean_w = sum(lengths) / len(lengths)
+    za = np.array(hits_a) / mean_w
+    zb = np.array(hits_b) / mean_w
+    _, bca_low, bca_high = paired_bootstrap_diff_ci(za, zb, seed=0, n_boot=2000)
+    t_low, t_high = scaled_tango_ci(zb - za, len(za))
+    assert acc["statistic"] == "pooled" and "scaled Tango" in acc["method"]
+    assert acc["diff"] == pytest.approx((sum(hits_b) - sum(hits_a)) / sum(lengths))
+    # BCa's bounds -0.081 / 0.000, Tango's -0.090 / +0.018: each the wider
+    assert acc["ci_low"] == pytest.approx(min(bca_low, t_low), abs=1e-12) and t_low < bca_low - 0.005
+    assert acc["ci_high"] == pytest.approx(max(bca_high, t_high), abs=1e-12) and t_high > bca_high + 0.01
+    nll = paired_delta(model_view(ref), model_view(cand), "token_accuracy.nll")
+    assert nll["statistic"] == "pooled" and nll["method"].startswith("paired BCa bootstrap")
+    assert "Tango" not in nll["method"] and "token-weighted" in nll["method"]
