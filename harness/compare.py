@@ -450,7 +450,10 @@ POINT_ONLY = "point estimates only (no interval reported)"
 
 
 def has_interval(delta: dict) -> bool:
-    return delta.get("method") != POINT_ONLY
+    """Whether a delta's bounds are an interval, not the points themselves: its ``point_only``
+    key (``_mover`` writes it); a delta stored before the key was written is read from its
+    method's wording."""
+    return not delta.get("point_only", delta.get("method") == POINT_ONLY)
 
 
 def _mover(ref: dict | None, cand: dict | None) -> dict | None:
@@ -469,7 +472,8 @@ def _mover(ref: dict | None, cand: dict | None) -> dict | None:
     return {"diff": d, "ci_low": low, "ci_high": high, "ref_value": r, "cand_value": c,
             "n": min(int(ref.get("n") or 0), int(cand.get("n") or 0)), "statistic": "reported",
             "series": None,
-            "method": "unpaired, from the reported intervals (MOVER)" if exact else POINT_ONLY}
+            "method": "unpaired, from the reported intervals (MOVER)" if exact else POINT_ONLY,
+            "point_only": not exact}
 
 
 def suite_comparisons(suite_result: dict, baseline_suite: dict | None) -> dict:
