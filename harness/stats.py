@@ -395,11 +395,15 @@ def scaled_tango_ci(diffs: Sequence[float], units: int, level: float = 0.95,
     d). Its tails are expanded for ``units`` resampled units, as BCa's
     (sqrt(n/(n-1)) t_{n-1}); ``deff`` divides the counts and n (clusters), as for pass/fail
     metrics. Needs some nonzero difference (none changed: Tango's no-flip interval).
+    Computed on d / max|d| and scaled back (the same interval): d * d underflowed to 0 on
+    differences under 1e-154 (a [0, 1] mean of probabilities), a division by zero.
     """
     d = np.asarray(diffs, dtype=float)
-    size = float(np.abs(d).sum())
-    if d.size == 0 or size == 0.0:
+    scale = float(np.abs(d).max()) if d.size else 0.0
+    if scale == 0.0:
         raise ValueError("scaled_tango_ci: needs at least one nonzero difference")
+    d = d / scale
+    size = float(np.abs(d).sum())
     unit = float((d * d).sum()) / size
     down = float(np.clip(-d, 0.0, None).sum()) / unit / deff
     up = float(np.clip(d, 0.0, None).sum()) / unit / deff
@@ -407,7 +411,7 @@ def scaled_tango_ci(diffs: Sequence[float], units: int, level: float = 0.95,
     up = min(up, n - down)  # (sum |d|)^2 / sum d^2 <= n (Cauchy-Schwarz); rounding only
     expanded = 1.0 - 2.0 * _expanded_tail((1.0 - level) / 2.0, units)
     low, high = tango_paired_ci(down, up, n, expanded)
-    return (unit * low, unit * high)
+    return (scale * unit * low, scale * unit * high)
 
 
 def design_effect(diffs: Sequence[float], clusters: Sequence[Any] | None) -> float:

@@ -159,6 +159,15 @@ def test_scaled_tango_is_tangos_interval_on_whole_flips_and_scales_with_the_chan
         scaled_tango_ci(np.zeros(5), 5)
 
 
+def test_scaled_tango_on_differences_too_small_to_square():
+    """A [0, 1] mean of probabilities can change by 1e-200 on an item: sum(d^2) underflowed
+    to 0 and the gate died on a division by zero (internal error, no verdict). The interval
+    is scale-equivariant, so it is the one on whole flips scaled down."""
+    d = np.array([1e-200] * 3 + [-1e-200] + [0.0] * 20)
+    whole = scaled_tango_ci(d * 1e200, 24)
+    assert scaled_tango_ci(d, 24) == pytest.approx(tuple(x * 1e-200 for x in whole), rel=1e-9)
+
+
 def test_bca_bootstrap_and_clusters():
     rng = np.random.default_rng(0)
     a = rng.random(80)
