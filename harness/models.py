@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,7 +186,9 @@ def recorded_fingerprint_recipe(entry: dict) -> int | str | None:
 def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     h = hashlib.sha256()
     for f in sorted(files):
-        h.update(f.relative_to(root).as_posix().encode())
+        # the name's bytes as on disk: a name that is not UTF-8 (b"\xff.json") holds surrogates
+        # that str.encode() refused, an internal error at load; a UTF-8 name hashes as before
+        h.update(os.fsencode(f.relative_to(root).as_posix()))
         h.update(b"\0" + _model_file_digest(f).encode() + b"\n")
     h.update(extra.encode())
     return "sha256:" + h.hexdigest()[:32]

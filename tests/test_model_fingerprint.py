@@ -134,3 +134,16 @@ def test_an_unreadable_model_file_is_one_clear_error(tmp_path, monkeypatch):
     with pytest.raises(HarnessError) as err:
         load_base(str(folder))
     assert "vocab.json" in str(err.value) and "Permission denied" in str(err.value)
+
+
+def test_a_file_name_that_is_not_utf8_is_hashed_by_its_bytes(tmp_path):
+    """A file named b"extra\\xff.json" in the model folder (a name written by another
+    system's encoding): its str holds a surrogate, str.encode() refused it, and every
+    `harness eval` on the folder died with an internal error (exit 3). It is hashed by the
+    name's bytes, so it changes the fingerprint like any other tokenizer-side file."""
+    import os
+
+    folder = _copy(tmp_path)
+    before = base_fingerprint(folder)
+    _write(folder, os.fsdecode(b"extra\xff.json"), b'{"a": 1}')
+    assert base_fingerprint(folder) != before
