@@ -110,9 +110,28 @@ def read_json(path: str | Path, what: str = "file", finite: bool = False) -> dic
 
 
 def file_digest(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks (weights can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex sha256 of a regular file's bytes, read in 1 MiB blocks (weights can be large).
+
+    Opened non-blocking and checked on the open descriptor, as ``read_input`` does: callers
+    list regular files first, but a FIFO put in a file's place between the listing and the
+    open blocked the run forever, and a device never ended. Such a file is an OSError
+    naming it, which the callers turn into their one-line errors."""
+    import errno
+    import os
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a folder, FIFO, socket or device)", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        h = hashlib.sha256()
+        with os.fdopen(fd, "rb", closefd=True) as fh:
+            fd = -1
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    finally:
+        if fd >= 0:
+            os.close(fd)
