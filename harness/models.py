@@ -401,7 +401,11 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
     if not weights:
         return [f"adapter {adapter_path} names base {name!r}, whose folder has no weights: "
                 f"only tensor shapes were checked"]
-    fingerprint = _folder_weights_fingerprint(str(folder.resolve()), max(w.stat().st_mtime for w in weights))
+    try:
+        fingerprint = _folder_weights_fingerprint(str(folder.resolve()), max(w.stat().st_mtime for w in weights))
+    except OSError as exc:  # another user's folder, a file gone since: as if it were not here
+        return [f"adapter {adapter_path} names base {name!r}, whose weights cannot be read "
+                f"({exc.filename or folder}: {exc.strerror or exc}): only tensor shapes were checked"]
     if fingerprint != base.weights_fingerprint:
         refuse(f"{name} (mlx-lm `model`)", fingerprint)
     return []

@@ -50,6 +50,34 @@ def test_mlx_lm_model_field_is_checked(tmp_path, other_weights, fixture_base):
     assert len(nothing) == 1 and "records no base model" in nothing[0]
 
 
+def test_a_named_base_whose_weights_cannot_be_read_is_a_warning(tmp_path, other_weights, fixture_base,
+                                                               monkeypatch):
+    """An adapter's `model` may name any folder (an adapter from the hub names its author's):
+    one whose weights this user cannot read (another user's, mode 000) raised PermissionError
+    out of the check, an internal error (exit 3). It is checked as a base that is not here:
+    a warning naming the file, tensor shapes only. (Unreadable is simulated: tests may run
+    as root, where chmod 000 denies nothing.)"""
+    import harness.models as models
+
+    folder = tmp_path / "named"
+    shutil.copytree(other_weights, folder)
+    real = models.file_digest
+
+    def digest(path):
+        if str(path).startswith(str(folder)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(models, "file_digest", digest)
+    models._digest_at.cache_clear()
+    models._folder_weights_fingerprint.cache_clear()
+    path = mlx_lm_adapter(tmp_path, str(folder))
+    config = json.loads((path / "adapter_config.json").read_text())
+    warnings = check_adapter_base(fixture_base, path, config, False)
+    assert len(warnings) == 1 and "cannot be read" in warnings[0] and "Permission denied" in warnings[0]
+    assert "model.safetensors" in warnings[0]
+
+
 def test_eval_refuses_before_generating(tmp_path, other_weights):
     out = tmp_path / "out"
     for adapter in (ROOT / "fixtures" / "adapters" / "sql", mlx_lm_adapter(tmp_path, str(FIXTURE_MODEL))):
