@@ -18,10 +18,13 @@ from .errors import HarnessError
 __all__ = ["read_json", "read_input", "file_digest"]
 
 
-def read_input(path: str | Path, what: str = "file") -> bytes:
+def read_input(path: str | Path, what: str = "file", max_bytes: int | None = None,
+               too_large_hint: str | None = None) -> bytes:
     """The bytes of an input file, which must be a regular file: a FIFO, a device
     (``/dev/zero``) or a folder is a HarnessError, never a read that hangs or never ends.
-    The file is opened non-blocking and checked on the open descriptor (no race)."""
+    The file is opened non-blocking and checked on the open descriptor (no race).
+    ``max_bytes``: a larger file is a HarnessError (``too_large_hint`` its fix), checked on
+    what is read, so a file that grows while read is refused too."""
     import os
     import stat
 
@@ -45,7 +48,11 @@ def read_input(path: str | Path, what: str = "file") -> bytes:
             os.set_blocking(fd, True)
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
-            return fh.read()
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise HarnessError(f"{what} is larger than {max_bytes / (1 << 20):g} MiB", path=p,
+                               hint=too_large_hint)
+        return data
     except OSError as exc:
         raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
     finally:

@@ -27,6 +27,12 @@ from .errors import HarnessError
 
 MAX_NODES = 1_000_000  # expanded nodes (a suite with 10,000 inline cases of 10 fields is ~210,000)
 MAX_DEPTH = 64
+# Bytes of one YAML file. PyYAML composes the whole document before any limit above is
+# checked, at about 4 s per MB on a busy 2-core machine: a 50 MB suite of inline cases took
+# 214 s and 2.7 GB to be refused (as "more than 1,000,000 values"). Large data belongs in
+# JSONL, which is read at C speed (a suite's `data:`).
+MAX_BYTES = 4 << 20
+TOO_LARGE_HINT = "keep large data out of YAML: a suite's cases go in a JSONL file named by `data:`"
 
 
 def _line(node: yaml.Node) -> int:
@@ -121,6 +127,8 @@ def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tupl
     """(data, root node) of one YAML document; HarnessError (file, line) on anything bad."""
     if text.startswith("\ufeff"):
         text = text[1:]
+    if len(text) > MAX_BYTES:  # read() refuses the file first; this for text from elsewhere
+        raise HarnessError(f"YAML is larger than {MAX_BYTES / (1 << 20):g} MiB", path=path, hint=TOO_LARGE_HINT)
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -162,10 +170,10 @@ def read(path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any,
     from .files import read_input
 
     try:
-        text = read_input(p, what).decode("utf-8")
+        text = read_input(p, what, max_bytes=MAX_BYTES, too_large_hint=TOO_LARGE_HINT).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise HarnessError(f"not UTF-8 text ({exc.reason})", path=p) from None
     return load(text, p, **kwargs)
 
 
-__all__ = ["MAX_NODES", "MAX_DEPTH", "load", "read"]
+__all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read"]

@@ -121,6 +121,13 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
 
 
+def _too_large(text: str) -> str:
+    """A valid YAML file one byte over the size limit (a comment pads it)."""
+    from harness.yamlsafe import MAX_BYTES
+
+    return text + "#" * (MAX_BYTES + 1 - len(text.encode()) - 1) + "\n"
+
+
 def _completions(text: str | bytes) -> Callable[[Env], list[str]]:
     return lambda env: env.score(env.suite, env.write("in/bad.jsonl", text))
 
@@ -326,6 +333,7 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "suite-tab-indent": lambda env: env.score(env.suite_with("name: x\n\tprompt: y\n")),
     "suite-python-tag": lambda env: env.score(env.suite_with("name: !!python/object/apply:os.system ['true']\n")),
     "suite-alias-bomb": lambda env: env.score(env.suite_with(BOMB)),
+    "suite-too-large": lambda env: env.score(env.suite_with(_too_large(GOOD_SUITE))),
     "suite-deep-nesting": lambda env: env.score(env.suite_with("name: " + "[" * 3000 + "]" * 3000 + "\n")),
     "suite-recursive-alias": lambda env: env.score(env.suite_with("name: &a [*a]\n")),
     "suite-duplicate-key": lambda env: env.score(env.suite_with(_suite(append="name: again\n"))),
@@ -493,6 +501,7 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "train-config-pad-multiple-huge": _train_config(GOOD_TRAIN + "pad_multiple: 100000\n"),
     "train-collective-timeout-bad": _train_config(GOOD_TRAIN, "--collective-timeout", "soon"),
     "train-config-alias-bomb": _train_config(BOMB),
+    "train-config-too-large": _train_config(_too_large(GOOD_TRAIN)),
     "train-override-no-value": _train_config(GOOD_TRAIN, "--steps"),
     "train-override-nan": _train_config(GOOD_TRAIN, "--learning_rate", ".nan"),
     "train-resume-nothing": lambda env: _train_config(GOOD_TRAIN + f"adapter_path: {env.root / 'ad'}\n",
@@ -617,6 +626,17 @@ def test_the_unchanged_run_the_hostile_cases_start_from_is_read(env, capsys, com
 def test_the_unchanged_baseline_the_hostile_cases_start_from_gates(env, capsys):
     code, _, err = cli(capsys, *_reading("score-baseline", _baseline_with())(env))
     assert code == 0, err
+
+
+@pytest.mark.parametrize("name", ["suite-too-large", "train-config-too-large"])
+def test_a_yaml_file_over_the_size_limit_is_refused_before_it_is_parsed(env, capsys, name):
+    """PyYAML composes a whole document before any limit is checked, at about 4 s per MB on
+    a busy machine: a 50 MB suite of inline cases took 214 s and 2.7 GB to be refused, as
+    "more than 1,000,000 values (aliases...)", though it had no alias. Now its size is read
+    first: one line naming the file, the limit and where large data goes."""
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, "larger than 4 MiB", "JSONL")
+    assert ("s.yaml" if name.startswith("suite") else "train.yaml") in err
 
 
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]
