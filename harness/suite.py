@@ -159,6 +159,9 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     from . import yamlsafe
 
     if not path.exists():
+        if path.is_symlink():
+            raise HarnessError("suite file is a symbolic link to nothing (its target is missing, or "
+                               "the link loops)", path=path, hint="point the link at a suite file, or remove it")
         raise HarnessError("suite file not found", path=path)
     return yamlsafe.read(path, "suite file")
 
@@ -418,5 +421,15 @@ def find_suites(paths: list[str]) -> list[Path]:
     # a folder and a file in it (`suites/ suites/sql.yaml`): the file once, where it came first
     unique: dict[Path, Path] = {}
     for path in found:
-        unique.setdefault(path.resolve(), path)
+        unique.setdefault(_identity(path), path)
     return list(unique.values())
+
+
+def _identity(path: Path) -> Path:
+    """Where ``path`` leads, for telling two names of one file apart; a symbolic link that
+    loops leads nowhere, so it is itself (``resolve`` raised RuntimeError on it, an internal
+    error for a whole folder of suites; loading it then says what it is)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13, OSError since
+        return path.absolute()

@@ -101,3 +101,21 @@ def test_the_starter_suite_of_init_passes(tmp_path, capsys):
     assert cli(capsys, "init", tmp_path / "proj", "--model", ROOT / "fixtures" / "model")[0] == 0
     code, out, _ = cli(capsys, "check-suite", tmp_path / "proj" / "suites")
     assert code == 0 and out.startswith(f"OK {tmp_path / 'proj' / 'suites' / 'starter.yaml'}: suite "), out
+
+
+def test_a_looping_link_in_a_folder_of_suites_is_one_fail_line(tmp_path, capsys):
+    """A symbolic link named *.yaml that loops (l1.yaml -> l2.yaml -> l1.yaml) in a folder of
+    suites: telling duplicate names apart resolved it, which raised RuntimeError, an internal
+    error (exit 3) for the whole folder, in check-suite and eval alike. Now it is its own FAIL
+    line saying what it is, and the good suite is still checked."""
+    (tmp_path / "good.yaml").write_text(_good(), encoding="utf-8")
+    (tmp_path / "l1.yaml").symlink_to("l2.yaml")
+    (tmp_path / "l2.yaml").symlink_to("l1.yaml")
+    code, out, err = cli(capsys, "check-suite", tmp_path)
+    lines = out.splitlines()
+    assert code == 2 and err == "", err
+    assert lines[0].startswith(f"OK {tmp_path / 'good.yaml'}"), out
+    assert [line.split(":")[0] for line in lines[1:]] == [f"FAIL {tmp_path / 'l1.yaml'}", f"FAIL {tmp_path / 'l2.yaml'}"]
+    assert all("symbolic link to nothing" in line for line in lines[1:]), out
+    code, _, err = cli(capsys, "eval", tmp_path, "--model", tmp_path / "no-model", "--out", tmp_path / "out")
+    assert_bad_input(code, err, "l1.yaml", "symbolic link")
