@@ -510,6 +510,9 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "train-resume-nothing": lambda env: _train_config(GOOD_TRAIN + f"adapter_path: {env.root / 'ad'}\n",
                                                       "--resume")(env),
     "lint-missing-folder": lambda env: ["lint-data", str(env.root / "nope")],
+    # a project folder that is a looping link, and a local model named relative to here
+    "init-dir-symlink-loop": lambda env: (os.symlink("l2", env.root / "l1"), os.symlink("l1", env.root / "l2"),
+                                          env.model_copy(), ["init", str(env.root / "l1"), "--model", "in/model"])[3],
     "lint-schema-invalid-json": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
                                              str(env.write("in/ls.json", "{"))],
     "lint-schema-ref-http": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
