@@ -346,9 +346,10 @@ def load_suite(path: str | Path) -> Suite:
                 cases.append(Case(id=case_id, index=index, category=str(category) if category is not None else None,
                                   record=record, prompt=prompt, target=target, source_line=line_no,
                                   source=where_path, cluster=cluster))
-    except TooMuchWork as exc:
-        raise HarnessError(str(exc), path=path, field="prompt",
-                           hint="simplify the prompt, target and cluster templates") from None
+    except TooMuchWork as exc:  # a slow template, or simply very many items: say which
+        raise HarnessError(f"{exc} (stopped at item {len(cases) + 1:,} of {len(rows):,})", path=path,
+                           field="prompt", hint="simplify the prompt, target and cluster templates, or split "
+                                                "a large data file into several suites") from None
 
     scorers: list[ScorerSpec] = []
     for i, entry in enumerate(data["scorers"]):

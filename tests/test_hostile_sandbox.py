@@ -269,6 +269,31 @@ def test_template_loops_are_stopped_by_the_render_time_limit(tmp_path, capsys, m
     assert time.monotonic() - t0 < 20
 
 
+def test_the_render_time_limit_says_how_far_it_got(tmp_path, capsys, monkeypatch):
+    """A 50 MB data file (712,000 items with a plain `{{ q }}`) ran past the render limit and
+    was told to "simplify the prompt, target and cluster templates", which were as simple as
+    templates get. The error says at which item of how many it stopped, and that a large
+    data file can be split. (The limit is made to strike at the third item.)"""
+    import harness.suite
+    from harness.bounded import TooMuchWork
+
+    real, calls = harness.suite.render, []
+
+    def render(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise TooMuchWork("rendering the suite's templates took more than 20 s")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(harness.suite, "render", render)
+    suite_dir = tmp_path / "suite"
+    suite_dir.mkdir()
+    (suite_dir / "suite.yaml").write_text("name: many\nprompt: '{{ q }}'\nscorers:\n  - exact_match: {}\n"
+                                          "cases:\n" + "".join(f"  - {{id: c{i}, q: x}}\n" for i in range(5)))
+    code, _, err = score(capsys, tmp_path, str(suite_dir / "suite.yaml"), {"c0": "x"})
+    assert_bad_input(code, err, "took more than 20 s", "stopped at item 3 of 5", "split a large data file")
+
+
 def test_time_limit_restores_an_alarm_already_set():
     import signal
 
