@@ -119,3 +119,13 @@ def test_a_looping_link_in_a_folder_of_suites_is_one_fail_line(tmp_path, capsys)
     assert all("symbolic link to nothing" in line for line in lines[1:]), out
     code, _, err = cli(capsys, "eval", tmp_path, "--model", tmp_path / "no-model", "--out", tmp_path / "out")
     assert_bad_input(code, err, "l1.yaml", "symbolic link")
+
+
+def test_a_margin_set_to_null_reads_off(tmp_path, capsys):
+    """`max_drop_vs_base: null` drops the default margin (eval gates nothing there); the line
+    read 'max_drop_vs_base None', Python's word, as if a margin of None were applied."""
+    (tmp_path / "g.yaml").write_text(_good().replace("{max_drop_vs_base: 0.2}",
+                                                     "{max_drop_vs_base: null, max_drop_vs_baseline: 0.1}"),
+                                     encoding="utf-8")
+    code, out, _ = cli(capsys, "check-suite", tmp_path / "g.yaml")
+    assert code == 0 and "gates: exact_match (max_drop_vs_base off, max_drop_vs_baseline 0.1)" in out, out

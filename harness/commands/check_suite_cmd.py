@@ -67,7 +67,8 @@ def gates_text(suite) -> str:
         if options is False:
             parts.append(f"{metric} off")
             continue
-        shown = ", ".join(f"{k} {v}" for k, v in options.items() if k != "categories")
+        # null drops a default margin (gates.policy): "off", not Python's "None"
+        shown = ", ".join(f"{k} {'off' if v is None else v}" for k, v in options.items() if k != "categories")
         categories = options.get("categories") or {}
         if categories:
             shown += (", " if shown else "") + f"{len(categories)} category gate(s)"
