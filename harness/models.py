@@ -194,18 +194,42 @@ def _digest_files(files: list[Path], root: Path, extra: str = "") -> str:
     return "sha256:" + h.hexdigest()[:32]
 
 
+def _output_changing(p: Path) -> bool:
+    """Whether a top-level entry of a model folder is of a kind the loader may read (not
+    documentation, a licence, a hidden file, Python code or weights mlx-lm does not load)."""
+    name = p.name.lower()
+    return not (name.startswith(".") or name.startswith(INERT_PREFIXES) or p.suffix.lower() in INERT_SUFFIXES)
+
+
+def _named_templates(path: Path) -> list[Path]:
+    templates = path / CHAT_TEMPLATE_DIR
+    return sorted(templates.glob("*.jinja")) if templates.is_dir() else []
+
+
 def fingerprinted_files(path: Path) -> list[Path]:
     """The files of a model folder that can change what it writes: its weights (``weight_files``),
     every other top-level file but documentation, licences, hidden files, Python code and
     weights mlx-lm does not load, and the named chat templates."""
-    def output_changing(p: Path) -> bool:
-        name = p.name.lower()
-        return not (name.startswith(".") or name.startswith(INERT_PREFIXES) or p.suffix.lower() in INERT_SUFFIXES)
+    others = [p for p in path.iterdir() if p.is_file() and _output_changing(p)]
+    return weight_files(path) + sorted(others) + [p for p in _named_templates(path) if p.is_file()]
 
-    templates = path / CHAT_TEMPLATE_DIR
-    named = sorted(templates.glob("*.jinja")) if templates.is_dir() else []
-    others = [p for p in path.iterdir() if p.is_file() and output_changing(p)]
-    return weight_files(path) + sorted(others) + [p for p in named if p.is_file()]
+
+def check_loader_files(path: Path) -> None:
+    """Refuse an entry of a model folder the loader may read (of ``fingerprinted_files``' kind)
+    that is neither a regular file nor a folder, before anything reads it: mlx-lm opened a
+    FIFO named tokenizer.json and blocked forever (in `harness eval` and `lint-data --model`);
+    transformers took a link to /dev/zero named tokenizer_config.json for a missing file and
+    loaded another tokenizer than the folder shows, which the fingerprint (regular files
+    only) did not see either. A link to nothing (a download cut short, a loop) alike."""
+    entries = [p for p in path.iterdir() if _output_changing(p)] + _named_templates(path)
+    for p in sorted(entries):
+        if p.is_file() or p.is_dir():
+            continue
+        kind = ("a symbolic link to nothing (its target is missing, or the link loops)" if p.is_symlink()
+                and not p.exists() else "not a regular file (a FIFO, socket or device)")
+        raise HarnessError(f"model file is {kind}", path=p,
+                           hint="the loader would block on it or take it for missing: put the file itself "
+                                "there, or remove it if the model does not use it")
 
 
 def base_fingerprint(path: Path, chat_template: str | None = None) -> str:
@@ -294,6 +318,7 @@ def load_base(path_or_repo: str) -> Base:
                                hint=f"the harness never downloads: `huggingface-cli download {path_or_repo}` "
                                     "first, or pass the model's folder") from None
     check_model_folder(root)  # config.json and weight headers, before mlx-lm reads them
+    check_loader_files(root)  # no FIFO or device where a tokenizer file would be
     try:
         # lazy: the weights are read when the model first computes, so a re-run served
         # wholly from the cache (completions and model-computed scores) never reads them;

@@ -469,6 +469,14 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "model-weights-header-lies": _broken_model(lambda m: (m / "model.safetensors").write_bytes(
         struct.pack("<Q", 1 << 40) + b"{}")),
     "model-no-weights": _broken_model(lambda m: (m / "model.safetensors").unlink()),
+    # entries the loader may read that are not regular files: mlx-lm blocked forever on the
+    # FIFO; transformers took the device link for a missing file and loaded another tokenizer
+    "model-tokenizer-fifo": _broken_model(lambda m: ((m / "tokenizer.json").unlink(), os.mkfifo(m / "tokenizer.json"))),
+    "model-tokenizer-config-devzero": _broken_model(lambda m: ((m / "tokenizer_config.json").unlink(),
+                                                               os.symlink("/dev/zero", m / "tokenizer_config.json"))),
+    "model-vocab-link-loop": _broken_model(lambda m: os.symlink("vocab.json", m / "vocab.json")),
+    "model-named-template-fifo": _broken_model(lambda m: ((m / "additional_chat_templates").mkdir(),
+                                                          os.mkfifo(m / "additional_chat_templates" / "tools.jinja"))),
     "model-wrong-shape-weights": _broken_model(lambda m: _edit_json(m / "config.json", hidden_size=160)),
     "model-chat-template-broken": _broken_model(lambda m: (m / "chat_template.jinja").write_text("{% for %}")),
     "model-named-chat-template-broken": _broken_model(lambda m: (  # tokenizer_config's list form
@@ -510,6 +518,13 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "train-resume-nothing": lambda env: _train_config(GOOD_TRAIN + f"adapter_path: {env.root / 'ad'}\n",
                                                       "--resume")(env),
     "lint-missing-folder": lambda env: ["lint-data", str(env.root / "nope")],
+    "lint-model-tokenizer-fifo": lambda env: (_broken_model(lambda m: ((m / "tokenizer.json").unlink(),
+                                                                       os.mkfifo(m / "tokenizer.json")))(env),
+                                              ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--model",
+                                               str(env.model_copy())])[1],
+    "lint-model-tokenizer-corrupt": lambda env: ((env.model_copy() / "tokenizer.json").write_text(""),
+                                                 ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--model",
+                                                  str(env.model_copy())])[1],
     # a project folder that is a looping link, and a local model named relative to here
     "init-dir-symlink-loop": lambda env: (os.symlink("l2", env.root / "l1"), os.symlink("l1", env.root / "l2"),
                                           env.model_copy(), ["init", str(env.root / "l1"), "--model", "in/model"])[3],
@@ -643,6 +658,17 @@ def test_a_yaml_file_over_the_size_limit_is_refused_before_it_is_parsed(env, cap
     code, _, err = cli(capsys, *CASES[name](env))
     assert_bad_input(code, err, "larger than 4 MiB", "JSONL")
     assert ("s.yaml" if name.startswith("suite") else "train.yaml") in err
+
+
+@pytest.mark.parametrize("name, entry", [("model-tokenizer-fifo", "tokenizer.json"),
+                                         ("model-tokenizer-config-devzero", "tokenizer_config.json"),
+                                         ("model-vocab-link-loop", "vocab.json"),
+                                         ("model-named-template-fifo", "tools.jinja"),
+                                         ("lint-model-tokenizer-fifo", "tokenizer.json")])
+def test_a_loader_file_that_is_not_a_regular_file_is_named(env, capsys, name, entry):
+    """Refused before mlx-lm or transformers open it, naming the entry and what it is."""
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, entry, "model file is")
 
 
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]

@@ -169,7 +169,16 @@ def run_lint(args: argparse.Namespace) -> int:
 
         if not Path(model).is_dir():
             raise HarnessError("model folder not found", path=model, field="--model")
-        tokenizer = load_tokenizer(Path(model))
+        from ..models import check_loader_files
+
+        check_loader_files(Path(model))  # a FIFO named tokenizer.json blocked load_tokenizer forever
+        try:
+            tokenizer = load_tokenizer(Path(model))
+        except Exception as exc:  # the folder's tokenizer files are at fault (an internal error, exit 3)
+            first = (str(exc).splitlines() or [""])[0][:300]
+            raise HarnessError(f"cannot load the tokenizer: {type(exc).__name__}: {first}", path=model,
+                               field="--model", hint="the model folder's tokenizer files are incomplete or "
+                                                     "corrupt") from None
         config_file = Path(model) / "config.json"  # the positions it was trained on; no weights read
         positions = model_positions(read_json_object(config_file, "config.json")) if config_file.is_file() else None
     from ..train.config import TrainConfig
