@@ -54,6 +54,9 @@ def _check_tree(root: yaml.Node, path: str | Path) -> None:
             children = _children(node)
             total = 1 + sum(sizes[id(c)] for c in children)
             if total > MAX_NODES:
+                if len(sizes) + 1 >= total:  # as many distinct values: written out, no alias expanded
+                    raise HarnessError(f"YAML has more than {MAX_NODES:,} values", path=path, line=_line(node),
+                                       hint=TOO_LARGE_HINT)
                 raise HarnessError(f"YAML expands to more than {MAX_NODES:,} values (aliases repeated "
                                    f"inside aliases?)", path=path, line=_line(node),
                                    hint="write the values out, or use fewer nested aliases")

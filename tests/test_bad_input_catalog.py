@@ -671,6 +671,23 @@ def test_a_loader_file_that_is_not_a_regular_file_is_named(env, capsys, name, en
     assert_bad_input(code, err, entry, "model file is")
 
 
+def test_a_yaml_file_of_many_values_and_no_alias_is_not_told_about_aliases(tmp_path, monkeypatch):
+    """Over the value limit with no alias at all (inline cases written out), the error read
+    "expands to more than 1,000,000 values (aliases repeated inside aliases?)" and told the
+    user to use fewer aliases. It says the file has that many values, and where they go; a
+    real alias bomb keeps its words. (The limit is lowered to 100 values.)"""
+    import harness.yamlsafe as yamlsafe
+    from harness.errors import HarnessError
+
+    monkeypatch.setattr(yamlsafe, "MAX_NODES", 100)
+    with pytest.raises(HarnessError) as err:
+        yamlsafe.load("cases:\n" + "- {id: 1}\n" * 60, tmp_path / "s.yaml")
+    assert "has more than 100 values" in err.value.one_line() and "data:" in err.value.one_line()
+    assert "alias" not in err.value.one_line()
+    with pytest.raises(HarnessError, match="aliases repeated inside aliases"):
+        yamlsafe.load("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: [" + ", ".join(["*a"] * 20) + "]\n", tmp_path / "s.yaml")
+
+
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]
 
 
