@@ -279,3 +279,24 @@ def test_plain_sqlite_suite_without_the_schema_field_fails_at_load(tmp_path):
     with pytest.raises(HarnessError) as err:
         load_suite(suite)
     assert (err.value.line, err.value.field) == (8, "context")
+
+
+_WIDE = ", ".join(f"Col{i}" for i in range(2500))
+
+
+@pytest.mark.parametrize("prompt, gold", [
+    (f"table: 1-1\ncolumns: {_WIDE}\nQ: q\nA: ", "SELECT Col1 FROM 1-1 WHERE Col2 = 3"),  # SQLite: 2,000 columns
+    ("table: 1-1\ncolumns: A\x00B, C\nQ: q\nA: ", "SELECT C FROM 1-1 WHERE A\x00B = 3"),
+    ("table: sqlite_master\ncolumns: A, C\nQ: q\nA: ", "SELECT C FROM sqlite_master WHERE A = 3"),
+    ("table: 1-1\ncolumns: A, C\nQ: q\nA: ", "SELECT MAX C FROM 1-1 WHERE A > 1e999"),
+], ids=["2500-columns", "nul-in-a-column", "sqlite-table-name", "bound-1e999"])
+def test_a_case_whose_table_cannot_be_built_is_unscored_not_a_crash(prompt, gold):
+    """The case's table is built from its prompt and seeded from its gold query: a table
+    SQLite refuses (too many columns, a NUL in a name, a reserved name) or a bound with no
+    seed value past it (1e999) raised out of the scorer, an internal error that ended the
+    run (exit 3) after every item had generated. Now the item is unscored, naming the fix,
+    as a gold query that does not parse is."""
+    for output in (gold, "SELECT C FROM 1-1"):
+        (score,) = REGISTRY["sql_execution"]({}).score_all([item(output, gold, prompt)])
+        assert score.value is None and "the case's table cannot be built in SQLite" in score.detail
+        assert "fix the case" in score.detail

@@ -269,12 +269,16 @@ def wikisql_database(table: wikisql.Table, gold: wikisql.Query,
     names = [name for _, name in columns]
     numeric = wikisql.numeric_columns(gold)
     types = [" REAL" if span in numeric else " TEXT COLLATE NOCASE" for span, _ in columns]
-    conn.execute(f"CREATE TABLE {wikisql.quote_ident(table.id)} "
-                 f"({', '.join(wikisql.quote_ident(n) + t for n, t in zip(names, types))})")
-    seed = int.from_bytes(hashlib.sha256(f"{table.id}\0{gold}".encode()).digest()[:8], "big")
-    conn.executemany(
-        f"INSERT INTO {wikisql.quote_ident(table.id)} VALUES ({', '.join('?' * len(names))})",
-        seed_wikisql_rows(columns, gold, seed))
+    try:
+        conn.execute(f"CREATE TABLE {wikisql.quote_ident(table.id)} "
+                     f"({', '.join(wikisql.quote_ident(n) + t for n, t in zip(names, types))})")
+        seed = int.from_bytes(hashlib.sha256(f"{table.id}\0{gold}".encode()).digest()[:8], "big")
+        conn.executemany(
+            f"INSERT INTO {wikisql.quote_ident(table.id)} VALUES ({', '.join('?' * len(names))})",
+            seed_wikisql_rows(columns, gold, seed))
+    except BaseException:
+        conn.close()
+        raise
     lock_down(conn)
     return conn
 
@@ -426,7 +430,13 @@ class SqlExecution(Scorer):
             pred, note = None, f"not WikiSQL notation ({exc}); ran as SQLite SQL"
         columns = wikisql.table_columns(table, gold)
         by_span = dict(columns)
-        conn = wikisql_database(table, gold, columns)
+        try:
+            conn = wikisql_database(table, gold, columns)
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            # the case's own table or gold: over 2,000 columns, a NUL in a name, a table named
+            # sqlite_*, a bound of 1e999 (no seed value past it) were an internal error (exit 3)
+            return Score(None, None, f"the case's table cannot be built in SQLite ({type(exc).__name__}: "
+                                     f"{exc}); fix the case")
         numeric = wikisql.numeric_columns(gold)
         gold_sql, gold_params = wikisql.to_sqlite(gold, table, by_span, numeric)
         pred_sql, pred_params = pred_text, []
