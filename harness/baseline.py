@@ -159,6 +159,9 @@ def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
 
 def load_baseline(path: str | Path) -> dict:
     """Read and check a baseline file; HarnessError naming the file and field when bad."""
+    from .files import require_utf8_name
+
+    require_utf8_name(path, "baseline file", field="--baseline")  # the run's results name it
     data = read_json(path, what="baseline file", finite=True)
     fmt = data.get("format")
     if fmt != FORMAT:

@@ -19,10 +19,11 @@ def terminal(text: object) -> str:
 
 def printable(text: object) -> str:
     """Text from outside (model names, ids, outputs, paths) made safe for a terminal line:
-    control characters (ESC, NUL, newlines, C1, bidi overrides) become visible escapes."""
+    control characters (ESC, NUL, newlines, C1, bidi overrides) become visible escapes, and so
+    do lone surrogates (a file name that is not UTF-8), which a strict UTF-8 stdout refused."""
     out = []
     for ch in str(text):
-        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") and ch not in "\u200d":
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") and ch not in "\u200d":
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:

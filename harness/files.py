@@ -15,7 +15,20 @@ from pathlib import Path
 
 from .errors import HarnessError
 
-__all__ = ["read_json", "read_input", "file_digest"]
+__all__ = ["read_json", "read_input", "file_digest", "require_utf8_name"]
+
+
+def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
+    """Refuse a path that is not UTF-8 text (a name written in another encoding: b"s\xff.yaml",
+    held by Python as a lone surrogate). Suites, models, adapters and the output folder are
+    named in results.json, the reports and junit.xml, which are UTF-8: writing them failed
+    after the whole run had generated (an internal error, nothing written), and mlx could
+    not open such a model ("std::bad_cast ... corrupt")."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise HarnessError(f"the {what}'s path is not UTF-8 text", path=path, field=field,
+                           hint="rename it (or the folder holding it) with UTF-8 characters") from None
 
 
 def read_input(path: str | Path, what: str = "file", max_bytes: int | None = None,

@@ -61,6 +61,9 @@ def check_out_dir(path: str | Path, field: str = "--out") -> Path:
         what = "the current folder" if target == here else f"a folder holding the current folder ({here})"
         raise HarnessError(f"output folder is {what}", path=out, field=field,
                            hint="name a subfolder, for example reports/latest or adapters/v2")
+    from .files import require_utf8_name
+
+    require_utf8_name(out, "output folder", field=field)
     _writable_folder(out, field)
     parent = out.parent if str(out.parent) else Path(".")
     if out.is_dir() and parent.is_dir() and not os.access(parent, os.W_OK | os.X_OK):
@@ -193,6 +196,9 @@ def check_model_folder(folder: str | Path) -> dict:
     if not folder.is_dir():
         what = "is not a folder" if os.path.lexists(folder) else "model folder not found"
         raise HarnessError(what, path=folder, field="--model", hint="pass the mlx-lm model folder")
+    from .files import require_utf8_name
+
+    require_utf8_name(folder, "model folder", field="--model")
     if not weight_files(folder) and any((folder / n).is_file() for n in ("adapters.safetensors",
                                                                            "adapter_config.json")):
         # a common mistake; without this, "cannot read config.json" or mlx-lm's own error
@@ -218,6 +224,7 @@ def check_model_folder(folder: str | Path) -> dict:
                            hint=f"mlx-lm loads only {WEIGHTS_GLOB}: pass an mlx-lm model folder "
                                 "(mlx_lm.convert writes one), or rename the weights model.safetensors")
     for f in weights:
+        require_utf8_name(f, "weight file")  # mlx cannot open it: "std::bad_cast"
         safetensors_header(f)
     return config
 
@@ -343,6 +350,9 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
     """Everything about an adapter folder that can be checked without loading a model;
     returns its adapter_config.json."""
     path = Path(path)
+    from .files import require_utf8_name
+
+    require_utf8_name(path, "adapter folder", field="--adapter")
     config = read_adapter_config(path)
     check_adapter_config(path, config)
     check_adapter_weights(path, config)

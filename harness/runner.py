@@ -675,8 +675,10 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     by_model: dict[str, dict] = {}
     ids = {c.id for c in suite.cases}
     samples = max(1, suite.generation.samples)  # sampled suites: lines carry "sample": 0..k-1
+    from .files import require_utf8_name
     from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
 
+    require_utf8_name(path, "completions file", field="--completions")  # the run's results name it
     for number, line in jsonl_lines(path, "completions file"):
         row = parse_json_line(line, path, number)
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("output"), str):

@@ -299,6 +299,9 @@ def earlier_fingerprints(file_bytes: bytes, data: dict, data_bytes: bytes) -> di
 def load_suite(path: str | Path) -> Suite:
     """Parse, validate and render a suite; raises HarnessError with file and line."""
     path = Path(path)
+    from .files import require_utf8_name
+
+    require_utf8_name(path, "suite file")
     data, root = _read_yaml(path)
     if not isinstance(data, dict):
         raise HarnessError("a suite must be a YAML mapping (name, prompt, scorers, ...)",
@@ -307,6 +310,7 @@ def load_suite(path: str | Path) -> Suite:
 
     if "data" in data:
         data_path = resolve_data_path(path, data["data"])
+        require_utf8_name(data_path, "data file", field="data")
         rows = read_jsonl(data_path)
         data_bytes = data_path.read_bytes()
         where_path = data_path

@@ -121,6 +121,9 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
 
 
+_NOT_UTF8 = os.fsdecode(b"\xff")  # a byte no UTF-8 text holds, as Python reads it from a file name
+
+
 def _too_large(text: str) -> str:
     """A valid YAML file one byte over the size limit (a comment pads it)."""
     from harness.yamlsafe import MAX_BYTES
@@ -316,6 +319,24 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "out-file": lambda env: env.score(env.suite)[:-2] + ["--out", str(env.write("in/file.txt", "x"))],
     "out-under-file": lambda env: env.score(env.suite)[:-2] + ["--out", str(env.write("in/f2.txt", "x") / "sub")],
     "out-devnull": lambda env: env.score(env.suite)[:-2] + ["--out", "/dev/null"],
+    # paths that are not UTF-8 text (b"\xff": a lone surrogate in Python): results.json, the
+    # reports and junit.xml name them, and writing those failed after the run (exit 3)
+    "out-not-utf8": lambda env: env.score(env.suite)[:-2] + ["--out", str(env.root / _NOT_UTF8)],
+    "suite-name-not-utf8": lambda env: env.score(env.suite_with(GOOD_SUITE, name=f"in/s{_NOT_UTF8}.yaml")),
+    "data-name-not-utf8": lambda env: (  # reached through a link: a UTF-8 suite cannot spell the name
+        env.write(f"in/d{_NOT_UTF8}.jsonl", '{"q": "1", "a": "2"}\n'),
+        os.symlink(f"d{_NOT_UTF8}.jsonl", env.root / "in" / "dl.jsonl"),
+        env.score(env.suite_with(_suite().split("cases:")[0] + "data: dl.jsonl\n"),
+                  env.write("in/c0.jsonl", '{"id": "0", "output": "x"}\n')))[2],
+    "completions-name-not-utf8": lambda env: env.score(env.suite, env.write(
+        f"in/c{_NOT_UTF8}.jsonl", '{"id": "one", "output": "2"}\n{"id": "two", "output": "4"}\n')),
+    "baseline-name-not-utf8": lambda env: env.score(env.suite, None, "--baseline", str(
+        _baseline_with()(env).rename(env.root / "in" / f"bl{_NOT_UTF8}.json"))),
+    "model-folder-not-utf8": lambda env: env.eval(model=env.model_copy().rename(env.root / "in" / f"m{_NOT_UTF8}")),
+    "model-weights-name-not-utf8": _broken_model(lambda m: (m / "model.safetensors").rename(
+        m / f"model{_NOT_UTF8}.safetensors")),
+    "adapter-folder-not-utf8": lambda env: env.eval("--adapter", "x=" + str(lora_adapter(
+        env.root / "in" / "a").rename(env.root / "in" / f"a{_NOT_UTF8}"))),
     "eval-out-file": lambda env: env.eval()[:-3] + ["--out", str(env.write("in/f3.txt", "x"))],
     "compare-out-file": lambda env: ["compare", str(env.root), str(env.root), "--out",
                                      str(env.write("in/f4.txt", "x"))],
@@ -686,6 +707,14 @@ def test_a_yaml_file_of_many_values_and_no_alias_is_not_told_about_aliases(tmp_p
     assert "alias" not in err.value.one_line()
     with pytest.raises(HarnessError, match="aliases repeated inside aliases"):
         yamlsafe.load("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: [" + ", ".join(["*a"] * 20) + "]\n", tmp_path / "s.yaml")
+
+
+@pytest.mark.parametrize("name", ["out-not-utf8", "suite-name-not-utf8", "data-name-not-utf8",
+                                  "completions-name-not-utf8", "baseline-name-not-utf8", "model-folder-not-utf8",
+                                  "model-weights-name-not-utf8", "adapter-folder-not-utf8"])
+def test_a_path_that_is_not_utf8_is_refused_before_the_run(env, capsys, name):
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, "path is not UTF-8 text", "\\udcff")
 
 
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]

@@ -129,3 +129,23 @@ def test_a_margin_set_to_null_reads_off(tmp_path, capsys):
                                      encoding="utf-8")
     code, out, _ = cli(capsys, "check-suite", tmp_path / "g.yaml")
     assert code == 0 and "gates: exact_match (max_drop_vs_base off, max_drop_vs_baseline 0.1)" in out, out
+
+
+def test_a_suite_file_name_that_is_not_utf8_is_one_fail_line_on_a_strict_terminal(tmp_path):
+    """b"s\\xff.yaml" beside a good suite, on a terminal whose encoding is strict UTF-8 (a
+    UTF-8 locale other than C, macOS): printing its path raised UnicodeEncodeError, an
+    internal error (exit 3) with no line for the good suite; eval wrote nothing after
+    generating (results.json could not hold the name). Now it is a FAIL line with the byte
+    escaped, and the good suite is still OK."""
+    import os
+
+    from conftest import run_harness
+
+    (tmp_path / "good.yaml").write_text(_good(), encoding="utf-8")
+    (tmp_path / os.fsdecode(b"s\xff.yaml")).write_text(_good("other"), encoding="utf-8")
+    done = run_harness("check-suite", str(tmp_path), env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"OK {tmp_path / 'good.yaml'}"), done.stdout
+    assert lines[1] == (f"FAIL {tmp_path}/s\\udcff.yaml: the suite file's path is not UTF-8 text (rename it (or "
+                        "the folder holding it) with UTF-8 characters)"), done.stdout
