@@ -106,6 +106,9 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
     against the file's size, without reading the data. Truncated or empty: HarnessError."""
     path = Path(path)
     fix = "the file is truncated or corrupt: copy or download it again"
+    if path.is_dir():  # model-00002-of-00002.safetensors/ (an unpacked archive, a wrong copy)
+        raise HarnessError("is a folder, not a safetensors file", path=path,
+                           hint="put the weight file itself there, or move the folder out of the model folder")
     if path.exists() and not path.is_file():  # a FIFO or device would block the open
         raise HarnessError("not a regular file (a FIFO, socket or device)", path=path, hint=fix)
     try:

@@ -490,6 +490,7 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     "model-weights-header-lies": _broken_model(lambda m: (m / "model.safetensors").write_bytes(
         struct.pack("<Q", 1 << 40) + b"{}")),
     "model-no-weights": _broken_model(lambda m: (m / "model.safetensors").unlink()),
+    "model-weights-folder": _broken_model(lambda m: (m / "model-00002-of-00002.safetensors").mkdir()),
     # entries the loader may read that are not regular files: mlx-lm blocked forever on the
     # FIFO; transformers took the device link for a missing file and loaded another tokenizer
     "model-tokenizer-fifo": _broken_model(lambda m: ((m / "tokenizer.json").unlink(), os.mkfifo(m / "tokenizer.json"))),
@@ -679,6 +680,14 @@ def test_a_yaml_file_over_the_size_limit_is_refused_before_it_is_parsed(env, cap
     code, _, err = cli(capsys, *CASES[name](env))
     assert_bad_input(code, err, "larger than 4 MiB", "JSONL")
     assert ("s.yaml" if name.startswith("suite") else "train.yaml") in err
+
+
+def test_a_folder_named_like_a_weight_file_is_called_a_folder(env, capsys):
+    """It was "not a regular file (a FIFO, socket or device)", with the hint that the file was
+    truncated: neither is what a folder named model-00002-of-00002.safetensors is."""
+    code, _, err = cli(capsys, *CASES["model-weights-folder"](env))
+    assert_bad_input(code, err, "model-00002-of-00002.safetensors", "is a folder, not a safetensors file")
+    assert "truncated" not in err
 
 
 @pytest.mark.parametrize("name, entry", [("model-tokenizer-fifo", "tokenizer.json"),
