@@ -216,15 +216,17 @@ def resolve_data_path(suite_path: Path, value: str) -> Path:
     return target
 
 
-def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
-    """(line number, text) of every non-blank line of a UTF-8 JSONL file.
+def jsonl_lines(path: Path, what: str = "data file", max_bytes: int | None = None,
+                too_large_hint: str | None = None) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of a UTF-8 JSONL file (``max_bytes``: a
+    larger one is refused before it is read, with ``too_large_hint``).
 
     Lines end at ``\n`` only: JSON strings may hold a raw U+2028 or U+0085, which
     ``str.splitlines`` would split on. A UTF-8 BOM is accepted, as in YAML.
     """
     from .files import read_input
 
-    raw = read_input(path, what)  # a FIFO or device is refused, not read forever
+    raw = read_input(path, what, max_bytes=max_bytes, too_large_hint=too_large_hint)  # a FIFO or device is refused
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -262,10 +264,18 @@ def parse_json_line(line: str, path: Path, number: int) -> Any:
     return value
 
 
+# A suite's `data:` file is read whole (and rendered within RENDER_WALL_S, which ~500,000
+# short items already exceed): a `data:` naming a 10 GB weights file by mistake was read
+# whole into memory before "not UTF-8 text" could be said.
+MAX_DATA_BYTES = 1 << 30
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) for every non-blank line; a bad line names itself."""
     records = []
-    for number, line in jsonl_lines(path):
+    for number, line in jsonl_lines(path, max_bytes=MAX_DATA_BYTES,
+                                    too_large_hint="is `data:` the suite's JSONL file? split a larger one "
+                                                   "into several suites"):
         record = parse_json_line(line, path, number)
         if not isinstance(record, dict):
             raise HarnessError(f"expected a JSON object, got {type(record).__name__}",

@@ -726,6 +726,17 @@ def test_a_path_that_is_not_utf8_is_refused_before_the_run(env, capsys, name):
     assert_bad_input(code, err, "path is not UTF-8 text", "\\udcff")
 
 
+def test_a_data_file_over_the_size_limit_is_refused_before_it_is_read(env, capsys, monkeypatch):
+    """`data:` naming a weights file by mistake (10 GB) was read whole into memory before
+    "not UTF-8 text" could be said. A data file over the limit (1 GiB; lowered to 64 bytes
+    here) is refused from its size."""
+    import harness.suite
+
+    monkeypatch.setattr(harness.suite, "MAX_DATA_BYTES", 64)
+    code, _, err = cli(capsys, *_data('{"q": "1", "a": "2"}\n' * 4)(env))
+    assert_bad_input(code, err, "d.jsonl", "data file is larger than", "MiB")
+
+
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]
 
 
