@@ -46,9 +46,10 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 def read_results(path: Path, items: bool = True) -> dict:
     """A run's results.json, checked against the schema (``items=False``: all but its items,
     which the history table does not read)."""
-    from .files import read_json
+    from .files import read_json, require_utf8_name
     from .results import check_results
 
+    require_utf8_name(path, "results file")  # the history table, CSV and --history's trends name it
     data = read_json(path, "results file", finite=True)
     if not isinstance(data.get("suites"), list):
         raise HarnessError("not a harness results.json (no `suites` list)", path=path, field="suites")

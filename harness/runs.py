@@ -13,7 +13,7 @@ from typing import Any
 from .baseline import fingerprint_differences, load_baseline
 from .compare import flip_change, flip_label, fmt, higher_is_better, model_view, paired_delta
 from .errors import HarnessError
-from .files import read_json
+from .files import read_json, require_utf8_name
 from .results import check_results, is_baseline
 from .run_marker import check_finished
 
@@ -28,6 +28,7 @@ def load_run(path: str | Path, items: bool = True) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / "results.json"
+    require_utf8_name(p, "run")  # compare.html, --only-failing's results name it
     data = read_json(p, what="run", finite=True)
     if is_baseline(data):
         return load_baseline(p)

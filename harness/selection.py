@@ -76,13 +76,14 @@ def parse_ids(values: list[str] | None) -> set[str] | None:
 def failing_ids(run: str | Path) -> dict[str, set[str]]:
     """Per suite, the ids of items that failed (any pass/fail scorer false, any model) in a
     run folder or results.json."""
-    from .files import read_json
+    from .files import read_json, require_utf8_name
     from .results import check_results
     from .run_marker import check_finished
 
     p = Path(run)
     if p.is_dir():
         p = p / "results.json"
+    require_utf8_name(p, "run", field="--only-failing")  # the new run's results name it
     check_finished(p.parent)  # a run that died there: its failures are an earlier run's
     data = read_json(p, what="run (--only-failing)", finite=True)
     if not isinstance(data.get("suites"), list):

@@ -718,6 +718,32 @@ def test_a_yaml_file_of_many_values_and_no_alias_is_not_told_about_aliases(tmp_p
         yamlsafe.load("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: [" + ", ".join(["*a"] * 20) + "]\n", tmp_path / "s.yaml")
 
 
+def _run_not_utf8(command: str) -> Callable[[Env], list[str]]:
+    """A finished run whose folder was renamed to a name that is not UTF-8 text, read by
+    ``command``: compare.html, the history table, --history's trends and --only-failing's
+    results name it, and writing them was an internal error (exit 3)."""
+    def build(env: Env) -> list[str]:
+        from harness.cli import main
+
+        run = env.root / "in" / "run"
+        assert main(env.score(env.suite)[:-1] + [str(run)]) == 0
+        return _reading(command, lambda _: run.rename(env.root / "in" / f"run{_NOT_UTF8}"))(env)
+    return build
+
+
+for _command in ("compare", "history", "only-failing"):
+    CASES[f"run-name-not-utf8-{_command}"] = _run_not_utf8(_command)
+CASES["run-name-not-utf8-history-trends"] = lambda env: (lambda argv: env.eval("--history", argv[1]))(
+    _run_not_utf8("history")(env))
+
+
+@pytest.mark.parametrize("name", ["run-name-not-utf8-compare", "run-name-not-utf8-history",
+                                  "run-name-not-utf8-only-failing", "run-name-not-utf8-history-trends"])
+def test_a_run_read_from_a_path_that_is_not_utf8_is_refused(env, capsys, name):
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, "path is not UTF-8 text", "\\udcff")
+
+
 @pytest.mark.parametrize("name", ["out-not-utf8", "suite-name-not-utf8", "data-name-not-utf8",
                                   "completions-name-not-utf8", "baseline-name-not-utf8", "model-folder-not-utf8",
                                   "model-weights-name-not-utf8", "adapter-folder-not-utf8"])
