@@ -737,6 +737,20 @@ CASES["run-name-not-utf8-history-trends"] = lambda env: (lambda argv: env.eval("
     _run_not_utf8("history")(env))
 
 
+CASES["train-data-folder-not-utf8"] = lambda env: _train_config(GOOD_TRAIN + f"adapter_path: {env.root / 'ad'}\n",
+                                                                "--data", str(shutil.copytree(
+                                                                    ROOT / "fixtures" / "data" / "wikisql",
+                                                                    env.root / "in" / f"d{_NOT_UTF8}")))(env)
+
+
+def test_training_data_in_a_folder_that_is_not_utf8_is_refused_before_training(env, capsys):
+    """adapter_config.json records the data folder: writing it was an internal error (exit 3)
+    after every step had trained, and no adapter was written."""
+    code, _, err = cli(capsys, *CASES["train-data-folder-not-utf8"](env))
+    assert_bad_input(code, err, "data folder's path is not UTF-8 text", "\\udcff")
+    assert not (env.root / "ad").exists()
+
+
 @pytest.mark.parametrize("name", ["run-name-not-utf8-compare", "run-name-not-utf8-history",
                                   "run-name-not-utf8-only-failing", "run-name-not-utf8-history-trends"])
 def test_a_run_read_from_a_path_that_is_not_utf8_is_refused(env, capsys, name):

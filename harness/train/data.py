@@ -252,6 +252,9 @@ def data_folder(path: str | Path, hint: str) -> Path:
     named as a file and its folder suggested, not reported as "not found"."""
     root = Path(path)
     if root.is_dir():
+        from ..files import require_utf8_name
+
+        require_utf8_name(root, "data folder", field="data")  # adapter_config.json records it
         return root
     if os.path.lexists(root):
         raise HarnessError("the data path is a file, not a folder", path=root,
