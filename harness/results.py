@@ -84,11 +84,19 @@ class Results(TypedDict, total=False):
     suites: list[SuiteResult]
 
 
+def command_line(argv: list[str]) -> list[str]:
+    """The command as results.json and the run marker record it: an argument that is not
+    UTF-8 text (``--benchmark-json b$'\\xff'.json``: a lone surrogate in Python) is written with
+    its bytes escaped (``b\\xff.json``); raw, it made writing the run's files an internal error
+    (exit 3) after the whole run."""
+    return [str(a).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for a in argv]
+
+
 def new_results(suites: list[SuiteResult], models: dict[str, ModelInfo], environment: dict[str, Any],
                 command: list[str] | None = None, warnings: list[str] | None = None) -> Results:
     """A run's document before gates: verdict and time are set by ``runner.finish``."""
     return Results(harness_version=__version__, verdict="pass", created="",
-                   command=list(command or sys.argv), environment=environment, models=models,
+                   command=command_line(list(command or sys.argv)), environment=environment, models=models,
                    baseline=None, warnings=list(warnings or []), suites=suites)
 
 

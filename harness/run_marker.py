@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .atomic import json_text, write_bytes
 from .errors import HarnessError
+from .results import command_line
 
 MARKER = "run-in-progress.json"
 
@@ -59,7 +60,7 @@ def start(out_dir: str | Path, command: list[str] | None = None) -> bytes | None
     if not writes_results() or not any(os.path.lexists(folder / name) for name in ("results.json", MARKER)):
         return None
     mark = {"run_id": uuid.uuid4().hex, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "pid": os.getpid(), "host": socket.gethostname(), "command": list(command or [])}
+            "pid": os.getpid(), "host": socket.gethostname(), "command": command_line(list(command or []))}
     content = json_text(mark).encode("utf-8")
     write_bytes(folder / MARKER, content)
     return content

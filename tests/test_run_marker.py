@@ -178,3 +178,20 @@ def test_approve_compare_and_only_failing_refuse_a_folder_whose_last_run_died(tm
         assert refused.returncode == 2 and len(lines) == 1, (args, refused.stdout + refused.stderr)
         assert "did not finish" in lines[0] and str(out) in lines[0], args
     assert not (tmp_path / "b.json").exists() and not (tmp_path / "again").exists()
+
+
+def test_an_argument_that_is_not_utf8_is_recorded_escaped(tmp_path):
+    """`--benchmark-json b$'\\xff'.json` is a file name the run may write, but the command line
+    went raw into run-in-progress.json and results.json, which are UTF-8: the mark could not
+    be written (exit 3 before the run) and results.json could not (exit 3 after it, nothing
+    written). The argument is recorded with its byte escaped."""
+    from harness.atomic import json_text
+    from harness.results import new_results
+
+    argv = ["harness", "eval", "suites/latency.yaml", "--benchmark-json", os.fsdecode(b"b\xff.json")]
+    (tmp_path / "results.json").write_text("{}")  # a reused --out: the mark is written
+    mark = json.loads(start(tmp_path, argv))
+    assert mark["command"][-1] == "b\\xff.json"
+    recorded = new_results([], {}, {}, command=argv)["command"]
+    assert recorded[-1] == "b\\xff.json" and recorded[:-1] == argv[:-1]
+    json_text(recorded).encode("utf-8")
