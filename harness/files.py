@@ -19,7 +19,7 @@ __all__ = ["read_json", "read_input", "file_digest", "require_utf8_name"]
 
 
 def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
-    """Refuse a path that is not UTF-8 text (a name written in another encoding: b"s\xff.yaml",
+    """Refuse a path that is not UTF-8 text (a name written in another encoding: b"s\\xff.yaml",
     held by Python as a lone surrogate). Suites, models, adapters and the output folder are
     named in results.json, the reports and junit.xml, which are UTF-8: writing them failed
     after the whole run had generated (an internal error, nothing written), and mlx could
