@@ -226,7 +226,9 @@ def check_model_folder(folder: str | Path) -> dict:
                            path=folder, field="--model",
                            hint=f"mlx-lm loads only {WEIGHTS_GLOB}: pass an mlx-lm model folder "
                                 "(mlx_lm.convert writes one), or rename the weights model.safetensors")
-    for f in weights:
+    # every entry mlx-lm's glob will try to load, not only the regular files weight_files keeps:
+    # a folder named model-00002-of-00002.safetensors is read as weights and fails as "[read]"
+    for f in sorted(folder.glob(WEIGHTS_GLOB)):
         require_utf8_name(f, "weight file")  # mlx cannot open it: "std::bad_cast"
         safetensors_header(f)
     return config
