@@ -77,16 +77,21 @@ def _assert_failed_everywhere(out, proc, metric: str, scorer: str, why: str) -> 
     return gate
 
 
-def test_a_latency_gate_through_an_endpoint_fails_unmeasured(tmp_path):
-    suite = _smoke_with(tmp_path, "latency", {"latency": {"max": 2.0}})
+def _eval_through_endpoint(suite, out):
+    """`harness eval SUITE --endpoint` against a server that answers every item right."""
     servers = HttpServers()
     url = servers.start(_Answers)
     try:
-        out = tmp_path / "out"
-        proc = run_harness("eval", str(suite), "--endpoint", url, "--model", "m", "--retries", "0",
+        return run_harness("eval", str(suite), "--endpoint", url, "--model", "m", "--retries", "0",
                            "--no-cache", "--out", str(out), timeout=120)
     finally:
         servers.close()
+
+
+def test_a_latency_gate_through_an_endpoint_fails_unmeasured(tmp_path):
+    suite = _smoke_with(tmp_path, "latency", {"latency": {"max": 2.0}})
+    out = tmp_path / "out"
+    proc = _eval_through_endpoint(suite, out)
     gate = _assert_failed_everywhere(out, proc, "latency", "latency", "an endpoint returns text only")
     assert gate["details"]["written"] == ["max"]
     # every item answered right: the endpoint itself passed
@@ -132,14 +137,8 @@ def test_each_skipped_scorer_says_what_it_lacked_through_an_endpoint(tmp_path):
     doc["gates"].update({"latency": {"max": 2.0}, "token_accuracy": {"min": 0.1}})
     suite = tmp_path / "smoke.yaml"
     suite.write_text(yaml.safe_dump(doc, sort_keys=False))
-    servers = HttpServers()
-    url = servers.start(_Answers)
-    try:
-        out = tmp_path / "out"
-        proc = run_harness("eval", str(suite), "--endpoint", url, "--model", "m", "--retries", "0",
-                           "--no-cache", "--out", str(out), timeout=120)
-    finally:
-        servers.close()
+    out = tmp_path / "out"
+    proc = _eval_through_endpoint(suite, out)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     res = json.loads((out / "results.json").read_text())
     skipped = {n: s["skipped"] for n, s in res["suites"][0]["scorers"].items() if s["skipped"]}
