@@ -23,6 +23,22 @@ def _view(values: list[float], name: str = "partial", hib: bool = True, outputs:
                      clusters=dict(zip(ids, clusters)) if clusters else {})
 
 
+def _gated_result(base: np.ndarray, cand: np.ndarray) -> dict:
+    """A suite result for evaluate_gates: base and cand on the ``partial`` mean, every output
+    rewritten (so any item may flip)."""
+    ob, oc = cal._outputs(len(base), np.ones(len(base), dtype=bool))
+    return {"name": "s", "models": {"base": cal._mean_model(base, ob), "cand": cal._mean_model(cand, oc)},
+            "scorers": {}}
+
+
+def _two_of_24_got_worse() -> dict:
+    """i0 and i1 went 1 -> 0; i0-i11 pass on base, i12-i23 fail on both."""
+    base = np.array([1.0] * 12 + [0.0] * 12)
+    cand = base.copy()
+    cand[:2] = 0.0
+    return _gated_result(base, cand)
+
+
 def test_a_zero_one_mean_gets_tangos_interval_flips_and_mcnemar():
     base = [1.0] * 30 + [0.0] * 10
     cand = [0.0] * 4 + [1.0] * 26 + [1.0] + [0.0] * 9  # i0-i3 lost, i30 gained
@@ -60,21 +76,13 @@ def test_a_clustered_zero_one_mean_counts_through_the_design_effect():
 
 
 def test_the_gate_says_which_items_got_worse_warns_on_power_and_marks_a_zero_reference_vacuous():
-    n = 24
-    base = np.array([1.0] * 12 + [0.0] * 12)
-    cand = base.copy()
-    cand[:2] = 0.0
-    ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
-    result = {"name": "s", "models": {"base": cal._mean_model(base, ob), "cand": cal._mean_model(cand, oc)},
-              "scorers": {}}
+    result = _two_of_24_got_worse()
     gates, warnings = evaluate_gates(cal._suite({"partial": {"max_drop_vs_base": 0.05}}), result, None)
     (gate,) = [g for g in gates if g["kind"] == "max_drop_vs_base"]
     assert not gate["passed"] and "2 got worse (1→0) (i0, i1)" in gate["reason"]
     assert gate["details"]["flipped_down"] == ["i0", "i1"]
     assert any("partial vs base" in w for w in warnings)  # 24 items cannot show a 0.05 margin
-    zeros = np.zeros(n)
-    result = {"name": "s", "models": {"base": cal._mean_model(zeros, ob), "cand": cal._mean_model(zeros, oc)},
-              "scorers": {}}
+    result = _gated_result(np.zeros(24), np.zeros(24))
     gates, _ = evaluate_gates(cal._suite({"partial": {"max_drop_vs_base": 0.25}}), result, None)
     (gate,) = [g for g in gates if g["kind"] == "max_drop_vs_base"]
     assert gate["passed"] and vacuous(gate, result["models"]["cand"]["metrics"]["partial"])
@@ -84,11 +92,7 @@ def test_a_zero_one_mean_at_zero_is_vacuous_even_where_its_worst_case_could_fail
     # under a 0.05 margin the worst candidate's interval (no flips on 24 items) reaches past
     # the margin, so worst_case does not say could-not-fail; the reference at 0 on every item
     # does (nothing can drop below 0): the mean is bounded as a proportion is
-    n = 24
-    zeros = np.zeros(n)
-    ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
-    result = {"name": "s", "models": {"base": cal._mean_model(zeros, ob), "cand": cal._mean_model(zeros, oc)},
-              "scorers": {}}
+    result = _gated_result(np.zeros(24), np.zeros(24))
     gates, _ = evaluate_gates(cal._suite({"partial": {"max_drop_vs_base": 0.05}}), result, None)
     (gate,) = [g for g in gates if g["kind"] == "max_drop_vs_base"]
     assert gate["details"]["worst_case"]["passed"] is False
@@ -104,13 +108,7 @@ def test_a_mean_with_a_half_value_keeps_the_bootstrap():
 def test_a_critical_gate_on_a_zero_one_mean_says_the_deltas_change():
     """The drop gate and the delta said 1→0 for the same items while the critical gate beside
     them said 'pass→fail': one change, one set of words (``compare.flip_change``)."""
-    n = 24
-    base = np.array([1.0] * 12 + [0.0] * 12)
-    cand = base.copy()
-    cand[:2] = 0.0
-    ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
-    result = {"name": "s", "models": {"base": cal._mean_model(base, ob), "cand": cal._mean_model(cand, oc)},
-              "scorers": {}}
+    result = _two_of_24_got_worse()
     gates, _ = evaluate_gates(cal._suite({"partial": {"critical": ["i0", "i5"]}}), result, None)
     (gate,) = [g for g in gates if g["kind"] == "critical_vs_base"]
     assert not gate["passed"] and gate["details"]["flipped_down"] == ["i0"]
