@@ -500,12 +500,17 @@ def suite_comparisons(suite_result: dict, baseline_suite: dict | None) -> dict:
     return out
 
 
-def direction(delta: dict | None, hib: bool) -> str:
-    """'better' or 'worse' when the delta's interval excludes zero, else '' (no call)."""
+def direction(delta: dict | None, hib: bool, points: bool = False) -> str:
+    """'better' or 'worse' when the delta's interval excludes zero, else '' (no call).
+
+    A point-only delta (``has_interval`` false) is no evidence of a change, so the reports leave
+    it uncalled; ``points=True`` calls it on its point, as the gates do (their rule reads its
+    bounds, the point twice): ``harness compare --fail-on-regression`` then fails a peak memory
+    that grew rather than pass one it cannot measure the noise of."""
     if not delta:
         return ""
     low, high = delta.get("ci_low"), delta.get("ci_high")
-    if low is None or high is None or not has_interval(delta):  # a point is no evidence of a change
+    if low is None or high is None or not (points or has_interval(delta)):
         return ""
     if (hib and high < 0) or (not hib and low > 0):
         return "worse"

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .baseline import fingerprint_differences, load_baseline
-from .compare import flip_change, flip_label, fmt, higher_is_better, model_view, paired_delta
+from .compare import (direction, flip_change, flip_label, fmt, has_interval, higher_is_better, model_view,
+                      paired_delta)
 from .errors import HarnessError
 from .files import read_json, require_utf8_name
 from .results import check_results, is_baseline
@@ -19,6 +20,9 @@ from .run_marker import check_finished
 
 __all__ = ["load_run", "run_verdict", "compare_runs", "flip_labels", "format_comparison", "parse_map",
            "regressions"]
+
+# a delta with no interval (a peak memory's max) is called on its point, and says so
+POINT_WORDS = "point estimates only"
 
 
 def load_run(path: str | Path, items: bool = True) -> dict:
@@ -208,18 +212,18 @@ def format_comparison(cmp: dict) -> str:
                          f", {len(entry['flipped_down'])} {got_worse}, {len(entry['flipped_up'])} {got_better}")
             for metric, m in entry["metrics"].items():
                 d = m["delta"] or {}
-                mark = ""
-                if d and d.get("ci_low") is not None:
-                    worse = d["ci_high"] < 0 if m["higher_is_better"] else d["ci_low"] > 0
-                    better = d["ci_low"] > 0 if m["higher_is_better"] else d["ci_high"] < 0
-                    mark = "  WORSE" if worse else ("  better" if better else "")
+                call = direction(d, m["higher_is_better"], points=True)
+                mark = {"worse": "  WORSE", "better": "  better"}.get(call, "")
+                if mark and not has_interval(d):
+                    mark += f" ({POINT_WORDS})"
                 p = f", McNemar p={d['mcnemar_p']:.3g}" if "mcnemar_p" in d else ""
                 # an interval from the two reported intervals, not from paired items, is far wider
                 # (an A/A compare can read ±310): say so beside it
                 p += " unpaired" if str(d.get("method", "")).startswith("unpaired") else ""
+                ci = (f"[{fmt(d.get('ci_low'), signed=True)}, {fmt(d.get('ci_high'), signed=True)}]"
+                      if not d or has_interval(d) else "(no interval)")
                 lines.append(f"    {metric:<32} {fmt(m['a'].get('value')):>8} -> {fmt(m['b'].get('value')):>8}"
-                             f"  Δ {fmt(d.get('diff'), signed=True)} [{fmt(d.get('ci_low'), signed=True)},"
-                             f" {fmt(d.get('ci_high'), signed=True)}]{p}{mark}")
+                             f"  Δ {fmt(d.get('diff'), signed=True)} {ci}{p}{mark}")
             if entry["flipped_down"]:
                 lines.append(f"    {got_worse}: " + ", ".join(entry["flipped_down"][:20])
                              + (" ..." if len(entry["flipped_down"]) > 20 else ""))
@@ -228,8 +232,8 @@ def format_comparison(cmp: dict) -> str:
 
 def regressions(cmp: dict) -> list[str]:
     """What `--fail-on-regression` fails on: a metric whose paired interval lies wholly on
-    the worse side, an item that went from pass to fail (one line each, per model), or a
-    suite whose data, content or scorers differ between the runs (its deltas mean nothing),
+    the worse side (a point-only delta, a peak memory's max: its point worse, and the line says
+    so), an item that went from pass to fail (one line each, per model), or a suite whose data, content or scorers differ between the runs (its deltas mean nothing),
     and what A covered that B does not: a suite, or a model of a suite (after ``--map``). B
     dropping a suite or an adapter is not B being no worse on it; B's extras are fine."""
     out = [f"{name}: in run A, not in run B: B does not evaluate this suite, so it cannot be shown no worse"
@@ -248,11 +252,15 @@ def regressions(cmp: dict) -> list[str]:
         for model, entry in suite["models"].items():
             for metric, m in entry["metrics"].items():
                 d = m.get("delta") or {}
-                if d.get("ci_low") is None or d.get("ci_high") is None:
+                if direction(d, m["higher_is_better"], points=True) != "worse":
                     continue
-                if (d["ci_high"] < 0) if m["higher_is_better"] else (d["ci_low"] > 0):
-                    out.append(f"{suite['name']} / {model} / {metric}: worse, Δ {fmt(d['diff'], signed=True)} "
+                where = f"{suite['name']} / {model} / {metric}"
+                if has_interval(d):
+                    out.append(f"{where}: worse, Δ {fmt(d['diff'], signed=True)} "
                                f"[{fmt(d['ci_low'], signed=True)}, {fmt(d['ci_high'], signed=True)}]")
+                else:  # no interval to tell noise from a change: the point decides, as in a gate
+                    out.append(f"{where}: worse on {POINT_WORDS} (no interval, so any change counts), "
+                               f"{fmt(d['ref_value'])} -> {fmt(d['cand_value'])}")
             if entry["flipped_down"]:
                 down = entry["flipped_down"]
                 out.append(f"{suite['name']} / {model}: {len(down)} item(s) {_ascii(flip_labels(entry)[0])} ("

@@ -1,14 +1,17 @@
 """A delta built from two point estimates (a peak memory's max, no interval on either side)
 says so in a key, ``point_only``, and the readers (the scorecard's cell, ``direction``) read
-the key, not the method's wording: a point is no evidence of a change."""
+the key, not the method's wording: a point is no evidence of a change. ``harness compare
+--fail-on-regression`` still fails one whose point is worse, as a gate would, and says so."""
 
 from __future__ import annotations
 
 import jsonschema
 
+from factories import model_result, results, suite_result
 from harness import compare
 from harness.compare import direction, has_interval
 from harness.reports.html import _delta_cell
+from harness.runs import compare_runs, format_comparison, regressions
 from harness.validation import RESULTS_SCHEMA, load_schema
 
 
@@ -43,3 +46,28 @@ def test_a_delta_stored_before_the_key_is_read_from_its_method():
     assert not has_interval(legacy) and direction(legacy, True) == ""
     assert has_interval({"method": "paired BCa bootstrap (2000 resamples of items, seed 0)",
                          "ci_low": 0.1, "ci_high": 0.2})
+
+
+def _run_with_peak(peak_gb: float, path: str) -> dict:
+    """A run whose one model reports a peak memory with no interval (latency's ``.max``)."""
+    model = model_result({"q1": True, "q2": True})
+    model["metrics"]["latency.peak_memory_gb.max"] = {"value": peak_gb, "ci_low": None, "ci_high": None, "n": 2,
+                                                     "kind": "max", "higher_is_better": False}
+    run = results([suite_result({"ft": model})])
+    run["_path"] = path
+    return run
+
+
+def test_compare_fails_a_point_only_regression_and_says_it_read_points():
+    """As a gate reads it (the point as an interval of width 0: a rel_tolerance gate on peak
+    memory fails when the point is past its margin), --fail-on-regression fails a peak memory
+    that grew (its margin is 0), and the line says the call is on two numbers, not an
+    interval: it read 'worse, Δ +0.500 [+0.500, +0.500]', an interval in form."""
+    cmp = compare_runs(_run_with_peak(1.0, "a/results.json"), _run_with_peak(1.5, "b/results.json"))
+    (line,) = regressions(cmp)
+    assert line.startswith("smoke / ft / latency.peak_memory_gb.max: worse on point estimates only"), line
+    assert "[" not in line and "1.000 -> 1.500" in line
+    (row,) = [r for r in format_comparison(cmp).splitlines() if "peak_memory_gb.max" in r]
+    assert row.endswith("(no interval)  WORSE (point estimates only)"), row
+    assert regressions(compare_runs(_run_with_peak(1.5, "a/results.json"), _run_with_peak(1.0, "b/results.json"))) == []
+    assert regressions(compare_runs(_run_with_peak(1.0, "a/results.json"), _run_with_peak(1.0, "b/results.json"))) == []

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare run A's model OLD with run B's model NEW (repeatable); models are "
                         "otherwise paired by name, and the ones that cannot be are listed")
     c.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when B is worse: a metric's paired interval wholly on the worse side, "
+                   help="exit 1 when B is worse: a metric's paired interval wholly on the worse side "
+                        "(a number reported without an interval, peak memory: worse at all), "
                         "an item that went from pass to fail, a suite whose definition differs, or a "
                         "suite or model of A that B does not have (after --map)")
     c.set_defaults(func=run_compare)
