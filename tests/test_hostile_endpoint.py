@@ -420,6 +420,59 @@ def test_an_adapter_folder_changed_since_the_last_run_against_the_server_is_warn
         servers.close()
 
 
+@pytest.mark.parametrize("between", ["an item added", "a failed --parity", "the base changed"])
+def test_a_folder_the_server_may_still_serve_old_is_not_remembered_as_seen(tmp_path, between):
+    """A changed folder's answers are not cached, but the run remembered its new fingerprint
+    as seen whenever it could not show the server still served the old version: the next run
+    cached the old version's answers under the new fingerprint, and after a restart on the
+    regressed adapter the run after it was served them and passed (exit 0). It could not show
+    it when the previous version's answers were known for only some items (an item added to
+    the suite), when --parity ran (its gate failed: the server answered otherwise than the
+    local engine), and when the base folder changed (no check at all). A folder is now
+    remembered only when its served outputs differ from its previous version's, or --parity
+    matched them to the local engine."""
+    import shutil
+
+    suite = tmp_path / "smoke.yaml"
+    suite.write_text((ROOT / "suites" / "smoke.yaml").read_text())
+    adapter, model = tmp_path / "v2", tmp_path / "model"
+    shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", adapter)
+    shutil.copytree(ROOT / "fixtures" / "model", model)
+    state: dict = {}
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Shouting,), {"state": state}))
+    try:
+        def run(name, code, *extra):
+            proc = run_harness("eval", str(suite), "--endpoint", url, "--model", str(model), "--adapter",
+                               f"v2={adapter}", "--retries", "0", "--cache-dir", str(tmp_path / "c"),
+                               "--out", str(tmp_path / name), *extra, timeout=300)
+            assert proc.returncode == code, proc.stdout + proc.stderr
+            return proc, json.loads((tmp_path / name / "results.json").read_text())["warnings"]
+        run("first", 0)
+        if between == "the base changed":
+            (model / "generation_config.json").write_text('{"note": "retrained"}')  # a file the loader reads
+        else:
+            shutil.copy(ROOT / "fixtures" / "adapters" / "regress" / "adapters.safetensors", adapter)
+        if between == "an item added":
+            last = '  - {id: day-1, category: recall, question: "How many days are in a week?", answer: "7"}\n'
+            suite.write_text(suite.read_text().replace(last, last + (  # a case with no previous answer cached
+                '  - {id: add-3, category: arithmetic, question: "What is 2 + 2 again?", answer: "4"}\n')))
+        parity = ["--parity", "--parity-samples", "2"] if between == "a failed --parity" else []
+        _, warned = run("changed", 1 if parity else 0, *parity)
+        assert any("changed on disk" in w for w in warned)
+        proc, warned = run("not-restarted", 0)  # the server still answers with the old weights
+        assert any("changed on disk" in w for w in warned) and "not cached" in proc.stderr
+        if between == "an item added":
+            assert any("not in the cache for 1 of 7 items" in w for w in warned), warned
+        elif between == "the base changed":
+            assert any("still answers with the old model" in w for w in warned), warned
+        state["adapter"] = "regressed"  # restarted: the new weights answer, and they regressed
+        proc, _ = run("restarted", 1)
+        assert "FAILED smoke / v2 / exact_match" in proc.stdout  # not the old answers from the cache
+    finally:
+        servers.close()
+
+
 def test_an_endpoint_run_records_its_fingerprint_recipe_and_a_local_run_is_not_another_model(tmp_path):
     """An endpoint's fingerprint is a hash of what the server says it serves (and of the
     local folder's files when --model is one), not a file hash; it recorded no recipe, so a

@@ -24,7 +24,9 @@ the local path's.
   says of it (less a ``created`` that is only the time of the request), and the weights' fingerprint when NAME is a local folder. Completions are
   cached only when the model and the adapter are local folders (hashed here): under a bare
   name, retrained weights would be served the old answers. Nor when such a folder changed
-  since the last run against this server, which may still hold the old weights (``_still_served``).
+  since the last run against this server, which may still hold the old weights, and it is
+  remembered as seen only when the served outputs differ from its previous version's or
+  ``--parity`` matched them to the local engine.
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
   truncates or drops context fails the ``endpoint_parity`` gate. The local model is loaded and
@@ -338,7 +340,7 @@ def endpoint_fingerprint_recipe(identity: dict) -> str:
 def model_identity(client: EndpointClient) -> tuple[str, dict]:
     """(fingerprint, identity) of the endpoint's model, for the cache key and results.json
     (how the fingerprint is computed: ``ENDPOINT_IDENTITY_RECIPE``)."""
-    from ..models import ENDPOINT_FINGERPRINT_PREFIX, base_fingerprint
+    from ..models import base_fingerprint
 
     identity: dict = {"endpoint": client.config.url, "model": client.config.model,
                       "served": client.models_listing(), "local_fingerprint": None}
@@ -348,8 +350,16 @@ def model_identity(client: EndpointClient) -> tuple[str, dict]:
             identity["local_fingerprint"] = base_fingerprint(local)
         except OSError:
             pass
+    return identity_fingerprint(identity), identity
+
+
+def identity_fingerprint(identity: dict) -> str:
+    """The fingerprint of an endpoint identity (``model_identity``'s): also of the identity a
+    previous run saw, its local folder's files as they were, whose answers the cache holds."""
+    from ..models import ENDPOINT_FINGERPRINT_PREFIX
+
     blob = json.dumps(identity, sort_keys=True).encode()
-    return ENDPOINT_FINGERPRINT_PREFIX + hashlib.sha256(blob).hexdigest()[:32], identity
+    return ENDPOINT_FINGERPRINT_PREFIX + hashlib.sha256(blob).hexdigest()[:32]
 
 
 def request_body(suite, case, config: EndpointConfig, adapter_path: str | None, greedy: bool = False) -> tuple[str, dict]:
@@ -650,23 +660,38 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
                                      f"{errors[0][0]}: {errors[0][1]}"),
                           "details": {"failed": [i for i, _ in errors][:50], "policy": "endpoint"}})
             endpoint_outputs[(name, suite.name)] = completions
+    # a changed folder whose served outputs do not show the new weights: `stale` when they all
+    # equal the previous version's, `unshown` when that version's answers are not all known
     stale: dict[str, str] = {}
+    unshown: dict[str, str] = {}
     if cache is not None:
-        if "base" not in changed:  # the base's identity as last run: the old adapter's answers are keyed by it
-            for name, folder in changed.items():
-                why = _still_served(cache, fingerprint, folder, suites, endpoint_outputs, config.url)
-                if why:
-                    stale[name] = why
-        results["warnings"] += [stale.get(f["name"]) or _changed_warning(f, config.url)
+        # the previous version's answers are keyed by the base's identity as it was then
+        before = (identity_fingerprint(dict(identity, local_fingerprint=changed["base"]["before"]))
+                  if "base" in changed else fingerprint)
+        for name, folder in changed.items():
+            same, known, answered = _answered_as_before(cache, before, None if name == "base" else folder["before"],
+                                                        name, suites, endpoint_outputs)
+            if same < known:
+                continue  # outputs changed: the server answers with the new weights
+            if known and known == answered:
+                stale[name] = _stale_warning(folder, known, config.url)
+            else:
+                unshown[name] = _changed_warning(folder, config.url, answered - known, answered)
+        results["warnings"] += [stale.get(f["name"]) or unshown.get(f["name"]) or _changed_warning(f, config.url)
                                 for f in changed.values()]
-        for folder in folders:  # a folder still served old is checked again next run (unless --parity)
-            if folder["before"] != folder["now"] and (parity or folder["name"] not in stale):
-                cache.put_json(folder["key"], folder["now"])
-        cache.close()
     for spec in adapters:
         _served_adapter_effect(spec.name, suites, results, None if parity else stale.get(spec.name))
     if parity:
         _parity(suites, results, adapters, local, client, endpoint_outputs, parity_samples, parity_min)
+    if cache is not None:
+        # a folder is remembered as seen only once the server is shown to answer with it (outputs
+        # changed, or --parity matched the local engine): remembered on no evidence, the next run
+        # cached what the server answered, the old weights' answers, under the new fingerprint
+        for folder in folders:
+            if folder["before"] != folder["now"] and (folder["name"] not in stale | unshown
+                                                       or _parity_matched(results, folder["name"])):
+                cache.put_json(folder["key"], folder["now"])
+        cache.close()
     return results
 
 
@@ -710,48 +735,67 @@ def _folders_seen(cache, config: EndpointConfig, identity: dict, adapters: list,
     return out
 
 
-def _changed_warning(folder: dict, url: str) -> str:
-    return (f"{folder['label']} changed on disk since the last run against {url}: a server that "
+def _changed_warning(folder: dict, url: str, unknown: int = 0, answered: int = 0) -> str:
+    """A folder changed since the last run against ``url``; ``unknown`` of ``answered`` items
+    have no answer of its previous version in the cache, so the outputs could not show which
+    version the server answers with."""
+    text = (f"{folder['label']} changed on disk since the last run against {url}: a server that "
             "loaded it before answers with the old weights until restarted (mlx_lm.server "
-            "does, and keeps its prompt cache); restart the server, or check with --parity")
+            "does, and keeps its prompt cache)")
+    if unknown:
+        text += (f"; its previous version's answers are not in the cache for {unknown} of {answered} items, so "
+                 "the outputs cannot show which weights answered: not cached, checked again next run")
+    return text + "; restart the server, or check with --parity"
 
 
-def _still_served(cache, fingerprint: str, folder: dict, suites: list, outputs: dict, url: str) -> str | None:
-    """Why an adapter changed on disk is still served old: every item answered now has the
-    same output as the previous version gave it (from the completion cache), or None.
-
-    The warning alone left the run's verdict to the old adapter's answers: a retrained
-    adapter that regressed passed its gates while the server never loaded it."""
+def _answered_as_before(cache, fingerprint: str, adapter_fp: str | None, name: str, suites: list,
+                        outputs: dict) -> tuple[int, int, int]:
+    """(same, known, answered): of the items model ``name`` was answered on, how many have an
+    answer cached under the previous version's fingerprints (``fingerprint``, ``adapter_fp``),
+    and how many of those it equals."""
     from ..cache import completion_key
     from ..runner import suite_draws
 
-    same = n = answered = 0
+    same = known = answered = 0
     for suite in suites:
         drawn = suite_draws(suite)[0]
-        served = outputs[(folder["name"], suite.name)]
-        keys = [completion_key(fingerprint, folder["before"], _prompt_key(drawn, c), drawn.generation.cache_key(),
+        keys = [completion_key(fingerprint, adapter_fp, _prompt_key(drawn, c), drawn.generation.cache_key(),
                                cache.versions) for c in drawn.cases]
         old = cache.get_many(keys)
-        for key, c in zip(keys, served):
+        for key, c in zip(keys, outputs[(name, suite.name)]):
             if c.get("error"):
                 continue
             answered += 1
             if key in old:
-                n += 1
+                known += 1
                 same += old[key].output == c["output"]
-    if n == 0 or n < answered or same < n:
-        return None  # the previous version's answers unknown for some item, or the answers changed
-    return (f"{folder['label']} changed on disk since the last run against {url}, but all {n} served outputs "
-            "equal its previous version's: the server likely still answers with the old adapter (mlx_lm.server "
-            "keeps the adapter it loaded, and its prompt cache), or the retrain changed no output; restart the "
-            "server, or pass --parity, which applies the adapter locally and tells the two apart")
+    return same, known, answered
+
+
+def _stale_warning(folder: dict, known: int, url: str) -> str:
+    """Why a folder changed on disk is still served old: every item answered now has the
+    output its previous version gave it. The warning alone left the run's verdict to the old
+    adapter's answers: a retrained adapter that regressed passed its gates while the server
+    never loaded it (``_served_adapter_effect`` fails on it)."""
+    what = "model" if folder["name"] == "base" else "adapter"
+    return (f"{folder['label']} changed on disk since the last run against {url}, but all {known} served outputs "
+            f"equal its previous version's: the server likely still answers with the old {what} (mlx_lm.server "
+            f"keeps the {what} it loaded, and its prompt cache), or the retrain changed no output; restart the "
+            f"server, or pass --parity, which applies the weights locally and tells the two apart")
+
+
+def _parity_matched(results: dict, name: str) -> bool:
+    """Whether --parity ran on model ``name`` and its every ``endpoint_parity`` gate passed."""
+    gates = [g for h in results["suites"] for g in h.get("extra_gates") or []
+             if g.get("metric") == "endpoint_parity" and g.get("model") == name]
+    return bool(gates) and all(g["passed"] for g in gates)
 
 
 def _served_adapter_effect(name: str, suites: list, results: dict, stale: str | None = None) -> None:
     """An adapter whose served outputs all equal the base's: a warning, and a failed
     ``adapter_effect`` gate where a suite sets ``checks: {adapter_effect: true}`` (as for a
     local adapter whose logits equal the base's). So too an adapter still served old
-    (``stale``: ``_still_served``'s reason, warned by the caller): the adapter under test had
+    (``stale``: ``_stale_warning``, warned by the caller): the adapter under test had
     no effect on what was served.
 
     A server that ignores the per-request ``adapters`` field (mlx_lm.server for
