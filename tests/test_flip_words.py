@@ -90,10 +90,19 @@ def _flip_header(html: str) -> str:
 
 
 def test_the_scorecard_badge_says_got_worse_when_a_lower_is_better_scorer_flipped():
+    """The badge and the items' cards say what `harness compare` says of the same items
+    (compare.flip_label's words): they read 'got worse' and 'worse vs base (leak)' where
+    compare said 'got worse (0→1)'."""
     run = results([suite_result({"base": _model({"q01"}, set()), "ft": _model({"q05", "q06"}, set())})])
-    header = _flip_header(render_html(run))
-    assert '<span class="badge fail">2 got worse</span>' in header
-    assert '<span class="badge pass">1 got better</span>' in header and "pass" not in header.replace("badge pass", "")
+    html = render_html(run)
+    header = _flip_header(html)
+    assert '<span class="badge fail">2 got worse (0→1)</span>' in header
+    assert '<span class="badge pass">1 got better (1→0)</span>' in header
+    assert "pass" not in header.replace("badge pass", "")
+    assert "got worse (0→1) vs base (leak)" in html and "got better (1→0) vs base (leak)" in html
+
+    run = results([suite_result({"base": _model(set(), set()), "ft": _model({"q05"}, {"q03"})})])
+    assert '<span class="badge fail">2 got worse</span>' in _flip_header(render_html(run))  # leak and exact_match
 
     run = results([suite_result({"base": _model(set(), set()), "ft": _model(set(), {"q03"})})])
     assert '<span class="badge fail">1 pass→fail</span>' in _flip_header(render_html(run))

@@ -314,8 +314,8 @@ def _suite_view(suite: dict, model_order: list[str], colors: dict[str, str], car
             # the badges: a lower-is-better scorer's new failures went to pass (a leak found), so
             # "pass→fail" only when no such scorer is behind them
             flips.append({"model": m, "down_total": len(down), "up_total": len(up), "cards": shown,
-                          "down_words": _got(flip_words(sorted(down_scorers), lower, True)),
-                          "up_words": _got(flip_words(sorted(up_scorers), lower, False)),
+                          "down_words": flip_words(sorted(down_scorers), lower, True),
+                          "up_words": flip_words(sorted(up_scorers), lower, False),
                           "rest": len(rest), "elsewhere": len(down) + len(up) - len(rest)})
 
     latency = []
@@ -577,11 +577,6 @@ def context(results: dict) -> dict:
         "colors": colors,
         "script": js, "script_hash": js_hash,
     }
-
-
-def _got(words: str) -> str:
-    """``flip_words``' 'worse' / 'better' as a badge says it."""
-    return f"got {words}" if words in ("worse", "better") else words
 
 
 def compare_context(cmp: dict, a: dict | None = None, b: dict | None = None) -> dict:

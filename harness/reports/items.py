@@ -88,11 +88,12 @@ def lower_is_better_scorers(suite: dict) -> set[str]:
 
 
 def flip_words(names: list[str], lower: set[str] | frozenset[str], worse: bool) -> str:
-    """'pass→fail' / 'fail→pass', or 'worse' / 'better' when a lower-is-better scorer is among them
-    (its verdict went the other way)."""
-    if any(n in lower for n in names):
-        return "worse" if worse else "better"
-    return "pass→fail" if worse else "fail→pass"
+    """What an item did on the scorers ``names`` (``scorer_flips``' lists), in ``compare.flip_label``'s
+    words: 'pass→fail' / 'fail→pass', 'got worse (0→1)' where every one is lower-is-better (its
+    pass rate's delta says 0→1), 'got worse' where both kinds are among them. It said 'worse'
+    where junit and ``harness compare`` said 'got worse (0→1)' of the same item."""
+    changes = {flip_change({"worse": "0→1" if n in lower else "pass→fail"}, worse) for n in names}
+    return flip_label(changes or {flip_change({"worse": "pass→fail"}, worse)}, worse)
 
 
 def _extra_lines(extra: Any) -> list[tuple[str, str]]:
