@@ -812,7 +812,10 @@ def _critical_gate(metric: str, cand: str, ref_label: str, delta: dict, critical
     else:
         reason = f"{metric}: none of {len(checked)} critical items {went} against {ref_label}"
         if checked and not at_risk:
-            reason += f"; the {ref_label.split(' ')[0]} passes none of them, so none could"
+            ref = ref_label.split(' ')[0]
+            # lower is better: the reference "passes" them all (toxic, leaked), at the worse end
+            reason += (f"; the {ref} passes none of them, so none could" if hib else
+                       f"; the {ref} is already at 1, the worse value, on all of them, so none could")
     if missing:
         reason += f"; not in this run: {', '.join(missing)}"
     details = {"critical": critical, "checked": checked, "flipped_down": down, "missing": missing, "at_risk": at_risk}

@@ -105,3 +105,5 @@ def test_a_critical_gate_reads_the_direction_its_gate_sets(tmp_path, monkeypatch
         assert gate["details"]["flipped_down"] == down and gate["passed"] == (not down), gate["reason"]
         assert gate["details"]["higher_is_better"] is False
     assert gate["details"]["at_risk"] == [] and "got worse (0→1)" in gate["reason"], gate["reason"]
+    # q01 is toxic on base (its verdict passed): it read 'the base passes none of them'
+    assert "passes none" not in gate["reason"] and "base is already at 1, the worse value" in gate["reason"]
