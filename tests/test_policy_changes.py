@@ -202,3 +202,18 @@ def test_baseline_notes_leave_the_failed_policy_gates_to_the_failed_lines(tmp_pa
     (note,) = baseline_notes(baseline, run, [loose])
     assert "loosened" in note and note.endswith("(--strict-baseline fails it)")
     assert baseline_notes(baseline, run, [loose], strict=True) == []
+
+
+@pytest.mark.parametrize("kind", ["min_gain_vs_base", "min_gain_vs_baseline"])
+def test_a_smaller_required_gain_is_a_loosened_gate(tmp_path, kind):
+    """A gain gate lets more through as its gain gets smaller: 0.10 -> 0.00 is loosened, 0.10 ->
+    0.20 tightened. min_gain_vs_baseline's entry was untested: read the other way round (larger
+    looser) every test still passed, and lowering the gain the release must beat went unnamed."""
+    approved = _approved(tmp_path)
+    approved["gates"].append({"suite": "smoke", "model": "ft", "metric": "exact_match", "kind": kind,
+                              "passed": True, "reason": "approved", "limit": 0.1})
+    for now, loosened in ((0.0, True), (0.2, False), (0.1, False)):
+        gates = {"exact_match": {**APPROVED["exact_match"], kind: now}}
+        text = " | ".join(policy_changes(make_suite(tmp_path, IDS, gates), _run(), approved))
+        assert (f"gate exact_match {kind} loosened since the baseline was approved: 0.100 -> {now:.3f}" in text) \
+            == loosened, text
