@@ -101,3 +101,13 @@ def make_suite(tmp_path: Path, ids: list[str], gates: dict | None = None, name: 
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return load_suite(path)
+
+
+def schema_def_validator(name: str, schema: str = "results.schema.json"):
+    """A validator for one ``$defs`` entry of a harness schema (``delta``, ``metric``), for a
+    piece of results.json built by the code under test."""
+    import jsonschema
+
+    from harness.validation import load_schema
+
+    return jsonschema.Draft202012Validator({"$defs": load_schema(schema)["$defs"], "$ref": f"#/$defs/{name}"})

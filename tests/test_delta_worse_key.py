@@ -6,20 +6,12 @@ pass→fail: a delta that lost it called a new leak pass→fail."""
 
 from __future__ import annotations
 
-import jsonschema
-
-from factories import model_result
+from factories import model_result, schema_def_validator
 from harness.compare import flip_change, flip_label, model_view, paired_delta
 from harness.reports.items import gate_items
 from harness.reports.junit import flipped_item_cases
-from harness.validation import RESULTS_SCHEMA, load_schema
 
 IDS = [f"q{i:02d}" for i in range(20)]
-
-
-def _delta_validator() -> jsonschema.Draft202012Validator:
-    defs = load_schema(RESULTS_SCHEMA)["$defs"]
-    return jsonschema.Draft202012Validator({"$defs": defs, "$ref": "#/$defs/delta"})
 
 
 def test_a_pass_rate_delta_says_pass_to_fail_and_the_schema_takes_it():
@@ -27,8 +19,8 @@ def test_a_pass_rate_delta_says_pass_to_fail_and_the_schema_takes_it():
     cand = model_view(model_result({i: i not in {"q03", "q04"} for i in IDS}))
     delta = paired_delta(base, cand, "exact_match")
     assert delta["flipped_down"] == ["q03", "q04"] and delta["worse"] == "pass→fail"
-    assert list(_delta_validator().iter_errors(delta)) == []
-    assert list(_delta_validator().iter_errors({**delta, "worse": "down"})) != []
+    assert list(schema_def_validator("delta").iter_errors(delta)) == []
+    assert list(schema_def_validator("delta").iter_errors({**delta, "worse": "down"})) != []
 
 
 def test_a_delta_without_the_key_is_not_read_as_pass_to_fail():

@@ -5,19 +5,11 @@ the key, not the method's wording: a point is no evidence of a change. ``harness
 
 from __future__ import annotations
 
-import jsonschema
-
-from factories import model_result, results, suite_result
+from factories import model_result, results, schema_def_validator, suite_result
 from harness import compare
 from harness.compare import direction, has_interval
 from harness.reports.html import _delta_cell
 from harness.runs import compare_runs, format_comparison, regressions
-from harness.validation import RESULTS_SCHEMA, load_schema
-
-
-def _delta_validator() -> jsonschema.Draft202012Validator:
-    defs = load_schema(RESULTS_SCHEMA)["$defs"]
-    return jsonschema.Draft202012Validator({"$defs": defs, "$ref": "#/$defs/delta"})
 
 
 def test_a_point_only_delta_says_so_in_a_key():
@@ -28,8 +20,8 @@ def test_a_point_only_delta_says_so_in_a_key():
     assert reported["point_only"] is False and has_interval(reported)
     assert direction(reported, True) == "better"
     for delta in (point, reported):
-        assert list(_delta_validator().iter_errors(delta)) == []
-    assert list(_delta_validator().iter_errors(dict(point, point_only="yes")))
+        assert list(schema_def_validator("delta").iter_errors(delta)) == []
+    assert list(schema_def_validator("delta").iter_errors(dict(point, point_only="yes")))
 
 
 def test_the_key_decides_not_the_method_s_wording():
