@@ -53,8 +53,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 
-from .compare import (ModelView, flip_change, flip_label, fmt, higher_is_better, is_binary, model_view, paired_delta,
-                      suite_comparisons)
+from .compare import (ModelView, flip_change, flip_label, fmt, has_interval, higher_is_better, is_binary, model_view,
+                      paired_delta, suite_comparisons)
 from .errors import HarnessError
 from .stats import expected_discordance, power_warning, smallest_margin, wilson
 from .yamlpos import node_line
@@ -741,9 +741,12 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
                 hib: bool) -> tuple[bool, str, dict]:
     diff, low, high = delta["diff"], delta["ci_low"], delta["ci_high"]
     paired = delta.get("series") is not None
+    # a point-only delta's bounds are the points (a peak memory's max): the rule reads them, the
+    # reason does not call them an interval
+    bounds = (f"95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, " if has_interval(delta) else
+              "point estimates only, no interval: the point decides, ")
     head = (f"{metric}: {cand} - {ref_label} = {fmt(diff, signed=True)} "
-            f"(95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, "
-            f"{'paired, ' if paired else 'unpaired, '}n={delta['n']}"
+            f"({bounds}{'paired, ' if paired else 'unpaired, '}n={delta['n']}"
             f"{_cluster_text(delta)}; "
             f"{fmt(delta['cand_value'])} vs {fmt(delta['ref_value'])})")
     details = {k: delta.get(k) for k in ("diff", "ci_low", "ci_high", "n", "ref_value", "cand_value", "method",

@@ -63,3 +63,21 @@ def test_compare_fails_a_point_only_regression_and_says_it_read_points():
     assert row.endswith("(no interval)  WORSE (point estimates only)"), row
     assert regressions(compare_runs(_run_with_peak(1.5, "a/results.json"), _run_with_peak(1.0, "b/results.json"))) == []
     assert regressions(compare_runs(_run_with_peak(1.0, "a/results.json"), _run_with_peak(1.0, "b/results.json"))) == []
+
+
+def test_a_gate_on_a_point_only_delta_does_not_call_the_points_an_interval():
+    """A tolerance gate reads a point-only delta's bounds, the point twice: it fails when the
+    point is past the margin. Its reason said '95% CI +0.200 to +0.200', an interval that was
+    never computed; the rule and the verdict are unchanged."""
+    from harness.gates import _delta_gate
+
+    point = compare._mover({"value": 1.0, "n": 24}, {"value": 1.2, "n": 24})
+    for tolerance, passed in ((0.25, True), (0.1, False)):
+        ok, reason, _ = _delta_gate("latency.peak_memory_gb.max", "ft", "base", point, "rel_tolerance_vs_base",
+                                    tolerance, False)
+        assert ok is passed and "95% CI" not in reason, reason
+        assert "(point estimates only, no interval: the point decides, unpaired, n=24" in reason, reason
+    reported = compare._mover({"value": 1.0, "ci_low": 0.9, "ci_high": 1.1, "n": 24},
+                              {"value": 1.2, "ci_low": 1.1, "ci_high": 1.3, "n": 24})
+    _, reason, _ = _delta_gate("m", "ft", "base", reported, "rel_tolerance_vs_base", 0.5, False)
+    assert "95% CI +0.059 to +0.341" in reason, reason
