@@ -262,12 +262,22 @@ def _measured_run(folder, created, base_fp="sha256:base", suite_fp="sha256:suite
     return run
 
 
+def _trend_row(now: dict, history: dict) -> dict:
+    """The scorecard's one trend row of ``now`` (its base gated on exact_match) over ``history``."""
+    from harness.reports.trends import trend_view
+
+    now["history"] = history
+    now["suites"][0]["gates"] = [{"suite": "smoke", "model": "base", "metric": "exact_match", "kind": "min",
+                                  "passed": True, "reason": "r", "details": {}}]
+    (row,) = trend_view(now)["rows"]
+    return row
+
+
 def test_a_trend_draws_only_past_runs_measured_on_what_this_run_was(tmp_path):
     """A series keyed by suite, model and metric alone drew another base model folder under the
     name "base", an edited suite and a two-item --ids run as one line. Each point now carries
     what it was measured on; the others are left off the line and counted, by why, beside it."""
     from harness.history import past_series
-    from harness.reports.trends import trend_view
 
     runs = tmp_path / "runs"
     _measured_run(runs / "other-base", "2025-01-01T00:00:00+00:00", base_fp="sha256:another-folder")
@@ -286,10 +296,7 @@ def test_a_trend_draws_only_past_runs_measured_on_what_this_run_was(tmp_path):
                                                   "suite_fingerprint": "sha256:suite", "items": 3}
     assert series["left_out"] == {"runs": 3, "why": {"another base model": 1, "another suite version": 1,
                                                      "another item count (2, this run 3)": 1}}
-    now["history"] = history
-    now["suites"][0]["gates"] = [{"suite": "smoke", "model": "base", "metric": "exact_match", "kind": "min",
-                                  "passed": True, "reason": "r", "details": {}}]
-    (row,) = trend_view(now)["rows"]
+    row = _trend_row(now, history)
     assert row["runs"] == 2  # the comparable past run and this one
     assert row["left_out"] == ("3 earlier run(s) not drawn: another base model (1), another suite "
                                "version (1), another item count (2, this run 3) (1)")
@@ -300,7 +307,6 @@ def test_an_unknown_item_count_is_not_recorded_not_this_run_none(tmp_path):
     item count (3, this run None)" beside its trend; a past run without a count read "(unknown,
     this run 3)". Either side missing is what the base model and suite version say then."""
     from harness.history import past_series
-    from harness.reports.trends import trend_view
 
     runs = tmp_path / "runs"
     _measured_run(runs / "same", "2025-01-04T00:00:00+00:00")
@@ -309,10 +315,7 @@ def test_an_unknown_item_count_is_not_recorded_not_this_run_none(tmp_path):
     history = past_series(load([runs]), now)
     (series,) = [s for s in history["series"] if s["metric"] == "exact_match"]
     assert series["points"] == [] and series["left_out"] == {"runs": 1, "why": {"item count not recorded": 1}}
-    now["history"] = history
-    now["suites"][0]["gates"] = [{"suite": "smoke", "model": "base", "metric": "exact_match", "kind": "min",
-                                  "passed": True, "reason": "r", "details": {}}]
-    (row,) = trend_view(now)["rows"]
+    row = _trend_row(now, history)
     assert row["left_out"] == "1 earlier run(s) not drawn: item count not recorded (1)"
 
     df = load([runs])
