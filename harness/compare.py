@@ -504,9 +504,9 @@ def direction(delta: dict | None, hib: bool, points: bool = False) -> str:
     """'better' or 'worse' when the delta's interval excludes zero, else '' (no call).
 
     A point-only delta (``has_interval`` false) is no evidence of a change, so the reports leave
-    it uncalled; ``points=True`` calls it on its point, as the gates do (their rule reads its
-    bounds, the point twice): ``harness compare --fail-on-regression`` then fails a peak memory
-    that grew rather than pass one it cannot measure the noise of."""
+    it uncalled; ``points=True`` calls it on its bounds all the same, as the gates do (for two
+    bare numbers, the point twice): ``harness compare --fail-on-regression`` then fails a peak
+    memory that grew rather than pass one whose noise it cannot measure."""
     if not delta:
         return ""
     low, high = delta.get("ci_low"), delta.get("ci_high")
