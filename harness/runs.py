@@ -233,7 +233,8 @@ def format_comparison(cmp: dict) -> str:
 def regressions(cmp: dict) -> list[str]:
     """What `--fail-on-regression` fails on: a metric whose paired interval lies wholly on
     the worse side (a point-only delta, a peak memory's max: its point worse, and the line says
-    so), an item that went from pass to fail (one line each, per model), or a suite whose data, content or scorers differ between the runs (its deltas mean nothing),
+    so), an item that went from pass to fail (one line each, per model), or a suite whose
+    data, content or scorers differ between the runs (its deltas mean nothing),
     and what A covered that B does not: a suite, or a model of a suite (after ``--map``). B
     dropping a suite or an adapter is not B being no worse on it; B's extras are fine."""
     out = [f"{name}: in run A, not in run B: B does not evaluate this suite, so it cannot be shown no worse"
