@@ -152,31 +152,37 @@ def test_a_file_name_that_is_not_utf8_is_hashed_by_its_bytes(tmp_path):
 def test_a_fifo_in_a_listed_files_place_is_refused_not_read_forever(tmp_path):
     """The listing keeps regular files only, but a FIFO put where a listed file was (between
     the listing and the hashing) was opened and read: the run blocked forever on it. The
-    open descriptor is checked, so it is one error naming the file. Run in a child process
-    with a time limit, so a regression fails the test instead of hanging the test run."""
+    open descriptor is checked, so it is one error naming the file. The FIFO is put there
+    after the listing (check_loader_files, before loading, would refuse one already there,
+    and did, with the same words: the test passed with file_digest's check removed). Run in
+    a child process with a time limit, so a regression fails the test instead of hanging."""
     import os
     import subprocess
     import sys
 
     folder = _copy(tmp_path)
-    fifo = folder / "vocab.json"
-    os.mkfifo(fifo)
     script = (
-        "import sys\n"
+        "import os, sys\n"
         "from pathlib import Path\n"
         "import harness.models as models\n"
         "from harness.errors import HarnessError\n"
         "listed = models.fingerprinted_files\n"
-        "models.fingerprinted_files = lambda p: listed(p) + [Path(sys.argv[1])]\n"
+        "def swapped(path):\n"
+        "    files = listed(path)\n"
+        "    (path / 'tokenizer.json').unlink()\n"
+        "    os.mkfifo(path / 'tokenizer.json')\n"
+        "    return files\n"
+        "models.fingerprinted_files = swapped\n"
         "try:\n"
-        "    models.load_base(sys.argv[2])\n"
+        "    models.load_base(sys.argv[1])\n"
         "except HarnessError as exc:\n"
         "    print(exc.one_line())\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT), HARNESS_CACHE_DIR=str(tmp_path / "cache"))
     try:
-        done = subprocess.run([sys.executable, "-c", script, str(fifo), str(folder)], capture_output=True,
+        done = subprocess.run([sys.executable, "-c", script, str(folder)], capture_output=True,
                               text=True, timeout=120, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail("hashing a FIFO blocked for 120 s")
-    assert "vocab.json" in done.stdout and "not a regular file" in done.stdout, done.stdout + done.stderr
+    assert "cannot read a model file to fingerprint it" in done.stdout, done.stdout + done.stderr
+    assert "tokenizer.json" in done.stdout and "not a regular file" in done.stdout, done.stdout + done.stderr
