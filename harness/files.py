@@ -6,16 +6,20 @@ completions) uses ``file_digest``, so the same bytes always give the same identi
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
+import os
 import re
+import stat
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import HarnessError
 
-__all__ = ["read_json", "read_input", "file_digest", "require_utf8_name"]
+__all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "file_digest", "require_utf8_name"]
 
 
 def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
@@ -31,46 +35,53 @@ def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> 
                            hint="rename it (or the folder holding it) with UTF-8 characters") from None
 
 
+class NotARegularFile(OSError):
+    """An input path that is a FIFO, socket or device (``open_regular``)."""
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """A regular file opened for reading, checked on the open descriptor (no race between a
+    check and the open). Opened non-blocking, so a FIFO does not block the open; a FIFO or
+    device is never read (one blocked the run forever, the other never ended). Raises
+    ``FileNotFoundError``, ``IsADirectoryError`` for a folder, ``NotARegularFile``, or
+    another ``OSError``: every reader of input files turns them into its own one-line error."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(errno.EINVAL, "not a regular file (a FIFO, socket or device)", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_input(path: str | Path, what: str = "file", max_bytes: int | None = None,
                too_large_hint: str | None = None) -> bytes:
-    """The bytes of an input file, which must be a regular file: a FIFO, a device
-    (``/dev/zero``) or a folder is a HarnessError, never a read that hangs or never ends.
-    The file is opened non-blocking and checked on the open descriptor (no race).
-    ``max_bytes``: a larger file is a HarnessError (``too_large_hint`` its fix), checked on
-    what is read, so a file that grows while read is refused too."""
-    import os
-    import stat
-
+    """The bytes of an input file, which must be a regular file (``open_regular``): a FIFO, a
+    device (``/dev/zero``) or a folder is a HarnessError, never a read that hangs or never
+    ends. ``max_bytes``: a larger file is a HarnessError (``too_large_hint`` its fix), checked
+    on what is read, so a file that grows while read is refused too."""
     p = Path(path)
     try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open_regular(p) as fh:
+            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except FileNotFoundError:
         raise HarnessError(f"{what} not found", path=p) from None
     except IsADirectoryError:
         raise HarnessError(f"{what} is a folder", path=p, hint="name a file") from None
+    except NotARegularFile:
+        raise HarnessError(f"{what} is not a regular file (a FIFO, socket or device)", path=p,
+                           hint="name a regular file") from None
     except OSError as exc:
         raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise HarnessError(f"{what} is a folder", path=p, hint="name a file")
-        if not stat.S_ISREG(mode):
-            raise HarnessError(f"{what} is not a regular file (a FIFO, socket or device)", path=p,
-                               hint="name a regular file")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=True) as fh:
-            fd = -1
-            data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
-        if max_bytes is not None and len(data) > max_bytes:
-            raise HarnessError(f"{what} is larger than {max_bytes / (1 << 20):g} MiB", path=p,
-                               hint=too_large_hint)
-        return data
-    except OSError as exc:
-        raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise HarnessError(f"{what} is larger than {max_bytes / (1 << 20):g} MiB", path=p, hint=too_large_hint)
+    return data
 
 
 FLOAT_MAX = sys.float_info.max
@@ -132,26 +143,12 @@ def read_json(path: str | Path, what: str = "file", finite: bool = False) -> dic
 def file_digest(path: str | Path) -> str:
     """Hex sha256 of a regular file's bytes, read in 1 MiB blocks (weights can be large).
 
-    Opened non-blocking and checked on the open descriptor, as ``read_input`` does: callers
-    list regular files first, but a FIFO put in a file's place between the listing and the
-    open blocked the run forever, and a device never ended. Such a file is an OSError
-    naming it, which the callers turn into their one-line errors."""
-    import errno
-    import os
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a folder, FIFO, socket or device)", str(path))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        h = hashlib.sha256()
-        with os.fdopen(fd, "rb", closefd=True) as fh:
-            fd = -1
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    Opened by ``open_regular``: callers list regular files first, but a FIFO put in a file's
+    place between the listing and the open blocked the run forever, and a device never
+    ended. Such a file is an OSError naming it, which the callers turn into their one-line
+    errors."""
+    h = hashlib.sha256()
+    with open_regular(path) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
