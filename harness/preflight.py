@@ -104,16 +104,14 @@ def check_out_file(path: str | Path, field: str) -> Path:
 def safetensors_header(path: str | Path) -> dict[str, dict]:
     """The tensors of a safetensors file ({name: {dtype, shape, data_offsets}}), checked
     against the file's size, without reading the data. Truncated or empty: HarnessError."""
+    from .files import NotARegularFile, open_regular
+
     path = Path(path)
     fix = "the file is truncated or corrupt: copy or download it again"
-    if path.is_dir():  # model-00002-of-00002.safetensors/ (an unpacked archive, a wrong copy)
-        raise HarnessError("is a folder, not a safetensors file", path=path,
-                           hint="put the weight file itself there, or move the folder out of the model folder")
-    if path.exists() and not path.is_file():  # a FIFO or device would block the open
-        raise HarnessError("not a regular file (a FIFO, socket or device)", path=path, hint=fix)
+    not_a_file = "put the weight file itself there, or move it out of the folder"
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or device would block the read, or never end
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(8)
             if len(head) < 8:
                 raise HarnessError(f"not a safetensors file ({size} bytes)", path=path, hint=fix)
@@ -121,6 +119,10 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
             if n > _MAX_HEADER or 8 + n > size:
                 raise HarnessError(f"safetensors header says {n} bytes but the file has {size}", path=path, hint=fix)
             raw = fh.read(n)
+    except IsADirectoryError:  # model-00002-of-00002.safetensors/ (an unpacked archive, a wrong copy)
+        raise HarnessError("is a folder, not a safetensors file", path=path, hint=not_a_file) from None
+    except NotARegularFile as exc:  # not truncated: the hint said so of a FIFO
+        raise HarnessError(exc.strerror, path=path, hint=not_a_file) from None
     except OSError as exc:
         raise HarnessError(f"cannot read: {exc.strerror}", path=path) from None
     try:
@@ -202,8 +204,10 @@ def check_model_folder(folder: str | Path) -> dict:
     from .files import require_utf8_name
 
     require_utf8_name(folder, "model folder", field="--model")
-    if not weight_files(folder) and any((folder / n).is_file() for n in ("adapters.safetensors",
-                                                                           "adapter_config.json")):
+    # every entry mlx-lm's glob loads, files or not: a folder or FIFO named model.safetensors
+    # is named as what it is (safetensors_header), not "no weights" or mlx-lm's "[read]"
+    weights = sorted(folder.glob(WEIGHTS_GLOB))
+    if not weights and any((folder / n).is_file() for n in ("adapters.safetensors", "adapter_config.json")):
         # a common mistake; without this, "cannot read config.json" or mlx-lm's own error
         raise HarnessError("this is an adapter folder, not a model folder", path=folder, field="--model",
                            hint=f"pass it as --adapter NAME={folder} with --model its base "
@@ -217,7 +221,6 @@ def check_model_folder(folder: str | Path) -> dict:
     if not any(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise HarnessError("config.json has no positive `hidden_size`", path=folder / "config.json",
                            field="hidden_size", hint="the model config is incomplete or corrupt")
-    weights = weight_files(folder)
     if not weights:
         others = sorted(p.name for p in folder.glob("*.safetensors"))
         raise HarnessError(f"no {WEIGHTS_GLOB} weights in the model folder"
@@ -226,9 +229,7 @@ def check_model_folder(folder: str | Path) -> dict:
                            path=folder, field="--model",
                            hint=f"mlx-lm loads only {WEIGHTS_GLOB}: pass an mlx-lm model folder "
                                 "(mlx_lm.convert writes one), or rename the weights model.safetensors")
-    # every entry mlx-lm's glob will try to load, not only the regular files weight_files keeps:
-    # a folder named model-00002-of-00002.safetensors is read as weights and fails as "[read]"
-    for f in sorted(folder.glob(WEIGHTS_GLOB)):
+    for f in weights:
         require_utf8_name(f, "weight file")  # mlx cannot open it: "std::bad_cast"
         safetensors_header(f)
     return config

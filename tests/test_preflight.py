@@ -57,3 +57,22 @@ def test_an_adapter_folder_with_a_config_json_is_still_an_adapter_folder(tmp_pat
 
 def test_a_model_folder_still_passes():
     assert check_model_folder(FIXTURE_MODEL)["model_type"]
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model-00002-of-00002.safetensors"])
+def test_a_fifo_named_like_a_weight_file_is_named_as_one(tmp_path, name):
+    """mlx-lm's glob loads it. As the only weights it was "no model*.safetensors weights in
+    the model folder" (weight_files keeps regular files) beside a visible model.safetensors;
+    beside other weights the hint said the file was truncated or corrupt. It is a FIFO: the
+    error says so, and what to do."""
+    import os
+
+    folder = tmp_path / "m"
+    shutil.copytree(FIXTURE_MODEL, folder)
+    (folder / name).unlink(missing_ok=True)
+    os.mkfifo(folder / name)
+    with pytest.raises(HarnessError) as err:
+        check_model_folder(folder)
+    assert err.value.path == str(folder / name), err.value.one_line()
+    assert "not a regular file (a FIFO, socket or device)" in err.value.one_line()
+    assert "put the weight file itself there" in err.value.one_line() and "truncated" not in err.value.one_line()
