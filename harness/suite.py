@@ -153,8 +153,9 @@ def cluster_of(spec: str, record: dict, path: Path, line: int | None) -> str:
     return str(value)
 
 
-def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The suite's data and node tree: aliases, depth, duplicate keys and non-finite
+def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None, bytes]:
+    """The suite's data, node tree and bytes (read once: the fingerprint of earlier recipes
+    hashes the bytes that were parsed): aliases, depth, duplicate keys and non-finite
     numbers bounded or refused (``harness/yamlsafe.py``)."""
     from . import yamlsafe
 
@@ -163,7 +164,8 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             raise HarnessError("suite file is a symbolic link to nothing (its target is missing, or "
                                "the link loops)", path=path, hint="point the link at a suite file, or remove it")
         raise HarnessError("suite file not found", path=path)
-    return yamlsafe.read(path, "suite file")
+    raw = yamlsafe.read_bytes(path, "suite file")
+    return (*yamlsafe.load_bytes(raw, path, "suite file"), raw)
 
 
 # `data:` may name only a regular file inside the suite's folder or its repository,
@@ -216,17 +218,20 @@ def resolve_data_path(suite_path: Path, value: str) -> Path:
     return target
 
 
-def jsonl_lines(path: Path, what: str = "data file", max_bytes: int | None = None,
-                too_large_hint: str | None = None) -> list[tuple[int, str]]:
-    """(line number, text) of every non-blank line of a UTF-8 JSONL file (``max_bytes``: a
-    larger one is refused before it is read, with ``too_large_hint``).
+def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of a UTF-8 JSONL file (``split_jsonl``);
+    a FIFO or device is refused, not read forever."""
+    from .files import read_input
+
+    return split_jsonl(read_input(path, what), path, what)
+
+
+def split_jsonl(raw: bytes, path: Path, what: str) -> list[tuple[int, str]]:
+    """(line number, text) of every non-blank line of the UTF-8 JSONL bytes read from ``path``.
 
     Lines end at ``\n`` only: JSON strings may hold a raw U+2028 or U+0085, which
     ``str.splitlines`` would split on. A UTF-8 BOM is accepted, as in YAML.
     """
-    from .files import read_input
-
-    raw = read_input(path, what, max_bytes=max_bytes, too_large_hint=too_large_hint)  # a FIFO or device is refused
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -270,12 +275,16 @@ def parse_json_line(line: str, path: Path, number: int) -> Any:
 MAX_DATA_BYTES = 1 << 30
 
 
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line; a bad line names itself."""
+def read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], bytes]:
+    """(line number, record) for every non-blank line, a bad line naming itself; and the
+    bytes they were parsed from, which the data fingerprint hashes (read once: read again,
+    the file could be another one, and the second read had no size limit or FIFO check)."""
+    from .files import read_input
+
+    raw = read_input(path, "data file", max_bytes=MAX_DATA_BYTES,
+                     too_large_hint="is `data:` the suite's JSONL file? split a larger one into several suites")
     records = []
-    for number, line in jsonl_lines(path, max_bytes=MAX_DATA_BYTES,
-                                    too_large_hint="is `data:` the suite's JSONL file? split a larger one "
-                                                   "into several suites"):
+    for number, line in split_jsonl(raw, path, "data file"):
         record = parse_json_line(line, path, number)
         if not isinstance(record, dict):
             raise HarnessError(f"expected a JSON object, got {type(record).__name__}",
@@ -283,7 +292,7 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
         records.append((number, record))
     if not records:
         raise HarnessError("data file has no records", path=path)
-    return records
+    return records, raw
 
 
 def _digest(*parts: bytes) -> str:
@@ -312,7 +321,7 @@ def load_suite(path: str | Path) -> Suite:
     from .files import require_utf8_name
 
     require_utf8_name(path, "suite file")
-    data, root = _read_yaml(path)
+    data, root, file_bytes = _read_yaml(path)
     if not isinstance(data, dict):
         raise HarnessError("a suite must be a YAML mapping (name, prompt, scorers, ...)",
                            path=path, line=1)
@@ -321,8 +330,7 @@ def load_suite(path: str | Path) -> Suite:
     if "data" in data:
         data_path = resolve_data_path(path, data["data"])
         require_utf8_name(data_path, "data file", field="data")
-        rows = read_jsonl(data_path)
-        data_bytes = data_path.read_bytes()
+        rows, data_bytes = read_jsonl(data_path)
         where_path = data_path
     else:
         rows = [(None, rec) for rec in data["cases"]]
@@ -401,7 +409,7 @@ def load_suite(path: str | Path) -> Suite:
         cases=cases,
         fingerprint=_digest(suite_bytes, data_bytes),
         data_fingerprint=_digest(data_bytes),
-        earlier_fingerprints=earlier_fingerprints(path.read_bytes(), data, data_bytes),
+        earlier_fingerprints=earlier_fingerprints(file_bytes, data, data_bytes),
         integrity_samples=integrity.get("samples", 2),
         integrity_max_tokens=integrity.get("max_tokens", 16),
         raw=data,

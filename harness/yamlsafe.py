@@ -130,8 +130,6 @@ def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tupl
     """(data, root node) of one YAML document; HarnessError (file, line) on anything bad."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    if len(text) > MAX_BYTES:  # read() refuses the file first; this for text from elsewhere
-        raise HarnessError(f"YAML is larger than {MAX_BYTES / (1 << 20):g} MiB", path=path, hint=TOO_LARGE_HINT)
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -165,18 +163,26 @@ def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tupl
     return data, root
 
 
-def read(path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any, yaml.Node | None]:
-    """``load`` of a file, with not-found, folder and non-UTF-8 as HarnessError."""
-    p = Path(path)
-    if p.is_dir():
-        raise HarnessError(f"{what} is a folder", path=p, hint="pass a YAML file")
+def read_bytes(path: str | Path, what: str = "YAML file") -> bytes:
+    """A YAML file's bytes, refused past ``MAX_BYTES`` (before PyYAML sees them) or when the
+    file is a folder, FIFO or device (``files.read_input``)."""
     from .files import read_input
 
+    return read_input(path, what, max_bytes=MAX_BYTES, too_large_hint=TOO_LARGE_HINT)
+
+
+def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any, yaml.Node | None]:
+    """``load`` of a file's bytes (``read_bytes``); not UTF-8 is a HarnessError."""
     try:
-        text = read_input(p, what, max_bytes=MAX_BYTES, too_large_hint=TOO_LARGE_HINT).decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HarnessError(f"not UTF-8 text ({exc.reason})", path=p) from None
-    return load(text, p, **kwargs)
+        raise HarnessError(f"{what} is not UTF-8 text ({exc.reason})", path=path) from None
+    return load(text, path, **kwargs)
 
 
-__all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read"]
+def read(path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any, yaml.Node | None]:
+    """``load`` of a file: ``read_bytes``, then ``load_bytes``."""
+    return load_bytes(read_bytes(path, what), path, what, **kwargs)
+
+
+__all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read", "read_bytes", "load_bytes"]

@@ -298,18 +298,9 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     root = None
     where = str(path) if path is not None else None
     if path is not None:
-        if Path(path).is_dir():
-            raise HarnessError("training config is a folder", path=path, hint="pass the config's YAML file")
         from .. import yamlsafe  # size, aliases, depth, duplicate keys, .nan/.inf refused with their line
-        from ..files import read_input
 
-        try:
-            text = read_input(path, "training config", max_bytes=yamlsafe.MAX_BYTES,
-                              too_large_hint=yamlsafe.TOO_LARGE_HINT).decode("utf-8")
-        except UnicodeDecodeError:
-            raise HarnessError("training config is not UTF-8 text", path=path) from None
-
-        data, root = yamlsafe.load(text, path)
+        data, root = yamlsafe.read(path, "training config")
         data = data if data is not None else {}
         if not isinstance(data, dict):
             raise HarnessError("a training config must be a YAML mapping", path=path, line=1)
