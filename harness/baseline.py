@@ -70,8 +70,8 @@ from .validation import BASELINE_SCHEMA, check_input, check_output
 FORMAT = "mlx-harness-baseline/1"
 DEFAULT_BASELINE = Path("reports/baselines/baseline.json")
 
-__all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_suite", "check_baseline", "approve",
-           "baseline_coverage", "baseline_unused", "baseline_notes",
+__all__ = ["FORMAT", "DEFAULT_BASELINE", "load_baseline", "baseline_from_json", "baseline_suite", "check_baseline",
+           "approve", "baseline_coverage", "baseline_unused", "baseline_notes",
            "summarize_run", "fingerprint_differences", "pack_outputs", "unpack_outputs",
            "baseline_outputs"]
 MAX_WORSE_KEPT = 20
@@ -162,7 +162,12 @@ def load_baseline(path: str | Path) -> dict:
     from .files import require_utf8_name
 
     require_utf8_name(path, "baseline file", field="--baseline")  # the run's results name it
-    data = read_json(path, what="baseline file", finite=True)
+    return baseline_from_json(read_json(path, what="baseline file", finite=True), path)
+
+
+def baseline_from_json(data: dict, path: str | Path) -> dict:
+    """``load_baseline``'s checks of a baseline file already read (``runs.load_run`` reads a
+    file before it knows it is one; it read it twice)."""
     fmt = data.get("format")
     if fmt != FORMAT:
         hint = ("this looks like a run's results.json; approve it first: harness baseline approve RUN_DIR"

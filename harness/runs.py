@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .baseline import fingerprint_differences, load_baseline
+from .baseline import baseline_from_json, fingerprint_differences
 from .compare import (direction, flip_change, flip_label, fmt, has_interval, higher_is_better, model_view,
                       paired_delta)
 from .errors import HarnessError
@@ -35,7 +35,7 @@ def load_run(path: str | Path, items: bool = True) -> dict:
     require_utf8_name(p, "run")  # compare.html, --only-failing's results name it
     data = read_json(p, what="run", finite=True)
     if is_baseline(data):
-        return load_baseline(p)
+        return baseline_from_json(data, p)
     check_finished(p.parent)  # a reused folder whose last run died: its results.json is an earlier run's
     if "suites" not in data:
         raise HarnessError("not a results.json or baseline file (no `suites`)", path=p)

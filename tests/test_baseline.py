@@ -257,3 +257,16 @@ def test_an_adapter_the_baseline_lacks_is_one_terminal_line_not_one_per_suite():
     results["suites"] = results["suites"][:1]
     line, unused = baseline_notes(baseline, results, [])  # one suite: the line baseline_coverage words
     assert "has no model 'new' in suite 's1' (it has: base, v1)" in line and "'s2', 's3'" in unused
+
+
+def test_a_baseline_given_as_a_run_is_read_once(tmp_path, monkeypatch):
+    """`harness compare BASELINE RUN` read the baseline file, saw it was one, and read it
+    again through load_baseline (which checked its name a second time too)."""
+    import harness.files
+
+    bl = approve(write_run(tmp_path, "run1", run()), tmp_path / "bl.json")
+    real, reads = harness.files.read_input, []
+    monkeypatch.setattr(harness.files, "read_input",
+                        lambda path, *a, **k: (reads.append(Path(path)), real(path, *a, **k))[1])
+    loaded = load_run(bl)
+    assert reads == [bl] and loaded["format"] == load_baseline(bl)["format"]
