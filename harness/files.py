@@ -19,7 +19,8 @@ from typing import BinaryIO
 
 from .errors import HarnessError
 
-__all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "file_digest", "require_utf8_name"]
+__all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "file_digest", "require_utf8_name",
+           "refuse_link_to_nothing"]
 
 
 def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
@@ -33,6 +34,15 @@ def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> 
     except UnicodeEncodeError:
         raise HarnessError(f"the {what}'s path is not UTF-8 text", path=path, field=field,
                            hint="rename it (or the folder holding it) with UTF-8 characters") from None
+
+
+def refuse_link_to_nothing(path: str | Path, what: str, hint: str) -> None:
+    """Refuse a symbolic link whose target is missing or that loops, in those words: read or
+    resolved, it was "not found" of a name that is there, or RuntimeError (a loop, before
+    Python 3.13), an internal error."""
+    if os.path.islink(path) and not os.path.exists(path):
+        raise HarnessError(f"{what} is a symbolic link to nothing (its target is missing, or the link loops)",
+                           path=path, hint=hint)
 
 
 class NotARegularFile(OSError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import HarnessError
-from .files import file_digest
+from .files import file_digest, refuse_link_to_nothing
 from .preflight import WEIGHTS_GLOB, weight_files  # what mlx-lm's loader reads: preflight checks the same
 
 # What of a model folder is hashed into its fingerprint: every file the loading path may read
@@ -221,15 +221,14 @@ def check_loader_files(path: Path) -> None:
     transformers took a link to /dev/zero named tokenizer_config.json for a missing file and
     loaded another tokenizer than the folder shows, which the fingerprint (regular files
     only) did not see either. A link to nothing (a download cut short, a loop) alike."""
+    hint = ("the loader would block on it or take it for missing: put the file itself there, or remove it "
+            "if the model does not use it")
     entries = [p for p in path.iterdir() if _output_changing(p)] + _named_templates(path)
     for p in sorted(entries):
         if p.is_file() or p.is_dir():
             continue
-        kind = ("a symbolic link to nothing (its target is missing, or the link loops)" if p.is_symlink()
-                and not p.exists() else "not a regular file (a FIFO, socket or device)")
-        raise HarnessError(f"model file is {kind}", path=p,
-                           hint="the loader would block on it or take it for missing: put the file itself "
-                                "there, or remove it if the model does not use it")
+        refuse_link_to_nothing(p, "model file", hint)
+        raise HarnessError("model file is not a regular file (a FIFO, socket or device)", path=p, hint=hint)
 
 
 def base_fingerprint(path: Path, chat_template: str | None = None) -> str:

@@ -158,13 +158,10 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None, bytes]:
     hashes the bytes that were parsed): aliases, depth, duplicate keys and non-finite
     numbers bounded or refused (``harness/yamlsafe.py``)."""
     from . import yamlsafe
+    from .files import refuse_link_to_nothing
 
-    if not path.exists():
-        if path.is_symlink():
-            raise HarnessError("suite file is a symbolic link to nothing (its target is missing, or "
-                               "the link loops)", path=path, hint="point the link at a suite file, or remove it")
-        raise HarnessError("suite file not found", path=path)
-    raw = yamlsafe.read_bytes(path, "suite file")
+    refuse_link_to_nothing(path, "suite file", hint="point the link at a suite file, or remove it")
+    raw = yamlsafe.read_bytes(path, "suite file")  # "suite file not found", a folder, a FIFO
     return (*yamlsafe.load_bytes(raw, path, "suite file"), raw)
 
 

@@ -785,6 +785,15 @@ def test_a_data_file_over_the_size_limit_is_refused_before_it_is_read(env, capsy
     assert_bad_input(code, err, "d.jsonl", "data file is larger than", "MiB")
 
 
+@pytest.mark.parametrize("name, what", [("init-dir-symlink-loop", "project folder"),
+                                        ("model-vocab-link-loop", "model file")])
+def test_a_link_to_nothing_says_what_it_stands_for(env, capsys, name, what):
+    """One check and one wording (files.refuse_link_to_nothing) where suite, init and the
+    model folder each wrote theirs; init's named no part ("is a symbolic link to nothing")."""
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, f"{what} is a symbolic link to nothing (its target is missing, or the link loops)")
+
+
 SUBPROCESS_CASES = ["suite-alias-bomb", "model-weights-truncated", "adapter-wider-base", "out-devnull"]
 
 

@@ -70,11 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..atomic import write_text
     from ..errors import HarnessError, printable
+    from ..files import refuse_link_to_nothing
 
     root = Path(args.dir)
-    if os.path.lexists(root) and not root.exists():  # resolving a loop raised RuntimeError (exit 3)
-        raise HarnessError("is a symbolic link to nothing (its target is missing, or the link loops)", path=root,
-                           hint="name a folder, or remove the link")
+    refuse_link_to_nothing(root, "project folder", hint="name a folder, or remove the link")  # resolve() raised
     if root.exists() and not root.is_dir():
         raise HarnessError("not a folder", path=root, hint="harness init DIR writes files into DIR")
     existing = [rel for rel in FILES if (root / rel).exists()]
