@@ -74,11 +74,18 @@ def read_input(path: str | Path, what: str = "file", max_bytes: int | None = Non
                too_large_hint: str | None = None) -> bytes:
     """The bytes of an input file, which must be a regular file (``open_regular``): a FIFO, a
     device (``/dev/zero``) or a folder is a HarnessError, never a read that hangs or never
-    ends. ``max_bytes``: a larger file is a HarnessError (``too_large_hint`` its fix), checked
-    on what is read, so a file that grows while read is refused too."""
+    ends. ``max_bytes``: a larger file is a HarnessError (``too_large_hint`` its fix), from its
+    size before anything is read (it read up to the limit first: 1 GiB for a suite's data),
+    and from what is read, so a file that grows while read is refused too."""
     p = Path(path)
+
+    def too_large() -> HarnessError:
+        return HarnessError(f"{what} is larger than {max_bytes / (1 << 20):g} MiB", path=p, hint=too_large_hint)
+
     try:
         with open_regular(p) as fh:
+            if max_bytes is not None and os.fstat(fh.fileno()).st_size > max_bytes:
+                raise too_large()
             data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
     except FileNotFoundError:
         raise HarnessError(f"{what} not found", path=p) from None
@@ -90,7 +97,7 @@ def read_input(path: str | Path, what: str = "file", max_bytes: int | None = Non
     except OSError as exc:
         raise HarnessError(f"cannot read the {what}: {exc.strerror}", path=p) from None
     if max_bytes is not None and len(data) > max_bytes:
-        raise HarnessError(f"{what} is larger than {max_bytes / (1 << 20):g} MiB", path=p, hint=too_large_hint)
+        raise too_large()
     return data
 
 

@@ -780,9 +780,34 @@ def test_a_data_file_over_the_size_limit_is_refused_before_it_is_read(env, capsy
     here) is refused from its size."""
     import harness.suite
 
+    import harness.files
+
     monkeypatch.setattr(harness.suite, "MAX_DATA_BYTES", 64)
-    code, _, err = cli(capsys, *_data('{"q": "1", "a": "2"}\n' * 4)(env))
+    argv = _data('{"q": "1", "a": "2"}\n' * 4)(env)
+    real, read = harness.files.open_regular, []
+
+    class Counted:  # the bytes read from each file opened
+        def __init__(self, path):
+            self.path, self.fh = Path(path), real(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def fileno(self):
+            return self.fh.fileno()
+
+        def read(self, *size):
+            data = self.fh.read(*size)
+            read.append((self.path.name, len(data)))
+            return data
+
+    monkeypatch.setattr(harness.files, "open_regular", Counted)
+    code, _, err = cli(capsys, *argv)
     assert_bad_input(code, err, "d.jsonl", "data file is larger than", "MiB")
+    assert [n for name, n in read if name == "d.jsonl"] == [], read  # it read 65 bytes of it first
 
 
 @pytest.mark.parametrize("name, what", [("init-dir-symlink-loop", "project folder"),
