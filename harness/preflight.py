@@ -367,6 +367,6 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
     return config
 
 
-__all__ = ["WEIGHTS_GLOB", "weight_files", "out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header", "read_json_object",
-           "num_blocks", "check_model_folder", "check_chat_template", "check_adapter_config",
+__all__ = ["WEIGHTS_GLOB", "weight_files", "out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header",
+           "read_json_object", "num_blocks", "check_model_folder", "check_chat_template", "check_adapter_config",
            "check_adapter_weights", "check_adapter_depth", "check_adapter", "read_adapter_config"]

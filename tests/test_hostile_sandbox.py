@@ -270,7 +270,7 @@ def test_template_loops_are_stopped_by_the_render_time_limit(tmp_path, capsys, m
 
 
 def test_the_render_time_limit_says_how_far_it_got(tmp_path, capsys, monkeypatch):
-    """A 50 MB data file (712,000 items with a plain `{{ q }}`) ran past the render limit and
+    """A 50 MB data file (605,087 items with a plain `{{ q }}`) ran past the render limit and
     was told to "simplify the prompt, target and cluster templates", which were as simple as
     templates get. The error says at which item of how many it stopped, and that a large
     data file can be split. (The limit is made to strike at the third item.)"""
