@@ -175,8 +175,9 @@ def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file", **kwargs: 
     """``load`` of a file's bytes (``read_bytes``); not UTF-8 is a HarnessError."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"{what} is not UTF-8 text ({exc.reason})", path=path) from None
+    except UnicodeDecodeError as exc:  # the line and the fix, as a JSONL file's (suite.split_jsonl)
+        raise HarnessError(f"{what} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=path,
+                           line=raw[:exc.start].count(b"\n") + 1, hint=f"save the {what} as UTF-8") from None
     return load(text, path, **kwargs)
 
 

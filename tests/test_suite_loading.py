@@ -156,3 +156,15 @@ def test_the_suite_and_its_data_are_each_read_once(tmp_path, monkeypatch):
     assert loaded.data_fingerprint == _digest((tmp_path / "d.jsonl").read_bytes())
     assert loaded.earlier_fingerprints["1"]["fingerprint"] == _digest(suite.read_bytes(),
                                                                       (tmp_path / "d.jsonl").read_bytes())
+
+
+def test_a_suite_that_is_not_utf8_names_the_line_and_the_fix(tmp_path):
+    """It said "not UTF-8 text (invalid start byte)": no line, no fix, where a JSONL data
+    file's same error names both."""
+    suite = tmp_path / "s.yaml"
+    suite.write_bytes(GOOD.replace('"Q2"', '"Q\xe92"').encode("latin-1"))
+    with pytest.raises(HarnessError) as err:
+        load_suite(suite)
+    assert err.value.line == GOOD.splitlines().index('  - {q: "Q2", a: "A2", category: c}') + 1
+    line = err.value.one_line()
+    assert "suite file is not UTF-8 text (byte" in line and "save the suite file as UTF-8" in line, line
