@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from .errors import HarnessError
 from .files import file_digest, refuse_link_to_nothing
-from .preflight import WEIGHTS_GLOB, weight_files  # what mlx-lm's loader reads: preflight checks the same
+from .preflight import WEIGHTS_GLOB  # what mlx-lm's loader reads: preflight checks every entry of it
 
 # What of a model folder is hashed into its fingerprint: every file the loading path may read
 # (mlx-lm's ``load``: config.json, generation_config.json, hf_quant_config.json, model*.safetensors;
@@ -204,6 +204,12 @@ def _output_changing(p: Path) -> bool:
 def _named_templates(path: Path) -> list[Path]:
     templates = path / CHAT_TEMPLATE_DIR
     return sorted(templates.glob("*.jinja")) if templates.is_dir() else []
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The weight files mlx-lm loads from a model folder, regular files only (what is
+    fingerprinted; ``check_model_folder`` refuses any other entry of ``WEIGHTS_GLOB``)."""
+    return sorted(p for p in path.glob(WEIGHTS_GLOB) if p.is_file())
 
 
 def fingerprinted_files(path: Path) -> list[Path]:

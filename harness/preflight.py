@@ -159,11 +159,6 @@ def safetensors_header(path: str | Path) -> dict[str, dict]:
 WEIGHTS_GLOB = "model*.safetensors"  # mlx_lm.utils.load_model's: other weight files are never loaded
 
 
-def weight_files(path: Path) -> list[Path]:
-    """The weight files mlx-lm loads from a model folder (what is checked, loaded and fingerprinted)."""
-    return sorted(p for p in path.glob(WEIGHTS_GLOB) if p.is_file())
-
-
 def read_json_object(path: Path, what: str) -> dict:
     try:
         from .files import read_input
@@ -367,6 +362,6 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
     return config
 
 
-__all__ = ["WEIGHTS_GLOB", "weight_files", "out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header",
+__all__ = ["WEIGHTS_GLOB", "out_dir_arg", "check_out_dir", "check_out_file", "safetensors_header",
            "read_json_object", "num_blocks", "check_model_folder", "check_chat_template", "check_adapter_config",
            "check_adapter_weights", "check_adapter_depth", "check_adapter", "read_adapter_config"]
