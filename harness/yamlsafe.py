@@ -28,9 +28,9 @@ from .errors import HarnessError
 MAX_NODES = 1_000_000  # expanded nodes (a suite with 10,000 inline cases of 10 fields is ~210,000)
 MAX_DEPTH = 64
 # Bytes of one YAML file. PyYAML composes the whole document before any limit above is
-# checked, at about 4 s per MB on a busy 2-core machine: a 50 MB suite of inline cases took
-# 214 s and 2.7 GB to be refused (as "more than 1,000,000 values"). Large data belongs in
-# JSONL, which is read at C speed (a suite's `data:`).
+# checked, at 4 to 7 s per MB on a busy 2-core machine: a 50 MB suite of inline cases took
+# 214 s and 2.7 GB to be refused (as "more than 1,000,000 values"), 1.5 MB of them 9.9 s to
+# load. Large data belongs in JSONL, which is read at C speed (a suite's `data:`).
 MAX_BYTES = 4 << 20
 TOO_LARGE_HINT = "keep large data out of YAML: a suite's cases go in a JSONL file named by `data:`"
 

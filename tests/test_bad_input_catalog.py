@@ -673,7 +673,7 @@ def test_the_unchanged_baseline_the_hostile_cases_start_from_gates(env, capsys):
 
 @pytest.mark.parametrize("name", ["suite-too-large", "train-config-too-large"])
 def test_a_yaml_file_over_the_size_limit_is_refused_before_it_is_parsed(env, capsys, name):
-    """PyYAML composes a whole document before any limit is checked, at about 4 s per MB on
+    """PyYAML composes a whole document before any limit is checked, at 4 to 7 s per MB on
     a busy machine: a 50 MB suite of inline cases took 214 s and 2.7 GB to be refused, as
     "more than 1,000,000 values (aliases...)", though it had no alias. Now its size is read
     first: one line naming the file, the limit and where large data goes."""
