@@ -61,7 +61,7 @@ from typing import Any
 from .atomic import write_json
 from .compare import item_values, output_digest
 from .errors import HarnessError
-from .files import read_json
+from .files import read_json, require_utf8_name
 from .models import ENDPOINT_FINGERPRINT_PREFIX, recorded_fingerprint_recipe
 from .results import duplicate_id, load_results
 from .run_marker import check_finished
@@ -159,8 +159,6 @@ def baseline_outputs(baseline_suite: dict | None, suite_result: dict) -> dict:
 
 def load_baseline(path: str | Path) -> dict:
     """Read and check a baseline file; HarnessError naming the file and field when bad."""
-    from .files import require_utf8_name
-
     require_utf8_name(path, "baseline file", field="--baseline")  # the run's results name it
     return baseline_from_json(read_json(path, what="baseline file", finite=True), path)
 

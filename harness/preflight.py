@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarnessError
+from .files import NotARegularFile, open_regular, read_input, require_utf8_name
 
 # Bytes per element of the safetensors dtypes (for the size check of each tensor).
 _DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
@@ -61,8 +62,6 @@ def check_out_dir(path: str | Path, field: str = "--out") -> Path:
         what = "the current folder" if target == here else f"a folder holding the current folder ({here})"
         raise HarnessError(f"output folder is {what}", path=out, field=field,
                            hint="name a subfolder, for example reports/latest or adapters/v2")
-    from .files import require_utf8_name
-
     require_utf8_name(out, "output folder", field=field)
     _writable_folder(out, field)
     parent = out.parent if str(out.parent) else Path(".")
@@ -104,8 +103,6 @@ def check_out_file(path: str | Path, field: str) -> Path:
 def safetensors_header(path: str | Path) -> dict[str, dict]:
     """The tensors of a safetensors file ({name: {dtype, shape, data_offsets}}), checked
     against the file's size, without reading the data. Truncated or empty: HarnessError."""
-    from .files import NotARegularFile, open_regular
-
     path = Path(path)
     fix = "the file is truncated or corrupt: copy or download it again"
     not_a_file = "put the weight file itself there, or move it out of the folder"
@@ -161,8 +158,6 @@ WEIGHTS_GLOB = "model*.safetensors"  # mlx_lm.utils.load_model's: other weight f
 
 def read_json_object(path: Path, what: str) -> dict:
     try:
-        from .files import read_input
-
         data = json.loads(read_input(path, what).decode("utf-8"))
     except UnicodeDecodeError:
         raise HarnessError("not UTF-8 text", path=path, hint=f"{path.name} must be a UTF-8 JSON file") from None
@@ -196,8 +191,6 @@ def check_model_folder(folder: str | Path) -> dict:
     if not folder.is_dir():
         what = "is not a folder" if os.path.lexists(folder) else "model folder not found"
         raise HarnessError(what, path=folder, field="--model", hint="pass the mlx-lm model folder")
-    from .files import require_utf8_name
-
     require_utf8_name(folder, "model folder", field="--model")
     # every entry mlx-lm's glob loads, files or not: a folder or FIFO named model.safetensors
     # is named as what it is (safetensors_header), not "no weights" or mlx-lm's "[read]"
@@ -351,8 +344,6 @@ def check_adapter(path: str | Path, model_config: dict | None = None, base: str 
     """Everything about an adapter folder that can be checked without loading a model;
     returns its adapter_config.json."""
     path = Path(path)
-    from .files import require_utf8_name
-
     require_utf8_name(path, "adapter folder", field="--adapter")
     config = read_adapter_config(path)
     check_adapter_config(path, config)

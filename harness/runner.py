@@ -26,7 +26,7 @@ from .checks import (adapter_prompt_format, format_warning, logit_effect, no_eff
                      suite_checks, suite_prompt_format)
 from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
 from .errors import HarnessError, printable
-from .files import file_digest
+from .files import file_digest, require_utf8_name
 from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
 from .models import (MODEL_FINGERPRINT_RECIPE, Base, adapter_applied, check_adapter_base, check_adapter_fits,
@@ -675,7 +675,6 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
     by_model: dict[str, dict] = {}
     ids = {c.id for c in suite.cases}
     samples = max(1, suite.generation.samples)  # sampled suites: lines carry "sample": 0..k-1
-    from .files import require_utf8_name
     from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
 
     require_utf8_name(path, "completions file", field="--completions")  # the run's results name it

@@ -23,6 +23,7 @@ from jinja2 import StrictUndefined, TemplateError
 
 from .case import Case
 from .errors import HarnessError
+from .files import read_input, refuse_link_to_nothing, require_utf8_name
 from .gates import idle_cluster, validate_policy
 from .generation import GenerationConfig
 from .scorers import validate_scorer_options
@@ -158,8 +159,6 @@ def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None, bytes]:
     hashes the bytes that were parsed): aliases, depth, duplicate keys and non-finite
     numbers bounded or refused (``harness/yamlsafe.py``)."""
     from . import yamlsafe
-    from .files import refuse_link_to_nothing
-
     refuse_link_to_nothing(path, "suite file", hint="point the link at a suite file, or remove it")
     raw = yamlsafe.read_bytes(path, "suite file")  # "suite file not found", a folder, a FIFO
     return (*yamlsafe.load_bytes(raw, path, "suite file"), raw)
@@ -218,8 +217,6 @@ def resolve_data_path(suite_path: Path, value: str) -> Path:
 def jsonl_lines(path: Path, what: str = "data file") -> list[tuple[int, str]]:
     """(line number, text) of every non-blank line of a UTF-8 JSONL file (``split_jsonl``);
     a FIFO or device is refused, not read forever."""
-    from .files import read_input
-
     return split_jsonl(read_input(path, what), path, what)
 
 
@@ -276,8 +273,6 @@ def read_jsonl(path: Path) -> tuple[list[tuple[int, dict]], bytes]:
     """(line number, record) for every non-blank line, a bad line naming itself; and the
     bytes they were parsed from, which the data fingerprint hashes (read once: read again,
     the file could be another one, and the second read had no size limit or FIFO check)."""
-    from .files import read_input
-
     raw = read_input(path, "data file", max_bytes=MAX_DATA_BYTES,
                      too_large_hint="is `data:` the suite's JSONL file? split a larger one into several suites")
     records = []
@@ -315,8 +310,6 @@ def earlier_fingerprints(file_bytes: bytes, data: dict, data_bytes: bytes) -> di
 def load_suite(path: str | Path) -> Suite:
     """Parse, validate and render a suite; raises HarnessError with file and line."""
     path = Path(path)
-    from .files import require_utf8_name
-
     require_utf8_name(path, "suite file")
     data, root, file_bytes = _read_yaml(path)
     if not isinstance(data, dict):

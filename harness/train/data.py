@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HarnessError
-from ..files import file_digest
+from ..files import file_digest, require_utf8_name
 from ..prompts import encode_completion, encode_example, has_chat_template
 
 SPLITS = ("train", "valid", "test")
@@ -252,8 +252,6 @@ def data_folder(path: str | Path, hint: str) -> Path:
     named as a file and its folder suggested, not reported as "not found"."""
     root = Path(path)
     if root.is_dir():
-        from ..files import require_utf8_name
-
         require_utf8_name(root, "data folder", field="data")  # adapter_config.json records it
         return root
     if os.path.lexists(root):
