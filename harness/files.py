@@ -20,7 +20,7 @@ from typing import BinaryIO
 from .errors import HarnessError
 
 __all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "file_digest", "require_utf8_name",
-           "refuse_link_to_nothing"]
+           "refuse_link_to_nothing", "resolve_path"]
 
 
 def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
@@ -43,6 +43,17 @@ def refuse_link_to_nothing(path: str | Path, what: str, hint: str) -> None:
     if os.path.islink(path) and not os.path.exists(path):
         raise HarnessError(f"{what} is a symbolic link to nothing (its target is missing, or the link loops)",
                            path=path, hint=hint)
+
+
+def resolve_path(path: str | Path, what: str, hint: str, field: str | None = None) -> Path:
+    """``path.resolve()``; a symbolic link on the way that loops, the path's own or a
+    folder's above it, is a HarnessError naming the path (``resolve`` raised RuntimeError
+    before Python 3.13, OSError since: an internal error wherever it was not caught)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        raise HarnessError(f"{what} is, or lies under, a symbolic link that loops", path=path, field=field,
+                           hint=hint) from None
 
 
 class NotARegularFile(OSError):

@@ -23,7 +23,7 @@ from jinja2 import StrictUndefined, TemplateError
 
 from .case import Case
 from .errors import HarnessError
-from .files import read_input, refuse_link_to_nothing, require_utf8_name
+from .files import read_input, refuse_link_to_nothing, require_utf8_name, resolve_path
 from .gates import idle_cluster, validate_policy
 from .generation import GenerationConfig
 from .scorers import validate_scorer_options
@@ -190,11 +190,7 @@ def resolve_data_path(suite_path: Path, value: str) -> Path:
     """The file a suite's ``data:`` names: a regular file, inside the suite's folder or its
     repository (symlinks resolved first) unless outside data is allowed."""
     suite_dir = Path(suite_path).resolve().parent
-    try:
-        target = (suite_dir / value).resolve()
-    except (OSError, RuntimeError):  # a loop: RuntimeError before Python 3.13 (an internal error), OSError since
-        raise HarnessError("data file is a symbolic link that loops", path=suite_dir / value, field="data",
-                           hint="point `data:` at the JSONL file itself") from None
+    target = resolve_path(suite_dir / value, "data file", hint="point `data:` at the JSONL file itself", field="data")
     if not _ALLOW_OUTSIDE_DATA.get():
         roots = [suite_dir] + [r for r in [_repository_of(suite_dir)] if r is not None]
         if not any(target.is_relative_to(root) for root in roots):

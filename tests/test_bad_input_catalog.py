@@ -550,6 +550,10 @@ CASES: dict[str, Callable[[Env], list[str]]] = {
     # a project folder that is a looping link, and a local model named relative to here
     "init-dir-symlink-loop": lambda env: (os.symlink("l2", env.root / "l1"), os.symlink("l1", env.root / "l2"),
                                           env.model_copy(), ["init", str(env.root / "l1"), "--model", "in/model"])[3],
+    # ... or a folder under one: 0401de6's check of the folder itself did not see it (exit 3)
+    "init-dir-under-symlink-loop": lambda env: (os.symlink("l4", env.root / "l3"), os.symlink("l3", env.root / "l4"),
+                                                env.model_copy(), ["init", str(env.root / "l3" / "project"),
+                                                                   "--model", "in/model"])[3],
     "lint-schema-invalid-json": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
                                              str(env.write("in/ls.json", "{"))],
     "lint-schema-ref-http": lambda env: ["lint-data", str(ROOT / "fixtures" / "data" / "wikisql"), "--schema",
@@ -808,6 +812,16 @@ def test_a_data_file_over_the_size_limit_is_refused_before_it_is_read(env, capsy
     code, _, err = cli(capsys, *argv)
     assert_bad_input(code, err, "d.jsonl", "data file is larger than", "MiB")
     assert [n for name, n in read if name == "d.jsonl"] == [], read  # it read 65 bytes of it first
+
+
+@pytest.mark.parametrize("name, what", [("init-dir-under-symlink-loop", "project folder"),
+                                        ("data-symlink-loop", "data file")])
+def test_a_path_through_a_looping_link_is_named(env, capsys, name, what):
+    """One rule (files.resolve_path) wherever a path is resolved: init checked only whether
+    the project folder itself was a link to nothing, so `init loop/project` with a model
+    named relative to here still raised RuntimeError from resolve() (exit 3)."""
+    code, _, err = cli(capsys, *CASES[name](env))
+    assert_bad_input(code, err, f"{what} is, or lies under, a symbolic link that loops")
 
 
 @pytest.mark.parametrize("name, what", [("init-dir-symlink-loop", "project folder"),

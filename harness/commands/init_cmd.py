@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..atomic import write_text
     from ..errors import HarnessError, printable
-    from ..files import refuse_link_to_nothing
+    from ..files import refuse_link_to_nothing, resolve_path
 
     root = Path(args.dir)
     refuse_link_to_nothing(root, "project folder", hint="name a folder, or remove the link")  # resolve() raised
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         # The files are used from the project folder (the workflow runs there; the training
         # config's paths are relative to where `harness train` runs), so a local model folder
         # given relative to here is written relative to the project folder.
-        model = os.path.relpath(local.resolve(), root.resolve())
+        model = os.path.relpath(local.resolve(), resolve_path(root, "project folder", hint="name a folder"))
     # The model goes into YAML (quoted as a JSON string, which YAML reads) and into a shell
     # line of the workflow (shell-quoted): `--model 'a: b'` or `--model '$(x)'` stay a name.
     values = {"{{MODEL}}": json.dumps(model, ensure_ascii=False), "{{MODEL_SHELL}}": shlex.quote(model)}
