@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from ..files import refuse_link_to_nothing, resolve_path
 
     root = Path(args.dir)
-    refuse_link_to_nothing(root, "project folder", hint="name a folder, or remove the link")  # resolve() raised
+    # a dangling link was "cannot make this folder: File exists"; a loop, below, resolve_path's
+    refuse_link_to_nothing(root, "project folder", hint="name a folder, or remove the link")
     if root.exists() and not root.is_dir():
         raise HarnessError("not a folder", path=root, hint="harness init DIR writes files into DIR")
     existing = [rel for rel in FILES if (root / rel).exists()]
