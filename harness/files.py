@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 from .errors import HarnessError
 
-__all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "file_digest", "require_utf8_name",
-           "refuse_link_to_nothing", "resolve_path"]
+__all__ = ["read_json", "read_input", "open_regular", "NotARegularFile", "bytes_digest", "file_digest",
+           "require_utf8_name", "refuse_link_to_nothing", "resolve_path"]
 
 
 def require_utf8_name(path: str | Path, what: str, field: str | None = None) -> None:
@@ -166,6 +166,13 @@ def read_json(path: str | Path, what: str = "file", finite: bool = False) -> dic
             raise HarnessError("a string holds an unpaired surrogate (\\ud800-\\udfff), which is not Unicode text",
                                path=p, hint="write the character itself, or a valid pair") from None
     return data
+
+
+def bytes_digest(data: bytes) -> str:
+    """``file_digest`` of a file's bytes already read: a file parsed and fingerprinted from
+    one read, so the fingerprint is of the bytes that were used (read twice, it could be of
+    another version of the file)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def file_digest(path: str | Path) -> str:

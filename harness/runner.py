@@ -26,7 +26,7 @@ from .checks import (adapter_prompt_format, format_warning, logit_effect, no_eff
                      suite_checks, suite_prompt_format)
 from .distributed import all_gather_json, broadcast_json, rank_and_size, shard, unshard
 from .errors import HarnessError, printable
-from .files import file_digest, require_utf8_name
+from .files import bytes_digest, read_input, require_utf8_name
 from .generation import Completion, GenerationConfig, Progress, generate
 from .metrics import cluster_adjust, suite_metrics
 from .models import (MODEL_FINGERPRINT_RECIPE, Base, adapter_applied, check_adapter_base, check_adapter_fits,
@@ -670,15 +670,18 @@ def finish(results: dict, suites: list[Suite], out_dir: Path, baseline: dict | N
     return 1 if failed else 0
 
 
-def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
-    """Stored completions by model name, in the suite's case order (for `harness score`)."""
+def read_completions(path: Path, suite: Suite) -> tuple[dict[str, list[dict]], str]:
+    """Stored completions by model name, in the suite's case order (for `harness score`),
+    and the digest of the bytes they were read from (their fingerprint: the file was read
+    again to hash it, which could be of another version of it)."""
     by_model: dict[str, dict] = {}
     ids = {c.id for c in suite.cases}
     samples = max(1, suite.generation.samples)  # sampled suites: lines carry "sample": 0..k-1
-    from .suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
+    from .suite import parse_json_line, split_jsonl  # \n-only lines, BOM, UTF-8, bounded depth
 
     require_utf8_name(path, "completions file", field="--completions")  # the run's results name it
-    for number, line in jsonl_lines(path, "completions file"):
+    data = read_input(path, "completions file")
+    for number, line in split_jsonl(data, path, "completions file"):
         row = parse_json_line(line, path, number)
         if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("output"), str):
             raise HarnessError('each line needs {"id": ..., "output": "..."}', path=path, line=number)
@@ -716,13 +719,13 @@ def read_completions(path: Path, suite: Suite) -> dict[str, list[dict]]:
             out[model] = [rows[c.id] for c in suite.cases]
         else:  # draws: out[model][j][i] is draw j of case i
             out[model] = [[rows[(c.id, j)] for c in suite.cases] for j in range(samples)]
-    return out
+    return out, bytes_digest(data)
 
 
 def run_score(suite_path: Path, completions_path: Path, command: list[str] | None = None,
               select=None) -> tuple[dict, Suite]:
     suite = load_suite(suite_path)
-    stored = read_completions(completions_path, suite)
+    stored, digest = read_completions(completions_path, suite)
     if select:  # score the picked cases only (the file may hold them all)
         full = suite
         (suite,) = select.apply([full])
@@ -734,7 +737,7 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
             stored = {m: [r for r, c in zip(rows, full.cases) if c.id in keep] for m, rows in stored.items()}
     scorers = [make_scorer(spec, suite.dir) for spec in suite.scorers]
     header = suite_entry(suite, scorers)
-    fingerprint = "stored:" + file_digest(completions_path)[:16]  # stored outputs: no model of their own
+    fingerprint = "stored:" + digest[:16]  # stored outputs: no model of their own
     for model, rows in sorted(stored.items(), key=lambda kv: kv[0] != "base"):
         if suite.generation.samples > 1:
             model_result, skipped = score_sampled(suite, scorers, rows, f"{fingerprint}:{model}", None)

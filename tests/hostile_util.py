@@ -32,6 +32,32 @@ class HttpServers:
             s.server_close()
 
 
+def opens_of(monkeypatch, *names: str) -> list[str]:
+    """A list that collects the base name of every file opened (``os.open``, ``io.open``)
+    whose name is one of ``names``, until the test ends: a file read twice shows twice."""
+    import io
+    import os
+
+    opened: list[str] = []
+    real_os_open, real_io_open = os.open, io.open
+
+    def note(path) -> None:
+        if not isinstance(path, int) and Path(os.fspath(path)).name in names:
+            opened.append(Path(os.fspath(path)).name)
+
+    def os_open(path, *args, **kwargs):
+        note(path)
+        return real_os_open(path, *args, **kwargs)
+
+    def io_open(path, *args, **kwargs):
+        note(path)
+        return real_io_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(io, "open", io_open)
+    return opened
+
+
 def cli(capsys, *args: str) -> tuple[int, str, str]:
     """`harness ARGS` in this process: (exit code, stdout, stderr)."""
     from harness.cli import main

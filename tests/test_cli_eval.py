@@ -159,3 +159,22 @@ def test_score_prints_why_a_gate_failed(tmp_path):
     failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("  FAILED ")]
     assert failed == [ln for ln in failed if "smoke / ft / exact_match: exact_match: ft - base = -1.000" in ln]
     assert len(failed) == 1 and "6 flipped pass→fail" in failed[0]
+
+
+def test_stored_completions_are_read_once_and_fingerprinted_as_read(tmp_path, monkeypatch):
+    """`harness score` parsed the completions file, then read it again to hash it: the
+    fingerprint (which keys the score cache) could be of another version of the file."""
+    import hashlib
+
+    from hostile_util import opens_of
+
+    from harness.runner import run_score
+
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("".join(json.dumps({"id": i, "output": "4"}) + "\n"
+                                   for i in ("add-1", "add-2", "mul-1", "cap-1", "col-1", "day-1")))
+    opened = opens_of(monkeypatch, "c.jsonl")
+    results, _ = run_score(ROOT / "suites" / "smoke.yaml", completions)
+    assert opened == ["c.jsonl"]
+    digest = hashlib.sha256(completions.read_bytes()).hexdigest()
+    assert results["models"]["base"]["fingerprint"] == f"stored:{digest[:16]}:base"

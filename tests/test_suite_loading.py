@@ -129,30 +129,15 @@ def test_the_suite_and_its_data_are_each_read_once(tmp_path, monkeypatch):
     read (size limit, FIFO refused), then read again raw for the fingerprints, which could
     so hash another file than the one parsed and read it with no limit. Each is opened
     once, and the fingerprints are of the bytes parsed."""
-    import io
-    import os
+    from hostile_util import opens_of
 
     from harness.suite import _digest
 
     (tmp_path / "d.jsonl").write_text('{"q": "Q1", "a": "A1"}\n')
     suite = write(tmp_path, GOOD.split("cases:")[0] + "data: d.jsonl\n")
-    opened: list[str] = []
-    real_os_open, real_io_open = os.open, io.open
-
-    def os_open(path, *args, **kwargs):
-        opened.append(os.fspath(path))
-        return real_os_open(path, *args, **kwargs)
-
-    def io_open(path, *args, **kwargs):
-        if not isinstance(path, int):
-            opened.append(os.fspath(path))
-        return real_io_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", os_open)
-    monkeypatch.setattr(io, "open", io_open)
+    opened = opens_of(monkeypatch, "suite.yaml", "d.jsonl")
     loaded = load_suite(suite)
-    monkeypatch.undo()
-    assert [Path(p).name for p in opened if Path(p).name in ("suite.yaml", "d.jsonl")] == ["suite.yaml", "d.jsonl"]
+    assert opened == ["suite.yaml", "d.jsonl"]
     assert loaded.data_fingerprint == _digest((tmp_path / "d.jsonl").read_bytes())
     assert loaded.earlier_fingerprints["1"]["fingerprint"] == _digest(suite.read_bytes(),
                                                                       (tmp_path / "d.jsonl").read_bytes())

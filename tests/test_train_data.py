@@ -339,3 +339,19 @@ def test_the_readme_s_row_examples_train_as_it_says_on_a_raw_sentencepiece_model
         write_split(folder, split, [rows[2]])
     with pytest.raises(HarnessError, match="need the chat template"):
         load_splits(folder, "auto", "auto", tok, None, None, 2048)
+
+
+def test_each_split_is_read_once_and_fingerprinted_as_read(tmp_path, tokenizer, monkeypatch):
+    """load_splits parsed train.jsonl, then read it again to hash it for adapter_config.json:
+    the recorded sha256 could be of another version of the file than the one trained on."""
+    import hashlib
+
+    from hostile_util import opens_of
+
+    rows = sql_rows(WIKISQL / "train.jsonl", 4)
+    write_split(tmp_path, "train", rows)
+    write_split(tmp_path, "valid", rows[:2])
+    opened = opens_of(monkeypatch, "train.jsonl", "valid.jsonl")
+    splits, *_ = load(tmp_path, tokenizer)
+    assert sorted(opened) == ["train.jsonl", "valid.jsonl"]
+    assert splits["train"].sha256 == "sha256:" + hashlib.sha256((tmp_path / "train.jsonl").read_bytes()).hexdigest()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HarnessError
-from ..files import file_digest, require_utf8_name
+from ..files import bytes_digest, read_input, require_utf8_name
 from ..prompts import encode_completion, encode_example, has_chat_template
 
 SPLITS = ("train", "valid", "test")
@@ -81,9 +81,14 @@ def format_problem(row: Any, wanted: str = "auto") -> tuple[str, str]:
 
 def read_rows(path: Path) -> list[tuple[int, Any]]:
     """(line number, parsed JSON) for every non-blank line; bad JSON names its line."""
-    from ..suite import jsonl_lines, parse_json_line  # \n-only lines, BOM, UTF-8, bounded depth
+    return parse_rows(read_input(path, "data file"), path)
 
-    return [(number, parse_json_line(line, path, number)) for number, line in jsonl_lines(path)]
+
+def parse_rows(data: bytes, path: Path) -> list[tuple[int, Any]]:
+    """``read_rows`` of the bytes read from ``path``."""
+    from ..suite import parse_json_line, split_jsonl  # \n-only lines, BOM, UTF-8, bounded depth
+
+    return [(number, parse_json_line(line, path, number)) for number, line in split_jsonl(data, path, "data file")]
 
 
 def check_row(row: Any, fmt: str, path: Path, line: int) -> None:
@@ -204,10 +209,12 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
     """Read and encode every split. Returns (splits, format, template, mask_prompt)."""
     root = data_folder(data_dir, "`data:` is a folder with train.jsonl and valid.jsonl")
     raw: dict[str, tuple[Path, list]] = {}
+    digests: dict[str, str] = {}  # of the bytes parsed: the file was read again to hash it
     for name in SPLITS:
         path = root / f"{name}.jsonl"
         if path.is_file():
-            raw[name] = (path, read_rows(path))
+            data = read_input(path, "data file")
+            raw[name], digests[name] = (path, parse_rows(data, path)), "sha256:" + bytes_digest(data)
         elif missing := missing_split(path):
             raise HarnessError(missing, path=root, hint="the data folder needs train.jsonl and valid.jsonl "
                                                         "(optional test.jsonl), each a JSONL file")
@@ -242,7 +249,7 @@ def load_splits(data_dir: str | Path, fmt: str, template: str, tokenizer: Any,
         if not examples:
             raise HarnessError("no trainable rows", path=path,
                                hint="raise max_seq_length or shorten the prompts")
-        splits[name] = Split(name=name, path=path, examples=examples, sha256="sha256:" + file_digest(path),
+        splits[name] = Split(name=name, path=path, examples=examples, sha256=digests[name],
                              truncated=truncated)
     return splits, fmt, template, mask_prompt
 
