@@ -1,7 +1,9 @@
-"""Reading input files: JSON with one-line errors, and content digests (fingerprints).
+"""Reading input files: one checked open (``open_regular``), JSON with one-line errors, and
+content digests (fingerprints).
 
 Every module that fingerprints a file (weights, adapters, training data, stored
-completions) uses ``file_digest``, so the same bytes always give the same identity.
+completions) uses ``file_digest``, or ``bytes_digest`` of the bytes it parsed, so the same
+bytes always give the same identity.
 """
 
 from __future__ import annotations
