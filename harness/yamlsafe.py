@@ -126,7 +126,7 @@ def _first_surrogate(node: yaml.Node) -> yaml.Node | None:
     return None
 
 
-def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tuple[Any, yaml.Node | None]:
+def load(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
     """(data, root node) of one YAML document; HarnessError (file, line) on anything bad."""
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -136,11 +136,10 @@ def load(text: str, path: str | Path, *, allow_non_finite: bool = False) -> tupl
         if root is None:
             return None, None
         _check_tree(root, path)
-        if not allow_non_finite:
-            bad = _first_non_finite(root)
-            if bad is not None:
-                raise HarnessError(f"{bad.value!r} is not a finite number", path=path, line=_line(bad),
-                                   hint="use a finite number")
+        bad = _first_non_finite(root)
+        if bad is not None:
+            raise HarnessError(f"{bad.value!r} is not a finite number", path=path, line=_line(bad),
+                               hint="use a finite number")
         data = loader.construct_document(root)
         bad = _first_surrogate(root)
         if bad is not None:
@@ -171,19 +170,19 @@ def read_bytes(path: str | Path, what: str = "YAML file") -> bytes:
     return read_input(path, what, max_bytes=MAX_BYTES, too_large_hint=TOO_LARGE_HINT)
 
 
-def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any, yaml.Node | None]:
+def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
     """``load`` of a file's bytes (``read_bytes``); not UTF-8 is a HarnessError."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:  # the line and the fix, as a JSONL file's (suite.split_jsonl)
         raise HarnessError(f"{what} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=path,
                            line=raw[:exc.start].count(b"\n") + 1, hint=f"save the {what} as UTF-8") from None
-    return load(text, path, **kwargs)
+    return load(text, path)
 
 
-def read(path: str | Path, what: str = "YAML file", **kwargs: Any) -> tuple[Any, yaml.Node | None]:
+def read(path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
     """``load`` of a file: ``read_bytes``, then ``load_bytes``."""
-    return load_bytes(read_bytes(path, what), path, what, **kwargs)
+    return load_bytes(read_bytes(path, what), path, what)
 
 
 __all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read", "read_bytes", "load_bytes"]
