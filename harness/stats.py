@@ -396,8 +396,9 @@ def scaled_tango_ci(diffs: Sequence[float], units: int, level: float = 0.95,
     d). Its tails are expanded for ``units`` resampled units, as BCa's
     (sqrt(n/(n-1)) t_{n-1}); ``deff`` divides the counts and n (clusters), as for pass/fail
     metrics. Needs some nonzero difference (none changed: Tango's no-flip interval).
-    Computed on d / max|d| and scaled back (the same interval): d * d underflowed to 0 on
-    differences under 1e-154 (a [0, 1] mean of probabilities), a division by zero.
+    Computed on d / max|d| and scaled back (the same interval): d * d lost precision on
+    differences under 1e-154 and was 0 under 1.6e-162 (a [0, 1] mean of probabilities), a
+    division by zero.
     """
     d = np.asarray(diffs, dtype=float)
     scale = float(np.abs(d).max()) if d.size else 0.0
