@@ -162,12 +162,12 @@ def load(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
     return data, root
 
 
-def read_bytes(path: str | Path, what: str = "YAML file") -> bytes:
+def read_bytes(path: str | Path, what: str = "YAML file", too_large_hint: str = TOO_LARGE_HINT) -> bytes:
     """A YAML file's bytes, refused past ``MAX_BYTES`` (before PyYAML sees them) or when the
     file is a folder, FIFO or device (``files.read_input``)."""
     from .files import read_input
 
-    return read_input(path, what, max_bytes=MAX_BYTES, too_large_hint=TOO_LARGE_HINT)
+    return read_input(path, what, max_bytes=MAX_BYTES, too_large_hint=too_large_hint)
 
 
 def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
@@ -180,9 +180,10 @@ def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file") -> tuple[A
     return load(text, path)
 
 
-def read(path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
+def read(path: str | Path, what: str = "YAML file",
+         too_large_hint: str = TOO_LARGE_HINT) -> tuple[Any, yaml.Node | None]:
     """``load`` of a file: ``read_bytes``, then ``load_bytes``."""
-    return load_bytes(read_bytes(path, what), path, what)
+    return load_bytes(read_bytes(path, what, too_large_hint), path, what)
 
 
 __all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read", "read_bytes", "load_bytes"]

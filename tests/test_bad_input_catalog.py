@@ -684,6 +684,7 @@ def test_a_yaml_file_over_the_size_limit_is_refused_before_it_is_parsed(env, cap
     code, _, err = cli(capsys, *CASES[name](env))
     assert_bad_input(code, err, "larger than 4 MiB", "JSONL")
     assert ("s.yaml" if name.startswith("suite") else "train.yaml") in err
+    assert ("suite's cases" in err) == name.startswith("suite"), err  # a training config was told of suites
 
 
 def test_a_folder_named_like_a_weight_file_is_called_a_folder(env, capsys):

@@ -300,7 +300,8 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if path is not None:
         from .. import yamlsafe  # size, aliases, depth, duplicate keys, .nan/.inf refused with their line
 
-        data, root = yamlsafe.read(path, "training config")
+        data, root = yamlsafe.read(path, "training config", too_large_hint="a training config holds settings: "
+                                   "training rows go in the JSONL files of its `data:` folder")
         data = data if data is not None else {}
         if not isinstance(data, dict):
             raise HarnessError("a training config must be a YAML mapping", path=path, line=1)
