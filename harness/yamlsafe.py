@@ -39,7 +39,7 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
-def _check_tree(root: yaml.Node, path: str | Path) -> None:
+def _check_tree(root: yaml.Node, path: str | Path, too_large_hint: str) -> None:
     """Expanded size, depth and duplicate keys, without expanding anything."""
     sizes: dict[int, int] = {}
     # Iterative post-order walk; a node reached through an alias is counted once per use
@@ -56,7 +56,7 @@ def _check_tree(root: yaml.Node, path: str | Path) -> None:
             if total > MAX_NODES:
                 if len(sizes) + 1 >= total:  # as many distinct values: written out, no alias expanded
                     raise HarnessError(f"YAML has more than {MAX_NODES:,} values", path=path, line=_line(node),
-                                       hint=TOO_LARGE_HINT)
+                                       hint=too_large_hint)
                 raise HarnessError(f"YAML expands to more than {MAX_NODES:,} values (aliases repeated "
                                    f"inside aliases?)", path=path, line=_line(node),
                                    hint="write the values out, or use fewer nested aliases")
@@ -126,7 +126,7 @@ def _first_surrogate(node: yaml.Node) -> yaml.Node | None:
     return None
 
 
-def load(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
+def load(text: str, path: str | Path, too_large_hint: str = TOO_LARGE_HINT) -> tuple[Any, yaml.Node | None]:
     """(data, root node) of one YAML document; HarnessError (file, line) on anything bad."""
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -135,7 +135,7 @@ def load(text: str, path: str | Path) -> tuple[Any, yaml.Node | None]:
         root = loader.get_single_node()
         if root is None:
             return None, None
-        _check_tree(root, path)
+        _check_tree(root, path, too_large_hint)
         bad = _first_non_finite(root)
         if bad is not None:
             raise HarnessError(f"{bad.value!r} is not a finite number", path=path, line=_line(bad),
@@ -170,20 +170,22 @@ def read_bytes(path: str | Path, what: str = "YAML file", too_large_hint: str = 
     return read_input(path, what, max_bytes=MAX_BYTES, too_large_hint=too_large_hint)
 
 
-def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file") -> tuple[Any, yaml.Node | None]:
+def load_bytes(raw: bytes, path: str | Path, what: str = "YAML file",
+               too_large_hint: str = TOO_LARGE_HINT) -> tuple[Any, yaml.Node | None]:
     """``load`` of a file's bytes (``read_bytes``); not UTF-8 is a HarnessError."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:  # the line and the fix, as a JSONL file's (suite.split_jsonl)
         raise HarnessError(f"{what} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=path,
                            line=raw[:exc.start].count(b"\n") + 1, hint=f"save the {what} as UTF-8") from None
-    return load(text, path)
+    return load(text, path, too_large_hint)
 
 
 def read(path: str | Path, what: str = "YAML file",
          too_large_hint: str = TOO_LARGE_HINT) -> tuple[Any, yaml.Node | None]:
-    """``load`` of a file: ``read_bytes``, then ``load_bytes``."""
-    return load_bytes(read_bytes(path, what, too_large_hint), path, what)
+    """``load`` of a file: ``read_bytes``, then ``load_bytes``. ``too_large_hint``: where the
+    caller's large data goes, for a file over ``MAX_BYTES`` or ``MAX_NODES``."""
+    return load_bytes(read_bytes(path, what, too_large_hint), path, what, too_large_hint)
 
 
 __all__ = ["MAX_NODES", "MAX_DEPTH", "MAX_BYTES", "load", "read", "read_bytes", "load_bytes"]

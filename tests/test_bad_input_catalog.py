@@ -721,6 +721,13 @@ def test_a_yaml_file_of_many_values_and_no_alias_is_not_told_about_aliases(tmp_p
     assert "alias" not in err.value.one_line()
     with pytest.raises(HarnessError, match="aliases repeated inside aliases"):
         yamlsafe.load("a: &a [x, x, x, x, x, x, x, x, x, x]\nb: [" + ", ".join(["*a"] * 20) + "]\n", tmp_path / "s.yaml")
+    # a training config is told where training rows go, not a suite's cases
+    from harness.train.config import load_config
+
+    (tmp_path / "train.yaml").write_text("lora_layers: [" + ", ".join(["1"] * 120) + "]\n")
+    with pytest.raises(HarnessError) as err:
+        load_config(tmp_path / "train.yaml")
+    assert "has more than 100 values" in err.value.one_line() and "training rows" in err.value.one_line()
 
 
 def _run_not_utf8(command: str) -> Callable[[Env], list[str]]:
