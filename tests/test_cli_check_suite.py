@@ -149,3 +149,61 @@ def test_a_suite_file_name_that_is_not_utf8_is_one_fail_line_on_a_strict_termina
     assert lines[0].startswith(f"OK {tmp_path / 'good.yaml'}"), done.stdout
     assert lines[1] == (f"FAIL {tmp_path}/s\\udcff.yaml: the suite file's path is not UTF-8 text (rename it (or "
                         "the folder holding it) with UTF-8 characters)"), done.stdout
+
+
+WIKISQL_ROWS = [  # (id, the gold query) over one table; the second and third never parse
+    ("good", "SELECT Player FROM 1-10015132-11 WHERE No. = '42'"),
+    ("typo", "SELEC Player FROM 1-10015132-11 WHERE No. = '42'"),
+    ("column", "SELECT Shirt FROM 1-10015132-11 WHERE No. = '42'"),
+    ("also-good", "SELECT COUNT Player FROM 1-10015132-11 WHERE No. = '3'"),
+]
+
+
+def test_a_wikisql_gold_query_that_does_not_parse_fails_with_its_data_line(tmp_path, capsys):
+    """A gold query the scorers cannot parse is scored None by sql_logical_form and
+    sql_execution on every run (an item no answer can pass), and loading the suite never read
+    it: check-suite said OK. Now each such gold is a FAIL line with its data file's line, the
+    parser's reason and both scorers named; the good rows are not named; exit 2."""
+    import json
+
+    from harness.scorers import Item, make_scorer
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"id": i, "q": "Who?", "gold": g}) + "\n" for i, g in WIKISQL_ROWS),
+                    encoding="utf-8")
+    suite_file = tmp_path / "wikisql.yaml"
+    suite_file.write_text(
+        "name: wikisql\ndata: rows.jsonl\n"
+        "prompt: \"table: 1-10015132-11\\ncolumns: Player, No., Nationality, Position\\nQ: {{ q }}\\nA: \"\n"
+        "target: \"{{ gold }}\"\ntemplate: raw\n"
+        "scorers:\n  - sql_exact: {}\n  - sql_logical_form: {}\n  - sql_execution: {}\n", encoding="utf-8")
+    code, out, err = cli(capsys, "check-suite", suite_file)
+    lines = out.splitlines()
+    assert code == 2 and err == "", err
+    assert [line.split(" [")[0] for line in lines] == [f"FAIL {data}:2", f"FAIL {data}:3"], out
+    assert "[target]: case 'typo': the gold query \"SELEC Player" in lines[0] and "does not start with SELECT" in lines[0]
+    assert "case 'column'" in lines[1] and "selects 'Shirt', which is not a column of table 1-10015132-11" in lines[1]
+    assert all("sql_logical_form and sql_execution cannot score this item, so it can never pass: fix the target"
+               in line for line in lines), out
+    # what it says is what scoring does: the two scorers give those items no verdict
+    suite = load_suite(suite_file)
+    for spec in suite.scorers[1:]:
+        scores = [make_scorer(spec, suite.dir).score(Item(case=c, output=c.target, finish_reason="stop")) for c in suite.cases]
+        assert [s.passed for s in scores] == [True, None, None, True], spec.name
+    # fixed, it passes
+    data.write_text(data.read_text(encoding="utf-8").replace("SELEC ", "SELECT ").replace("SELECT Shirt", "SELECT Player"),
+                    encoding="utf-8")
+    code, out, _ = cli(capsys, "check-suite", suite_file)
+    assert code == 0 and out.startswith(f"OK {suite_file}: suite 'wikisql', 4 items"), out
+
+
+def test_plain_sqlite_golds_are_not_read_as_wikisql(tmp_path, capsys):
+    """sql_execution with `schema_field` runs its gold as SQLite, as written: not WikiSQL
+    notation, and no table lines in the prompt; check-suite must not call it unparseable."""
+    (tmp_path / "plain.yaml").write_text(
+        "name: plain\nprompt: \"{{ q }}\"\ntarget: \"{{ gold }}\"\n"
+        "scorers:\n  - sql_execution: {schema_field: schema}\n"
+        "cases:\n  - {id: a, q: \"How many?\", gold: \"SELECT COUNT(*) FROM t\", schema: \"CREATE TABLE t (x INT)\"}\n",
+        encoding="utf-8")
+    code, out, _ = cli(capsys, "check-suite", tmp_path / "plain.yaml")
+    assert code == 0 and out.startswith("OK "), out

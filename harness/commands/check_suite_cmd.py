@@ -5,7 +5,9 @@ when an eval started, after the model was named and often loaded. This loads eac
 with the same code eval loads it with (``suite.load_suite``: schema, templates, item ids,
 scorer options and the files they read, gates; then ``suite.check_unique_names`` across
 the files), so what passes here passes eval's loading, and what fails here fails there
-with the same line. What needs a model is not checked: the chat template, prompts that
+with the same line. It also reads each case's target as its scorers do: a WikiSQL gold
+query that does not parse makes an item no answer can pass, which eval scores None
+without stopping. What needs a model is not checked: the chat template, prompts that
 overrun the model's positions or vocabulary, and the power warning (it needs the base's
 measured value).
 """
@@ -18,8 +20,10 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-suite", help="check suite files as eval loads them, without a model",
                        description="Load each suite as `harness eval` does (schema, data file, templates, item "
-                                   "ids, scorer options and the files they read, gates) and print one line per "
-                                   "suite: OK with its items and gates, or the error eval would stop on. Exit 0 "
+                                   "ids, scorer options and the files they read, gates), read each case's target as its "
+                                   "scorers do (a WikiSQL gold query that does not parse can never pass), and "
+                                   "print one line per suite: OK with its items and gates, or the error eval "
+                                   "would stop on (one line per gold query that does not parse). Exit 0 "
                                    "when every suite is fine, 2 otherwise.")
     p.add_argument("suites", nargs="*", default=["suites"], metavar="SUITE|DIR",
                    help="suite YAML files or folders of them (default: suites/)")
@@ -45,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
                 print(printable(f"FAIL {where}") + exc.one_line())
                 continue
             loaded.append(suite)
+            problems = gold_problems(suite)
+            for exc in problems:
+                print("FAIL " + exc.one_line())
+            if problems:
+                failed += 1
+                continue
             print(printable(f"OK {path}: suite {suite.name!r}, {len(suite.cases)} items, {gates_text(suite)}"))
     try:
         check_unique_names(loaded)
@@ -52,6 +62,26 @@ def run(args: argparse.Namespace) -> int:
         failed += 1
         print("FAIL " + exc.one_line())
     return 2 if failed else 0  # 2: bad input, as eval exits on the first of these errors
+
+
+def gold_problems(suite) -> list:
+    """One HarnessError per case whose target a scorer of the suite cannot read (a WikiSQL gold
+    query that does not parse): eval scores such an item None on every run, so it can never
+    pass, and nothing said so before a run. Each scorer reads the targets with its own code
+    (``Scorer.gold_problems``); a case two scorers cannot read is one error naming both."""
+    from ..errors import HarnessError
+    from ..scorers import make_scorer
+
+    found: dict[tuple, tuple[HarnessError, list[str]]] = {}
+    for spec in suite.scorers:
+        for exc in make_scorer(spec, suite.dir).gold_problems(suite.cases):
+            key = (exc.path, exc.line, exc.field, exc.message)
+            found.setdefault(key, (exc, []))[1].append(spec.name)
+    out = []
+    for exc, names in found.values():
+        hint = f"{' and '.join(names)} cannot score this item, so it can never pass: {exc.hint}"
+        out.append(HarnessError(exc.message, path=exc.path, line=exc.line, field=exc.field, hint=hint))
+    return out
 
 
 def gates_text(suite) -> str:

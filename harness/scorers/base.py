@@ -156,6 +156,13 @@ class Scorer:
         Raise HarnessError(path=path, line=line, field=field) with the fix.
         """
 
+    def gold_problems(self, cases: Sequence[Case]) -> list:
+        """HarnessErrors (file, line, field, what to fix), one per case whose target this
+        scorer cannot read: such an item is scored None on every run, so it can never pass.
+        ``harness check-suite`` lists them; eval goes on and scores them None, as before.
+        The scorer's own reading of the target, so check-suite and scoring cannot disagree."""
+        return []
+
     def input_files(self) -> list[Path]:
         """Files this scorer reads besides the suite and its data (a JSON Schema and the files
         its ``$ref``s reach). Their digests are recorded beside the options, so a baseline is

@@ -379,6 +379,30 @@ def case_table_and_gold(case, hint: str) -> tuple[Table, Query]:
     return table, parse(case.target, table)
 
 
+def gold_problems(cases) -> list:
+    """A HarnessError (file, line, field, the fix) for each case whose gold
+    ``case_table_and_gold`` cannot read: no table in the prompt, or a gold query that does
+    not parse. Its scorers score such an item None on every run (``Scorer.gold_problems``).
+    Cases without a target are left out (the scorers say so on each item)."""
+    from ..errors import HarnessError
+
+    out = []
+    for case in cases:
+        if case.target is None:
+            continue
+        try:
+            case_table_and_gold(case, hint="")
+        except HarnessError as exc:
+            out.append(HarnessError(exc.message, path=case.source, line=case.source_line, field="prompt",
+                                    hint="give the prompt its WikiSQL `table:` and `columns:` lines"))
+        except ParseError as exc:
+            gold = case.target if len(case.target) <= 200 else case.target[:200] + "..."
+            out.append(HarnessError(f"case {case.id!r}: the gold query {gold!r} does not parse: {exc}",
+                                    path=case.source, line=case.source_line, field="target",
+                                    hint="fix the target"))
+    return out
+
+
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
