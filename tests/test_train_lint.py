@@ -158,7 +158,8 @@ def test_train_refuses_lint_errors_unless_allowed(tmp_path):
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]
     assert f"{data / 'valid.jsonl'}:1" in line and "lint error" in line and "formatted differently" in line
-    assert "--allow-lint-errors" in line and "--config CONFIG.yaml" in line  # token checks need the model
+    # token checks need the model: the config the user gave, not a placeholder to fill in
+    assert "--allow-lint-errors" in line and f"`harness lint-data {data} --config {args[1]}`" in line
     assert not (tmp_path / "refused").exists()
     done = run_harness(*args, "--adapter_path", str(tmp_path / "allowed"), "--allow-lint-errors")
     assert done.returncode == 0, done.stderr
@@ -337,7 +338,8 @@ def test_train_prints_the_lint_warnings_counted_and_keeps_them_in_its_log(tmp_pa
           + [{"prompt": "Tom had a big red ba", "completion": "g of toys."}])  # 11: the same prompt as 1
     write(data, "valid", [{"prompt": "One day, a cat saw a bi", "completion": "rd in the tree."},
                           {"prompt": "The dog ran", "completion": " fast."}])
-    config = tmp_path / "train.yaml"
+    config = tmp_path / "my configs" / "train.yaml"  # a space: the hint quotes it for a shell
+    config.parent.mkdir()
     config.write_text(f"model: {ROOT / 'fixtures' / 'stories260K'}\ndata: {data}\nadapter_path: {tmp_path / 'ad'}\n"
                       "steps: 2\nbatch_size: 4\nlearning_rate: 1.0e-4\neval_every: 2\nsave_every: 2\n"
                       "report_every: 1\nval_rows: -1\n")
@@ -347,7 +349,7 @@ def test_train_prints_the_lint_warnings_counted_and_keeps_them_in_its_log(tmp_pa
     lines = done.stderr.splitlines()
     header = next(i for i, x in enumerate(lines) if "lint warning" in x)
     assert lines[header] == (f"harness train: warning: the training data has 13 lint warnings; training goes on "
-                             f"(`harness lint-data {data} --config CONFIG.yaml` lists each):")
+                             f"(`harness lint-data {data} --config '{config}'` lists each):")
     shown = lines[header + 1:header + 6]
     assert [x.split(": warning: ")[0] for x in shown[:3]] == [f"  {train_file}:{n}" for n in (1, 2, 3)]
     assert "the row trains 'a big red ba ll and a little hat.', not 'a big red ball" in shown[0]
@@ -361,3 +363,23 @@ def test_train_prints_the_lint_warnings_counted_and_keeps_them_in_its_log(tmp_pa
     assert lint[0].endswith("(+11 more like it: 10 in train.jsonl, 1 in valid.jsonl)")
     assert lint[1] == f"lint-data: {train_file}:11: warning: same prompt as line 1 with another answer"
     assert str(valid_file) not in done.stderr  # counted, not listed
+
+
+def test_the_lint_hint_names_the_config_file_or_a_placeholder_without_one(tmp_path):
+    """The hint is a command to paste: the config file as the user named it (quoted where a
+    shell needs it); a config built in Python (``config_from_dict``) has no file, and keeps
+    the placeholder. The file is no setting: moving the config does not change the run's
+    identity (``--resume`` compares it)."""
+    from harness.train import config_from_dict, load_config
+    from harness.train.loop import lint_command
+
+    data = ROOT / "fixtures" / "data" / "wikisql"
+    settings = {"model": str(FIXTURE_MODEL), "data": str(data)}
+    from_dict = config_from_dict(settings)
+    assert lint_command(from_dict) == f"harness lint-data {data} --config CONFIG.yaml"
+    config = tmp_path / "it's here" / "train.yaml"
+    config.parent.mkdir()
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    from_file = load_config(config)
+    assert lint_command(from_file) == f"harness lint-data {data} --config '{tmp_path}/it'\"'\"'s here/train.yaml'"
+    assert from_file.identity() == from_dict.identity()

@@ -19,7 +19,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -83,6 +83,11 @@ class TrainConfig:
     # Run a batch larger than this many padded tokens as row slices, one after another:
     # the same update, less peak memory on long-tail batches. None: whole batches.
     max_batch_tokens: int | None = None
+    # The YAML file the settings were read from, as the user named it (``load_config`` sets it
+    # on the instance), for hints that name a command to run (`harness lint-data DATA --config
+    # FILE`). A ClassVar, not a field: no setting, no part of ``identity`` (a moved config
+    # resumes its run), not in `train --help`'s keys. None: a config built from a dict.
+    config_file: ClassVar[str | None] = None
 
     def identity(self) -> dict:
         """Settings that must match for ``--resume`` to continue the same run: all but the
@@ -314,6 +319,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
                 root.value = [(k, v) for k, v in root.value if k.value != key]
     cfg = _validated(data, where, root)
     _check(cfg, where, root, frozenset(overrides or ()))
+    cfg.config_file = where
     return cfg
 
 

@@ -9,6 +9,7 @@ same update as one big batch, not an average of per-batch means weighted wrongly
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -194,12 +195,20 @@ def lint_training_data(cfg: TrainConfig, tokenizer, template: str, allow_errors:
         raise HarnessError(
             f"the training data has {len(errors)} lint error(s); first: {first.message}",
             path=first.path, line=first.line,
-            hint=f"run `harness lint-data {cfg.data} --config CONFIG.yaml` to list them, fix the data, "
+            hint=f"run `{lint_command(cfg)}` to list them, fix the data, "
                  f"or pass --allow-lint-errors to train anyway")
     return report.problems
 
 
-def lint_notice(problems: list[Problem], data: str) -> str:
+def lint_command(cfg: TrainConfig) -> str:
+    """`harness lint-data DATA --config FILE` for this run, ready to paste into a shell: the
+    config file the user gave, quoted where it needs it (a path with spaces); a config built
+    from a dict (the Python API) has no file, and gets the placeholder CONFIG.yaml."""
+    config = shlex.quote(cfg.config_file) if cfg.config_file else "CONFIG.yaml"
+    return f"harness lint-data {shlex.quote(cfg.data)} --config {config}"
+
+
+def lint_notice(problems: list[Problem], command: str) -> str:
     """The lint problems a run goes on with, before its first step: each kind once, its
     first rows with file:line and a count of the rest (a user who never ran lint-data
     hears of a row that trains another text than it shows)."""
@@ -208,7 +217,7 @@ def lint_notice(problems: list[Problem], data: str) -> str:
               ((errors, "error"), (len(problems) - errors, "warning")) if n]
     allowed = " (allowed by --allow-lint-errors)" if errors else ""
     lines = [f"harness train: warning: the training data has {' and '.join(counts)}{allowed}; training goes on "
-             f"(`harness lint-data {data} --config CONFIG.yaml` lists each):"]
+             f"(`{command}` lists each):"]
     return terminal("\n".join(lines + [f"  {line}" for line in counted_lines(problems)]))  # they quote the data
 
 
@@ -251,7 +260,7 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
     refuse_unreadable_positions(positions, splits, cfg.model)
     linted = lint_training_data(cfg, base.tokenizer, template, allow_lint_errors)
     if linted and rank == 0:
-        print(lint_notice(linted, cfg.data), file=sys.stderr, flush=True)
+        print(lint_notice(linted, lint_command(cfg)), file=sys.stderr, flush=True)
     train_rows = splits["train"].examples
     if len(train_rows) < cfg.batch_size:
         raise HarnessError(f"train.jsonl has {len(train_rows)} usable rows, fewer than "
