@@ -331,3 +331,24 @@ def test_resume_into_an_adapter_without_checkpoint_points_elsewhere(tmp_path):
     with pytest.raises(HarnessError) as exc:
         train(cfg, resume=True, quiet=True)
     assert "without --resume" not in exc.value.one_line() and "another adapter_path" in exc.value.one_line()
+
+
+def test_a_stopping_measurement_with_no_answer_end_says_it_was_not_made(tmp_path, capsys):
+    """max_seq_length 20 cuts every validation answer of the stories rows (27-30 tokens,
+    prompts 11-16) before its EOS: the tally finds no answer end, ``eos_top1`` is absent, and
+    the run said nothing, which read as "it stops". Now one warning says the measurement
+    could not be made and why, in the log the scorecard and eval read."""
+    from harness.train.log import read_warnings
+
+    data = stories_data(tmp_path / "data")
+    result = train(config_from_dict(dict(model=str(STORIES), data=str(data), adapter_path=str(tmp_path / "ad"),
+                                         steps=2, batch_size=4, learning_rate=1e-4, eval_every=2, save_every=2,
+                                         report_every=2, max_seq_length=20)), allow_lint_errors=True)
+    assert "whether the adapter stops could not be measured" in capsys.readouterr().err
+    log = [json.loads(line) for line in (result.adapter_path / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "val_loss" in r] == [0, 2] and not any("eos_top1" in r for r in log)
+    warned = [w for w in read_warnings(result.adapter_path / "train_log.jsonl") if "stops" in w]
+    assert warned == ["whether the adapter stops could not be measured: no validation answer keeps its end "
+                      "token '</s>' (each is longer than max_seq_length=20 and was cut before it), so none "
+                      "shows where an answer ends; raise max_seq_length or shorten the validation rows to "
+                      "measure it"], warned

@@ -408,7 +408,8 @@ def train(cfg: TrainConfig, resume: bool = False, quiet: bool = False,
                 measured = ends.summary() if ends else None
                 log.add(step, val_loss=val, **(measured or {}))
                 if last:
-                    text = stopping_warning(measured, eos_token)
+                    # no tally: the tokenizer has no EOS, nothing to measure (nor to append)
+                    text = stopping_warning(measured, eos_token, cfg.max_seq_length) if ends else None
                     if text:
                         log.warn(step, text)
                     vals = [r["val_loss"] for r in log.records if "val_loss" in r]

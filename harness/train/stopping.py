@@ -59,9 +59,17 @@ class EosTally:
         return {"eos_top1": self.top1.item() / answers, "eos_prob": self.prob.item() / answers}
 
 
-def stopping_warning(measured: dict[str, float] | None, eos_token: str) -> str | None:
-    """One line when the trained adapter does not predict EOS where its answers end."""
-    if measured is None or measured["eos_top1"] >= MIN_EOS_TOP1:
+def stopping_warning(measured: dict[str, float] | None, eos_token: str, max_seq_length: int) -> str | None:
+    """One line when the trained adapter does not predict EOS where its answers end, or when
+    that could not be measured: no validation answer ends in EOS (``EosTally.summary`` is
+    None), because each was cut at ``max_seq_length`` before its end token (the only way a
+    training row loses the EOS the encoder appends). Silence there read as "it stops"."""
+    if measured is None:
+        return (f"whether the adapter stops could not be measured: no validation answer keeps its end "
+                f"token {eos_token} (each is longer than max_seq_length={max_seq_length} and was cut "
+                f"before it), so none shows where an answer ends; raise max_seq_length or shorten the "
+                f"validation rows to measure it")
+    if measured["eos_top1"] >= MIN_EOS_TOP1:
         return None
     return (f"the adapter does not predict the end token {eos_token} where validation answers end "
             f"(top choice in {measured['eos_top1']:.0%} of them, mean probability "
