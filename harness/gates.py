@@ -741,9 +741,11 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
                 hib: bool) -> tuple[bool, str, dict]:
     diff, low, high = delta["diff"], delta["ci_low"], delta["ci_high"]
     paired = delta.get("series") is not None
+    no_interval = any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high))
     # a point-only delta's bounds are the points (a peak memory's max): the rule reads them, the
     # reason does not call them an interval
-    bounds = (f"95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, " if has_interval(delta) else
+    bounds = ("" if no_interval else  # the reason says so, and why
+              f"95% CI {fmt(low, signed=True)} to {fmt(high, signed=True)}, " if has_interval(delta) else
               "point estimates only, no interval: the point decides, ")
     head = (f"{metric}: {cand} - {ref_label} = {fmt(diff, signed=True)} "
             f"({bounds}{'paired, ' if paired else 'unpaired, '}n={delta['n']}"
@@ -753,8 +755,8 @@ def _delta_gate(metric: str, cand: str, ref_label: str, delta: dict, kind: str, 
                                          "mcnemar_p", "flipped_down", "flipped_up", "worse", "statistic",
                                          "clusters", "design_effect", "n_eff", "approximate", "missing")
                if k in delta}
-    if any(x is None or (isinstance(x, float) and math.isnan(x)) for x in (diff, low, high)):  # None: NaN once stored
-        return False, f"{head}: no interval could be computed", details
+    if no_interval:  # None: NaN once stored
+        return False, f"{head}: no interval could be computed{_why_no_interval(delta)}", details
     if kind.startswith("min_gain"):
         gain = value
         passed = (low > gain + _EPS) if hib else (high < -gain - _EPS)
@@ -835,10 +837,22 @@ def _went(delta: dict, worse: bool) -> str:
     return f"flipped {change}" if change == "pass→fail" else change
 
 
+def _why_no_interval(delta: dict) -> str:
+    """Why a delta has no bounds, where it can be said: every paired item in one cluster (the
+    bootstrap resamples clusters, and one cluster resamples to itself: ``stats``' NaN bounds),
+    which a generic 'no interval' left the user to work out."""
+    if delta.get("clusters") != 1 or delta.get("n", 0) < 2:
+        return ""
+    return (f": all {delta['n']} items are in one cluster, and an interval counts clusters (one cluster "
+            f"has nothing to vary); give `cluster:` groups of fewer items each (two clusters or more), or "
+            f"remove `cluster:` if the items are independent (a --limit or --only-failing subset may hold "
+            f"a single cluster: run more of the suite)")
+
+
 def _cluster_text(delta: dict) -> str:
     if delta.get("design_effect") is None:
         return ""
-    return (f" in {delta.get('clusters')} clusters, design effect {delta['design_effect']:.2f}, "
+    return (f" in {delta.get('clusters')} cluster{'' if delta.get('clusters') == 1 else 's'}, design effect {delta['design_effect']:.2f}, "
             f"effective n={delta.get('n_eff', delta['n']):.0f}")
 
 

@@ -428,3 +428,35 @@ def test_one_loss_is_never_judged_better_than_none():
     none_lost = _lower_bound(ref, ref, labels)
     one_lost = _lower_bound(ref, [0] + ref[1:], labels)
     assert none_lost < -0.10 and one_lost <= none_lost
+
+
+def test_a_gate_on_one_cluster_says_why_it_has_no_interval(tmp_path):
+    """Eight items in one cluster on a mean metric (repetition.seq_rep): the bootstrap
+    resamples clusters, one cluster resamples to itself, and the bounds are NaN. The gate
+    fails (no evidence is no pass), but its reason was a bare 'no interval could be computed'
+    after a '95% CI – to –'; now it says what happened and what to change."""
+    ids = [f"q{k}" for k in range(8)]
+
+    def model(values, tag):
+        items = [item(i, None, output=f"{tag}{k}", scorer="repetition", metrics={"seq_rep": v})
+                 for k, (i, v) in enumerate(zip(ids, values))]
+        for it in items:
+            it["cluster"] = "t0"
+        return model_result(items)
+
+    sr = suite_result({"base": model([0.1, 0.2, 0.0, 0.3, 0.1, 0.4, 0.2, 0.0], "a"),
+                       "ft": model([0.2, 0.2, 0.1, 0.3, 0.1, 0.4, 0.3, 0.0], "b")})
+    suite = make_suite(tmp_path, ids, {"repetition.seq_rep": {"max_drop_vs_base": 0.1}}, scorer="repetition")
+    (gate,), _ = evaluate_gates(suite, sr, None)
+    assert not gate["passed"] and gate["details"]["clusters"] == 1
+    assert "95% CI" not in gate["reason"] and "n=8 in 1 cluster," in gate["reason"], gate["reason"]
+    assert gate["reason"].endswith(
+        "no interval could be computed: all 8 items are in one cluster, and an interval counts clusters (one "
+        "cluster has nothing to vary); give `cluster:` groups of fewer items each (two clusters or more), or "
+        "remove `cluster:` if the items are independent (a --limit or --only-failing subset may hold a single "
+        "cluster: run more of the suite)"), gate["reason"]
+    # two clusters: an interval, and none of these words
+    for it in sr["models"]["ft"]["items"][4:] + sr["models"]["base"]["items"][4:]:
+        it["cluster"] = "t1"
+    (gate,), _ = evaluate_gates(suite, sr, None)
+    assert "95% CI" in gate["reason"] and "one cluster" not in gate["reason"], gate["reason"]
