@@ -81,3 +81,24 @@ def test_a_gate_on_a_point_only_delta_does_not_call_the_points_an_interval():
                               {"value": 1.2, "ci_low": 1.1, "ci_high": 1.3, "n": 24})
     _, reason, _ = _delta_gate("m", "ft", "base", reported, "rel_tolerance_vs_base", 0.5, False)
     assert "95% CI +0.059 to +0.341" in reason, reason
+
+
+def test_compare_html_calls_a_point_only_regression_as_the_text_does(tmp_path):
+    """compare.html left a peak memory that grew uncoloured, while `harness compare` printed
+    'WORSE (point estimates only)' and --fail-on-regression failed it: two verdicts on one
+    comparison. The page now colours it through the same ``direction(..., points=True)`` and
+    says the same words; an unchanged or smaller peak stays uncalled."""
+    from harness.reports import write_compare_report
+
+    def row(a_gb: float, b_gb: float, folder: str) -> str:
+        cmp = compare_runs(_run_with_peak(a_gb, "a/results.json"), _run_with_peak(b_gb, "b/results.json"))
+        html = write_compare_report(cmp, tmp_path / folder).read_text(encoding="utf-8")
+        return html.split("latency.peak_memory_gb.max</td>", 1)[1].split("</tr>", 1)[0]  # its row
+
+    grew = row(1.0, 1.5, "grew")
+    assert '<span class="worse" title="point estimates only (no interval reported)">+0.500</span>' in grew, grew
+    assert "(no interval)" in grew and '<span class="worse">worse (point estimates only)</span>' in grew, grew
+    shrank = row(1.5, 1.0, "shrank")
+    assert '<span class="better" title' in shrank and "better (point estimates only)" in shrank, shrank
+    same = row(1.0, 1.0, "same")
+    assert '<span class="" title' in same and "point estimates only)</span>" not in same, same

@@ -35,6 +35,7 @@ from markupsafe import Markup
 from ..compare import direction, flip_label, fmt, has_interval, suite_comparisons
 from . import charts
 from ..gates import VACUOUS_PHRASE, could_not_fail, vacuous_bound, vacuous_reason
+from ..runs import POINT_WORDS
 from .items import Cards, flip_words, gate_items, lower_is_better_scorers, scorer_flips, verdict
 from .trends import trend_view
 
@@ -56,8 +57,10 @@ def script() -> tuple[Markup, str]:
     return Markup(text), f"sha256-{digest}"
 
 
-def _delta_cell(delta: dict | None, hib: bool, ref_name: str = "") -> dict | None:
-    """Text and class for a delta: 'worse'/'better' only when the interval excludes 0."""
+def _delta_cell(delta: dict | None, hib: bool, ref_name: str = "", points: bool = False) -> dict | None:
+    """Text and class for a delta: 'worse'/'better' only when the interval excludes 0; with
+    ``points``, a point-only delta is called on its points too (``compare.direction``), and its
+    ``note`` says so, as ``harness compare`` does for the same delta."""
     if not delta or delta.get("diff") is None:
         return None
     low, high = delta.get("ci_low"), delta.get("ci_high")
@@ -74,7 +77,9 @@ def _delta_cell(delta: dict | None, hib: bool, ref_name: str = "") -> dict | Non
     if delta.get("approximate"):  # a quantile on too few items for a distribution-free bound
         extra.append("approximate")
     ref = f"{ref_name} {fmt(delta.get('ref_value'))}" if ref_name and delta.get("ref_value") is not None else ""
-    return {"text": fmt(delta["diff"], signed=True), "ci": ci, "cls": direction(delta, hib),
+    call = direction(delta, hib, points=points)
+    note = f"{call} ({POINT_WORDS})" if call and not has_interval(delta) else ""
+    return {"text": fmt(delta["diff"], signed=True), "ci": ci, "cls": call, "note": note,
             "extra": " ".join(extra), "method": delta.get("method", ""), "ref": ref}
 
 
@@ -604,7 +609,9 @@ def compare_context(cmp: dict, a: dict | None = None, b: dict | None = None) -> 
             rows = []
             for metric, m in entry["metrics"].items():
                 rows.append({"metric": metric, "a": fmt(m["a"].get("value")), "b": fmt(m["b"].get("value")),
-                             "delta": _delta_cell(m.get("delta"), m.get("higher_is_better", True))})
+                             # called as `harness compare` and --fail-on-regression call it
+                             "delta": _delta_cell(m.get("delta"), m.get("higher_is_better", True),
+                                                  points=True)})
             a_name = entry.get("a_name", name)
             oa, ob = outputs(a, suite["name"], a_name), outputs(b, suite["name"], name)
             down, up = set(entry["flipped_down"]), set(entry["flipped_up"])
