@@ -225,3 +225,20 @@ def test_a_drop_gate_that_failed_on_width_alone_says_so(tmp_path):
                                   "details": {"flipped_down": [], "flipped_up": [], "higher_is_better": True}}]
     part = section(render_html(run), "failed-items")
     assert "0 items" in part and "No item got worse: the gate failed because the interval is wider" in part
+
+
+def test_the_vacuous_phrase_comes_from_its_one_constant(tmp_path, monkeypatch):
+    """gates.VACUOUS_PHRASE is the one wording of these gates in every report; the badge's
+    title and the overview's note retyped it in the templates, so a rewording changed the
+    header, junit and summary.md but not them. Reworded, the page has no other copy."""
+    import harness.reports.html as html_module
+
+    suite = make_suite(tmp_path, IDS, gates={"exact_match": {"max_drop_vs_base": 0.2}})
+    run = results([suite_result({"base": _model(set(IDS), "base"), "ft": _model(set(IDS), "ft")})])
+    s = run["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    monkeypatch.setattr(html_module, "VACUOUS_PHRASE", "passed, proving nothing")
+    html = render_html(run)
+    assert "could not have failed" not in html
+    assert "(this gate passed, proving nothing)" in html  # the badge's title
+    assert "A gate that passed, proving nothing earns no pass badge" in section(html, "overview")
