@@ -362,10 +362,13 @@ def test_a_sub_second_latency_mean_is_gated_by_bca_and_its_skew_shortfall_is_pin
     # the margin (0.03 s). Every run goes through BCa now (the values alone chose the [0, 1]
     # interval in the 93% of these runs whose items all stayed under 1 s). The gate reads the
     # upper bound, BCa's either way: 4.1% pass now, 4.0% when the values chose (4000 runs,
-    # s.e. 0.3%); the shortfall is BCa's on a right-skewed mean difference at small n (the
-    # skewed means in docs/ci-gating.md), 2.8% at 100 items. These 500 runs: 5.6%.
+    # s.e. 0.3%; 4.5% in 10,000 other runs); the shortfall is BCa's on a right-skewed mean
+    # difference at small n (the skewed means in docs/ci-gating.md), 2.8% at 40 and 2.9% at
+    # 100 items. Not fixed: on the same draws the t interval passes 4.5%, bootstrap-t 4.3%,
+    # the wider of BCa and t 3.9%, of BCa and bootstrap-t 4.2% (10,000 runs). These 2000
+    # runs: 4.2%; pinned above 3.2%, so that a fix (or a worse interval) shows up here.
     rng = np.random.default_rng(11)
-    n, reps, margin, sigma, s = 24, 500, 0.03, 0.4, 0.15
+    n, reps, margin, sigma, s = 24, 2000, 0.03, 0.4, 0.15
     mean_a = 0.3 * math.exp(sigma * sigma / 2)
     mu = math.log(1 + margin / mean_a) - s * s / 2  # E[b - a] = margin
     passes = 0
@@ -380,4 +383,4 @@ def test_a_sub_second_latency_mean_is_gated_by_bca_and_its_skew_shortfall_is_pin
         assert gate["details"]["method"].startswith("paired BCa bootstrap"), gate["details"]["method"]
         passes += gate["passed"]
     p, _ = _rate(passes, reps)
-    assert 0.015 < p < 0.07, p
+    assert 0.032 < p < 0.06, f"{passes}/{reps} passed at the boundary"
