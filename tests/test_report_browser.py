@@ -12,7 +12,9 @@ import pytest
 
 from harness.reports import write_reports
 from test_report import TITLE, build
-from test_report_scorecard import WEAK, failing_run
+from factories import make_suite, results, suite_result
+from harness.gates import VACUOUS_PHRASE, evaluate_gates
+from test_report_scorecard import GATES, IDS, WEAK, _model, failing_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "reports" / "test-artifacts"
@@ -129,3 +131,23 @@ def test_hostile_output_stays_text_and_page_reads_without_scripts(browser, tmp_p
     first.locator("summary").click()  # <details> open without scripts
     assert first.locator("pre.diff").last.is_visible()
     assert len(requests) == 1
+
+
+def test_the_overview_fits_the_page_with_four_candidates(browser, tmp_path):
+    # every model fails every item, so each candidate's only gates could not have failed and
+    # its cell carries the long badge: kept on one line it pushed four candidates' columns
+    # past the page (a horizontal scrollbar on a 1280-pixel window, as `nox -s red` showed)
+    suite = make_suite(tmp_path, IDS, gates=GATES)
+    every = set(IDS)
+    run = results([suite_result({"base": _model(every, "base")}
+                                | {f"candidate-{i}": _model(every, f"c{i}") for i in range(4)})])
+    s = run["suites"][0]
+    s["gates"], s["warnings"] = evaluate_gates(suite, s, None)
+    run["verdict"] = "pass"
+    out = tmp_path / "run"
+    write_reports(run, out)
+    page, _, errors = _open(browser, out / "index.html")
+    assert page.locator(f".overview .badge:text('only gates that {VACUOUS_PHRASE}')").count() == 4
+    scroll, client = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert scroll <= client, f"the page is {scroll} px wide in a {client} px window"
+    assert errors == []
