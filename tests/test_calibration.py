@@ -55,3 +55,30 @@ def test_cli_boundary_candidates_rarely_pass(tmp_path):
     # Through `harness score`; the full 300-candidate check is in `nox -s calibration`.
     passed = cal.cli_check(tmp_path, reps=8, n=100, seed=1)
     assert passed <= 1
+
+
+def test_latency_rows_go_through_the_gate_and_the_p95_bound_misses_less_than_bca():
+    # The latency rows of `nox -s calibration` (4,000 / 2,000 runs there), tiny here.
+    rows = cal.run_latency(p95_reps=80, mean_reps=80, seed=0, mean_ns=(24,))
+    p95 = [r for r in rows if r.kind == "p95_upper"]
+    mean = {r.scenario: r for r in rows if r.kind == "latency_mean"}
+    assert [(r.n, r.reps) for r in p95] == [(24, 80), (24, 80)]
+    # The gate's bound is the wider of BCa and the expanded percentile: never misses more
+    # often than BCa alone on the same draws, and on these draws strictly less often.
+    assert all(r.gate <= r.bca for r in p95), cal.format_latency(rows)
+    assert sum(r.gate for r in p95) < sum(r.bca for r in p95), cal.format_latency(rows)
+    assert all(r.gate_rate <= 0.15 for r in p95)
+    # The mean gate passes more often the smaller the true increase; at the boundary rarely.
+    boundary, half, none = (mean[f"mean, {k}"].gate_rate for k in
+                            ("boundary (increase = margin)", "half the margin", "no change"))
+    assert boundary <= 0.15 and boundary < half < none and none >= 0.4, cal.format_latency(rows)
+    assert not cal.check_latency(rows, z=3.0)
+    text = cal.format_latency(rows)
+    assert "Latency p95" in text and "BCa alone" in text and "Latency mean" in text
+
+
+def test_latency_check_flags_a_p95_bound_that_misses_too_often():
+    row = cal.LatencyRow("p95_upper", "p95, 10.5% slower, rho 0.8", 24, 2000, gate=120, bca=150)
+    (problem,) = cal.check_latency([row])
+    assert "120/2000" in problem
+    assert not cal.check_latency([cal.LatencyRow("latency_mean", "mean, boundary", 24, 2000, gate=120)])
