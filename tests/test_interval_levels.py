@@ -348,14 +348,6 @@ def test_a_p95_on_too_few_items_for_order_statistics_is_marked_approximate():
         assert any("order statistics bound a p95 only from 72" in w for w in warnings) is approximate
 
 
-def _latency_model(values: np.ndarray, outputs: list[str]) -> dict:
-    items = [{"id": f"i{k}", "category": None, "output": outputs[k],
-              "scores": {"latency": {"passed": None, "value": float(v), "metrics": {"total_s": float(v)}}}}
-             for k, v in enumerate(values)]
-    return {"fingerprint": None, "items": items,
-            "metrics": {"latency": metric(float(values.mean()), None, None, len(values), "mean", False)}}
-
-
 def test_a_sub_second_latency_mean_is_gated_by_bca_and_its_skew_shortfall_is_pinned():
     # A latency mean is no share, whatever its values: 24 items around 0.3 s (lognormal
     # sigma 0.4 across items), the candidate x lognormal(s = 0.15), a true increase equal to
@@ -376,8 +368,8 @@ def test_a_sub_second_latency_mean_is_gated_by_bca_and_its_skew_shortfall_is_pin
         a = 0.3 * np.exp(sigma * rng.standard_normal(n))
         b = a * np.exp(mu + s * rng.standard_normal(n))
         ob, oc = cal._outputs(n, np.ones(n, dtype=bool))
-        suite_result = {"name": "l", "scorers": {}, "models": {"base": _latency_model(a, ob),
-                                                                "cand": _latency_model(b, oc)}}
+        suite_result = {"name": "l", "scorers": {}, "models": {"base": cal._latency_mean_model(a, ob),
+                                                                "cand": cal._latency_mean_model(b, oc)}}
         gates, _ = evaluate_gates(cal._suite({"latency": {"max_drop_vs_base": margin}}), suite_result, None)
         (gate,) = gates
         assert gate["details"]["method"].startswith("paired BCa bootstrap"), gate["details"]["method"]
