@@ -280,10 +280,12 @@ def test_an_adapter_retrained_on_the_server_is_not_served_from_the_cache(tmp_pat
     adapter_requests = [a for a in state["requests"] if a]
     assert len(adapter_requests) == 12  # both runs asked the server for every adapter item
     base_requests = len(state["requests"]) - len(adapter_requests)
-    assert base_requests == (6 if model != "m" else 12)  # a local base is hashed, and cached
+    assert base_requests == (6 + 3 if model != "m" else 12)  # a local base is hashed, and cached (3 spot-checked)
 
 
 def test_a_local_model_and_adapter_are_cached(tmp_path):
+    """A server answering as before: the second run takes every answer from the cache and
+    requests only the spot check's spread sample (3 of 6 items per model) live."""
     state: dict = {}
     servers = HttpServers()
     url = servers.start(type("Handler", (_Retrained,), {"state": state}))
@@ -293,10 +295,54 @@ def test_a_local_model_and_adapter_are_cached(tmp_path):
                                "--adapter", f"sql={ROOT / 'fixtures' / 'adapters' / 'sql'}", "--retries", "0",
                                "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / name), timeout=120)
             assert proc.returncode == 0, proc.stdout + proc.stderr
+            if name == "first":
+                assert len(state["requests"]) == 12
     finally:
         servers.close()
-    assert len(state["requests"]) == 12 and "not cached" not in proc.stderr
-    assert proc.stderr.count("6 from cache, 0 requested") == 2
+    assert len(state["requests"]) == 12 + 2 * 3 and "not cached" not in proc.stderr
+    assert proc.stderr.count("6 from cache, 0 requested, 3 spot-checked live (0 differed)") == 2
+    warnings = json.loads((tmp_path / "second" / "results.json").read_text())["warnings"]
+    assert not [w for w in warnings if "spot-checked" in w], warnings
+
+
+def test_cached_answers_the_server_no_longer_gives_are_discarded(tmp_path):
+    """The first run against a server that had loaded an older version of the adapter (no
+    run had seen the folder, so nothing said it changed) cached the old weights' answers under
+    the new adapter's fingerprint; after a restart on the retrained (regressed) adapter every
+    later run read them from the cache and passed. A live spot check of the cached answers
+    now finds the server answering otherwise: every item is requested again (and re-cached),
+    the regression fails the run, and a warning names the folder and the server."""
+    import shutil
+
+    adapter = tmp_path / "v2"
+    shutil.copytree(ROOT / "fixtures" / "adapters" / "sql", adapter)
+    state: dict = {}  # the old adapter the server loaded answers right (in capitals)
+    servers = HttpServers()
+    url = servers.start(type("Handler", (_Shouting,), {"state": state}))
+    try:
+        def run(name, code):
+            proc = run_harness("eval", SMOKE, "--endpoint", url, "--model", str(ROOT / "fixtures" / "model"),
+                               "--adapter", f"v2={adapter}", "--retries", "0", "--cache-dir", str(tmp_path / "c"),
+                               "--out", str(tmp_path / name), timeout=120)
+            assert proc.returncode == code, proc.stdout + proc.stderr
+            res = json.loads((tmp_path / name / "results.json").read_text())
+            outputs = [i["output"] for i in res["suites"][0]["models"]["v2"]["items"]]
+            return proc, outputs, [w for w in res["warnings"] if "spot-checked" in w]
+        _, outputs, warned = run("first", 0)
+        assert outputs == [v.upper() for v in SMOKE_ANSWERS.values()] and warned == []
+        state["adapter"] = "regressed"  # restarted: the retrained adapter answers, and it regressed
+        state["requests"] = []
+        proc, outputs, (warning,) = run("restarted", 1)
+        assert "FAILED smoke / v2 / exact_match" in proc.stdout  # not the old answers from the cache
+        assert outputs == ["no idea"] * 6
+        assert f"adapter v2 ({adapter})" in warning and url in warning and "3 of 3" in warning
+        assert "cached answers discarded" in warning
+        assert len(state["requests"]) == 3 + 6  # the base's spot check; the adapter's 3 checked + 3 more
+        state["requests"] = []
+        proc, outputs, warned = run("again", 1)  # the live answers were re-cached: they stand
+        assert outputs == ["no idea"] * 6 and warned == [] and len(state["requests"]) == 3 + 3
+    finally:
+        servers.close()
 
 
 @pytest.mark.parametrize("adapter_state, checked", [("ignored", False), ("ignored", True), ("regressed", True)])
@@ -361,6 +407,7 @@ class _Shouting(_Retrained):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.state.setdefault("requests", []).append(body.get("adapters"))
         question = body["messages"][-1]["content"]
         right = next(v for k, v in SMOKE_ANSWERS.items() if k in question)
         if body.get("adapters"):

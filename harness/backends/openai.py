@@ -26,7 +26,11 @@ the local path's.
   name, retrained weights would be served the old answers. Nor when such a folder changed
   since the last run against this server, which may still hold the old weights, and it is
   remembered as seen only when the served outputs differ from its previous version's or
-  ``--parity`` matched them to the local engine.
+  ``--parity`` matched them to the local engine. Cached answers of a greedy suite
+  (temperature 0) are spot-checked: ``SPOT_CHECK_ITEMS`` spread items requested live; any
+  that differs (the first run cached an old adapter's answers under the new fingerprint,
+  then the server was restarted) discards them, every item is requested and re-cached, and
+  a warning says so. Sampled suites are not checked (their answers vary by draw).
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
   truncates or drops context fails the ``endpoint_parity`` gate. The local model is loaded and
@@ -513,28 +517,62 @@ def generate_via_endpoint(client: EndpointClient, suite, cases, adapter_path: st
 # --- the run ------------------------------------------------------------------------
 
 def _draw(client: EndpointClient, suite, adapter_path: str | None, fingerprint: str, adapter_fp: str | None,
-          cache, live: bool) -> list[dict]:
-    """One completion dict per case of ``suite``: the cache first (unless ``live``), then the endpoint."""
+          cache, live: bool) -> tuple[list[dict], tuple[int, int] | None]:
+    """One completion dict per case of ``suite``: the cache first (unless ``live``), then the
+    endpoint; and the spot check's (differed, checked) when cached answers were checked
+    (``_spot_check``; None when none were), all requested again when any differed."""
     from ..cache import completion_key
     from ..generation import Completion
 
     keys = [completion_key(fingerprint, adapter_fp, _prompt_key(suite, c), suite.generation.cache_key(),
                            cache.versions) for c in suite.cases] if cache is not None else []
     found = cache.get_many(keys) if cache is not None and not live else {}
-    todo = [i for i in range(len(suite.cases)) if not keys or keys[i] not in found]
+    checked: dict[int, dict] = {}
+    spot = None
+    if found and suite.generation.temperature == 0:  # sampled answers differ by draw: not checked
+        checked, differed = _spot_check(client, suite, adapter_path,
+                                        {i: found[k] for i, k in enumerate(keys) if k in found})
+        spot = (differed, len(checked))
+        if differed:
+            found = {}  # not trusted: every item is requested, the checked ones already were
+        else:
+            checked = {}  # equal: the cached answers stand
+    todo = [i for i in range(len(suite.cases)) if i not in checked and (not keys or keys[i] not in found)]
     t0 = time.perf_counter()
     fresh = generate_via_endpoint(client, suite, [suite.cases[i] for i in todo], adapter_path)
     elapsed = time.perf_counter() - t0
+    by_index = checked | dict(zip(todo, fresh))
     if cache is not None:
-        ok = {keys[i]: Completion.from_json(c) for i, c in zip(todo, fresh) if not c.get("error")}
+        ok = {keys[i]: Completion.from_json(c) for i, c in by_index.items() if not c.get("error")}
         if ok:
             cache.put_many(ok)
-    by_index = dict(zip(todo, fresh))
     completions = [by_index[i] if i in by_index else found[keys[i]].to_json() for i in range(len(suite.cases))]
-    failed = sum(1 for c in fresh if c.get("error"))
-    _log(f"  {suite.name}: {len(completions)} items, {len(found)} from cache, {len(fresh)} requested "
-         f"in {elapsed:.1f}s" + (f", {failed} FAILED" if failed else ""))
-    return completions
+    failed = sum(1 for c in by_index.values() if c.get("error"))
+    note = "" if spot is None else f", {spot[1]} spot-checked live ({spot[0]} differed)"
+    _log(f"  {suite.name}: {len(completions)} items, {len(found)} from cache, {len(fresh)} requested"
+         f"{note} in {elapsed:.1f}s" + (f", {failed} FAILED" if failed else ""))
+    return completions, spot
+
+
+SPOT_CHECK_ITEMS = 3
+
+
+def _spot_check(client: EndpointClient, suite, adapter_path: str | None, cached: dict) -> tuple[dict[int, dict], int]:
+    """A spread sample of a greedy suite's cached answers (``cached``: item index to its
+    Completion) requested live: (index to live answer, how many differ or went unanswered).
+
+    A folder is hashed here, not on the server: on the first run against a server that had
+    loaded an older version of the adapter, the old weights' answers were cached under the
+    new fingerprint, and every later run read them from the cache, after a restart too (a
+    regressed adapter passed for ever). A few live requests tell a server that now answers
+    otherwise; an unanswered one cannot confirm the cache either."""
+    from ..integrity import sample_indices
+
+    indices = list(cached)
+    sample = [indices[j] for j in sample_indices(len(indices), SPOT_CHECK_ITEMS)]
+    live = generate_via_endpoint(client, suite, [suite.cases[i] for i in sample], adapter_path)
+    differed = sum(1 for i, c in zip(sample, live) if c.get("error") or c["output"] != cached[i].output)
+    return dict(zip(sample, live)), differed
 
 
 def _unhashed(identity: dict, adapter_path: str | None) -> str | None:
@@ -632,8 +670,17 @@ def run_endpoint_eval(suites: list, config: EndpointConfig, adapters: list, *,
         for suite, header in zip(suites, results["suites"]):
             scorers = scorer_sets[suite.name]
             live = any(not s.uses_cache for s in scorers)
-            draws = [_draw(client, drawn, adapter_path, fingerprint, adapter_fp, model_cache, live)
-                     for drawn in suite_draws(suite)]
+            drawn_all = [_draw(client, drawn, adapter_path, fingerprint, adapter_fp, model_cache, live)
+                         for drawn in suite_draws(suite)]
+            draws = [d for d, _ in drawn_all]
+            spots = [spot for _, spot in drawn_all if spot and spot[0]]
+            if spots:
+                label = f"adapter {name} ({adapter_path})" if adapter_path else f"the model {config.model}"
+                results["warnings"].append(
+                    f"{label}, suite {suite.name}: {sum(d for d, _ in spots)} of {sum(n for _, n in spots)} "
+                    f"cached answers spot-checked live at {config.url} differ or went unanswered: the server's "
+                    "answers differ from the cached ones (it was restarted or its weights changed); cached "
+                    "answers discarded, every item requested again")
             completions = draws[0]
             errors = [(suite.cases[i].id, c["error"]) for d in draws for i, c in enumerate(d) if c.get("error")]
             fingerprint_m = results["models"][name]["fingerprint"]
