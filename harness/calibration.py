@@ -304,6 +304,11 @@ def run(ns: tuple[int, ...] = (40, 100, 500), reps: int = 1000, seed: int = 0,
     return rows
 
 
+def _over_target(rate: float, reps: int, z: float) -> bool:
+    """A simulated miss rate above the 2.5% target by more than ``z`` standard errors."""
+    return rate > TARGET + z * math.sqrt(TARGET * (1 - TARGET) / reps)
+
+
 def check(rows: list[Row], z: float = 2.0) -> list[str]:
     """The targets, as failures (empty: all met). Simulation error: z standard errors."""
     problems = []
@@ -312,7 +317,7 @@ def check(rows: list[Row], z: float = 2.0) -> list[str]:
         if r.kind == "boundary":
             if r.exact is not None and r.exact > TARGET + 1e-9:
                 problems.append(f"{where}: exact false-pass probability {r.exact:.4f} > {TARGET}")
-            if r.pass_rate > TARGET + z * math.sqrt(TARGET * (1 - TARGET) / r.reps):
+            if _over_target(r.pass_rate, r.reps, z):
                 problems.append(f"{where}: {r.passed}/{r.reps} false passes > {TARGET} + {z} SE")
         elif r.kind == "aa_identical" and r.passed != r.reps:
             problems.append(f"{where}: {r.reps - r.passed} of {r.reps} identical-output runs failed")
@@ -499,7 +504,7 @@ def check_latency(rows: list[LatencyRow], z: float = 2.0) -> list[str]:
     """The p95 rows' target: the gate's upper bound misses at most 2.5% (z standard errors)."""
     problems = []
     for r in rows:
-        if r.kind == "p95_upper" and r.gate_rate > TARGET + z * math.sqrt(TARGET * (1 - TARGET) / r.reps):
+        if r.kind == "p95_upper" and _over_target(r.gate_rate, r.reps, z):
             problems.append(f"p95_upper {r.scenario} n={r.n}: {r.gate}/{r.reps} misses > {TARGET} + {z} SE")
     return problems
 

@@ -14,7 +14,6 @@ import pytest
 
 from harness import calibration as cal
 from harness.gates import evaluate_gates
-from harness.metrics import metric
 from harness.stats import paired_bootstrap_diff_ci, quantile_bound_items, t_quantile
 
 MARGIN = 0.05
@@ -199,12 +198,8 @@ def test_quantile_gates_use_the_wider_bound():
     rng = np.random.default_rng(3)
     ref = rng.lognormal(0.0, 0.5, 24)
     cand = ref * np.exp(rng.normal(0.1, 0.3, 24))
-    models = {}
-    for name, values in (("base", ref), ("cand", cand)):
-        models[name] = {"fingerprint": None, "metrics": {"latency.ttft_s.p95": metric(
-            float(np.quantile(values, 0.95)), None, None, 24, "quantile")},
-            "items": [{"id": f"i{k}", "category": None, "output": f"o{k}", "ttft_s": float(v), "scores": {}}
-                      for k, v in enumerate(values)]}
+    models = {name: cal._ttft_p95_model(values, [f"o{k}" for k in range(24)])
+              for name, values in (("base", ref), ("cand", cand))}
     gates, _ = evaluate_gates(cal._suite({"latency.ttft_s.p95": {
         "rel_tolerance_vs_base": 0.25, "higher_is_better": False}}), {"name": "l", "models": models,
                                                                      "scorers": {}}, None)
@@ -333,12 +328,8 @@ def test_a_p95_on_too_few_items_for_order_statistics_is_marked_approximate():
     rng = np.random.default_rng(5)
     for n, approximate in ((24, True), (72, False)):
         ref = rng.lognormal(0.0, 0.5, n)
-        models = {}
-        for name, values in (("base", ref), ("cand", ref * 1.05)):
-            models[name] = {"fingerprint": None, "metrics": {"latency.ttft_s.p95": metric(
-                float(np.quantile(values, 0.95)), None, None, n, "quantile")},
-                "items": [{"id": f"i{k}", "category": None, "output": f"o{k}", "ttft_s": float(v), "scores": {}}
-                          for k, v in enumerate(values)]}
+        models = {name: cal._ttft_p95_model(values, [f"o{k}" for k in range(n)])
+                  for name, values in (("base", ref), ("cand", ref * 1.05))}
         gates, warnings = evaluate_gates(cal._suite({"latency.ttft_s.p95": {
             "rel_tolerance_vs_base": 0.25, "higher_is_better": False}}), {"name": "l", "models": models,
                                                                          "scorers": {}}, None)
