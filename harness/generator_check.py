@@ -8,7 +8,8 @@ greedy tokens with
 
 1. the harness's engine decoding the same prompt greedily (``generation.generate``), and
 2. a full recomputation of the context at every step (``integrity.compare``: one
-   uncached forward pass; near-ties within ``integrity.TIE_TOLERANCE`` are allowed).
+   uncached forward pass; near-ties within ``integrity.tie_tolerance`` are allowed: a
+   few units of the weights' rounding, so a bfloat16 model's 1-ulp ties pass).
 
 The verdict follows the recomputation: a token the full context would not choose is a
 mismatch (a failed gate, exit 1). Where the loop and the engine part ways on a near-tie
@@ -116,6 +117,7 @@ def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[
             raise HarnessError(f"{which} has token id {bad_id}, outside the model's vocabulary (0..{vocab - 1})",
                                hint="check the generator against the model and tokenizer it uses")
     engine = _engine(base, prompts, max_tokens)
+    rounding = integrity.rounding_unit(base.model)
     items = []
     for i, (prompt, produced, ref) in enumerate(zip(prompts, outputs, engine)):
         tokens = _cut(produced, eos, max_tokens)
@@ -127,7 +129,7 @@ def compare_outputs(base: Any, prompts: list[list[int]], outputs: list[Sequence[
                 "the generator returned no tokens; the engine continues with token "
                 f"{ref[0]}")
         else:
-            problem = integrity.compare(base.model, prompt, tokens)
+            problem = integrity.compare(base.model, prompt, tokens, rounding=rounding)
         items.append(ItemCheck(i, len(prompt), tokens, ref, diff, problem))
     bad = [it for it in items if it.problem]
     if bad:
