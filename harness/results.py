@@ -52,6 +52,7 @@ class ItemRecord(TypedDict, total=False):
     ttft_s: float | None
     decode_tps: float | None
     cached: bool
+    reasoning: dict[str, Any]  # {"chars", "unfinished"}: a reasoning block the scorers did not see
     scores: dict[str, dict]
 
 
@@ -131,9 +132,12 @@ def scorer_files(scorer: Scorer, suite_dir: Path) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def item_record(case: Case, completion: Completion | dict) -> ItemRecord:
+def item_record(case: Case, completion: Completion | dict, tokenizer: Any = None) -> ItemRecord:
     """One item of one model: the case, what the model answered, and (filled in by the
-    scorers) its scores."""
+    scorers) its scores. A reasoning block before the answer (``harness.reasoning``, with
+    the model's ``tokenizer``) is recorded under ``reasoning``."""
+    from .reasoning import answer_of
+
     c = completion if isinstance(completion, dict) else completion.to_json()
     record = ItemRecord(
         id=case.id, category=case.category, prompt=case.prompt, target=case.target,
@@ -144,6 +148,9 @@ def item_record(case: Case, completion: Completion | dict) -> ItemRecord:
     )
     if getattr(case, "cluster", None) is not None:
         record["cluster"] = case.cluster
+    split = answer_of(c, tokenizer)
+    if split.reasoning_chars:
+        record["reasoning"] = {"chars": split.reasoning_chars, "unfinished": split.unfinished}
     return record
 
 

@@ -36,6 +36,7 @@ from .preflight import read_adapter_config
 from .prefix import SharedPrefixes
 from .progress import Progress as LiveProgress
 from .prompts import check_chat_suites, encode_prompt, format_differences
+from .reasoning import answer_of, unfinished_warning
 from .results import ModelInfo, item_record, new_results, suite_entry
 from .scorers import REGISTRY, Item, Score, Scorer, make_scorer
 from .suite import Suite, check_unique_names, load_suite
@@ -159,9 +160,14 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
     """Each scorer's per-item scores of one set of completions, and the scorers skipped, each
     with what it needed (``Scorer.model_needs``) and why this run lacked it (``no_model``)."""
     tokenizer = model.tokenizer if model is not None else None
-    items = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
+    # a reasoning model's thinking is not its answer (harness.reasoning); a scorer of how the
+    # model generates (repetition: a loop inside the thinking is a loop) reads all of it
+    whole = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
                   tokenizer=tokenizer, suite_dir=suite.dir)
              for case, c in zip(suite.cases, completions)]
+    answers = [answer_of(c, tokenizer) for c in completions]
+    answered = [item if not a.reasoning_chars else dataclasses.replace(item, output=a.text)
+                for item, a in zip(whole, answers)]
     scores: dict[str, list[Score]] = {}
     skipped: dict[str, str] = {}
     for scorer in scorers:
@@ -174,6 +180,7 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
         spec = next((s for s in suite.scorers if s.name == scorer.name), None)
         where = dict(path=suite.path, field=spec.field if spec else f"scorers: {scorer.name}",
                      hint="fix the scorer, or uninstall the package whose mlx_harness.scorers entry point provides it")
+        items = whole if scorer.reads_reasoning else answered
         try:
             result = _scored(scorer, items, model, reuse)
         except HarnessError:
@@ -205,7 +212,8 @@ def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fi
     run without a model has none (stored completions, a served endpoint).
     """
     scores, skipped = _score(suite, scorers, completions, model, reuse, no_model)
-    records = [item_record(case, c) for case, c in zip(suite.cases, completions)]
+    tokenizer = model.tokenizer if model is not None else None
+    records = [item_record(case, c, tokenizer) for case, c in zip(suite.cases, completions)]
     return _model_result(suite, scorers, scores, records, fingerprint), skipped
 
 
@@ -235,7 +243,8 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
     names = [n for n in per_draw[0][0]]
     scores = {name: [combine([per_draw[j][0][name][i] for j in range(len(draws))])
                      for i in range(len(suite.cases))] for name in names}
-    records = [item_record(case, c) for case, c in zip(suite.cases, draws[0])]
+    records = [item_record(case, c, model.tokenizer if model is not None else None)
+               for case, c in zip(suite.cases, draws[0])]
     for i, record in enumerate(records):
         record["samples"] = [{"output": draws[j][i]["output"], "finish_reason": draws[j][i]["finish_reason"],
                               "passed": {name: per_draw[j][0][name][i].passed for name in names}}
@@ -598,6 +607,9 @@ def _eval_model(name: str, suites: list[Suite], scorer_sets: dict, base: Base, a
             model_result, skipped = score_model(suite, scorers, draws[0], adapter_fp or base.fingerprint, base, reuse)
         model_result["integrity"] = integrity_result
         header["models"][name] = model_result
+        cut = unfinished_warning(name, suite.name, model_result["items"], suite.generation.max_tokens)
+        if cut:
+            header.setdefault("warnings", []).append(cut)
         for scorer_name, why in skipped.items():
             header["scorers"][scorer_name]["skipped"] = why
         if not integrity_result["passed"]:
@@ -744,6 +756,9 @@ def run_score(suite_path: Path, completions_path: Path, command: list[str] | Non
         else:
             model_result, skipped = score_model(suite, scorers, rows, f"{fingerprint}:{model}", None)
         header["models"][model] = model_result
+        cut = unfinished_warning(model, suite.name, model_result["items"], None)
+        if cut:
+            header.setdefault("warnings", []).append(cut)
         for name, why in skipped.items():
             header["scorers"][name]["skipped"] = why
     results = new_results(

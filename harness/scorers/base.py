@@ -78,6 +78,9 @@ class Scorer:
     # for this scorer, not one text for every skipped scorer.
     model_needs: ClassVar[str] = "the loaded model itself"
     uses_cache: ClassVar[bool] = True  # latency must measure real generation
+    # Whether it reads a reasoning model's thinking too (harness.reasoning): the others see
+    # only the answer after the block; repetition sees all of it (a loop there is a loop).
+    reads_reasoning: ClassVar[bool] = False
     # A needs_model scorer whose scores are a pure function of the items and the model
     # (token_accuracy): on an unchanged re-run they come from the completion cache.
     reuse_scores: ClassVar[bool] = False

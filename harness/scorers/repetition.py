@@ -96,6 +96,7 @@ class Repetition(Scorer):
     # 2: measured on characters (was model tokens in eval, words in score); 3: a block that
     # repeats apart from its numbers (a counting loop) is a loop
     version = "3"
+    reads_reasoning = True  # a loop inside a reasoning block is a loop
     options_schema = {
         "type": "object",
         "additionalProperties": False,
