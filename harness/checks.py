@@ -107,7 +107,8 @@ def _recorded_train_file(config: dict) -> Path | None:
 def suite_prompt_format(suite: Any, tokenizer: Any) -> dict:
     from .prompts import prompt_format
 
-    return prompt_format(tokenizer, suite.template, suite.system, [c.prompt for c in suite.cases])
+    return prompt_format(tokenizer, suite.template, suite.system, [c.prompt for c in suite.cases],
+                         suite.chat_template_kwargs)
 
 
 # --- after scoring, per suite --------------------------------------------------------

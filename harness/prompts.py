@@ -60,13 +60,21 @@ def messages_for(prompt: str, system: str | None = None) -> list[dict[str, str]]
     return messages
 
 
+# Arguments apply_chat_template sets itself: a suite's chat_template_kwargs may not override them.
+RESERVED_TEMPLATE_KWARGS = frozenset({"conversation", "messages", "tokenize", "add_generation_prompt",
+                                      "return_dict", "return_tensors", "continue_final_message", "chat_template"})
+
+
 def encode_prompt(
-    tokenizer: Any, prompt: str, template: PromptFormat, system: str | None = None
+    tokenizer: Any, prompt: str, template: PromptFormat, system: str | None = None,
+    template_kwargs: dict | None = None,
 ) -> list[int]:
     """Token ids the model sees before it answers.
 
-    ``chat`` applies the tokenizer's chat template with the generation prompt; ``raw``
-    encodes the text as the tokenizer does by default (adding BOS where it does).
+    ``chat`` applies the tokenizer's chat template with the generation prompt, and
+    ``template_kwargs`` (a suite's ``chat_template_kwargs``, e.g. Qwen3's
+    ``enable_thinking: false``) as variables of the template; ``raw`` encodes the text as
+    the tokenizer does by default (adding BOS where it does).
     """
     if template == "chat":
         if not has_chat_template(tokenizer):
@@ -76,7 +84,7 @@ def encode_prompt(
                 hint="use `template: raw` for base models without one",
             )
         ids = tokenizer.apply_chat_template(
-            messages_for(prompt, system), add_generation_prompt=True, tokenize=True
+            messages_for(prompt, system), add_generation_prompt=True, tokenize=True, **(template_kwargs or {})
         )
         if isinstance(ids, dict):  # some tokenizers return a BatchEncoding
             ids = ids["input_ids"]
@@ -164,23 +172,26 @@ def prompt_wrapper(prompts: list[str]) -> tuple[str, str]:
 PLACEHOLDER = "\x00PROMPT\x00"
 
 
-def rendered_format(tokenizer: Any, template: str, system: str | None) -> str | None:
+def rendered_format(tokenizer: Any, template: str, system: str | None,
+                    template_kwargs: dict | None = None) -> str | None:
     """The text around a prompt once it is rendered (chat template or raw, with the system
     message), with ``{prompt}`` where the prompt goes; None when it cannot be rendered."""
     try:
-        ids = encode_prompt(tokenizer, PLACEHOLDER, template, system)  # type: ignore[arg-type]
+        ids = encode_prompt(tokenizer, PLACEHOLDER, template, system, template_kwargs)  # type: ignore[arg-type]
         text = tokenizer.decode(ids)
     except Exception:
         return None
     return text.replace(PLACEHOLDER, "{prompt}") if PLACEHOLDER in text else None
 
 
-def prompt_format(tokenizer: Any, template: str, system: str | None, prompts: list[str]) -> dict:
+def prompt_format(tokenizer: Any, template: str, system: str | None, prompts: list[str],
+                  template_kwargs: dict | None = None) -> dict:
     """What an adapter records about the prompts it was trained on, and what a suite is
     compared with: template, system message, the rendered layout, and the raw wrapper
     (layout prefix/suffix every prompt shares, see ``prompt_wrapper``)."""
     prefix, suffix = prompt_wrapper(prompts)
-    return {"template": template, "system": system, "rendered": rendered_format(tokenizer, template, system),
+    return {"template": template, "system": system,
+            "rendered": rendered_format(tokenizer, template, system, template_kwargs),
             "prefix": prefix, "suffix": suffix}
 
 

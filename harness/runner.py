@@ -263,7 +263,8 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
 def encode_suite(base: Base, suite: Suite) -> list[list[int]]:
     """Every case's prompt as token ids, refused when an id is past the model's vocabulary
     (``models.check_ids_fit``): whatever generates them (this runner, ``--parity``) checks alike."""
-    prompts = [encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system) for case in suite.cases]
+    prompts = [encode_prompt(base.tokenizer, case.prompt, suite.template, suite.system,
+                             suite.chat_template_kwargs) for case in suite.cases]
     check_ids_fit(base, ((f"suite {suite.name!r}, case {case.id!r}: the prompt has", ids)
                          for case, ids in zip(suite.cases, prompts)), suite.path)
     return prompts
@@ -284,7 +285,8 @@ def generate_suite(suite: Suite, base: Base, fingerprint: str, adapter_fp: str |
     rank, size = rank_and_size()
     where = f"suite {suite.name!r}, model {model!r}"
     tokenizer = base.tokenizer
-    prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system)
+    prompts = [encode_prompt(tokenizer, case.prompt, suite.template, suite.system,
+                             suite.chat_template_kwargs)
                for case in suite.cases]  # their ids were checked against the model by check_prompts_fit
     gen_cfg = suite.generation
     if cache is not None:
@@ -539,7 +541,8 @@ def run_eval(suites: list[Suite] | list[Path], model_path: str, adapters: list[M
         check_baseline(baseline, results, allow_fingerprint_mismatch)
         results["baseline"] = {"path": baseline.get("_path"), "created": baseline.get("created")}
 
-    probe = next((encode_prompt(base.tokenizer, s.cases[0].prompt, s.template, s.system)
+    probe = next((encode_prompt(base.tokenizer, s.cases[0].prompt, s.template, s.system,
+                                s.chat_template_kwargs)
                   for s in suites if s.cases), None)
     base_logits = probe_logits(base, probe) if probe and adapters else None
     for spec in [ModelSpec("base")] + adapters:

@@ -67,6 +67,8 @@ class Suite:
     integrity_max_tokens: int = 16
     raw: dict = field(default_factory=dict)
     root: yaml.Node | None = field(default=None, repr=False, compare=False)  # for line numbers
+    # `chat_template_kwargs:`: variables of the chat template (Qwen3's enable_thinking), template: chat only
+    chat_template_kwargs: dict | None = None
     cluster: str | None = None  # `cluster:`: a record field, or a template over the record ({{ ... }})
     # why that `cluster:` clusters nothing (one cluster, or one per item), decided on the whole
     # suite at load time so that a subset (--limit, --only-failing) does not raise it
@@ -126,6 +128,18 @@ def render(template: str, record: dict, *, where: HarnessError) -> str:
         raise HarnessError(f"template failed: {type(exc).__name__}: {exc}", path=where.path,
                            line=where.line, field=where.field,
                            hint="check that the record has the shape the template expects") from None
+
+
+def _template_kwargs(data: dict, path: Path, root: yaml.Node | None) -> dict | None:
+    """``chat_template_kwargs``, which only a chat template reads: on a raw suite they would
+    change nothing while the suite's hash says they did, so they are refused there."""
+    kwargs = data.get("chat_template_kwargs")
+    if kwargs and data.get("template", "chat") != "chat":
+        raise HarnessError("chat_template_kwargs only apply to `template: chat`", path=path,
+                           line=node_line(root, ["chat_template_kwargs"]) if root is not None else None,
+                           field="chat_template_kwargs",
+                           hint="remove them, or set `template: chat`")
+    return dict(kwargs) if kwargs else None
 
 
 def is_template(value: str) -> bool:
@@ -389,6 +403,7 @@ def load_suite(path: str | Path) -> Suite:
         path=path,
         template=data.get("template", "chat"),
         system=data.get("system"),
+        chat_template_kwargs=_template_kwargs(data, path, root),
         generation=GenerationConfig(**gen),
         scorers=scorers,
         gates=dict(data.get("gates") or {}),

@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if args.generator:
         prompts = [encode_prompt(base.tokenizer, t, args.template) for t in args.prompt]
         if suite is not None:
-            prompts += [encode_prompt(base.tokenizer, c.prompt, suite.template, suite.system)
+            prompts += [encode_prompt(base.tokenizer, c.prompt, suite.template, suite.system,
+                                      suite.chat_template_kwargs)
                         for c in suite.cases]
 
         def check():
