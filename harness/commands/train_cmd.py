@@ -59,6 +59,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=out_dir_arg, help="new folder for the fused model")
     p.add_argument("--allow-base-mismatch", action="store_true",
                    help="fuse onto a shape-compatible base other than the adapter's own")
+    p.add_argument("--dequantize", action="store_true",
+                   help="on a quantized base: write the model unquantized (as mlx_lm.fuse --dequantize), "
+                        "equal to the base + adapter that was evaluated but larger; without it the fused "
+                        "layers are quantized again, and a warning gives how far that moved the outputs")
     p.set_defaults(func=run_fuse)
 
 
@@ -197,6 +201,6 @@ def run_lint(args: argparse.Namespace) -> int:
 def run_fuse(args: argparse.Namespace) -> int:
     from ..train.fuse import fuse
 
-    out = fuse(args.model, args.adapter, args.out, args.allow_base_mismatch)
+    out = fuse(args.model, args.adapter, args.out, args.allow_base_mismatch, dequantize=args.dequantize)
     print(f"fused model written to {out}")
     return 0
