@@ -12,7 +12,9 @@ that was evaluated. So every fuse measures how far its output is from base + ada
 (``fuse_agreement``: next-token agreement on the adapter's validation rows, or on a fixed
 text where those are not here), records it in ``fused_adapter``, and warns with the numbers
 when the layers were quantized again; ``dequantize=True`` (``--dequantize``) writes the
-fused model unquantized instead, equal to base + adapter up to float rounding.
+fused model unquantized instead, equal to base + adapter up to float rounding (with
+bfloat16 weights, as mlx-community's, that rounding alone moves near-tied next tokens: a
+fuse whose next tokens differ at all warns too).
 """
 
 from __future__ import annotations
@@ -98,8 +100,12 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
         print(f"harness fuse: warning: the base is quantized ({how or 'quantized layers'}), so the "
               f"{len(requantized)} fused layers were quantized again: {out} is not the model evaluated as "
               f"base + adapter. {describe(agreement)}. Evaluate {out} itself before shipping it "
-              f"(harness eval SUITES --model {out}), or fuse with --dequantize for base + adapter exactly "
-              f"(unquantized fused layers, a larger model)", file=sys.stderr)
+              f"(harness eval SUITES --model {out}), or fuse with --dequantize for base + adapter up to float "
+              f"rounding (unquantized layers, a larger model)", file=sys.stderr)
+    elif agreement["same_next_token"] < agreement["tokens"]:  # bfloat16 weights: rounding alone moves near-ties
+        print(f"harness fuse: warning: {out} is base + adapter up to {_dtype(base.model)} rounding (the fused "
+              f"weights compute in another order), which changes some next tokens. {describe(agreement)}. Evaluate {out} "
+              f"itself before shipping it (harness eval SUITES --model {out})", file=sys.stderr)
     _save_whole(out, lambda folder: save(folder, model_path, base.model, base.tokenizer, config,
                                          donate_model=False))
 
@@ -115,6 +121,12 @@ def _quantized(wrapper: Any) -> bool:
     """Whether a LoRA/DoRA layer wraps a quantized one (which its ``fuse`` quantizes again)."""
     inner = getattr(wrapper, "linear", None)
     return _is_quantized(getattr(wrapper, "embedding", None) if inner is None else inner)
+
+
+def _dtype(model: Any) -> str:
+    kinds = {str(w.dtype).removeprefix("mlx.core.") for _, w in tree_flatten(model.parameters())
+             if mx.issubdtype(w.dtype, mx.floating)}
+    return "/".join(sorted(kinds)) or "float"
 
 
 def _logits(model: Any, ids: list[int]) -> mx.array:
