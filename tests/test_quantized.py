@@ -97,3 +97,22 @@ def test_fuse_dequantize_writes_base_plus_adapter(q4, q4_adapter, tmp_path, caps
     x = sql_tokens(tokenizer)
     assert mx.abs(evaluated(x) - base(x)).max().item() > 0.1  # the adapter does something
     assert mx.abs(evaluated(x) - fused(x)).max().item() < 1e-3  # float rounding only
+
+
+def test_fuse_warns_when_bfloat16_rounding_moves_next_tokens(tmp_path, capsys):
+    """With bfloat16 weights (mlx-community's 4-bit models) even `--dequantize` is base +
+    adapter only up to rounding, which moves near-tied next tokens: a fuse whose next tokens
+    differ at all says so with the numbers, as a re-quantized one does."""
+    from conftest import make_random_adapter
+
+    q4bf = quantized_copy(tmp_path / "q4bf", dtype="bfloat16")
+    adapter = make_random_adapter(q4bf, tmp_path / "adapter", scale=0.2)
+    capsys.readouterr()
+    out = fuse(str(q4bf), adapter, tmp_path / "fused", dequantize=True)
+    err = capsys.readouterr().err
+    agreement = json.loads((out / "config.json").read_text())["fused_adapter"]["agreement"]
+    assert agreement["probe"].startswith("a fixed text")  # a random adapter records no data
+    assert agreement["same_next_token"] < agreement["tokens"]  # measured here: 71 of 96
+    warned = [ln for ln in err.splitlines() if "bfloat16 rounding" in ln]
+    assert len(warned) == 1 and "quantized again" not in err
+    assert f"{agreement['same_next_token']} of {agreement['tokens']} positions" in warned[0]
