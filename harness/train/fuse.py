@@ -163,7 +163,8 @@ def probe_rows(base: Any, adapter_config: dict) -> tuple[list[tuple[list[int], i
         except (HarnessError, OSError, ValueError, KeyError, TypeError):
             rows = []  # a probe only: what cannot be read or encoded falls back to the fixed text
         if rows:
-            return rows, f"answers of {len(rows)} rows of {valid}"
+            what = "answers" if any(start > 0 for _, start in rows) else "text"
+            return rows, f"the {what} of {len(rows)} rows of {valid}"
     ids = list(base.tokenizer.encode(PROBE_TEXT))[:PROBE_MAX_TOKENS]
     return [(ids, 0)], "a fixed text (the adapter's valid.jsonl is not here)"
 
