@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -397,7 +398,7 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
             return
         raise HarnessError(
             f"adapter was trained on {trained_on} ({recorded}), not on {base.path} "
-            f"({ours or base.weights_fingerprint}): same shapes, {what}",
+            f"({ours or base.weights_fingerprint}): same shapes, {what}{_quantization_note(base, config)}",
             path=adapter_path,
             hint="evaluate it on its own base, or pass --allow-base-mismatch if the bases are compatible",
         )
@@ -439,6 +440,36 @@ def check_adapter_base(base: Base, adapter_path: Path, config: dict, allow_misma
     if fingerprint != base.weights_fingerprint:
         refuse(f"{name} (mlx-lm `model`)", fingerprint)
     return []
+
+
+def _quantization(config: dict) -> str:
+    q = config.get("quantization") or config.get("quantization_config")
+    if not isinstance(q, dict):
+        return "not quantized"
+    bits = q.get("bits")
+    return f"{bits}-bit quantized" if isinstance(bits, int) else "quantized"
+
+
+def _quantization_note(base: Base, adapter_config: dict) -> str:
+    """Where the adapter's recorded base is here and only one of the two is quantized (an
+    adapter trained on the float model, put on its 4-bit copy, or the other way round): say
+    so, since "other weights, tokenizer or chat template" sends the user to the tokenizer."""
+    name = adapter_config.get("base_model") or adapter_config.get("model")
+    folder = _recorded_base_folder(name) if isinstance(name, str) and name else None
+    try:
+        theirs = json.loads((folder / "config.json").read_text()) if folder is not None else None
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(theirs, dict):
+        return ""
+    ours, recorded = _quantization(base.config or {}), _quantization(theirs)
+    if ours == recorded:
+        return ""
+    if ours == "not quantized":
+        return (f"; {base.path} is {ours}, the adapter's base {recorded}: an adapter trained on quantized "
+                f"weights (QLoRA) belongs to them")
+    return (f"; {base.path} is {ours}, the adapter's base {recorded}: to ship on {base.path}, train the adapter "
+            f"on it (QLoRA trains on the quantized weights)")
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import mlx.core as mx
 import pytest
 from conftest import run_harness
 
+from harness.errors import HarnessError
 from harness.train import config_from_dict, train
 from harness.train.fuse import fuse
 
@@ -116,3 +117,40 @@ def test_fuse_warns_when_bfloat16_rounding_moves_next_tokens(tmp_path, capsys):
     warned = [ln for ln in err.splitlines() if "bfloat16 rounding" in ln]
     assert len(warned) == 1 and "quantized again" not in err
     assert f"{agreement['same_next_token']} of {agreement['tokens']} positions" in warned[0]
+
+
+def test_float_adapter_on_its_quantized_copy_is_refused_saying_so(q4, q4_adapter, monkeypatch):
+    """The fixture's float-trained sql adapter on a 4-bit copy of its base (and the 4-bit
+    adapter on the float base): same shapes, other weights, exit 2 in one line. The line
+    said "other weights, tokenizer or chat template", which sent users to the tokenizer; it
+    now says which of the two is quantized."""
+    from harness.models import adapter_applied, load_base
+
+    monkeypatch.chdir(ROOT)  # the fixture adapter records its base as fixtures/model
+    for model, adapter, says in ((q4, ROOT / "fixtures" / "adapters" / "sql",
+                                  f"{q4} is 4-bit quantized, the adapter's base not quantized"),
+                                 (MODEL, q4_adapter, f"{MODEL} is not quantized, the adapter's base 4-bit quantized")):
+        base = load_base(str(model))
+        with pytest.raises(HarnessError) as exc:
+            with adapter_applied(base, "x", adapter):
+                pass
+        line = exc.value.one_line()
+        assert "\n" not in line and "same shapes" in line and says in line, line
+
+
+def test_adapter_of_another_size_on_a_quantized_base_does_not_fit(q4, q4_adapter, tmp_path):
+    """Catalog row f with quantized weights (packed uint32, other shapes than the float
+    ones): the 4-bit adapter on stories260K and the fixture's adapter on a 4-bit
+    stories260K are "does not fit" in one line, exit 2, before anything generates."""
+    stories_q4 = tmp_path / "stories_q4"
+    from mlx_lm.convert import convert
+
+    convert(str(ROOT / "fixtures" / "stories260K"), mlx_path=str(stories_q4), quantize=True, q_group_size=32, q_bits=4)
+    for model, adapter in ((ROOT / "fixtures" / "stories260K", q4_adapter),
+                           (stories_q4, ROOT / "fixtures" / "adapters" / "sql")):
+        done = run_harness("eval", "suites/smoke.yaml", "--model", str(model), "--adapter", f"x={adapter}",
+                           "--out", str(tmp_path / "out"), "--quiet")
+        assert done.returncode == 2, done.stderr[-2000:]
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith("harness: error:") and "does not fit" in lines[-1], done.stderr
+        assert not (tmp_path / "out").exists()
