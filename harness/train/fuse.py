@@ -38,6 +38,7 @@ PROBE_TEXT = ("The quick brown fox jumps over the lazy dog. Once upon a time, th
               "Q: What is the capital of France?\nA: Paris.")
 PROBE_ROWS = 16          # validation rows read, in file order
 PROBE_MAX_TOKENS = 512   # per row
+TOP_K = 32               # logits compared per position: base + adapter's likeliest tokens
 
 
 def fuse(model_path: str, adapter_path: str | Path, out: str | Path,
@@ -75,7 +76,8 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
     from mlx_lm.utils import dequantize_model, save
 
     probe, probe_source = probe_rows(base, adapter_config)
-    evaluated = [_logits(base.model, ids) for ids, _ in probe]  # base + adapter, as eval runs it
+    reference = reference_logits(base.model, probe)  # base + adapter, as eval runs it
+    was_quantized = any(_is_quantized(m) for _, m in base.model.named_modules())
     requantized = sorted(name for name, m in wrapped if _quantized(m) and not dequantize)
     base.model.update_modules(tree_unflatten([(name, m.fuse(dequantize=dequantize)) for name, m in wrapped]))
     config = dict(base.config)
@@ -88,11 +90,10 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
     if bad:  # never write a NaN model (a finite adapter on a finite base cannot get here)
         raise HarnessError(f"the fused weight {bad[0]} has NaN or infinite values; nothing written",
                            path=adapter_path, hint="check the base and the adapter weights")
-    agreement = fuse_agreement(evaluated, [_logits(base.model, ids) for ids, _ in probe],
-                               [start for _, start in probe], probe_source)
+    agreement = fuse_agreement(reference, base.model, probe, probe_source)
     config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
                                "base_fingerprint": base.fingerprint,
-                               "requantized": bool(requantized), "dequantized": bool(dequantize),
+                               "requantized": bool(requantized), "dequantized": dequantize and was_quantized,
                                "agreement": agreement}
     if requantized:
         q = base.config.get("quantization") or {}
@@ -169,21 +170,36 @@ def probe_rows(base: Any, adapter_config: dict) -> tuple[list[tuple[list[int], i
     return [(ids, 0)], "a fixed text (the adapter's valid.jsonl is not here)"
 
 
-def fuse_agreement(evaluated: list[mx.array], fused: list[mx.array], starts: list[int], source: str) -> dict:
-    """How far the fused model's logits are from base + adapter's on the probe: the share of
-    positions (from each row's start) whose argmax next token is the same, the rows where
-    every one is, and the largest absolute logit difference."""
+def reference_logits(model: Any, probe: list[tuple[list[int], int]]) -> list[tuple[mx.array, mx.array, mx.array]]:
+    """What the comparison keeps of base + adapter's logits on each probe row, from its start:
+    the argmax, and the ids and logits of its ``TOP_K`` likeliest tokens (all of a row's
+    logits, 16 rows x 512 positions x a 150k vocabulary, would be gigabytes)."""
+    kept = []
+    for ids, start in probe:
+        logits = _logits(model, ids)[start:-1]
+        top = mx.argpartition(-logits, kth=min(TOP_K, logits.shape[-1]) - 1, axis=-1)[:, :TOP_K]
+        kept.append((mx.argmax(logits, axis=-1), top, mx.take_along_axis(logits, top, axis=-1)))
+        mx.eval(kept[-1])
+    return kept
+
+
+def fuse_agreement(reference: list[tuple[mx.array, mx.array, mx.array]], model: Any,
+                   probe: list[tuple[list[int], int]], source: str) -> dict:
+    """How far ``model`` (the fused one) is from base + adapter's ``reference`` on the probe:
+    the positions (from each row's start) whose argmax next token is the same, the rows where
+    every one is, and the largest absolute difference of the logits of base + adapter's
+    ``TOP_K`` likeliest tokens."""
     same = total = rows_same = 0
     diff = 0.0
-    for a, b, start in zip(evaluated, fused, starts):
-        a, b = a[start:-1], b[start:-1]
-        match = mx.argmax(a, axis=-1) == mx.argmax(b, axis=-1)
+    for (ids, start), (argmax, top, top_logits) in zip(probe, reference):
+        logits = _logits(model, ids)[start:-1]
+        match = argmax == mx.argmax(logits, axis=-1)
         n, k = int(match.size), int(match.sum().item())
         same, total, rows_same = same + k, total + n, rows_same + (k == n)
-        diff = max(diff, float(mx.abs(a - b).max().item()))
+        diff = max(diff, float(mx.abs(mx.take_along_axis(logits, top, axis=-1) - top_logits).max().item()))
     return {"probe": source, "tokens": total, "same_next_token": same,
             "next_token_agreement": round(same / total, 4) if total else None,
-            "rows": len(starts), "rows_all_same": rows_same, "max_logit_difference": float(f"{diff:.3g}")}
+            "rows": len(probe), "rows_all_same": rows_same, "max_logit_difference": float(f"{diff:.3g}")}
 
 
 def describe(agreement: dict) -> str:
@@ -191,7 +207,8 @@ def describe(agreement: dict) -> str:
     pct = f"{100 * share:.1f}%" if share is not None else "n/a"
     return (f"On {agreement['probe']}, its next token is base + adapter's at {agreement['same_next_token']} "
             f"of {agreement['tokens']} positions ({pct}; {agreement['rows_all_same']} of {agreement['rows']} "
-            f"rows at every position) and its logits differ by up to {agreement['max_logit_difference']:g}")
+            f"rows at every position) and the logits of base + adapter's {TOP_K} likeliest next tokens differ by up "
+            f"to {agreement['max_logit_difference']:g}")
 
 
 def _save_whole(out: Path, save_into) -> None:
