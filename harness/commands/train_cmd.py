@@ -61,8 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fuse onto a shape-compatible base other than the adapter's own")
     p.add_argument("--dequantize", action="store_true",
                    help="on a quantized base: write the model unquantized (as mlx_lm.fuse --dequantize), "
-                        "equal to the base + adapter that was evaluated but larger; without it the fused "
-                        "layers are quantized again, and a warning gives how far that moved the outputs")
+                        "the evaluated base + adapter up to float rounding, but larger; without it the fused "
+                        "layers are quantized again (as mlx-lm does) and a warning gives how far that moved "
+                        "the next tokens")
     p.set_defaults(func=run_fuse)
 
 
