@@ -100,23 +100,30 @@ def test_fuse_dequantize_writes_base_plus_adapter(q4, q4_adapter, tmp_path, caps
     assert mx.abs(evaluated(x) - fused(x)).max().item() < 1e-3  # float rounding only
 
 
-def test_fuse_warns_when_bfloat16_rounding_moves_next_tokens(tmp_path, capsys):
+def test_dequantized_bfloat16_fuse_warns_only_beyond_near_ties(tmp_path, capsys):
     """With bfloat16 weights (mlx-community's 4-bit models) even `--dequantize` is base +
-    adapter only up to rounding, which moves near-tied next tokens: a fuse whose next tokens
-    differ at all says so with the numbers, as a re-quantized one does."""
+    adapter only up to rounding, which moves near-tied next tokens as the eval's own
+    rounding does: those are recorded, not warned about (every bfloat16 fuse warned); a
+    next token that differs by more than the generation integrity check's near-tie
+    allowance is warned about with the numbers. Random adapters on a 4-bit copy with
+    bfloat16 scales, on the fixed text: at scale 0.05, 88 of 96 the same, all 8 near-ties;
+    at 0.2, 71 of 96 and not all near-ties."""
     from conftest import make_random_adapter
 
     q4bf = quantized_copy(tmp_path / "q4bf", dtype="bfloat16")
-    adapter = make_random_adapter(q4bf, tmp_path / "adapter", scale=0.2)
-    capsys.readouterr()
-    out = fuse(str(q4bf), adapter, tmp_path / "fused", dequantize=True)
-    err = capsys.readouterr().err
-    agreement = json.loads((out / "config.json").read_text())["fused_adapter"]["agreement"]
-    assert agreement["probe"].startswith("a fixed text")  # a random adapter records no data
-    assert agreement["same_next_token"] < agreement["tokens"]  # measured here: 71 of 96
-    warned = [ln for ln in err.splitlines() if "bfloat16 rounding" in ln]
-    assert len(warned) == 1 and "quantized again" not in err
-    assert f"{agreement['same_next_token']} of {agreement['tokens']} positions" in warned[0]
+    for scale, warns in ((0.05, False), (0.2, True)):
+        adapter = make_random_adapter(q4bf, tmp_path / f"adapter{scale}", scale=scale)
+        capsys.readouterr()
+        out = fuse(str(q4bf), adapter, tmp_path / f"fused{scale}", dequantize=True)
+        err = capsys.readouterr().err
+        agreement = json.loads((out / "config.json").read_text())["fused_adapter"]["agreement"]
+        assert agreement["probe"].startswith("a fixed text")  # a random adapter records no data
+        assert agreement["same_next_token"] < agreement["tokens"], agreement  # rounding moved some
+        assert (agreement["differ_beyond_near_ties"] > 0) is warns, agreement
+        warned = [ln for ln in err.splitlines() if "bfloat16 rounding" in ln]
+        assert len(warned) == int(warns) and "quantized again" not in err, err
+        if warns:
+            assert f"{agreement['same_next_token']} of {agreement['tokens']} positions" in warned[0]
 
 
 def test_float_adapter_on_its_quantized_copy_is_refused_saying_so(q4, q4_adapter, monkeypatch):

@@ -13,8 +13,9 @@ that was evaluated. So every fuse measures how far its output is from base + ada
 text where those are not here), records it in ``fused_adapter``, and warns with the numbers
 when the layers were quantized again; ``dequantize=True`` (``--dequantize``) writes the
 fused model unquantized instead, equal to base + adapter up to float rounding (with
-bfloat16 weights, as mlx-community's, that rounding alone moves near-tied next tokens: a
-fuse whose next tokens differ at all warns too).
+bfloat16 weights, as mlx-community's, that rounding alone moves near-tied next tokens, as
+it does in the eval: a fuse whose next tokens differ beyond the integrity check's near-tie
+allowance warns too).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
 from ..errors import HarnessError
+from ..integrity import rounding_unit
 from ..models import adapter_applied, check_adapter_base, load_base
 from ..preflight import read_adapter_config
 
@@ -77,6 +79,7 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
 
     probe, probe_source = probe_rows(base, adapter_config)
     reference = reference_logits(base.model, probe)  # base + adapter, as eval runs it
+    rounding, dtype = rounding_unit(base.model)
     was_quantized = any(_is_quantized(m) for _, m in base.model.named_modules())
     requantized = sorted(name for name, m in wrapped if _quantized(m) and not dequantize)
     base.model.update_modules(tree_unflatten([(name, m.fuse(dequantize=dequantize)) for name, m in wrapped]))
@@ -90,7 +93,7 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
     if bad:  # never write a NaN model (a finite adapter on a finite base cannot get here)
         raise HarnessError(f"the fused weight {bad[0]} has NaN or infinite values; nothing written",
                            path=adapter_path, hint="check the base and the adapter weights")
-    agreement = fuse_agreement(reference, base.model, probe, probe_source)
+    agreement = fuse_agreement(reference, base.model, probe, probe_source, rounding)
     config["fused_adapter"] = {"path": str(adapter_path), "fingerprint": adapter_fp,
                                "base_fingerprint": base.fingerprint,
                                "requantized": bool(requantized), "dequantized": dequantize and was_quantized,
@@ -103,10 +106,11 @@ def _fuse_and_save(base: Any, model_path: str, adapter_path: str | Path, adapter
               f"base + adapter. {describe(agreement)}. Evaluate {out} itself before shipping it "
               f"(harness eval SUITES --model {out}), or fuse with --dequantize for base + adapter up to float "
               f"rounding (unquantized layers, a larger model)", file=sys.stderr)
-    elif agreement["same_next_token"] < agreement["tokens"]:  # bfloat16 weights: rounding alone moves near-ties
-        print(f"harness fuse: warning: {out} is base + adapter up to {_dtype(base.model)} rounding (the fused "
-              f"weights compute in another order), which changes some next tokens. {describe(agreement)}. Evaluate {out} "
-              f"itself before shipping it (harness eval SUITES --model {out})", file=sys.stderr)
+    elif agreement["differ_beyond_near_ties"]:  # near-ties alone: as the eval's own rounding moves them
+        print(f"harness fuse: warning: {out} is base + adapter up to {dtype} rounding (the fused weights compute "
+              f"in another order), but {agreement['differ_beyond_near_ties']} next tokens differ by more than "
+              f"that rounding explains. {describe(agreement)}. Evaluate {out} itself before shipping it "
+              f"(harness eval SUITES --model {out})", file=sys.stderr)
     _save_whole(out, lambda folder: save(folder, model_path, base.model, base.tokenizer, config,
                                          donate_model=False))
 
@@ -122,12 +126,6 @@ def _quantized(wrapper: Any) -> bool:
     """Whether a LoRA/DoRA layer wraps a quantized one (which its ``fuse`` quantizes again)."""
     inner = getattr(wrapper, "linear", None)
     return _is_quantized(getattr(wrapper, "embedding", None) if inner is None else inner)
-
-
-def _dtype(model: Any) -> str:
-    kinds = {str(w.dtype).removeprefix("mlx.core.") for _, w in tree_flatten(model.parameters())
-             if mx.issubdtype(w.dtype, mx.floating)}
-    return "/".join(sorted(kinds)) or "float"
 
 
 def _logits(model: Any, ids: list[int]) -> mx.array:
@@ -170,43 +168,61 @@ def probe_rows(base: Any, adapter_config: dict) -> tuple[list[tuple[list[int], i
     return [(ids, 0)], "a fixed text (the adapter's valid.jsonl is not here)"
 
 
-def reference_logits(model: Any, probe: list[tuple[list[int], int]]) -> list[tuple[mx.array, mx.array, mx.array]]:
+def reference_logits(model: Any, probe: list[tuple[list[int], int]]) -> list[tuple[mx.array, ...]]:
     """What the comparison keeps of base + adapter's logits on each probe row, from its start:
-    the argmax, and the ids and logits of its ``TOP_K`` likeliest tokens (all of a row's
-    logits, 16 rows x 512 positions x a 150k vocabulary, would be gigabytes)."""
+    the argmax, the ids and logits of its ``TOP_K`` likeliest tokens, and each position's
+    largest |logit| (all of a row's logits, 16 rows x 512 positions x a 150k vocabulary,
+    would be gigabytes)."""
     kept = []
     for ids, start in probe:
         logits = _logits(model, ids)[start:-1]
         top = mx.argpartition(-logits, kth=min(TOP_K, logits.shape[-1]) - 1, axis=-1)[:, :TOP_K]
-        kept.append((mx.argmax(logits, axis=-1), top, mx.take_along_axis(logits, top, axis=-1)))
+        kept.append((mx.argmax(logits, axis=-1), top, mx.take_along_axis(logits, top, axis=-1),
+                     mx.abs(logits).max(axis=-1)))
         mx.eval(kept[-1])
     return kept
 
 
-def fuse_agreement(reference: list[tuple[mx.array, mx.array, mx.array]], model: Any,
-                   probe: list[tuple[list[int], int]], source: str) -> dict:
+def fuse_agreement(reference: list[tuple[mx.array, ...]], model: Any, probe: list[tuple[list[int], int]],
+                   source: str, rounding: float) -> dict:
     """How far ``model`` (the fused one) is from base + adapter's ``reference`` on the probe:
     the positions (from each row's start) whose argmax next token is the same, the rows where
-    every one is, and the largest absolute difference of the logits of base + adapter's
-    ``TOP_K`` likeliest tokens."""
-    same = total = rows_same = 0
+    every one is, the largest absolute difference of the logits of base + adapter's ``TOP_K``
+    likeliest tokens, and of the positions that differ, those that are not near-ties of base
+    + adapter (its logit for the fused model's token is below its best by more than
+    ``integrity.tie_tolerance`` allows for weights whose rounding unit is ``rounding``, as
+    the generation integrity check counts them; a token outside its top ``TOP_K`` is not a
+    near-tie)."""
+    from ..integrity import tie_tolerance
+
+    same = total = rows_same = beyond = 0
     diff = 0.0
-    for (ids, start), (argmax, top, top_logits) in zip(probe, reference):
+    for (ids, start), (argmax, top, top_logits, largest) in zip(probe, reference):
         logits = _logits(model, ids)[start:-1]
-        match = argmax == mx.argmax(logits, axis=-1)
+        chosen = mx.argmax(logits, axis=-1)
+        match = argmax == chosen
         n, k = int(match.size), int(match.sum().item())
         same, total, rows_same = same + k, total + n, rows_same + (k == n)
         diff = max(diff, float(mx.abs(mx.take_along_axis(logits, top, axis=-1) - top_logits).max().item()))
+        in_top = top == chosen[:, None]
+        margin = mx.where(in_top.any(axis=-1), top_logits.max(axis=-1) - mx.where(in_top, top_logits, -mx.inf).max(axis=-1),
+                          mx.inf)
+        for m, big, ok in zip(margin.tolist(), largest.tolist(), match.tolist()):
+            beyond += (not ok) and m > tie_tolerance(big, rounding)
     return {"probe": source, "tokens": total, "same_next_token": same,
             "next_token_agreement": round(same / total, 4) if total else None,
+            "differ_beyond_near_ties": beyond,
             "rows": len(probe), "rows_all_same": rows_same, "max_logit_difference": float(f"{diff:.3g}")}
 
 
 def describe(agreement: dict) -> str:
     share = agreement.get("next_token_agreement")
     pct = f"{100 * share:.1f}%" if share is not None else "n/a"
+    differ = agreement["tokens"] - agreement["same_next_token"]
+    ties = (f", {differ - agreement['differ_beyond_near_ties']} of the {differ} that differ near-ties"
+            if differ else "")
     return (f"On {agreement['probe']}, its next token is base + adapter's at {agreement['same_next_token']} "
-            f"of {agreement['tokens']} positions ({pct}; {agreement['rows_all_same']} of {agreement['rows']} "
+            f"of {agreement['tokens']} positions ({pct}{ties}; {agreement['rows_all_same']} of {agreement['rows']} "
             f"rows at every position) and the logits of base + adapter's {TOP_K} likeliest next tokens differ by up "
             f"to {agreement['max_logit_difference']:g}")
 
