@@ -110,3 +110,18 @@ def test_repetition_reads_the_thinking_too(tmp_path):
     assert items["loop"]["scores"]["exact_match"]["passed"] is False
     assert items["fine"]["scores"]["exact_match"]["passed"] is True
     assert items["fine"]["scores"]["repetition"]["passed"] is True
+
+
+def test_scorecard_shows_the_answer_and_that_the_model_thought(tmp_path):
+    rows = [{"id": "add-1", "output": "<think>" + "carry the one. " * 40 + "</think>\n\n4"},
+            {"id": "add-2", "output": "<think>15? " + "<b>hmm</b> " * 30, "finish_reason": "length"}]
+    rows += [{"id": i, "output": "x"} for i in ("mul-1", "cap-1", "col-1", "day-1")]
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out"
+    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(out))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (out / "index.html").read_text()
+    assert f"[reasoning: {len(rows[0]['output']) - 1} chars] 4" in page  # the answer, not the thinking's start
+    assert "[still reasoning at the token limit:" in page
+    assert "<b>hmm</b>" not in page  # still escaped wherever it shows

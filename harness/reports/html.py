@@ -406,6 +406,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
 WARNING_GROUPS = [
     ("prompts past the model's positions", re.compile(r"need more positions than the model has")),
     ("prompt format", re.compile(r"prompt format|trained with the .* format", re.I)),
+    ("reasoning cut at the token limit", re.compile(r"inside their reasoning block")),
     ("too few items to detect the margin", re.compile(r"paired items|power|can only show a margin", re.I)),
     ("baseline", re.compile(r"^baseline|the baseline|baseline has no", re.I)),
     ("adapter or training", re.compile(r"adapter|train|untrained|token.accuracy", re.I)),
@@ -525,6 +526,12 @@ def _item_rows(results: dict, cards: Cards, model_order: list[str]) -> tuple[lis
                     if card:
                         break
                 out = str(item.get("output", ""))
+                thought = item.get("reasoning") or {}
+                if isinstance(thought.get("chars"), int) and 0 < thought["chars"] <= len(out):
+                    # a reasoning model: show the answer the scorers read, and that it thought first
+                    note = (f"[still reasoning at the token limit: {thought['chars']} chars, no answer] "
+                            if thought.get("unfinished") else f"[reasoning: {thought['chars']} chars] ")
+                    out = note + out[thought["chars"]:]
                 preview = out if len(out) <= PREVIEW_CHARS else out[:PREVIEW_CHARS] + "…"
                 v = verdict(item)
                 if item.get("error"):  # never answered (an endpoint's failed request): its scores are of ""
