@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import mlx.core as mx
+
 import pytest
 from conftest import FIXTURE_MODEL, ROOT, run_harness
 
@@ -211,3 +213,83 @@ def test_completions_id_outside_vocabulary_names_file_and_line(tmp_path):
     done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--completions", str(stored))
     assert done.returncode == 2, done.stderr
     assert f"{stored}:3 [output_token_ids]" in done.stderr and "99999" in done.stderr, done.stderr
+
+
+def _off_by_one(model, tok, ids, n, shift=1):
+    """A loop whose generated tokens sit ``shift`` positions late (the cache offset bumped after
+    the prefill): a subtle bug, which moves the logits a little."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    cache = make_prompt_cache(model)
+    logits = model(mx.array([ids]), cache=cache)[0, -1]
+    for c in cache:
+        c.offset += shift
+    out = []
+    for _ in range(n):
+        out.append(int(mx.argmax(logits).item()))
+        if out[-1] in tok.eos_token_ids:
+            break
+        logits = model(mx.array([[out[-1]]]), cache=cache)[0, -1]
+    return out
+
+
+def test_float32_catches_a_position_off_by_one_that_bfloat16_near_ties_hide():
+    """On the fixture in bfloat16 with the sql adapter, a bfloat16 recomputation's near-ties
+    (16 rounding units of the largest logit) hide the off-by-one loop on every one of 24
+    domain prompts (measured: 0 of 24); the same model with its float weights in float32
+    (what --float32 does) shows it on 5, and a right loop still passes there."""
+    from mlx_lm.tuner.utils import load_adapters
+
+    from harness.models import load_base
+    from harness.suite import load_suite
+
+    base = load_base(str(FIXTURE_MODEL))
+    base.model.set_dtype(mx.bfloat16)
+    load_adapters(base.model, str(ROOT / "fixtures" / "adapters" / "sql"))
+    prompts = [c.prompt for c in load_suite(ROOT / "suites" / "domain_qa.yaml").cases[:24]]
+
+    def mismatches():
+        report = check_generator(lambda ids, n: _off_by_one(base.model, base.tokenizer, ids, n), base, prompts,
+                                 max_tokens=16, template="chat")
+        return sum(1 for it in report.items if it.problem)
+
+    blunt = mismatches()
+    base.model.set_dtype(mx.float32)
+    sharp = mismatches()
+    assert sharp >= 3 and sharp >= blunt + 3, (blunt, sharp)
+    right = check_generator(lambda ids, n: _off_by_one(base.model, base.tokenizer, ids, n, shift=0), base,
+                            prompts[:8], max_tokens=16, template="chat")
+    assert right.passed, right.detail
+
+
+def test_float32_flag_hands_the_loop_a_float32_model(tmp_path):
+    from mlx_lm import load
+    from mlx_lm.utils import save
+
+    model, tok = load(str(FIXTURE_MODEL))
+    model.set_dtype(mx.bfloat16)
+    bf16 = tmp_path / "bf16"
+    save(bf16, str(FIXTURE_MODEL), model, tok, json.loads((FIXTURE_MODEL / "config.json").read_text()))
+    seen = tmp_path / "seen.txt"
+    loops = tmp_path / "loops.py"
+    loops.write_text(
+        "import mlx.core as mx\nfrom mlx_lm.generate import generate_step\n\n"
+        "def greedy(model, tok, ids, n):\n"
+        f"    open({str(seen)!r}, 'a').write(str(model.parameters()['model']['norm']['weight'].dtype) + '\\n')\n"
+        "    out = []\n"
+        "    for t, _ in generate_step(mx.array(ids), model, max_tokens=n):\n"
+        "        out.append(int(t))\n"
+        "        if out[-1] in tok.eos_token_ids:\n            break\n"
+        "    return out\n")
+    args = ["check-generator", "--model", str(bf16), "--prompt", "Once upon a time", "--max-tokens", "8",
+            "--generator", f"{loops}:greedy"]
+    assert run_harness(*args).returncode == 0
+    assert run_harness(*args, "--float32").returncode == 0
+    assert seen.read_text().split() == ["mlx.core.bfloat16", "mlx.core.float32"]
+
+
+def test_float32_needs_a_generator(tmp_path):
+    stored = tmp_path / "c.jsonl"
+    stored.write_text('{"prompt_token_ids": [1, 2], "output_token_ids": [3]}\n')
+    done = run_harness("check-generator", "--model", str(FIXTURE_MODEL), "--completions", str(stored), "--float32")
+    assert done.returncode == 2 and "--float32 needs --generator" in done.stderr

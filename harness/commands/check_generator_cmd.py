@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="how --prompt texts are encoded (default raw)")
     p.add_argument("--limit", type=int, default=8, help="prompts taken from --suite (default 8)")
     p.add_argument("--max-tokens", type=int, default=32, help="tokens compared per prompt (default 32)")
+    p.add_argument("--float32", action="store_true",
+                   help="with --generator: run the check (your loop, the engine, the recomputation) with the "
+                        "model's float weights in float32 (a bfloat16 model takes twice the memory). A bfloat16 "
+                        "model's near-ties are wide, so a subtle bug (a position off by one) shows on few "
+                        "prompts; in float32 on most")
     p.add_argument("--timeout", type=float, default=300.0,
                    help="with --generator: seconds one call of your loop may take (default 300; 0: no limit)")
     p.add_argument("--out", type=Path, help="write the full report (JSON) here")
@@ -52,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         from ..preflight import check_out_file
 
         check_out_file(args.out, "--out")  # before any model loads
+    if args.float32 and not args.generator:
+        raise HarnessError("--float32 needs --generator: stored token ids were produced at the model's own "
+                           "precision, and a float32 recomputation would differ from them on near-ties",
+                           field="--float32", hint="run your loop through --generator with --float32")
     if args.generator:
         fn = load_callable(args.generator)
         if not args.suite and not args.prompt:
@@ -66,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         lines: list[int] = []
         stored_prompts, outputs = read_outputs(args.completions, lines)
     base = load_base(args.model)
+    if args.float32:
+        import mlx.core as mx
+
+        base.model.set_dtype(mx.float32)  # the float weights; quantized ones keep their bits
     if args.generator:
         prompts = [encode_prompt(base.tokenizer, t, args.template) for t in args.prompt]
         if suite is not None:
