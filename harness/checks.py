@@ -1,7 +1,9 @@
 """Checks of a run beyond metric gates, on what the metrics cannot see:
 
 - **adapter effect**: an adapter whose logits equal the base's (``lora_b`` all zero,
-  ``scale: 0``, keys naming no module of the model) changes nothing; a warning always,
+  ``scale: 0``, keys naming no module of the model) changes nothing; with DoRA layers,
+  whose logits equal those of the same layers with a zero update (they compute the base's
+  function by another path, which rounds otherwise on bfloat16 and quantized weights); a warning always,
   a failed gate where a suite sets ``checks: {adapter_effect: true}``;
 - **prompt format**: the format an adapter was trained with (``prompt_format`` in
   adapter_config.json: template, system message, rendered layout, raw wrapper, and each
@@ -16,6 +18,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +43,54 @@ def probe_logits(base: Any, prompt_ids: list[int]) -> Any:
 
 
 def logit_effect(base: Any, prompt_ids: list[int], base_logits: Any) -> float:
-    """Max |logit difference| between the model as it is now (adapter on) and the base."""
+    """Max |logit difference| the adapter's weights make: between the model as it is now
+    (adapter on) and the base, or, where it has DoRA layers, the same layers with a zero
+    update (``_zero_update``).
+
+    A DoRA layer computes its base weight another way than the base does (a quantized weight
+    dequantized, then multiplied; the magnitude ``m`` over the weight's norm): on 4-bit
+    weights with bfloat16 scales an untrained DoRA adapter (``lora_b`` all zero) moved the
+    base's logits by 0.47 through rounding alone and was reported as changing them."""
     import mlx.core as mx
 
-    return float(mx.abs(probe_logits(base, prompt_ids) - base_logits).max().item())
+    logits = probe_logits(base, prompt_ids)
+    reference = base_logits
+    if _dora_layers(base.model):
+        with _zero_update(base.model):
+            reference = probe_logits(base, prompt_ids)
+    return float(mx.abs(logits - reference).max().item())
+
+
+def _dora_layers(model: Any) -> list:
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+
+    return [m for m in model.modules() if isinstance(m, (DoRALinear, DoRAEmbedding))]
+
+
+@contextmanager
+def _zero_update(model: Any) -> Iterator[None]:
+    """The adapter's layers as mlx-lm makes them before training, for the block: every
+    ``lora_b`` zero and each DoRA magnitude the weight's own norm (``set_linear`` /
+    ``set_embedding`` compute it), so the layers compute the base's function by their own
+    path. The adapter's weights are put back afterwards."""
+    import mlx.core as mx
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+
+    layers = [m for m in model.modules() if "lora_b" in m]
+    saved = [(m, m["lora_b"], m.get("m")) for m in layers]
+    try:
+        for layer in layers:
+            layer.lora_b = mx.zeros_like(layer.lora_b)
+            if isinstance(layer, DoRALinear):
+                layer.set_linear(layer.linear)
+            elif isinstance(layer, DoRAEmbedding):
+                layer.set_embedding(layer.embedding)
+        yield
+    finally:
+        for layer, lora_b, magnitude in saved:
+            layer.lora_b = lora_b
+            if magnitude is not None:
+                layer.m = magnitude
 
 
 # --- prompt format -----------------------------------------------------------------
@@ -135,7 +183,7 @@ def suite_checks(suite: Any, header: dict, models: dict) -> tuple[list[dict], li
             same = sum(1 for i in result.get("items") or [] if base_items.get(str(i["id"])) == i.get("output"))
             n = len(result.get("items") or [])
             none = effect is not None and effect <= NO_EFFECT_TOLERANCE
-            reason = (f"adapter {name} has no effect: its logits equal the base's (max |difference| {effect:.2g}) "
+            reason = (f"adapter {name} has no effect: its weights change no logit (max |difference| {effect:.2g}) "
                       f"and {same} of {n} outputs are the base's" if none else
                       f"adapter {name} changes the logits (max |difference| {effect:.3g}); "
                       f"{same} of {n} outputs equal the base's")
@@ -166,7 +214,7 @@ def format_warning(name: str, suite: str, diffs: list[str]) -> str:
 
 
 def no_effect_warning(name: str, effect: float, suites: list[dict]) -> str | None:
-    """The run-level warning for an adapter whose logits equal the base's."""
+    """The run-level warning for an adapter whose weights change no logit."""
     if effect is None or effect > NO_EFFECT_TOLERANCE:
         return None
     same = n = 0
@@ -175,7 +223,7 @@ def no_effect_warning(name: str, effect: float, suites: list[dict]) -> str | Non
         for item in ((header.get("models") or {}).get(name) or {}).get("items") or []:
             n += 1
             same += base.get(str(item["id"])) == item.get("output")
-    return (f"adapter {name} has no effect: its logits equal the base's (max |difference| {effect:.2g}) "
+    return (f"adapter {name} has no effect: its weights change no logit (max |difference| {effect:.2g}) "
             f"and {same} of {n} outputs are the base's; check lora_b (all zero?), lora_parameters.scale "
             f"(0?) and that its keys name modules of this model")
 

@@ -202,3 +202,56 @@ def test_token_accuracy_gap_is_one_warning_per_model_naming_each_metric():
     assert len(warned) == 1
     assert "generated sql_exact 0.000 (gap 0.444), sql_execution 0.100 (gap 0.344):" in warned[0]
     assert "sql_logical_form" not in warned[0]
+
+
+def _dora_adapter(model_path, out, update):
+    """A DoRA adapter on ``model_path`` as mlx-lm makes it before training (``lora_b`` zero,
+    the magnitude ``m`` the weight's own norm), its weights passed through ``update``."""
+    from mlx.utils import tree_flatten
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load
+
+    model, _ = load(str(model_path))
+    model.freeze()
+    params = {"rank": 8, "scale": 20.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"]}
+    linear_to_lora_layers(model, 4, params, use_dora=True)
+    mx.random.seed(0)
+    weights = {k: update(k, v) for k, v in tree_flatten(model.trainable_parameters())}
+    out.mkdir(parents=True)
+    mx.save_safetensors(str(out / "adapters.safetensors"), weights)
+    (out / "adapter_config.json").write_text(json.dumps({"fine_tune_type": "dora", "num_layers": 4,
+                                                         "lora_parameters": params}))
+    return out
+
+
+def test_untrained_dora_on_a_4bit_bf16_base_has_no_effect(tmp_path):
+    """A DoRA layer multiplies the dequantized weight (the base uses the quantized kernel) and
+    rescales by m / norm: on 4-bit weights with bfloat16 scales (what mlx-community ships) an
+    untrained DoRA adapter moved the logits by 0.47 through rounding alone and was reported as
+    changing them. Its effect is measured against the same layers with a zero update."""
+    from mlx_lm import convert
+
+    from harness.checks import NO_EFFECT_TOLERANCE, logit_effect, probe_logits
+    from harness.models import adapter_applied, load_base
+    from harness.prompts import encode_prompt
+
+    q4 = tmp_path / "q4bf"
+    convert(str(FIXTURE_MODEL), str(q4), quantize=True, q_group_size=32, q_bits=4, dtype="bfloat16")
+    untrained = _dora_adapter(q4, tmp_path / "untrained", lambda k, v: v)
+    small = _dora_adapter(q4, tmp_path / "small", lambda k, v: mx.random.normal(v.shape) * 1e-2 if k.endswith("lora_b") else v)
+    magnitude = _dora_adapter(q4, tmp_path / "magnitude", lambda k, v: v * 1.05 if k.endswith(".m") else v)
+    base = load_base(str(q4))
+    probe = encode_prompt(base.tokenizer, "What is the capital of France?", "chat", None)
+    base_logits = probe_logits(base, probe)
+    effects = {}
+    for name, path in (("untrained", untrained), ("small", small), ("magnitude", magnitude)):
+        with adapter_applied(base, name, path, True):
+            raw = float(mx.abs(probe_logits(base, probe) - base_logits).max().item())
+            effects[name] = logit_effect(base, probe, base_logits)
+        if name == "untrained":
+            assert raw > NO_EFFECT_TOLERANCE  # what the check read before: rounding, not the adapter
+    assert effects["untrained"] <= NO_EFFECT_TOLERANCE, effects
+    assert effects["small"] > 1e-2 and effects["magnitude"] > 1e-2, effects
+    # the adapter's own weights were put back: the same adapter again gives the same logits
+    with adapter_applied(base, "small", small, True):
+        assert logit_effect(base, probe, base_logits) == effects["small"]
