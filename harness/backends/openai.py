@@ -33,7 +33,10 @@ the local path's.
   a warning says so. Sampled suites are not checked (their answers vary by draw).
 - ``--parity`` generates a spread sample of items with the local engine on the same
   weights, greedily, and compares texts with the endpoint's greedy outputs: a server that
-  truncates or drops context fails the ``endpoint_parity`` gate. The local model is loaded and
+  truncates or drops context fails the ``endpoint_parity`` gate. An output that parts from the
+  local one at near-ties (every served token from there within the weights' rounding of the
+  local top logit, ``_parts_at_near_tie``) matches: on bfloat16 weights a correct server, which
+  batches and caches prompts otherwise, parts so on 1 item in 6. The local model is loaded and
   checked as ``harness eval`` checks it (token ids, positions) before the first request.
 
 HTTP is the standard library's ``urllib``: no client dependency.
@@ -879,14 +882,27 @@ def _served_adapter_effect(name: str, suites: list, results: dict, stale: str | 
                 "details": {"same_outputs": same, "n": n, "policy": "suite", "served_old": bool(stale)}})
 
 
+# A served output that parts from the local engine's matches when every served token from there
+# is within this many units of the weights' rounding (integrity.rounding_unit) x the step's largest
+# |logit| of the local top choice. Tighter than generation_integrity's 16: a server that drops
+# context writes tokens the full context ranks close behind. Measured on the bf16 fixture copy
+# behind mlx_lm.server, all 500 items of five suites: a correct server's 77 outputs that part
+# from the local ones all match at 2 units as at 16; a server keeping the last 12 characters of
+# each prompt had 6 (2 units), 13 (4), 36 (8) and 107 (16) of its 500 outputs pass as near-ties.
+PARITY_ROUNDING_UNITS = 4
+
+
 def _parity(suites, results, adapters, local: tuple, client, endpoint_outputs, samples, minimum) -> None:
     """Greedy outputs of the endpoint vs the local engine (``_parity_model``) on a spread sample of each suite."""
     from ..generation import generate
-    from ..integrity import sample_indices
+    from ..integrity import TIE_ROUNDING_UNITS, rounding_unit, sample_indices
     from ..models import adapter_applied
     from ..suite import GenerationConfig
 
     base, encoded, _ = local
+    unit, dtype = rounding_unit(base.model)
+    # integrity.compare allows TIE_ROUNDING_UNITS units; parity allows PARITY_ROUNDING_UNITS
+    rounding = (unit * PARITY_ROUNDING_UNITS / TIE_ROUNDING_UNITS, dtype)
     specs = [("base", None)] + [(s.name, s.adapter_path) for s in adapters]
     for name, path in specs:
         def check() -> None:
@@ -903,28 +919,83 @@ def _parity(suites, results, adapters, local: tuple, client, endpoint_outputs, s
                 prompts = [encoded[suite.name][i] for i in idx]
                 local = generate(base.model, base.tokenizer, prompts, cfg)
                 # leading/trailing whitespace differs by detokenizer (servers strip the first space)
-                same = [s.get("error") is None and s["output"].strip() == loc.output.strip()
-                        for s, loc in zip(served, local)]
+                identical = [s.get("error") is None and s["output"].strip() == loc.output.strip()
+                             for s, loc in zip(served, local)]
+                tied = [not ok and s.get("error") is None
+                        and _parts_at_near_tie(base, prompt, s, loc, rounding)
+                        for ok, s, loc, prompt in zip(identical, served, local, prompts)]
+                same = [a or b for a, b in zip(identical, tied)]
                 n_same = sum(same)
                 mismatched = [c.id for c, ok in zip(cases, same) if not ok]
+                near_ties = [c.id for c, t in zip(cases, tied) if t]
                 passed = bool(cases) and n_same / len(cases) >= minimum
                 first = ""
                 if mismatched:
                     j = same.index(False)
-                    first = (f"; first {cases[j].id}: endpoint {served[j]['output'][:60]!r} vs local "
-                             f"{local[j].output[:60]!r}")
+                    first = f"; first {cases[j].id}: " + (
+                        served[j]["error"][:120] if served[j].get("error")
+                        else _first_difference(served[j]["output"], local[j].output))
+                ties = (f"; {len(near_ties)} of them part from the local output at near-ties (from there "
+                        f"every served token within a {rounding[1]} model's rounding of the local weights' "
+                        f"top logit)" if near_ties else "")
                 header.setdefault("extra_gates", []).append({
                     "suite": suite.name, "model": name, "metric": "endpoint_parity", "kind": "parity",
                     "passed": passed,
                     "reason": (f"endpoint matches the local engine on {n_same} of {len(cases)} sampled items "
-                               f"(greedy; at least {minimum:.0%} required){first}"),
-                    "details": {"matched": n_same, "n": len(cases), "mismatched": mismatched, "policy": "parity"}})
+                               f"(greedy; at least {minimum:.0%} required){ties}{first}"),
+                    "details": {"matched": n_same, "n": len(cases), "mismatched": mismatched,
+                                "near_ties": near_ties, "policy": "parity"}})
                 header["models"][name]["integrity"] = {
                     "checked": len(cases), "passed": True,
-                    "detail": f"parity with the local engine: {n_same}/{len(cases)} identical greedy outputs"}
+                    "detail": (f"parity with the local engine: {sum(identical)}/{len(cases)} identical greedy "
+                               f"outputs" + (f", {len(near_ties)} more equal up to near-ties" if near_ties else ""))}
 
         if path is None:
             check()
         else:
             with adapter_applied(base, name, path, False):
                 check()
+
+
+def _parts_at_near_tie(base, prompt_ids: list[int], served: dict, local, rounding: tuple[float, str]) -> bool:
+    """Whether a served output that differs from the local engine's is still a greedy decoding
+    of the local weights: from where the two part, every served token is the full-context
+    recomputation's top choice or within the weights' rounding of it (``integrity.compare``,
+    with ``PARITY_ROUNDING_UNITS``). Measured on a bfloat16 copy of the fixture
+    model behind mlx_lm.server: 78 of 500 served outputs differed from the local engine's,
+    each parting at a margin of 0 to 2 bf16 units (0.0625 at a largest logit of 15;
+    mlx_lm.server batches and caches prompts otherwise), so 8 sampled items seldom all
+    matched and parity failed a correct server.
+
+    Up to the parting the context is the local engine's own tokens (the served text re-encoded
+    is not always the tokens the server wrote: 'Qurilles' came back in other pieces than were
+    generated); after it, the served text re-encoded. Checking only the parting token let a
+    server that dropped the context pass 16 of 24 items on the fixture: its first other token
+    was often a near-tie, the ones after it were not. A served output cut short (``length``)
+    is no near-tie."""
+    from ..integrity import compare
+
+    tok = base.tokenizer
+    text = served["output"].lstrip()  # servers strip the first space
+    ids = list(local.output_token_ids)
+    j = 0
+    while j < len(ids) and text.startswith(tok.decode(ids[:j + 1]).lstrip()):
+        j += 1
+    rest = text[len(tok.decode(ids[:j]).lstrip()):]
+    if rest:
+        tokens = tok.encode(rest, add_special_tokens=False)
+    elif served.get("stopped_by") == "eos" and tok.eos_token_id is not None:
+        tokens = [tok.eos_token_id]  # the server stopped where the local engine went on
+    else:
+        return False
+    if not tokens or (j < len(ids) and tokens[0] == ids[j]):
+        return False  # no token-level parting to judge
+    return compare(base.model, list(prompt_ids) + ids[:j], tokens, rounding=rounding) is None
+
+def _first_difference(served: str, local: str, width: int = 60) -> str:
+    """Where two outputs part, with a little of what came before: 'endpoint ... vs local ...'."""
+    k = next((i for i, (x, y) in enumerate(zip(served, local)) if x != y), min(len(served), len(local)))
+    start = max(0, k - 20)
+    cut = "…" if start else ""
+    return (f"at character {k}, endpoint {cut + served[start:start + width]!r} vs local "
+            f"{cut + local[start:start + width]!r}")
