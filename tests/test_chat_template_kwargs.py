@@ -86,3 +86,17 @@ def test_eval_prompts_carry_the_kwargs(tmp_path, thinking_model):
         item = json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"][0]
         tokens[name] = item["prompt_tokens"]
     assert tokens["off"] > tokens["plain"], tokens
+
+
+def test_an_endpoint_is_sent_the_kwargs_and_caches_them_apart(tmp_path):
+    """A served model renders its own template: the request carries chat_template_kwargs (as
+    mlx_lm.server and vLLM read them), and answers with and without them are cached apart."""
+    from harness.backends.openai import EndpointConfig, _prompt_key, request_body
+
+    config = EndpointConfig(url="http://127.0.0.1:9", model="m")
+    off = load_suite(write_suite(tmp_path, "a", chat_template_kwargs={"enable_thinking": False}))
+    plain = load_suite(write_suite(tmp_path, "b"))
+    path, body = request_body(off, off.cases[0], config, None)
+    assert path == "/v1/chat/completions" and body["chat_template_kwargs"] == {"enable_thinking": False}
+    assert "chat_template_kwargs" not in request_body(plain, plain.cases[0], config, None)[1]
+    assert _prompt_key(off, off.cases[0]) != _prompt_key(plain, plain.cases[0])

@@ -388,6 +388,8 @@ def request_body(suite, case, config: EndpointConfig, adapter_path: str | None, 
         body["adapters"] = adapter_path
     if suite.template == "chat":
         body["messages"] = messages_for(case.prompt, suite.system)
+        if suite.chat_template_kwargs:  # mlx_lm.server and vLLM read it (e.g. enable_thinking)
+            body["chat_template_kwargs"] = dict(suite.chat_template_kwargs)
         return "/v1/chat/completions", body
     body["prompt"] = f"{suite.system}\n\n{case.prompt}" if suite.system else case.prompt
     return "/v1/completions", body
@@ -398,7 +400,8 @@ def _prompt_key(suite, case) -> list:
     from ..prompts import messages_for
 
     if suite.template == "chat":
-        return ["chat", messages_for(case.prompt, suite.system)]
+        key = ["chat", messages_for(case.prompt, suite.system)]
+        return key + [suite.chat_template_kwargs] if suite.chat_template_kwargs else key
     return ["raw", f"{suite.system}\n\n{case.prompt}" if suite.system else case.prompt]
 
 
