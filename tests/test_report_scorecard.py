@@ -242,3 +242,12 @@ def test_the_vacuous_phrase_comes_from_its_one_constant(tmp_path, monkeypatch):
     assert "could not have failed" not in html
     assert "(this gate passed, proving nothing)" in html  # the badge's title
     assert "A gate that passed, proving nothing earns no pass badge" in section(html, "overview")
+
+
+def test_overview_badge_counts_one_gate_in_the_singular():
+    from harness.reports.html import _overview
+
+    suite = {"name": "s", "models": {"base": {"metrics": {}}, "v2": {"metrics": {}}},
+             "gates": [{"model": "v2", "metric": "keywords", "kind": "max_drop_vs_base", "passed": False}]}
+    cell = _overview([suite], ["base", "v2"])["rows"][0]["cells"][1]
+    assert cell["label"] == "✗ 1 of 1 gate failed", cell

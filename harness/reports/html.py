@@ -384,7 +384,7 @@ def _overview(suites: list[dict], model_order: list[str]) -> dict:
             real = [g for g in own if not could_not_fail(suite, g)]
             failed = [g for g in own if not g.get("passed")]
             if failed:
-                state, label = "fail", f"✗ {len(failed)} of {len(own)} gates failed"
+                state, label = "fail", f"✗ {len(failed)} of {len(own)} gate{'s' if len(own) != 1 else ''} failed"
             elif real:
                 state, label = "pass", f"✓ {len(real)} gate{'s' if len(real) != 1 else ''} passed"
             elif own:
