@@ -70,20 +70,22 @@ def rounding_unit(model: Any) -> tuple[float, str]:
     return float(mx.finfo(coarsest).eps), str(coarsest).rsplit(".", 1)[-1]
 
 
-def tie_tolerance(largest_logit: float, unit: float) -> float:
+def tie_tolerance(largest_logit: float, unit: float, units: float | None = None) -> float:
     """How far apart two logits may be and still count as a near-tie at a step whose
-    largest |logit| is ``largest_logit``, for weights whose rounding unit is ``unit``."""
-    return max(TIE_TOLERANCE, TIE_ROUNDING_UNITS * unit * largest_logit)
+    largest |logit| is ``largest_logit``, for weights whose rounding unit is ``unit``
+    (``units`` of it: a caller that must be stricter, such as --parity, passes fewer)."""
+    return max(TIE_TOLERANCE, (TIE_ROUNDING_UNITS if units is None else units) * unit * largest_logit)
 
 
 def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int],
             prefix: tuple[int, list] | None = None,
-            rounding: tuple[float, str] | None = None) -> str | None:
+            rounding: tuple[float, str] | None = None, units: float | None = None) -> str | None:
     """None if the engine's greedy tokens match the full-context reference, else why not.
 
     Every step is checked: the reference is computed on the engine's own tokens, so a
     near-tie at one step (both choices right) says nothing about the next ones.
-    ``rounding``: ``rounding_unit(model)``, when the caller has it already."""
+    ``rounding``: ``rounding_unit(model)``, when the caller has it already; ``units``: the
+    allowance in those units (``tie_tolerance``; default ``TIE_ROUNDING_UNITS``)."""
     if not engine_tokens:
         return None
     import mlx.core as mx
@@ -96,7 +98,7 @@ def compare(model: Any, prompt_ids: list[int], engine_tokens: list[int],
         if ref_token == got:
             continue
         margin = float(logits[step, ref_token].item() - logits[step, got].item())
-        allowed = tie_tolerance(largest[step], unit)
+        allowed = tie_tolerance(largest[step], unit, units)
         if margin <= allowed:
             continue  # a near-tie: both continuations are correct greedy choices
         return (f"step {step}: cached decoding chose token {got}, full-context recomputation "

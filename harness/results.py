@@ -132,12 +132,10 @@ def scorer_files(scorer: Scorer, suite_dir: Path) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def item_record(case: Case, completion: Completion | dict, tokenizer: Any = None) -> ItemRecord:
+def item_record(case: Case, completion: Completion | dict, answer: Any = None) -> ItemRecord:
     """One item of one model: the case, what the model answered, and (filled in by the
-    scorers) its scores. A reasoning block before the answer (``harness.reasoning``, with
-    the model's ``tokenizer``) is recorded under ``reasoning``."""
-    from .reasoning import answer_of
-
+    scorers) its scores. A reasoning block before the answer (``answer``, a
+    ``harness.reasoning.Answer`` of this completion) is recorded under ``reasoning``."""
     c = completion if isinstance(completion, dict) else completion.to_json()
     record = ItemRecord(
         id=case.id, category=case.category, prompt=case.prompt, target=case.target,
@@ -148,9 +146,8 @@ def item_record(case: Case, completion: Completion | dict, tokenizer: Any = None
     )
     if getattr(case, "cluster", None) is not None:
         record["cluster"] = case.cluster
-    split = answer_of(c, tokenizer)
-    if split.reasoning_chars:
-        record["reasoning"] = {"chars": split.reasoning_chars, "unfinished": split.unfinished}
+    if answer is not None and answer.reasoning_chars:
+        record["reasoning"] = {"chars": answer.reasoning_chars, "unfinished": answer.unfinished}
     return record
 
 

@@ -154,9 +154,16 @@ def _scored(scorer: Scorer, items: list[Item], model: Base | None, reuse: ScoreR
 STORED_HAVE_NO_MODEL = "stored completions were scored without one"  # why `harness score` skips
 
 
+def _answers(completions: list[dict], model: Base | None) -> list:
+    """Each completion's answer without a reasoning block (``harness.reasoning``)."""
+    tokenizer = model.tokenizer if model is not None else None
+    return [answer_of(c, tokenizer) for c in completions]
+
+
 def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
            model: Base | None, reuse: ScoreReuse | None = None,
-           no_model: str = STORED_HAVE_NO_MODEL) -> tuple[dict[str, list[Score]], dict[str, str]]:
+           no_model: str = STORED_HAVE_NO_MODEL, answers: list | None = None
+           ) -> tuple[dict[str, list[Score]], dict[str, str]]:
     """Each scorer's per-item scores of one set of completions, and the scorers skipped, each
     with what it needed (``Scorer.model_needs``) and why this run lacked it (``no_model``)."""
     tokenizer = model.tokenizer if model is not None else None
@@ -165,7 +172,7 @@ def _score(suite: Suite, scorers: list[Scorer], completions: list[dict],
     whole = [Item(case=case, output=c["output"], finish_reason=c["finish_reason"], stats=c,
                   tokenizer=tokenizer, suite_dir=suite.dir)
              for case, c in zip(suite.cases, completions)]
-    answers = [answer_of(c, tokenizer) for c in completions]
+    answers = answers if answers is not None else _answers(completions, model)
     answered = [item if not a.reasoning_chars else dataclasses.replace(item, output=a.text)
                 for item, a in zip(whole, answers)]
     scores: dict[str, list[Score]] = {}
@@ -211,9 +218,9 @@ def score_model(suite: Suite, scorers: list[Scorer], completions: list[dict], fi
     Returns (the results.json model object, {scorer: skip reason}); ``no_model``: why a
     run without a model has none (stored completions, a served endpoint).
     """
-    scores, skipped = _score(suite, scorers, completions, model, reuse, no_model)
-    tokenizer = model.tokenizer if model is not None else None
-    records = [item_record(case, c, tokenizer) for case, c in zip(suite.cases, completions)]
+    answers = _answers(completions, model)
+    scores, skipped = _score(suite, scorers, completions, model, reuse, no_model, answers)
+    records = [item_record(case, c, a) for case, c, a in zip(suite.cases, completions, answers)]
     return _model_result(suite, scorers, scores, records, fingerprint), skipped
 
 
@@ -238,13 +245,14 @@ def score_sampled(suite: Suite, scorers: list[Scorer], draws: list[list[dict]], 
     """
     from .sampling import combine, sampled_proportion
 
-    per_draw = [_score(suite, scorers, completions, model, reuse, no_model) for completions in draws]
+    first = _answers(draws[0], model)  # item records show draw 0
+    per_draw = [_score(suite, scorers, completions, model, reuse, no_model, first if j == 0 else None)
+                for j, completions in enumerate(draws)]
     skipped = per_draw[0][1]
     names = [n for n in per_draw[0][0]]
     scores = {name: [combine([per_draw[j][0][name][i] for j in range(len(draws))])
                      for i in range(len(suite.cases))] for name in names}
-    records = [item_record(case, c, model.tokenizer if model is not None else None)
-               for case, c in zip(suite.cases, draws[0])]
+    records = [item_record(case, c, a) for case, c, a in zip(suite.cases, draws[0], first)]
     for i, record in enumerate(records):
         record["samples"] = [{"output": draws[j][i]["output"], "finish_reason": draws[j][i]["finish_reason"],
                               "passed": {name: per_draw[j][0][name][i].passed for name in names}}

@@ -45,6 +45,19 @@ def run_harness(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: 
                           capture_output=True, text=True, timeout=timeout)
 
 
+def score_stored(tmp_path: Path, suite: str | Path, rows: list[dict]) -> tuple[subprocess.CompletedProcess, dict]:
+    """`harness score SUITE --completions` on ``rows`` (one JSON object per line), as a user
+    scores stored outputs; the process and its results.json ({} when none was written)."""
+    import json
+
+    completions = tmp_path / "c.jsonl"
+    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out"
+    proc = run_harness("score", str(suite), "--completions", str(completions), "--out", str(out))
+    results = out / "results.json"
+    return proc, (json.loads(results.read_text()) if results.is_file() else {})
+
+
 def make_random_adapter(model_path: Path, out: Path, seed: int = 0, scale: float = 1.0) -> Path:
     """An mlx-lm-format LoRA adapter with random (non-zero) weights, for plumbing tests."""
     import json

@@ -7,7 +7,7 @@ import json
 import jsonschema
 
 from harness.suite import load_schema
-from conftest import FIXTURE_MODEL, ROOT, make_random_adapter, run_harness
+from conftest import FIXTURE_MODEL, ROOT, make_random_adapter, run_harness, score_stored
 
 OUTPUTS = ("results.json", "index.html", "junit.xml", "summary.md")
 
@@ -54,12 +54,8 @@ def test_score_stored_completions_without_a_model(tmp_path):
     rows = [{"id": "add-1", "output": "4"}, {"id": "add-2", "output": "15"}, {"id": "mul-1", "output": "13"},
             {"id": "cap-1", "output": "paris"}, {"id": "col-1", "output": "Blue"},
             {"id": "day-1", "output": "seven", "finish_reason": "length"}]
-    completions = tmp_path / "c.jsonl"
-    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    out = tmp_path / "out"
-    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(out))
+    proc, results = score_stored(tmp_path, "suites/smoke.yaml", rows)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
     items = {i["id"]: i for i in results["suites"][0]["models"]["base"]["items"]}
     assert [items[k]["scores"]["exact_match"]["passed"] for k in ("add-1", "mul-1", "cap-1", "day-1")] == \
         [True, False, True, False]

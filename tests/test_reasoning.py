@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_harness
+from conftest import score_stored
 from harness.reasoning import answer, answer_of, markers, opened_in_prompt
 
 PAIR = ("<think>", "</think>")
@@ -72,12 +72,8 @@ def test_score_sees_the_answer_not_the_thinking(tmp_path):
         {"id": "col-1", "output": "blue"},                                               # no block
         {"id": "day-1", "output": "<think>\n\n</think>\n\n7"},                           # empty block (/no_think)
     ]
-    completions = tmp_path / "c.jsonl"
-    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    out = tmp_path / "out"
-    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(out))
+    proc, results = score_stored(tmp_path, "suites/smoke.yaml", rows)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    results = json.loads((out / "results.json").read_text())
     suite = results["suites"][0]
     items = {i["id"]: i for i in suite["models"]["base"]["items"]}
     passed = {k: items[k]["scores"]["exact_match"]["passed"] for k in items}
@@ -99,13 +95,10 @@ def test_repetition_reads_the_thinking_too(tmp_path):
         "scorers:\n  - exact_match: {}\n  - repetition: {}\n"
         "cases:\n  - {id: loop, q: 'What is 2 + 2?', a: '4'}\n  - {id: fine, q: 'What is 3 + 3?', a: '6'}\n")
     loop = "<think>" + "wait, let me recount the numbers. " * 12
-    completions = tmp_path / "c.jsonl"
-    completions.write_text(json.dumps({"id": "loop", "output": loop, "finish_reason": "length"}) + "\n"
-                           + json.dumps({"id": "fine", "output": "<think>3 + 3 = 6</think>6"}) + "\n")
-    out = tmp_path / "out"
-    proc = run_harness("score", str(suite), "--completions", str(completions), "--out", str(out))
+    proc, results = score_stored(tmp_path, suite, [{"id": "loop", "output": loop, "finish_reason": "length"},
+                                                   {"id": "fine", "output": "<think>3 + 3 = 6</think>6"}])
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    items = {i["id"]: i for i in json.loads((out / "results.json").read_text())["suites"][0]["models"]["base"]["items"]}
+    items = {i["id"]: i for i in results["suites"][0]["models"]["base"]["items"]}
     assert items["loop"]["scores"]["repetition"]["passed"] is False
     assert items["loop"]["scores"]["exact_match"]["passed"] is False
     assert items["fine"]["scores"]["exact_match"]["passed"] is True
@@ -116,12 +109,9 @@ def test_scorecard_shows_the_answer_and_that_the_model_thought(tmp_path):
     rows = [{"id": "add-1", "output": "<think>" + "carry the one. " * 40 + "</think>\n\n4"},
             {"id": "add-2", "output": "<think>15? " + "<b>hmm</b> " * 30, "finish_reason": "length"}]
     rows += [{"id": i, "output": "x"} for i in ("mul-1", "cap-1", "col-1", "day-1")]
-    completions = tmp_path / "c.jsonl"
-    completions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    out = tmp_path / "out"
-    proc = run_harness("score", "suites/smoke.yaml", "--completions", str(completions), "--out", str(out))
+    proc, _ = score_stored(tmp_path, "suites/smoke.yaml", rows)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    page = (out / "index.html").read_text()
+    page = (tmp_path / "out" / "index.html").read_text()
     assert f"[reasoning: {len(rows[0]['output']) - 1} chars] 4" in page  # the answer, not the thinking's start
     assert "[still reasoning at the token limit:" in page
     assert "<b>hmm</b>" not in page  # still escaped wherever it shows

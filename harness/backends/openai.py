@@ -898,14 +898,12 @@ PARITY_ROUNDING_UNITS = 4
 def _parity(suites, results, adapters, local: tuple, client, endpoint_outputs, samples, minimum) -> None:
     """Greedy outputs of the endpoint vs the local engine (``_parity_model``) on a spread sample of each suite."""
     from ..generation import generate
-    from ..integrity import TIE_ROUNDING_UNITS, rounding_unit, sample_indices
+    from ..integrity import rounding_unit, sample_indices
     from ..models import adapter_applied
     from ..suite import GenerationConfig
 
     base, encoded, _ = local
-    unit, dtype = rounding_unit(base.model)
-    # integrity.compare allows TIE_ROUNDING_UNITS units; parity allows PARITY_ROUNDING_UNITS
-    rounding = (unit * PARITY_ROUNDING_UNITS / TIE_ROUNDING_UNITS, dtype)
+    rounding = rounding_unit(base.model)
     specs = [("base", None)] + [(s.name, s.adapter_path) for s in adapters]
     for name, path in specs:
         def check() -> None:
@@ -993,7 +991,8 @@ def _parts_at_near_tie(base, prompt_ids: list[int], served: dict, local, roundin
         return False
     if not tokens or (j < len(ids) and tokens[0] == ids[j]):
         return False  # no token-level parting to judge
-    return compare(base.model, list(prompt_ids) + ids[:j], tokens, rounding=rounding) is None
+    return compare(base.model, list(prompt_ids) + ids[:j], tokens, rounding=rounding,
+                   units=PARITY_ROUNDING_UNITS) is None
 
 def _first_difference(served: str, local: str, width: int = 60) -> str:
     """Where two outputs part, with a little of what came before: 'endpoint ... vs local ...'."""
